@@ -1,0 +1,127 @@
+"""The `stepwise` command: serve, migrate, ask."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import msgspec
+
+from app import db
+from app.logs import configure_logging
+from app.migrate import migrate
+from app.modelfiles import ModelFileError
+from app.settings import Settings
+from reasoning import events as ev
+from reasoning.plan import render
+from reasoning.report import RunReport
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stepwise", description="Answer questions with planned, verified steps.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    commands.add_parser("migrate", help="apply database migrations")
+    ask = commands.add_parser("ask", help="answer one question and print the answer and its steps")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print the run's report as JSON (the same as POST /v1/reason)")
+    ask.add_argument("--deadline", type=float, help="seconds the whole run may take")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env(**({"host": args.host, "port": args.port} if args.command == "serve" else {}))
+    configure_logging(settings.log_level if args.command == "serve" else _quiet(settings))
+    try:
+        if args.command == "serve":
+            return _serve(settings)
+        if args.command == "migrate":
+            return asyncio.run(_migrate(settings))
+        return asyncio.run(_ask(settings, args.question, args.json, args.deadline))
+    except ModelFileError as exc:
+        print(f"stepwise: {exc}", file=sys.stderr)
+        return 2
+
+
+def _quiet(settings: Settings) -> str:
+    return settings.log_level if settings.log_level != "info" else "warning"
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from app.http import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    url = await asyncio.to_thread(db.database_url, settings.database_url, settings.data_dir)
+    conn = await db.connect(url)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+async def _ask(settings: Settings, question: str, as_json: bool, deadline: float | None) -> int:
+    from app.runtime import Runtime  # loads the model library only for commands that need it
+
+    print("starting: database, model…", file=sys.stderr)
+    runtime = await Runtime.start(settings)
+    try:
+        report = await runtime.ask(question, deadline, Progress())
+    finally:
+        await runtime.close()
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+    else:
+        print(tree(report))
+    return 0 if report.status == "finished" else 1
+
+
+class Progress:
+    """One line on stderr per milestone, so a run of tens of seconds shows it is alive."""
+
+    def emit(self, event: ev.AnyEvent) -> None:
+        match event:
+            case ev.RunStarted():
+                line = "planning…"
+            case ev.PlanReady(plan=plan):
+                line = f"plan: {len(plan.steps)} step(s)"
+            case ev.StepFinished(step_id=sid, output=output):
+                line = f"step {sid} done: {render(output)[:80]}"
+            case ev.StepFailed(step_id=sid, error=error):
+                line = f"step {sid} failed: {error}"
+            case ev.AnswerReady():
+                line = "answer composed"
+            case _:
+                return
+        print(line, file=sys.stderr, flush=True)
+
+
+def tree(report: RunReport) -> str:
+    """The answer, then the run and its steps as a tree."""
+    head = report.answer.text if report.answer else f"(no answer: {report.error.type}: {report.error.message})"
+    u = report.usage
+    lines = [
+        head,
+        f"run {report.run_id} {report.status} in {(report.latency_ms or 0) / 1000:.1f}s · {u.model_calls} model call(s) · "
+        f"{u.input_tokens} in ({u.cached_tokens} cached) / {u.output_tokens} out tokens",
+    ]
+    for i, step in enumerate(report.steps):
+        branch = "└─" if i == len(report.steps) - 1 else "├─"
+        shown = step.input.get("expression", render(step.input)) if isinstance(step.input, dict) else step.input
+        result = render(step.output) if step.status == "finished" else f"FAILED {step.error}"
+        after = f" (after {', '.join(map(str, step.depends_on))})" if step.depends_on else ""
+        checks = " ".join(f"{'✓' if v.outcome == 'pass' else '✗'}{v.verifier}" for v in step.verdicts)
+        lines.append(f"{branch} [{step.id}] {step.target}: {shown} → {result}  {step.duration_ms or 0:.1f} ms{after} {checks}".rstrip())
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""The HTTP API (Litestar): the app factory, the routes, and the one map from run errors to HTTP statuses."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import msgspec
+from litestar import Litestar, Response, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import NotFoundException
+
+from app.runtime import Runtime
+from app.settings import Settings
+from reasoning.report import RunReport
+
+# A run that failed still returns its whole report; the status says what kind of failure it was.
+STATUS_BY_ERROR = {
+    "plan_invalid": 422,
+    "step_failed": 422,
+    "tool_error": 422,
+    "step_rejected": 422,
+    "output_invalid": 502,
+    "backend_error": 502,
+    "backend_unavailable": 503,
+    "backend_timeout": 504,
+    "deadline_exceeded": 504,
+    "internal_error": 500,
+}
+
+
+class ReasonRequest(msgspec.Struct, forbid_unknown_fields=True):
+    question: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+    deadline_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] | None = None
+
+
+def status_for(report: RunReport) -> int:
+    if report.error is None:
+        return 200
+    return STATUS_BY_ERROR.get(report.error.type, 500)
+
+
+@post("/v1/reason", status_code=200)
+async def reason(data: ReasonRequest, runtime: Runtime) -> Response[RunReport]:
+    """Answer a question with a plan of verified steps; the reply is the run's full report."""
+    report = await runtime.ask(data.question, data.deadline_s)
+    return Response(report, status_code=status_for(report))
+
+
+@get("/v1/runs/{run_id:uuid}")
+async def read_run(run_id: uuid.UUID, runtime: Runtime) -> RunReport:
+    """A past run's report, read back from the trace in Postgres."""
+    report = await runtime.read_run(run_id)
+    if report is None:
+        raise NotFoundException(detail=f"no run with id {run_id}")
+    return report
+
+
+@get("/health")
+async def health(runtime: Runtime) -> dict:
+    async with runtime.pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")
+    sink = runtime.sink
+    return {
+        "status": "ok",
+        "model": runtime.settings.model,
+        "trace": {"written": sink.written, "dropped": sink.dropped, "retries": sink.retries},
+    }
+
+
+def _runtime(state: State) -> Runtime:
+    return state.runtime
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
+    """The app. With `runtime` given (tests, embedding), the caller owns its lifecycle; otherwise the app starts
+    one from `settings` at startup and closes it at shutdown."""
+
+    async def start(app: Litestar) -> None:
+        app.state.runtime = runtime or await Runtime.start(settings)
+
+    async def stop(app: Litestar) -> None:
+        if runtime is None and getattr(app.state, "runtime", None) is not None:
+            await app.state.runtime.close()
+
+    return Litestar(
+        route_handlers=[reason, read_run, health],
+        dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
+        on_startup=[start],
+        on_shutdown=[stop],
+        debug=False,
+    )

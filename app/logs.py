@@ -1,0 +1,46 @@
+"""structlog as JSON lines on stderr; run_id and step_id come from contextvars bound by the engine and executor."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import msgspec
+import structlog
+
+from reasoning import events as ev
+
+_encoder = msgspec.json.Encoder(enc_hook=repr)
+_RUN_LEVEL = (ev.RunStarted, ev.PlanReady, ev.StepFailed, ev.AnswerReady, ev.RunFinished, ev.RunFailed)
+
+
+def configure_logging(level: str = "info") -> None:
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=lambda obj, **_: _encoder.encode(obj).decode()),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+class LogSink:
+    """Logs run-level events at info and step-level events at debug (filtered out cheaply by default)."""
+
+    def __init__(self) -> None:
+        self._log = structlog.get_logger("stepwise.events")
+
+    def emit(self, event: ev.AnyEvent) -> None:
+        fields = {f: getattr(event, f) for f in event.__struct_fields__ if f not in ("run_id", "at", "plan")}
+        name = type(event).__struct_config__.tag
+        if isinstance(event, _RUN_LEVEL):
+            if isinstance(event, ev.PlanReady):
+                fields["steps"] = len(event.plan.steps)
+            self._log.info(name, **fields)
+        else:
+            self._log.debug(name, **fields)

@@ -1,0 +1,86 @@
+"""Everything a run needs, built once from Settings and shared by the HTTP server and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import msgspec
+import structlog
+
+from app import db
+from app.logs import LogSink
+from app.migrate import migrate
+from app.modelfiles import model_path
+from app.settings import Settings
+from app.trace import TraceSink
+from reasoning.backends.local import EmbeddedLlama
+from reasoning.composer import Composer
+from reasoning.engine import Engine
+from reasoning.events import AnyEvent, EventSink, FanOut, Recorder
+from reasoning.planner import Planner
+from reasoning.report import RunReport, fold
+from reasoning.types import Expert
+from tools import default_tools
+from verifiers import default_verifiers
+
+log = structlog.get_logger("stepwise.runtime")
+_decode_event = msgspec.json.Decoder(AnyEvent).decode
+
+
+def build_engine(llama: EmbeddedLlama) -> Engine:
+    """The embedded default: one local model plans, answers expert steps and composes."""
+    backend = llama.backend
+    tools = default_tools()
+    experts = {"general": Expert("general", "answers a short factual question (a name, a number, a date) in words", backend)}
+    return Engine(Planner(backend, tools, experts), Composer(backend), tools, experts, default_verifiers(tools))
+
+
+class Runtime:
+    def __init__(self, settings: Settings, engine: Engine, llama: EmbeddedLlama, pool: asyncpg.Pool, sink: TraceSink, url: str):
+        self.settings = settings
+        self.engine = engine
+        self.llama = llama
+        self.pool = pool
+        self.sink = sink
+        self.database_url = url
+        self._logs = LogSink()
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Runtime:
+        url = await asyncio.to_thread(db.database_url, settings.database_url, settings.data_dir)
+        pool = await db.create_pool(url)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        sink = TraceSink(lambda: db.connect(url), maxsize=settings.trace_queue)
+        sink.start()
+        path = await asyncio.to_thread(model_path, settings.model, settings.cache_dir)
+        llama = await asyncio.to_thread(
+            EmbeddedLlama, str(path), threads=settings.threads, context=settings.context, parallel=settings.parallel,
+        )
+        log.info("runtime_started", model=str(path), model_server=llama.base_url, database=db.redact(url))
+        return cls(settings, build_engine(llama), llama, pool, sink, url)
+
+    async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink) -> RunReport:
+        """Run the engine on one question; the report comes from the run's own events."""
+        recorder = Recorder()
+        try:
+            await self.engine.run(question, sink=FanOut(recorder, self.sink, self._logs, *extra), deadline_s=deadline_s or self.settings.deadline_s)
+        except Exception:
+            log.exception("run_crashed")  # the engine recorded RunFailed(internal_error) first
+        return fold(recorder.events)
+
+    async def read_run(self, run_id: uuid.UUID) -> RunReport | None:
+        """A run's report folded from its events as stored in Postgres."""
+        await self.sink.flush(timeout=5.0)
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT payload::text AS payload FROM events WHERE run_id = $1 ORDER BY id", run_id)
+        events: list[AnyEvent] = [_decode_event(row["payload"]) for row in rows]
+        return fold(events) if events else None
+
+    async def close(self) -> None:
+        await self.sink.close()
+        await self.pool.close()
+        await self.llama.backend.aclose()
+        self.llama.close()

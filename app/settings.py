@@ -1,0 +1,53 @@
+"""Settings, read once from the environment by the entry points and passed explicitly from there on."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+
+def _user_dir(env: Mapping[str, str], xdg: str, fallback: str) -> Path:
+    base = env.get(xdg) or str(Path(env.get("HOME") or Path.home()) / fallback)
+    return Path(base) / "stepwise"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str | None = None
+    """Postgres to use; None starts the embedded one in `data_dir / "pgdata"`."""
+    data_dir: Path
+    cache_dir: Path
+    model: str = "qwen"
+    """'qwen' (default expert), 'smollm2' (fast, weak), or a path to a GGUF file."""
+    threads: int = 2
+    context: int = 8192
+    parallel: int = 2
+    host: str = "127.0.0.1"
+    port: int = 8000
+    deadline_s: float = 300.0
+    max_deadline_s: float = 3600.0
+    log_level: str = "info"
+    trace_queue: int = 100_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
+        env = os.environ if env is None else env
+        values = {
+            "database_url": env.get("DATABASE_URL") or None,
+            "data_dir": Path(env["STEPWISE_DATA_DIR"]) if env.get("STEPWISE_DATA_DIR") else _user_dir(env, "XDG_DATA_HOME", ".local/share"),
+            "cache_dir": Path(env["STEPWISE_CACHE_DIR"]) if env.get("STEPWISE_CACHE_DIR") else _user_dir(env, "XDG_CACHE_HOME", ".cache"),
+        }
+        for name, var, kind in (
+            ("model", "STEPWISE_MODEL", str), ("threads", "STEPWISE_THREADS", int), ("context", "STEPWISE_CONTEXT", int),
+            ("parallel", "STEPWISE_PARALLEL", int), ("host", "STEPWISE_HOST", str), ("port", "STEPWISE_PORT", int),
+            ("deadline_s", "STEPWISE_DEADLINE_S", float), ("log_level", "STEPWISE_LOG_LEVEL", str),
+        ):
+            if env.get(var):
+                try:
+                    values[name] = kind(env[var])
+                except ValueError as exc:
+                    raise SystemExit(f"{var}={env[var]!r} is not a valid {kind.__name__}") from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,55 @@
+"""The composer: writes the final answer from the step results, decoded under the Answer schema
+(the text plus the ids of the steps it rests on, which the schema limits to the plan's ids)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from reasoning.events import EventSink
+from reasoning.plan import Dag, render, substitute
+from reasoning.planner import decode_constrained, model_called
+from reasoning.types import Answer, JsonSchema, Message, ModelBackend, Sampling
+
+_SYSTEM = (
+    "You write the final answer to a question from the results of steps that were already computed and checked. "
+    "Trust the results; do not recompute them. Reply with JSON: text is the answer in one short sentence, "
+    "uses lists the ids of the steps the answer rests on."
+)
+
+
+def answer_schema(step_ids: list[int]) -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string", "minLength": 1, "maxLength": 400},
+            "uses": {"type": "array", "items": {"enum": step_ids}, "maxItems": len(step_ids)},
+        },
+        "required": ["text", "uses"],
+        "additionalProperties": False,
+    }
+
+
+def results_text(dag: Dag, outputs: dict[int, Any]) -> str:
+    lines = []
+    for sid, step in dag.steps.items():
+        given = substitute(step.input, outputs)
+        shown = given["expression"] if isinstance(given, dict) and "expression" in given else render(given)
+        lines.append(f"[{sid}] {step.target}({shown}) = {render(outputs[sid])}")
+    return "\n".join(lines)
+
+
+class Composer:
+    def __init__(self, backend: ModelBackend, max_tokens: int = 160):
+        self.backend = backend
+        self._sampling = Sampling(max_tokens=max_tokens)
+
+    async def compose(self, question: str, dag: Dag, outputs: dict[int, Any], *, sink: EventSink, run_id: uuid.UUID, deadline: float) -> Answer:
+        messages = [
+            Message("system", _SYSTEM),
+            Message("user", f"Question: {question}\nResults:\n{results_text(dag, outputs)}"),
+        ]
+        constraint = JsonSchema("answer", answer_schema(sorted(dag.steps)))
+        completion = await self.backend.generate(messages, constraint=constraint, sampling=self._sampling, deadline=deadline)
+        sink.emit(model_called(run_id, None, "compose", "composer", self.backend, completion))
+        return decode_constrained(completion, Answer, "answer")

@@ -1,0 +1,111 @@
+"""The engine: question → plan → validated DAG → executed, verified steps → composed answer.
+
+Every fact of a run is an event sent to the caller's sink; the engine itself keeps no run state."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+import structlog
+
+from reasoning import errors
+from reasoning.composer import Composer
+from reasoning.events import AnswerReady, EventSink, PlanReady, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
+from reasoning.executor import run_plan
+from reasoning.plan import validate_plan
+from reasoning.planner import Planner, model_called
+from reasoning.types import Expert, Message, Sampling, Step, Tool, Verifier
+
+log = structlog.get_logger("stepwise.engine")
+
+
+class Engine:
+    def __init__(
+        self,
+        planner: Planner,
+        composer: Composer,
+        tools: Mapping[str, Tool],
+        experts: Mapping[str, Expert],
+        verifiers: Sequence[Verifier],
+    ) -> None:
+        self.planner = planner
+        self.composer = composer
+        self.tools = tools
+        self.experts = experts
+        self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "expert")}
+
+    async def run(self, question: str, *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None) -> uuid.UUID:
+        """Answer `question`, reporting everything to `sink`. Never raises for a failed run (RunFailed says why);
+        cancellation and internal errors are recorded, then propagate."""
+        run_id = run_id or uuid.uuid4()
+        started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + deadline_s
+        with structlog.contextvars.bound_contextvars(run_id=str(run_id)):
+            sink.emit(RunStarted(run_id=run_id, at=time.time(), question=question, deadline_s=deadline_s))
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._answer(question, sink, run_id, deadline)
+            except TimeoutError:
+                self._failed(sink, run_id, started, errors.DeadlineExceeded(f"the run's deadline of {deadline_s:g}s passed"))
+            except errors.ReasoningError as exc:
+                self._failed(sink, run_id, started, exc)
+            except asyncio.CancelledError:
+                sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type="cancelled", error="the run was cancelled", latency_ms=_ms(started)))
+                raise
+            except Exception as exc:
+                sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type="internal_error", error=repr(exc), latency_ms=_ms(started)))
+                raise
+            else:
+                sink.emit(RunFinished(run_id=run_id, at=time.time(), latency_ms=_ms(started)))
+        return run_id
+
+    async def _answer(self, question: str, sink: EventSink, run_id: uuid.UUID, deadline: float) -> None:
+        plan = await self.planner.plan(question, sink=sink, run_id=run_id, deadline=deadline)
+        sink.emit(PlanReady(run_id=run_id, at=time.time(), plan=plan))
+        dag = validate_plan(plan, self.tools, self.experts)
+
+        async def run_step(step: Step, resolved: Any) -> Any:
+            output = await (self._call_tool(step, resolved, sink, run_id) if step.kind == "tool" else self._ask_expert(step, resolved, sink, run_id, deadline))
+            for verifier in self._verifiers[step.kind]:
+                verdict = await verifier.verify(step, resolved, output)
+                sink.emit(StepVerified(run_id=run_id, at=time.time(), step_id=step.id, verifier=verdict.verifier, outcome=verdict.outcome, reason=verdict.reason))
+                if verdict.outcome != "pass":
+                    raise errors.StepRejected(step.id, f"{verdict.verifier} said {verdict.outcome}: {verdict.reason}")
+            return output
+
+        outputs = await run_plan(dag, run_step, sink, run_id, deadline)
+        answer = await self.composer.compose(question, dag, outputs, sink=sink, run_id=run_id, deadline=deadline)
+        sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
+
+    async def _call_tool(self, step: Step, resolved: Any, sink: EventSink, run_id: uuid.UUID) -> Any:
+        tool = self.tools[step.target]
+        started = time.perf_counter()
+        result, error = None, None
+        try:
+            result = await tool.run(msgspec.convert(resolved, tool.args_type))
+        except (ValueError, msgspec.ValidationError) as exc:  # ValidationError is a ValueError too; named for clarity
+            error = str(exc)
+        sink.emit(ToolCalled(run_id=run_id, at=time.time(), step_id=step.id, tool=tool.name, args=resolved, result=result, error=error, latency_ms=_ms(started)))
+        if error is not None:
+            raise errors.ToolError(step.id, f"{tool.name} refused {resolved!r}: {error}")
+        return result
+
+    async def _ask_expert(self, step: Step, question: str, sink: EventSink, run_id: uuid.UUID, deadline: float) -> str:
+        expert = self.experts[step.target]
+        messages = [Message("system", expert.system_prompt), Message("user", question)]
+        completion = await expert.backend.generate(messages, sampling=Sampling(max_tokens=expert.max_tokens), deadline=deadline)
+        sink.emit(model_called(run_id, step.id, "expert", expert.name, expert.backend, completion))
+        return completion.text.strip()
+
+    @staticmethod
+    def _failed(sink: EventSink, run_id: uuid.UUID, started: float, exc: errors.ReasoningError) -> None:
+        sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type=exc.kind, error=str(exc), latency_ms=_ms(started)))
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

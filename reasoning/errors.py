@@ -1,0 +1,64 @@
+"""The reasoning core's exceptions, translated at the boundary from other libraries' errors.
+
+    ReasoningError
+    ├── PlanInvalid          the planner's plan (or a caller's) breaks a rule; names the step and the rule
+    ├── DeadlineExceeded     the run's one deadline passed; what was in flight was cancelled
+    ├── StepFailed           a step raised or was rejected by a verifier
+    │   ├── ToolError        a tool refused its arguments or failed while running
+    │   └── StepRejected     a verifier's verdict was not "pass"
+    ├── OutputInvalid        constrained output did not decode under its schema (a bug or a truncation)
+    └── BackendError         a model server failed
+        ├── BackendUnavailable   it could not be reached
+        └── BackendTimeout       it did not answer in time
+"""
+
+
+class ReasoningError(Exception):
+    """Base of every error the reasoning core raises on purpose."""
+
+    kind = "reasoning_error"
+
+
+class PlanInvalid(ReasoningError):
+    kind = "plan_invalid"
+
+    def __init__(self, message: str, step_id: int | None = None) -> None:
+        super().__init__(message if step_id is None else f"step {step_id}: {message}")
+        self.step_id = step_id
+
+
+class DeadlineExceeded(ReasoningError):
+    kind = "deadline_exceeded"
+
+
+class StepFailed(ReasoningError):
+    kind = "step_failed"
+
+    def __init__(self, step_id: int, message: str) -> None:
+        super().__init__(f"step {step_id}: {message}")
+        self.step_id = step_id
+        self.reason = message
+
+
+class ToolError(StepFailed):
+    kind = "tool_error"
+
+
+class StepRejected(StepFailed):
+    kind = "step_rejected"
+
+
+class OutputInvalid(ReasoningError):
+    kind = "output_invalid"
+
+
+class BackendError(ReasoningError):
+    kind = "backend_error"
+
+
+class BackendUnavailable(BackendError):
+    kind = "backend_unavailable"
+
+
+class BackendTimeout(BackendError):
+    kind = "backend_timeout"

@@ -1,0 +1,134 @@
+"""Run events: one tagged union, past tense. The same objects feed the HTTP reply, the logs and the trace tables.
+
+`at` is wall-clock seconds since the epoch (time.time()); durations come from a monotonic clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from reasoning.types import Answer, Outcome, Plan, StepKind
+
+
+class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=False):
+    run_id: uuid.UUID
+    at: float
+
+
+class RunStarted(Event, tag="run_started"):
+    question: str
+    deadline_s: float
+
+
+class PlanReady(Event, tag="plan_ready"):
+    plan: Plan
+
+
+class StepStarted(Event, tag="step_started"):
+    step_id: int
+
+
+class ModelCalled(Event, tag="model_called"):
+    step_id: int | None
+    purpose: Literal["plan", "expert", "compose"]
+    expert: str
+    provider: str
+    request_model: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    latency_ms: float
+    ttft_ms: float | None = None
+    cost: float = 0.0
+    finish_reason: str | None = None
+    operation: str = "chat"
+
+
+class ToolCalled(Event, tag="tool_called"):
+    step_id: int
+    tool: str
+    args: Any
+    result: Any
+    error: str | None
+    latency_ms: float
+
+
+class StepVerified(Event, tag="step_verified"):
+    step_id: int
+    verifier: str
+    outcome: Outcome
+    reason: str
+
+
+class StepFinished(Event, tag="step_finished"):
+    step_id: int
+    kind: StepKind
+    target: str
+    input: Any
+    depends_on: list[int]
+    started_at: float
+    output: Any
+
+
+class StepFailed(Event, tag="step_failed"):
+    step_id: int
+    kind: StepKind
+    target: str
+    input: Any
+    depends_on: list[int]
+    started_at: float
+    error: str
+
+
+class AnswerReady(Event, tag="answer_ready"):
+    answer: Answer
+
+
+class RunFinished(Event, tag="run_finished"):
+    latency_ms: float
+
+
+class RunFailed(Event, tag="run_failed"):
+    error_type: str
+    error: str
+    latency_ms: float
+
+
+AnyEvent = (
+    RunStarted | PlanReady | StepStarted | ModelCalled | ToolCalled | StepVerified | StepFinished | StepFailed
+    | AnswerReady | RunFinished | RunFailed
+)
+
+
+class EventSink(Protocol):
+    """Receives every event of a run. `emit` must not block: sinks that do I/O queue the event."""
+
+    def emit(self, event: AnyEvent) -> None: ...
+
+
+class FanOut:
+    """Sends each event to several sinks, in order."""
+
+    __slots__ = ("_sinks",)
+
+    def __init__(self, *sinks: EventSink) -> None:
+        self._sinks = sinks
+
+    def emit(self, event: AnyEvent) -> None:
+        for sink in self._sinks:
+            sink.emit(event)
+
+
+class Recorder:
+    """Keeps a run's events in memory, in order (the source of the HTTP reply)."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events: list[AnyEvent] = []
+
+    def emit(self, event: AnyEvent) -> None:
+        self.events.append(event)

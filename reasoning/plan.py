@@ -1,0 +1,179 @@
+"""Plan rules: the JSON schema the planner decodes under, validation, and `$N` references."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from reasoning.errors import PlanInvalid
+from reasoning.types import Expert, Plan, Step, Tool
+
+REFERENCE = re.compile(r"\$\{(\d+)\}|\$(\d+)")
+MAX_STEPS = 8
+
+
+class Dag(msgspec.Struct):
+    """A validated plan, indexed for the executor: who waits on whom."""
+
+    plan: Plan
+    steps: dict[int, Step]
+    needs: dict[int, frozenset[int]]  # depends_on ∪ referenced ids
+    dependents: dict[int, list[int]]
+    roots: list[int]
+
+
+def references(value: Any) -> set[int]:
+    """The step ids a step input mentions as $N or ${N}, at any depth."""
+    if isinstance(value, str):
+        return {int(a or b) for a, b in REFERENCE.findall(value)}
+    if isinstance(value, dict):
+        return set().union(*(references(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(references(v) for v in value)) if value else set()
+    return set()
+
+
+def render(value: Any) -> str:
+    """A step output as text for substitution: integral numbers without '.0', JSON for structures."""
+    if isinstance(value, bool) or value is None:
+        return msgspec.json.encode(value).decode()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else format(value, ".12g")
+    if isinstance(value, (int, str)):
+        return str(value)
+    return msgspec.json.encode(value).decode()
+
+
+def substitute(value: Any, outputs: Mapping[int, Any]) -> Any:
+    """Replace every $N in the strings of `value` with step N's rendered output."""
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+        return REFERENCE.sub(lambda m: render(outputs[int(m.group(1) or m.group(2))]), value)
+    if isinstance(value, dict):
+        return {k: substitute(v, outputs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, outputs) for v in value]
+    return value
+
+
+def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Mapping[str, Expert]) -> Dag:
+    """Check every rule before anything runs; raise PlanInvalid naming the step and the rule."""
+    if not plan.steps:
+        raise PlanInvalid("the plan has no steps")
+    steps: dict[int, Step] = {}
+    for step in plan.steps:
+        if step.id in steps:
+            raise PlanInvalid("duplicate step id", step.id)
+        steps[step.id] = step
+    needs: dict[int, frozenset[int]] = {}
+    for step in plan.steps:
+        _check_target(step, tools, experts)
+        wanted = set(step.depends_on) | references(step.input)
+        for ref in sorted(wanted):
+            if ref == step.id:
+                raise PlanInvalid("depends on itself", step.id)
+            if ref not in steps:
+                raise PlanInvalid(f"refers to step {ref}, which does not exist", step.id)
+        needs[step.id] = frozenset(wanted)
+    dependents: dict[int, list[int]] = {i: [] for i in steps}
+    for sid, wanted in needs.items():
+        for ref in wanted:
+            dependents[ref].append(sid)
+    roots = [sid for sid, wanted in needs.items() if not wanted]
+    _check_acyclic(needs, dependents, roots)
+    return Dag(plan=plan, steps=steps, needs=needs, dependents=dependents, roots=roots)
+
+
+def _check_target(step: Step, tools: Mapping[str, Tool], experts: Mapping[str, Expert]) -> None:
+    if step.kind == "tool":
+        tool = tools.get(step.target)
+        if tool is None:
+            raise PlanInvalid(f"unknown tool {step.target!r} (known: {', '.join(sorted(tools))})", step.id)
+        if not isinstance(step.input, dict):
+            raise PlanInvalid(f"tool {step.target!r} takes an object of arguments, not text", step.id)
+        try:
+            msgspec.convert(step.input, tool.args_type)
+        except msgspec.ValidationError as exc:
+            raise PlanInvalid(f"arguments for {step.target!r}: {exc}", step.id) from exc
+    else:
+        if step.target not in experts:
+            raise PlanInvalid(f"unknown expert {step.target!r} (known: {', '.join(sorted(experts))})", step.id)
+        if not isinstance(step.input, str) or not step.input.strip():
+            raise PlanInvalid("an expert step's input must be non-empty text", step.id)
+
+
+def _check_acyclic(needs: dict[int, frozenset[int]], dependents: dict[int, list[int]], roots: list[int]) -> None:
+    waiting = {sid: len(wanted) for sid, wanted in needs.items()}
+    ready = list(roots)
+    seen = 0
+    while ready:
+        sid = ready.pop()
+        seen += 1
+        for dep in dependents[sid]:
+            waiting[dep] -= 1
+            if waiting[dep] == 0:
+                ready.append(dep)
+    if seen < len(needs):
+        stuck = sorted(sid for sid, left in waiting.items() if left > 0)
+        raise PlanInvalid(f"the plan has a cycle through steps {stuck}", stuck[0])
+
+
+def plan_schema(tools: Mapping[str, Tool], experts: Mapping[str, Expert], max_steps: int = MAX_STEPS) -> dict:
+    """The JSON schema the planner decodes under: one variant per tool (embedding its argument schema)
+    plus one for experts. Property order is the order the model writes, so `id` comes first."""
+    deps = {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": max_steps}
+    variants = [
+        _step_schema("tool", {"const": name}, tool_args_schema(tool), deps) for name, tool in tools.items()
+    ]
+    if experts:
+        variants.append(
+            _step_schema("expert", {"enum": list(experts)}, {"type": "string", "minLength": 1, "maxLength": 300}, deps)
+        )
+    return {
+        "type": "object",
+        "properties": {"steps": {"type": "array", "minItems": 1, "maxItems": max_steps, "items": {"anyOf": variants}}},
+        "required": ["steps"],
+        "additionalProperties": False,
+    }
+
+
+def _step_schema(kind: str, target: dict, input_schema: dict, deps: dict) -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "kind": {"const": kind},
+            "target": target,
+            "input": input_schema,
+            "depends_on": deps,
+        },
+        "required": ["id", "kind", "target", "input", "depends_on"],
+        "additionalProperties": False,
+    }
+
+
+def tool_args_schema(tool: Tool) -> dict:
+    """The tool's argument type as a self-contained JSON schema (msgspec's $refs inlined)."""
+    return inline_refs(msgspec.json.schema(tool.args_type))
+
+
+def inline_refs(schema: dict) -> dict:
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(defs[node["$ref"].rsplit("/", 1)[-1]])
+            out = {k: walk(v) for k, v in node.items() if k not in ("$defs", "title", "properties")}
+            if "properties" in node:  # its keys are field names, never keywords to drop
+                out["properties"] = {name: walk(sub) for name, sub in node["properties"].items()}
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)

@@ -1,0 +1,132 @@
+"""Data types and protocols shared by the reasoning core, tools and verifiers.
+
+This module imports nothing from the project: tools/ and verifiers/ depend on it, never the reverse.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+StepKind = Literal["expert", "tool"]
+Outcome = Literal["pass", "retry", "replan", "fail"]
+
+
+class Step(msgspec.Struct, forbid_unknown_fields=True):
+    """One node of a plan: a tool call (input = the tool's arguments) or an expert call (input = text)."""
+
+    id: int
+    kind: StepKind
+    target: str
+    input: str | dict[str, Any]
+    depends_on: list[int] = []
+
+
+class Plan(msgspec.Struct, forbid_unknown_fields=True):
+    steps: list[Step]
+
+
+class Answer(msgspec.Struct, forbid_unknown_fields=True):
+    """The composer's reply: the answer and the ids of the steps it rests on."""
+
+    text: str
+    uses: list[int] = []
+
+
+class Message(msgspec.Struct):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class JsonSchema(msgspec.Struct, tag="json_schema"):
+    """Constrain output to JSON valid under `schema` (compact: no whitespace between tokens)."""
+
+    name: str
+    schema: dict[str, Any]
+
+
+class Regex(msgspec.Struct, tag="regex"):
+    pattern: str
+
+
+class Grammar(msgspec.Struct, tag="grammar"):
+    """A grammar in the backend's own dialect (EBNF for SGLang, GBNF/Lark for llama.cpp)."""
+
+    text: str
+
+
+Constraint = JsonSchema | Regex | Grammar
+
+
+class Sampling(msgspec.Struct, frozen=True):
+    max_tokens: int = 256
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ()
+
+
+class Usage(msgspec.Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+
+class Completion(msgspec.Struct):
+    text: str
+    usage: Usage
+    latency_ms: float
+    model: str
+    finish_reason: str | None = None
+    ttft_ms: float | None = None
+
+
+class Verdict(msgspec.Struct):
+    verifier: str
+    outcome: Outcome
+    reason: str = ""
+
+
+class ModelBackend(Protocol):
+    """Anything that turns messages (plus an optional output constraint) into a completion."""
+
+    provider: str
+    model: str
+
+    async def generate(
+        self,
+        messages: list[Message],
+        *,
+        constraint: Constraint | None = None,
+        sampling: Sampling = Sampling(),
+        deadline: float | None = None,
+    ) -> Completion: ...
+
+
+class Tool(Protocol):
+    """A function a step may call; its arguments are decoded under `args_type`'s JSON schema."""
+
+    name: str
+    description: str
+    args_type: type[msgspec.Struct]
+    deterministic: bool
+
+    async def run(self, args: Any) -> Any: ...
+
+
+class Verifier(Protocol):
+    """A check of one step's output; `kinds` names the step kinds it applies to."""
+
+    name: str
+    kinds: frozenset[str]
+
+    async def verify(self, step: Step, resolved_input: Any, output: Any) -> Verdict: ...
+
+
+class Expert(msgspec.Struct):
+    """A named model with a described skill; the planner sees name and skill."""
+
+    name: str
+    skill: str
+    backend: Any  # a ModelBackend; Any because msgspec cannot type a Protocol
+    system_prompt: str = "Answer briefly and precisely. Reply with the answer only."
+    max_tokens: int = 128
