@@ -37,8 +37,8 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def connect(url: str, timeout: float = 10.0) -> asyncpg.Connection:
-    conn = await asyncpg.connect(url, timeout=timeout)
+async def connect(url: str, timeout: float = 10.0, application_name: str = "stepwise") -> asyncpg.Connection:
+    conn = await asyncpg.connect(url, timeout=timeout, server_settings={"application_name": application_name})
     await init_connection(conn)
     return conn
 

@@ -8,8 +8,9 @@ from typing import Annotated
 import msgspec
 from litestar import Litestar, Response, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.exceptions import NotFoundException
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, JSONBody
 
 from app.runtime import Runtime
 from app.settings import Settings
@@ -42,23 +43,27 @@ def status_for(report: RunReport) -> int:
 
 
 @post("/v1/reason", status_code=200)
-async def reason(data: ReasonRequest, runtime: Runtime) -> Response[RunReport]:
+async def reason(data: JSONBody[ReasonRequest], runtime: NamedDependency[Runtime]) -> Response[RunReport]:
     """Answer a question with a plan of verified steps; the reply is the run's full report."""
     report = await runtime.ask(data.question, data.deadline_s)
     return Response(report, status_code=status_for(report))
 
 
-@get("/v1/runs/{run_id:uuid}")
-async def read_run(run_id: uuid.UUID, runtime: Runtime) -> RunReport:
+@get("/v1/runs/{run_id:str}")
+async def read_run(run_id: FromPath[str], runtime: NamedDependency[Runtime]) -> RunReport:
     """A past run's report, read back from the trace in Postgres."""
-    report = await runtime.read_run(run_id)
+    try:
+        parsed = uuid.UUID(run_id)
+    except ValueError:
+        raise ValidationException(detail=f"run_id: {run_id!r} is not a UUID") from None
+    report = await runtime.read_run(parsed)
     if report is None:
         raise NotFoundException(detail=f"no run with id {run_id}")
     return report
 
 
 @get("/health")
-async def health(runtime: Runtime) -> dict:
+async def health(runtime: NamedDependency[Runtime]) -> dict:
     async with runtime.pool.acquire() as conn:
         await conn.fetchval("SELECT 1")
     sink = runtime.sink

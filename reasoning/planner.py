@@ -48,7 +48,8 @@ class Planner:
         self.backend = backend
         self._system = planner_prompt(tools, experts, max_steps)
         self._constraint = JsonSchema("plan", plan_schema(tools, experts, max_steps))
-        self._sampling = Sampling(max_tokens=48 * max_steps + 16)
+        # Generous: a plan cut off by max_tokens cannot decode; the run's deadline bounds the time instead.
+        self._sampling = Sampling(max_tokens=1024)
 
     async def plan(self, question: str, *, sink: EventSink, run_id: uuid.UUID, deadline: float) -> Plan:
         messages = [Message("system", self._system), Message("user", f"Q: {question}")]

@@ -1,0 +1,53 @@
+"""The default expert (Qwen2.5-Coder-1.5B) answers end to end, over HTTP and from the CLI, with its trace in
+Postgres. Slow: about half a minute per question on two cores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import msgspec
+import pytest
+
+from reasoning.report import RunReport
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+QUESTION = "What is (17*23)+(45*12)?"
+
+
+def overlap(a, b) -> bool:
+    return a["started_at"] < b["finished_at"] and b["started_at"] < a["finished_at"]
+
+
+async def assert_trace_of_931(pg, report: RunReport) -> None:
+    """931 is the answer; the two products ran as separate calculator steps that overlapped; every table has rows."""
+    assert report.status == "finished", report.error
+    assert "931" in report.answer.text
+    rows = await pg.fetch("SELECT * FROM steps WHERE run_id = $1 ORDER BY step_id", report.run_id)
+    by_expression = {r["input"]["expression"].replace(" ", ""): r for r in rows if r["target"] == "calculator"}
+    assert by_expression["17*23"]["output"] == 391 and by_expression["45*12"]["output"] == 540
+    assert overlap(by_expression["17*23"], by_expression["45*12"])
+    for table in ("runs", "steps", "model_calls", "tool_calls", "verdicts"):
+        assert await pg.fetchval(f"SELECT count(*) FROM {table} WHERE run_id = $1", report.run_id) >= 1, table
+    assert await pg.fetchval("SELECT answer->>'text' FROM runs WHERE run_id = $1", report.run_id) == report.answer.text
+
+
+async def test_the_endpoint_answers_931_with_overlapping_calculator_steps(qwen_server, pg):
+    """POST /v1/reason plans, runs the two products in parallel, verifies them and composes 931."""
+    reply = qwen_server.client.post("/v1/reason", json={"question": QUESTION})
+    assert reply.status_code == 200, reply.text
+    report = msgspec.json.decode(reply.content, type=RunReport)
+    await assert_trace_of_931(pg, report)
+    assert all(v.outcome == "pass" for s in report.steps for v in s.verdicts)
+    assert msgspec.json.decode(qwen_server.client.get(f"/v1/runs/{report.run_id}").content, type=RunReport) == report
+
+
+async def test_the_cli_prints_the_same_json_as_the_endpoint(database_url, pg):
+    """`stepwise ask --json` prints a run report (the endpoint's JSON) for the same question, answered 931."""
+    env = dict(os.environ) | {"DATABASE_URL": database_url, "STEPWISE_MODEL": "qwen"}
+    done = subprocess.run([sys.executable, "-m", "app.cli", "ask", "--json", QUESTION], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = msgspec.json.decode(done.stdout, type=RunReport)
+    await assert_trace_of_931(pg, report)
+    assert "plan:" in done.stderr and "step 1 done" in done.stderr  # progress was shown while it ran

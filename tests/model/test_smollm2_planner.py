@@ -1,0 +1,51 @@
+"""With the real SmolLM2 (weak, fast), the planner's output always decodes under the plan schema: constrained
+decoding, not a request to please reply in JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from app.modelfiles import smollm2_path
+from reasoning.backends.local import EmbeddedLlama
+from reasoning.events import ModelCalled, Recorder
+from reasoning.planner import Planner
+from reasoning.types import Expert
+from tools import default_tools
+
+pytestmark = pytest.mark.model
+
+QUESTIONS = [
+    "What is (17*23)+(45*12)?",
+    "What is the capital of France?",
+    "A shop sells 5 apples at 3 dollars each and 2 pears at 4 dollars each. What is the total?",
+    "Compute 2**10 minus 24, then divide by 10.",
+]
+
+
+@pytest.fixture(scope="module")
+async def planner():
+    llama = await asyncio.to_thread(EmbeddedLlama, str(smollm2_path()), threads=2)
+    tools = default_tools()
+    experts = {"general": Expert("general", "answers a short factual question in words", llama.backend)}
+    yield Planner(llama.backend, tools, experts)
+    await llama.backend.aclose()
+    llama.close()
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+async def test_every_plan_decodes_under_the_schema(planner, question):
+    """Whatever SmolLM2 writes is a Plan whose tool steps carry calculator arguments and expert steps text."""
+    sink = Recorder()
+    deadline = asyncio.get_running_loop().time() + 120
+    plan = await planner.plan(question, sink=sink, run_id=uuid.uuid4(), deadline=deadline)
+    assert 1 <= len(plan.steps) <= 8
+    for step in plan.steps:
+        if step.kind == "tool":
+            assert step.target == "calculator" and set(step.input) == {"expression"}
+        else:
+            assert step.target == "general" and isinstance(step.input, str) and step.input
+    (call,) = [e for e in sink.events if isinstance(e, ModelCalled)]
+    assert call.purpose == "plan" and call.output_tokens > 0 and call.finish_reason == "stop"
