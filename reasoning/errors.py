@@ -7,7 +7,7 @@
     │   ├── ToolError        a tool refused its arguments or failed while running
     │   └── StepRejected     a verifier's verdict was not "pass"
     ├── OutputInvalid        constrained output did not decode under its schema (a bug or a truncation)
-    └── BackendError         a model server failed
+    └── BackendError         a model server failed (status: its HTTP status, if it answered)
         ├── BackendUnavailable   it could not be reached
         └── BackendTimeout       it did not answer in time
 """
@@ -54,6 +54,15 @@ class OutputInvalid(ReasoningError):
 
 class BackendError(ReasoningError):
     kind = "backend_error"
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def retryable_elsewhere(self) -> bool:
+        """Whether another expert might succeed where this one failed (it is down or overloaded, not refusing)."""
+        return self.status is None or self.status == 429 or self.status >= 500
 
 
 class BackendUnavailable(BackendError):

@@ -18,6 +18,7 @@ class LlamaCppBackend(OpenAICompatBackend):
     `response_format` path lets the model spend tokens (~80 ms each here) on pretty-printing."""
 
     provider = "llama.cpp"
+    health_path = "/health"
 
     def constraint_fields(self, constraint: Constraint) -> dict[str, Any]:
         match constraint:

@@ -1,15 +1,16 @@
-"""A client for any OpenAI-compatible `/v1/chat/completions` server (llama.cpp's server, vLLM, SGLang's /v1, …)."""
+"""A client for any OpenAI-compatible `/v1/chat/completions` server (llama.cpp's server, vLLM, SGLang's /v1, hosted
+APIs). Replies are streamed so the time to the first token is measured; usage comes from the last chunk."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import httpx
 import msgspec
 
-from reasoning.errors import BackendError, BackendTimeout, BackendUnavailable, DeadlineExceeded
+from reasoning.backends.http import RetryPolicy, post_json
+from reasoning.errors import BackendError
 from reasoning.types import Completion, Constraint, Grammar, JsonSchema, Message, Regex, Sampling, Usage
 
 
@@ -19,33 +20,41 @@ class _Usage(msgspec.Struct):
     prompt_tokens_details: dict[str, Any] | None = None
 
 
-class _Choice(msgspec.Struct):
-    message: dict[str, Any]
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _ChunkChoice(msgspec.Struct):
+    delta: _Delta = msgspec.field(default_factory=_Delta)
     finish_reason: str | None = None
 
 
-class _Reply(msgspec.Struct):
-    choices: list[_Choice]
-    usage: _Usage = msgspec.field(default_factory=_Usage)
+class _Chunk(msgspec.Struct):
+    choices: list[_ChunkChoice] = []
+    usage: _Usage | None = None
     model: str = ""
+    error: Any = None
 
 
-_decode_reply = msgspec.json.Decoder(_Reply).decode
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
 
 
 class OpenAICompatBackend:
     """Chat completions over HTTP. Cancelling the awaiting task closes the request, which stops generation."""
 
     provider = "openai"
+    health_path = "/v1/models"  # hosted APIs have no /health; llama.cpp and SGLang override this
 
-    def __init__(self, base_url: str, model: str, client: httpx.AsyncClient | None = None, api_key: str | None = None):
+    def __init__(self, base_url: str, model: str, *, client: httpx.AsyncClient | None = None, api_key: str | None = None,
+                 policy: RetryPolicy = RetryPolicy()):
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.policy = policy
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = client or httpx.AsyncClient(headers=headers, timeout=None)
 
     def constraint_fields(self, constraint: Constraint) -> dict[str, Any]:
-        """The request fields that carry a constraint, in this server's dialect."""
+        """The request fields that carry a constraint, in this server's dialect (vLLM's and SGLang's extras)."""
         match constraint:
             case JsonSchema(name=name, schema=schema):
                 return {"response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}}
@@ -55,6 +64,21 @@ class OpenAICompatBackend:
                 return {"ebnf": text}
         raise TypeError(f"unsupported constraint {constraint!r}")
 
+    def request_body(self, messages: list[Message], constraint: Constraint | None, sampling: Sampling) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if sampling.stop:
+            body["stop"] = list(sampling.stop)
+        if constraint is not None:
+            body.update(self.constraint_fields(constraint))
+        return body
+
     async def generate(
         self,
         messages: list[Message],
@@ -63,49 +87,55 @@ class OpenAICompatBackend:
         sampling: Sampling = Sampling(),
         deadline: float | None = None,
     ) -> Completion:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "max_tokens": sampling.max_tokens,
-            "temperature": sampling.temperature,
-        }
-        if sampling.stop:
-            body["stop"] = list(sampling.stop)
-        if constraint is not None:
-            body.update(self.constraint_fields(constraint))
-        timeout = None
-        if deadline is not None:
-            timeout = deadline - asyncio.get_running_loop().time()
-            if timeout <= 0:
-                raise DeadlineExceeded("no time left for a model call")
+        url = f"{self.base_url}/v1/chat/completions"
         started = time.perf_counter()
+        response = await post_json(self._client, url, self.request_body(messages, constraint, sampling),
+                                   deadline=deadline, policy=self.policy, stream=True)
+        parts: list[str] = []
+        ttft_ms = None
+        usage, finish_reason, model = _Usage(), None, self.model
         try:
-            response = await self._client.post(
-                f"{self.base_url}/v1/chat/completions", content=msgspec.json.encode(body),
-                headers={"content-type": "application/json"}, timeout=timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise BackendTimeout(f"{self.base_url} did not answer within {timeout:.1f}s") from exc
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                try:
+                    chunk = _decode_chunk(data)
+                except msgspec.DecodeError as exc:
+                    raise BackendError(f"{url} streamed an unreadable chunk: {data[:200]!r}") from exc
+                if chunk.error is not None:
+                    raise BackendError(f"{url} failed mid-stream: {chunk.error}")
+                model = chunk.model or model
+                for choice in chunk.choices[:1]:
+                    if choice.delta.content:
+                        if ttft_ms is None:
+                            ttft_ms = (time.perf_counter() - started) * 1000
+                        parts.append(choice.delta.content)
+                    finish_reason = choice.finish_reason or finish_reason
+                if chunk.usage is not None:
+                    usage = chunk.usage
         except httpx.TransportError as exc:
-            raise BackendUnavailable(f"{self.base_url} unreachable: {exc!r}") from exc
-        latency_ms = (time.perf_counter() - started) * 1000
-        if response.status_code >= 400:
-            raise BackendError(f"{self.base_url} answered {response.status_code}: {response.text[:500]}")
-        try:
-            reply = _decode_reply(response.content)
-        except msgspec.DecodeError as exc:
-            raise BackendError(f"{self.base_url} sent an unreadable reply: {exc}") from exc
-        if not reply.choices:
-            raise BackendError(f"{self.base_url} sent no choices")
-        choice = reply.choices[0]
-        details = reply.usage.prompt_tokens_details or {}
+            raise BackendError(f"{url} broke off mid-stream: {exc!r}") from exc
+        finally:
+            await response.aclose()
+        details = usage.prompt_tokens_details or {}
         return Completion(
-            text=choice.message.get("content") or "",
-            usage=Usage(reply.usage.prompt_tokens, reply.usage.completion_tokens, int(details.get("cached_tokens") or 0)),
-            latency_ms=latency_ms,
-            model=reply.model or self.model,
-            finish_reason=choice.finish_reason,
+            text="".join(parts),
+            usage=Usage(usage.prompt_tokens, usage.completion_tokens, int(details.get("cached_tokens") or 0)),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            model=model,
+            finish_reason=finish_reason,
+            ttft_ms=ttft_ms,
         )
+
+    async def health(self) -> bool:
+        try:
+            reply = await self._client.get(f"{self.base_url}{self.health_path}", timeout=5)
+        except httpx.HTTPError:
+            return False
+        return reply.status_code == 200
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -1,0 +1,72 @@
+"""One POST with the boundary's rules: the timeout is what is left of the deadline, connection errors, 429 and 5xx
+are retried with backoff (never sleeping past the deadline), and httpx errors become BackendErrors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import msgspec
+
+from reasoning.errors import BackendError, BackendTimeout, BackendUnavailable, DeadlineExceeded
+
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class RetryPolicy(msgspec.Struct, frozen=True):
+    tries: int = 3
+    initial_s: float = 0.5
+    factor: float = 2.0
+    cap_s: float = 4.0
+
+
+def remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - asyncio.get_running_loop().time()
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    body: Any,
+    *,
+    deadline: float | None,
+    policy: RetryPolicy = RetryPolicy(),
+    stream: bool = False,
+) -> httpx.Response:
+    """POST `body` as JSON; return the first successful response, or raise a BackendError. With `stream`, the
+    response's body is not read yet: the caller iterates it and must close it."""
+    payload = msgspec.json.encode(body)
+    delay = policy.initial_s
+    last: BackendError | None = None
+    for attempt in range(1, policy.tries + 1):
+        timeout = remaining(deadline)
+        if timeout is not None and timeout <= 0:
+            if last is not None:
+                raise last
+            raise DeadlineExceeded(f"no time left to call {url}")
+        request = client.build_request("POST", url, content=payload, headers={"content-type": "application/json"}, timeout=timeout)
+        try:
+            response = await client.send(request, stream=stream)
+            if stream and response.status_code >= 400:
+                await response.aread()
+                await response.aclose()
+        except httpx.TimeoutException as exc:
+            # The timeout is the rest of the run's deadline: there is no time for another try.
+            raise BackendTimeout(f"{url} did not answer within {timeout:.1f}s") from exc
+        except httpx.TransportError as exc:
+            last = BackendUnavailable(f"{url} unreachable: {exc!r} (try {attempt} of {policy.tries})")
+        else:
+            if response.status_code not in RETRIED_STATUSES:
+                if response.status_code >= 400:
+                    raise BackendError(f"{url} answered {response.status_code}: {response.text[:500]}", status=response.status_code)
+                return response
+            last = BackendError(f"{url} answered {response.status_code}: {response.text[:300]} (try {attempt} of {policy.tries})", status=response.status_code)
+        if attempt < policy.tries:
+            left = remaining(deadline)
+            if left is not None and left <= delay:
+                break  # sleeping would pass the deadline
+            await asyncio.sleep(delay)
+            delay = min(delay * policy.factor, policy.cap_s)
+    assert last is not None
+    raise last
