@@ -94,3 +94,22 @@ def qwen_server(database_url: str):
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def smollm2_llama():
+    """The real SmolLM2 under llama.cpp's server, shared by the tests of mechanics."""
+    from app.modelfiles import smollm2_path
+    from reasoning.backends.local import EmbeddedLlama
+
+    llama = EmbeddedLlama(str(smollm2_path()), threads=2, parallel=4)
+    yield llama
+    llama.close()
+
+
+@pytest.fixture(scope="session")
+def sglang_server(smollm2_llama):
+    from tests.sglang_server import SGLangTestServer
+
+    with SGLangTestServer(smollm2_llama.base_url) as server:
+        yield server

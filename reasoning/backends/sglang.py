@@ -115,12 +115,15 @@ class SGLangBackend:
             return {"text": batch[0].prompt, "sampling_params": batch[0].params}
         return {"text": [i.prompt for i in batch], "sampling_params": [i.params for i in batch]}
 
+    async def _send_now(self, body: dict[str, Any], deadline: float | None) -> httpx.Response:
+        return await post_json(self._client, f"{self.base_url}/generate", body, deadline=deadline, policy=self.policy)
+
     async def _send(self, batch: list[_Pending]) -> None:
         deadlines = [i.deadline for i in batch if i.deadline is not None]
         started = time.perf_counter()
         url = f"{self.base_url}/generate"
         try:
-            response = await post_json(self._client, url, self.request_body(batch), deadline=min(deadlines, default=None), policy=self.policy)
+            response = await self._send_now(self.request_body(batch), min(deadlines, default=None))
             try:
                 replies = [_decode_one(response.content)] if len(batch) == 1 else _decode_many(response.content)
             except msgspec.DecodeError as exc:

@@ -1,0 +1,151 @@
+"""The SGLang backends over real HTTP against a protocol-faithful test server that generates with the real SmolLM2:
+request bodies pinned field for field, constraints honoured, cached tokens reported, batches answered in order,
+and faults (503s, slow replies, refused connections) retried, then failed clearly, never past the deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import time
+
+import msgspec
+import pytest
+
+from reasoning.backends.http import RetryPolicy
+from reasoning.backends.sglang import SGLangBackend, SGLangOpenAIBackend
+from reasoning.backends.templates import chatml
+from reasoning.errors import BackendError, BackendTimeout, BackendUnavailable
+from reasoning.types import Grammar, JsonSchema, Message, Regex, Sampling
+
+pytestmark = pytest.mark.model
+FAST_RETRY = RetryPolicy(initial_s=0.05)
+
+
+class Color(msgspec.Struct, forbid_unknown_fields=True):
+    color: str
+    count: int
+
+
+COLOR_SCHEMA = {"type": "object", "properties": {"color": {"enum": ["red", "green"]}, "count": {"type": "integer", "minimum": 0, "maximum": 9}},
+                "required": ["color", "count"], "additionalProperties": False}
+ASK = [Message("user", "Name a color and a small number.")]
+
+
+def deadline_in(seconds: float) -> float:
+    return asyncio.get_running_loop().time() + seconds
+
+
+@pytest.fixture
+async def native(sglang_server):
+    sglang_server.requests.clear()
+    backend = SGLangBackend(sglang_server.url, "smollm2", policy=FAST_RETRY)
+    yield backend
+    await backend.aclose()
+
+
+async def test_the_native_request_body_is_sglangs_generate_req_input(native, sglang_server):
+    """A JSON-schema call sends exactly {text, sampling_params{max_new_tokens, temperature, json_schema (a string)}}."""
+    await native.generate(ASK, constraint=JsonSchema("color", COLOR_SCHEMA), sampling=Sampling(max_tokens=40), deadline=deadline_in(60))
+    (route, body), = sglang_server.requests
+    assert route == "/generate"
+    assert body == {
+        "text": chatml(ASK),
+        "sampling_params": {"max_new_tokens": 40, "temperature": 0.0, "json_schema": json.dumps(COLOR_SCHEMA, separators=(",", ":"))},
+    }
+
+
+async def test_each_constraint_kind_is_honoured(native):
+    """JSON schema, regex and EBNF constraints each shape the real model's output."""
+    as_json = await native.generate(ASK, constraint=JsonSchema("color", COLOR_SCHEMA), sampling=Sampling(max_tokens=40), deadline=deadline_in(60))
+    decoded = msgspec.json.decode(as_json.text, type=Color)
+    assert decoded.color in ("red", "green") and 0 <= decoded.count <= 9
+    as_regex = await native.generate(ASK, constraint=Regex("[0-9]{3}-[a-z]{2}"), sampling=Sampling(max_tokens=20), deadline=deadline_in(60))
+    assert re.fullmatch("[0-9]{3}-[a-z]{2}", as_regex.text)
+    as_ebnf = await native.generate(ASK, constraint=Grammar('root ::= "yes" | "no"'), sampling=Sampling(max_tokens=5), deadline=deadline_in(60))
+    assert as_ebnf.text in ("yes", "no")
+
+
+async def test_cached_tokens_are_reported_on_a_repeated_prefix(native):
+    """The second call with the same prompt reports the prefix cache's hit in meta_info.cached_tokens."""
+    prompt = [Message("system", "You are terse. " * 20), Message("user", "Say one word.")]
+    first = await native.generate(prompt, sampling=Sampling(max_tokens=3), deadline=deadline_in(60))
+    second = await native.generate(prompt, sampling=Sampling(max_tokens=3), deadline=deadline_in(60))
+    assert first.usage.input_tokens > 40
+    assert second.usage.cached_tokens >= 40 and second.usage.input_tokens == first.usage.input_tokens
+
+
+async def test_calls_in_one_tick_go_as_one_batch_answered_in_order(native, sglang_server):
+    """Three calls started together are one /generate with a list of texts; each gets its own answer back."""
+    words = ["alpha", "bravo", "charlie"]
+    calls = [native.generate([Message("user", f"Say {w}")], constraint=Regex(w), sampling=Sampling(max_tokens=8), deadline=deadline_in(60)) for w in words]
+    results = await asyncio.gather(*calls)
+    assert [r.text for r in results] == words
+    (route, body), = sglang_server.requests
+    assert route == "/generate" and len(body["text"]) == 3 and [p["regex"] for p in body["sampling_params"]] == words
+
+
+async def test_503s_are_retried_then_succeed(native, sglang_server):
+    """Two 503s, then an answer: three requests, one completion."""
+    sglang_server.inject(status=503, times=2)
+    result = await native.generate(ASK, constraint=Regex("ok"), sampling=Sampling(max_tokens=4), deadline=deadline_in(60))
+    assert result.text == "ok" and len(sglang_server.requests) == 3
+
+
+async def test_persistent_503s_fail_clearly_after_three_tries(native, sglang_server):
+    """Three 503s in a row: a BackendError with the status, saying it was the third try."""
+    sglang_server.inject(status=503, times=3)
+    with pytest.raises(BackendError, match="503.*try 3 of 3") as caught:
+        await native.generate(ASK, sampling=Sampling(max_tokens=4), deadline=deadline_in(60))
+    assert caught.value.status == 503 and len(sglang_server.requests) == 3
+
+
+async def test_a_request_error_is_not_retried(native, sglang_server):
+    """SGLang's 400 (two constraints at once, its own message) fails at once: retrying cannot help."""
+    with pytest.raises(BackendError, match="Only one of regex, json_schema, or ebnf can be set") as caught:
+        await native._send_now({"text": "x", "sampling_params": {"regex": "a", "ebnf": 'root ::= "a"'}}, deadline_in(10))
+    assert caught.value.status == 400 and len(sglang_server.requests) == 1
+
+
+async def test_a_slow_reply_never_holds_the_caller_past_its_deadline(native, sglang_server):
+    """A reply that would come after the deadline becomes a BackendTimeout at the deadline."""
+    sglang_server.inject(delay_s=5)
+    started = time.monotonic()
+    with pytest.raises(BackendTimeout):
+        await native.generate(ASK, sampling=Sampling(max_tokens=4), deadline=deadline_in(0.5))
+    assert time.monotonic() - started < 1.5
+
+
+async def test_a_refused_connection_is_retried_then_unavailable():
+    """Nothing listening: three tries, then BackendUnavailable naming the server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    backend = SGLangBackend(url, "m", policy=FAST_RETRY)
+    with pytest.raises(BackendUnavailable, match="try 3 of 3"):
+        await backend.generate(ASK, deadline=deadline_in(10))
+    await backend.aclose()
+
+
+async def test_health_and_model_info(native):
+    """/health answers 200; /model_info gives SGLang's keys."""
+    assert await native.health()
+    info = await native.model_info()
+    assert {"model_path", "tokenizer_path", "is_generation"} <= set(info)
+
+
+async def test_the_openai_route_body_and_usage(sglang_server):
+    """The /v1 backend sends response_format json_schema {name, schema, strict} and streams; usage reports cached tokens."""
+    sglang_server.requests.clear()
+    backend = SGLangOpenAIBackend(sglang_server.url, "smollm2", policy=FAST_RETRY)
+    prompt = [Message("system", "You are terse. " * 20), *ASK]
+    first = await backend.generate(prompt, constraint=JsonSchema("color", COLOR_SCHEMA), sampling=Sampling(max_tokens=40), deadline=deadline_in(60))
+    second = await backend.generate(prompt, constraint=Regex("(red|green)"), sampling=Sampling(max_tokens=5), deadline=deadline_in(60))
+    await backend.aclose()
+    assert msgspec.json.decode(first.text, type=Color).color in ("red", "green")
+    assert second.text in ("red", "green") and second.usage.cached_tokens > 0 and second.ttft_ms is not None
+    (_, body1), (_, body2) = sglang_server.requests
+    assert body1["response_format"] == {"type": "json_schema", "json_schema": {"name": "color", "schema": COLOR_SCHEMA, "strict": True}}
+    assert body1["stream"] is True and body1["stream_options"] == {"include_usage": True}
+    assert body2["regex"] == "(red|green)" and "response_format" not in body2
