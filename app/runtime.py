@@ -12,16 +12,15 @@ import structlog
 from app import db
 from app.logs import LogSink
 from app.migrate import migrate
-from app.modelfiles import model_path
+from app.registry import Fleet, Registry, build_fleet, registry_for
 from app.settings import Settings
 from app.trace import TraceSink
-from reasoning.backends.local import EmbeddedLlama
 from reasoning.composer import Composer
 from reasoning.engine import Engine
 from reasoning.events import AnyEvent, EventSink, FanOut, Recorder
 from reasoning.planner import Planner
 from reasoning.report import RunReport, fold
-from reasoning.types import Expert
+from reasoning.router import Router
 from tools import default_tools
 from verifiers import default_verifiers
 
@@ -29,19 +28,21 @@ log = structlog.get_logger("stepwise.runtime")
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
 
 
-def build_engine(llama: EmbeddedLlama) -> Engine:
-    """The embedded default: one local model plans, answers expert steps and composes."""
-    backend = llama.backend
+def build_engine(fleet: Fleet, registry: Registry) -> Engine:
+    router = Router(fleet.experts, registry.default_name)
     tools = default_tools()
-    experts = {"general": Expert("general", "answers a short factual question (a name, a number, a date) in words", backend)}
-    return Engine(Planner(backend, tools, experts), Composer(backend), tools, experts, default_verifiers(tools))
+    return Engine(
+        router, tools, default_verifiers(tools),
+        planner=Planner(router, tools, target=registry.planner), composer=Composer(router, target=registry.composer),
+    )
 
 
 class Runtime:
-    def __init__(self, settings: Settings, engine: Engine, llama: EmbeddedLlama, pool: asyncpg.Pool, sink: TraceSink, url: str):
+    def __init__(self, settings: Settings, engine: Engine, fleet: Fleet, pool: asyncpg.Pool, sink: TraceSink, url: str):
         self.settings = settings
         self.engine = engine
-        self.llama = llama
+        self.router = engine.router
+        self.fleet = fleet
         self.pool = pool
         self.sink = sink
         self.database_url = url
@@ -49,18 +50,16 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
+        registry = registry_for(settings)  # a bad registry fails before anything starts
         url = await asyncio.to_thread(db.database_url, settings.database_url, settings.data_dir)
         pool = await db.create_pool(url)
         async with pool.acquire() as conn:
             await migrate(conn)
         sink = TraceSink(lambda: db.connect(url), maxsize=settings.trace_queue)
         sink.start()
-        path = await asyncio.to_thread(model_path, settings.model, settings.cache_dir)
-        llama = await asyncio.to_thread(
-            EmbeddedLlama, str(path), threads=settings.threads, context=settings.context, parallel=settings.parallel,
-        )
-        log.info("runtime_started", model=str(path), model_server=llama.base_url, database=db.redact(url))
-        return cls(settings, build_engine(llama), llama, pool, sink, url)
+        fleet = await build_fleet(registry, settings)
+        log.info("runtime_started", experts=sorted(fleet.experts), database=db.redact(url))
+        return cls(settings, build_engine(fleet, registry), fleet, pool, sink, url)
 
     async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink) -> RunReport:
         """Run the engine on one question; the report comes from the run's own events."""
@@ -82,5 +81,4 @@ class Runtime:
     async def close(self) -> None:
         await self.sink.close()
         await self.pool.close()
-        await self.llama.backend.aclose()
-        self.llama.close()
+        await self.fleet.aclose()

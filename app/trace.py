@@ -21,8 +21,9 @@ log = structlog.get_logger("stepwise.trace")
 _COLUMNS = {
     "events": ("run_id", "type", "at", "payload"),
     "steps": ("run_id", "step_id", "kind", "target", "input", "depends_on", "status", "output", "error", "started_at", "finished_at", "duration_ms"),
-    "model_calls": ("run_id", "step_id", "at", "purpose", "expert", "operation", "provider", "request_model", "input_tokens",
-                    "output_tokens", "cached_tokens", "latency_ms", "ttft_ms", "cost", "finish_reason"),
+    "model_calls": ("run_id", "step_id", "at", "purpose", "expert", "backend", "operation", "provider", "request_model",
+                    "input_tokens", "output_tokens", "cached_tokens", "latency_ms", "ttft_ms", "cost", "finish_reason",
+                    "error", "rerouted_from"),
     "tool_calls": ("run_id", "step_id", "at", "tool", "args", "result", "error", "latency_ms"),
     "verdicts": ("run_id", "step_id", "at", "verifier", "outcome", "reason"),
 }
@@ -157,9 +158,9 @@ async def write_batch(conn: asyncpg.Connection, batch: list[ev.AnyEvent]) -> Non
                 ))
             case ev.ModelCalled():
                 tables["model_calls"].append((
-                    event.run_id, event.step_id, _ts(event.at), event.purpose, event.expert, event.operation, event.provider,
-                    event.request_model, event.input_tokens, event.output_tokens, event.cached_tokens, event.latency_ms,
-                    event.ttft_ms, event.cost, event.finish_reason,
+                    event.run_id, event.step_id, _ts(event.at), event.purpose, event.expert, event.backend, event.operation,
+                    event.provider, event.request_model, event.input_tokens, event.output_tokens, event.cached_tokens,
+                    event.latency_ms, event.ttft_ms, event.cost, event.finish_reason, event.error, event.rerouted_from,
                 ))
             case ev.ToolCalled():
                 tables["tool_calls"].append((event.run_id, event.step_id, _ts(event.at), event.tool, event.args, event.result, event.error, event.latency_ms))

@@ -8,8 +8,8 @@ from typing import Any
 
 from reasoning.events import EventSink
 from reasoning.plan import Dag, render, substitute
-from reasoning.planner import decode_constrained, model_called
-from reasoning.types import Answer, JsonSchema, Message, ModelBackend, Sampling
+from reasoning.router import Router
+from reasoning.types import Answer, JsonSchema, Message, Sampling
 
 _SYSTEM = (
     "You write the final answer to a question from the results of steps that were already computed and checked. "
@@ -40,8 +40,9 @@ def results_text(dag: Dag, outputs: dict[int, Any]) -> str:
 
 
 class Composer:
-    def __init__(self, backend: ModelBackend, max_tokens: int = 160):
-        self.backend = backend
+    def __init__(self, router: Router, *, target: str | None = None, max_tokens: int = 160):
+        self.router = router
+        self.target = target or router.default
         self._sampling = Sampling(max_tokens=max_tokens)
 
     async def compose(self, question: str, dag: Dag, outputs: dict[int, Any], *, sink: EventSink, run_id: uuid.UUID, deadline: float) -> Answer:
@@ -50,6 +51,8 @@ class Composer:
             Message("user", f"Question: {question}\nResults:\n{results_text(dag, outputs)}"),
         ]
         constraint = JsonSchema("answer", answer_schema(sorted(dag.steps)))
-        completion = await self.backend.generate(messages, constraint=constraint, sampling=self._sampling, deadline=deadline)
-        sink.emit(model_called(run_id, None, "compose", "composer", self.backend, completion))
-        return decode_constrained(completion, Answer, "answer")
+        _, answer = await self.router.call(
+            self.target, messages, sink=sink, run_id=run_id, purpose="compose", deadline=deadline,
+            constraint=constraint, sampling=self._sampling, output_type=Answer,
+        )
+        return answer

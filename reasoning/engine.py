@@ -18,25 +18,28 @@ from reasoning.composer import Composer
 from reasoning.events import AnswerReady, EventSink, PlanReady, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
 from reasoning.executor import run_plan
 from reasoning.plan import validate_plan
-from reasoning.planner import Planner, model_called
-from reasoning.types import Expert, Message, Sampling, Step, Tool, Verifier
+from reasoning.planner import Planner
+from reasoning.router import Router
+from reasoning.types import Message, Step, Tool, Verifier
 
 log = structlog.get_logger("stepwise.engine")
+_EXPERT_SYSTEM = "Answer briefly and precisely. Reply with the answer only."
 
 
 class Engine:
     def __init__(
         self,
-        planner: Planner,
-        composer: Composer,
+        router: Router,
         tools: Mapping[str, Tool],
-        experts: Mapping[str, Expert],
         verifiers: Sequence[Verifier],
+        *,
+        planner: Planner | None = None,
+        composer: Composer | None = None,
     ) -> None:
-        self.planner = planner
-        self.composer = composer
+        self.router = router
         self.tools = tools
-        self.experts = experts
+        self.planner = planner or Planner(router, tools)
+        self.composer = composer or Composer(router)
         self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "expert")}
 
     async def run(self, question: str, *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None) -> uuid.UUID:
@@ -67,7 +70,7 @@ class Engine:
     async def _answer(self, question: str, sink: EventSink, run_id: uuid.UUID, deadline: float) -> None:
         plan = await self.planner.plan(question, sink=sink, run_id=run_id, deadline=deadline)
         sink.emit(PlanReady(run_id=run_id, at=time.time(), plan=plan))
-        dag = validate_plan(plan, self.tools, self.experts)
+        dag = validate_plan(plan, self.tools, self.router.targets())
 
         async def run_step(step: Step, resolved: Any) -> Any:
             output = await (self._call_tool(step, resolved, sink, run_id) if step.kind == "tool" else self._ask_expert(step, resolved, sink, run_id, deadline))
@@ -96,10 +99,8 @@ class Engine:
         return result
 
     async def _ask_expert(self, step: Step, question: str, sink: EventSink, run_id: uuid.UUID, deadline: float) -> str:
-        expert = self.experts[step.target]
-        messages = [Message("system", expert.system_prompt), Message("user", question)]
-        completion = await expert.backend.generate(messages, sampling=Sampling(max_tokens=expert.max_tokens), deadline=deadline)
-        sink.emit(model_called(run_id, step.id, "expert", expert.name, expert.backend, completion))
+        messages = [Message("system", _EXPERT_SYSTEM), Message("user", question)]
+        completion, _ = await self.router.call(step.target, messages, sink=sink, run_id=run_id, purpose="expert", deadline=deadline, step_id=step.id)
         return completion.text.strip()
 
     @staticmethod

@@ -32,9 +32,12 @@ class StepStarted(Event, tag="step_started"):
 
 
 class ModelCalled(Event, tag="model_called"):
+    """One call to one expert, successful or not (`error` says why not; a failed call has no tokens)."""
+
     step_id: int | None
     purpose: Literal["plan", "expert", "compose"]
     expert: str
+    backend: str
     provider: str
     request_model: str
     input_tokens: int
@@ -45,6 +48,8 @@ class ModelCalled(Event, tag="model_called"):
     cost: float = 0.0
     finish_reason: str | None = None
     operation: str = "chat"
+    rerouted_from: str | None = None  # the expert that failed this call before this one took it
+    error: str | None = None
 
 
 class ToolCalled(Event, tag="tool_called"):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import msgspec
 
 from reasoning.errors import PlanInvalid
-from reasoning.types import Expert, Plan, Step, Tool
+from reasoning.types import Plan, Step, Tool
 
 REFERENCE = re.compile(r"\$\{(\d+)\}|\$(\d+)")
 MAX_STEPS = 8
@@ -60,8 +60,9 @@ def substitute(value: Any, outputs: Mapping[int, Any]) -> Any:
     return value
 
 
-def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Mapping[str, Expert]) -> Dag:
-    """Check every rule before anything runs; raise PlanInvalid naming the step and the rule."""
+def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str]) -> Dag:
+    """Check every rule before anything runs; raise PlanInvalid naming the step and the rule. `experts` is what an
+    expert step may target: expert names and skills."""
     if not plan.steps:
         raise PlanInvalid("the plan has no steps")
     steps: dict[int, Step] = {}
@@ -88,7 +89,7 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Mapping[str, E
     return Dag(plan=plan, steps=steps, needs=needs, dependents=dependents, roots=roots)
 
 
-def _check_target(step: Step, tools: Mapping[str, Tool], experts: Mapping[str, Expert]) -> None:
+def _check_target(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
     if step.kind == "tool":
         tool = tools.get(step.target)
         if tool is None:
@@ -101,7 +102,7 @@ def _check_target(step: Step, tools: Mapping[str, Tool], experts: Mapping[str, E
             raise PlanInvalid(f"arguments for {step.target!r}: {exc}", step.id) from exc
     else:
         if step.target not in experts:
-            raise PlanInvalid(f"unknown expert {step.target!r} (known: {', '.join(sorted(experts))})", step.id)
+            raise PlanInvalid(f"unknown expert or skill {step.target!r} (known: {', '.join(sorted(experts))})", step.id)
         if not isinstance(step.input, str) or not step.input.strip():
             raise PlanInvalid("an expert step's input must be non-empty text", step.id)
 
@@ -122,7 +123,7 @@ def _check_acyclic(needs: dict[int, frozenset[int]], dependents: dict[int, list[
         raise PlanInvalid(f"the plan has a cycle through steps {stuck}", stuck[0])
 
 
-def plan_schema(tools: Mapping[str, Tool], experts: Mapping[str, Expert], max_steps: int = MAX_STEPS) -> dict:
+def plan_schema(tools: Mapping[str, Tool], experts: Collection[str], max_steps: int = MAX_STEPS) -> dict:
     """The JSON schema the planner decodes under: one variant per tool (embedding its argument schema)
     plus one for experts. Property order is the order the model writes, so `id` comes first."""
     deps = {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": max_steps}

@@ -3,19 +3,13 @@ argument schema, so a tool's arguments are never parsed out of free text."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping
-from typing import TypeVar
 
-import msgspec
-
-from reasoning.errors import OutputInvalid
-from reasoning.events import EventSink, ModelCalled
+from reasoning.events import EventSink
 from reasoning.plan import MAX_STEPS, plan_schema
-from reasoning.types import Completion, Expert, JsonSchema, Message, ModelBackend, Plan, Sampling, Tool
-
-T = TypeVar("T")
+from reasoning.router import Router
+from reasoning.types import JsonSchema, Message, Plan, Sampling, Tool
 
 _RULES = """You plan how to answer a question with steps that run in parallel when independent.
 Reply with a plan: a list of steps. A tool step calls a tool with arguments; an expert step asks an expert a short question.
@@ -33,43 +27,28 @@ Q: Who wrote Hamlet?
 """
 
 
-def planner_prompt(tools: Mapping[str, Tool], experts: Mapping[str, Expert], max_steps: int = MAX_STEPS) -> str:
+def planner_prompt(tools: Mapping[str, Tool], router: Router, max_steps: int = MAX_STEPS) -> str:
     """The static system prompt: the catalogue and the rules. It comes first so prefix caches reuse it."""
     lines = ["Tools:"]
     lines += [f"- {t.name}: {t.description}" for t in tools.values()]
-    lines.append("Experts:")
-    lines += [f"- {e.name}: {e.skill}" for e in experts.values()]
-    expert = next(iter(experts), "general")
-    return "\n".join(lines) + "\n" + _RULES.format(max_steps=max_steps, expert=expert)
+    lines.append("Experts (target one by name, or a skill to let the router choose):")
+    lines += [f"- {e.name}: {e.description} (skills: {', '.join(e.skills) or 'none'})" for e in router.experts.values()]
+    return "\n".join(lines) + "\n" + _RULES.format(max_steps=max_steps, expert=router.default)
 
 
 class Planner:
-    def __init__(self, backend: ModelBackend, tools: Mapping[str, Tool], experts: Mapping[str, Expert], max_steps: int = MAX_STEPS):
-        self.backend = backend
-        self._system = planner_prompt(tools, experts, max_steps)
-        self._constraint = JsonSchema("plan", plan_schema(tools, experts, max_steps))
+    def __init__(self, router: Router, tools: Mapping[str, Tool], *, target: str | None = None, max_steps: int = MAX_STEPS):
+        self.router = router
+        self.target = target or router.default
+        self._system = planner_prompt(tools, router, max_steps)
+        self._constraint = JsonSchema("plan", plan_schema(tools, router.targets(), max_steps))
         # Generous: a plan cut off by max_tokens cannot decode; the run's deadline bounds the time instead.
         self._sampling = Sampling(max_tokens=1024)
 
     async def plan(self, question: str, *, sink: EventSink, run_id: uuid.UUID, deadline: float) -> Plan:
         messages = [Message("system", self._system), Message("user", f"Q: {question}")]
-        completion = await self.backend.generate(messages, constraint=self._constraint, sampling=self._sampling, deadline=deadline)
-        sink.emit(model_called(run_id, None, "plan", "planner", self.backend, completion))
-        return decode_constrained(completion, Plan, "plan")
-
-
-def decode_constrained(completion: Completion, type_: type[T], what: str) -> T:
-    """Decode output produced under a schema; failing to is an error of its own, never silently accepted."""
-    try:
-        return msgspec.json.decode(completion.text, type=type_)
-    except msgspec.DecodeError as exc:
-        cut = " (cut off at max_tokens)" if completion.finish_reason == "length" else ""
-        raise OutputInvalid(f"the {what} did not decode under its schema{cut}: {exc}") from exc
-
-
-def model_called(run_id: uuid.UUID, step_id: int | None, purpose, expert: str, backend: ModelBackend, c: Completion) -> ModelCalled:
-    return ModelCalled(
-        run_id=run_id, at=time.time(), step_id=step_id, purpose=purpose, expert=expert, provider=backend.provider,
-        request_model=c.model, input_tokens=c.usage.input_tokens, output_tokens=c.usage.output_tokens,
-        cached_tokens=c.usage.cached_tokens, latency_ms=c.latency_ms, ttft_ms=c.ttft_ms, finish_reason=c.finish_reason,
-    )
+        _, plan = await self.router.call(
+            self.target, messages, sink=sink, run_id=run_id, purpose="plan", deadline=deadline,
+            constraint=self._constraint, sampling=self._sampling, output_type=Plan,
+        )
+        return plan

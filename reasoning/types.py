@@ -122,11 +122,19 @@ class Verifier(Protocol):
     async def verify(self, step: Step, resolved_input: Any, output: Any) -> Verdict: ...
 
 
-class Expert(msgspec.Struct):
-    """A named model with a described skill; the planner sees name and skill."""
+class Expert(msgspec.Struct, kw_only=True):
+    """A named model with skills; the planner sees name, description and skills, and may target either."""
 
     name: str
-    skill: str
     backend: Any  # a ModelBackend; Any because msgspec cannot type a Protocol
-    system_prompt: str = "Answer briefly and precisely. Reply with the answer only."
+    skills: list[str] = []
+    description: str = ""
+    kind: str = "local"  # the registry's backend kind, recorded with each call
+    max_concurrency: int = 4
+    timeout_s: float = 300.0
+    price_in: float = 0.0  # per million input tokens
+    price_out: float = 0.0  # per million output tokens
     max_tokens: int = 128
+
+    def cost(self, usage: Usage) -> float:
+        return (usage.input_tokens * self.price_in + usage.output_tokens * self.price_out) / 1_000_000

@@ -52,5 +52,9 @@ class EmbeddedLlama:
         self.base_url = self._server.listening_address
         self.backend = LlamaCppBackend(self.base_url, self.name)
 
+    def new_backend(self) -> LlamaCppBackend:
+        """A client of its own (for one expert), so closing it leaves the others working."""
+        return LlamaCppBackend(self.base_url, self.name)
+
     def close(self) -> None:
         self._server = None  # the native server stops when its last reference goes

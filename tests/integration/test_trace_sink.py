@@ -21,7 +21,7 @@ def run_events(run_id: uuid.UUID) -> list[ev.AnyEvent]:
     common = {"run_id": run_id}
     return [
         ev.RunStarted(**common, at=now, question="6*7?", deadline_s=10.0),
-        ev.ModelCalled(**common, at=now, step_id=None, purpose="plan", expert="planner", provider="llama.cpp",
+        ev.ModelCalled(**common, at=now, step_id=None, purpose="plan", expert="general", backend="local", provider="llama.cpp",
                        request_model="m", input_tokens=100, output_tokens=20, cached_tokens=80, latency_ms=5.0),
         ev.PlanReady(**common, at=now, plan=Plan([step])),
         ev.StepStarted(**common, at=now, step_id=1),
@@ -29,7 +29,7 @@ def run_events(run_id: uuid.UUID) -> list[ev.AnyEvent]:
         ev.StepVerified(**common, at=now, step_id=1, verifier="tool_recomputed", outcome="pass", reason="recomputed 42"),
         ev.StepFinished(**common, at=now + 0.001, step_id=1, kind="tool", target="calculator", input=step.input,
                         depends_on=[], started_at=now, output=42),
-        ev.ModelCalled(**common, at=now, step_id=None, purpose="compose", expert="composer", provider="llama.cpp",
+        ev.ModelCalled(**common, at=now, step_id=None, purpose="compose", expert="general", backend="local", provider="llama.cpp",
                        request_model="m", input_tokens=50, output_tokens=10, cached_tokens=0, latency_ms=3.0),
         ev.AnswerReady(**common, at=now, answer=Answer("42", [1])),
         ev.RunFinished(**common, at=now + 0.01, latency_ms=10.0),

@@ -8,10 +8,9 @@ import uuid
 
 import pytest
 
-from app.modelfiles import smollm2_path
-from reasoning.backends.local import EmbeddedLlama
 from reasoning.events import ModelCalled, Recorder
 from reasoning.planner import Planner
+from reasoning.router import Router
 from reasoning.types import Expert
 from tools import default_tools
 
@@ -26,13 +25,11 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-async def planner():
-    llama = await asyncio.to_thread(EmbeddedLlama, str(smollm2_path()), threads=2)
-    tools = default_tools()
-    experts = {"general": Expert("general", "answers a short factual question in words", llama.backend)}
-    yield Planner(llama.backend, tools, experts)
-    await llama.backend.aclose()
-    llama.close()
+async def planner(smollm2_llama):
+    backend = smollm2_llama.new_backend()
+    router = Router({"general": Expert(name="general", backend=backend, skills=["facts"], description="answers a short factual question in words")}, "general")
+    yield Planner(router, default_tools())
+    await backend.aclose()
 
 
 @pytest.mark.parametrize("question", QUESTIONS)

@@ -11,11 +11,11 @@ from reasoning import errors
 from reasoning import events as ev
 from reasoning.executor import run_plan
 from reasoning.plan import validate_plan
-from reasoning.types import Expert, Plan, Step
+from reasoning.types import Plan, Step
 from tools import default_tools
 
 TOOLS = default_tools()
-EXPERTS = {"general": Expert("general", "answers", backend=None)}
+EXPERTS = ["general"]
 
 
 def calc(sid: int, expression: str, *deps: int) -> Step:

@@ -7,11 +7,11 @@ import pytest
 
 from reasoning.errors import PlanInvalid
 from reasoning.plan import inline_refs, plan_schema, references, render, substitute, validate_plan
-from reasoning.types import Expert, Plan, Step
+from reasoning.types import Plan, Step
 from tools import default_tools
 
 TOOLS = default_tools()
-EXPERTS = {"general": Expert("general", "answers", backend=None)}
+EXPERTS = ["general"]
 
 
 def calc(sid, expression, *deps):
@@ -39,7 +39,7 @@ def test_a_valid_plan_is_indexed_for_the_executor():
         ([calc(1, "1"), calc(1, "2")], "step 1: duplicate step id"),
         ([calc(1, "$1")], "step 1: depends on itself"),
         ([Step(1, "tool", "search", {"q": "x"})], "unknown tool 'search'"),
-        ([Step(1, "expert", "oracle", "who?")], "unknown expert 'oracle'"),
+        ([Step(1, "expert", "oracle", "who?")], "unknown expert or skill 'oracle'"),
         ([Step(1, "tool", "calculator", {"expr": "1"})], "arguments for 'calculator'"),
         ([Step(1, "tool", "calculator", "1+1")], "takes an object of arguments"),
         ([Step(1, "expert", "general", " ")], "non-empty text"),

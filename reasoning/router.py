@@ -1,0 +1,116 @@
+"""The router: which expert serves a call. A target is an expert's name or a skill; candidates are ordered by
+name (that expert first, then others sharing a skill with it) or by load among the skill's experts, then the
+default. Each expert has a concurrency limit; an expert that is down or overloaded hands the call to the next
+candidate, and the trace records both the failed call and the reroute. Every model call's event is emitted here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+from reasoning.errors import BackendError, OutputInvalid
+from reasoning.events import EventSink, ModelCalled
+from reasoning.types import Completion, Constraint, Expert, Message, Sampling, Usage
+
+T = TypeVar("T")
+
+
+class Router:
+    def __init__(self, experts: Mapping[str, Expert], default: str) -> None:
+        if default not in experts:
+            raise ValueError(f"the default expert {default!r} is not among {sorted(experts)}")
+        self.experts = dict(experts)
+        self.default = default
+        self._limits = {name: asyncio.Semaphore(e.max_concurrency) for name, e in experts.items()}
+        self.in_flight = dict.fromkeys(experts, 0)  # waiting for a slot or running
+        self.violations = dict.fromkeys(experts, 0)  # outputs that broke their constraint
+        skills: dict[str, list[str]] = {}
+        for name, expert in experts.items():
+            for skill in expert.skills:
+                skills.setdefault(skill, []).append(name)
+        self.skills = {s: names for s, names in skills.items() if s not in experts}  # a name wins over a skill
+
+    def targets(self) -> list[str]:
+        """What a plan's expert step may target: every expert's name and every skill."""
+        return [*self.experts, *self.skills]
+
+    def load(self, name: str) -> float:
+        return self.in_flight[name] / self.experts[name].max_concurrency
+
+    def candidates(self, target: str) -> list[Expert]:
+        if target in self.experts:
+            first = self.experts[target]
+            others = [e for n, e in self.experts.items() if n != target and set(e.skills) & set(first.skills)]
+            return [first, *sorted(others, key=lambda e: self.load(e.name))]
+        if target in self.skills:
+            return sorted((self.experts[n] for n in self.skills[target]), key=lambda e: self.load(e.name))
+        return [self.experts[self.default]]
+
+    async def call(
+        self,
+        target: str,
+        messages: list[Message],
+        *,
+        sink: EventSink,
+        run_id: uuid.UUID,
+        purpose: str,
+        deadline: float,
+        step_id: int | None = None,
+        constraint: Constraint | None = None,
+        sampling: Sampling | None = None,
+        output_type: type[T] | None = None,
+    ) -> tuple[Completion, T | None]:
+        """Generate with the best available expert for `target`; with `output_type`, also decode the output under
+        it (a violation is counted against the expert and raised as OutputInvalid)."""
+        loop = asyncio.get_running_loop()
+        last: BackendError | None = None
+        rerouted_from = None
+        for expert in self.candidates(target):
+            call_deadline = min(deadline, loop.time() + expert.timeout_s)
+            started = time.perf_counter()
+            self.in_flight[expert.name] += 1
+            try:
+                async with self._limits[expert.name]:
+                    completion = await expert.backend.generate(
+                        messages, constraint=constraint, sampling=sampling or Sampling(max_tokens=expert.max_tokens), deadline=call_deadline,
+                    )
+            except BackendError as exc:
+                sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000, rerouted_from, f"{exc.kind}: {exc}"))
+                if not exc.retryable_elsewhere or loop.time() >= deadline:
+                    raise
+                last, rerouted_from = exc, expert.name
+                continue
+            finally:
+                self.in_flight[expert.name] -= 1
+            value, error = None, None
+            if output_type is not None:
+                try:
+                    value = msgspec.json.decode(completion.text, type=output_type)
+                except msgspec.DecodeError as exc:
+                    self.violations[expert.name] += 1
+                    cut = " (cut off at max_tokens)" if completion.finish_reason == "length" else ""
+                    error = f"output_invalid: the {purpose} output did not decode under its schema{cut}: {exc}"
+            sink.emit(_called(run_id, step_id, purpose, expert, completion, completion.latency_ms, rerouted_from, error))
+            if error is not None:
+                raise OutputInvalid(error.removeprefix("output_invalid: "))
+            return completion, value
+        assert last is not None
+        raise last
+
+
+def _called(run_id: uuid.UUID, step_id: int | None, purpose: str, expert: Expert, c: Completion | None, latency_ms: float,
+            rerouted_from: str | None, error: str | None) -> ModelCalled:
+    usage = c.usage if c is not None else Usage()
+    backend: Any = expert.backend
+    return ModelCalled(
+        run_id=run_id, at=time.time(), step_id=step_id, purpose=purpose, expert=expert.name, backend=expert.kind,
+        provider=backend.provider, request_model=c.model if c is not None else backend.model,
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens,
+        latency_ms=latency_ms, ttft_ms=c.ttft_ms if c is not None else None, cost=expert.cost(usage),
+        finish_reason=c.finish_reason if c is not None else None, rerouted_from=rerouted_from, error=error,
+    )
