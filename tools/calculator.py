@@ -25,7 +25,7 @@ class CalculatorArgs(msgspec.Struct, forbid_unknown_fields=True):
 
 class Calculator:
     name = "calculator"
-    description = "evaluates arithmetic: numbers, + - * / ** and parentheses"
+    description = "evaluates an arithmetic expression on numbers, such as 12*(3+4)/2; only for arithmetic"
     args_type = CalculatorArgs
     deterministic = True
 

@@ -1,0 +1,108 @@
+"""The router: candidates by name, skill and load; concurrency limits; failover recorded; violations counted."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import msgspec
+import pytest
+
+from reasoning import events as ev
+from reasoning.errors import BackendError, BackendUnavailable, OutputInvalid
+from reasoning.router import Router
+from reasoning.types import Answer, Completion, Expert, Message, Usage
+
+
+class Scripted:
+    """A backend double for scheduling logic: answers `text` after `delay`, or raises `error`."""
+
+    provider = "test"
+
+    def __init__(self, text: str = "ok", *, delay: float = 0.0, error: Exception | None = None) -> None:
+        self.model, self.text, self.delay, self.error = "m", text, delay, error
+        self.calls = 0
+        self.running = 0
+        self.peak = 0
+
+    async def generate(self, messages, *, constraint=None, sampling=None, deadline=None):
+        self.calls += 1
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await asyncio.sleep(self.delay)
+            if self.error:
+                raise self.error
+            return Completion(self.text, Usage(1000, 500, 200), latency_ms=1.0, model=self.model)
+        finally:
+            self.running -= 1
+
+
+def expert(name: str, backend, *skills: str, **kw) -> Expert:
+    return Expert(name=name, backend=backend, skills=list(skills), **kw)
+
+
+async def call(router: Router, target: str, sink=None, **kw):
+    return await router.call(target, [Message("user", "q")], sink=sink or ev.Recorder(), run_id=uuid.uuid4(),
+                             purpose="expert", deadline=asyncio.get_running_loop().time() + 10, **kw)
+
+
+def test_a_name_comes_first_then_experts_sharing_a_skill():
+    """Targeting an expert by name tries it first, then others with a common skill; unrelated ones never."""
+    router = Router({"a": expert("a", None, "math"), "b": expert("b", None, "math"), "c": expert("c", None, "poetry")}, "a")
+    assert [e.name for e in router.candidates("a")] == ["a", "b"]
+    assert [e.name for e in router.candidates("math")] == ["a", "b"]
+    assert [e.name for e in router.candidates("nobody")] == ["a"]
+    assert router.targets() == ["a", "b", "c", "math", "poetry"]
+
+
+def test_a_skill_goes_to_the_least_loaded_expert():
+    """Among a skill's experts, the one with the lowest in-flight share of its limit comes first."""
+    router = Router({"a": expert("a", None, "math", max_concurrency=2), "b": expert("b", None, "math", max_concurrency=4)}, "a")
+    router.in_flight.update(a=1, b=1)
+    assert [e.name for e in router.candidates("math")] == ["b", "a"]
+
+
+async def test_the_concurrency_limit_holds():
+    """An expert with max_concurrency 2 never runs more than two calls at once."""
+    backend = Scripted(delay=0.02)
+    router = Router({"a": expert("a", backend, max_concurrency=2)}, "a")
+    await asyncio.gather(*(call(router, "a") for _ in range(6)))
+    assert backend.calls == 6 and backend.peak == 2
+
+
+async def test_a_down_expert_hands_the_call_to_one_with_the_same_skill():
+    """The failed call and the reroute are both recorded; cost comes from the serving expert's prices."""
+    down = Scripted(error=BackendUnavailable("refused"))
+    up = Scripted("42")
+    router = Router({"a": expert("a", down, "math"), "b": expert("b", up, "math", price_in=1.0, price_out=2.0)}, "a")
+    sink = ev.Recorder()
+    completion, _ = await call(router, "a", sink)
+    assert completion.text == "42"
+    failed, served = sink.events
+    assert (failed.expert, failed.error.startswith("backend_unavailable"), failed.input_tokens) == ("a", True, 0)
+    assert (served.expert, served.rerouted_from, served.error) == ("b", "a", None)
+    assert served.cost == pytest.approx((1000 * 1.0 + 500 * 2.0) / 1e6)
+
+
+async def test_a_refusal_is_not_rerouted():
+    """A 400 from the expert is about the request: no other expert is tried."""
+    refusing = Scripted(error=BackendError("bad request", status=400))
+    other = Scripted()
+    router = Router({"a": expert("a", refusing, "math"), "b": expert("b", other, "math")}, "a")
+    with pytest.raises(BackendError, match="bad request"):
+        await call(router, "a")
+    assert other.calls == 0
+
+
+async def test_an_output_that_breaks_its_type_is_counted_and_raised():
+    """Typed output is decoded with msgspec; a violation is OutputInvalid, counted, and recorded on the call."""
+    router = Router({"a": expert("a", Scripted('{"text": 5}'))}, "a")
+    sink = ev.Recorder()
+    with pytest.raises(OutputInvalid):
+        await call(router, "a", sink, output_type=Answer)
+    assert router.violations["a"] == 1
+    assert sink.events[0].error.startswith("output_invalid")
+    good = Router({"a": expert("a", Scripted(msgspec.json.encode(Answer("x", [1])).decode()))}, "a")
+    _, answer = await call(good, "a", output_type=Answer)
+    assert answer == Answer("x", [1])
