@@ -262,3 +262,20 @@ class SGLangTestServer:
     def __exit__(self, *exc) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=30)
+
+
+def main() -> None:
+    """Serve SmolLM2 behind SGLang's API in this process: `python -m tests.sglang_server PORT` (tests kill it)."""
+    import sys
+
+    from app.modelfiles import smollm2_path
+    from reasoning.backends.local import EmbeddedLlama
+
+    llama = EmbeddedLlama(str(smollm2_path()), threads=1)
+    server = SGLangTestServer(llama.base_url)
+    server.port, server.url = int(sys.argv[1]), f"http://127.0.0.1:{sys.argv[1]}"
+    uvicorn.Server(uvicorn.Config(server.app(), host="127.0.0.1", port=server.port, log_level="warning")).run()
+
+
+if __name__ == "__main__":
+    main()
