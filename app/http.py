@@ -23,6 +23,7 @@ STATUS_BY_ERROR = {
     "tool_error": 422,
     "step_rejected": 422,
     "output_invalid": 502,
+    "constraint_violated": 502,
     "backend_error": 502,
     "backend_unavailable": 503,
     "backend_timeout": 504,

@@ -11,9 +11,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-import msgspec
-
-from reasoning.errors import BackendError, OutputInvalid
+from reasoning.constraints import ConstraintViolated, decode_output
+from reasoning.errors import BackendError
 from reasoning.events import EventSink, ModelCalled
 from reasoning.types import Completion, Constraint, Expert, Message, Sampling, Usage
 
@@ -87,17 +86,18 @@ class Router:
                 continue
             finally:
                 self.in_flight[expert.name] -= 1
-            value, error = None, None
+            value, violation = None, None
             if output_type is not None:
                 try:
-                    value = msgspec.json.decode(completion.text, type=output_type)
-                except msgspec.DecodeError as exc:
+                    value = decode_output(completion.text, output_type)
+                except ConstraintViolated as exc:
                     self.violations[expert.name] += 1
                     cut = " (cut off at max_tokens)" if completion.finish_reason == "length" else ""
-                    error = f"output_invalid: the {purpose} output did not decode under its schema{cut}: {exc}"
+                    violation = ConstraintViolated(f"the {purpose} output broke its constraint{cut}: {exc}")
+            error = f"{violation.kind}: {violation}" if violation else None
             sink.emit(_called(run_id, step_id, purpose, expert, completion, completion.latency_ms, rerouted_from, error))
-            if error is not None:
-                raise OutputInvalid(error.removeprefix("output_invalid: "))
+            if violation is not None:
+                raise violation
             return completion, value
         assert last is not None
         raise last

@@ -149,3 +149,16 @@ async def test_the_openai_route_body_and_usage(sglang_server):
     assert body1["response_format"] == {"type": "json_schema", "json_schema": {"name": "color", "schema": COLOR_SCHEMA, "strict": True}}
     assert body1["stream"] is True and body1["stream_options"] == {"include_usage": True}
     assert body2["regex"] == "(red|green)" and "response_format" not in body2
+
+
+async def test_a_schema_sent_as_a_regex_is_honoured(sglang_server):
+    """With constraint_mode regex, a JSON schema goes out as outlines' regex for it and the output decodes."""
+    from reasoning.constraints import as_regex
+
+    sglang_server.requests.clear()
+    backend = SGLangBackend(sglang_server.url, "smollm2", policy=FAST_RETRY, regex_of=as_regex)
+    result = await backend.generate(ASK, constraint=JsonSchema("color", COLOR_SCHEMA), sampling=Sampling(max_tokens=40), deadline=deadline_in(60))
+    await backend.aclose()
+    assert msgspec.json.decode(result.text, type=Color).color in ("red", "green")
+    (_, body), = sglang_server.requests
+    assert "json_schema" not in body["sampling_params"] and body["sampling_params"]["regex"].startswith('\\{"color":')

@@ -96,13 +96,13 @@ async def test_a_refusal_is_not_rerouted():
 
 
 async def test_an_output_that_breaks_its_type_is_counted_and_raised():
-    """Typed output is decoded with msgspec; a violation is OutputInvalid, counted, and recorded on the call."""
+    """Typed output is decoded with msgspec; a violation is an OutputInvalid, counted, and recorded on the call."""
     router = Router({"a": expert("a", Scripted('{"text": 5}'))}, "a")
     sink = ev.Recorder()
     with pytest.raises(OutputInvalid):
         await call(router, "a", sink, output_type=Answer)
     assert router.violations["a"] == 1
-    assert sink.events[0].error.startswith("output_invalid")
+    assert sink.events[0].error.startswith("constraint_violated")
     good = Router({"a": expert("a", Scripted(msgspec.json.encode(Answer("x", [1])).decode()))}, "a")
     _, answer = await call(good, "a", output_type=Answer)
     assert answer == Answer("x", [1])
