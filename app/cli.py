@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import sys
 
+import httpx
 import msgspec
 
 from app import db
 from app.logs import configure_logging
 from app.migrate import migrate
 from app.modelfiles import ModelFileError
+from app.registry import ExpertSpec, RegistryError, registry_for
 from app.settings import Settings
 from reasoning import events as ev
 from reasoning.plan import render
@@ -29,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print the run's report as JSON (the same as POST /v1/reason)")
     ask.add_argument("--deadline", type=float, help="seconds the whole run may take")
+    experts = commands.add_parser("experts", help="list the experts (STEPWISE_EXPERTS or the embedded default), or launch SGLang workers")
+    experts.add_argument("action", nargs="?", choices=["list", "launch"], default="list")
+    experts.add_argument("--server", help="a running stepwise server to ask for live health and load, e.g. http://127.0.0.1:8000")
+    experts.add_argument("--dry-run", action="store_true", help="launch: print the command lines instead of running them")
+    experts.add_argument("--timeout", type=float, default=900.0, help="launch: seconds to wait for each server's /health")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env(**({"host": args.host, "port": args.port} if args.command == "serve" else {}))
@@ -38,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(settings)
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
+        if args.command == "experts":
+            return _experts(settings, args)
         return asyncio.run(_ask(settings, args.question, args.json, args.deadline))
-    except ModelFileError as exc:
+    except (ModelFileError, RegistryError) as exc:
         print(f"stepwise: {exc}", file=sys.stderr)
         return 2
 
@@ -55,6 +65,53 @@ def _serve(settings: Settings) -> int:
 
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
     return 0
+
+
+def _experts(settings: Settings, args: argparse.Namespace) -> int:
+    from app.experts import launch, launch_plan
+
+    registry = registry_for(settings)
+    if args.action == "launch":
+        plan = launch_plan(registry)
+        if not plan:
+            print("no SGLang expert with a model_path to launch", file=sys.stderr)
+            return 1
+        if args.dry_run:
+            for item in plan:
+                print(f"# {item.expert}, healthy when {item.health_url} answers 200\n{shlex.join(item.argv)}")
+            return 0
+        processes = launch(plan, args.timeout)
+        try:
+            for process in processes:
+                process.wait()
+        except KeyboardInterrupt:
+            for process in processes:
+                process.terminate()
+        return 0
+    if args.server:
+        reply = httpx.get(args.server.rstrip("/") + "/v1/experts", timeout=30)
+        reply.raise_for_status()
+        rows = reply.json()
+    else:
+        rows = [_offline_status(spec) for spec in registry.experts]
+    print(f"{'expert':<14} {'backend':<14} {'healthy':<8} {'load':<7} {'skills':<24} where")
+    for row in rows:
+        load = f"{row['in_flight']}/{row['max_concurrency']}" if row["in_flight"] is not None else f"-/{row['max_concurrency']}"
+        print(f"{row['name']:<14} {row['backend']:<14} {str(row['healthy']).lower():<8} {load:<7} {','.join(row['skills']):<24} {row['url'] or row['model']}")
+    return 0
+
+
+def _offline_status(spec: ExpertSpec) -> dict:
+    """Without a server: a remote expert's /health is probed; a local one exists only inside a running server."""
+    healthy: bool | str = "embedded"
+    if spec.url:
+        try:
+            path = "/v1/models" if spec.backend == "openai" else "/health"
+            healthy = httpx.get(spec.url.rstrip("/") + path, timeout=5).status_code == 200
+        except httpx.HTTPError:
+            healthy = False
+    return {"name": spec.name, "backend": spec.backend, "healthy": healthy, "in_flight": None,
+            "max_concurrency": spec.max_concurrency, "skills": spec.skills, "url": spec.url, "model": spec.model}
 
 
 async def _migrate(settings: Settings) -> int:

@@ -12,6 +12,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, JSONBody
 
+from app.experts import ExpertStatus, expert_statuses
 from app.runtime import Runtime
 from app.settings import Settings
 from reasoning.report import RunReport
@@ -63,6 +64,12 @@ async def read_run(run_id: FromPath[str], runtime: NamedDependency[Runtime]) -> 
     return report
 
 
+@get("/v1/experts")
+async def list_experts(runtime: NamedDependency[Runtime]) -> list[ExpertStatus]:
+    """Every expert with its health, load (calls waiting or running against its limit) and constraint violations."""
+    return await expert_statuses(runtime.router)
+
+
 @get("/health")
 async def health(runtime: NamedDependency[Runtime]) -> dict:
     async with runtime.pool.acquire() as conn:
@@ -91,7 +98,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             await app.state.runtime.close()
 
     return Litestar(
-        route_handlers=[reason, read_run, health],
+        route_handlers=[reason, read_run, list_experts, health],
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
         on_startup=[start],
         on_shutdown=[stop],

@@ -53,11 +53,9 @@ class ExpertSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     api_key_env: str | None = None  # openai: the environment variable holding the API key
     template: str = "chatml"  # sglang (native /generate takes text): how messages become a prompt
     constraint_mode: Literal["json_schema", "regex"] = "json_schema"  # sglang: send schemas as regexes instead
-    # Only for `stepwise experts launch` (GPU hosts): where the weights are and how to serve them.
+    # Only for `stepwise experts launch` on GPU hosts: where the weights are and how to serve them at `url`.
     model_path: str | None = None
-    host: str = "127.0.0.1"
-    port: int | None = None
-    workers: int = 1
+    workers: int = 1  # more than one: workers on the next ports, sglang_router at `url` in front
     tp_size: int = 1
     tool_call_parser: str | None = None
 
@@ -102,6 +100,8 @@ def check_registry(registry: Registry, where: str) -> None:
             raise RegistryError(f"{where}: expert {spec.name!r}: backend {spec.backend!r} needs a `url`")
         if spec.max_concurrency < 1:
             raise RegistryError(f"{where}: expert {spec.name!r}: `max_concurrency` must be at least 1")
+        if spec.model_path and spec.backend not in ("sglang", "sglang-openai"):
+            raise RegistryError(f"{where}: expert {spec.name!r}: `model_path` is for SGLang experts that `stepwise experts launch` starts")
 
 
 def default_registry(settings: Settings) -> Registry:

@@ -66,3 +66,23 @@ async def test_a_run_is_answered_and_read_back_identically_from_postgres(smollm2
     assert run["status"] == report.status and run["model_calls"] == report.usage.model_calls
     assert await pg.fetchval("SELECT count(*) FROM model_calls WHERE run_id = $1", report.run_id) == report.usage.model_calls
     assert await pg.fetchval("SELECT count(*) FROM steps WHERE run_id = $1", report.run_id) == len(report.steps)
+
+
+def test_experts_are_listed_with_health_and_load(smollm2_server):
+    """GET /v1/experts shows the embedded expert healthy, idle, with its limit and no violations."""
+    (expert,) = smollm2_server.client.get("/v1/experts").json()
+    assert (expert["name"], expert["backend"], expert["provider"], expert["healthy"]) == ("general", "local", "llama.cpp", True)
+    assert (expert["in_flight"], expert["violations"]) == (0, 0) and expert["max_concurrency"] >= 1
+
+
+def test_the_cli_lists_a_running_servers_experts(smollm2_server, repo_root):
+    """`stepwise experts --server URL` prints the live table."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "app.cli", "experts", "--server", smollm2_server.url],
+                          capture_output=True, text=True, timeout=60, cwd=repo_root)
+    assert done.returncode == 0, done.stderr
+    header, row = done.stdout.splitlines()
+    assert header.split()[:4] == ["expert", "backend", "healthy", "load"]
+    assert row.split()[:4] == ["general", "local", "true", "0/2"]

@@ -162,3 +162,17 @@ async def test_a_schema_sent_as_a_regex_is_honoured(sglang_server):
     assert msgspec.json.decode(result.text, type=Color).color in ("red", "green")
     (_, body), = sglang_server.requests
     assert "json_schema" not in body["sampling_params"] and body["sampling_params"]["regex"].startswith('\\{"color":')
+
+
+def test_launch_waits_for_health_and_notices_a_dead_process(sglang_server):
+    """The launcher's health wait returns once /health answers 200, and fails fast if the process has died."""
+    import subprocess
+    import sys
+
+    from app.experts import wait_healthy
+
+    wait_healthy(f"{sglang_server.url}/health", timeout_s=5)
+    dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    dead.wait()
+    with pytest.raises(RuntimeError, match="exited with 3"):
+        wait_healthy("http://127.0.0.1:9/health", timeout_s=30, process=dead, poll_s=0.05)
