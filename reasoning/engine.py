@@ -20,7 +20,7 @@ from reasoning.executor import run_plan
 from reasoning.plan import validate_plan
 from reasoning.planner import Planner
 from reasoning.router import Router
-from reasoning.types import Message, Step, Tool, Verifier
+from reasoning.types import Message, Plan, Step, Tool, Verifier
 
 log = structlog.get_logger("stepwise.engine")
 _EXPERT_SYSTEM = "Answer briefly and precisely. Reply with the answer only."
@@ -42,9 +42,11 @@ class Engine:
         self.composer = composer or Composer(router)
         self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "expert")}
 
-    async def run(self, question: str, *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None) -> uuid.UUID:
-        """Answer `question`, reporting everything to `sink`. Never raises for a failed run (RunFailed says why);
-        cancellation and internal errors are recorded, then propagate."""
+    async def run(self, question: str, *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None,
+                  plan: Plan | None = None) -> uuid.UUID:
+        """Answer `question`, reporting everything to `sink`; with `plan`, run that plan instead of asking the planner.
+        Never raises for a failed run (RunFailed says why); cancellation and internal errors are recorded, then
+        propagate."""
         run_id = run_id or uuid.uuid4()
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + deadline_s
@@ -52,7 +54,7 @@ class Engine:
             sink.emit(RunStarted(run_id=run_id, at=time.time(), question=question, deadline_s=deadline_s))
             try:
                 async with asyncio.timeout_at(deadline):
-                    await self._answer(question, sink, run_id, deadline)
+                    await self._answer(question, sink, run_id, deadline, plan)
             except TimeoutError:
                 self._failed(sink, run_id, started, errors.DeadlineExceeded(f"the run's deadline of {deadline_s:g}s passed"))
             except errors.ReasoningError as exc:
@@ -67,8 +69,9 @@ class Engine:
                 sink.emit(RunFinished(run_id=run_id, at=time.time(), latency_ms=_ms(started)))
         return run_id
 
-    async def _answer(self, question: str, sink: EventSink, run_id: uuid.UUID, deadline: float) -> None:
-        plan = await self.planner.plan(question, sink=sink, run_id=run_id, deadline=deadline)
+    async def _answer(self, question: str, sink: EventSink, run_id: uuid.UUID, deadline: float, plan: Plan | None) -> None:
+        if plan is None:
+            plan = await self.planner.plan(question, sink=sink, run_id=run_id, deadline=deadline)
         sink.emit(PlanReady(run_id=run_id, at=time.time(), plan=plan))
         dag = validate_plan(plan, self.tools, self.router.targets())
 

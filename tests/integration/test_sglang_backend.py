@@ -176,3 +176,29 @@ def test_launch_waits_for_health_and_notices_a_dead_process(sglang_server):
     dead.wait()
     with pytest.raises(RuntimeError, match="exited with 3"):
         wait_healthy("http://127.0.0.1:9/health", timeout_s=30, process=dead, poll_s=0.05)
+
+
+async def test_ready_expert_steps_for_one_sglang_expert_go_as_one_batch(sglang_server):
+    """Two independent expert steps targeting the same SGLang expert reach it as one batched /generate."""
+    from reasoning.engine import Engine
+    from reasoning.events import Recorder
+    from reasoning.report import fold
+    from reasoning.router import Router
+    from reasoning.types import Expert, Plan, Step
+    from tools import default_tools
+    from verifiers import default_verifiers
+
+    sglang_server.requests.clear()
+    backend = SGLangBackend(sglang_server.url, "smollm2", policy=FAST_RETRY)
+    router = Router({"remote": Expert(name="remote", backend=backend, kind="sglang", skills=["facts"])}, "remote")
+    tools = default_tools()
+    engine = Engine(router, tools, default_verifiers(tools))
+    plan = Plan([Step(1, "expert", "remote", "Name a fruit."), Step(2, "expert", "remote", "Name a colour.")])
+    recorder = Recorder()
+    await engine.run("A fruit and a colour?", sink=recorder, deadline_s=60, plan=plan)
+    await backend.aclose()
+    report = fold(recorder.events)
+    assert [s.status for s in report.steps] == ["finished", "finished"]
+    generate_bodies = [body for route, body in sglang_server.requests if route == "/generate"]
+    assert len(generate_bodies[0]["text"]) == 2  # both steps in the first request
+    assert len(generate_bodies) == 2  # then the composer's call
