@@ -68,23 +68,22 @@ class StepVerified(Event, tag="step_verified"):
     reason: str
 
 
-class StepFinished(Event, tag="step_finished"):
+class _StepEnded(Event):
+    """What both endings of a step record: the step itself with its resolved input, and when it started."""
+
     step_id: int
     kind: StepKind
     target: str
     input: Any
     depends_on: list[int]
     started_at: float
+
+
+class StepFinished(_StepEnded, tag="step_finished"):
     output: Any
 
 
-class StepFailed(Event, tag="step_failed"):
-    step_id: int
-    kind: StepKind
-    target: str
-    input: Any
-    depends_on: list[int]
-    started_at: float
+class StepFailed(_StepEnded, tag="step_failed"):
     error: str
 
 

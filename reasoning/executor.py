@@ -65,7 +65,7 @@ async def run_plan(dag: Dag, run_step: RunStep, sink: EventSink, run_id: uuid.UU
         raise errors.DeadlineExceeded(f"the run's deadline passed with {len(dag.steps) - len(outputs)} step(s) unfinished") from exc
     except BaseExceptionGroup as group_error:
         # The first failure caused the others' cancellation: it is the one to report.
-        raise failures[0] if failures else group_error
+        raise (failures[0] if failures else group_error) from None
     finally:
         structlog.contextvars.unbind_contextvars("step_id")
     return outputs

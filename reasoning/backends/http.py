@@ -70,3 +70,12 @@ async def post_json(
             delay = min(delay * policy.factor, policy.cap_s)
     assert last is not None
     raise last
+
+
+async def answers_ok(client: httpx.AsyncClient, url: str) -> bool:
+    """Whether GET `url` answers 200 within five seconds (a health probe: never raises)."""
+    try:
+        reply = await client.get(url, timeout=5)
+    except httpx.HTTPError:
+        return False
+    return reply.status_code == 200

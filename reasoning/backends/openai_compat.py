@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from reasoning.backends.http import RetryPolicy, post_json
+from reasoning.backends.http import RetryPolicy, answers_ok, post_json
 from reasoning.errors import BackendError
 from reasoning.types import Completion, Constraint, Grammar, JsonSchema, Message, Regex, Sampling, Usage
 
@@ -131,11 +131,7 @@ class OpenAICompatBackend:
         )
 
     async def health(self) -> bool:
-        try:
-            reply = await self._client.get(f"{self.base_url}{self.health_path}", timeout=5)
-        except httpx.HTTPError:
-            return False
-        return reply.status_code == 200
+        return await answers_ok(self._client, f"{self.base_url}{self.health_path}")
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from reasoning.backends.http import RetryPolicy, post_json
+from reasoning.backends.http import RetryPolicy, answers_ok, post_json
 from reasoning.backends.openai_compat import OpenAICompatBackend
 from reasoning.backends.templates import TEMPLATES
 from reasoning.errors import BackendError
@@ -153,11 +153,7 @@ class SGLangBackend:
         )
 
     async def health(self) -> bool:
-        try:
-            reply = await self._client.get(f"{self.base_url}/health", timeout=5)
-        except httpx.HTTPError:
-            return False
-        return reply.status_code == 200
+        return await answers_ok(self._client, f"{self.base_url}{self.health_path}")
 
     async def model_info(self) -> dict[str, Any]:
         """Model facts from /model_info (older servers: /get_model_info)."""
