@@ -71,6 +71,14 @@ class Usage(msgspec.Struct):
     cached_tokens: int = 0
 
 
+class ToolCall(msgspec.Struct):
+    """A function call a model asked for (OpenAI's `tool_calls`); `arguments` is the JSON text it wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+
 class Completion(msgspec.Struct):
     text: str
     usage: Usage
@@ -78,6 +86,7 @@ class Completion(msgspec.Struct):
     model: str
     finish_reason: str | None = None
     ttft_ms: float | None = None
+    tool_calls: list[ToolCall] = []
 
 
 class Verdict(msgspec.Struct):

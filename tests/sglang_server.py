@@ -93,6 +93,17 @@ def _openai_error(message: str, status: int = 400) -> Response:
     return Response({"object": "error", "message": message, "type": kind, "param": None, "code": status}, status_code=status)
 
 
+def _forced_tools(req: ChatCompletionRequest) -> list[dict[str, Any]] | None:
+    """The functions a reply must call: all of them for tool_choice "required", one when named; None otherwise."""
+    if not req.tools or req.tool_choice in (None, "auto", "none"):
+        return None
+    functions = [t["function"] for t in req.tools]
+    if req.tool_choice == "required":
+        return functions
+    name = req.tool_choice["function"]["name"]
+    return [f for f in functions if f["name"] == name]
+
+
 def _grammar(json_schema: str | None, regex: str | None, ebnf: str | None) -> dict[str, Any]:
     """The same constraint in llama.cpp's terms: schemas as llguidance JSON, regexes as llguidance, EBNF as GBNF."""
     if json_schema is not None:
@@ -157,6 +168,32 @@ class SGLangTestServer:
             },
         }
 
+    async def _tool_calls(self, client: httpx.AsyncClient, body: dict[str, Any], functions: list[dict[str, Any]],
+                          req: ChatCompletionRequest) -> Response:
+        """As SGLang does for a forced tool choice: constrain the reply to an array of {name, parameters} under the
+        functions' schemas, then return it as `tool_calls`."""
+        item = {"anyOf": [{"type": "object", "properties": {"name": {"const": f["name"]}, "parameters": f.get("parameters", {})},
+                           "required": ["name", "parameters"], "additionalProperties": False} for f in functions]}
+        array = {"type": "array", "items": item, "minItems": 1, **({} if req.parallel_tool_calls else {"maxItems": 1})}
+        body = {**body, "stream": False, **_grammar(json.dumps(array), None, None)}
+        body.pop("stream_options", None)
+        reply = (await client.post(f"{self.llama_url}/v1/chat/completions", json=body, timeout=600)).json()
+        made = json.loads(reply["choices"][0]["message"]["content"])
+        calls = [{"index": i, "id": f"call_{i}", "type": "function",
+                  "function": {"name": c["name"], "arguments": json.dumps(c["parameters"])}} for i, c in enumerate(made)]
+        base = {"id": reply["id"], "created": reply["created"], "model": req.model}
+        if not req.stream:
+            message = {"role": "assistant", "content": None, "tool_calls": calls}
+            return Response({**base, "object": "chat.completion", "usage": reply["usage"],
+                             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]})
+        chunks = [{"role": "assistant", "content": ""}, *({"tool_calls": [c]} for c in calls)]
+        lines = [{**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in chunks]
+        lines.append({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+        if (req.stream_options or {}).get("include_usage"):
+            lines.append({**base, "object": "chat.completion.chunk", "choices": [], "usage": reply["usage"]})
+        payload = "".join(f"data: {json.dumps(line)}\n\n" for line in lines) + "data: [DONE]\n\n"
+        return Response(payload.encode(), media_type="text/event-stream")
+
     def app(self) -> Litestar:
         test_server = self
         state: dict[str, httpx.AsyncClient] = {}
@@ -219,6 +256,9 @@ class SGLangTestServer:
                 return _openai_error("Only one of regex, json_schema, or ebnf can be set.")
             body.update(_grammar(schema, req.regex, req.ebnf))
             client = state["client"]
+            forced = _forced_tools(req)
+            if forced is not None:
+                return await test_server._tool_calls(client, body, forced, req)
             if not req.stream:
                 reply = await client.post(f"{test_server.llama_url}/v1/chat/completions", json=body, timeout=600)
                 return Response(reply.json(), status_code=reply.status_code)

@@ -11,7 +11,7 @@ import msgspec
 
 from reasoning.backends.http import RetryPolicy, answers_ok, post_json
 from reasoning.errors import BackendError
-from reasoning.types import Completion, Constraint, Grammar, JsonSchema, Message, Regex, Sampling, Usage
+from reasoning.types import Completion, Constraint, Grammar, JsonSchema, Message, Regex, Sampling, ToolCall, Usage
 
 
 class _Usage(msgspec.Struct):
@@ -20,8 +20,20 @@ class _Usage(msgspec.Struct):
     prompt_tokens_details: dict[str, Any] | None = None
 
 
+class _FunctionDelta(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCallDelta(msgspec.Struct):
+    index: int = 0
+    id: str | None = None
+    function: _FunctionDelta = msgspec.field(default_factory=_FunctionDelta)
+
+
 class _Delta(msgspec.Struct):
     content: str | None = None
+    tool_calls: list[_ToolCallDelta] | None = None
 
 
 class _ChunkChoice(msgspec.Struct):
@@ -64,7 +76,9 @@ class OpenAICompatBackend:
                 return {"ebnf": text}
         raise TypeError(f"unsupported constraint {constraint!r}")
 
-    def request_body(self, messages: list[Message], constraint: Constraint | None, sampling: Sampling) -> dict[str, Any]:
+    def request_body(self, messages: list[Message], constraint: Constraint | None, sampling: Sampling,
+                     tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
+                     parallel_tool_calls: bool | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -77,6 +91,12 @@ class OpenAICompatBackend:
             body["stop"] = list(sampling.stop)
         if constraint is not None:
             body.update(self.constraint_fields(constraint))
+        if tools:
+            body["tools"] = tools
+            if tool_choice is not None:
+                body["tool_choice"] = tool_choice
+            if parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = parallel_tool_calls
         return body
 
     async def generate(
@@ -86,12 +106,18 @@ class OpenAICompatBackend:
         constraint: Constraint | None = None,
         sampling: Sampling = Sampling(),
         deadline: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
     ) -> Completion:
+        """`tools` (OpenAI function definitions), `tool_choice` and `parallel_tool_calls` are passed as OpenAI
+        defines them; the calls the model makes come back in `Completion.tool_calls`."""
         url = f"{self.base_url}/v1/chat/completions"
         started = time.perf_counter()
-        response = await post_json(self._client, url, self.request_body(messages, constraint, sampling),
-                                   deadline=deadline, policy=self.policy, stream=True)
+        body = self.request_body(messages, constraint, sampling, tools, tool_choice, parallel_tool_calls)
+        response = await post_json(self._client, url, body, deadline=deadline, policy=self.policy, stream=True)
         parts: list[str] = []
+        calls: dict[int, list[str]] = {}  # index → [id, name, arguments so far]
         ttft_ms = None
         usage, finish_reason, model = _Usage(), None, self.model
         try:
@@ -109,10 +135,16 @@ class OpenAICompatBackend:
                     raise BackendError(f"{url} failed mid-stream: {chunk.error}")
                 model = chunk.model or model
                 for choice in chunk.choices[:1]:
-                    if choice.delta.content:
-                        if ttft_ms is None:
-                            ttft_ms = (time.perf_counter() - started) * 1000
-                        parts.append(choice.delta.content)
+                    delta = choice.delta
+                    if ttft_ms is None and (delta.content or delta.tool_calls):
+                        ttft_ms = (time.perf_counter() - started) * 1000
+                    if delta.content:
+                        parts.append(delta.content)
+                    for call in delta.tool_calls or ():
+                        entry = calls.setdefault(call.index, ["", "", ""])
+                        entry[0] = call.id or entry[0]
+                        entry[1] += call.function.name or ""
+                        entry[2] += call.function.arguments or ""
                     finish_reason = choice.finish_reason or finish_reason
                 if chunk.usage is not None:
                     usage = chunk.usage
@@ -128,6 +160,7 @@ class OpenAICompatBackend:
             model=model,
             finish_reason=finish_reason,
             ttft_ms=ttft_ms,
+            tool_calls=[ToolCall(*calls[i]) for i in sorted(calls)],
         )
 
     async def health(self) -> bool:

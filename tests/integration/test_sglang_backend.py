@@ -202,3 +202,31 @@ async def test_ready_expert_steps_for_one_sglang_expert_go_as_one_batch(sglang_s
     generate_bodies = [body for route, body in sglang_server.requests if route == "/generate"]
     assert len(generate_bodies[0]["text"]) == 2  # both steps in the first request
     assert len(generate_bodies) == 2  # then the composer's call
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "the weather in a city", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}, "required": ["city"], "additionalProperties": False}}}
+TIME = {"type": "function", "function": {"name": "get_time", "description": "the time in a timezone", "parameters": {
+    "type": "object", "properties": {"tz": {"enum": ["UTC", "CET"]}}, "required": ["tz"], "additionalProperties": False}}}
+
+
+async def test_tools_go_out_as_openai_defines_them_and_calls_come_back_parsed(sglang_server):
+    """tools, tool_choice and parallel_tool_calls are sent as OpenAI defines them; streamed tool_calls are assembled."""
+    sglang_server.requests.clear()
+    backend = SGLangOpenAIBackend(sglang_server.url, "smollm2", policy=FAST_RETRY)
+    result = await backend.generate(
+        [Message("user", "What is the weather in Paris, and the time in UTC?")], sampling=Sampling(max_tokens=80),
+        deadline=deadline_in(60), tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=True,
+    )
+    named = await backend.generate(
+        [Message("user", "Weather in Rome?")], sampling=Sampling(max_tokens=40), deadline=deadline_in(60),
+        tools=[WEATHER, TIME], tool_choice={"type": "function", "function": {"name": "get_weather"}}, parallel_tool_calls=False,
+    )
+    await backend.aclose()
+    (_, body), _ = sglang_server.requests
+    assert body["tools"] == [WEATHER, TIME] and body["tool_choice"] == "required" and body["parallel_tool_calls"] is True
+    assert result.finish_reason == "tool_calls" and result.tool_calls
+    for call in result.tool_calls:
+        assert call.name in ("get_weather", "get_time") and isinstance(json.loads(call.arguments), dict)
+    (only,) = named.tool_calls
+    assert only.name == "get_weather" and set(json.loads(only.arguments)) == {"city"}
