@@ -12,6 +12,7 @@ import statistics
 import time
 import uuid
 
+from reasoning.context import RunContext
 from reasoning.events import FanOut, Recorder
 from reasoning.executor import run_plan
 from reasoning.plan import validate_plan
@@ -58,7 +59,7 @@ async def bare(plan: Plan) -> None:
 
 async def ours(plan: Plan, sink) -> None:
     dag = validate_plan(plan, TOOLS, {})
-    await run_plan(dag, instant, sink, uuid.uuid4(), asyncio.get_running_loop().time() + 60)
+    await run_plan(dag, instant, RunContext(uuid.uuid4(), sink, asyncio.get_running_loop().time() + 60))
 
 
 async def measure(repeats: int) -> list[tuple[str, int, float, float]]:

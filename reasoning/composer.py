@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from reasoning.events import EventSink
+from reasoning.context import RunContext
 from reasoning.plan import Dag, render, substitute
 from reasoning.router import Router
 from reasoning.types import Answer, JsonSchema, Message, Sampling
@@ -45,14 +44,13 @@ class Composer:
         self.target = target or router.default
         self._sampling = Sampling(max_tokens=max_tokens)
 
-    async def compose(self, question: str, dag: Dag, outputs: dict[int, Any], *, sink: EventSink, run_id: uuid.UUID, deadline: float) -> Answer:
+    async def compose(self, question: str, dag: Dag, outputs: dict[int, Any], ctx: RunContext) -> Answer:
         messages = [
             Message("system", _SYSTEM),
             Message("user", f"Question: {question}\nResults:\n{results_text(dag, outputs)}"),
         ]
         constraint = JsonSchema("answer", answer_schema(sorted(dag.steps)))
         _, answer = await self.router.call(
-            self.target, messages, sink=sink, run_id=run_id, purpose="compose", deadline=deadline,
-            constraint=constraint, sampling=self._sampling, output_type=Answer,
+            self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=self._sampling, output_type=Answer,
         )
         return answer

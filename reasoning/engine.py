@@ -15,9 +15,10 @@ import structlog
 
 from reasoning import errors
 from reasoning.composer import Composer
+from reasoning.context import Budget, RunContext
 from reasoning.events import AnswerReady, EventSink, PlanReady, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
 from reasoning.executor import run_plan
-from reasoning.plan import validate_plan
+from reasoning.plan import Dag, validate_plan
 from reasoning.planner import Planner
 from reasoning.router import Router
 from reasoning.types import Message, Plan, Step, Tool, Verifier
@@ -43,18 +44,18 @@ class Engine:
         self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "expert")}
 
     async def run(self, question: str, *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None,
-                  plan: Plan | None = None) -> uuid.UUID:
+                  plan: Plan | None = None, budget: Budget = Budget()) -> uuid.UUID:
         """Answer `question`, reporting everything to `sink`; with `plan`, run that plan instead of asking the planner.
         Never raises for a failed run (RunFailed says why); cancellation and internal errors are recorded, then
         propagate."""
         run_id = run_id or uuid.uuid4()
         started = time.perf_counter()
-        deadline = asyncio.get_running_loop().time() + deadline_s
+        ctx = RunContext(run_id, sink, asyncio.get_running_loop().time() + deadline_s, budget)
         with structlog.contextvars.bound_contextvars(run_id=str(run_id)):
             sink.emit(RunStarted(run_id=run_id, at=time.time(), question=question, deadline_s=deadline_s))
             try:
-                async with asyncio.timeout_at(deadline):
-                    await self._answer(question, sink, run_id, deadline, plan)
+                async with asyncio.timeout_at(ctx.deadline):
+                    await self._answer(question, ctx, plan)
             except TimeoutError:
                 self._failed(sink, run_id, started, errors.DeadlineExceeded(f"the run's deadline of {deadline_s:g}s passed"))
             except errors.ReasoningError as exc:
@@ -69,14 +70,20 @@ class Engine:
                 sink.emit(RunFinished(run_id=run_id, at=time.time(), latency_ms=_ms(started)))
         return run_id
 
-    async def _answer(self, question: str, sink: EventSink, run_id: uuid.UUID, deadline: float, plan: Plan | None) -> None:
+    def check_plan(self, plan: Plan) -> Dag:
+        """Validate a plan against this engine's tools and experts (PlanInvalid names the step and the problem)."""
+        return validate_plan(plan, self.tools, self.router.targets())
+
+    async def _answer(self, question: str, ctx: RunContext, plan: Plan | None) -> None:
+        sink, run_id = ctx.sink, ctx.run_id
         if plan is None:
-            plan = await self.planner.plan(question, sink=sink, run_id=run_id, deadline=deadline)
+            plan = await self.planner.plan(question, ctx)
         sink.emit(PlanReady(run_id=run_id, at=time.time(), plan=plan))
-        dag = validate_plan(plan, self.tools, self.router.targets())
+        dag = self.check_plan(plan)
+        ctx.check_steps(len(dag.steps))
 
         async def run_step(step: Step, resolved: Any) -> Any:
-            output = await (self._call_tool(step, resolved, sink, run_id) if step.kind == "tool" else self._ask_expert(step, resolved, sink, run_id, deadline))
+            output = await (self._call_tool(step, resolved, ctx) if step.kind == "tool" else self._ask_expert(step, resolved, ctx))
             for verifier in self._verifiers[step.kind]:
                 verdict = await verifier.verify(step, resolved, output)
                 sink.emit(StepVerified(run_id=run_id, at=time.time(), step_id=step.id, verifier=verdict.verifier, outcome=verdict.outcome, reason=verdict.reason))
@@ -84,11 +91,11 @@ class Engine:
                     raise errors.StepRejected(step.id, f"{verdict.verifier} said {verdict.outcome}: {verdict.reason}")
             return output
 
-        outputs = await run_plan(dag, run_step, sink, run_id, deadline)
-        answer = await self.composer.compose(question, dag, outputs, sink=sink, run_id=run_id, deadline=deadline)
+        outputs = await run_plan(dag, run_step, ctx)
+        answer = await self.composer.compose(question, dag, outputs, ctx)
         sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
 
-    async def _call_tool(self, step: Step, resolved: Any, sink: EventSink, run_id: uuid.UUID) -> Any:
+    async def _call_tool(self, step: Step, resolved: Any, ctx: RunContext) -> Any:
         tool = self.tools[step.target]
         started = time.perf_counter()
         result, error = None, None
@@ -96,14 +103,14 @@ class Engine:
             result = await tool.run(msgspec.convert(resolved, tool.args_type))
         except (ValueError, msgspec.ValidationError) as exc:  # ValidationError is a ValueError too; named for clarity
             error = str(exc)
-        sink.emit(ToolCalled(run_id=run_id, at=time.time(), step_id=step.id, tool=tool.name, args=resolved, result=result, error=error, latency_ms=_ms(started)))
+        ctx.sink.emit(ToolCalled(run_id=ctx.run_id, at=time.time(), step_id=step.id, tool=tool.name, args=resolved, result=result, error=error, latency_ms=_ms(started)))
         if error is not None:
             raise errors.ToolError(step.id, f"{tool.name} refused {resolved!r}: {error}")
         return result
 
-    async def _ask_expert(self, step: Step, question: str, sink: EventSink, run_id: uuid.UUID, deadline: float) -> str:
+    async def _ask_expert(self, step: Step, question: str, ctx: RunContext) -> str:
         messages = [Message("system", _EXPERT_SYSTEM), Message("user", question)]
-        completion, _ = await self.router.call(step.target, messages, sink=sink, run_id=run_id, purpose="expert", deadline=deadline, step_id=step.id)
+        completion, _ = await self.router.call(step.target, messages, ctx, purpose="expert", step_id=step.id)
         return completion.text.strip()
 
     @staticmethod

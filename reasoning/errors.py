@@ -3,6 +3,7 @@
     ReasoningError
     ├── PlanInvalid          the planner's plan (or a caller's) breaks a rule; names the step and the rule
     ├── DeadlineExceeded     the run's one deadline passed; what was in flight was cancelled
+    ├── BudgetExceeded       a run limit (max_steps, max_model_calls, max_tokens) was reached; `budget` names it
     ├── StepFailed           a step raised or was rejected by a verifier
     │   ├── ToolError        a tool refused its arguments or failed while running
     │   └── StepRejected     a verifier's verdict was not "pass"
@@ -29,6 +30,14 @@ class PlanInvalid(ReasoningError):
 
 class DeadlineExceeded(ReasoningError):
     kind = "deadline_exceeded"
+
+
+class BudgetExceeded(ReasoningError):
+    kind = "budget_exceeded"
+
+    def __init__(self, budget: str, message: str) -> None:
+        super().__init__(f"{budget}: {message}")
+        self.budget = budget
 
 
 class StepFailed(ReasoningError):

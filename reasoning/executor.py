@@ -16,7 +16,8 @@ from typing import Any
 import structlog
 
 from reasoning import errors
-from reasoning.events import EventSink, StepFailed, StepFinished, StepStarted
+from reasoning.context import RunContext
+from reasoning.events import StepFailed, StepFinished, StepStarted
 from reasoning.plan import Dag, substitute
 from reasoning.types import Step
 
@@ -24,8 +25,9 @@ RunStep = Callable[[Step, Any], Awaitable[Any]]
 """Executes one step given its input with references substituted; returns the step's output."""
 
 
-async def run_plan(dag: Dag, run_step: RunStep, sink: EventSink, run_id: uuid.UUID, deadline: float) -> dict[int, Any]:
-    """Run every step of `dag`; return outputs by step id. `deadline` is on the event loop's clock."""
+async def run_plan(dag: Dag, run_step: RunStep, ctx: RunContext) -> dict[int, Any]:
+    """Run every step of `dag` within the run's deadline; return outputs by step id."""
+    sink, run_id = ctx.sink, ctx.run_id
     outputs: dict[int, Any] = {}
     waiting = {sid: len(needs) for sid, needs in dag.needs.items()}
     failures: list[BaseException] = []
@@ -57,7 +59,7 @@ async def run_plan(dag: Dag, run_step: RunStep, sink: EventSink, run_id: uuid.UU
                 group.create_task(execute(dag.steps[dependent]), name=f"step:{dependent}")
 
     try:
-        async with asyncio.timeout_at(deadline):
+        async with asyncio.timeout_at(ctx.deadline):
             async with asyncio.TaskGroup() as group:
                 for sid in dag.roots:
                     group.create_task(execute(dag.steps[sid]), name=f"step:{sid}")

@@ -3,10 +3,9 @@ argument schema, so a tool's arguments are never parsed out of free text."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 
-from reasoning.events import EventSink
+from reasoning.context import RunContext
 from reasoning.plan import MAX_STEPS, plan_schema
 from reasoning.router import Router
 from reasoning.types import JsonSchema, Message, Plan, Sampling, Tool
@@ -61,10 +60,9 @@ class Planner:
         # Generous: a plan cut off by max_tokens cannot decode; the run's deadline bounds the time instead.
         self._sampling = Sampling(max_tokens=1024)
 
-    async def plan(self, question: str, *, sink: EventSink, run_id: uuid.UUID, deadline: float) -> Plan:
+    async def plan(self, question: str, ctx: RunContext) -> Plan:
         messages = [*self._prefix, Message("user", f"Q: {question}")]
         _, plan = await self.router.call(
-            self.target, messages, sink=sink, run_id=run_id, purpose="plan", deadline=deadline,
-            constraint=self._constraint, sampling=self._sampling, output_type=Plan,
+            self.target, messages, ctx, purpose="plan", constraint=self._constraint, sampling=self._sampling, output_type=Plan,
         )
         return plan

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from reasoning.constraints import ConstraintViolated, decode_output
+from reasoning.context import RunContext
 from reasoning.errors import BackendError
-from reasoning.events import EventSink, ModelCalled
+from reasoning.events import ModelCalled
 from reasoning.types import Completion, Constraint, Expert, Message, Sampling, Usage
 
 T = TypeVar("T")
@@ -54,22 +55,23 @@ class Router:
         self,
         target: str,
         messages: list[Message],
+        ctx: RunContext,
         *,
-        sink: EventSink,
-        run_id: uuid.UUID,
         purpose: str,
-        deadline: float,
         step_id: int | None = None,
         constraint: Constraint | None = None,
         sampling: Sampling | None = None,
         output_type: type[T] | None = None,
     ) -> tuple[Completion, T | None]:
         """Generate with the best available expert for `target`; with `output_type`, also decode the output under
-        it (a violation is counted against the expert and raised as OutputInvalid)."""
+        it (a violation is counted against the expert and raised as OutputInvalid). Every attempt counts against
+        the run's budget of model calls; the tokens of each answer against its budget of tokens."""
         loop = asyncio.get_running_loop()
+        sink, run_id, deadline = ctx.sink, ctx.run_id, ctx.deadline
         last: BackendError | None = None
         rerouted_from = None
         for expert in self.candidates(target):
+            ctx.charge_call()
             call_deadline = min(deadline, loop.time() + expert.timeout_s)
             started = time.perf_counter()
             self.in_flight[expert.name] += 1
@@ -96,6 +98,7 @@ class Router:
                     violation = ConstraintViolated(f"the {purpose} output broke its constraint{cut}: {exc}")
             error = f"{violation.kind}: {violation}" if violation else None
             sink.emit(_called(run_id, step_id, purpose, expert, completion, completion.latency_ms, rerouted_from, error))
+            ctx.charge_tokens(completion.usage)
             if violation is not None:
                 raise violation
             return completion, value

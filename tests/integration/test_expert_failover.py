@@ -18,6 +18,7 @@ import pytest
 from app.registry import build_fleet, load_registry
 from app.settings import Settings
 from reasoning import events as ev
+from reasoning.context import RunContext
 from reasoning.router import Router
 from reasoning.types import Message, Regex, Sampling
 
@@ -81,8 +82,8 @@ async def test_a_killed_expert_mid_call_is_rerouted_within_the_deadline(remote_e
     started = time.monotonic()
     try:
         completion, _ = await router.call(
-            "remote", [Message("user", "Sing la la la.")], sink=sink, run_id=uuid.uuid4(), purpose="expert",
-            deadline=deadline, constraint=Regex("(la ){150}"), sampling=Sampling(max_tokens=400),
+            "remote", [Message("user", "Sing la la la.")], RunContext(uuid.uuid4(), sink, deadline), purpose="expert",
+            constraint=Regex("(la ){150}"), sampling=Sampling(max_tokens=400),
         )
     finally:
         await fleet.aclose()

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from reasoning.context import RunContext
 from reasoning.events import ModelCalled, Recorder
 from reasoning.planner import Planner
 from reasoning.router import Router
@@ -37,7 +38,7 @@ async def test_every_plan_decodes_under_the_schema(planner, question):
     """Whatever SmolLM2 writes is a Plan whose tool steps carry calculator arguments and expert steps text."""
     sink = Recorder()
     deadline = asyncio.get_running_loop().time() + 120
-    plan = await planner.plan(question, sink=sink, run_id=uuid.uuid4(), deadline=deadline)
+    plan = await planner.plan(question, RunContext(uuid.uuid4(), sink, deadline))
     assert 1 <= len(plan.steps) <= 8
     for step in plan.steps:
         if step.kind == "tool":

@@ -9,6 +9,7 @@ import pytest
 
 from reasoning import errors
 from reasoning import events as ev
+from reasoning.context import RunContext
 from reasoning.executor import run_plan
 from reasoning.plan import validate_plan
 from reasoning.types import Plan, Step
@@ -28,6 +29,10 @@ def dag(*steps: Step):
 
 def deadline_in(seconds: float) -> float:
     return asyncio.get_running_loop().time() + seconds
+
+
+def ctx(sink, deadline: float) -> RunContext:
+    return RunContext(uuid.uuid4(), sink, deadline)
 
 
 class Timeline:
@@ -52,7 +57,7 @@ async def test_independent_steps_overlap_in_time():
     timeline = Timeline({1: 0.2, 2: 0.2})
     sink = ev.Recorder()
     started = asyncio.get_running_loop().time()
-    await run_plan(dag(calc(1, "1"), calc(2, "2")), timeline, sink, uuid.uuid4(), deadline_in(5))
+    await run_plan(dag(calc(1, "1"), calc(2, "2")), timeline, ctx(sink, deadline_in(5)))
     elapsed = asyncio.get_running_loop().time() - started
     (s1, e1), (s2, e2) = timeline.spans[1], timeline.spans[2]
     assert s1 < e2 and s2 < e1
@@ -62,14 +67,14 @@ async def test_independent_steps_overlap_in_time():
 async def test_a_step_starts_only_after_its_dependencies_finish():
     """Order is respected: a dependent step starts after every step it needs has finished."""
     timeline = Timeline({1: 0.05, 2: 0.1})
-    await run_plan(dag(calc(1, "1"), calc(2, "2"), calc(3, "$1+$2", 1, 2)), timeline, ev.Recorder(), uuid.uuid4(), deadline_in(5))
+    await run_plan(dag(calc(1, "1"), calc(2, "2"), calc(3, "$1+$2", 1, 2)), timeline, ctx(ev.Recorder(), deadline_in(5)))
     assert timeline.spans[3][0] >= max(timeline.spans[1][1], timeline.spans[2][1])
 
 
 async def test_references_are_substituted_with_outputs():
     """$N in a step's input becomes step N's output before the step runs."""
     timeline = Timeline({})
-    outputs = await run_plan(dag(calc(1, "1"), calc(2, "$1*${1}", 1)), timeline, ev.Recorder(), uuid.uuid4(), deadline_in(5))
+    outputs = await run_plan(dag(calc(1, "1"), calc(2, "$1*${1}", 1)), timeline, ctx(ev.Recorder(), deadline_in(5)))
     assert timeline.seen_inputs[2] == {"expression": "10*10"}
     assert outputs == {1: 10, 2: 20}
 
@@ -77,7 +82,7 @@ async def test_references_are_substituted_with_outputs():
 async def test_a_reference_is_a_dependency_even_when_depends_on_omits_it():
     """A step that mentions $1 waits for step 1 even if the planner forgot to list it."""
     timeline = Timeline({1: 0.05})
-    await run_plan(dag(calc(1, "1"), calc(2, "$1+1")), timeline, ev.Recorder(), uuid.uuid4(), deadline_in(5))
+    await run_plan(dag(calc(1, "1"), calc(2, "$1+1")), timeline, ctx(ev.Recorder(), deadline_in(5)))
     assert timeline.spans[2][0] >= timeline.spans[1][1]
 
 
@@ -86,7 +91,7 @@ async def test_the_deadline_cancels_what_is_left_and_leaves_no_task_running():
     sink = ev.Recorder()
     before = asyncio.all_tasks()
     with pytest.raises(errors.DeadlineExceeded):
-        await run_plan(dag(calc(1, "1"), calc(2, "2", 1)), Timeline({1: 10}), sink, uuid.uuid4(), deadline_in(0.1))
+        await run_plan(dag(calc(1, "1"), calc(2, "2", 1)), Timeline({1: 10}), ctx(sink, deadline_in(0.1)))
     failed = [e for e in sink.events if isinstance(e, ev.StepFailed)]
     assert [(e.step_id, e.error) for e in failed] == [(1, "cancelled")]
     assert not any(isinstance(e, ev.StepStarted) and e.step_id == 2 for e in sink.events)
@@ -103,7 +108,7 @@ async def test_a_failing_step_cancels_its_siblings_and_is_the_error_reported():
 
     sink = ev.Recorder()
     with pytest.raises(errors.ToolError, match="boom"):
-        await run_plan(dag(calc(1, "1"), calc(2, "2")), run_step, sink, uuid.uuid4(), deadline_in(5))
+        await run_plan(dag(calc(1, "1"), calc(2, "2")), run_step, ctx(sink, deadline_in(5)))
     failed = {e.step_id: e.error for e in sink.events if isinstance(e, ev.StepFailed)}
     assert failed == {1: "tool_error: boom", 2: "cancelled"}
 
@@ -111,7 +116,7 @@ async def test_a_failing_step_cancels_its_siblings_and_is_the_error_reported():
 async def test_every_step_emits_started_then_finished_with_its_resolved_input():
     """Each step's events: StepStarted, then StepFinished carrying the substituted input and the output."""
     sink = ev.Recorder()
-    await run_plan(dag(calc(1, "2"), calc(2, "$1+1", 1)), Timeline({}), sink, uuid.uuid4(), deadline_in(5))
+    await run_plan(dag(calc(1, "2"), calc(2, "$1+1", 1)), Timeline({}), ctx(sink, deadline_in(5)))
     kinds = [(type(e).__name__, e.step_id) for e in sink.events]
     assert kinds == [("StepStarted", 1), ("StepFinished", 1), ("StepStarted", 2), ("StepFinished", 2)]
     finished = [e for e in sink.events if isinstance(e, ev.StepFinished)]

@@ -9,7 +9,8 @@ import msgspec
 import pytest
 
 from reasoning import events as ev
-from reasoning.errors import BackendError, BackendUnavailable, OutputInvalid
+from reasoning.context import Budget, RunContext
+from reasoning.errors import BackendError, BackendUnavailable, BudgetExceeded, OutputInvalid
 from reasoning.router import Router
 from reasoning.types import Answer, Completion, Expert, Message, Usage
 
@@ -42,9 +43,9 @@ def expert(name: str, backend, *skills: str, **kw) -> Expert:
     return Expert(name=name, backend=backend, skills=list(skills), **kw)
 
 
-async def call(router: Router, target: str, sink=None, **kw):
-    return await router.call(target, [Message("user", "q")], sink=sink or ev.Recorder(), run_id=uuid.uuid4(),
-                             purpose="expert", deadline=asyncio.get_running_loop().time() + 10, **kw)
+async def call(router: Router, target: str, sink=None, budget: Budget = Budget(), **kw):
+    ctx = RunContext(uuid.uuid4(), sink or ev.Recorder(), asyncio.get_running_loop().time() + 10, budget)
+    return await router.call(target, [Message("user", "q")], ctx, purpose="expert", **kw)
 
 
 def test_a_name_comes_first_then_experts_sharing_a_skill():
@@ -106,3 +107,16 @@ async def test_an_output_that_breaks_its_type_is_counted_and_raised():
     good = Router({"a": expert("a", Scripted(msgspec.json.encode(Answer("x", [1])).decode()))}, "a")
     _, answer = await call(good, "a", output_type=Answer)
     assert answer == Answer("x", [1])
+
+
+async def test_budgets_of_calls_and_tokens_are_enforced_per_run():
+    """A run's max_model_calls refuses the call past it; max_tokens ends the run after the call that crossed it."""
+    backend = Scripted()
+    router = Router({"a": expert("a", backend)}, "a")
+    ctx = RunContext(uuid.uuid4(), ev.Recorder(), asyncio.get_running_loop().time() + 10, Budget(max_model_calls=1))
+    await router.call("a", [Message("user", "q")], ctx, purpose="expert")
+    with pytest.raises(BudgetExceeded, match="max_model_calls"):
+        await router.call("a", [Message("user", "q")], ctx, purpose="expert")
+    assert backend.calls == 1
+    with pytest.raises(BudgetExceeded, match="max_tokens: the run has used 1500 tokens, more than its 1000"):
+        await call(router, "a", budget=Budget(max_tokens=1000))
