@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
 import msgspec
-from litestar import Litestar, Response, get, post
+from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import ClientException, NotFoundException, ValidationException
 from litestar.params import FromPath, JSONBody
 
 from app.experts import ExpertStatus, expert_statuses
 from app.runtime import Runtime
 from app.settings import Settings
+from reasoning.context import Budget
+from reasoning.errors import PlanInvalid
 from reasoning.report import RunReport
+from reasoning.types import Plan
 
 # A run that failed still returns its whole report; the status says what kind of failure it was.
 STATUS_BY_ERROR = {
@@ -29,13 +33,18 @@ STATUS_BY_ERROR = {
     "backend_unavailable": 503,
     "backend_timeout": 504,
     "deadline_exceeded": 504,
+    "budget_exceeded": 422,
     "internal_error": 500,
+    "cancelled": 499,  # the client went away, or DELETE /v1/runs/{id} stopped the run
 }
 
 
 class ReasonRequest(msgspec.Struct, forbid_unknown_fields=True):
     question: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
     deadline_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] | None = None
+    plan: Plan | None = None
+    """Imperative mode: run this plan (the planner's schema) instead of planning."""
+    budget: Budget | None = None
 
 
 def status_for(report: RunReport) -> int:
@@ -45,19 +54,55 @@ def status_for(report: RunReport) -> int:
 
 
 @post("/v1/reason", status_code=200)
-async def reason(data: JSONBody[ReasonRequest], runtime: NamedDependency[Runtime]) -> Response[RunReport]:
-    """Answer a question with a plan of verified steps; the reply is the run's full report."""
-    report = await runtime.ask(data.question, data.deadline_s)
+async def reason(data: JSONBody[ReasonRequest], request: Request, runtime: NamedDependency[Runtime]) -> Response[RunReport]:
+    """Answer a question with a plan of verified steps (or run the caller's `plan`); the reply is the run's full
+    report. If the client disconnects first, the run is cancelled, backend requests included, and recorded so."""
+    if data.plan is not None:
+        runtime.engine.check_plan(data.plan)  # PlanInvalid → 400 naming the step, before any run exists
+    run = asyncio.create_task(runtime.ask(data.question, data.deadline_s, plan=data.plan, budget=data.budget))
+    gone = asyncio.create_task(_disconnected(request))
+    await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
+    gone.cancel()
+    if not run.done():
+        run.cancel()
+        await asyncio.wait({run})
+        return Response(b"", status_code=499)  # nobody is listening; the trace has the cancelled run
+    report = run.result()
     return Response(report, status_code=status_for(report))
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client disconnects (the body has been read, so the next ASGI message can only be that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+@delete("/v1/runs/{run_id:str}", status_code=202)
+async def cancel_run(run_id: FromPath[str], runtime: NamedDependency[Runtime]) -> dict:
+    """Cancel a run in progress: in-flight model requests are closed and the run is recorded as cancelled."""
+    parsed = _run_id(run_id)
+    if runtime.cancel(parsed):
+        return {"run_id": str(parsed), "status": "cancelling"}
+    if await runtime.read_run(parsed) is not None:
+        raise ClientException(status_code=409, detail=f"run {parsed} is not running (it has ended, or runs on another replica)")
+    raise NotFoundException(detail=f"no run with id {parsed}")
+
+
+def _run_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise ValidationException(detail=f"run_id: {text!r} is not a UUID") from None
+
+
+def _plan_invalid(request: Request, exc: PlanInvalid) -> Response:
+    return Response({"status_code": 400, "detail": f"plan: {exc}", "extra": {"step_id": exc.step_id}}, status_code=400)
 
 
 @get("/v1/runs/{run_id:str}")
 async def read_run(run_id: FromPath[str], runtime: NamedDependency[Runtime]) -> RunReport:
     """A past run's report, read back from the trace in Postgres."""
-    try:
-        parsed = uuid.UUID(run_id)
-    except ValueError:
-        raise ValidationException(detail=f"run_id: {run_id!r} is not a UUID") from None
+    parsed = _run_id(run_id)
     report = await runtime.read_run(parsed)
     if report is None:
         raise NotFoundException(detail=f"no run with id {run_id}")
@@ -98,7 +143,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             await app.state.runtime.close()
 
     return Litestar(
-        route_handlers=[reason, read_run, list_experts, health],
+        route_handlers=[reason, read_run, cancel_run, list_experts, health],
+        exception_handlers={PlanInvalid: _plan_invalid},
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
         on_startup=[start],
         on_shutdown=[stop],

@@ -16,11 +16,13 @@ from app.registry import Fleet, Registry, build_fleet, registry_for
 from app.settings import Settings
 from app.trace import TraceSink
 from reasoning.composer import Composer
+from reasoning.context import Budget
 from reasoning.engine import Engine
 from reasoning.events import AnyEvent, EventSink, FanOut, Recorder
 from reasoning.planner import Planner
 from reasoning.report import RunReport, fold
 from reasoning.router import Router
+from reasoning.types import Plan
 from tools import default_tools
 from verifiers import default_verifiers
 
@@ -46,6 +48,7 @@ class Runtime:
         self.pool = pool
         self.sink = sink
         self.database_url = url
+        self.active: dict[uuid.UUID, asyncio.Task] = {}
         self._logs = LogSink()
 
     @classmethod
@@ -61,14 +64,36 @@ class Runtime:
         log.info("runtime_started", experts=sorted(fleet.experts), database=db.redact(url))
         return cls(settings, build_engine(fleet, registry), fleet, pool, sink, url)
 
-    async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink) -> RunReport:
-        """Run the engine on one question; the report comes from the run's own events."""
+    async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink, plan: Plan | None = None,
+                  budget: Budget | None = None) -> RunReport:
+        """Run the engine on one question (or the caller's plan); the report comes from the run's own events. The
+        run is a task of its own, listed in `active` so `cancel` can stop it; if this call is cancelled (the client
+        went away), the run is cancelled too, and recorded as such, before the cancellation goes on."""
         recorder = Recorder()
+        run_id = uuid.uuid4()
+        run = self.engine.run(question, sink=FanOut(recorder, self.sink, self._logs, *extra), run_id=run_id,
+                              deadline_s=deadline_s or self.settings.deadline_s, plan=plan, budget=budget or Budget())
+        task = asyncio.create_task(run, name=f"run:{run_id}")
+        self.active[run_id] = task
         try:
-            await self.engine.run(question, sink=FanOut(recorder, self.sink, self._logs, *extra), deadline_s=deadline_s or self.settings.deadline_s)
-        except Exception:
-            log.exception("run_crashed")  # the engine recorded RunFailed(internal_error) first
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()
+            await asyncio.wait({task})
+            raise
+        finally:
+            self.active.pop(run_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("run_crashed", exc_info=task.exception())  # the engine recorded RunFailed(internal_error) first
         return fold(recorder.events)
+
+    def cancel(self, run_id: uuid.UUID) -> bool:
+        """Cancel a run in progress; False if it is not running here."""
+        task = self.active.get(run_id)
+        if task is None:
+            return False
+        task.cancel()
+        return True
 
     async def read_run(self, run_id: uuid.UUID) -> RunReport | None:
         """A run's report folded from its events as stored in Postgres."""

@@ -80,6 +80,10 @@ class Router:
                     completion = await expert.backend.generate(
                         messages, constraint=constraint, sampling=sampling or Sampling(max_tokens=expert.max_tokens), deadline=call_deadline,
                     )
+            except asyncio.CancelledError:
+                # Recorded too: the call held a slot and may have generated tokens nobody will see.
+                sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000, rerouted_from, "cancelled"))
+                raise
             except BackendError as exc:
                 sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000, rerouted_from, f"{exc.kind}: {exc}"))
                 if not exc.retryable_elsewhere or loop.time() >= deadline:
