@@ -19,12 +19,12 @@ from app.migrate import migrate
 from app.settings import Settings
 
 ADMIN_URL = os.environ.get("STEPWISE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TEST_DB = "stepwise_test"
+TEST_DB = f"stepwise_test_{os.getpid()}"  # one per session: sessions running at once never share a database
 
 
 @pytest.fixture(scope="session")
-async def database_url() -> str:
-    """A database created afresh for this test session, migrated."""
+async def database_url():
+    """A database created afresh for this test session, migrated, and dropped at its end."""
     admin = await asyncpg.connect(ADMIN_URL)
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
@@ -37,7 +37,12 @@ async def database_url() -> str:
         await migrate(conn)
     finally:
         await conn.close()
-    return url
+    yield url
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
+    finally:
+        await admin.close()
 
 
 @pytest.fixture
