@@ -45,6 +45,8 @@ class ReasonRequest(msgspec.Struct, forbid_unknown_fields=True):
     plan: Plan | None = None
     """Imperative mode: run this plan (the planner's schema) instead of planning."""
     budget: Budget | None = None
+    tools: list[str] | None = None
+    """A tool allowlist: only these may be planned or run (default: all)."""
 
 
 def status_for(report: RunReport) -> int:
@@ -57,9 +59,13 @@ def status_for(report: RunReport) -> int:
 async def reason(data: JSONBody[ReasonRequest], request: Request, runtime: NamedDependency[Runtime]) -> Response[RunReport]:
     """Answer a question with a plan of verified steps (or run the caller's `plan`); the reply is the run's full
     report. If the client disconnects first, the run is cancelled, backend requests included, and recorded so."""
+    try:
+        allowed = runtime.engine.allowed_tools(data.tools)
+    except ValueError as exc:
+        raise ValidationException(detail=f"tools: {exc}") from None
     if data.plan is not None:
-        runtime.engine.check_plan(data.plan)  # PlanInvalid → 400 naming the step, before any run exists
-    run = asyncio.create_task(runtime.ask(data.question, data.deadline_s, plan=data.plan, budget=data.budget))
+        runtime.engine.check_plan(data.plan, allowed)  # PlanInvalid → 400 naming the step, before any run exists
+    run = asyncio.create_task(runtime.ask(data.question, data.deadline_s, plan=data.plan, budget=data.budget, tools=data.tools))
     gone = asyncio.create_task(_disconnected(request))
     await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
     gone.cancel()

@@ -22,17 +22,16 @@ from reasoning.events import AnyEvent, EventSink, FanOut, Recorder
 from reasoning.planner import Planner
 from reasoning.report import RunReport, fold
 from reasoning.router import Router
-from reasoning.types import Plan
-from tools import default_tools
+from reasoning.types import Plan, Tool
+from tools import load_tools
 from verifiers import default_verifiers
 
 log = structlog.get_logger("stepwise.runtime")
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
 
 
-def build_engine(fleet: Fleet, registry: Registry) -> Engine:
+def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool]) -> Engine:
     router = Router(fleet.experts, registry.default_name)
-    tools = default_tools()
     return Engine(
         router, tools, default_verifiers(tools),
         planner=Planner(router, tools, target=registry.planner), composer=Composer(router, target=registry.composer),
@@ -53,7 +52,8 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
-        registry = registry_for(settings)  # a bad registry fails before anything starts
+        registry = registry_for(settings)  # a bad registry or tool module fails before anything starts
+        tools = load_tools(settings.tool_modules)
         url = await asyncio.to_thread(db.database_url, settings.database_url, settings.data_dir)
         pool = await db.create_pool(url)
         async with pool.acquire() as conn:
@@ -62,17 +62,17 @@ class Runtime:
         sink.start()
         fleet = await build_fleet(registry, settings)
         log.info("runtime_started", experts=sorted(fleet.experts), database=db.redact(url))
-        return cls(settings, build_engine(fleet, registry), fleet, pool, sink, url)
+        return cls(settings, build_engine(fleet, registry, tools), fleet, pool, sink, url)
 
     async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink, plan: Plan | None = None,
-                  budget: Budget | None = None) -> RunReport:
+                  budget: Budget | None = None, tools: list[str] | None = None) -> RunReport:
         """Run the engine on one question (or the caller's plan); the report comes from the run's own events. The
         run is a task of its own, listed in `active` so `cancel` can stop it; if this call is cancelled (the client
         went away), the run is cancelled too, and recorded as such, before the cancellation goes on."""
         recorder = Recorder()
         run_id = uuid.uuid4()
         run = self.engine.run(question, sink=FanOut(recorder, self.sink, self._logs, *extra), run_id=run_id,
-                              deadline_s=deadline_s or self.settings.deadline_s, plan=plan, budget=budget or Budget())
+                              deadline_s=deadline_s or self.settings.deadline_s, plan=plan, budget=budget or Budget(), tools=tools)
         task = asyncio.create_task(run, name=f"run:{run_id}")
         self.active[run_id] = task
         try:

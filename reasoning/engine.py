@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -44,8 +44,9 @@ class Engine:
         self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "expert")}
 
     async def run(self, question: str, *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None,
-                  plan: Plan | None = None, budget: Budget = Budget()) -> uuid.UUID:
-        """Answer `question`, reporting everything to `sink`; with `plan`, run that plan instead of asking the planner.
+                  plan: Plan | None = None, budget: Budget = Budget(), tools: Collection[str] | None = None) -> uuid.UUID:
+        """Answer `question`, reporting everything to `sink`; with `plan`, run that plan instead of asking the planner;
+        with `tools`, only those tools may be planned or run (check them first with `allowed_tools`).
         Never raises for a failed run (RunFailed says why); cancellation and internal errors are recorded, then
         propagate."""
         run_id = run_id or uuid.uuid4()
@@ -55,7 +56,7 @@ class Engine:
             sink.emit(RunStarted(run_id=run_id, at=time.time(), question=question, deadline_s=deadline_s))
             try:
                 async with asyncio.timeout_at(ctx.deadline):
-                    await self._answer(question, ctx, plan)
+                    await self._answer(question, ctx, plan, self.allowed_tools(tools))
             except TimeoutError:
                 self._failed(sink, run_id, started, errors.DeadlineExceeded(f"the run's deadline of {deadline_s:g}s passed"))
             except errors.ReasoningError as exc:
@@ -70,16 +71,26 @@ class Engine:
                 sink.emit(RunFinished(run_id=run_id, at=time.time(), latency_ms=_ms(started)))
         return run_id
 
-    def check_plan(self, plan: Plan) -> Dag:
-        """Validate a plan against this engine's tools and experts (PlanInvalid names the step and the problem)."""
-        return validate_plan(plan, self.tools, self.router.targets())
+    def allowed_tools(self, names: Collection[str] | None) -> tuple[str, ...]:
+        """A per-request allowlist, checked: every name must be a known tool (ValueError names the unknown)."""
+        if names is None:
+            return tuple(self.tools)
+        unknown = sorted(set(names) - set(self.tools))
+        if unknown:
+            raise ValueError(f"unknown tools {unknown} (known: {', '.join(self.tools)})")
+        return tuple(n for n in self.tools if n in set(names))
 
-    async def _answer(self, question: str, ctx: RunContext, plan: Plan | None) -> None:
+    def check_plan(self, plan: Plan, allowed: tuple[str, ...] | None = None) -> Dag:
+        """Validate a plan against the allowed tools and the experts (PlanInvalid names the step and the problem)."""
+        tools = self.tools if allowed is None else {n: self.tools[n] for n in allowed}
+        return validate_plan(plan, tools, self.router.targets())
+
+    async def _answer(self, question: str, ctx: RunContext, plan: Plan | None, allowed: tuple[str, ...]) -> None:
         sink, run_id = ctx.sink, ctx.run_id
         if plan is None:
-            plan = await self.planner.plan(question, ctx)
+            plan = await self.planner.plan(question, ctx, allowed)
         sink.emit(PlanReady(run_id=run_id, at=time.time(), plan=plan))
-        dag = self.check_plan(plan)
+        dag = self.check_plan(plan, allowed)
         ctx.check_steps(len(dag.steps))
 
         async def run_step(step: Step, resolved: Any) -> Any:

@@ -15,8 +15,7 @@ _RULES = """Rules:
 - A tool step calls a tool with its arguments. An expert step asks one expert a short, self-contained question:
   target the expert whose skills fit that part, by name or by skill.
 - A step may use the result of step N by writing $N in its input; then N goes in depends_on.
-- Never compute in your head: arithmetic goes to the calculator. Text never goes to the calculator.
-- Stop when every part of the question has its step. At most {max_steps} steps."""
+{calculator}- Stop when every part of the question has its step. At most {max_steps} steps."""
 
 # Worked examples, sent as earlier turns of the conversation (small models follow turns better than prose).
 _EXAMPLES = [
@@ -41,7 +40,8 @@ def planner_prompt(tools: Mapping[str, Tool], router: Router, max_steps: int = M
     lines += [f"- {t.name}: {t.description}" for t in tools.values()]
     lines.append("Experts:")
     lines += [f"- {e.name}: {e.description} (skills: {', '.join(e.skills) or 'none'})" for e in router.experts.values()]
-    return "\n".join(lines) + "\n" + _RULES.format(max_steps=max_steps)
+    calculator = "- Never compute in your head: arithmetic goes to the calculator. Text never goes to the calculator.\n"
+    return "\n".join(lines) + "\n" + _RULES.format(max_steps=max_steps, calculator=calculator if "calculator" in tools else "")
 
 
 def example_turns(router: Router) -> list[Message]:
@@ -54,15 +54,27 @@ def example_turns(router: Router) -> list[Message]:
 class Planner:
     def __init__(self, router: Router, tools: Mapping[str, Tool], *, target: str | None = None, max_steps: int = MAX_STEPS):
         self.router = router
+        self.tools = tools
         self.target = target or router.default
-        self._prefix = [Message("system", planner_prompt(tools, router, max_steps)), *example_turns(router)]
-        self._constraint = JsonSchema("plan", plan_schema(tools, router.targets(), max_steps))
+        self.max_steps = max_steps
         # Generous: a plan cut off by max_tokens cannot decode; the run's deadline bounds the time instead.
         self._sampling = Sampling(max_tokens=1024)
+        self._by_toolset: dict[tuple[str, ...], tuple[list[Message], JsonSchema]] = {}
 
-    async def plan(self, question: str, ctx: RunContext) -> Plan:
-        messages = [*self._prefix, Message("user", f"Q: {question}")]
+    def prompt_for(self, allowed: tuple[str, ...]) -> tuple[list[Message], JsonSchema]:
+        """The static prefix and the plan schema for a set of tools, built once per set (so each set's prefix
+        stays byte-identical across runs, for the prefix cache)."""
+        if allowed not in self._by_toolset:
+            tools = {name: self.tools[name] for name in allowed}
+            prefix = [Message("system", planner_prompt(tools, self.router, self.max_steps)), *example_turns(self.router)]
+            self._by_toolset[allowed] = prefix, JsonSchema("plan", plan_schema(tools, self.router.targets(), self.max_steps))
+        return self._by_toolset[allowed]
+
+    async def plan(self, question: str, ctx: RunContext, allowed: tuple[str, ...] | None = None) -> Plan:
+        """A plan for `question` that uses only the `allowed` tools (by default, all)."""
+        prefix, constraint = self.prompt_for(tuple(self.tools) if allowed is None else allowed)
         _, plan = await self.router.call(
-            self.target, messages, ctx, purpose="plan", constraint=self._constraint, sampling=self._sampling, output_type=Plan,
+            self.target, [*prefix, Message("user", f"Q: {question}")], ctx, purpose="plan",
+            constraint=constraint, sampling=self._sampling, output_type=Plan,
         )
         return plan

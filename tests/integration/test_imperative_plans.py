@@ -54,3 +54,11 @@ def test_a_malformed_step_is_a_400_naming_its_path(smollm2_server):
     wrong_kind = {"steps": [{**calc(1, "1"), "kind": "robot"}]}
     reply = smollm2_server.client.post("/v1/reason", json={"question": "q", "plan": wrong_kind})
     assert reply.status_code == 400 and "steps[0].kind" in reply.text
+
+
+def test_a_tool_allowlist_is_checked_and_enforced(smollm2_server):
+    """An unknown tool in the allowlist is a 400 naming it; a plan using a tool outside the allowlist is refused."""
+    unknown = smollm2_server.client.post("/v1/reason", json={"question": "q", "tools": ["nope"]})
+    assert unknown.status_code == 400 and "tools: unknown tools ['nope']" in unknown.json()["detail"]
+    outside = smollm2_server.client.post("/v1/reason", json={"question": "q", "tools": [], "plan": {"steps": [calc(1, "1")]}})
+    assert outside.status_code == 400 and "step 1: unknown tool 'calculator'" in outside.json()["detail"]
