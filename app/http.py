@@ -47,6 +47,8 @@ class ReasonRequest(msgspec.Struct, forbid_unknown_fields=True):
     budget: Budget | None = None
     tools: list[str] | None = None
     """A tool allowlist: only these may be planned or run (default: all)."""
+    stream_plan: bool | None = None
+    """Start each step as soon as the planner has written it (default: STEPWISE_STREAM_PLAN)."""
 
 
 def status_for(report: RunReport) -> int:
@@ -65,7 +67,8 @@ async def reason(data: JSONBody[ReasonRequest], request: Request, runtime: Named
         raise ValidationException(detail=f"tools: {exc}") from None
     if data.plan is not None:
         runtime.engine.check_plan(data.plan, allowed)  # PlanInvalid → 400 naming the step, before any run exists
-    run = asyncio.create_task(runtime.ask(data.question, data.deadline_s, plan=data.plan, budget=data.budget, tools=data.tools))
+    run = asyncio.create_task(runtime.ask(data.question, data.deadline_s, plan=data.plan, budget=data.budget, tools=data.tools,
+                                           stream_plan=data.stream_plan))
     gone = asyncio.create_task(_disconnected(request))
     await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
     gone.cancel()

@@ -65,14 +65,15 @@ class Runtime:
         return cls(settings, build_engine(fleet, registry, tools), fleet, pool, sink, url)
 
     async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink, plan: Plan | None = None,
-                  budget: Budget | None = None, tools: list[str] | None = None) -> RunReport:
+                  budget: Budget | None = None, tools: list[str] | None = None, stream_plan: bool | None = None) -> RunReport:
         """Run the engine on one question (or the caller's plan); the report comes from the run's own events. The
         run is a task of its own, listed in `active` so `cancel` can stop it; if this call is cancelled (the client
         went away), the run is cancelled too, and recorded as such, before the cancellation goes on."""
         recorder = Recorder()
         run_id = uuid.uuid4()
         run = self.engine.run(question, sink=FanOut(recorder, self.sink, self._logs, *extra), run_id=run_id,
-                              deadline_s=deadline_s or self.settings.deadline_s, plan=plan, budget=budget or Budget(), tools=tools)
+                              deadline_s=deadline_s or self.settings.deadline_s, plan=plan, budget=budget or Budget(), tools=tools,
+                              stream_plan=self.settings.stream_plan if stream_plan is None else stream_plan)
         task = asyncio.create_task(run, name=f"run:{run_id}")
         self.active[run_id] = task
         try:

@@ -23,6 +23,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """'qwen' (default expert), 'smollm2' (fast, weak), or a path to a GGUF file; used when no experts file is set."""
     experts_file: Path | None = None
     """A TOML expert registry; None means one local expert on `model`."""
+    stream_plan: bool = False
+    """Start each planned step as soon as the planner has written it (STEPWISE_STREAM_PLAN=1); requests may override."""
     tool_modules: tuple[str, ...] = ()
     """Python modules whose @tool functions join the built-in tools (STEPWISE_TOOLS, comma-separated)."""
     threads: int = 2
@@ -44,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "cache_dir": Path(env["STEPWISE_CACHE_DIR"]) if env.get("STEPWISE_CACHE_DIR") else _user_dir(env, "XDG_CACHE_HOME", ".cache"),
             "experts_file": Path(env["STEPWISE_EXPERTS"]) if env.get("STEPWISE_EXPERTS") else None,
             "tool_modules": tuple(m.strip() for m in env.get("STEPWISE_TOOLS", "").split(",") if m.strip()),
+            "stream_plan": env.get("STEPWISE_STREAM_PLAN", "").lower() in ("1", "true", "yes"),
         }
         for name, var, kind in (
             ("model", "STEPWISE_MODEL", str), ("threads", "STEPWISE_THREADS", int), ("context", "STEPWISE_CONTEXT", int),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -17,8 +17,8 @@ from reasoning import errors
 from reasoning.composer import Composer
 from reasoning.context import Budget, RunContext
 from reasoning.events import AnswerReady, EventSink, PlanReady, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
-from reasoning.executor import run_plan
-from reasoning.plan import Dag, validate_plan
+from reasoning.executor import run_plan, run_streamed_plan
+from reasoning.plan import Dag, check_step, references, validate_plan
 from reasoning.planner import Planner
 from reasoning.router import Router
 from reasoning.types import Message, Plan, Step, Tool, Verifier
@@ -44,9 +44,11 @@ class Engine:
         self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "expert")}
 
     async def run(self, question: str, *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None,
-                  plan: Plan | None = None, budget: Budget = Budget(), tools: Collection[str] | None = None) -> uuid.UUID:
+                  plan: Plan | None = None, budget: Budget = Budget(), tools: Collection[str] | None = None,
+                  stream_plan: bool = False) -> uuid.UUID:
         """Answer `question`, reporting everything to `sink`; with `plan`, run that plan instead of asking the planner;
-        with `tools`, only those tools may be planned or run (check them first with `allowed_tools`).
+        with `tools`, only those tools may be planned or run (check them first with `allowed_tools`); with
+        `stream_plan`, each planned step starts as soon as the planner has written it and its inputs exist.
         Never raises for a failed run (RunFailed says why); cancellation and internal errors are recorded, then
         propagate."""
         run_id = run_id or uuid.uuid4()
@@ -56,7 +58,7 @@ class Engine:
             sink.emit(RunStarted(run_id=run_id, at=time.time(), question=question, deadline_s=deadline_s))
             try:
                 async with asyncio.timeout_at(ctx.deadline):
-                    await self._answer(question, ctx, plan, self.allowed_tools(tools))
+                    await self._answer(question, ctx, plan, self.allowed_tools(tools), stream_plan)
             except TimeoutError:
                 self._failed(sink, run_id, started, errors.DeadlineExceeded(f"the run's deadline of {deadline_s:g}s passed"))
             except errors.ReasoningError as exc:
@@ -85,13 +87,8 @@ class Engine:
         tools = self.tools if allowed is None else {n: self.tools[n] for n in allowed}
         return validate_plan(plan, tools, self.router.targets())
 
-    async def _answer(self, question: str, ctx: RunContext, plan: Plan | None, allowed: tuple[str, ...]) -> None:
+    async def _answer(self, question: str, ctx: RunContext, plan: Plan | None, allowed: tuple[str, ...], stream_plan: bool) -> None:
         sink, run_id = ctx.sink, ctx.run_id
-        if plan is None:
-            plan = await self.planner.plan(question, ctx, allowed)
-        sink.emit(PlanReady(run_id=run_id, at=time.time(), plan=plan))
-        dag = self.check_plan(plan, allowed)
-        ctx.check_steps(len(dag.steps))
 
         async def run_step(step: Step, resolved: Any) -> Any:
             output = await (self._call_tool(step, resolved, ctx) if step.kind == "tool" else self._ask_expert(step, resolved, ctx))
@@ -102,9 +99,54 @@ class Engine:
                     raise errors.StepRejected(step.id, f"{verdict.verifier} said {verdict.outcome}: {verdict.reason}")
             return output
 
-        outputs = await run_plan(dag, run_step, ctx)
+        if plan is None and stream_plan:
+            dag, outputs = await self._plan_and_run(question, ctx, allowed, run_step)
+        else:
+            if plan is None:
+                plan = await self.planner.plan(question, ctx, allowed)
+            sink.emit(PlanReady(run_id=run_id, at=time.time(), plan=plan))
+            dag = self.check_plan(plan, allowed)
+            ctx.check_steps(len(dag.steps))
+            outputs = await run_plan(dag, run_step, ctx)
         answer = await self.composer.compose(question, dag, outputs, ctx)
         sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
+
+    async def _plan_and_run(self, question: str, ctx: RunContext, allowed: tuple[str, ...], run_step) -> tuple[Dag, dict[int, Any]]:
+        """Plan while running: each step the planner finishes writing is checked and started as soon as the steps
+        it needs are done; the complete plan is validated when the planner ends."""
+        arrivals: asyncio.Queue[Step | None] = asyncio.Queue()
+        planning = asyncio.create_task(self.planner.plan(question, ctx, allowed, on_step=arrivals.put_nowait), name="planner")
+        planning.add_done_callback(lambda _: arrivals.put_nowait(None))  # the end of the stream, however it ended
+        tools = {name: self.tools[name] for name in allowed}
+        targets = self.router.targets()
+        admitted: set[int] = set()
+        validated: list[Dag] = []
+
+        def admit(step: Step) -> frozenset[int]:
+            ctx.check_steps(len(admitted) + 1)
+            if step.id in admitted:
+                raise errors.PlanInvalid("duplicate step id", step.id)
+            check_step(step, tools, targets)
+            needs = frozenset(step.depends_on) | references(step.input)
+            if step.id in needs:
+                raise errors.PlanInvalid("depends on itself", step.id)
+            admitted.add(step.id)
+            return needs
+
+        async def arriving() -> AsyncIterator[Step]:
+            while (step := await arrivals.get()) is not None:
+                yield step
+            plan = await planning  # the planner's own failure, if any, surfaces here
+            ctx.sink.emit(PlanReady(run_id=ctx.run_id, at=time.time(), plan=plan))
+            validated.append(self.check_plan(plan, allowed))
+
+        try:
+            outputs = await run_streamed_plan(arriving(), admit, run_step, ctx)
+        finally:
+            if not planning.done():
+                planning.cancel()
+                await asyncio.wait({planning})
+        return validated[0], outputs
 
     async def _call_tool(self, step: Step, resolved: Any, ctx: RunContext) -> Any:
         tool = self.tools[step.target]

@@ -10,7 +10,7 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from reasoning.types import Answer, Outcome, Plan, StepKind
+from reasoning.types import Answer, Outcome, Plan, Step, StepKind
 
 
 class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=False):
@@ -29,6 +29,7 @@ class PlanReady(Event, tag="plan_ready"):
 
 class StepStarted(Event, tag="step_started"):
     step_id: int
+    step: Step  # as planned; a streamed plan's steps start before the plan is complete
 
 
 class ModelCalled(Event, tag="model_called"):

@@ -1,16 +1,16 @@
-"""Runs a validated plan: each step starts the moment its inputs exist (no polling), independent steps run
-concurrently, and one deadline bounds the whole run.
+"""Runs a plan: each step starts the moment its inputs exist (no polling), independent steps run concurrently, and
+one deadline bounds the whole run. The plan may be complete (`run_plan`) or still streaming from the planner
+(`run_streamed_plan`): then a step starts as soon as it and the steps it needs are there.
 
 A finished step starts its ready dependents itself, from inside the TaskGroup, so the scheduler costs a
-counter decrement and a task creation per step.
+counter decrement (or a set removal) and a task creation per step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -25,52 +25,116 @@ RunStep = Callable[[Step, Any], Awaitable[Any]]
 """Executes one step given its input with references substituted; returns the step's output."""
 
 
-async def run_plan(dag: Dag, run_step: RunStep, ctx: RunContext) -> dict[int, Any]:
-    """Run every step of `dag` within the run's deadline; return outputs by step id."""
-    sink, run_id = ctx.sink, ctx.run_id
-    outputs: dict[int, Any] = {}
-    waiting = {sid: len(needs) for sid, needs in dag.needs.items()}
-    failures: list[BaseException] = []
+class _Execution:
+    """The state one run's steps share: outputs, the first failure, and the TaskGroup they run in."""
 
-    async def execute(step: Step) -> None:
+    def __init__(self, run_step: RunStep, ctx: RunContext, on_finished: Callable[[int], None]) -> None:
+        self.run_step = run_step
+        self.ctx = ctx
+        self.on_finished = on_finished
+        self.outputs: dict[int, Any] = {}
+        self.failures: list[BaseException] = []
+        self.group: asyncio.TaskGroup | None = None
+        self.started = 0
+
+    def start(self, step: Step) -> None:
+        self.started += 1
+        self.group.create_task(self._execute(step), name=f"step:{step.id}")
+
+    async def _execute(self, step: Step) -> None:
         structlog.contextvars.bind_contextvars(step_id=step.id)
+        sink, run_id = self.ctx.sink, self.ctx.run_id
         started = time.time()
-        sink.emit(StepStarted(run_id=run_id, at=started, step_id=step.id))
+        sink.emit(StepStarted(run_id=run_id, at=started, step_id=step.id, step=step))
         resolved: Any = step.input
         try:
-            resolved = substitute(step.input, outputs)
-            output = await run_step(step, resolved)
+            resolved = substitute(step.input, self.outputs)
+            output = await self.run_step(step, resolved)
         except BaseException as exc:
             reason = "cancelled" if isinstance(exc, asyncio.CancelledError) else _describe(exc)
-            sink.emit(_failed(run_id, step, resolved, started, reason))
+            sink.emit(StepFailed(
+                run_id=run_id, at=time.time(), step_id=step.id, kind=step.kind, target=step.target, input=resolved,
+                depends_on=step.depends_on, started_at=started, error=reason,
+            ))
             if not isinstance(exc, asyncio.CancelledError):
-                failures.append(exc)
+                self.failures.append(exc)
             raise
-        outputs[step.id] = output
-        sink.emit(
-            StepFinished(
-                run_id=run_id, at=time.time(), step_id=step.id, kind=step.kind, target=step.target,
-                input=resolved, depends_on=step.depends_on, started_at=started, output=output,
-            )
-        )
-        for dependent in dag.dependents[step.id]:
+        self.outputs[step.id] = output
+        sink.emit(StepFinished(
+            run_id=run_id, at=time.time(), step_id=step.id, kind=step.kind, target=step.target, input=resolved,
+            depends_on=step.depends_on, started_at=started, output=output,
+        ))
+        self.on_finished(step.id)
+
+    async def run(self, body: Callable[[], Awaitable[None]]) -> dict[int, Any]:
+        """Run `body` (which starts steps) and every step it and they start, under the run's deadline."""
+        try:
+            async with asyncio.timeout_at(self.ctx.deadline):
+                async with asyncio.TaskGroup() as self.group:
+                    await body()
+        except TimeoutError as exc:
+            raise errors.DeadlineExceeded(f"the run's deadline passed with {self.started - len(self.outputs)} step(s) still running") from exc
+        except BaseExceptionGroup as group_error:
+            # The first failure caused the others' cancellation: it is the one to report. (A failure of `body` itself,
+            # such as a streamed plan found invalid at its end, is in the group too.)
+            raise (self.failures[0] if self.failures else group_error.exceptions[0]) from None
+        finally:
+            structlog.contextvars.unbind_contextvars("step_id")
+        return self.outputs
+
+
+async def run_plan(dag: Dag, run_step: RunStep, ctx: RunContext) -> dict[int, Any]:
+    """Run every step of a validated plan within the run's deadline; return outputs by step id."""
+    waiting = {sid: len(needs) for sid, needs in dag.needs.items()}
+
+    def finished(sid: int) -> None:
+        for dependent in dag.dependents[sid]:
             waiting[dependent] -= 1
             if waiting[dependent] == 0:
-                group.create_task(execute(dag.steps[dependent]), name=f"step:{dependent}")
+                execution.start(dag.steps[dependent])
 
-    try:
-        async with asyncio.timeout_at(ctx.deadline):
-            async with asyncio.TaskGroup() as group:
-                for sid in dag.roots:
-                    group.create_task(execute(dag.steps[sid]), name=f"step:{sid}")
-    except TimeoutError as exc:
-        raise errors.DeadlineExceeded(f"the run's deadline passed with {len(dag.steps) - len(outputs)} step(s) unfinished") from exc
-    except BaseExceptionGroup as group_error:
-        # The first failure caused the others' cancellation: it is the one to report.
-        raise (failures[0] if failures else group_error) from None
-    finally:
-        structlog.contextvars.unbind_contextvars("step_id")
-    return outputs
+    async def start_roots() -> None:
+        for sid in dag.roots:
+            execution.start(dag.steps[sid])
+
+    execution = _Execution(run_step, ctx, finished)
+    return await execution.run(start_roots)
+
+
+async def run_streamed_plan(steps: AsyncIterator[Step], admit: Callable[[Step], frozenset[int]], run_step: RunStep,
+                            ctx: RunContext) -> dict[int, Any]:
+    """Run steps as they arrive. `admit` checks each arriving step and returns the ids it needs; a step whose needs
+    have all finished starts at once, others when their last need finishes. The iterator validates the complete
+    plan when it ends (raising PlanInvalid cancels whatever runs); a step waiting on an id that never came is
+    then flagged by that validation."""
+    missing: dict[int, set[int]] = {}
+    dependents: dict[int, list[int]] = {}
+    arrived: dict[int, Step] = {}
+    done: set[int] = set()
+
+    def finished(sid: int) -> None:
+        done.add(sid)
+        for dependent in dependents.pop(sid, ()):
+            left = missing[dependent]
+            left.discard(sid)
+            if not left:
+                del missing[dependent]
+                execution.start(arrived[dependent])
+
+    async def start_as_they_come() -> None:
+        async for step in steps:
+            needs = admit(step)
+            arrived[step.id] = step
+            left = set(needs) - done
+            if not left:
+                execution.start(step)
+                continue
+            missing[step.id] = left
+            for need in left:
+                dependents.setdefault(need, []).append(step.id)
+
+    execution = _Execution(run_step, ctx, finished)
+    return await execution.run(start_as_they_come)
 
 
 def _describe(exc: BaseException) -> str:
@@ -79,10 +143,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, errors.ReasoningError):
         return f"{exc.kind}: {exc}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _failed(run_id: uuid.UUID, step: Step, resolved: Any, started: float, reason: str) -> StepFailed:
-    return StepFailed(
-        run_id=run_id, at=time.time(), step_id=step.id, kind=step.kind, target=step.target, input=resolved,
-        depends_on=step.depends_on, started_at=started, error=reason,
-    )

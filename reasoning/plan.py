@@ -72,7 +72,7 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
         steps[step.id] = step
     needs: dict[int, frozenset[int]] = {}
     for step in plan.steps:
-        _check_target(step, tools, experts)
+        check_step(step, tools, experts)
         wanted = set(step.depends_on) | references(step.input)
         for ref in sorted(wanted):
             if ref == step.id:
@@ -89,7 +89,8 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
     return Dag(plan=plan, steps=steps, needs=needs, dependents=dependents, roots=roots)
 
 
-def _check_target(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
+def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
+    """The rules one step obeys on its own: a known target, and an input of the kind the target takes."""
     if step.kind == "tool":
         tool = tools.get(step.target)
         if tool is None:

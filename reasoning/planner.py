@@ -3,12 +3,13 @@ argument schema, so a tool's arguments are never parsed out of free text."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from reasoning.context import RunContext
 from reasoning.plan import MAX_STEPS, plan_schema
+from reasoning.plan_stream import StepScanner
 from reasoning.router import Router
-from reasoning.types import JsonSchema, Message, Plan, Sampling, Tool
+from reasoning.types import JsonSchema, Message, Plan, Sampling, Step, Tool
 
 _RULES = """Rules:
 - One step per independent part of the question; independent steps run in parallel.
@@ -70,11 +71,21 @@ class Planner:
             self._by_toolset[allowed] = prefix, JsonSchema("plan", plan_schema(tools, self.router.targets(), self.max_steps))
         return self._by_toolset[allowed]
 
-    async def plan(self, question: str, ctx: RunContext, allowed: tuple[str, ...] | None = None) -> Plan:
-        """A plan for `question` that uses only the `allowed` tools (by default, all)."""
+    async def plan(self, question: str, ctx: RunContext, allowed: tuple[str, ...] | None = None,
+                   on_step: Callable[[Step], None] | None = None) -> Plan:
+        """A plan for `question` that uses only the `allowed` tools (by default, all). `on_step` receives each step
+        the moment the model has finished writing it, before the plan is complete."""
         prefix, constraint = self.prompt_for(tuple(self.tools) if allowed is None else allowed)
+        on_text = None
+        if on_step is not None:
+            scanner = StepScanner()
+
+            def on_text(delta: str) -> None:
+                for step in scanner.feed(delta):
+                    on_step(step)
+
         _, plan = await self.router.call(
             self.target, [*prefix, Message("user", f"Q: {question}")], ctx, purpose="plan",
-            constraint=constraint, sampling=self._sampling, output_type=Plan,
+            constraint=constraint, sampling=self._sampling, output_type=Plan, on_text=on_text,
         )
         return plan

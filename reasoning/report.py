@@ -64,8 +64,7 @@ def fold(events: Iterable[ev.AnyEvent]) -> RunReport:
                 report = RunReport(run_id=event.run_id, status="running", question=event.question, started_at=event.at)
             case ev.PlanReady():
                 report.plan = event.plan
-            case ev.StepStarted():
-                step = next(s for s in report.plan.steps if s.id == event.step_id)
+            case ev.StepStarted(step=step):
                 steps[event.step_id] = StepReport(
                     id=step.id, kind=step.kind, target=step.target, input=step.input, depends_on=step.depends_on,
                     status="running", started_at=event.at,

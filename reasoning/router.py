@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from reasoning.constraints import ConstraintViolated, decode_output
@@ -62,12 +62,21 @@ class Router:
         constraint: Constraint | None = None,
         sampling: Sampling | None = None,
         output_type: type[T] | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> tuple[Completion, T | None]:
         """Generate with the best available expert for `target`; with `output_type`, also decode the output under
         it (a violation is counted against the expert and raised as OutputInvalid). Every attempt counts against
         the run's budget of model calls; the tokens of each answer against its budget of tokens."""
         loop = asyncio.get_running_loop()
         sink, run_id, deadline = ctx.sink, ctx.run_id, ctx.deadline
+        streamed = False
+
+        def relay(text: str) -> None:
+            nonlocal streamed
+            streamed = True
+            on_text(text)
+
+        extra = {"on_text": relay} if on_text is not None else {}
         last: BackendError | None = None
         rerouted_from = None
         for expert in self.candidates(target):
@@ -78,7 +87,8 @@ class Router:
             try:
                 async with self._limits[expert.name]:
                     completion = await expert.backend.generate(
-                        messages, constraint=constraint, sampling=sampling or Sampling(max_tokens=expert.max_tokens), deadline=call_deadline,
+                        messages, constraint=constraint, sampling=sampling or Sampling(max_tokens=expert.max_tokens),
+                        deadline=call_deadline, **extra,
                     )
             except asyncio.CancelledError:
                 # Recorded too: the call held a slot and may have generated tokens nobody will see.
@@ -86,7 +96,8 @@ class Router:
                 raise
             except BackendError as exc:
                 sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000, rerouted_from, f"{exc.kind}: {exc}"))
-                if not exc.retryable_elsewhere or loop.time() >= deadline:
+                # Text already streamed to the caller cannot be taken back: no second expert after that.
+                if not exc.retryable_elsewhere or loop.time() >= deadline or streamed:
                     raise
                 last, rerouted_from = exc, expert.name
                 continue

@@ -5,6 +5,7 @@ This module imports nothing from the project: tools/ and verifiers/ depend on it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -108,7 +109,11 @@ class ModelBackend(Protocol):
         constraint: Constraint | None = None,
         sampling: Sampling = Sampling(),
         deadline: float | None = None,
-    ) -> Completion: ...
+        on_text: Callable[[str], None] | None = None,
+    ) -> Completion:
+        """`on_text` receives the text as it is generated (in one piece, at the end, from servers that do not
+        stream)."""
+        ...
 
 
 class Tool(Protocol):

@@ -4,6 +4,7 @@ APIs). Replies are streamed so the time to the first token is measured; usage co
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -109,6 +110,7 @@ class OpenAICompatBackend:
         tools: list[dict[str, Any]] | None = None,
         tool_choice: Any = None,
         parallel_tool_calls: bool | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Completion:
         """`tools` (OpenAI function definitions), `tool_choice` and `parallel_tool_calls` are passed as OpenAI
         defines them; the calls the model makes come back in `Completion.tool_calls`."""
@@ -140,6 +142,8 @@ class OpenAICompatBackend:
                         ttft_ms = (time.perf_counter() - started) * 1000
                     if delta.content:
                         parts.append(delta.content)
+                        if on_text is not None:
+                            on_text(delta.content)
                     for call in delta.tool_calls or ():
                         entry = calls.setdefault(call.index, ["", "", ""])
                         entry[0] = call.id or entry[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -92,13 +93,17 @@ class SGLangBackend:
         constraint: Constraint | None = None,
         sampling: Sampling = Sampling(),
         deadline: float | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Completion:
         loop = asyncio.get_running_loop()
         item = _Pending(self._format(messages), sampling_params(constraint, sampling, self._regex_of), deadline, loop.create_future())
         if not self._pending:
             loop.call_soon(self._flush)  # runs after every task already ready in this tick has had its turn
         self._pending.append(item)
-        return await item.future
+        completion = await item.future
+        if on_text is not None:
+            on_text(completion.text)  # /generate is not streamed here: batching matters more
+        return completion
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []

@@ -51,3 +51,19 @@ async def test_the_cli_prints_the_same_json_as_the_endpoint(database_url, pg):
     report = msgspec.json.decode(done.stdout, type=RunReport)
     await assert_trace_of_931(pg, report)
     assert "plan:" in done.stderr and "step 1 done" in done.stderr  # progress was shown while it ran
+
+
+async def test_a_streamed_plan_starts_its_first_step_before_the_planner_finishes(qwen_server, pg):
+    """With stream_plan, step 1 starts the moment the planner has written it: its StepStarted comes before the
+    planner's model call ends, and the answer is still 931."""
+    reply = qwen_server.client.post("/v1/reason", json={"question": QUESTION, "stream_plan": True})
+    assert reply.status_code == 200, reply.text
+    report = msgspec.json.decode(reply.content, type=RunReport)
+    assert "931" in report.answer.text and [s.output for s in report.steps][-1] == 931
+    qwen_server.client.get(f"/v1/runs/{report.run_id}")  # flushes the trace
+    events = await pg.fetch("SELECT type, at, payload->>'purpose' AS purpose FROM events WHERE run_id = $1 ORDER BY id", report.run_id)
+    first_step = next(e for e in events if e["type"] == "step_started")
+    planned = next(e for e in events if e["type"] == "model_called" and e["purpose"] == "plan")
+    plan_ready = next(e for e in events if e["type"] == "plan_ready")
+    assert events.index(first_step) < events.index(planned) < events.index(plan_ready)
+    assert first_step["at"] < planned["at"]

@@ -10,8 +10,9 @@ import pytest
 from reasoning import errors
 from reasoning import events as ev
 from reasoning.context import RunContext
-from reasoning.executor import run_plan
-from reasoning.plan import validate_plan
+from reasoning.errors import PlanInvalid
+from reasoning.executor import run_plan, run_streamed_plan
+from reasoning.plan import references, validate_plan
 from reasoning.types import Plan, Step
 from tools import default_tools
 
@@ -121,3 +122,48 @@ async def test_every_step_emits_started_then_finished_with_its_resolved_input():
     assert kinds == [("StepStarted", 1), ("StepFinished", 1), ("StepStarted", 2), ("StepFinished", 2)]
     finished = [e for e in sink.events if isinstance(e, ev.StepFinished)]
     assert finished[1].input == {"expression": "10+1"} and finished[1].output == 20
+
+
+async def arriving(*items):
+    """A plan streaming in: each item is a step, or a pause (seconds) before the next."""
+    for item in items:
+        if isinstance(item, float):
+            await asyncio.sleep(item)
+        else:
+            yield item
+
+
+def admit_all(step: Step) -> frozenset[int]:
+    return frozenset(step.depends_on) | frozenset(references(step.input))
+
+
+async def test_a_streamed_step_starts_before_the_plan_is_complete():
+    """Step 1 runs while the rest of the plan is still arriving; step 2 waits only for step 1."""
+    timeline = Timeline({1: 0.05})
+    loop = asyncio.get_running_loop()
+    stream_started = loop.time()
+    outputs = await run_streamed_plan(arriving(calc(1, "1"), 0.2, calc(2, "$1+1", 1)), admit_all, timeline, ctx(ev.Recorder(), deadline_in(5)))
+    assert timeline.spans[1][0] - stream_started < 0.05  # long before the plan's second step arrived at 0.2 s
+    assert timeline.spans[2][0] >= timeline.spans[1][1]
+    assert outputs == {1: 10, 2: 20}
+
+
+async def test_a_streamed_step_that_arrives_before_what_it_needs_waits_for_it():
+    """Order of arrival does not matter: a step needing a later step starts when that one finishes."""
+    timeline = Timeline({})
+    await run_streamed_plan(arriving(calc(2, "$1", 1), 0.05, calc(1, "1")), admit_all, timeline, ctx(ev.Recorder(), deadline_in(5)))
+    assert timeline.spans[2][0] >= timeline.spans[1][1]
+
+
+async def test_a_plan_found_invalid_at_its_end_cancels_the_steps_already_running():
+    """The stream's final validation failing stops everything started so far, recorded as cancelled."""
+
+    async def invalid_at_end():
+        yield calc(1, "1")
+        await asyncio.sleep(0.05)
+        raise PlanInvalid("refers to step 9, which does not exist", 2)
+
+    sink = ev.Recorder()
+    with pytest.raises(PlanInvalid, match="step 2"):
+        await run_streamed_plan(invalid_at_end(), admit_all, Timeline({1: 10}), ctx(sink, deadline_in(5)))
+    assert [(e.step_id, e.error) for e in sink.events if isinstance(e, ev.StepFailed)] == [(1, "cancelled")]
