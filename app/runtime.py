@@ -25,6 +25,7 @@ from reasoning.router import Router
 from reasoning.types import Plan, Tool
 from tools import load_tools
 from verifiers import default_verifiers
+from verifiers.policy import VerdictPolicy
 
 log = structlog.get_logger("stepwise.runtime")
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
@@ -33,7 +34,7 @@ _decode_event = msgspec.json.Decoder(AnyEvent).decode
 def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool]) -> Engine:
     router = Router(fleet.experts, registry.default_name)
     return Engine(
-        router, tools, default_verifiers(tools),
+        router, tools, default_verifiers(tools), policy=VerdictPolicy(),
         planner=Planner(router, tools, target=registry.planner), composer=Composer(router, target=registry.composer),
     )
 

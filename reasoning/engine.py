@@ -16,12 +16,12 @@ import structlog
 from reasoning import errors
 from reasoning.composer import Composer
 from reasoning.context import Budget, RunContext
-from reasoning.events import AnswerReady, EventSink, PlanReady, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
+from reasoning.events import AnswerReady, EventSink, PlanReady, Replanned, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
 from reasoning.executor import run_plan, run_streamed_plan
 from reasoning.plan import Dag, check_step, references, validate_plan
 from reasoning.planner import Planner
 from reasoning.router import Router
-from reasoning.types import Message, Plan, Step, Tool, Verifier
+from reasoning.types import Message, Plan, Policy, Step, Tool, Verifier
 
 log = structlog.get_logger("stepwise.engine")
 _EXPERT_SYSTEM = "Answer briefly and precisely. Reply with the answer only."
@@ -36,9 +36,11 @@ class Engine:
         *,
         planner: Planner | None = None,
         composer: Composer | None = None,
+        policy: Policy,
     ) -> None:
         self.router = router
         self.tools = tools
+        self.policy = policy
         self.planner = planner or Planner(router, tools)
         self.composer = composer or Composer(router)
         self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "expert")}
@@ -91,25 +93,52 @@ class Engine:
         sink, run_id = ctx.sink, ctx.run_id
 
         async def run_step(step: Step, resolved: Any) -> Any:
-            output = await (self._call_tool(step, resolved, ctx) if step.kind == "tool" else self._ask_expert(step, resolved, ctx))
-            for verifier in self._verifiers[step.kind]:
-                verdict = await verifier.verify(step, resolved, output)
-                sink.emit(StepVerified(run_id=run_id, at=time.time(), step_id=step.id, verifier=verdict.verifier, outcome=verdict.outcome, reason=verdict.reason))
-                if verdict.outcome != "pass":
-                    raise errors.StepRejected(step.id, f"{verdict.verifier} said {verdict.outcome}: {verdict.reason}")
-            return output
+            """Run, verify, and act on the verdicts: retry with the reasons as feedback, or give up on the step."""
+            feedback = None
+            for attempt in range(1, self.policy.max_retries + 2):
+                if step.kind == "tool":
+                    output = await self._call_tool(step, resolved, ctx)
+                else:
+                    output = await self._ask_expert(step, resolved, ctx, feedback)
+                verdicts = [await verifier.verify(step, resolved, output) for verifier in self._verifiers[step.kind]]
+                for v in verdicts:
+                    sink.emit(StepVerified(run_id=run_id, at=time.time(), step_id=step.id, verifier=v.verifier, outcome=v.outcome, reason=v.reason))
+                action = self.policy.decide(verdicts, attempt)
+                if action == "pass":
+                    return output
+                feedback = "; ".join(f"{v.verifier}: {v.reason}" for v in verdicts if v.outcome != "pass")
+                if action != "retry":
+                    raise errors.StepRejected(step.id, f"{action}: {feedback}", repairable=action == "replan")
+            raise AssertionError("unreachable: decide() turns the last retry into a replan")
 
         if plan is None and stream_plan:
             dag, outputs = await self._plan_and_run(question, ctx, allowed, run_step)
         else:
             if plan is None:
                 plan = await self.planner.plan(question, ctx, allowed)
-            sink.emit(PlanReady(run_id=run_id, at=time.time(), plan=plan))
-            dag = self.check_plan(plan, allowed)
-            ctx.check_steps(len(dag.steps))
-            outputs = await run_plan(dag, run_step, ctx)
+            dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx)
         answer = await self.composer.compose(question, dag, outputs, ctx)
         sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
+
+    async def _run_repairing(self, question: str, plan: Plan, allowed: tuple[str, ...], run_step, ctx: RunContext) -> tuple[Dag, dict[int, Any]]:
+        """Run a plan; when a step fails in a way a new plan can fix, ask the planner for one (at most
+        `policy.max_replans` times) and run it, keeping the results of the steps it leaves unchanged."""
+        kept: dict[int, Any] = {}
+        for replan in range(self.policy.max_replans + 1):
+            ctx.sink.emit(PlanReady(run_id=ctx.run_id, at=time.time(), plan=plan))
+            dag = self.check_plan(plan, allowed)
+            ctx.check_steps(len(dag.steps))
+            outputs = dict(kept)
+            try:
+                return dag, await run_plan(dag, run_step, ctx, outputs)
+            except (errors.ToolError, errors.StepRejected) as exc:
+                if replan == self.policy.max_replans or not (isinstance(exc, errors.ToolError) or exc.repairable):
+                    raise
+                done = [(dag.steps[sid], outputs[sid]) for sid in dag.steps if sid in outputs]
+                ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=exc.step_id, reason=exc.reason, replan=replan + 1))
+                plan = await self.planner.replan(question, ctx, allowed, done, dag.steps[exc.step_id], exc.reason)
+                kept = _unchanged(plan, done)
+        raise AssertionError("unreachable")
 
     async def _plan_and_run(self, question: str, ctx: RunContext, allowed: tuple[str, ...], run_step) -> tuple[Dag, dict[int, Any]]:
         """Plan while running: each step the planner finishes writing is checked and started as soon as the steps
@@ -161,14 +190,32 @@ class Engine:
             raise errors.ToolError(step.id, f"{tool.name} refused {resolved!r}: {error}")
         return result
 
-    async def _ask_expert(self, step: Step, question: str, ctx: RunContext) -> str:
+    async def _ask_expert(self, step: Step, question: str, ctx: RunContext, feedback: str | None = None) -> str:
         messages = [Message("system", _EXPERT_SYSTEM), Message("user", question)]
+        if feedback:
+            messages.append(Message("user", f"Your previous answer was rejected ({feedback}). Answer again."))
         completion, _ = await self.router.call(step.target, messages, ctx, purpose="expert", step_id=step.id)
         return completion.text.strip()
 
     @staticmethod
     def _failed(sink: EventSink, run_id: uuid.UUID, started: float, exc: errors.ReasoningError) -> None:
         sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type=exc.kind, error=str(exc), latency_ms=_ms(started)))
+
+
+def _unchanged(plan: Plan, done: list[tuple[Step, Any]]) -> dict[int, Any]:
+    """The results a new plan keeps: steps it writes exactly as before, all of whose inputs are kept too."""
+    by_id = {step.id: (step, output) for step, output in done}
+    kept: dict[int, Any] = {}
+    changed = True  # needs may point forward in the list: repeat until nothing more can be kept
+    while changed:
+        changed = False
+        for step in plan.steps:
+            if step.id in kept or step.id not in by_id or by_id[step.id][0] != step:
+                continue
+            if all(need in kept for need in set(step.depends_on) | references(step.input)):
+                kept[step.id] = by_id[step.id][1]
+                changed = True
+    return kept
 
 
 def _ms(started: float) -> float:

@@ -56,6 +56,10 @@ class ToolError(StepFailed):
 class StepRejected(StepFailed):
     kind = "step_rejected"
 
+    def __init__(self, step_id: int, message: str, repairable: bool = False) -> None:
+        super().__init__(step_id, message)
+        self.repairable = repairable  # the verdicts asked for a new plan, not for the run to fail
+
 
 class OutputInvalid(ReasoningError):
     kind = "output_invalid"

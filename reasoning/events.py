@@ -36,7 +36,7 @@ class ModelCalled(Event, tag="model_called"):
     """One call to one expert, successful or not (`error` says why not; a failed call has no tokens)."""
 
     step_id: int | None
-    purpose: Literal["plan", "expert", "compose"]
+    purpose: Literal["plan", "replan", "expert", "compose"]
     expert: str
     backend: str
     provider: str
@@ -88,6 +88,14 @@ class StepFailed(_StepEnded, tag="step_failed"):
     error: str
 
 
+class Replanned(Event, tag="replanned"):
+    """A step failed for good; the planner was asked for a repaired plan. Completed steps it keeps are not re-run."""
+
+    failed_step: int
+    reason: str
+    replan: int  # 1 for the first repair of this run
+
+
 class AnswerReady(Event, tag="answer_ready"):
     answer: Answer
 
@@ -104,7 +112,7 @@ class RunFailed(Event, tag="run_failed"):
 
 AnyEvent = (
     RunStarted | PlanReady | StepStarted | ModelCalled | ToolCalled | StepVerified | StepFinished | StepFailed
-    | AnswerReady | RunFinished | RunFailed
+    | Replanned | AnswerReady | RunFinished | RunFailed
 )
 
 

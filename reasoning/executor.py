@@ -28,11 +28,11 @@ RunStep = Callable[[Step, Any], Awaitable[Any]]
 class _Execution:
     """The state one run's steps share: outputs, the first failure, and the TaskGroup they run in."""
 
-    def __init__(self, run_step: RunStep, ctx: RunContext, on_finished: Callable[[int], None]) -> None:
+    def __init__(self, run_step: RunStep, ctx: RunContext, on_finished: Callable[[int], None], outputs: dict[int, Any] | None = None) -> None:
         self.run_step = run_step
         self.ctx = ctx
         self.on_finished = on_finished
-        self.outputs: dict[int, Any] = {}
+        self.outputs: dict[int, Any] = {} if outputs is None else outputs
         self.failures: list[BaseException] = []
         self.group: asyncio.TaskGroup | None = None
         self.started = 0
@@ -83,9 +83,12 @@ class _Execution:
         return self.outputs
 
 
-async def run_plan(dag: Dag, run_step: RunStep, ctx: RunContext) -> dict[int, Any]:
-    """Run every step of a validated plan within the run's deadline; return outputs by step id."""
-    waiting = {sid: len(needs) for sid, needs in dag.needs.items()}
+async def run_plan(dag: Dag, run_step: RunStep, ctx: RunContext, outputs: dict[int, Any] | None = None) -> dict[int, Any]:
+    """Run every step of a validated plan within the run's deadline; return outputs by step id. Steps already in
+    `outputs` (kept from an earlier plan) count as finished and are not run; `outputs` is filled in place, so what
+    finished is known even when the run fails."""
+    outputs = {} if outputs is None else outputs
+    waiting = {sid: len(needs - outputs.keys()) for sid, needs in dag.needs.items() if sid not in outputs}
 
     def finished(sid: int) -> None:
         for dependent in dag.dependents[sid]:
@@ -93,12 +96,13 @@ async def run_plan(dag: Dag, run_step: RunStep, ctx: RunContext) -> dict[int, An
             if waiting[dependent] == 0:
                 execution.start(dag.steps[dependent])
 
-    async def start_roots() -> None:
-        for sid in dag.roots:
-            execution.start(dag.steps[sid])
+    async def start_ready() -> None:
+        for sid, count in waiting.items():
+            if count == 0:
+                execution.start(dag.steps[sid])
 
-    execution = _Execution(run_step, ctx, finished)
-    return await execution.run(start_roots)
+    execution = _Execution(run_step, ctx, finished, outputs)
+    return await execution.run(start_ready)
 
 
 async def run_streamed_plan(steps: AsyncIterator[Step], admit: Callable[[Step], frozenset[int]], run_step: RunStep,

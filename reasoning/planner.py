@@ -4,6 +4,9 @@ argument schema, so a tool's arguments are never parsed out of free text."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
 
 from reasoning.context import RunContext
 from reasoning.plan import MAX_STEPS, plan_schema
@@ -70,6 +73,21 @@ class Planner:
             prefix = [Message("system", planner_prompt(tools, self.router, self.max_steps)), *example_turns(self.router)]
             self._by_toolset[allowed] = prefix, JsonSchema("plan", plan_schema(tools, self.router.targets(), self.max_steps))
         return self._by_toolset[allowed]
+
+    async def replan(self, question: str, ctx: RunContext, allowed: tuple[str, ...], done: list[tuple[Step, Any]],
+                     failed: Step, reason: str) -> Plan:
+        """A repaired plan: the planner sees the question, the steps already done with their results, and the
+        failure; steps it writes again unchanged keep their results."""
+        prefix, constraint = self.prompt_for(allowed)
+        encode = msgspec.json.encode
+        lines = [f"Q: {question}", "Steps done so far (write them again unchanged to reuse their results):"]
+        lines += [f"{encode(step).decode()} -> {encode(output).decode()}" for step, output in done] or ["(none)"]
+        lines += [f"This step failed: {encode(failed).decode()}", f"Why: {reason}", "Write the whole plan again, with the failed step fixed."]
+        _, plan = await self.router.call(
+            self.target, [*prefix, Message("user", "\n".join(lines))], ctx, purpose="replan",
+            constraint=constraint, sampling=self._sampling, output_type=Plan,
+        )
+        return plan
 
     async def plan(self, question: str, ctx: RunContext, allowed: tuple[str, ...] | None = None,
                    on_step: Callable[[Step], None] | None = None) -> Plan:

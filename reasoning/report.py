@@ -52,6 +52,7 @@ class RunReport(msgspec.Struct):
     started_at: float | None = None
     latency_ms: float | None = None
     error: ErrorReport | None = None
+    replans: int = 0
 
 
 def fold(events: Iterable[ev.AnyEvent]) -> RunReport:
@@ -86,6 +87,8 @@ def fold(events: Iterable[ev.AnyEvent]) -> RunReport:
                 u.output_tokens += event.output_tokens
                 u.cached_tokens += event.cached_tokens
                 u.cost += event.cost
+            case ev.Replanned():
+                report.replans += 1
             case ev.AnswerReady():
                 report.answer = event.answer
             case ev.RunFinished():

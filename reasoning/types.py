@@ -136,6 +136,15 @@ class Verifier(Protocol):
     async def verify(self, step: Step, resolved_input: Any, output: Any) -> Verdict: ...
 
 
+class Policy(Protocol):
+    """Turns a step's verdicts into an action; bounds retries per step and replans per run."""
+
+    max_retries: int
+    max_replans: int
+
+    def decide(self, verdicts: list[Verdict], attempt: int) -> Outcome: ...
+
+
 class Expert(msgspec.Struct, kw_only=True):
     """A named model with skills; the planner sees name, description and skills, and may target either."""
 

@@ -187,12 +187,13 @@ async def test_ready_expert_steps_for_one_sglang_expert_go_as_one_batch(sglang_s
     from reasoning.types import Expert, Plan, Step
     from tools import default_tools
     from verifiers import default_verifiers
+    from verifiers.policy import VerdictPolicy
 
     sglang_server.requests.clear()
     backend = SGLangBackend(sglang_server.url, "smollm2", policy=FAST_RETRY)
     router = Router({"remote": Expert(name="remote", backend=backend, kind="sglang", skills=["facts"])}, "remote")
     tools = default_tools()
-    engine = Engine(router, tools, default_verifiers(tools))
+    engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy())
     plan = Plan([Step(1, "expert", "remote", "Name a fruit."), Step(2, "expert", "remote", "Name a colour.")])
     recorder = Recorder()
     await engine.run("A fruit and a colour?", sink=recorder, deadline_s=60, plan=plan)

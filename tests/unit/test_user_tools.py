@@ -18,6 +18,7 @@ from reasoning.types import Completion, Expert, Plan, Step, Usage
 from tests.fixtures import user_tools
 from tools import load_tools, tool
 from verifiers import default_verifiers
+from verifiers.policy import VerdictPolicy
 
 
 def test_parameters_become_the_argument_schema():
@@ -66,7 +67,7 @@ class Composing:
 def engine() -> Engine:
     tools = load_tools(["tests.fixtures.user_tools"])
     router = Router({"general": Expert(name="general", backend=Composing())}, "general")
-    return Engine(router, tools, default_verifiers(tools))
+    return Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy())
 
 
 async def test_a_user_tool_runs_in_a_plan_and_is_verified_like_any_other():

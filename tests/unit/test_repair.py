@@ -1,0 +1,80 @@
+"""Verdicts that change outcomes: a rejected expert answer is retried with the reason as feedback; a step that
+still fails gets the plan repaired, keeping the results of unchanged steps; repairs are bounded."""
+
+from __future__ import annotations
+
+import msgspec
+
+from reasoning import events as ev
+from reasoning.engine import Engine
+from reasoning.report import fold
+from reasoning.router import Router
+from reasoning.types import Answer, Completion, Expert, Plan, Step, Usage
+from tools import default_tools
+from verifiers import default_verifiers
+from verifiers.policy import VerdictPolicy
+
+
+class Script:
+    """A backend double answering a fixed sequence of texts, and keeping the messages it was sent."""
+
+    provider, model = "test", "test"
+
+    def __init__(self, *texts: str) -> None:
+        self.texts = list(texts)
+        self.seen: list[list] = []
+
+    async def generate(self, messages, **kwargs):
+        self.seen.append(messages)
+        return Completion(self.texts.pop(0), Usage(10, 5, 0), latency_ms=1.0, model="test")
+
+
+def encode(value) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def calc(sid: int, expression: str, *deps: int) -> Step:
+    return Step(sid, "tool", "calculator", {"expression": expression}, list(deps))
+
+
+async def run(script: Script, question: str, plan: Plan | None = None, policy: VerdictPolicy = VerdictPolicy()):
+    tools = default_tools()
+    router = Router({"general": Expert(name="general", backend=script)}, "general")
+    engine = Engine(router, tools, default_verifiers(tools), policy=policy)
+    recorder = ev.Recorder()
+    await engine.run(question, sink=recorder, deadline_s=10, plan=plan)
+    return fold(recorder.events), recorder.events
+
+
+async def test_an_empty_expert_answer_is_retried_with_the_reason_as_feedback():
+    """The verifier's 'retry' re-asks the expert, telling it why; the second answer passes."""
+    script = Script("", "Paris", encode(Answer("Paris", [1])))
+    report, _ = await run(script, "Capital of France?", Plan([Step(1, "expert", "general", "Capital of France?")]))
+    assert report.status == "finished" and report.steps[0].output == "Paris"
+    assert [v.outcome for v in report.steps[0].verdicts] == ["retry", "pass"]
+    assert "rejected (expert_answered: empty answer)" in script.seen[1][-1].content
+
+
+async def test_a_failed_step_gets_the_plan_repaired_and_kept_results_are_not_recomputed():
+    """Step 2's bad expression fails; the planner sees the done step and the failure, writes step 1 again unchanged
+    and fixes step 2: step 1 is not run again, step 2 is, and the run answers."""
+    broken = Plan([calc(1, "17*23"), calc(2, "x+1", 1)])
+    repaired = Plan([calc(1, "17*23"), calc(2, "$1+1", 1)])
+    script = Script(encode(broken), encode(repaired), encode(Answer("392", [1, 2])))
+    report, events = await run(script, "17*23, plus one?")
+    assert report.status == "finished" and report.replans == 1
+    assert [(s.id, s.status, s.output) for s in report.steps] == [(1, "finished", 391), (2, "finished", 392)]
+    assert [e.step_id for e in events if isinstance(e, ev.ToolCalled)] == [1, 2, 2]  # step 1 once, step 2 twice
+    (replanned,) = [e for e in events if isinstance(e, ev.Replanned)]
+    assert replanned.failed_step == 2 and "names are not allowed: 'x'" in replanned.reason
+    replan_prompt = script.seen[1][-1].content
+    assert '"expression":"17*23"' in replan_prompt and "-> 391" in replan_prompt and "x+1" in replan_prompt
+
+
+async def test_repairs_are_bounded():
+    """A plan that is still broken after its last allowed repair fails the run with the step's error."""
+    broken = Plan([calc(1, "y*2")])
+    script = Script(encode(broken), encode(broken))
+    report, events = await run(script, "y times two?", policy=VerdictPolicy(max_replans=1))
+    assert report.status == "failed" and report.error.type == "tool_error" and report.replans == 1
+    assert sum(isinstance(e, ev.Replanned) for e in events) == 1

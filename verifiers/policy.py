@@ -1,0 +1,24 @@
+"""The verdict policy: what a step's verdicts mean for it. The worst verdict wins (pass < retry < replan < fail);
+a retry beyond the allowed number becomes a replan."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from reasoning.types import Outcome, Verdict
+
+SEVERITY: dict[str, int] = {"pass": 0, "retry": 1, "replan": 2, "fail": 3}
+
+
+class VerdictPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    max_retries: int = 1  # per step: how often a step is run again, with the verifiers' reasons as feedback
+    max_replans: int = 1  # per run: how often the planner repairs the plan after a step failed for good
+
+    def decide(self, verdicts: Sequence[Verdict], attempt: int) -> Outcome:
+        """The action for a step's verdicts on its `attempt`-th run (1 = first)."""
+        worst: Outcome = max((v.outcome for v in verdicts), key=SEVERITY.__getitem__, default="pass")
+        if worst == "retry" and attempt > self.max_retries:
+            return "replan"
+        return worst
