@@ -24,7 +24,7 @@ def run_events(run_id: uuid.UUID) -> list[ev.AnyEvent]:
         ev.ModelCalled(**common, at=now, step_id=None, purpose="plan", expert="general", backend="local", provider="llama.cpp",
                        request_model="m", input_tokens=100, output_tokens=20, cached_tokens=80, latency_ms=5.0),
         ev.PlanReady(**common, at=now, plan=Plan([step])),
-        ev.StepStarted(**common, at=now, step_id=1),
+        ev.StepStarted(**common, at=now, step_id=1, step=step),
         ev.ToolCalled(**common, at=now, step_id=1, tool="calculator", args=step.input, result=42, error=None, latency_ms=0.1),
         ev.StepVerified(**common, at=now, step_id=1, verifier="tool_recomputed", outcome="pass", reason="recomputed 42"),
         ev.StepFinished(**common, at=now + 0.001, step_id=1, kind="tool", target="calculator", input=step.input,
