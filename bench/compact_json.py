@@ -15,9 +15,9 @@ from app.modelfiles import model_path
 from app.settings import Settings
 from reasoning.backends.local import EmbeddedLlama
 from reasoning.backends.openai_compat import OpenAICompatBackend
-from reasoning.plan import plan_schema
-from reasoning.planner import planner_prompt
-from reasoning.types import Expert, JsonSchema, Message, Sampling
+from reasoning.planner import Planner
+from reasoning.router import Router
+from reasoning.types import Expert, Message, Sampling
 from tools import default_tools
 
 QUESTIONS = ["What is (17*23)+(45*12)?", "What is the capital of France?", "How many seconds are in a week?"]
@@ -27,17 +27,16 @@ async def main(model: str) -> None:
     settings = Settings.from_env(os.environ)
     llama = await asyncio.to_thread(EmbeddedLlama, str(model_path(model, settings.cache_dir)))
     tools = default_tools()
-    experts = {"general": Expert("general", "answers a short factual question (a name, a number, a date) in words", None)}
-    system = planner_prompt(tools, experts)
-    constraint = JsonSchema("plan", plan_schema(tools, experts))
+    router = Router({"general": Expert(name="general", backend=llama.backend, skills=["facts"], description="answers a short factual question")}, "general")
+    prefix, constraint = Planner(router, tools).prompt_for(tuple(tools))
     flexible = OpenAICompatBackend(llama.base_url, llama.name)  # sends response_format
     compact = llama.backend
     rows = {"response_format": [], "compact grammar": []}
     for question in QUESTIONS:
         # Warm the prefix cache with this question so neither variant pays its prompt and the other not.
-        await compact.generate([Message("system", system), Message("user", f"Q: {question}")], sampling=Sampling(max_tokens=1))
+        await compact.generate([*prefix, Message("user", f"Q: {question}")], sampling=Sampling(max_tokens=1))
         for name, backend in (("response_format", flexible), ("compact grammar", compact)):
-            c = await backend.generate([Message("system", system), Message("user", f"Q: {question}")], constraint=constraint, sampling=Sampling(max_tokens=1024))
+            c = await backend.generate([*prefix, Message("user", f"Q: {question}")], constraint=constraint, sampling=Sampling(max_tokens=1024))
             rows[name].append((c.usage.output_tokens, c.latency_ms))
     print(f"model: {llama.name}; questions: {len(QUESTIONS)}; medians")
     print("| JSON schema sent as | output tokens | latency ms |")
