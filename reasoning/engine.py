@@ -23,7 +23,6 @@ from reasoning.planner import Planner
 from reasoning.router import Router
 from reasoning.types import Message, Plan, Policy, Step, Tool, Verifier
 
-log = structlog.get_logger("stepwise.engine")
 _EXPERT_SYSTEM = "Answer briefly and precisely. Reply with the answer only."
 
 
