@@ -31,10 +31,10 @@ log = structlog.get_logger("stepwise.runtime")
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
 
 
-def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool]) -> Engine:
+def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool], verifiers: tuple[str, ...] = ()) -> Engine:
     router = Router(fleet.experts, registry.default_name)
     return Engine(
-        router, tools, default_verifiers(tools), policy=VerdictPolicy(),
+        router, tools, default_verifiers(tools, verifiers), policy=VerdictPolicy(),
         planner=Planner(router, tools, target=registry.planner), composer=Composer(router, target=registry.composer),
     )
 
@@ -63,7 +63,7 @@ class Runtime:
         sink.start()
         fleet = await build_fleet(registry, settings)
         log.info("runtime_started", experts=sorted(fleet.experts), database=db.redact(url))
-        return cls(settings, build_engine(fleet, registry, tools), fleet, pool, sink, url)
+        return cls(settings, build_engine(fleet, registry, tools, settings.verifiers), fleet, pool, sink, url)
 
     async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink, plan: Plan | None = None,
                   budget: Budget | None = None, tools: list[str] | None = None, stream_plan: bool | None = None) -> RunReport:

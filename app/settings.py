@@ -25,6 +25,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """A TOML expert registry; None means one local expert on `model`."""
     stream_plan: bool = False
     """Start each planned step as soon as the planner has written it (STEPWISE_STREAM_PLAN=1); requests may override."""
+    verifiers: tuple[str, ...] = ()
+    """Model-based verifiers to add to the deterministic ones: self_consistency, llm_judge (STEPWISE_VERIFIERS)."""
     tool_modules: tuple[str, ...] = ()
     """Python modules whose @tool functions join the built-in tools (STEPWISE_TOOLS, comma-separated)."""
     threads: int = 2
@@ -47,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "experts_file": Path(env["STEPWISE_EXPERTS"]) if env.get("STEPWISE_EXPERTS") else None,
             "tool_modules": tuple(m.strip() for m in env.get("STEPWISE_TOOLS", "").split(",") if m.strip()),
             "stream_plan": env.get("STEPWISE_STREAM_PLAN", "").lower() in ("1", "true", "yes"),
+            "verifiers": tuple(v.strip() for v in env.get("STEPWISE_VERIFIERS", "").split(",") if v.strip()),
         }
         for name, var, kind in (
             ("model", "STEPWISE_MODEL", str), ("threads", "STEPWISE_THREADS", int), ("context", "STEPWISE_CONTEXT", int),

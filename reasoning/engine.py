@@ -21,7 +21,7 @@ from reasoning.executor import run_plan, run_streamed_plan
 from reasoning.plan import Dag, check_step, references, validate_plan
 from reasoning.planner import Planner
 from reasoning.router import Router
-from reasoning.types import Message, Plan, Policy, Step, Tool, Verifier
+from reasoning.types import Ask, Constraint, Message, Plan, Policy, Sampling, Step, Tool, Verifier
 
 _EXPERT_SYSTEM = "Answer briefly and precisely. Reply with the answer only."
 
@@ -94,15 +94,16 @@ class Engine:
         async def run_step(step: Step, resolved: Any) -> Any:
             """Run, verify, and act on the verdicts: retry with the reasons as feedback, or give up on the step."""
             feedback = None
-            for attempt in range(1, self.policy.max_retries + 2):
+            ask = self._asker(step, ctx)
+            for attempt in range(1, self.policy.attempts(step.kind) + 1):
                 if step.kind == "tool":
                     output = await self._call_tool(step, resolved, ctx)
                 else:
                     output = await self._ask_expert(step, resolved, ctx, feedback)
-                verdicts = [await verifier.verify(step, resolved, output) for verifier in self._verifiers[step.kind]]
+                verdicts = [await verifier.verify(step, resolved, output, ask) for verifier in self._verifiers[step.kind]]
                 for v in verdicts:
                     sink.emit(StepVerified(run_id=run_id, at=time.time(), step_id=step.id, verifier=v.verifier, outcome=v.outcome, reason=v.reason))
-                action = self.policy.decide(verdicts, attempt)
+                action = self.policy.decide(verdicts, attempt, step.kind)
                 if action == "pass":
                     return output
                 feedback = "; ".join(f"{v.verifier}: {v.reason}" for v in verdicts if v.outcome != "pass")
@@ -175,6 +176,21 @@ class Engine:
                 planning.cancel()
                 await asyncio.wait({planning})
         return validated[0], outputs
+
+    def _asker(self, step: Step, ctx: RunContext) -> Ask:
+        """Model calls for this step's verifiers: through the router, traced and budgeted, purpose "verify"."""
+
+        async def ask(messages: list[Message], *, target: str | None = None, constraint: Constraint | None = None,
+                      samples: int = 1, temperature: float = 0.0, max_tokens: int = 64) -> list[str]:
+            who = target or (step.target if step.kind == "expert" else self.router.default)
+            sampling = Sampling(max_tokens=max_tokens, temperature=temperature)
+            replies = await asyncio.gather(*(
+                self.router.call(who, messages, ctx, purpose="verify", step_id=step.id, constraint=constraint, sampling=sampling)
+                for _ in range(samples)
+            ))
+            return [completion.text for completion, _ in replies]
+
+        return ask
 
     async def _call_tool(self, step: Step, resolved: Any, ctx: RunContext) -> Any:
         tool = self.tools[step.target]

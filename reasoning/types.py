@@ -127,22 +127,31 @@ class Tool(Protocol):
     async def run(self, args: Any) -> Any: ...
 
 
+class Ask(Protocol):
+    """Model calls a verifier makes inside the run (traced and budgeted like any other, purpose "verify").
+    `target` defaults to the step's own target for expert steps, else the default expert."""
+
+    async def __call__(self, messages: list[Message], *, target: str | None = None, constraint: Constraint | None = None,
+                       samples: int = 1, temperature: float = 0.0, max_tokens: int = 64) -> list[str]: ...
+
+
 class Verifier(Protocol):
     """A check of one step's output; `kinds` names the step kinds it applies to."""
 
     name: str
     kinds: frozenset[str]
 
-    async def verify(self, step: Step, resolved_input: Any, output: Any) -> Verdict: ...
+    async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict: ...
 
 
 class Policy(Protocol):
-    """Turns a step's verdicts into an action; bounds retries per step and replans per run."""
+    """Turns a step's verdicts into an action (per step kind); bounds retries per step and replans per run."""
 
-    max_retries: int
     max_replans: int
 
-    def decide(self, verdicts: list[Verdict], attempt: int) -> Outcome: ...
+    def attempts(self, kind: StepKind) -> int: ...
+
+    def decide(self, verdicts: list[Verdict], attempt: int, kind: StepKind) -> Outcome: ...
 
 
 class Expert(msgspec.Struct, kw_only=True):

@@ -27,6 +27,7 @@ class Calculator:
     name = "calculator"
     description = "evaluates an arithmetic expression on numbers, such as 12*(3+4)/2; only for arithmetic"
     args_type = CalculatorArgs
+    result_type = int | float
     deterministic = True
 
     async def run(self, args: CalculatorArgs) -> int | float:

@@ -19,8 +19,10 @@ import msgspec
 
 
 class FunctionTool:
-    def __init__(self, fn: Callable[..., Any], name: str, description: str, args_type: type[msgspec.Struct], deterministic: bool):
+    def __init__(self, fn: Callable[..., Any], name: str, description: str, args_type: type[msgspec.Struct], deterministic: bool,
+                 result_type: Any = None):
         self.fn = fn
+        self.result_type = result_type  # the return annotation, which the result_type verifier checks
         self.name = name
         self.description = description
         self.args_type = args_type
@@ -54,6 +56,6 @@ def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, descr
         tool_name = name or f.__name__
         args_type = msgspec.defstruct(f"{tool_name}_args", fields, forbid_unknown_fields=True, kw_only=True)
         doc = description or (inspect.getdoc(f) or "").split("\n", 1)[0] or tool_name
-        return FunctionTool(f, tool_name, doc, args_type, deterministic)
+        return FunctionTool(f, tool_name, doc, args_type, deterministic, hints.get("return"))
 
     return wrap(fn) if fn is not None else wrap

@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reasoning.types import Tool, Verifier
-from verifiers.basic import ExpertAnswered, ToolRecomputed
+from verifiers.basic import ExpertAnswered, NumericSanity, ResultTyped, ToolRecomputed
+from verifiers.model import Judge, SelfConsistency
+
+MODEL_VERIFIERS = {"self_consistency": SelfConsistency, "llm_judge": Judge}
 
 
-def default_verifiers(tools: Mapping[str, Tool]) -> list[Verifier]:
-    return [ToolRecomputed(tools), ExpertAnswered()]
+def default_verifiers(tools: Mapping[str, Tool], extra: tuple[str, ...] = ()) -> list[Verifier]:
+    """The deterministic checks, plus the model-based ones named in `extra` (they cost model calls)."""
+    unknown = sorted(set(extra) - set(MODEL_VERIFIERS))
+    if unknown:
+        raise ValueError(f"unknown verifiers {unknown} (known: {', '.join(MODEL_VERIFIERS)})")
+    return [ToolRecomputed(tools), ResultTyped(tools), NumericSanity(), ExpertAnswered(), *(MODEL_VERIFIERS[n]() for n in extra)]

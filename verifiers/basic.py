@@ -1,4 +1,5 @@
-"""The first checks: a deterministic tool's result is recomputed; an expert's output is non-empty text."""
+"""Deterministic checks: a deterministic tool's result is recomputed; a tool's result has the type it declares;
+numbers are finite; an expert's output is non-empty text."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from reasoning.types import Step, Tool, Verdict
+from reasoning.types import Ask, Step, Tool, Verdict
 
 
 class ToolRecomputed:
@@ -22,7 +23,7 @@ class ToolRecomputed:
     def __init__(self, tools: Mapping[str, Tool]) -> None:
         self._tools = tools
 
-    async def verify(self, step: Step, resolved_input: Any, output: Any) -> Verdict:
+    async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
         tool = self._tools[step.target]
         if not tool.deterministic:
             return Verdict(self.name, "pass", f"{tool.name} is not deterministic: not recomputed")
@@ -32,13 +33,50 @@ class ToolRecomputed:
         return Verdict(self.name, "fail", f"recomputed {again!r}, step said {output!r}")
 
 
+class ResultTyped:
+    """A tool's result must validate under the type it declares (`result_type`; for @tool functions, the return
+    annotation). A violation means the tool broke its contract: fail."""
+
+    name = "result_type"
+    kinds = frozenset({"tool"})
+
+    def __init__(self, tools: Mapping[str, Tool]) -> None:
+        self._tools = tools
+
+    async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
+        declared = getattr(self._tools[step.target], "result_type", None)
+        if declared is None:
+            return Verdict(self.name, "pass", "no declared result type")
+        try:
+            msgspec.convert(output, declared, strict=False)
+        except msgspec.ValidationError as exc:
+            return Verdict(self.name, "fail", f"result {output!r} is not a {_type_name(declared)}: {exc}")
+        return Verdict(self.name, "pass", f"a {_type_name(declared)}")
+
+
+class NumericSanity:
+    """Numbers in a result must be finite, and an expert asked for a number must reply with one."""
+
+    name = "numeric_sanity"
+    kinds = frozenset({"tool", "expert"})
+
+    async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
+        numbers = list(_numbers(output))
+        if any(not math.isfinite(n) for n in numbers):
+            return Verdict(self.name, "fail", f"not a finite number in {output!r}")
+        wants_number = step.kind == "expert" and isinstance(resolved_input, str) and "reply with a number" in resolved_input.lower()
+        if wants_number and _as_number(output) is None:
+            return Verdict(self.name, "retry", f"asked for a number, got {str(output)[:80]!r}")
+        return Verdict(self.name, "pass", f"{len(numbers)} finite number(s)" if numbers else "no numbers")
+
+
 class ExpertAnswered:
     """An expert's output must be text, and not empty (an empty answer asks for a retry)."""
 
     name = "expert_answered"
     kinds = frozenset({"expert"})
 
-    async def verify(self, step: Step, resolved_input: Any, output: Any) -> Verdict:
+    async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
         if not isinstance(output, str):
             return Verdict(self.name, "fail", f"expected text, got {type(output).__name__}")
         if not output.strip():
@@ -50,3 +88,27 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-12)
     return a == b
+
+
+def _numbers(value: Any):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield float(value) if isinstance(value, float) else value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+
+
+def _as_number(text: Any) -> float | None:
+    try:
+        return float(str(text).strip().rstrip(".").replace(",", ""))
+    except ValueError:
+        return None
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp)
