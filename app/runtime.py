@@ -24,6 +24,7 @@ from reasoning.report import RunReport, fold
 from reasoning.router import Router
 from reasoning.types import Plan, Tool
 from tools import load_tools
+from tools.sql import SqlTool
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
 
@@ -55,6 +56,8 @@ class Runtime:
     async def start(cls, settings: Settings) -> Runtime:
         registry = registry_for(settings)  # a bad registry or tool module fails before anything starts
         tools = load_tools(settings.tool_modules)
+        if settings.sql_url:
+            tools["sql"] = await SqlTool.connect(settings.sql_url)
         url = await asyncio.to_thread(db.database_url, settings.database_url, settings.data_dir)
         pool = await db.create_pool(url)
         async with pool.acquire() as conn:

@@ -27,6 +27,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Start each planned step as soon as the planner has written it (STEPWISE_STREAM_PLAN=1); requests may override."""
     verifiers: tuple[str, ...] = ()
     """Model-based verifiers to add to the deterministic ones: self_consistency, llm_judge (STEPWISE_VERIFIERS)."""
+    sql_url: str | None = None
+    """A Postgres the read-only `sql` tool queries (STEPWISE_SQL_URL); unset, there is no sql tool."""
     tool_modules: tuple[str, ...] = ()
     """Python modules whose @tool functions join the built-in tools (STEPWISE_TOOLS, comma-separated)."""
     threads: int = 2
@@ -49,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "experts_file": Path(env["STEPWISE_EXPERTS"]) if env.get("STEPWISE_EXPERTS") else None,
             "tool_modules": tuple(m.strip() for m in env.get("STEPWISE_TOOLS", "").split(",") if m.strip()),
             "stream_plan": env.get("STEPWISE_STREAM_PLAN", "").lower() in ("1", "true", "yes"),
+            "sql_url": env.get("STEPWISE_SQL_URL") or None,
             "verifiers": tuple(v.strip() for v in env.get("STEPWISE_VERIFIERS", "").split(",") if v.strip()),
         }
         for name, var, kind in (

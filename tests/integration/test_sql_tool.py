@@ -1,0 +1,86 @@
+"""The read-only SQL tool against a real Postgres holding a small company database: it shows the schema, answers
+SELECTs within its row limit, and cannot write, however it is asked."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import asyncpg
+import msgspec
+import pytest
+
+from tests.conftest import ADMIN_URL
+from tools.sql import SqlArgs, SqlTool
+
+COMPANY_DB = f"stepwise_company_{os.getpid()}"
+SCHEMA = """
+CREATE TABLE departments (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE employees (id int PRIMARY KEY, name text NOT NULL, department_id int REFERENCES departments, salary numeric(10,2));
+INSERT INTO departments VALUES (1, 'Research'), (2, 'Sales');
+INSERT INTO employees SELECT i, 'employee ' || i, 1 + i % 2, 40000 + i * 100 FROM generate_series(1, 120) i;
+"""
+
+
+@pytest.fixture(scope="module")
+async def company_url():
+    admin = await asyncpg.connect(ADMIN_URL)
+    await admin.execute(f"DROP DATABASE IF EXISTS {COMPANY_DB} WITH (FORCE)")
+    await admin.execute(f"CREATE DATABASE {COMPANY_DB}")
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{COMPANY_DB}"
+    conn = await asyncpg.connect(url)
+    await conn.execute(SCHEMA)
+    await conn.close()
+    yield url
+    await admin.execute(f"DROP DATABASE IF EXISTS {COMPANY_DB} WITH (FORCE)")
+    await admin.close()
+
+
+async def query(tool: SqlTool, sql: str):
+    return await tool.run(msgspec.convert({"query": sql}, SqlArgs))
+
+
+async def test_the_description_shows_tables_columns_types_and_sample_rows(company_url):
+    """What the planner reads before writing a query: every table, its typed columns, and example rows."""
+    tool = await SqlTool.connect(company_url)
+    assert "table departments(id integer, name text)" in tool.description
+    assert "table employees(id integer, name text, department_id integer, salary numeric)" in tool.description
+    assert 'e.g. {"id":1,"name":"Research"}' in tool.description
+
+
+async def test_a_select_answers_within_the_row_limit(company_url):
+    """Rows come back as JSON values with their columns; past the limit they are cut and the cut is said."""
+    tool = await SqlTool.connect(company_url, row_limit=50)
+    result = await query(tool, "SELECT d.name, count(*) AS n FROM employees e JOIN departments d ON d.id = e.department_id GROUP BY d.name ORDER BY d.name")
+    assert result == {"columns": ["name", "n"], "rows": [["Research", 60], ["Sales", 60]], "truncated": False}
+    many = await query(tool, "SELECT id, salary FROM employees ORDER BY id")
+    assert len(many["rows"]) == 50 and many["truncated"] is True and many["rows"][0] == [1, "40100.00"]
+
+
+@pytest.mark.parametrize("sql", [
+    "INSERT INTO departments VALUES (3, 'Legal')",
+    "UPDATE employees SET salary = 0",
+    "DELETE FROM employees",
+    "DROP TABLE employees",
+    "CREATE TABLE stolen AS SELECT * FROM employees",
+    "SELECT 1; DROP TABLE employees",
+    "WITH gone AS (DELETE FROM employees RETURNING *) SELECT count(*) FROM gone",
+])
+async def test_writes_are_refused_however_they_are_asked(company_url, sql):
+    """Writes, DDL, a second statement and data-modifying CTEs all fail; the data is untouched."""
+    tool = await SqlTool.connect(company_url)
+    with pytest.raises(ValueError):
+        await query(tool, sql)
+    conn = await asyncpg.connect(company_url)
+    assert await conn.fetchval("SELECT count(*) FROM employees") == 120
+    assert await conn.fetchval("SELECT min(salary) FROM employees") > 0
+    await conn.close()
+
+
+async def test_a_slow_query_is_stopped_by_the_statement_timeout(company_url):
+    """pg_sleep(5) under a 200 ms timeout fails fast, naming the cancellation."""
+    tool = await SqlTool.connect(company_url, timeout_ms=200)
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="QueryCanceledError"):
+        await query(tool, "SELECT pg_sleep(5)")
+    assert time.monotonic() - started < 2
