@@ -24,6 +24,7 @@ from reasoning.report import RunReport, fold
 from reasoning.router import Router
 from reasoning.types import Plan, Tool
 from tools import load_tools
+from tools.docs import DocSearch
 from tools.sql import SqlTool
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
@@ -58,6 +59,8 @@ class Runtime:
         tools = load_tools(settings.tool_modules)
         if settings.sql_url:
             tools["sql"] = await SqlTool.connect(settings.sql_url)
+        if settings.docs_dir:
+            tools["docs"] = await asyncio.to_thread(DocSearch, settings.docs_dir)
         url = await asyncio.to_thread(db.database_url, settings.database_url, settings.data_dir)
         pool = await db.create_pool(url)
         async with pool.acquire() as conn:

@@ -29,6 +29,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Model-based verifiers to add to the deterministic ones: self_consistency, llm_judge (STEPWISE_VERIFIERS)."""
     sql_url: str | None = None
     """A Postgres the read-only `sql` tool queries (STEPWISE_SQL_URL); unset, there is no sql tool."""
+    docs_dir: Path | None = None
+    """A folder of .md/.txt files the `docs` tool searches (STEPWISE_DOCS); unset, there is no docs tool."""
     tool_modules: tuple[str, ...] = ()
     """Python modules whose @tool functions join the built-in tools (STEPWISE_TOOLS, comma-separated)."""
     threads: int = 2
@@ -52,6 +54,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "tool_modules": tuple(m.strip() for m in env.get("STEPWISE_TOOLS", "").split(",") if m.strip()),
             "stream_plan": env.get("STEPWISE_STREAM_PLAN", "").lower() in ("1", "true", "yes"),
             "sql_url": env.get("STEPWISE_SQL_URL") or None,
+            "docs_dir": Path(env["STEPWISE_DOCS"]) if env.get("STEPWISE_DOCS") else None,
             "verifiers": tuple(v.strip() for v in env.get("STEPWISE_VERIFIERS", "").split(",") if v.strip()),
         }
         for name, var, kind in (

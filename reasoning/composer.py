@@ -22,7 +22,8 @@ def answer_schema(step_ids: list[int]) -> dict:
         "type": "object",
         "properties": {
             "text": {"type": "string", "minLength": 1, "maxLength": 400},
-            "uses": {"type": "array", "items": {"enum": step_ids}, "maxItems": len(step_ids)},
+            # An answer rests on at least one step: the schema makes the composer cite.
+            "uses": {"type": "array", "items": {"enum": step_ids}, "minItems": 1, "maxItems": len(step_ids)},
         },
         "required": ["text", "uses"],
         "additionalProperties": False,

@@ -10,6 +10,7 @@ import asyncpg
 import msgspec
 import pytest
 
+from reasoning.types import Plan
 from tests.conftest import ADMIN_URL
 from tools.sql import SqlArgs, SqlTool
 
@@ -84,3 +85,31 @@ async def test_a_slow_query_is_stopped_by_the_statement_timeout(company_url):
     with pytest.raises(ValueError, match="QueryCanceledError"):
         await query(tool, "SELECT pg_sleep(5)")
     assert time.monotonic() - started < 2
+
+
+async def test_a_database_and_a_document_lookup_run_in_parallel_verified_and_cited(company_url, database_url, pg):
+    """Through the whole server stack: the sql and docs steps of one plan overlap in time, each is verified, and
+    the composed answer cites both (real SmolLM2 composing)."""
+    from pathlib import Path
+
+    from app.runtime import Runtime
+    from tests.conftest import settings_for
+
+    docs = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
+    runtime = await Runtime.start(settings_for(database_url, "smollm2", sql_url=company_url, docs_dir=docs))
+    plan = msgspec.convert({"steps": [
+        {"id": 1, "kind": "tool", "target": "sql", "input": {"query": "SELECT count(*) AS n FROM employees e JOIN departments d ON d.id = e.department_id WHERE d.name = 'Research'"}, "depends_on": []},
+        {"id": 2, "kind": "tool", "target": "docs", "input": {"query": "vacation days per year", "k": 1}, "depends_on": []},
+    ]}, type=Plan)
+    try:
+        report = await runtime.ask("How many people work in Research, and how many vacation days do they get?", 120, plan=plan)
+    finally:
+        await runtime.close()
+    sql, docs_step = report.steps
+    assert sql.output["rows"] == [[60]] and docs_step.output[0]["source"] == "handbook.md:5"
+    assert sql.started_at < docs_step.finished_at and docs_step.started_at < sql.finished_at  # they overlapped
+    assert all(v.outcome == "pass" for s in report.steps for v in s.verdicts) and all(s.verdicts for s in report.steps)
+    assert report.status == "finished", report.error
+    assert report.answer.uses and set(report.answer.uses) <= {1, 2}  # the schema makes it cite, and only real steps
+    rows = await pg.fetch("SELECT tool, error FROM tool_calls WHERE run_id = $1 ORDER BY tool", report.run_id)
+    assert [(r["tool"], r["error"]) for r in rows] == [("docs", None), ("sql", None)]

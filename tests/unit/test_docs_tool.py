@@ -1,0 +1,39 @@
+"""Document search: paragraphs of a folder ranked by BM25, returned with file:line sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from tools.docs import DocsArgs, DocSearch
+
+FOLDER = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
+
+
+async def search(tool: DocSearch, query: str, k: int = 3):
+    return await tool.run(msgspec.convert({"query": query, "k": k}, DocsArgs))
+
+
+async def test_the_best_passage_comes_first_with_its_source():
+    """A question about carrying over vacation finds the handbook's vacation paragraph, cited by file and line."""
+    tool = DocSearch(FOLDER)
+    (best, *_) = await search(tool, "how many unused vacation days carry over")
+    assert best["source"] == "handbook.md:5" and "Up to 5 unused days carry over" in best["text"]
+    (hotel, *_) = await search(tool, "hotel per night capital")
+    assert hotel["source"] == "expenses.md:5" and "200 euros" in hotel["text"]
+
+
+async def test_results_are_bounded_and_nothing_matches_nothing():
+    """k caps the passages; words found nowhere give no passages rather than noise."""
+    tool = DocSearch(FOLDER)
+    assert len(await search(tool, "employees work days", k=2)) == 2
+    assert await search(tool, "zebra quantum") == []
+    assert "passages of the documents in docs/" in tool.description
+
+
+def test_an_empty_folder_is_refused(tmp_path):
+    """A search over nothing is a configuration error, said at start-up."""
+    with pytest.raises(ValueError, match="no .md or .txt passages"):
+        DocSearch(tmp_path)

@@ -1,0 +1,75 @@
+"""Document search over a folder of text and markdown files: paragraphs ranked by BM25, returned with their source
+(file and line), so an answer can cite where it comes from. The index is built once, in memory, at start-up."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("a an and are as at be by for from has have how in is it of on or per the to up what when which who with".split())
+
+
+def words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+
+class DocsArgs(msgspec.Struct, forbid_unknown_fields=True):
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+    k: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+
+
+class Passage(msgspec.Struct):
+    source: str  # file:line
+    text: str
+
+
+class DocSearch:
+    name = "docs"
+    args_type = DocsArgs
+    result_type = list[dict[str, Any]]
+    deterministic = True
+    k1, b = 1.5, 0.75
+
+    def __init__(self, folder: Path) -> None:
+        self.passages = list(_passages(folder))
+        if not self.passages:
+            raise ValueError(f"no .md or .txt passages under {folder}")
+        self._terms = [Counter(words(p.text)) for p in self.passages]
+        self._lengths = [sum(t.values()) for t in self._terms]
+        self._average = sum(self._lengths) / len(self._lengths)
+        frequency = Counter(term for terms in self._terms for term in terms)
+        n = len(self.passages)
+        self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+        self.description = (f"searches {n} passages of the documents in {folder.name}/ and returns the best matches "
+                            "with their sources; query with a few keywords")
+
+    async def run(self, args: DocsArgs) -> list[dict[str, Any]]:
+        query = set(words(args.query))
+        scored = []
+        for i, terms in enumerate(self._terms):
+            norm = self.k1 * (1 - self.b + self.b * self._lengths[i] / self._average)
+            score = sum(self._idf[t] * terms[t] * (self.k1 + 1) / (terms[t] + norm) for t in query if t in terms)
+            if score > 0:
+                scored.append((score, i))
+        scored.sort(key=lambda pair: (-pair[0], pair[1]))
+        return [{"source": self.passages[i].source, "text": self.passages[i].text, "score": round(s, 3)} for s, i in scored[: args.k]]
+
+
+def _passages(folder: Path):
+    """Paragraphs (blank-line separated, headings skipped) of every .md and .txt file, with file:line."""
+    for path in sorted(p for p in folder.rglob("*") if p.suffix in (".md", ".txt") and p.is_file()):
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        start, block = None, []
+        for number, line in enumerate([*lines, ""], 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                start = start or number
+                block.append(line.strip())
+            elif block:
+                yield Passage(f"{path.relative_to(folder)}:{start}", " ".join(block))
+                start, block = None, []
