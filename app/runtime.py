@@ -25,6 +25,7 @@ from reasoning.router import Router
 from reasoning.types import Plan, Tool
 from tools import load_tools
 from tools.docs import DocSearch
+from tools.python import PythonTool
 from tools.sql import SqlTool
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
@@ -61,6 +62,8 @@ class Runtime:
             tools["sql"] = await SqlTool.connect(settings.sql_url)
         if settings.docs_dir:
             tools["docs"] = await asyncio.to_thread(DocSearch, settings.docs_dir)
+        if settings.python_tool:
+            tools["python"] = await asyncio.to_thread(PythonTool)
         url = await asyncio.to_thread(db.database_url, settings.database_url, settings.data_dir)
         pool = await db.create_pool(url)
         async with pool.acquire() as conn:

@@ -31,6 +31,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """A Postgres the read-only `sql` tool queries (STEPWISE_SQL_URL); unset, there is no sql tool."""
     docs_dir: Path | None = None
     """A folder of .md/.txt files the `docs` tool searches (STEPWISE_DOCS); unset, there is no docs tool."""
+    python_tool: bool = False
+    """Offer the sandboxed Python tool for program-aided steps (STEPWISE_PYTHON=1)."""
     tool_modules: tuple[str, ...] = ()
     """Python modules whose @tool functions join the built-in tools (STEPWISE_TOOLS, comma-separated)."""
     threads: int = 2
@@ -55,6 +57,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "stream_plan": env.get("STEPWISE_STREAM_PLAN", "").lower() in ("1", "true", "yes"),
             "sql_url": env.get("STEPWISE_SQL_URL") or None,
             "docs_dir": Path(env["STEPWISE_DOCS"]) if env.get("STEPWISE_DOCS") else None,
+            "python_tool": env.get("STEPWISE_PYTHON", "").lower() in ("1", "true", "yes"),
             "verifiers": tuple(v.strip() for v in env.get("STEPWISE_VERIFIERS", "").split(",") if v.strip()),
         }
         for name, var, kind in (
