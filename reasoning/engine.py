@@ -42,7 +42,7 @@ class Engine:
         self.policy = policy
         self.planner = planner or Planner(router, tools)
         self.composer = composer or Composer(router)
-        self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "expert")}
+        self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "tools", "expert")}
 
     async def run(self, question: str, *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None,
                   plan: Plan | None = None, budget: Budget = Budget(), tools: Collection[str] | None = None,
@@ -98,6 +98,8 @@ class Engine:
             for attempt in range(1, self.policy.attempts(step.kind) + 1):
                 if step.kind == "tool":
                     output = await self._call_tool(step, resolved, ctx)
+                elif step.kind == "tools":
+                    output = await self._call_tools(step, resolved, ctx)
                 else:
                     output = await self._ask_expert(step, resolved, ctx, feedback)
                 verdicts = [await verifier.verify(step, resolved, output, ask) for verifier in self._verifiers[step.kind]]
@@ -191,6 +193,16 @@ class Engine:
             return [completion.text for completion, _ in replies]
 
         return ask
+
+    async def _call_tools(self, step: Step, resolved: list[Any], ctx: RunContext) -> list[Any]:
+        """A step's several tool calls, at once; its output is their results in order."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                calls = [group.create_task(self._call_tool(Step(step.id, "tool", c["target"], c["input"]), c["input"], ctx))
+                         for c in resolved]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None  # the first call to fail (the others were cancelled)
+        return [call.result() for call in calls]
 
     async def _call_tool(self, step: Step, resolved: Any, ctx: RunContext) -> Any:
         tool = self.tools[step.target]

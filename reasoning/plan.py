@@ -13,6 +13,7 @@ from reasoning.types import Plan, Step, Tool
 
 REFERENCE = re.compile(r"\$\{(\d+)\}|\$(\d+)")
 MAX_STEPS = 8
+PARALLEL = "parallel"  # the target of a "tools" step, whose input is several tool calls run at once
 
 
 class Dag(msgspec.Struct):
@@ -89,9 +90,26 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
     return Dag(plan=plan, steps=steps, needs=needs, dependents=dependents, roots=roots)
 
 
+def tool_calls(step: Step) -> list[Step]:
+    """The calls of a "tools" step, each as a one-call tool step with the same id."""
+    return [Step(step.id, "tool", call["target"], call["input"]) for call in step.input]
+
+
 def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
     """The rules one step obeys on its own: a known target, and an input of the kind the target takes."""
-    if step.kind == "tool":
+    if step.kind == "tools":
+        if step.target != PARALLEL:
+            raise PlanInvalid(f"a tools step's target is {PARALLEL!r}, not {step.target!r}", step.id)
+        if not isinstance(step.input, list) or len(step.input) < 2:
+            raise PlanInvalid("a tools step's input is a list of at least two calls", step.id)
+        for i, call in enumerate(step.input, 1):
+            if not isinstance(call, dict) or set(call) != {"target", "input"}:
+                raise PlanInvalid(f"call {i} needs exactly `target` and `input`", step.id)
+            try:
+                check_step(Step(step.id, "tool", call["target"], call["input"]), tools, experts)
+            except PlanInvalid as exc:
+                raise PlanInvalid(f"call {i}: {str(exc).removeprefix(f'step {step.id}: ')}", step.id) from None
+    elif step.kind == "tool":
         tool = tools.get(step.target)
         if tool is None:
             raise PlanInvalid(f"unknown tool {step.target!r} (known: {', '.join(sorted(tools))})", step.id)
@@ -124,13 +142,22 @@ def _check_acyclic(needs: dict[int, frozenset[int]], dependents: dict[int, list[
         raise PlanInvalid(f"the plan has a cycle through steps {stuck}", stuck[0])
 
 
-def plan_schema(tools: Mapping[str, Tool], experts: Collection[str], max_steps: int = MAX_STEPS) -> dict:
-    """The JSON schema the planner decodes under: one variant per tool (embedding its argument schema)
-    plus one for experts. Property order is the order the model writes, so `id` comes first."""
+def plan_schema(tools: Mapping[str, Tool], experts: Collection[str], max_steps: int = MAX_STEPS,
+                parallel_calls: bool = False) -> dict:
+    """The JSON schema the planner decodes under: one variant per tool (embedding its argument schema), one for
+    experts, and with `parallel_calls` one for a step of several tool calls (each under its tool's schema).
+    Property order is the order the model writes, so `id` comes first."""
     deps = {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": max_steps}
     variants = [
         _step_schema("tool", {"const": name}, tool_args_schema(tool), deps) for name, tool in tools.items()
     ]
+    if parallel_calls and tools:
+        call = {"anyOf": [
+            {"type": "object", "properties": {"target": {"const": name}, "input": tool_args_schema(tool)},
+             "required": ["target", "input"], "additionalProperties": False}
+            for name, tool in tools.items()
+        ]}
+        variants.append(_step_schema("tools", {"const": PARALLEL}, {"type": "array", "items": call, "minItems": 2, "maxItems": 8}, deps))
     if experts:
         variants.append(
             _step_schema("expert", {"enum": list(experts)}, {"type": "string", "minLength": 1, "maxLength": 300}, deps)

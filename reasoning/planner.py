@@ -56,11 +56,15 @@ def example_turns(router: Router) -> list[Message]:
 
 
 class Planner:
-    def __init__(self, router: Router, tools: Mapping[str, Tool], *, target: str | None = None, max_steps: int = MAX_STEPS):
+    def __init__(self, router: Router, tools: Mapping[str, Tool], *, target: str | None = None, max_steps: int = MAX_STEPS,
+                 parallel_calls: bool = False):
         self.router = router
         self.tools = tools
         self.target = target or router.default
         self.max_steps = max_steps
+        # Off by default: the small default model plans independent calls as separate steps, which run in parallel
+        # anyway; offering "tools" steps changes the plans it writes.
+        self.parallel_calls = parallel_calls
         # Generous: a plan cut off by max_tokens cannot decode; the run's deadline bounds the time instead.
         self._sampling = Sampling(max_tokens=1024)
         self._by_toolset: dict[tuple[str, ...], tuple[list[Message], JsonSchema]] = {}
@@ -71,7 +75,8 @@ class Planner:
         if allowed not in self._by_toolset:
             tools = {name: self.tools[name] for name in allowed}
             prefix = [Message("system", planner_prompt(tools, self.router, self.max_steps)), *example_turns(self.router)]
-            self._by_toolset[allowed] = prefix, JsonSchema("plan", plan_schema(tools, self.router.targets(), self.max_steps))
+            schema = plan_schema(tools, self.router.targets(), self.max_steps, self.parallel_calls)
+            self._by_toolset[allowed] = prefix, JsonSchema("plan", schema)
         return self._by_toolset[allowed]
 
     async def replan(self, question: str, ctx: RunContext, allowed: tuple[str, ...], done: list[tuple[Step, Any]],

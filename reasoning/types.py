@@ -10,17 +10,18 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-StepKind = Literal["expert", "tool"]
+StepKind = Literal["expert", "tool", "tools"]
 Outcome = Literal["pass", "retry", "replan", "fail"]
 
 
 class Step(msgspec.Struct, forbid_unknown_fields=True):
-    """One node of a plan: a tool call (input = the tool's arguments) or an expert call (input = text)."""
+    """One node of a plan: a tool call (input = the tool's arguments), an expert call (input = text), or several
+    tool calls at once (kind "tools", target "parallel", input = [{"target": tool, "input": arguments}, …])."""
 
     id: int
     kind: StepKind
     target: str
-    input: str | dict[str, Any]
+    input: str | dict[str, Any] | list[Any]
     depends_on: list[int] = []
 
 

@@ -10,7 +10,6 @@ processes; output capped."""
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import shutil
 import subprocess

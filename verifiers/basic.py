@@ -3,6 +3,7 @@ numbers are finite; an expert's output is non-empty text."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -18,12 +19,14 @@ class ToolRecomputed:
     This catches state leaking between calls and results that were altered after the call."""
 
     name = "tool_recomputed"
-    kinds = frozenset({"tool"})
+    kinds = frozenset({"tool", "tools"})
 
     def __init__(self, tools: Mapping[str, Tool]) -> None:
         self._tools = tools
 
     async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
+        if step.kind == "tools":
+            return await each_call(self, step, resolved_input, output, ask)
         tool = self._tools[step.target]
         if not tool.deterministic:
             return Verdict(self.name, "pass", f"{tool.name} is not deterministic: not recomputed")
@@ -38,12 +41,14 @@ class ResultTyped:
     annotation). A violation means the tool broke its contract: fail."""
 
     name = "result_type"
-    kinds = frozenset({"tool"})
+    kinds = frozenset({"tool", "tools"})
 
     def __init__(self, tools: Mapping[str, Tool]) -> None:
         self._tools = tools
 
     async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
+        if step.kind == "tools":
+            return await each_call(self, step, resolved_input, output, ask)
         declared = getattr(self._tools[step.target], "result_type", None)
         if declared is None:
             return Verdict(self.name, "pass", "no declared result type")
@@ -58,7 +63,7 @@ class NumericSanity:
     """Numbers in a result must be finite, and an expert asked for a number must reply with one."""
 
     name = "numeric_sanity"
-    kinds = frozenset({"tool", "expert"})
+    kinds = frozenset({"tool", "tools", "expert"})
 
     async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
         numbers = list(_numbers(output))
@@ -82,6 +87,19 @@ class ExpertAnswered:
         if not output.strip():
             return Verdict(self.name, "retry", "empty answer")
         return Verdict(self.name, "pass", f"{len(output)} characters")
+
+
+async def each_call(verifier: Any, step: Step, calls: list[Any], results: list[Any], ask: Ask) -> Verdict:
+    """A tool verifier applied to every call of a "tools" step; the worst verdict stands, its reason names the call."""
+    order = {"pass": 0, "retry": 1, "replan": 2, "fail": 3}
+    verdicts = await asyncio.gather(*(
+        verifier.verify(Step(step.id, "tool", call["target"], call["input"]), call["input"], result, ask)
+        for call, result in zip(calls, results, strict=True)
+    ))
+    worst = max(range(len(verdicts)), key=lambda i: order[verdicts[i].outcome])
+    if verdicts[worst].outcome == "pass":
+        return Verdict(verifier.name, "pass", f"{len(verdicts)} calls: " + "; ".join(v.reason for v in verdicts))
+    return Verdict(verifier.name, verdicts[worst].outcome, f"call {worst + 1}: {verdicts[worst].reason}")
 
 
 def _same(a: Any, b: Any) -> bool:

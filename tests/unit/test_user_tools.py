@@ -50,7 +50,7 @@ async def test_sync_and_async_tools_run_on_decoded_arguments():
 def test_modules_are_loaded_next_to_the_built_in_tools_and_names_must_be_unique():
     """STEPWISE_TOOLS modules add their tools; a clash with an existing name is an error."""
     tools = load_tools(["tests.fixtures.user_tools"])
-    assert set(tools) == {"calculator", "convert", "shout"}
+    assert set(tools) == {"calculator", "convert", "shout", "echo_later"}
     with pytest.raises(ValueError, match="'convert' .* already taken"):
         load_tools(["tests.fixtures.user_tools"], base={"convert": object()})
 
