@@ -46,8 +46,10 @@ class DocSearch:
         frequency = Counter(term for terms in self._terms for term in terms)
         n = len(self.passages)
         self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+        # Like the sql tool's schema, the headings tell the planner what the documents can answer.
+        contents = "; ".join(f"{name}: {', '.join(heads)}" for name, heads in _headings(folder).items())
         self.description = (f"searches {n} passages of the documents in {folder.name}/ and returns the best matches "
-                            "with their sources; query with a few keywords")
+                            f"with their sources; query with a few keywords. Documents: {contents}")
 
     async def run(self, args: DocsArgs) -> list[dict[str, Any]]:
         query = set(words(args.query))
@@ -59,6 +61,14 @@ class DocSearch:
                 scored.append((score, i))
         scored.sort(key=lambda pair: (-pair[0], pair[1]))
         return [{"source": self.passages[i].source, "text": self.passages[i].text, "score": round(s, 3)} for s, i in scored[: args.k]]
+
+
+def _headings(folder: Path) -> dict[str, list[str]]:
+    """Each document's markdown headings (its topics), by file name."""
+    return {
+        str(path.relative_to(folder)): [line.lstrip("#").strip() for line in path.read_text(errors="replace").splitlines() if line.startswith("#")]
+        for path in sorted(p for p in folder.rglob("*") if p.suffix in (".md", ".txt") and p.is_file())
+    }
 
 
 def _passages(folder: Path):

@@ -31,6 +31,7 @@ async def test_results_are_bounded_and_nothing_matches_nothing():
     assert len(await search(tool, "employees work days", k=2)) == 2
     assert await search(tool, "zebra quantum") == []
     assert "passages of the documents in docs/" in tool.description
+    assert "handbook.md: Employee handbook, Vacation, Remote work" in tool.description
 
 
 def test_an_empty_folder_is_refused(tmp_path):
