@@ -13,49 +13,54 @@ import msgspec
 from reasoning.types import Ask, Step, Tool, Verdict
 
 
-class ToolRecomputed:
+class _ToolCheck:
+    """A check of one tool call's result; a "tools" step gets it for each of its calls."""
+
+    name = "tool_check"
+    kinds = frozenset({"tool", "tools"})
+
+    def __init__(self, tools: Mapping[str, Tool]) -> None:
+        self._tools = tools
+
+    async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
+        if step.kind == "tools":
+            return await each_call(self, step, resolved_input, output, ask)
+        return await self.check(self._tools[step.target], resolved_input, output)
+
+    async def check(self, tool: Tool, args: Any, result: Any) -> Verdict:
+        raise NotImplementedError
+
+
+class ToolRecomputed(_ToolCheck):
     """Runs a deterministic tool a second time on the same arguments; the results must agree.
 
     This catches state leaking between calls and results that were altered after the call."""
 
     name = "tool_recomputed"
-    kinds = frozenset({"tool", "tools"})
 
-    def __init__(self, tools: Mapping[str, Tool]) -> None:
-        self._tools = tools
-
-    async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
-        if step.kind == "tools":
-            return await each_call(self, step, resolved_input, output, ask)
-        tool = self._tools[step.target]
+    async def check(self, tool: Tool, args: Any, result: Any) -> Verdict:
         if not tool.deterministic:
             return Verdict(self.name, "pass", f"{tool.name} is not deterministic: not recomputed")
-        again = await tool.run(msgspec.convert(resolved_input, tool.args_type))
-        if _same(again, output):
+        again = await tool.run(msgspec.convert(args, tool.args_type))
+        if _same(again, result):
             return Verdict(self.name, "pass", f"recomputed {again!r}")
-        return Verdict(self.name, "fail", f"recomputed {again!r}, step said {output!r}")
+        return Verdict(self.name, "fail", f"recomputed {again!r}, step said {result!r}")
 
 
-class ResultTyped:
+class ResultTyped(_ToolCheck):
     """A tool's result must validate under the type it declares (`result_type`; for @tool functions, the return
     annotation). A violation means the tool broke its contract: fail."""
 
     name = "result_type"
-    kinds = frozenset({"tool", "tools"})
 
-    def __init__(self, tools: Mapping[str, Tool]) -> None:
-        self._tools = tools
-
-    async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
-        if step.kind == "tools":
-            return await each_call(self, step, resolved_input, output, ask)
-        declared = getattr(self._tools[step.target], "result_type", None)
+    async def check(self, tool: Tool, args: Any, result: Any) -> Verdict:
+        declared = getattr(tool, "result_type", None)
         if declared is None:
             return Verdict(self.name, "pass", "no declared result type")
         try:
-            msgspec.convert(output, declared, strict=False)
+            msgspec.convert(result, declared, strict=False)
         except msgspec.ValidationError as exc:
-            return Verdict(self.name, "fail", f"result {output!r} is not a {_type_name(declared)}: {exc}")
+            return Verdict(self.name, "fail", f"result {result!r} is not a {_type_name(declared)}: {exc}")
         return Verdict(self.name, "pass", f"a {_type_name(declared)}")
 
 
