@@ -70,11 +70,14 @@ async def reason(data: JSONBody[ReasonRequest], request: Request, runtime: Named
     run = asyncio.create_task(runtime.ask(data.question, data.deadline_s, plan=data.plan, budget=data.budget, tools=data.tools,
                                            stream_plan=data.stream_plan))
     gone = asyncio.create_task(_disconnected(request))
-    await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
-    gone.cancel()
-    if not run.done():
-        run.cancel()
-        await asyncio.wait({run})
+    try:
+        await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this handler is cancelled (shutdown): no run outlives its request
+        gone.cancel()
+        if not run.done():
+            run.cancel()
+            await asyncio.wait({run})
+    if run.cancelled():
         return Response(b"", status_code=499)  # nobody is listening; the trace has the cancelled run
     report = run.result()
     return Response(report, status_code=status_for(report))
