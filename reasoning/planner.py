@@ -38,6 +38,18 @@ _EXAMPLES = [
 ]
 
 
+# Examples for tools that are not always there, added when they are: without them the small default model
+# rarely reaches for a tool it has only seen described.
+_SQL = '{{{{"id":{id},"kind":"tool","target":"sql","input":{{{{"query":"SELECT count(*) FROM orders"}}}},"depends_on":[]}}}}'
+_DOCS = '{{{{"id":{id},"kind":"tool","target":"docs","input":{{{{"query":"refunds","k":2}}}},"depends_on":[]}}}}'
+_TOOL_EXAMPLES = {  # formatted twice: here with the ids, later (like _EXAMPLES) with the expert
+    ("sql", "docs"): ("How many orders are there, and what do the documents say about refunds?",
+                      '{{"steps":[' + _SQL.format(id=1) + "," + _DOCS.format(id=2) + "]}}"),
+    ("sql",): ("How many orders are there?", '{{"steps":[' + _SQL.format(id=1) + "]}}"),
+    ("docs",): ("What do the documents say about refunds?", '{{"steps":[' + _DOCS.format(id=1) + "]}}"),
+}
+
+
 def planner_prompt(tools: Mapping[str, Tool], router: Router, max_steps: int = MAX_STEPS) -> str:
     """The static system prompt: the catalogue and the rules. It comes first so prefix caches reuse it."""
     lines = ["You plan how to answer a question as a list of steps.", "Tools:"]
@@ -48,9 +60,13 @@ def planner_prompt(tools: Mapping[str, Tool], router: Router, max_steps: int = M
     return "\n".join(lines) + "\n" + _RULES.format(max_steps=max_steps, calculator=calculator if "calculator" in tools else "")
 
 
-def example_turns(router: Router) -> list[Message]:
+def example_turns(router: Router, tools: Mapping[str, Tool] | None = None) -> list[Message]:
+    examples = list(_EXAMPLES)
+    present = tuple(name for name in ("sql", "docs") if tools and name in tools)
+    if present:
+        examples.append(_TOOL_EXAMPLES[present])
     turns = []
-    for question, plan in _EXAMPLES:
+    for question, plan in examples:
         turns += [Message("user", f"Q: {question}"), Message("assistant", plan.format(expert=router.default))]
     return turns
 
@@ -74,7 +90,7 @@ class Planner:
         stays byte-identical across runs, for the prefix cache)."""
         if allowed not in self._by_toolset:
             tools = {name: self.tools[name] for name in allowed}
-            prefix = [Message("system", planner_prompt(tools, self.router, self.max_steps)), *example_turns(self.router)]
+            prefix = [Message("system", planner_prompt(tools, self.router, self.max_steps)), *example_turns(self.router, tools)]
             schema = plan_schema(tools, self.router.targets(), self.max_steps, self.parallel_calls)
             self._by_toolset[allowed] = prefix, JsonSchema("plan", schema)
         return self._by_toolset[allowed]
