@@ -15,6 +15,9 @@ _RUN_LEVEL = (ev.RunStarted, ev.PlanReady, ev.StepFailed, ev.AnswerReady, ev.Run
 
 
 def configure_logging(level: str = "info") -> None:
+    # httpx logs every request through the standard library at INFO, in another format: the JSON lines say it all.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
