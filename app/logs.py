@@ -14,7 +14,12 @@ _encoder = msgspec.json.Encoder(enc_hook=repr)
 _RUN_LEVEL = (ev.RunStarted, ev.PlanReady, ev.StepFailed, ev.AnswerReady, ev.RunFinished, ev.RunFailed)
 
 
+_level = logging.DEBUG  # structlog's default, until configure_logging says otherwise
+
+
 def configure_logging(level: str = "info") -> None:
+    global _level
+    _level = logging.getLevelNamesMapping()[level.upper()]
     # httpx logs every request through the standard library at INFO, in another format: the JSON lines say it all.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -26,7 +31,7 @@ def configure_logging(level: str = "info") -> None:
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(serializer=lambda obj, **_: _encoder.encode(obj).decode()),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(_level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
@@ -37,13 +42,15 @@ class LogSink:
 
     def __init__(self) -> None:
         self._log = structlog.get_logger("stepwise.events")
+        # Decided once: step events are the hot path, and building their fields only to drop them costs per step.
+        self._debug = _level <= logging.DEBUG
 
     def emit(self, event: ev.AnyEvent) -> None:
+        run_level = isinstance(event, _RUN_LEVEL)
+        if not run_level and not self._debug:
+            return
         fields = {f: getattr(event, f) for f in event.__struct_fields__ if f not in ("run_id", "at", "plan")}
         name = type(event).__struct_config__.tag
-        if isinstance(event, _RUN_LEVEL):
-            if isinstance(event, ev.PlanReady):
-                fields["steps"] = len(event.plan.steps)
-            self._log.info(name, **fields)
-        else:
-            self._log.debug(name, **fields)
+        if isinstance(event, ev.PlanReady):
+            fields["steps"] = len(event.plan.steps)
+        (self._log.info if run_level else self._log.debug)(name, **fields)

@@ -41,7 +41,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8000
     deadline_s: float = 300.0
-    max_deadline_s: float = 3600.0
     log_level: str = "info"
     trace_queue: int = 100_000
 

@@ -27,10 +27,10 @@ async def main(model: str) -> None:
     settings = Settings.from_env(os.environ)
     llama = await asyncio.to_thread(EmbeddedLlama, str(model_path(model, settings.cache_dir)))
     tools = default_tools()
-    router = Router({"general": Expert(name="general", backend=llama.backend, skills=["facts"], description="answers a short factual question")}, "general")
+    compact = llama.new_backend()  # sends the compact llguidance grammar
+    router = Router({"general": Expert(name="general", backend=compact, skills=["facts"], description="answers a short factual question")}, "general")
     prefix, constraint = Planner(router, tools).prompt_for(tuple(tools))
     flexible = OpenAICompatBackend(llama.base_url, llama.name)  # sends response_format
-    compact = llama.backend
     rows = {"response_format": [], "compact grammar": []}
     for question in QUESTIONS:
         # Warm the prefix cache with this question so neither variant pays its prompt and the other not.

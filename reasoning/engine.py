@@ -21,9 +21,8 @@ from reasoning.executor import run_plan, run_streamed_plan
 from reasoning.plan import Dag, check_step, references, validate_plan
 from reasoning.planner import Planner
 from reasoning.router import Router
-from reasoning.types import Ask, Constraint, Message, Plan, Policy, Sampling, Step, Tool, Verifier
+from reasoning.types import EXPERT_SYSTEM, Ask, Constraint, Message, Plan, Policy, Sampling, Step, Tool, Verifier
 
-_EXPERT_SYSTEM = "Answer briefly and precisely. Reply with the answer only."
 
 
 class Engine:
@@ -198,8 +197,7 @@ class Engine:
         """A step's several tool calls, at once; its output is their results in order."""
         try:
             async with asyncio.TaskGroup() as group:
-                calls = [group.create_task(self._call_tool(Step(step.id, "tool", c["target"], c["input"]), c["input"], ctx))
-                         for c in resolved]
+                calls = [group.create_task(self._call_tool(call, call.input, ctx)) for call in step.calls(resolved)]
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None  # the first call to fail (the others were cancelled)
         return [call.result() for call in calls]
@@ -218,7 +216,7 @@ class Engine:
         return result
 
     async def _ask_expert(self, step: Step, question: str, ctx: RunContext, feedback: str | None = None) -> str:
-        messages = [Message("system", _EXPERT_SYSTEM), Message("user", question)]
+        messages = [Message("system", EXPERT_SYSTEM), Message("user", question)]
         if feedback:
             messages.append(Message("user", f"Your previous answer was rejected ({feedback}). Answer again."))
         completion, _ = await self.router.call(step.target, messages, ctx, purpose="expert", step_id=step.id)

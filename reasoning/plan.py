@@ -19,7 +19,6 @@ PARALLEL = "parallel"  # the target of a "tools" step, whose input is several to
 class Dag(msgspec.Struct):
     """A validated plan, indexed for the executor: who waits on whom."""
 
-    plan: Plan
     steps: dict[int, Step]
     needs: dict[int, frozenset[int]]  # depends_on ∪ referenced ids
     dependents: dict[int, list[int]]
@@ -87,12 +86,7 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
             dependents[ref].append(sid)
     roots = [sid for sid, wanted in needs.items() if not wanted]
     _check_acyclic(needs, dependents, roots)
-    return Dag(plan=plan, steps=steps, needs=needs, dependents=dependents, roots=roots)
-
-
-def tool_calls(step: Step) -> list[Step]:
-    """The calls of a "tools" step, each as a one-call tool step with the same id."""
-    return [Step(step.id, "tool", call["target"], call["input"]) for call in step.input]
+    return Dag(steps=steps, needs=needs, dependents=dependents, roots=roots)
 
 
 def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
@@ -105,8 +99,9 @@ def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) 
         for i, call in enumerate(step.input, 1):
             if not isinstance(call, dict) or set(call) != {"target", "input"}:
                 raise PlanInvalid(f"call {i} needs exactly `target` and `input`", step.id)
+        for i, call in enumerate(step.calls(), 1):
             try:
-                check_step(Step(step.id, "tool", call["target"], call["input"]), tools, experts)
+                check_step(call, tools, experts)
             except PlanInvalid as exc:
                 raise PlanInvalid(f"call {i}: {str(exc).removeprefix(f'step {step.id}: ')}", step.id) from None
     elif step.kind == "tool":

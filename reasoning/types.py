@@ -13,6 +13,9 @@ import msgspec
 StepKind = Literal["expert", "tool", "tools"]
 Outcome = Literal["pass", "retry", "replan", "fail"]
 
+EXPERT_SYSTEM = "Answer briefly and precisely. Reply with the answer only."
+"""How an expert step's question is put; self-consistency asks again the same way."""
+
 
 class Step(msgspec.Struct, forbid_unknown_fields=True):
     """One node of a plan: a tool call (input = the tool's arguments), an expert call (input = text), or several
@@ -23,6 +26,11 @@ class Step(msgspec.Struct, forbid_unknown_fields=True):
     target: str
     input: str | dict[str, Any] | list[Any]
     depends_on: list[int] = []
+
+    def calls(self, resolved: list[Any] | None = None) -> list[Step]:
+        """A "tools" step's calls (from its input, or from `resolved`, the input with references substituted), each
+        as a one-call tool step with this step's id."""
+        return [Step(self.id, "tool", call["target"], call["input"]) for call in (self.input if resolved is None else resolved)]
 
 
 class Plan(msgspec.Struct, forbid_unknown_fields=True):

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from reasoning.types import Ask, Step, Tool, Verdict
+from verifiers.policy import SEVERITY
 
 
 class _ToolCheck:
@@ -96,12 +97,10 @@ class ExpertAnswered:
 
 async def each_call(verifier: Any, step: Step, calls: list[Any], results: list[Any], ask: Ask) -> Verdict:
     """A tool verifier applied to every call of a "tools" step; the worst verdict stands, its reason names the call."""
-    order = {"pass": 0, "retry": 1, "replan": 2, "fail": 3}
     verdicts = await asyncio.gather(*(
-        verifier.verify(Step(step.id, "tool", call["target"], call["input"]), call["input"], result, ask)
-        for call, result in zip(calls, results, strict=True)
+        verifier.verify(call, call.input, result, ask) for call, result in zip(step.calls(calls), results, strict=True)
     ))
-    worst = max(range(len(verdicts)), key=lambda i: order[verdicts[i].outcome])
+    worst = max(range(len(verdicts)), key=lambda i: SEVERITY[verdicts[i].outcome])
     if verdicts[worst].outcome == "pass":
         return Verdict(verifier.name, "pass", f"{len(verdicts)} calls: " + "; ".join(v.reason for v in verdicts))
     return Verdict(verifier.name, verdicts[worst].outcome, f"call {worst + 1}: {verdicts[worst].reason}")

@@ -9,9 +9,8 @@ from typing import Any
 
 import msgspec
 
-from reasoning.types import Ask, JsonSchema, Message, Step, Verdict
+from reasoning.types import EXPERT_SYSTEM, Ask, JsonSchema, Message, Step, Verdict
 
-_EXPERT_SYSTEM = "Answer briefly and precisely. Reply with the answer only."
 _JUDGE_SYSTEM = (
     "You check answers. Given a question and an answer, reply with JSON: ok is true if the answer is correct and "
     "answers the question, else false; reason says why in a few words."
@@ -43,7 +42,7 @@ class SelfConsistency:
         self.samples, self.threshold, self.temperature = samples, threshold, temperature
 
     async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
-        messages = [Message("system", _EXPERT_SYSTEM), Message("user", str(resolved_input))]
+        messages = [Message("system", EXPERT_SYSTEM), Message("user", str(resolved_input))]
         others = await ask(messages, samples=self.samples, temperature=self.temperature, max_tokens=64)
         votes = Counter(normalize(a) for a in [output, *others])
         majority, _ = votes.most_common(1)[0]

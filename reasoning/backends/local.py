@@ -50,7 +50,6 @@ class EmbeddedLlama:
         params.model_alias = {self.name}  # replies name the model by this, not by its file path
         self._server = xllamacpp.Server(params)
         self.base_url = self._server.listening_address
-        self.backend = LlamaCppBackend(self.base_url, self.name)
 
     def new_backend(self) -> LlamaCppBackend:
         """A client of its own (for one expert), so closing it leaves the others working."""
