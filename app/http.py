@@ -1,9 +1,11 @@
-"""The HTTP API (Litestar): the app factory, the routes, and the one map from run errors to HTTP statuses."""
+"""The HTTP API (Litestar): the app factory and the native routes (the OpenAI-compatible ones are in openai_api)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Awaitable
+from importlib.metadata import version
 from typing import Annotated
 
 import msgspec
@@ -11,32 +13,26 @@ from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, NotFoundException, ValidationException
+from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, JSONBody
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from app.auth import key_guard
 from app.experts import ExpertStatus, expert_statuses
+from app.metrics import Metrics, request_counter
+from app.openai_api import RUN_HEADER, chat_completions, list_models
 from app.runtime import Runtime
 from app.settings import Settings
+from app.status import STATUS_BY_ERROR, status_for  # noqa: F401  (STATUS_BY_ERROR: the map, re-exported)
+from app.streaming import Channel
+from app.trace_page import trace_page
 from reasoning.context import Budget
 from reasoning.errors import PlanInvalid
+from reasoning.events import AnyEvent, EventSink
 from reasoning.report import RunReport
 from reasoning.types import Plan
 
-# A run that failed still returns its whole report; the status says what kind of failure it was.
-STATUS_BY_ERROR = {
-    "plan_invalid": 422,
-    "step_failed": 422,
-    "tool_error": 422,
-    "step_rejected": 422,
-    "output_invalid": 502,
-    "constraint_violated": 502,
-    "backend_error": 502,
-    "backend_unavailable": 503,
-    "backend_timeout": 504,
-    "deadline_exceeded": 504,
-    "budget_exceeded": 422,
-    "internal_error": 500,
-    "cancelled": 499,  # the client went away, or DELETE /v1/runs/{id} stopped the run
-}
+_encode = msgspec.json.Encoder().encode
 
 
 class ReasonRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -49,26 +45,29 @@ class ReasonRequest(msgspec.Struct, forbid_unknown_fields=True):
     """A tool allowlist: only these may be planned or run (default: all)."""
     stream_plan: bool | None = None
     """Start each step as soon as the planner has written it (default: STEPWISE_STREAM_PLAN)."""
-
-
-def status_for(report: RunReport) -> int:
-    if report.error is None:
-        return 200
-    return STATUS_BY_ERROR.get(report.error.type, 500)
+    stream: bool = False
+    """Reply with Server-Sent Events: one per run event as it happens, then the report."""
 
 
 @post("/v1/reason", status_code=200)
 async def reason(data: JSONBody[ReasonRequest], request: Request, runtime: NamedDependency[Runtime]) -> Response[RunReport]:
     """Answer a question with a plan of verified steps (or run the caller's `plan`); the reply is the run's full
-    report. If the client disconnects first, the run is cancelled, backend requests included, and recorded so."""
+    report, or with `stream` its events as Server-Sent Events. If the client disconnects first, the run is cancelled, backend requests included, and recorded so."""
     try:
         allowed = runtime.engine.allowed_tools(data.tools)
     except ValueError as exc:
         raise ValidationException(detail=f"tools: {exc}") from None
     if data.plan is not None:
         runtime.engine.check_plan(data.plan, allowed)  # PlanInvalid → 400 naming the step, before any run exists
-    run = asyncio.create_task(runtime.ask(data.question, data.deadline_s, plan=data.plan, budget=data.budget, tools=data.tools,
-                                           stream_plan=data.stream_plan))
+    run_id = uuid.uuid4()
+
+    def start(*extra: EventSink) -> Awaitable[RunReport]:
+        return runtime.ask(data.question, data.deadline_s, *extra, plan=data.plan, budget=data.budget, tools=data.tools,
+                           stream_plan=data.stream_plan, run_id=run_id)
+
+    if data.stream:
+        return ServerSentEvent(_events(start), headers={RUN_HEADER: str(run_id)})
+    run = asyncio.create_task(start())
     gone = asyncio.create_task(_disconnected(request))
     try:
         await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -80,7 +79,22 @@ async def reason(data: JSONBody[ReasonRequest], request: Request, runtime: Named
     if run.cancelled():
         return Response(b"", status_code=499)  # nobody is listening; the trace has the cancelled run
     report = run.result()
-    return Response(report, status_code=status_for(report))
+    return Response(report, status_code=status_for(report), headers={RUN_HEADER: str(run_id)})
+
+
+_event_tag = {cls: cls.__struct_config__.tag for cls in AnyEvent.__args__}
+
+
+async def _events(start) -> AsyncIterator[ServerSentEventMessage]:
+    """Each run event as `event: <its type>` with an increasing `id`, in the order the trace records them; then
+    `event: report`, the same report the non-streaming reply carries. Leaving early cancels the run."""
+    n = 0
+    async for item in Channel().follow(start):
+        n += 1
+        if isinstance(item, RunReport):
+            yield ServerSentEventMessage(data=_encode(item).decode(), event="report", id=n)
+        else:
+            yield ServerSentEventMessage(data=_encode(item).decode(), event=_event_tag[type(item)], id=n)
 
 
 async def _disconnected(request: Request) -> None:
@@ -139,6 +153,18 @@ async def health(runtime: NamedDependency[Runtime]) -> dict:
     }
 
 
+@get("/metrics", media_type="text/plain; version=0.0.4", include_in_schema=False)
+async def metrics(runtime: NamedDependency[Runtime]) -> bytes:
+    """Prometheus metrics: requests, runs and their latency, steps, model calls, tokens, cost, backend errors,
+    tool calls, verdicts, and the trace sink's counters."""
+    return runtime.metrics.render()
+
+
+def _metrics_of(scope) -> Metrics | None:
+    runtime = getattr(scope["litestar_app"].state, "runtime", None)
+    return runtime.metrics if runtime is not None else None
+
+
 def _runtime(state: State) -> Runtime:
     return state.runtime
 
@@ -155,9 +181,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             await app.state.runtime.close()
 
     return Litestar(
-        route_handlers=[reason, read_run, cancel_run, list_experts, health],
+        route_handlers=[reason, read_run, cancel_run, list_experts, health, metrics, chat_completions, list_models, trace_page],
         exception_handlers={PlanInvalid: _plan_invalid},
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
+        middleware=[request_counter(_metrics_of), key_guard(settings.api_keys)],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="stepwise", version=version("stepwise"), path="/schema"),
         on_startup=[start],
         on_shutdown=[stop],
         debug=False,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import msgspec
@@ -11,6 +13,7 @@ import structlog
 
 from app import db
 from app.logs import LogSink
+from app.metrics import Metrics
 from app.migrate import migrate
 from app.registry import Fleet, Registry, build_fleet, registry_for
 from app.settings import Settings
@@ -22,7 +25,7 @@ from reasoning.events import AnyEvent, EventSink, FanOut, Recorder
 from reasoning.planner import Planner
 from reasoning.report import RunReport, fold
 from reasoning.router import Router
-from reasoning.types import Plan, Tool
+from reasoning.types import Function, Message, Plan, Tool
 from tools import load_tools
 from tools.docs import DocSearch
 from tools.python import PythonTool
@@ -52,7 +55,10 @@ class Runtime:
         self.sink = sink
         self.database_url = url
         self.active: dict[uuid.UUID, asyncio.Task] = {}
+        self.started_at = time.time()
         self._logs = LogSink()
+        self.metrics = Metrics()
+        self.metrics.watch_trace(lambda: (sink.written, sink.dropped, sink.retries))
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -75,16 +81,31 @@ class Runtime:
         return cls(settings, build_engine(fleet, registry, tools, settings.verifiers), fleet, pool, sink, url)
 
     async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink, plan: Plan | None = None,
-                  budget: Budget | None = None, tools: list[str] | None = None, stream_plan: bool | None = None) -> RunReport:
-        """Run the engine on one question (or the caller's plan); the report comes from the run's own events. The
-        run is a task of its own, listed in `active` so `cancel` can stop it; if this call is cancelled (the client
+                  budget: Budget | None = None, tools: list[str] | None = None, stream_plan: bool | None = None,
+                  run_id: uuid.UUID | None = None, sequential: bool = False) -> RunReport:
+        """Run the engine on one question (or the caller's plan); the report comes from the run's own events.
+        `sequential` runs the planned steps one at a time (the evals' latency baseline)."""
+        run_id = run_id or uuid.uuid4()
+        return await self._tracked(run_id, extra, lambda sink: self.engine.run(
+            question, sink=sink, run_id=run_id, deadline_s=deadline_s or self.settings.deadline_s, plan=plan,
+            budget=budget or Budget(), tools=tools, stream_plan=self.settings.stream_plan if stream_plan is None else stream_plan,
+            sequential=sequential))
+
+    async def chat(self, messages: list[Message], *extra: EventSink, target: str | None = None, functions: Sequence[Function] = (),
+                   require_call: bool = False, parallel_calls: bool = True, max_tokens: int | None = None,
+                   deadline_s: float | None = None, on_text: Callable[[str], None] | None = None,
+                   run_id: uuid.UUID | None = None) -> RunReport:
+        """One conversation turn with one expert, no plan (Engine.chat), tracked and recorded like any run."""
+        run_id = run_id or uuid.uuid4()
+        return await self._tracked(run_id, extra, lambda sink: self.engine.chat(
+            messages, sink=sink, run_id=run_id, deadline_s=deadline_s or self.settings.deadline_s, target=target,
+            functions=functions, require_call=require_call, parallel_calls=parallel_calls, max_tokens=max_tokens, on_text=on_text))
+
+    async def _tracked(self, run_id: uuid.UUID, extra: tuple[EventSink, ...], start: Callable[[EventSink], Awaitable]) -> RunReport:
+        """Run as a task of its own, listed in `active` so `cancel` can stop it; if this call is cancelled (the client
         went away), the run is cancelled too, and recorded as such, before the cancellation goes on."""
         recorder = Recorder()
-        run_id = uuid.uuid4()
-        run = self.engine.run(question, sink=FanOut(recorder, self.sink, self._logs, *extra), run_id=run_id,
-                              deadline_s=deadline_s or self.settings.deadline_s, plan=plan, budget=budget or Budget(), tools=tools,
-                              stream_plan=self.settings.stream_plan if stream_plan is None else stream_plan)
-        task = asyncio.create_task(run, name=f"run:{run_id}")
+        task = asyncio.create_task(start(FanOut(recorder, self.sink, self.metrics, self._logs, *extra)), name=f"run:{run_id}")
         self.active[run_id] = task
         try:
             await asyncio.wait({task})

@@ -43,6 +43,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     deadline_s: float = 300.0
     log_level: str = "info"
     trace_queue: int = 100_000
+    api_keys: tuple[str, ...] = ()
+    """Keys a client must present (STEPWISE_API_KEYS, comma-separated); empty, the API is open."""
+    max_body_bytes: int = 1_048_576
+    """Larger request bodies get a 413 (STEPWISE_MAX_BODY_BYTES)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -58,11 +62,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "docs_dir": Path(env["STEPWISE_DOCS"]) if env.get("STEPWISE_DOCS") else None,
             "python_tool": env.get("STEPWISE_PYTHON", "").lower() in ("1", "true", "yes"),
             "verifiers": tuple(v.strip() for v in env.get("STEPWISE_VERIFIERS", "").split(",") if v.strip()),
+            "api_keys": tuple(k.strip() for k in env.get("STEPWISE_API_KEYS", "").split(",") if k.strip()),
         }
         for name, var, kind in (
             ("model", "STEPWISE_MODEL", str), ("threads", "STEPWISE_THREADS", int), ("context", "STEPWISE_CONTEXT", int),
             ("parallel", "STEPWISE_PARALLEL", int), ("host", "STEPWISE_HOST", str), ("port", "STEPWISE_PORT", int),
             ("deadline_s", "STEPWISE_DEADLINE_S", float), ("log_level", "STEPWISE_LOG_LEVEL", str),
+            ("max_body_bytes", "STEPWISE_MAX_BODY_BYTES", int),
         ):
             if env.get(var):
                 try:

@@ -5,9 +5,10 @@ Every fact of a run is an event sent to the caller's sink; the engine itself kee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -18,11 +19,11 @@ from reasoning.composer import Composer
 from reasoning.context import Budget, RunContext
 from reasoning.events import AnswerReady, EventSink, PlanReady, Replanned, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
 from reasoning.executor import run_plan, run_streamed_plan
+from reasoning.functions import call_functions
 from reasoning.plan import Dag, check_step, references, validate_plan
 from reasoning.planner import Planner
 from reasoning.router import Router
-from reasoning.types import EXPERT_SYSTEM, Ask, Constraint, Message, Plan, Policy, Sampling, Step, Tool, Verifier
-
+from reasoning.types import EXPERT_SYSTEM, Answer, Ask, Constraint, Function, Message, Plan, Policy, Sampling, Step, Tool, Verifier
 
 
 class Engine:
@@ -45,20 +46,50 @@ class Engine:
 
     async def run(self, question: str, *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None,
                   plan: Plan | None = None, budget: Budget = Budget(), tools: Collection[str] | None = None,
-                  stream_plan: bool = False) -> uuid.UUID:
+                  stream_plan: bool = False, sequential: bool = False) -> uuid.UUID:
         """Answer `question`, reporting everything to `sink`; with `plan`, run that plan instead of asking the planner;
         with `tools`, only those tools may be planned or run (check them first with `allowed_tools`); with
-        `stream_plan`, each planned step starts as soon as the planner has written it and its inputs exist.
+        `stream_plan`, each planned step starts as soon as the planner has written it and its inputs exist; with
+        `sequential`, the planned steps run one at a time (the ReAct-like baseline evals compare against).
         Never raises for a failed run (RunFailed says why); cancellation and internal errors are recorded, then
         propagate."""
         run_id = run_id or uuid.uuid4()
+        async with self._recorded(question, sink, deadline_s, run_id, budget) as ctx:
+            await self._answer(question, ctx, plan, self.allowed_tools(tools), stream_plan, sequential)
+        return run_id
+
+    async def chat(self, messages: Sequence[Message], *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None,
+                   target: str | None = None, functions: Sequence[Function] = (), require_call: bool = False,
+                   parallel_calls: bool = True, max_tokens: int | None = None, budget: Budget = Budget(),
+                   on_text: Callable[[str], None] | None = None) -> uuid.UUID:
+        """One conversation turn without a plan, recorded like any run. With `functions`, the answer is calls of them
+        decoded under their schemas (at least one with `require_call`, at most one without `parallel_calls`), or
+        text when no call is required and none fits; without, `target` (an expert name or skill; default: the
+        default expert) answers in text, streamed to `on_text` as it is generated."""
+        run_id = run_id or uuid.uuid4()
+        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        target = target or self.router.default
+        async with self._recorded(question, sink, deadline_s, run_id, budget) as ctx:
+            if functions:
+                answer = await call_functions(self.router, target, messages, functions, ctx, required=require_call,
+                                              parallel=parallel_calls, max_tokens=max_tokens or 512)
+            else:
+                sampling = Sampling(max_tokens=max_tokens) if max_tokens else None
+                completion, _ = await self.router.call(target, list(messages), ctx, purpose="expert", sampling=sampling, on_text=on_text)
+                answer = Answer(text=completion.text)
+            sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
+        return run_id
+
+    @contextlib.asynccontextmanager
+    async def _recorded(self, question: str, sink: EventSink, deadline_s: float, run_id: uuid.UUID, budget: Budget) -> AsyncIterator[RunContext]:
+        """A run's frame: RunStarted, the deadline, and the one event that ends it, whatever happens inside."""
         started = time.perf_counter()
         ctx = RunContext(run_id, sink, asyncio.get_running_loop().time() + deadline_s, budget)
         with structlog.contextvars.bound_contextvars(run_id=str(run_id)):
             sink.emit(RunStarted(run_id=run_id, at=time.time(), question=question, deadline_s=deadline_s))
             try:
                 async with asyncio.timeout_at(ctx.deadline):
-                    await self._answer(question, ctx, plan, self.allowed_tools(tools), stream_plan)
+                    yield ctx
             except TimeoutError:
                 self._failed(sink, run_id, started, errors.DeadlineExceeded(f"the run's deadline of {deadline_s:g}s passed"))
             except errors.ReasoningError as exc:
@@ -71,7 +102,6 @@ class Engine:
                 raise
             else:
                 sink.emit(RunFinished(run_id=run_id, at=time.time(), latency_ms=_ms(started)))
-        return run_id
 
     def allowed_tools(self, names: Collection[str] | None) -> tuple[str, ...]:
         """A per-request allowlist, checked: every name must be a known tool (ValueError names the unknown)."""
@@ -87,7 +117,8 @@ class Engine:
         tools = self.tools if allowed is None else {n: self.tools[n] for n in allowed}
         return validate_plan(plan, tools, self.router.targets())
 
-    async def _answer(self, question: str, ctx: RunContext, plan: Plan | None, allowed: tuple[str, ...], stream_plan: bool) -> None:
+    async def _answer(self, question: str, ctx: RunContext, plan: Plan | None, allowed: tuple[str, ...], stream_plan: bool,
+                      sequential: bool = False) -> None:
         sink, run_id = ctx.sink, ctx.run_id
 
         async def run_step(step: Step, resolved: Any) -> Any:
@@ -112,16 +143,17 @@ class Engine:
                     raise errors.StepRejected(step.id, f"{action}: {feedback}", repairable=action == "replan")
             raise AssertionError("unreachable: decide() turns the last retry into a replan")
 
-        if plan is None and stream_plan:
+        if plan is None and stream_plan and not sequential:
             dag, outputs = await self._plan_and_run(question, ctx, allowed, run_step)
         else:
             if plan is None:
                 plan = await self.planner.plan(question, ctx, allowed)
-            dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx)
+            dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx, sequential)
         answer = await self.composer.compose(question, dag, outputs, ctx)
         sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
 
-    async def _run_repairing(self, question: str, plan: Plan, allowed: tuple[str, ...], run_step, ctx: RunContext) -> tuple[Dag, dict[int, Any]]:
+    async def _run_repairing(self, question: str, plan: Plan, allowed: tuple[str, ...], run_step, ctx: RunContext,
+                             sequential: bool = False) -> tuple[Dag, dict[int, Any]]:
         """Run a plan; when a step fails in a way a new plan can fix, ask the planner for one (at most
         `policy.max_replans` times) and run it, keeping the results of the steps it leaves unchanged."""
         kept: dict[int, Any] = {}
@@ -131,7 +163,7 @@ class Engine:
             ctx.check_steps(len(dag.steps))
             outputs = dict(kept)
             try:
-                return dag, await run_plan(dag, run_step, ctx, outputs)
+                return dag, await run_plan(_one_at_a_time(dag) if sequential else dag, run_step, ctx, outputs)
             except (errors.ToolError, errors.StepRejected) as exc:
                 if replan == self.policy.max_replans or not (isinstance(exc, errors.ToolError) or exc.repairable):
                     raise
@@ -241,6 +273,20 @@ def _unchanged(plan: Plan, done: list[tuple[Step, Any]]) -> dict[int, Any]:
                 kept[step.id] = by_id[step.id][1]
                 changed = True
     return kept
+
+
+def _one_at_a_time(dag: Dag) -> Dag:
+    """The same steps, each also waiting for the one before it in a topological order (plan order where free), so
+    they run one at a time; the steps themselves, as planned, are what the trace shows."""
+    order: list[int] = []
+    while len(order) < len(dag.steps):
+        order.append(next(sid for sid in dag.steps if sid not in order and dag.needs[sid] <= set(order)))
+    needs = {sid: dag.needs[sid] | ({order[i - 1]} if i else set()) for i, sid in enumerate(order)}
+    dependents: dict[int, list[int]] = {sid: [] for sid in order}
+    for sid in order:
+        for need in needs[sid]:
+            dependents[need].append(sid)
+    return Dag(steps=dag.steps, needs={sid: frozenset(n) for sid, n in needs.items()}, dependents=dependents, roots=order[:1])
 
 
 def _ms(started: float) -> float:

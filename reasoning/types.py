@@ -37,11 +37,28 @@ class Plan(msgspec.Struct, forbid_unknown_fields=True):
     steps: list[Step]
 
 
-class Answer(msgspec.Struct, forbid_unknown_fields=True):
-    """The composer's reply: the answer and the ids of the steps it rests on."""
+class FunctionCall(msgspec.Struct, forbid_unknown_fields=True):
+    """A call of a caller-defined function, decoded under that function's parameter schema."""
+
+    name: str
+    arguments: dict[str, Any]
+
+
+class Answer(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A run's reply: the composer's text and the ids of the steps it rests on; or, when the caller offered
+    functions, the calls of them it asks the caller to make (OpenAI's `tool_calls`)."""
 
     text: str
     uses: list[int] = []
+    tool_calls: list[FunctionCall] = []
+
+
+class Function(msgspec.Struct):
+    """A function the caller offers (OpenAI's `tools[].function`): the caller executes the calls, not stepwise."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = {}
 
 
 class Message(msgspec.Struct):

@@ -1,0 +1,250 @@
+"""OpenAI-compatible routes: `POST /v1/chat/completions` and `GET /v1/models`.
+
+`model: "stepwise"` runs the whole system on the last user message (earlier messages are its context); an expert's
+name talks to that expert directly. With `tools`, the reply's `tool_calls` are decoded under the caller's function
+schemas, for the caller to execute. Every reply is a recorded run: its id is the body's `id` and the
+`X-Stepwise-Run-Id` header."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
+from litestar.params import JSONBody
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from app.runtime import Runtime
+from app.status import STATUS_BY_ERROR
+from app.streaming import Channel, Text
+from reasoning import events as ev
+from reasoning.report import RunReport
+from reasoning.types import Answer, Function, Message
+
+SYSTEM_MODEL = "stepwise"
+RUN_HEADER = "X-Stepwise-Run-Id"
+
+
+class TextPart(msgspec.Struct):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(msgspec.Struct):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class FunctionSpec(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+    description: str = ""
+    parameters: dict[str, Any] = {}
+    strict: bool | None = None
+
+
+class ChatTool(msgspec.Struct):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class ChosenFunction(msgspec.Struct):
+    name: str
+
+
+class NamedToolChoice(msgspec.Struct):
+    type: Literal["function"]
+    function: ChosenFunction
+
+
+class StreamOptions(msgspec.Struct):
+    include_usage: bool = False
+
+
+class ChatRequest(msgspec.Struct):
+    """OpenAI's request body. Fields OpenAI defines that stepwise does not use (sampling knobs, `user`, …) are
+    accepted and ignored: runs decode at temperature 0."""
+
+    model: str
+    messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1)]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    tools: list[ChatTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool = True
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=8192)] | None = None
+    max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=8192)] | None = None
+
+
+class _Turn(msgspec.Struct):
+    """What a chat request asks for, resolved: who answers, the conversation, and the offered functions."""
+
+    target: str | None  # None: the whole system
+    messages: list[Message]
+    functions: list[Function]
+    require_call: bool
+    parallel: bool
+    max_tokens: int | None
+
+
+def _text(message: ChatMessage, index: int) -> str:
+    if isinstance(message.content, list):
+        return "".join(part.text for part in message.content)
+    if message.content is None and message.role != "assistant":
+        raise ValidationException(detail=f"messages[{index}].content: a {message.role} message needs content")
+    return message.content or ""
+
+
+def _messages(request: ChatRequest) -> list[Message]:
+    """OpenAI's roles onto the three every chat template knows; tool traffic is spelled out in words."""
+    out = []
+    for i, m in enumerate(request.messages):
+        text = _text(m, i)
+        if m.role in ("system", "developer"):
+            out.append(Message("system", text))
+        elif m.role == "tool":
+            out.append(Message("user", f"Result of call {m.tool_call_id or ''}: {text}".replace("call :", "call:")))
+        elif m.role == "assistant" and m.tool_calls:
+            calls = "; ".join(f"{c.get('function', {}).get('name')}({c.get('function', {}).get('arguments')})" for c in m.tool_calls)
+            out.append(Message("assistant", f"{text}\nCalled: {calls}".strip()))
+        else:
+            out.append(Message(m.role, text))
+    if not any(m.role == "user" for m in out):
+        raise ValidationException(detail="messages: at least one user message is needed (the last one is the question)")
+    return out
+
+
+def question_from(messages: list[Message]) -> str:
+    """The last user message is the question; what came before it is given as its context."""
+    last = max(i for i, m in enumerate(messages) if m.role == "user")
+    if last == 0:
+        return messages[0].content
+    context = "\n".join(f"{m.role}: {m.content}" for m in messages[:last])
+    return f"Conversation so far:\n{context}\n\nQuestion: {messages[last].content}"
+
+
+def resolve(request: ChatRequest, runtime: Runtime) -> _Turn:
+    experts = runtime.router.experts
+    if request.model != SYSTEM_MODEL and request.model not in experts:
+        raise ValidationException(detail=f"model: {request.model!r} is not served here (models: {', '.join([SYSTEM_MODEL, *experts])})")
+    functions = [Function(t.function.name, t.function.description, t.function.parameters) for t in request.tools or []]
+    choice = request.tool_choice or ("auto" if functions else "none")
+    if choice != "none" and not functions:
+        raise ValidationException(detail="tool_choice: there are no tools to choose from")
+    if isinstance(choice, NamedToolChoice):
+        functions = [f for f in functions if f.name == choice.function.name]
+        if not functions:
+            raise ValidationException(detail=f"tool_choice: no tool is named {choice.function.name!r}")
+    return _Turn(
+        target=None if request.model == SYSTEM_MODEL else request.model,
+        messages=_messages(request),
+        functions=functions if choice != "none" else [],
+        require_call=choice == "required" or isinstance(choice, NamedToolChoice),
+        parallel=request.parallel_tool_calls,
+        max_tokens=request.max_completion_tokens or request.max_tokens,
+    )
+
+
+async def _run(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, *extra, on_text=None) -> RunReport:
+    if turn.target is None and not turn.functions:
+        return await runtime.ask(question_from(turn.messages), None, *extra, run_id=run_id)
+    return await runtime.chat(turn.messages, *extra, target=turn.target, functions=turn.functions, require_call=turn.require_call,
+                              parallel_calls=turn.parallel, max_tokens=turn.max_tokens, on_text=on_text, run_id=run_id)
+
+
+def _tool_calls(answer: Answer) -> list[dict]:
+    return [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+             "function": {"name": c.name, "arguments": msgspec.json.encode(c.arguments).decode()}} for c in answer.tool_calls]
+
+
+def _usage(report: RunReport) -> dict:
+    u = report.usage
+    return {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.input_tokens + u.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
+
+
+def _error(report: RunReport) -> dict:
+    assert report.error is not None
+    return {"error": {"message": report.error.message, "type": report.error.type, "code": report.error.type, "param": None},
+            "id": str(report.run_id)}
+
+
+def _finish_reason(report: RunReport) -> str:
+    return "tool_calls" if report.answer and report.answer.tool_calls else "stop"
+
+
+@post("/v1/chat/completions", status_code=200)
+async def chat_completions(data: JSONBody[ChatRequest], request: Request, runtime: NamedDependency[Runtime]) -> Response:
+    """OpenAI's chat completions: `model` "stepwise" (the whole system) or an expert's name (that expert alone);
+    `tools`/`tool_choice`/`parallel_tool_calls` as OpenAI defines them; `stream` for `chat.completion.chunk` events."""
+    turn = resolve(data, runtime)
+    run_id = uuid.uuid4()
+    headers = {RUN_HEADER: str(run_id)}
+    if data.stream:
+        include_usage = bool(data.stream_options and data.stream_options.include_usage)
+        return ServerSentEvent(_chunks(runtime, turn, run_id, data.model, include_usage), headers=headers)
+    report = await _run(runtime, turn, run_id)
+    if report.error is not None:
+        return Response(_error(report), status_code=STATUS_BY_ERROR.get(report.error.type, 500), headers=headers)
+    answer = report.answer or Answer(text="")
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text or None}
+    if answer.tool_calls:
+        message["tool_calls"] = _tool_calls(answer)
+    body = {"id": str(run_id), "object": "chat.completion", "created": int(report.started_at or time.time()), "model": data.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": _finish_reason(report), "logprobs": None}],
+            "usage": _usage(report)}
+    return Response(body, headers=headers)
+
+
+async def _chunks(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, model: str, include_usage: bool) -> AsyncIterator[ServerSentEventMessage]:
+    """Text as the expert writes it (for a direct chat), else the answer when it is composed; the run's progress as SSE
+    comments in between (clients skip them; they show a long run is alive); `[DONE]` last."""
+    created = int(time.time())
+
+    def chunk(delta: dict, finish: str | None = None) -> ServerSentEventMessage:
+        body = {"id": str(run_id), "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        return ServerSentEventMessage(data=msgspec.json.encode(body).decode())
+
+    streamed_text = turn.target is not None and not turn.functions
+    channel = Channel()
+    yield chunk({"role": "assistant", "content": ""})
+    async for item in channel.follow(lambda sink: _run(runtime, turn, run_id, sink, on_text=sink.text if streamed_text else None)):
+        match item:
+            case Text():
+                yield chunk({"content": str(item)})
+            case ev.AnswerReady(answer=answer) if answer.tool_calls:
+                calls = [{"index": i, **call} for i, call in enumerate(_tool_calls(answer))]
+                yield chunk({"tool_calls": calls})
+            case ev.AnswerReady(answer=answer) if not streamed_text:
+                yield chunk({"content": answer.text})
+            case ev.StepFinished(step_id=sid, target=target):
+                yield ServerSentEventMessage(comment=f"step {sid} ({target}) finished")
+            case ev.StepFailed(step_id=sid, target=target):
+                yield ServerSentEventMessage(comment=f"step {sid} ({target}) failed")
+            case RunReport() as report if report.error is not None:
+                yield ServerSentEventMessage(data=msgspec.json.encode(_error(report)).decode())
+            case RunReport() as report:
+                yield chunk({}, _finish_reason(report))
+                if include_usage:
+                    body = {"id": str(run_id), "object": "chat.completion.chunk", "created": created, "model": model,
+                            "choices": [], "usage": _usage(report)}
+                    yield ServerSentEventMessage(data=msgspec.json.encode(body).decode())
+    yield ServerSentEventMessage(data="[DONE]")
+
+
+@get("/v1/models")
+async def list_models(runtime: NamedDependency[Runtime]) -> dict:
+    """The models a chat completion may name: `stepwise` (the whole system) and each expert."""
+    started = int(runtime.started_at)
+    data = [{"id": SYSTEM_MODEL, "object": "model", "created": started, "owned_by": "stepwise"}]
+    for name, expert in runtime.router.experts.items():
+        data.append({"id": name, "object": "model", "created": started, "owned_by": expert.backend.provider})
+    return {"object": "list", "data": data}

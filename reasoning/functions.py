@@ -1,0 +1,95 @@
+"""Calls of caller-defined functions (OpenAI's `tools`): one expert call whose output is decoded under a schema built
+from the functions' own parameter schemas, so a call is never malformed — only possibly the wrong one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from reasoning.context import RunContext
+from reasoning.router import Router
+from reasoning.types import Answer, Function, FunctionCall, JsonSchema, Message, Sampling
+
+_SYSTEM = (
+    "You answer the user by calling functions. The caller runs the calls and returns their results. "
+    "Use only the functions listed, with argument values taken from the request; make several calls at once "
+    "when the request needs several. Reply with JSON."
+)
+MAX_PARALLEL_CALLS = 8
+_TEXT_TOO = " If no function fits, reply with content instead of tool_calls."
+
+
+class _Reply(msgspec.Struct, forbid_unknown_fields=True):
+    tool_calls: list[FunctionCall] = []
+    content: str = ""
+
+
+def _closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object schema that does not say otherwise gets additionalProperties false: the decoder then cannot let
+    the model invent parameters (the caller's own schema wins where it says something)."""
+    if schema.get("type", "object") == "object" and "additionalProperties" not in schema:
+        return {"type": "object", "properties": {}, **schema, "additionalProperties": False}
+    return schema
+
+
+def reply_schema(functions: Sequence[Function], *, required: bool, parallel: bool) -> dict[str, Any]:
+    """`{"tool_calls": [{"name": …, "arguments": {…}}, …]}`, each call under its function's parameters; unless a
+    call is required, `{"content": "…"}` is the alternative."""
+    calls: dict[str, Any] = {
+        "type": "array",
+        "items": {"anyOf": [
+            {"type": "object", "properties": {"name": {"const": f.name}, "arguments": _closed(f.parameters)},
+             "required": ["name", "arguments"], "additionalProperties": False}
+            for f in functions
+        ]},
+        "minItems": 1,
+    }
+    # Small models repeat a call until the tokens run out; a bound makes such an output end (and stay parseable).
+    calls["maxItems"] = MAX_PARALLEL_CALLS if parallel else 1
+    with_calls = {"type": "object", "properties": {"tool_calls": calls}, "required": ["tool_calls"], "additionalProperties": False}
+    if required:
+        return with_calls
+    text = {"type": "object", "properties": {"content": {"type": "string", "minLength": 1}}, "required": ["content"], "additionalProperties": False}
+    return {"anyOf": [with_calls, text]}
+
+
+def catalogue(functions: Sequence[Function]) -> str:
+    """One line per function: name, parameters (compact JSON) and description — what the model chooses by."""
+    lines = []
+    for f in functions:
+        params = msgspec.json.encode(f.parameters.get("properties", {})).decode()
+        lines.append(f"- {f.name}: {f.description.strip()} Parameters: {params}")
+    return "\n".join(lines)
+
+
+def function_messages(messages: Sequence[Message], functions: Sequence[Function], *, required: bool) -> list[Message]:
+    """Our instructions and the catalogue first (a prefix the caches can keep), then the caller's system text, then
+    the conversation."""
+    system = f"{_SYSTEM}{'' if required else _TEXT_TOO}\nFunctions:\n{catalogue(functions)}"
+    theirs = [m.content for m in messages if m.role == "system"]
+    if theirs:
+        system += "\n\n" + "\n".join(theirs)
+    return [Message("system", system), *(m for m in messages if m.role != "system")]
+
+
+async def call_functions(router: Router, target: str, messages: Sequence[Message], functions: Sequence[Function], ctx: RunContext,
+                         *, required: bool, parallel: bool, max_tokens: int) -> Answer:
+    """Ask `target` which of `functions` to call; the answer carries the calls (or, when none is required, text)."""
+    names = [f.name for f in functions]
+    if len(set(names)) != len(names):
+        raise ValueError(f"function names must be unique: {names}")
+    constraint = JsonSchema("tool_calls", reply_schema(functions, required=required, parallel=parallel))
+    _, reply = await router.call(target, function_messages(messages, functions, required=required), ctx, purpose="compose",
+                                 constraint=constraint, sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
+    return Answer(text=reply.content, tool_calls=_distinct(reply.tool_calls))
+
+
+def _distinct(calls: list[FunctionCall]) -> list[FunctionCall]:
+    """The same function with the same arguments twice is a model repeating itself, never a second request."""
+    seen: list[FunctionCall] = []
+    for call in calls:
+        if call not in seen:
+            seen.append(call)
+    return seen
