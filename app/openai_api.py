@@ -226,9 +226,9 @@ async def _chunks(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, model: str, 
             case ev.AnswerReady(answer=answer) if not streamed_text:
                 yield chunk({"content": answer.text})
             case ev.StepFinished(step_id=sid, target=target):
-                yield ServerSentEventMessage(comment=f"step {sid} ({target}) finished")
+                yield ServerSentEventMessage(data=None, comment=f"step {sid} ({target}) finished")
             case ev.StepFailed(step_id=sid, target=target):
-                yield ServerSentEventMessage(comment=f"step {sid} ({target}) failed")
+                yield ServerSentEventMessage(data=None, comment=f"step {sid} ({target}) failed")
             case RunReport() as report if report.error is not None:
                 yield ServerSentEventMessage(data=msgspec.json.encode(_error(report)).decode())
             case RunReport() as report:
