@@ -17,11 +17,11 @@ _SYSTEM = (
 )
 
 
-def answer_schema(step_ids: list[int]) -> dict:
+def answer_schema(step_ids: list[int], max_chars: int = 400) -> dict:
     return {
         "type": "object",
         "properties": {
-            "text": {"type": "string", "minLength": 1, "maxLength": 400},
+            "text": {"type": "string", "minLength": 1, "maxLength": max_chars},
             # An answer rests on at least one step: the schema makes the composer cite.
             "uses": {"type": "array", "items": {"enum": step_ids}, "minItems": 1, "maxItems": len(step_ids)},
         },
@@ -40,18 +40,22 @@ def results_text(dag: Dag, outputs: dict[int, Any]) -> str:
 
 
 class Composer:
-    def __init__(self, router: Router, *, target: str | None = None, max_tokens: int = 160):
+    def __init__(self, router: Router, *, target: str | None = None, max_chars: int = 400):
         self.router = router
         self.target = target or router.default
-        self._sampling = Sampling(max_tokens=max_tokens)
+        self.max_chars = max_chars
 
     async def compose(self, question: str, dag: Dag, outputs: dict[int, Any], ctx: RunContext) -> Answer:
         messages = [
             Message("system", _SYSTEM),
             Message("user", f"Question: {question}\nResults:\n{results_text(dag, outputs)}"),
         ]
-        constraint = JsonSchema("answer", answer_schema(sorted(dag.steps)))
+        ids = sorted(dag.steps)
+        constraint = JsonSchema("answer", answer_schema(ids, self.max_chars))
+        # Every token is at least one character, so this many tokens always reach the end of the longest answer the
+        # schema allows: the output cannot be cut off (a rambling model costs time, never a broken answer).
+        sampling = Sampling(max_tokens=self.max_chars + 24 + 3 * len(ids))
         _, answer = await self.router.call(
-            self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=self._sampling, output_type=Answer,
+            self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=sampling, output_type=Answer,
         )
         return answer

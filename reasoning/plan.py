@@ -90,7 +90,11 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
 
 
 def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
-    """The rules one step obeys on its own: a known target, and an input of the kind the target takes."""
+    """The rules one step obeys on its own: a known target, an input of the kind the target takes, and a
+    satisfiable `expect`."""
+    expect = step.expect
+    if expect is not msgspec.UNSET and expect.min is not None and expect.max is not None and expect.min > expect.max:
+        raise PlanInvalid(f"expect: min {expect.min:g} is above max {expect.max:g}", step.id)
     if step.kind == "tools":
         if step.target != PARALLEL:
             raise PlanInvalid(f"a tools step's target is {PARALLEL!r}, not {step.target!r}", step.id)

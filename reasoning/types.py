@@ -17,6 +17,14 @@ EXPERT_SYSTEM = "Answer briefly and precisely. Reply with the answer only."
 """How an expert step's question is put; self-consistency asks again the same way."""
 
 
+class Expect(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What a step's result must be, when the plan says: a number within [min, max]; for text, mentioning `unit`."""
+
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
+
+
 class Step(msgspec.Struct, forbid_unknown_fields=True):
     """One node of a plan: a tool call (input = the tool's arguments), an expert call (input = text), or several
     tool calls at once (kind "tools", target "parallel", input = [{"target": tool, "input": arguments}, …])."""
@@ -26,6 +34,7 @@ class Step(msgspec.Struct, forbid_unknown_fields=True):
     target: str
     input: str | dict[str, Any] | list[Any]
     depends_on: list[int] = []
+    expect: Expect | msgspec.UnsetType = msgspec.UNSET  # UNSET is left out of the JSON: plans without it look as before
 
     def calls(self, resolved: list[Any] | None = None) -> list[Step]:
         """A "tools" step's calls (from its input, or from `resolved`, the input with references substituted), each

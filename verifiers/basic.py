@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from reasoning.types import Ask, Step, Tool, Verdict
+from reasoning.types import Ask, Expect, Step, Tool, Verdict
 from verifiers.policy import SEVERITY
 
 
@@ -66,7 +67,9 @@ class ResultTyped(_ToolCheck):
 
 
 class NumericSanity:
-    """Numbers in a result must be finite, and an expert asked for a number must reply with one."""
+    """Numbers in a result must be finite; an expert asked for a number must reply with one; and a step whose plan
+    states `expect` must meet it (range for a number, unit for text). A deterministic tool outside its expected range
+    needs a different step (replan); an expert may answer better when asked again (retry)."""
 
     name = "numeric_sanity"
     kinds = frozenset({"tool", "tools", "expert"})
@@ -78,7 +81,24 @@ class NumericSanity:
         wants_number = step.kind == "expert" and isinstance(resolved_input, str) and "reply with a number" in resolved_input.lower()
         if wants_number and _as_number(output) is None:
             return Verdict(self.name, "retry", f"asked for a number, got {str(output)[:80]!r}")
+        if step.expect is not msgspec.UNSET and (broken := _unmet(step.expect, output)):
+            return Verdict(self.name, "retry" if step.kind == "expert" else "replan", broken)
         return Verdict(self.name, "pass", f"{len(numbers)} finite number(s)" if numbers else "no numbers")
+
+
+def _unmet(expect: Expect, output: Any) -> str | None:
+    """Why `output` misses what the plan expected, or None."""
+    if expect.min is not None or expect.max is not None:
+        value = _single_number(output)
+        if value is None:
+            return f"expected a number, got {str(output)[:80]!r}"
+        if expect.min is not None and value < expect.min:
+            return f"{value:g} is below the expected minimum {expect.min:g}"
+        if expect.max is not None and value > expect.max:
+            return f"{value:g} is above the expected maximum {expect.max:g}"
+    if expect.unit and isinstance(output, str) and expect.unit.lower() not in output.lower():
+        return f"expected the unit {expect.unit!r} in {output[:80]!r}"
+    return None
 
 
 class ExpertAnswered:
@@ -123,6 +143,18 @@ def _numbers(value: Any):
     elif isinstance(value, list):
         for v in value:
             yield from _numbers(v)
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def _single_number(output: Any) -> float | None:
+    """The one number a result states (a number, or text such as "12.5 km"); None if it states none or several."""
+    if isinstance(output, str):
+        found = _NUMBER.findall(output)
+        return float(found[0].replace(",", "")) if len(found) == 1 else None
+    numbers = list(_numbers(output))
+    return float(numbers[0]) if len(numbers) == 1 else None
 
 
 def _as_number(text: Any) -> float | None:

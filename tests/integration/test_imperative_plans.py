@@ -62,3 +62,15 @@ def test_a_tool_allowlist_is_checked_and_enforced(smollm2_server):
     assert unknown.status_code == 400 and "tools: unknown tools ['nope']" in unknown.json()["detail"]
     outside = smollm2_server.client.post("/v1/reason", json={"question": "q", "tools": [], "plan": {"steps": [calc(1, "1")]}})
     assert outside.status_code == 400 and "step 1: unknown tool 'calculator'" in outside.json()["detail"]
+
+
+def test_a_plan_may_state_an_expected_range_that_the_verifiers_hold_it_to(smollm2_server):
+    """A calculator step whose result falls outside its `expect` range is refused (numeric_sanity asks for a replan;
+    with no planner step to repair it in a caller's plan... the run fails naming the range); an impossible range is a 400."""
+    inside = {"steps": [{**calc(1, "6*7"), "expect": {"min": 40, "max": 50}}]}
+    reply = smollm2_server.client.post("/v1/reason", json={"question": "6*7?", "plan": inside})
+    assert reply.status_code == 200 and reply.json()["steps"][0]["verdicts"][-1]["outcome"] == "pass"
+    assert reply.json()["plan"]["steps"][0]["expect"] == {"min": 40.0, "max": 50.0}
+    impossible = {"steps": [{**calc(1, "6*7"), "expect": {"min": 5, "max": 1}}]}
+    reply = smollm2_server.client.post("/v1/reason", json={"question": "6*7?", "plan": impossible})
+    assert reply.status_code == 400 and "step 1: expect: min 5 is above max 1" in reply.json()["detail"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from reasoning.types import Step
+from reasoning.types import Expect, Step
 from tests.fixtures import user_tools
 from tools import default_tools, load_tools
 from verifiers import default_verifiers
@@ -65,3 +66,33 @@ def test_model_verifiers_are_chosen_by_name():
     assert names[-2:] == ["self_consistency", "llm_judge"]
     with pytest.raises(ValueError, match="unknown verifiers \\['oracle'\\]"):
         default_verifiers(default_tools(), ("oracle",))
+
+
+def expecting(kind: str, target: str, expect: dict) -> Step:
+    return Step(1, kind, target, "q" if kind == "expert" else {"expression": "1"}, [], expect=msgspec.convert(expect, Expect))
+
+
+@pytest.mark.parametrize(
+    ("kind", "expect", "output", "outcome"),
+    [
+        ("tool", {"min": 0, "max": 100}, 42, "pass"),
+        ("tool", {"min": 0, "max": 100}, 420, "replan"),
+        ("tool", {"min": 0}, -3.5, "replan"),
+        ("expert", {"max": 10, "unit": "km"}, "About 12 km.", "retry"),
+        ("expert", {"max": 20, "unit": "km"}, "About 12 km.", "pass"),
+        ("expert", {"unit": "km"}, "About 12 miles.", "retry"),
+        ("expert", {"min": 1}, "between 3 and 4", "retry"),
+    ],
+)
+async def test_numeric_sanity_holds_a_step_to_the_range_and_unit_its_plan_states(kind, expect, output, outcome):
+    """`expect` in the plan: a number outside [min, max] or text without the unit is refused — a tool step needs a new
+    plan, an expert step another try; text with no single number cannot meet a range."""
+    target = "calculator" if kind == "tool" else "general"
+    verdict = await NumericSanity().verify(expecting(kind, target, expect), None, output, ask=None)
+    assert verdict.outcome == outcome, verdict.reason
+
+
+def test_a_step_without_expect_encodes_as_before():
+    """`expect` is left out of a step's JSON when the plan does not state it (traces and replies keep their shape)."""
+    assert b"expect" not in msgspec.json.encode(Step(1, "tool", "calculator", {"expression": "1"}))
+    assert msgspec.json.decode(b'{"id":1,"kind":"expert","target":"g","input":"q","expect":{"unit":"km"}}', type=Step).expect == Expect(unit="km")
