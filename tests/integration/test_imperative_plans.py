@@ -65,8 +65,8 @@ def test_a_tool_allowlist_is_checked_and_enforced(smollm2_server):
 
 
 def test_a_plan_may_state_an_expected_range_that_the_verifiers_hold_it_to(smollm2_server):
-    """A calculator step whose result falls outside its `expect` range is refused (numeric_sanity asks for a replan;
-    with no planner step to repair it in a caller's plan... the run fails naming the range); an impossible range is a 400."""
+    """`expect` travels with the step into the report and the verifiers (a result inside the range passes; the
+    unit tests cover those outside it); a range no result can meet is a 400 naming the step."""
     inside = {"steps": [{**calc(1, "6*7"), "expect": {"min": 40, "max": 50}}]}
     reply = smollm2_server.client.post("/v1/reason", json={"question": "6*7?", "plan": inside})
     assert reply.status_code == 200 and reply.json()["steps"][0]["verdicts"][-1]["outcome"] == "pass"
