@@ -153,11 +153,12 @@ class Engine:
         sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
 
     async def _run_repairing(self, question: str, plan: Plan, allowed: tuple[str, ...], run_step, ctx: RunContext,
-                             sequential: bool = False) -> tuple[Dag, dict[int, Any]]:
+                             sequential: bool = False, kept: dict[int, Any] | None = None, replans: int = 0) -> tuple[Dag, dict[int, Any]]:
         """Run a plan; when a step fails in a way a new plan can fix, ask the planner for one (at most
-        `policy.max_replans` times) and run it, keeping the results of the steps it leaves unchanged."""
-        kept: dict[int, Any] = {}
-        for replan in range(self.policy.max_replans + 1):
+        `policy.max_replans` times, `replans` of them already used) and run it, keeping the results of the steps it
+        leaves unchanged (`kept`: those of a repaired plan's first run)."""
+        kept = kept or {}
+        for replan in range(replans, self.policy.max_replans + 1):
             ctx.sink.emit(PlanReady(run_id=ctx.run_id, at=time.time(), plan=plan))
             dag = self.check_plan(plan, allowed)
             ctx.check_steps(len(dag.steps))
@@ -175,13 +176,15 @@ class Engine:
 
     async def _plan_and_run(self, question: str, ctx: RunContext, allowed: tuple[str, ...], run_step) -> tuple[Dag, dict[int, Any]]:
         """Plan while running: each step the planner finishes writing is checked and started as soon as the steps
-        it needs are done; the complete plan is validated when the planner ends."""
+        it needs are done; the complete plan is validated when the planner ends. A step failing in a way a new plan
+        can fix stops the stream (and the planner); the repaired plan then runs as any plan does."""
         arrivals: asyncio.Queue[Step | None] = asyncio.Queue()
         planning = asyncio.create_task(self.planner.plan(question, ctx, allowed, on_step=arrivals.put_nowait), name="planner")
         planning.add_done_callback(lambda _: arrivals.put_nowait(None))  # the end of the stream, however it ended
         tools = {name: self.tools[name] for name in allowed}
         targets = self.router.targets()
-        admitted: set[int] = set()
+        admitted: dict[int, Step] = {}
+        finished: dict[int, Any] = {}
         validated: list[Dag] = []
 
         def admit(step: Step) -> frozenset[int]:
@@ -192,8 +195,12 @@ class Engine:
             needs = frozenset(step.depends_on) | references(step.input)
             if step.id in needs:
                 raise errors.PlanInvalid("depends on itself", step.id)
-            admitted.add(step.id)
+            admitted[step.id] = step
             return needs
+
+        async def run_and_keep(step: Step, resolved: Any) -> Any:
+            finished[step.id] = output = await run_step(step, resolved)
+            return output
 
         async def arriving() -> AsyncIterator[Step]:
             while (step := await arrivals.get()) is not None:
@@ -203,12 +210,21 @@ class Engine:
             validated.append(self.check_plan(plan, allowed))
 
         try:
-            outputs = await run_streamed_plan(arriving(), admit, run_step, ctx)
+            outputs = await run_streamed_plan(arriving(), admit, run_and_keep, ctx)
+        except (errors.ToolError, errors.StepRejected) as exc:
+            if self.policy.max_replans < 1 or not (isinstance(exc, errors.ToolError) or exc.repairable):
+                raise
+            failure = exc
+        else:
+            return validated[0], outputs
         finally:
             if not planning.done():
                 planning.cancel()
                 await asyncio.wait({planning})
-        return validated[0], outputs
+        done = [(admitted[sid], output) for sid, output in finished.items()]
+        ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=failure.step_id, reason=failure.reason, replan=1))
+        plan = await self.planner.replan(question, ctx, allowed, done, admitted[failure.step_id], failure.reason)
+        return await self._run_repairing(question, plan, allowed, run_step, ctx, kept=_unchanged(plan, done), replans=1)
 
     def _asker(self, step: Step, ctx: RunContext) -> Ask:
         """Model calls for this step's verifiers: through the router, traced and budgeted, purpose "verify"."""

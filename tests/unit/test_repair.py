@@ -37,12 +37,22 @@ def calc(sid: int, expression: str, *deps: int) -> Step:
     return Step(sid, "tool", "calculator", {"expression": expression}, list(deps))
 
 
-async def run(script: Script, question: str, plan: Plan | None = None, policy: VerdictPolicy = VerdictPolicy()):
+class StreamingScript(Script):
+    """A Script that also hands each text to `on_text`, as a streaming server does (in one piece)."""
+
+    async def generate(self, messages, **kwargs):
+        completion = await super().generate(messages, **kwargs)
+        if kwargs.get("on_text"):
+            kwargs["on_text"](completion.text)
+        return completion
+
+
+async def run(script: Script, question: str, plan: Plan | None = None, policy: VerdictPolicy = VerdictPolicy(), stream_plan: bool = False):
     tools = default_tools()
     router = Router({"general": Expert(name="general", backend=script)}, "general")
     engine = Engine(router, tools, default_verifiers(tools), policy=policy)
     recorder = ev.Recorder()
-    await engine.run(question, sink=recorder, deadline_s=10, plan=plan)
+    await engine.run(question, sink=recorder, deadline_s=10, plan=plan, stream_plan=stream_plan)
     return fold(recorder.events), recorder.events
 
 
@@ -78,3 +88,17 @@ async def test_repairs_are_bounded():
     report, events = await run(script, "y times two?", policy=VerdictPolicy(max_replans=1))
     assert report.status == "failed" and report.error.type == "tool_error" and report.replans == 1
     assert sum(isinstance(e, ev.Replanned) for e in events) == 1
+
+
+async def test_a_streamed_plan_is_repaired_too_keeping_what_finished():
+    """With stream_plan, a step failing for good stops the stream; the planner repairs the plan from the steps done
+    so far, and the repaired plan runs without redoing the unchanged ones."""
+    broken = Plan([calc(1, "17*23"), calc(2, "x+1", 1)])
+    repaired = Plan([calc(1, "17*23"), calc(2, "$1+1", 1)])
+    script = StreamingScript(encode(broken), encode(repaired), encode(Answer("392", [1, 2])))
+    report, events = await run(script, "17*23, plus one?", stream_plan=True)
+    assert report.status == "finished" and report.replans == 1 and report.answer.text == "392"
+    assert [e.step_id for e in events if isinstance(e, ev.ToolCalled)] == [1, 2, 2]
+    (replanned,) = [e for e in events if isinstance(e, ev.Replanned)]
+    assert replanned.failed_step == 2 and replanned.replan == 1
+    assert "-> 391" in script.seen[1][-1].content
