@@ -68,6 +68,8 @@ class _Execution:
 
     async def run(self, body: Callable[[], Awaitable[None]]) -> dict[int, Any]:
         """Run `body` (which starts steps) and every step it and they start, under the run's deadline."""
+        task = asyncio.current_task()
+        cancelling = task.cancelling()
         try:
             async with asyncio.timeout_at(self.ctx.deadline):
                 async with asyncio.TaskGroup() as self.group:
@@ -75,6 +77,11 @@ class _Execution:
         except TimeoutError as exc:
             raise errors.DeadlineExceeded(f"the run's deadline passed with {self.started - len(self.outputs)} step(s) still running") from exc
         except BaseExceptionGroup as group_error:
+            # Python 3.11's TaskGroup cancels its parent when a step fails and, if that happens while it is already
+            # exiting, never uncancels it (fixed in 3.12). The leaked request would stop the run's own deadline from
+            # turning into TimeoutError later on (say, during a replan): give it back.
+            while task.cancelling() > cancelling:
+                task.uncancel()
             # The first failure caused the others' cancellation: it is the one to report. (A failure of `body` itself,
             # such as a streamed plan found invalid at its end, is in the group too.)
             raise (self.failures[0] if self.failures else group_error.exceptions[0]) from None

@@ -3,6 +3,8 @@ still fails gets the plan repaired, keeping the results of unchanged steps; repa
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
 from reasoning import events as ev
@@ -102,3 +104,24 @@ async def test_a_streamed_plan_is_repaired_too_keeping_what_finished():
     (replanned,) = [e for e in events if isinstance(e, ev.Replanned)]
     assert replanned.failed_step == 2 and replanned.replan == 1
     assert "-> 391" in script.seen[1][-1].content
+
+
+class SlowSecondCall(Script):
+    """A Script whose second call (the replan) outlasts any deadline."""
+
+    async def generate(self, messages, **kwargs):
+        if len(self.seen) == 1:
+            await asyncio.sleep(30)
+        return await super().generate(messages, **kwargs)
+
+
+async def test_a_deadline_passing_during_a_replan_is_recorded_as_the_deadline():
+    """After a failed step (whose TaskGroup cancelled the run's task on Python 3.11), the run's deadline still ends
+    the run as deadline_exceeded, not as a cancellation."""
+    script = SlowSecondCall(encode(Plan([calc(1, "x+1")])))
+    tools = default_tools()
+    engine = Engine(Router({"general": Expert(name="general", backend=script)}, "general"), tools, default_verifiers(tools), policy=VerdictPolicy())
+    recorder = ev.Recorder()
+    await engine.run("x plus one?", sink=recorder, deadline_s=0.5)
+    report = fold(recorder.events)
+    assert report.status == "failed" and report.error.type == "deadline_exceeded" and report.replans == 1
