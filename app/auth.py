@@ -1,15 +1,18 @@
 """Optional API keys (STEPWISE_API_KEYS): every route but /health asks for one, as `Authorization: Bearer KEY`
-(what OpenAI's clients send) or `X-API-Key: KEY`."""
+(what OpenAI's clients send) or `X-API-Key: KEY`. The trace page, which a browser opens without custom headers, also
+takes it as `?key=KEY` (the page keeps the query string when it refreshes itself)."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Collection
+from urllib.parse import parse_qs
 
 import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 OPEN_PATHS = frozenset({"/health"})
+PAGE_PREFIX = "/runs/"
 
 
 def _presented(scope: Scope) -> str | None:
@@ -18,7 +21,11 @@ def _presented(scope: Scope) -> str | None:
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
     key = headers.get(b"x-api-key")
-    return key.decode("latin-1").strip() if key else None
+    if key:
+        return key.decode("latin-1").strip()
+    if scope["path"].startswith(PAGE_PREFIX) and scope["method"] == "GET":
+        return next(iter(parse_qs(scope.get("query_string", b"").decode("latin-1")).get("key", [])), None)
+    return None
 
 
 def key_guard(keys: Collection[str]) -> Callable[[ASGIApp], ASGIApp]:
@@ -34,7 +41,8 @@ def key_guard(keys: Collection[str]) -> Callable[[ASGIApp], ASGIApp]:
             if given is not None and any(hmac.compare_digest(given.encode(), k) for k in encoded):
                 await app(scope, receive, send)
                 return
-            detail = "an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'" if given is None else "the API key is not valid"
+            detail = ("an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY' (for the trace page, ?key=KEY)"
+                      if given is None else "the API key is not valid")
             body = msgspec.json.encode({"status_code": 401, "detail": detail})
             await send({"type": "http.response.start", "status": 401, "headers": [
                 (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

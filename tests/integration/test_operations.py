@@ -83,3 +83,11 @@ def test_a_body_over_the_limit_is_a_413(keyed_server):
     """STEPWISE_MAX_BODY_BYTES bounds the request body; past it the reply is 413 and nothing runs."""
     reply = keyed_server.client.post("/v1/reason", json={"question": "x" * 5000}, headers={"X-API-Key": "key-one"})
     assert reply.status_code == 413
+
+
+def test_the_trace_page_takes_the_key_in_its_query_string(keyed_server):
+    """A browser cannot send headers when it opens a page: /runs/{id}?key=KEY is let in, other routes are not."""
+    run_id = "00000000-0000-0000-0000-000000000000"
+    assert keyed_server.client.get(f"/runs/{run_id}").status_code == 401
+    assert keyed_server.client.get(f"/runs/{run_id}?key=key-one").status_code == 404  # let in; no such run
+    assert keyed_server.client.get(f"/v1/runs/{run_id}?key=key-one").status_code == 401
