@@ -1,0 +1,126 @@
+"""Measurements behind the explanations in BENCHMARKS.md (not tables of their own):
+
+    python -m bench.diagnose emit    # engine overhead with today's sinks against two cheaper emit paths (what-if)
+    python -m bench.diagnose write   # where a trace batch's write time goes, per COPY / statement
+
+`emit` runs Engine.run on the overhead benchmark's plans three ways, interleaved: the current sinks; LogSink's
+"is this a run-level event" test as a set lookup on the event's type instead of isinstance against a tuple of six
+msgspec classes; and that plus the trace enqueue at the cost of a deque append instead of asyncio.Queue.put_nowait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import gc
+import time
+
+import asyncpg
+
+import app.trace as trace_module
+from app import db
+from app.logs import _RUN_LEVEL, LogSink, configure_logging
+from app.trace import TraceSink
+from bench.common import median, scratch_database
+from bench.doubles import chain, engine_for, fan_out, instant_fleet
+from bench.sink import recorded_runs
+from reasoning.events import FanOut, Recorder
+
+_RUN_LEVEL_TYPES = frozenset(_RUN_LEVEL)
+
+
+class TypeSetLogSink(LogSink):
+    def emit(self, event) -> None:
+        if type(event) not in _RUN_LEVEL_TYPES and not self._debug:
+            return
+        super().emit(event)
+
+
+class DequeEnqueue:
+    def __init__(self) -> None:
+        self.buffer: collections.deque = collections.deque()
+
+    def emit(self, event) -> None:
+        self.buffer.append(event)
+
+
+async def emit(repeats: int) -> None:
+    engine = engine_for(instant_fleet())
+    shapes = {("chain", 1): chain(1), ("chain", 8): chain(8), ("chain", 64): chain(64), ("fan-out", 8): fan_out(8), ("fan-out", 64): fan_out(64)}
+    variants = {
+        "current sinks": lambda: (TraceSink(None, maxsize=10**7), LogSink()),
+        "LogSink: type in a set": lambda: (TraceSink(None, maxsize=10**7), TypeSetLogSink()),
+        "+ enqueue as deque append": lambda: (DequeEnqueue(), TypeSetLogSink()),
+    }
+    times = {(v, k): [] for v in variants for k in shapes}
+    gc.disable()
+    for r in range(repeats):
+        gc.collect()
+        built = {v: make() for v, make in variants.items()}
+        for key, plan in shapes.items():
+            names = list(variants)
+            for v in names[r % 3:] + names[:r % 3]:
+                trace, logs = built[v]
+                sink = FanOut(Recorder(), trace, logs)
+                t0 = time.perf_counter()
+                await engine.run("q", sink=sink, deadline_s=60, plan=plan)
+                times[v, key].append(time.perf_counter() - t0)
+    gc.enable()
+    m = {key: median(x) * 1e6 for key, x in times.items()}
+    print(f"Engine.run, medians of {repeats} interleaved repeats")
+    for v in variants:
+        short = (m[v, ("chain", 8)] - m[v, ("chain", 1)]) / 7
+        step = (m[v, ("chain", 64)] - m[v, ("chain", 8)]) / 56
+        branch = (m[v, ("fan-out", 64)] - m[v, ("fan-out", 8)]) / 56
+        print(f"{v:28s} per run {m[v, ('chain', 1)] - short:6.1f} µs · per step (8→64) {step:5.1f} µs · per branch {branch:5.1f} µs")
+
+
+async def write(runs: int) -> None:
+    spent: collections.Counter = collections.Counter()
+    copy, many = asyncpg.Connection.copy_records_to_table, asyncpg.Connection.executemany
+
+    async def timed_copy(self, name, **kw):
+        t = time.perf_counter()
+        try:
+            return await copy(self, name, **kw)
+        finally:
+            spent[f"COPY {name}"] += time.perf_counter() - t
+
+    async def timed_many(self, query, args, **kw):
+        t = time.perf_counter()
+        try:
+            return await many(self, query, args, **kw)
+        finally:
+            label = "runs: insert at start" if query.startswith("INSERT") else "runs: update with sums at the end" if "finished_at" in query else "runs: answer"
+            spent[label] += time.perf_counter() - t
+
+    asyncpg.Connection.copy_records_to_table, asyncpg.Connection.executemany = timed_copy, timed_many
+    try:
+        async with scratch_database() as url:
+            events = await recorded_runs(runs)
+            conn = await db.connect(url)
+            t = time.perf_counter()
+            for i in range(0, len(events), 5000):  # the sink's batch size
+                await trace_module.write_batch(conn, events[i:i + 5000])
+            total = time.perf_counter() - t
+            await conn.close()
+    finally:
+        asyncpg.Connection.copy_records_to_table, asyncpg.Connection.executemany = copy, many
+    print(f"write_batch of {runs} runs ({len(events)} events): {total:.2f} s")
+    for label, s in spent.most_common():
+        print(f"  {label:34s} {s:.3f} s  {s / total:5.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["emit", "write"])
+    parser.add_argument("--repeats", type=int, default=250)
+    parser.add_argument("--runs", type=int, default=2000)
+    args = parser.parse_args()
+    configure_logging("warning")
+    asyncio.run(emit(args.repeats) if args.what == "emit" else write(args.runs))
+
+
+if __name__ == "__main__":
+    main()

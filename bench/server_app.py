@@ -1,0 +1,102 @@
+"""The real app for the throughput benchmark: create_app(settings, runtime=…) under uvicorn, with a Runtime whose
+one expert answers at once (the composer's Answer decodes), the real TraceSink into the given Postgres database (or
+none, for tracing off), and one extra route, GET /bench/stats, that the load generator reads between levels.
+
+    python -m bench.server_app --database URL --port PORT [--no-trace]
+
+Trace lag is measured by wrapping app.trace.write_batch: when a batch has committed, each RunFinished in it has
+waited (now - its `at`) to be in Postgres."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import time
+
+import psutil
+import uvicorn
+from litestar import get
+
+import app.trace as trace_module
+from app import db
+from app.http import create_app
+from app.logs import configure_logging
+from app.runtime import Runtime
+from app.settings import Settings
+from app.trace import TraceSink
+from bench.doubles import bench_tools, engine_for, instant_fleet
+from reasoning import events as ev
+
+lags_ms: list[float] = []
+_write_batch = trace_module.write_batch
+
+
+async def _timed_write_batch(conn, batch) -> None:
+    await _write_batch(conn, batch)
+    now = time.time()
+    lags_ms.extend((now - e.at) * 1000 for e in batch if isinstance(e, ev.RunFinished | ev.RunFailed))
+
+
+class NullSink:
+    """Tracing off: events go nowhere (the Runtime's recorder and log sink still get them)."""
+
+    written = dropped = retries = 0
+
+    def emit(self, event) -> None:
+        pass
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    async def close(self, timeout: float = 10.0) -> None:
+        pass
+
+
+async def serve(url: str, port: int, trace: bool) -> None:
+    settings = Settings.from_env(dict(os.environ) | {"DATABASE_URL": url}, port=port)
+    pool = await db.create_pool(url)
+    if trace:
+        trace_module.write_batch = _timed_write_batch
+        sink = TraceSink(lambda: db.connect(url), maxsize=settings.trace_queue)
+        sink.start()
+    else:
+        sink = NullSink()
+    fleet = instant_fleet()
+    runtime = Runtime(settings, engine_for(fleet, bench_tools()), fleet, pool, sink, url)
+    process = psutil.Process()
+
+    @get("/bench/stats")
+    async def stats(reset: bool = False) -> dict:
+        """Waits for the trace sink to catch up, then reports what the load generator cannot see from outside."""
+        flushed = await sink.flush(timeout=60)
+        out = {
+            "flushed": flushed, "written": sink.written, "dropped": sink.dropped, "lags_ms": list(lags_ms),
+            "rss": process.memory_info().rss, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
+        if reset:
+            lags_ms.clear()
+        return out
+
+    application = create_app(settings, runtime=runtime)
+    application.register(stats)
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning"))
+    try:
+        await server.serve()
+    finally:
+        await runtime.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--no-trace", action="store_true")
+    args = parser.parse_args()
+    configure_logging("info")  # what `stepwise serve` does: run-level events logged as JSON lines
+    asyncio.run(serve(args.database, args.port, not args.no_trace))
+
+
+if __name__ == "__main__":
+    main()

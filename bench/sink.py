@@ -1,0 +1,89 @@
+"""The trace sink alone: the events of N real runs (the engine with an instant model, recorded in memory first) are
+emitted at once into a started TraceSink on a scratch Postgres database; rows per second = rows written (runs,
+events, steps, tool_calls, model_calls, verdicts) ÷ time from the first emit until flush() returns. Repeated; medians.
+
+    python -m bench.sink [--runs 2000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import asyncpg
+
+from app import db
+from app.logs import configure_logging
+from app.trace import TraceSink
+from bench.common import median, scratch_database, table
+from bench.doubles import engine_for, instant_fleet
+from bench.server import TABLES
+from reasoning.events import Recorder
+from reasoning.types import Plan, Step
+
+PLAN = Plan([
+    Step(1, "tool", "calculator", {"expression": "17*23"}), Step(2, "tool", "calculator", {"expression": "45*12"}),
+    Step(3, "tool", "calculator", {"expression": "$1+$2"}, [1, 2]),
+])
+
+
+async def recorded_runs(n: int) -> list:
+    engine = engine_for(instant_fleet())
+    events = []
+    for _ in range(n):
+        recorder = Recorder()
+        await engine.run("What is (17*23)+(45*12)?", sink=recorder, deadline_s=60, plan=PLAN)
+        events.extend(recorder.events)
+    return events
+
+
+async def rows(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return sum([await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES])
+    finally:
+        await conn.close()
+
+
+async def measure(runs: int, repeats: int) -> list[dict]:
+    results = []
+    async with scratch_database() as url:
+        for _ in range(repeats):
+            events = await recorded_runs(runs)  # new run ids every repeat
+            sink = TraceSink(lambda: db.connect(url), maxsize=len(events) + 1)
+            sink.start()
+            before = await rows(url)
+            started = time.perf_counter()
+            for event in events:
+                sink.emit(event)
+            assert await sink.flush(timeout=300)
+            elapsed = time.perf_counter() - started
+            await sink.close()
+            written = await rows(url) - before
+            results.append({"events": len(events), "rows": written, "s": elapsed, "dropped": sink.dropped})
+            print(results[-1], flush=True)
+    return results
+
+
+def report(results: list[dict], runs: int) -> str:
+    r = results[0]
+    rows_s = median(x["rows"] / x["s"] for x in results)
+    events_s = median(x["events"] / x["s"] for x in results)
+    return (f"{runs:,} runs of a three-step calculator plan ({r['events']:,} events, {r['rows']:,} rows) emitted at once; "
+            f"medians of {len(results)} repeats.\n\n"
+            + table(["events/s", "rows/s", "runs/s", "rows lost"],
+                    [(f"{events_s:,.0f}", f"{rows_s:,.0f}", f"{median(runs / x['s'] for x in results):,.0f}", max(x["dropped"] for x in results))]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    configure_logging("warning")
+    print(report(asyncio.run(measure(args.runs, args.repeats)), args.runs))
+
+
+if __name__ == "__main__":
+    main()
