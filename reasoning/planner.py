@@ -19,7 +19,7 @@ _RULES = """Rules:
 - A tool step calls a tool with its arguments. An expert step asks one expert a short, self-contained question:
   target the expert whose skills fit that part, by name or by skill.
 - A step may use the result of step N by writing $N in its input; then N goes in depends_on.
-{calculator}- Stop when every part of the question has its step. At most {max_steps} steps."""
+{calculator}{lookup}- Stop when every part of the question has its step. At most {max_steps} steps."""
 
 # Worked examples, sent as earlier turns of the conversation (small models follow turns better than prose).
 _EXAMPLES = [
@@ -41,9 +41,9 @@ _EXAMPLES = [
 # Examples for tools that are not always there, added when they are: without them the small default model
 # rarely reaches for a tool it has only seen described.
 _SQL = '{{{{"id":{id},"kind":"tool","target":"sql","input":{{{{"query":"SELECT count(*) FROM orders"}}}},"depends_on":[]}}}}'
-_DOCS = '{{{{"id":{id},"kind":"tool","target":"docs","input":{{{{"query":"refunds","k":2}}}},"depends_on":[]}}}}'
+_DOCS = '{{{{"id":{id},"kind":"tool","target":"docs","input":{{{{"query":"refund days","k":2}}}},"depends_on":[]}}}}'
 _TOOL_EXAMPLES = {  # formatted twice: here with the ids, later (like _EXAMPLES) with the expert
-    ("sql", "docs"): ("How many orders are there, and what do the documents say about refunds?",
+    ("sql", "docs"): ("How many orders are there, and how many days do refunds take?",
                       '{{"steps":[' + _SQL.format(id=1) + "," + _DOCS.format(id=2) + "]}}"),
     ("sql",): ("How many orders are there?", '{{"steps":[' + _SQL.format(id=1) + "]}}"),
     ("docs",): ("What do the documents say about refunds?", '{{"steps":[' + _DOCS.format(id=1) + "]}}"),
@@ -57,7 +57,8 @@ def planner_prompt(tools: Mapping[str, Tool], router: Router, max_steps: int = M
     lines.append("Experts:")
     lines += [f"- {e.name}: {e.description} (skills: {', '.join(e.skills) or 'none'})" for e in router.experts.values()]
     calculator = "- Never compute in your head: arithmetic goes to the calculator. Text never goes to the calculator.\n"
-    return "\n".join(lines) + "\n" + _RULES.format(max_steps=max_steps, calculator=calculator if "calculator" in tools else "")
+    lookup = "- sql sees only the tables and columns listed; a rule, policy or how-to is a docs search.\n" if {"sql", "docs"} <= set(tools) else ""
+    return "\n".join(lines) + "\n" + _RULES.format(max_steps=max_steps, calculator=calculator if "calculator" in tools else "", lookup=lookup)
 
 
 def example_turns(router: Router, tools: Mapping[str, Tool] | None = None) -> list[Message]:

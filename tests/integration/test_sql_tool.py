@@ -113,3 +113,28 @@ async def test_a_database_and_a_document_lookup_run_in_parallel_verified_and_cit
     assert report.answer.uses and set(report.answer.uses) <= {1, 2}  # the schema makes it cite, and only real steps
     rows = await pg.fetch("SELECT tool, error FROM tool_calls WHERE run_id = $1 ORDER BY tool", report.run_id)
     assert [(r["tool"], r["error"]) for r in rows] == [("docs", None), ("sql", None)]
+
+
+@pytest.mark.model
+@pytest.mark.slow
+async def test_the_default_planner_answers_a_question_needing_the_database_and_the_documents(company_url, database_url, pg):
+    """Qwen plans an sql step and a docs step for a question that needs both (the headcount is in the database, the
+    vacation policy in the handbook), they run, and the composed answer carries both facts."""
+    from pathlib import Path
+
+    from app.runtime import Runtime
+    from tests.conftest import settings_for
+
+    docs = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
+    runtime = await Runtime.start(settings_for(database_url, "qwen", sql_url=company_url, docs_dir=docs))
+    try:
+        report = await runtime.ask("How many people work in Research, and how many vacation days do they get?", 600)
+    finally:
+        await runtime.close()
+    assert report.status == "finished", report.error
+    by_tool = {s.target: s for s in report.steps}
+    assert {"sql", "docs"} <= set(by_tool), [s.target for s in report.steps]
+    assert by_tool["sql"].output["rows"] == [[60]]
+    assert any("25" in passage["text"] for passage in by_tool["docs"].output)
+    assert "60" in report.answer.text and "25" in report.answer.text
+    assert await pg.fetchval("SELECT count(DISTINCT tool) FROM tool_calls WHERE run_id = $1 AND tool IN ('sql', 'docs')", report.run_id) == 2
