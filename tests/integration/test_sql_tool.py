@@ -119,7 +119,7 @@ async def test_a_database_and_a_document_lookup_run_in_parallel_verified_and_cit
 @pytest.mark.slow
 async def test_the_default_planner_answers_a_question_needing_the_database_and_the_documents(company_url, database_url, pg):
     """Qwen plans an sql step and a docs step for a question that needs both (the headcount is in the database, the
-    vacation policy in the handbook), they run, and the composed answer carries both facts."""
+    vacation policy in the handbook); they run in parallel, pass their verifiers, and the answer states and cites both."""
     from pathlib import Path
 
     from app.runtime import Runtime
@@ -137,4 +137,8 @@ async def test_the_default_planner_answers_a_question_needing_the_database_and_t
     assert by_tool["sql"].output["rows"] == [[60]]
     assert any("25" in passage["text"] for passage in by_tool["docs"].output)
     assert "60" in report.answer.text and "25" in report.answer.text
+    sql, docs_step = by_tool["sql"], by_tool["docs"]
+    assert sql.started_at < docs_step.finished_at and docs_step.started_at < sql.finished_at  # in parallel
+    assert all(v.outcome == "pass" for s in (sql, docs_step) for v in s.verdicts) and sql.verdicts and docs_step.verdicts
+    assert {sql.id, docs_step.id} <= set(report.answer.uses)  # cited
     assert await pg.fetchval("SELECT count(DISTINCT tool) FROM tool_calls WHERE run_id = $1 AND tool IN ('sql', 'docs')", report.run_id) == 2
