@@ -18,6 +18,17 @@ _RUN_LEVEL = frozenset({ev.RunStarted, ev.PlanReady, ev.StepFailed, ev.AnswerRea
 _level = logging.DEBUG  # structlog's default, until configure_logging says otherwise
 
 
+class _Stderr:
+    """sys.stderr as it is when a line is written, not when logging was configured: whoever swaps it (pytest's
+    capture, a daemon) must not leave the logger writing to a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "info") -> None:
     global _level
     _level = logging.getLevelNamesMapping()[level.upper()]
@@ -33,7 +44,7 @@ def configure_logging(level: str = "info") -> None:
             structlog.processors.JSONRenderer(serializer=lambda obj, **_: _encoder.encode(obj).decode()),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),
         cache_logger_on_first_use=True,
     )
 
