@@ -1,4 +1,4 @@
-"""The `stepwise` command: serve, migrate, ask."""
+"""The `stepwise` command: serve, migrate, ask, experts; runs, trace, prune, replay (app/inspect.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import httpx
 import msgspec
 
 from app import db
+from app import inspect as inspect_commands
 from app.logs import configure_logging
 from app.migrate import migrate
 from app.modelfiles import ModelFileError
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     experts.add_argument("--server", help="a running stepwise server to ask for live health and load, e.g. http://127.0.0.1:8000")
     experts.add_argument("--dry-run", action="store_true", help="launch: print the command lines instead of running them")
     experts.add_argument("--timeout", type=float, default=900.0, help="launch: seconds to wait for each server's /health")
+    inspect_commands.add_parsers(commands)
+    from evals import cli as evals_cli  # here, not at module level: app does not import evals
+
+    evals_cli.add_parser(commands)
     args = parser.parse_args(argv)
 
     settings = Settings.from_env(**({"host": args.host, "port": args.port} if args.command == "serve" else {}))
@@ -48,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "experts":
             return _experts(settings, args)
+        if args.command in inspect_commands.COMMANDS:
+            return inspect_commands.run(args, settings)
+        if args.command == "eval":
+            return evals_cli.run(args, settings)
         return asyncio.run(_ask(settings, args.question, args.json, args.deadline))
     except (ModelFileError, RegistryError) as exc:
         print(f"stepwise: {exc}", file=sys.stderr)

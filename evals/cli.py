@@ -1,0 +1,140 @@
+"""`stepwise eval`: run a dataset in a mode (`stepwise eval gsm_symbolic --limit 20 --mode direct`), write a report
+of eval runs (`stepwise eval report 3 4 5 --out DIR`), or compare two (`stepwise eval compare 3 4`).
+
+Kept light at import: app/cli.py imports it to register the command; the runtime, datasets and matplotlib load only
+when the command runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+MODES = ("direct", "orchestrated", "sequential")
+
+
+def add_parser(commands: Any) -> None:
+    p = commands.add_parser("eval", help="run a dataset through the system and record the results; `eval report RUN…`; `eval compare A B`",
+                            description="stepwise eval DATASET [--mode M --limit N --concurrency C] | eval report RUN… [--out DIR] | eval compare A B")
+    p.add_argument("dataset", help="gsm_symbolic, game24, bfcl_simple, bfcl_multiple, bfcl_parallel, bfcl_parallel_multiple, "
+                                   "a .jsonl file of {id, question, answer, answer_type}; or `report` / `compare`")
+    p.add_argument("runs", nargs="*", type=int, help="report: eval run ids; compare: A (the baseline) and B")
+    p.add_argument("--mode", choices=MODES, default="orchestrated", help="direct: one model call; orchestrated: the full system; "
+                                                                        "sequential: the planned steps one at a time")
+    p.add_argument("--limit", type=int, default=20, help="items to run (default 20)")
+    p.add_argument("--offset", type=int, default=0, help="skip this many items first")
+    p.add_argument("--concurrency", type=int, default=1, help="items in flight at once (default 1)")
+    p.add_argument("--seed", type=int, default=42, help="gsm_symbolic: the generator's seed (default 42)")
+    p.add_argument("--deadline", type=float, help="seconds each item's run may take (default STEPWISE_DEADLINE_S)")
+    p.add_argument("--sql-url", help="a .jsonl dataset's database for the sql tool (default STEPWISE_SQL_URL)")
+    p.add_argument("--docs", type=Path, help="a .jsonl dataset's folder for the docs tool (default STEPWISE_DOCS)")
+    p.add_argument("--out", type=Path, default=Path("eval-report"), help="report: the folder to write (default ./eval-report)")
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    from evals.datasets import DatasetError
+
+    try:
+        if args.dataset == "report":
+            return asyncio.run(_report(settings, args.runs, args.out))
+        if args.dataset == "compare":
+            return asyncio.run(_compare(settings, args.runs))
+        return asyncio.run(_eval(settings, args))
+    except (DatasetError, LookupError, NotImplementedError, ValueError) as exc:
+        print(f"stepwise eval: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _pool(settings: Any):
+    from app import db
+    from app.migrate import migrate
+
+    url = await asyncio.to_thread(db.database_url, settings.database_url, settings.data_dir)
+    pool = await db.create_pool(url, max_size=2)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    return pool
+
+
+async def _report(settings: Any, runs: list[int], out: Path) -> int:
+    from evals import report, store
+
+    if not runs:
+        raise ValueError("report: name one or more eval run ids")
+    pool = await _pool(settings)
+    try:
+        summaries = await store.summaries(pool, runs)
+        failures = {r: await store.failures(pool, r) for r in runs}
+    finally:
+        await pool.close()
+    out.mkdir(parents=True, exist_ok=True)
+    images = report.plot(summaries, out)
+    (out / "report.md").write_text(report.markdown(summaries, failures, images))
+    for s in summaries:
+        print(report.summary_line(s))
+    print(f"wrote {out / 'report.md'} and {', '.join(p.name for p in images)}")
+    return 0
+
+
+async def _compare(settings: Any, runs: list[int]) -> int:
+    from evals import report, store
+
+    if len(runs) != 2:
+        raise ValueError("compare: name two eval run ids, the baseline first")
+    pool = await _pool(settings)
+    try:
+        a, b = await store.summaries(pool, runs)
+        better, worse = await store.flips(pool, a.eval_run_id, b.eval_run_id)
+    finally:
+        await pool.close()
+    print(report.compare_text(a, b, better, worse))
+    return 0
+
+
+async def _eval(settings: Any, args: argparse.Namespace) -> int:
+    import msgspec
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from app.runtime import Runtime
+    from evals import datasets, report
+    from evals.runner import run_eval
+
+    if args.runs:
+        raise ValueError(f"unexpected arguments {args.runs}: `stepwise eval DATASET [options]`")
+    if args.concurrency < 1 or args.limit < 1:
+        raise ValueError("--limit and --concurrency must be at least 1")
+    dataset = datasets.load(args.dataset, limit=args.limit, offset=args.offset, seed=args.seed,
+                            sql_url=args.sql_url or settings.sql_url, docs_dir=args.docs or settings.docs_dir)
+    first = next(dataset.items(), None)
+    if first is None:
+        raise ValueError(f"{args.dataset} has no items from offset {args.offset}")
+    if first.answer_type == "function_calls" and args.mode != "direct":
+        raise ValueError(f"{args.dataset} items are single function-calling turns: run them with --mode direct")
+    if dataset.tools:
+        settings = msgspec.structs.replace(settings, **dataset.tools)
+    console = Console(stderr=True)
+    console.print(f"starting: database, model ({settings.model})…")
+    runtime = await Runtime.start(settings)
+    right = done = 0
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[score]}"),
+                      TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task(f"{dataset.name} · {args.mode}", total=sum(1 for _ in dataset.items()), score="")
+
+            def on_item(item, row) -> None:
+                nonlocal right, done
+                done += 1
+                right += bool(row["correct"])
+                progress.update(task, advance=1, score=f"{right}/{done} correct")
+
+            summary = await run_eval(runtime, dataset, args.mode, concurrency=args.concurrency, limit=args.limit,
+                                     deadline_s=args.deadline, on_item=on_item,
+                                     config={"offset": args.offset, "seed": args.seed, "argv": sys.argv[1:],
+                                             "tools": sorted(runtime.engine.tools)})
+    finally:
+        await runtime.close()
+    print(report.summary_line(summary))
+    return 0 if summary.status == "finished" else 1

