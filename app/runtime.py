@@ -25,7 +25,7 @@ from reasoning.events import AnyEvent, EventSink, FanOut, Recorder
 from reasoning.planner import Planner
 from reasoning.report import RunReport, fold
 from reasoning.router import Router
-from reasoning.types import Function, Message, Plan, Tool
+from reasoning.types import Constraint, Function, Message, Plan, Tool
 from tools import load_tools
 from tools.docs import DocSearch
 from tools.python import PythonTool
@@ -94,12 +94,13 @@ class Runtime:
     async def chat(self, messages: list[Message], *extra: EventSink, target: str | None = None, functions: Sequence[Function] = (),
                    require_call: bool = False, parallel_calls: bool = True, max_tokens: int | None = None,
                    deadline_s: float | None = None, on_text: Callable[[str], None] | None = None,
-                   run_id: uuid.UUID | None = None) -> RunReport:
+                   constraint: Constraint | None = None, run_id: uuid.UUID | None = None) -> RunReport:
         """One conversation turn with one expert, no plan (Engine.chat), tracked and recorded like any run."""
         run_id = run_id or uuid.uuid4()
         return await self._tracked(run_id, extra, lambda sink: self.engine.chat(
             messages, sink=sink, run_id=run_id, deadline_s=deadline_s or self.settings.deadline_s, target=target,
-            functions=functions, require_call=require_call, parallel_calls=parallel_calls, max_tokens=max_tokens, on_text=on_text))
+            functions=functions, require_call=require_call, parallel_calls=parallel_calls, max_tokens=max_tokens, on_text=on_text,
+            constraint=constraint))
 
     async def _tracked(self, run_id: uuid.UUID, extra: tuple[EventSink, ...], start: Callable[[EventSink], Awaitable]) -> RunReport:
         """Run as a task of its own, listed in `active` so `cancel` can stop it; if this call is cancelled (the client

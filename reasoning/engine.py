@@ -61,11 +61,11 @@ class Engine:
     async def chat(self, messages: Sequence[Message], *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None,
                    target: str | None = None, functions: Sequence[Function] = (), require_call: bool = False,
                    parallel_calls: bool = True, max_tokens: int | None = None, budget: Budget = Budget(),
-                   on_text: Callable[[str], None] | None = None) -> uuid.UUID:
+                   constraint: Constraint | None = None, on_text: Callable[[str], None] | None = None) -> uuid.UUID:
         """One conversation turn without a plan, recorded like any run. With `functions`, the answer is calls of them
         decoded under their schemas (at least one with `require_call`, at most one without `parallel_calls`), or
         text when no call is required and none fits; without, `target` (an expert name or skill; default: the
-        default expert) answers in text, streamed to `on_text` as it is generated."""
+        default expert) answers in text — under `constraint` if given — streamed to `on_text` as it is generated."""
         run_id = run_id or uuid.uuid4()
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")
         target = target or self.router.default
@@ -75,8 +75,9 @@ class Engine:
                                               parallel=parallel_calls, max_tokens=max_tokens or 512)
             else:
                 sampling = Sampling(max_tokens=max_tokens) if max_tokens else None
-                completion, _ = await self.router.call(target, list(messages), ctx, purpose="expert", sampling=sampling, on_text=on_text)
-                answer = Answer(text=completion.text)
+                completion, _ = await self.router.call(target, list(messages), ctx, purpose="expert", sampling=sampling,
+                                                       constraint=constraint, on_text=on_text)
+                answer = Answer(text=completion.text.strip())
             sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
         return run_id
 
@@ -146,21 +147,34 @@ class Engine:
         if plan is None and stream_plan and not sequential:
             dag, outputs = await self._plan_and_run(question, ctx, allowed, run_step)
         else:
+            planned = plan is None
             if plan is None:
                 plan = await self.planner.plan(question, ctx, allowed)
-            dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx, sequential)
+            dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx, sequential, planned=planned)
         answer = await self.composer.compose(question, dag, outputs, ctx)
         sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
 
     async def _run_repairing(self, question: str, plan: Plan, allowed: tuple[str, ...], run_step, ctx: RunContext,
-                             sequential: bool = False, kept: dict[int, Any] | None = None, replans: int = 0) -> tuple[Dag, dict[int, Any]]:
+                             sequential: bool = False, kept: dict[int, Any] | None = None, replans: int = 0,
+                             planned: bool = True) -> tuple[Dag, dict[int, Any]]:
         """Run a plan; when a step fails in a way a new plan can fix, ask the planner for one (at most
         `policy.max_replans` times, `replans` of them already used) and run it, keeping the results of the steps it
-        leaves unchanged (`kept`: those of a repaired plan's first run)."""
+        leaves unchanged (`kept`: those of a repaired plan's first run). A `planned` plan (the planner's, not the
+        caller's) that breaks a rule of plans naming a step is repaired the same way."""
         kept = kept or {}
+        done: list[tuple[Step, Any]] = []
         for replan in range(replans, self.policy.max_replans + 1):
             ctx.sink.emit(PlanReady(run_id=ctx.run_id, at=time.time(), plan=plan))
-            dag = self.check_plan(plan, allowed)
+            try:
+                dag = self.check_plan(plan, allowed)
+            except errors.PlanInvalid as exc:
+                broken = next((step for step in plan.steps if step.id == exc.step_id), None)
+                if not planned or broken is None or replan == self.policy.max_replans:
+                    raise
+                ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=broken.id, reason=str(exc), replan=replan + 1))
+                plan = await self.planner.replan(question, ctx, allowed, done, broken, str(exc), invalid=True)
+                kept = _unchanged(plan, done)
+                continue
             ctx.check_steps(len(dag.steps))
             outputs = dict(kept)
             try:

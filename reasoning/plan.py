@@ -78,7 +78,7 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
             if ref == step.id:
                 raise PlanInvalid("depends on itself", step.id)
             if ref not in steps:
-                raise PlanInvalid(f"refers to step {ref}, which does not exist", step.id)
+                raise PlanInvalid(f"refers to step {ref}, which does not exist ($N is the result of step N; write money without $)", step.id)
         needs[step.id] = frozenset(wanted)
     dependents: dict[int, list[int]] = {i: [] for i in steps}
     for sid, wanted in needs.items():

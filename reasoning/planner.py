@@ -18,7 +18,8 @@ _RULES = """Rules:
 - One step per independent part of the question; independent steps run in parallel.
 - A tool step calls a tool with its arguments. An expert step asks one expert a short, self-contained question:
   target the expert whose skills fit that part, by name or by skill.
-- A step may use the result of step N by writing $N in its input; then N goes in depends_on.
+- A step may use the result of step N by writing $N in its input; then N goes in depends_on. $ means nothing else:
+  write amounts of money without it.
 {calculator}{lookup}- Stop when every part of the question has its step. At most {max_steps} steps."""
 
 # Worked examples, sent as earlier turns of the conversation (small models follow turns better than prose).
@@ -97,14 +98,15 @@ class Planner:
         return self._by_toolset[allowed]
 
     async def replan(self, question: str, ctx: RunContext, allowed: tuple[str, ...], done: list[tuple[Step, Any]],
-                     failed: Step, reason: str) -> Plan:
+                     failed: Step, reason: str, *, invalid: bool = False) -> Plan:
         """A repaired plan: the planner sees the question, the steps already done with their results, and the
         failure; steps it writes again unchanged keep their results."""
         prefix, constraint = self.prompt_for(allowed)
         encode = msgspec.json.encode
         lines = [f"Q: {question}", "Steps done so far (write them again unchanged to reuse their results):"]
         lines += [f"{encode(step).decode()} -> {encode(output).decode()}" for step, output in done] or ["(none)"]
-        lines += [f"This step failed: {encode(failed).decode()}", f"Why: {reason}", "Write the whole plan again, with the failed step fixed."]
+        what = "This step broke a rule of plans" if invalid else "This step failed"
+        lines += [f"{what}: {encode(failed).decode()}", f"Why: {reason}", "Write the whole plan again, with the failed step fixed."]
         _, plan = await self.router.call(
             self.target, [*prefix, Message("user", "\n".join(lines))], ctx, purpose="replan",
             constraint=constraint, sampling=self._sampling, output_type=Plan,

@@ -125,3 +125,18 @@ async def test_a_deadline_passing_during_a_replan_is_recorded_as_the_deadline():
     await engine.run("x plus one?", sink=recorder, deadline_s=0.5)
     report = fold(recorder.events)
     assert report.status == "failed" and report.error.type == "deadline_exceeded" and report.replans == 1
+
+
+async def test_a_planned_plan_breaking_a_rule_is_repaired_but_a_callers_is_refused():
+    """The planner's `$57` (money, read as a reference) goes back to it with the rule it broke; the repaired plan
+    runs. The same plan from a caller fails the run as plan_invalid, with no planner call."""
+    broken = Plan([calc(1, "$57*2")])
+    script = Script(encode(broken), encode(Plan([calc(1, "57*2")])), encode(Answer("114", [1])))
+    report, events = await run(script, "Twice $57?")
+    assert report.status == "finished" and report.steps[0].output == 114 and report.replans == 1
+    (replanned,) = [e for e in events if isinstance(e, ev.Replanned)]
+    assert replanned.failed_step == 1 and "refers to step 57" in replanned.reason and "write money without $" in replanned.reason
+    assert "broke a rule of plans" in script.seen[1][-1].content
+    callers = Script()
+    report, events = await run(callers, "Twice $57?", plan=broken)
+    assert report.status == "failed" and report.error.type == "plan_invalid" and callers.seen == []
