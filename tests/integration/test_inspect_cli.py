@@ -59,7 +59,8 @@ def cli(database_url, monkeypatch, capsys):
 
 def test_runs_lists_recent_runs_newest_first_with_their_numbers(cli, database_url):
     """One line per run: short id, status, latency, steps (with failed ones after '!'), tokens and the question."""
-    first, second = recorded(database_url, time.time() - 60), recorded(database_url, time.time())
+    # Started in the future, so that runs other tests recorded in this session's database are older than both.
+    first, second = recorded(database_url, time.time() + 3600), recorded(database_url, time.time() + 3660)
     status, out, _ = cli("runs", "--limit", "2")
     lines = out.splitlines()
     assert status == 0 and len(lines) == 3 and lines[0].startswith("run ")
