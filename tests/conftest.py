@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -50,6 +51,19 @@ async def pg(database_url: str):
     conn = await db.connect(database_url)
     yield conn
     await conn.close()
+
+
+def query_sync(database_url: str, query: str, *args) -> list[asyncpg.Record]:
+    """Rows of one query, from a synchronous test (CLI tests run `main()`, which runs its own event loop)."""
+
+    async def fetch() -> list[asyncpg.Record]:
+        conn = await db.connect(database_url)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
 
 
 def settings_for(database_url: str, model: str, **overrides) -> Settings:

@@ -10,6 +10,7 @@ import pytest
 
 from app import db
 from app.cli import main
+from tests.conftest import query_sync
 from tests.fixtures.known_run import QUESTION, known_run, record
 
 TABLES = ("events", "steps", "model_calls", "tool_calls", "verdicts", "runs")
@@ -29,19 +30,10 @@ def recorded(database_url: str, t0: float) -> uuid.UUID:
     return run_id
 
 
-def sql(database_url: str, query: str, *args):
-    async def fetch():
-        conn = await db.connect(database_url)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(fetch())
 
 
 def counts(database_url: str, run_id: uuid.UUID) -> dict[str, int]:
-    return {t: sql(database_url, f"SELECT count(*) AS n FROM {t} WHERE run_id = $1", run_id)[0]["n"] for t in TABLES}
+    return {t: query_sync(database_url, f"SELECT count(*) AS n FROM {t} WHERE run_id = $1", run_id)[0]["n"] for t in TABLES}
 
 
 @pytest.fixture
@@ -114,13 +106,13 @@ def test_prune_deletes_exactly_the_old_runs_rows_in_every_table_and_keeps_the_ne
 def test_prune_keeps_a_run_another_table_references_by_foreign_key(cli, database_url):
     """A row outside the trace (as an eval item might be) that references an old run keeps that run and its rows."""
     old = recorded(database_url, time.time() - 3 * 3600)
-    sql(database_url, "CREATE TABLE held_runs (run_id uuid REFERENCES runs (run_id))")
+    query_sync(database_url, "CREATE TABLE held_runs (run_id uuid REFERENCES runs (run_id))")
     try:
-        sql(database_url, "INSERT INTO held_runs VALUES ($1)", old)
+        query_sync(database_url, "INSERT INTO held_runs VALUES ($1)", old)
         status, out, _ = cli("prune", "--older-than", "2h")
         assert status == 0 and "kept 1 run(s) that held_runs references" in out and counts(database_url, old)["steps"] == 3
     finally:
-        sql(database_url, "DROP TABLE held_runs")
+        query_sync(database_url, "DROP TABLE held_runs")
 
 
 def test_prune_refuses_an_age_without_a_unit(cli):

@@ -3,16 +3,15 @@ plan, or one step) as a new recorded run, and the differences are printed."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 
 import msgspec
 import pytest
 
-from app import db
 from app.cli import main
 from reasoning.report import RunReport
+from tests.conftest import query_sync
 
 pytestmark = pytest.mark.model
 
@@ -47,15 +46,6 @@ def replay(database_url, monkeypatch, capsys):
     return run
 
 
-def rows(database_url: str, query: str, *args):
-    async def fetch():
-        conn = await db.connect(database_url)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(fetch())
 
 
 def test_replaying_the_same_plan_records_a_new_run_whose_steps_are_unchanged(recorded, replay, database_url):
@@ -65,9 +55,9 @@ def test_replaying_the_same_plan_records_a_new_run_whose_steps_are_unchanged(rec
     assert lines[2] == "steps:    3 → 3, 0 changed"
     assert lines[3:6] == ["  [1] calculator: unchanged (391)", "  [2] calculator: unchanged (540)", "  [3] calculator: unchanged (931)"]
     assert lines[6] == "verdicts: unchanged" and lines[7].startswith("latency:") and lines[8].startswith("tokens:")
-    stored = rows(database_url, "SELECT question, steps, status FROM run_summary WHERE run_id = $1", new)
+    stored = query_sync(database_url, "SELECT question, steps, status FROM run_summary WHERE run_id = $1", new)
     assert [tuple(r) for r in stored] == [(QUESTION, 3, "finished")]
-    outputs = rows(database_url, "SELECT output FROM steps WHERE run_id = $1 ORDER BY step_id", new)
+    outputs = query_sync(database_url, "SELECT output FROM steps WHERE run_id = $1 ORDER BY step_id", new)
     assert [r["output"] for r in outputs] == [391, 540, 931]
 
 
@@ -77,7 +67,7 @@ def test_replaying_one_step_reruns_it_alone_with_its_recorded_resolved_input(rec
     status, lines, new = replay(str(recorded.run_id)[:8], "--step", "3")
     steps = lines.index("steps:    step 3 only, 0 changed")  # after the answer (and the error, if SmolLM2 failed to compose)
     assert lines[steps + 1] == "  [3] calculator: unchanged (931)" and status == (0 if "(finished)" in lines[0] else 1)
-    stored = rows(database_url, "SELECT step_id, input, depends_on, output FROM steps WHERE run_id = $1", new)
+    stored = query_sync(database_url, "SELECT step_id, input, depends_on, output FROM steps WHERE run_id = $1", new)
     assert [tuple(r) for r in stored] == [(3, {"expression": "391+540"}, [], 931)]
 
 
@@ -95,7 +85,7 @@ def test_a_plain_replay_plans_afresh_and_records_the_question_again(recorded, re
     head = HEAD.match(lines[0])
     assert head.group(1) == str(recorded.run_id) and status == (0 if head.group(4) == "finished" else 1)
     assert any(line.startswith("tokens:") for line in lines) and any(line.startswith("steps:    3 → ") for line in lines)
-    stored = rows(database_url, "SELECT question, status FROM runs WHERE run_id = $1", new)
+    stored = query_sync(database_url, "SELECT question, status FROM runs WHERE run_id = $1", new)
     assert [tuple(r) for r in stored] == [(QUESTION, head.group(4))]
-    purposes = {r["purpose"] for r in rows(database_url, "SELECT purpose FROM model_calls WHERE run_id = $1", new)}
+    purposes = {r["purpose"] for r in query_sync(database_url, "SELECT purpose FROM model_calls WHERE run_id = $1", new)}
     assert "plan" in purposes

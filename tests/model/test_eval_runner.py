@@ -3,28 +3,17 @@ eval rows linked to real traces; then `eval report` writes markdown and PNG plot
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from app.cli import main
+from tests.conftest import query_sync
 
 pytestmark = pytest.mark.model
 
 
-async def _fetch(url: str, query: str, *args):
-    conn = await asyncpg.connect(url)
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
-
-
-def fetch(url: str, query: str, *args):
-    return asyncio.run(_fetch(url, query, *args))
 
 
 def test_eval_runs_each_mode_then_reports_and_compares(database_url: str, monkeypatch, capsys, tmp_path: Path):
@@ -40,9 +29,9 @@ def test_eval_runs_each_mode_then_reports_and_compares(database_url: str, monkey
         assert "accuracy" in out and "latency p50" in out
 
     for mode, eval_run_id in runs.items():
-        (run,) = fetch(database_url, "SELECT mode, status, item_limit, summary FROM eval_runs WHERE id = $1", eval_run_id)
+        (run,) = query_sync(database_url, "SELECT mode, status, item_limit, summary FROM eval_runs WHERE id = $1", eval_run_id)
         assert (run["mode"], run["status"], run["item_limit"]) == (mode, "finished", 2) and run["summary"] is not None
-        items = fetch(database_url, """
+        items = query_sync(database_url, """
             SELECT i.item_id, i.status, i.predicted, i.question, r.status AS trace_status, r.question AS trace_question,
                    i.model_calls, (SELECT count(*) FROM model_calls m WHERE m.run_id = i.run_id) AS traced_calls
             FROM eval_items i JOIN runs r USING (run_id) WHERE i.eval_run_id = $1 ORDER BY i.item_id""", eval_run_id)
@@ -51,7 +40,7 @@ def test_eval_runs_each_mode_then_reports_and_compares(database_url: str, monkey
             assert i["trace_status"] == i["status"] and i["trace_question"] == i["question"]
             assert i["model_calls"] == i["traced_calls"] >= 1
             assert (i["predicted"] is not None) == (i["status"] == "finished")
-    direct_events = fetch(database_url, """
+    direct_events = query_sync(database_url, """
         SELECT e.type FROM events e JOIN eval_items i USING (run_id) WHERE i.eval_run_id = $1 AND i.item_id = 'gsm_symbolic-42-0'
         ORDER BY e.id""", runs["direct"])
     assert [e["type"] for e in direct_events] == ["run_started", "model_called", "answer_ready", "run_finished"]
