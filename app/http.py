@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from importlib.metadata import version
@@ -23,8 +22,8 @@ from app.metrics import Metrics, request_counter
 from app.openai_api import RUN_HEADER, chat_completions, list_models
 from app.runtime import Runtime
 from app.settings import Settings
-from app.status import STATUS_BY_ERROR, status_for  # noqa: F401  (STATUS_BY_ERROR: the map, re-exported)
-from app.streaming import Channel
+from app.status import status_for
+from app.streaming import Channel, unless_gone
 from app.trace_page import trace_page
 from reasoning.context import Budget
 from reasoning.errors import PlanInvalid
@@ -67,18 +66,9 @@ async def reason(data: JSONBody[ReasonRequest], request: Request, runtime: Named
 
     if data.stream:
         return ServerSentEvent(_events(start), headers={RUN_HEADER: str(run_id)})
-    run = asyncio.create_task(start())
-    gone = asyncio.create_task(_disconnected(request))
-    try:
-        await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:  # also when this handler is cancelled (shutdown): no run outlives its request
-        gone.cancel()
-        if not run.done():
-            run.cancel()
-            await asyncio.wait({run})
-    if run.cancelled():
+    report = await unless_gone(request, start())
+    if report is None:
         return Response(b"", status_code=499)  # nobody is listening; the trace has the cancelled run
-    report = run.result()
     return Response(report, status_code=status_for(report), headers={RUN_HEADER: str(run_id)})
 
 
@@ -95,12 +85,6 @@ async def _events(start) -> AsyncIterator[ServerSentEventMessage]:
             yield ServerSentEventMessage(data=_encode(item).decode(), event="report", id=n)
         else:
             yield ServerSentEventMessage(data=_encode(item).decode(), event=_event_tag[type(item)], id=n)
-
-
-async def _disconnected(request: Request) -> None:
-    """Returns when the client disconnects (the body has been read, so the next ASGI message can only be that)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 @delete("/v1/runs/{run_id:str}", status_code=202)

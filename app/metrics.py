@@ -62,9 +62,9 @@ class Metrics:
                 self.runs_active.inc()
             case ev.ModelCalled(expert=expert, purpose=purpose, error=error):
                 self.model_calls.labels(expert, purpose).inc()
-                if error is not None:
+                if error is not None and error != "cancelled":  # a cancelled call is the run's doing, not the backend's
                     self.backend_errors.labels(expert, error.split(":", 1)[0]).inc()
-                    return
+                # A call that broke its constraint still used (and is charged for) its tokens.
                 self.tokens.labels(expert, "input").inc(event.input_tokens)
                 self.tokens.labels(expert, "output").inc(event.output_tokens)
                 self.tokens.labels(expert, "cached").inc(event.cached_tokens)

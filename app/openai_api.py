@@ -20,8 +20,8 @@ from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from app.runtime import Runtime
-from app.status import STATUS_BY_ERROR
-from app.streaming import Channel, Text
+from app.status import status_for
+from app.streaming import Channel, Text, unless_gone
 from reasoning import events as ev
 from reasoning.report import RunReport
 from reasoning.types import Answer, Function, Message
@@ -110,7 +110,7 @@ def _messages(request: ChatRequest) -> list[Message]:
         if m.role in ("system", "developer"):
             out.append(Message("system", text))
         elif m.role == "tool":
-            out.append(Message("user", f"Result of call {m.tool_call_id or ''}: {text}".replace("call :", "call:")))
+            out.append(Message("user", (f"Result of call {m.tool_call_id}: " if m.tool_call_id else "Result of a call: ") + text))
         elif m.role == "assistant" and m.tool_calls:
             calls = "; ".join(f"{c.get('function', {}).get('name')}({c.get('function', {}).get('arguments')})" for c in m.tool_calls)
             out.append(Message("assistant", f"{text}\nCalled: {calls}".strip()))
@@ -135,6 +135,9 @@ def resolve(request: ChatRequest, runtime: Runtime) -> _Turn:
     if request.model != SYSTEM_MODEL and request.model not in experts:
         raise ValidationException(detail=f"model: {request.model!r} is not served here (models: {', '.join([SYSTEM_MODEL, *experts])})")
     functions = [Function(t.function.name, t.function.description, t.function.parameters) for t in request.tools or []]
+    names = [f.name for f in functions]
+    if len(set(names)) != len(names):
+        raise ValidationException(detail=f"tools: function names must be unique, got {names}")
     choice = request.tool_choice or ("auto" if functions else "none")
     if choice != "none" and not functions:
         raise ValidationException(detail="tool_choice: there are no tools to choose from")
@@ -190,9 +193,11 @@ async def chat_completions(data: JSONBody[ChatRequest], request: Request, runtim
     if data.stream:
         include_usage = bool(data.stream_options and data.stream_options.include_usage)
         return ServerSentEvent(_chunks(runtime, turn, run_id, data.model, include_usage), headers=headers)
-    report = await _run(runtime, turn, run_id)
+    report = await unless_gone(request, _run(runtime, turn, run_id))
+    if report is None:
+        return Response(b"", status_code=499, headers=headers)  # the client went away; the trace has the cancelled run
     if report.error is not None:
-        return Response(_error(report), status_code=STATUS_BY_ERROR.get(report.error.type, 500), headers=headers)
+        return Response(_error(report), status_code=status_for(report), headers=headers)
     answer = report.answer or Answer(text="")
     message: dict[str, Any] = {"role": "assistant", "content": answer.text or None}
     if answer.tool_calls:

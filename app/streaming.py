@@ -1,10 +1,13 @@
-"""Runs as streams: a sink that queues a run's events (and an expert's text as it is generated) for one HTTP reply,
-and the loop that hands them out until the run ends. Leaving the loop early (the client went away) cancels the run."""
+"""Runs tied to their HTTP request: a sink that queues a run's events (and an expert's text as it is generated) for
+a streamed reply, and the loop that hands them out until the run ends; for a plain reply, a wait that ends the run
+when the client goes away. Either way a run does not outlive the request that started it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+
+from litestar import Request
 
 from reasoning.events import AnyEvent
 from reasoning.report import RunReport
@@ -42,3 +45,23 @@ class Channel:
         finally:
             if not run.done():
                 run.cancel()
+
+
+async def unless_gone(request: Request, run: Awaitable[RunReport]) -> RunReport | None:
+    """The run's report; None if the client disconnected first (the run is then cancelled and records itself so)."""
+    task = asyncio.ensure_future(run)
+    gone = asyncio.create_task(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when the handler is cancelled (shutdown)
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    return None if task.cancelled() else task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client disconnects (the body has been read, so the next ASGI message can only be that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

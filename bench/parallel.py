@@ -2,8 +2,8 @@
 backend whose every call takes a fixed latency (asleep on the event loop, like a remote server). The critical path
 of the whole run is two calls (the steps' level, then the composer); of the steps phase (first StepStarted to last
 StepFinished, from the events) one call. A bare asyncio floor (the same sleeps in a TaskGroup, then one more) runs interleaved, to separate the event
-loop's lateness on a loaded machine from the orchestrator's own time. Sequential mode runs the same steps one at a time: the engine's own
-`sequential` option where it has one, else the same steps chained (each depending on the one before).
+loop's lateness on a loaded machine from the orchestrator's own time. Sequential mode runs the same steps one at a time (the engine's
+`sequential` option).
 
     python -m bench.parallel [--latency-ms 200] [--repeats 5]
 """
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 
 from app.logs import configure_logging
 from bench.common import median, table
-from bench.doubles import chain, engine_for, fan_out, instant_fleet
+from bench.doubles import engine_for, fan_out, instant_fleet
 from reasoning import events as ev
 from reasoning.engine import Engine
 from reasoning.events import Recorder
@@ -25,17 +24,10 @@ WIDTHS = (1, 2, 4, 8, 16)
 SEQUENTIAL_WIDTH = 8
 
 
-def has_sequential_option() -> bool:
-    return "sequential" in inspect.signature(Engine.run).parameters
-
-
 async def timed_run(engine: Engine, width: int, sequential: bool) -> tuple[float, float]:
     """(whole run s, steps phase s), both from the run's own events."""
     recorder = Recorder()
-    if sequential and has_sequential_option():
-        await engine.run("bench", sink=recorder, deadline_s=120, plan=fan_out(width, "expert"), sequential=True)
-    else:
-        await engine.run("bench", sink=recorder, deadline_s=120, plan=(chain if sequential else fan_out)(width, "expert"))
+    await engine.run("bench", sink=recorder, deadline_s=120, plan=fan_out(width, "expert"), sequential=sequential)
     events = recorder.events
     end = events[-1]
     assert isinstance(end, ev.RunFinished), end
@@ -83,7 +75,7 @@ def report(results: dict, latency_s: float, repeats: int) -> str:
     par_whole, par_steps = results[SEQUENTIAL_WIDTH, False]
     w16 = results[16, False][0] / (2 * latency_s)
     w16_floor = results[16, "floor"][0] / (2 * latency_s)
-    how = "the engine's `sequential` option" if has_sequential_option() else "the same 8 steps chained (the engine has no `sequential` option yet)"
+    how = "the engine's `sequential` option"
     speed = par_steps and seq_steps / par_steps
     return (
         f"Medians of {repeats} interleaved repeats; every model call takes {latency_s * 1000:.0f} ms.\n\n"

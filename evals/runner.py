@@ -12,7 +12,7 @@ import msgspec
 
 from evals import store
 from evals.modes import Mode, predicted, run_item
-from evals.types import Dataset, Item
+from evals.types import Dataset, Item, Score
 
 
 def model_name(runtime: Any) -> str:
@@ -45,7 +45,10 @@ async def run_eval(runtime: Any, dataset: Dataset, mode: Mode, *, concurrency: i
                         "latency_ms": (time.perf_counter() - started) * 1000}
             else:
                 answer = predicted(item, report)
-                verdict = dataset.score(item, answer) if report.status == "finished" else None
+                try:
+                    verdict = dataset.score(item, answer) if report.status == "finished" else None
+                except Exception as exc:  # an answer the scorer cannot read is that item's miss, not the eval's end
+                    verdict = Score(False, f"the scorer failed: {type(exc).__name__}: {exc}")
                 u = report.usage
                 row |= {
                     "run_id": report.run_id, "predicted": msgspec.to_builtins(answer), "status": report.status,
@@ -65,7 +68,7 @@ async def run_eval(runtime: Any, dataset: Dataset, mode: Mode, *, concurrency: i
                 group.create_task(one(item), name=f"eval:{item.id}")
         status = "finished"
     except BaseExceptionGroup as failed:
-        raise failed.exceptions[0] from None  # only NotImplementedError gets out of an item
+        raise failed.exceptions[0] from None  # a mode an item cannot run in (NotImplementedError), or the store failing
     except asyncio.CancelledError:
         status = "cancelled"
         raise

@@ -76,10 +76,8 @@ def function_messages(messages: Sequence[Message], functions: Sequence[Function]
 
 async def call_functions(router: Router, target: str, messages: Sequence[Message], functions: Sequence[Function], ctx: RunContext,
                          *, required: bool, parallel: bool, max_tokens: int) -> Answer:
-    """Ask `target` which of `functions` to call; the answer carries the calls (or, when none is required, text)."""
-    names = [f.name for f in functions]
-    if len(set(names)) != len(names):
-        raise ValueError(f"function names must be unique: {names}")
+    """Ask `target` which of `functions` (unique names: the caller checks) to call; the answer carries the calls (or,
+    when none is required, text)."""
     constraint = JsonSchema("tool_calls", reply_schema(functions, required=required, parallel=parallel))
     _, reply = await router.call(target, function_messages(messages, functions, required=required), ctx, purpose="compose",
                                  constraint=constraint, sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)

@@ -117,6 +117,7 @@ def test_langchain_chat_openai_talks_to_an_expert_and_binds_tools(smollm2_server
         ({"model": "stepwise", "messages": [{"role": "user", "content": "hi"}], "tool_choice": "required"}, "tool_choice"),
         ({"model": "stepwise", "messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER],
           "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice"),
+        ({"model": "stepwise", "messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER, WEATHER]}, "function names must be unique"),
     ],
 )
 def test_a_bad_chat_request_is_a_400_naming_the_field(smollm2_server, body, field):

@@ -143,7 +143,7 @@ async def test_a_streamed_step_starts_before_the_plan_is_complete():
     loop = asyncio.get_running_loop()
     stream_started = loop.time()
     outputs = await run_streamed_plan(arriving(calc(1, "1"), 0.2, calc(2, "$1+1", 1)), admit_all, timeline, ctx(ev.Recorder(), deadline_in(5)))
-    assert timeline.spans[1][0] - stream_started < 0.05  # long before the plan's second step arrived at 0.2 s
+    assert timeline.spans[1][0] - stream_started < 0.2  # before the plan's second step arrived at 0.2 s
     assert timeline.spans[2][0] >= timeline.spans[1][1]
     assert outputs == {1: 10, 2: 20}
 
