@@ -21,6 +21,7 @@ import msgspec
 from app import db
 from app.migrate import migrate
 from app.settings import Settings
+from app.trace import load_events
 from reasoning import events as ev
 from reasoning.plan import references, render
 from reasoning.report import RunReport, StepReport, fold
@@ -28,7 +29,6 @@ from reasoning.types import Plan, Step
 
 COMMANDS = ("runs", "trace", "prune", "replay")
 TRACE_TABLES = ("events", "steps", "model_calls", "tool_calls", "verdicts")  # deleted before `runs`
-_decode_event = msgspec.json.Decoder(ev.AnyEvent).decode
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([dhms])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
@@ -115,11 +115,6 @@ async def resolve_run(conn: asyncpg.Connection, text: str) -> uuid.UUID:
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE run_id = $1)", run_id):
         raise InspectError(f"no run {run_id} in the trace")
     return run_id
-
-
-async def load_events(conn: asyncpg.Connection, run_id: uuid.UUID) -> list[ev.AnyEvent]:
-    rows = await conn.fetch("SELECT payload::text AS payload FROM events WHERE run_id = $1 ORDER BY id", run_id)
-    return [_decode_event(row["payload"]) for row in rows]
 
 
 # ---- runs

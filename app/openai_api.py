@@ -24,7 +24,7 @@ from app.status import status_for
 from app.streaming import Channel, Text, unless_gone
 from reasoning import events as ev
 from reasoning.report import RunReport
-from reasoning.types import Answer, Function, Message
+from reasoning.types import Answer, Function, JsonSchema, Message
 
 SYSTEM_MODEL = "stepwise"
 RUN_HEADER = "X-Stepwise-Run-Id"
@@ -64,6 +64,17 @@ class NamedToolChoice(msgspec.Struct):
     function: ChosenFunction
 
 
+class JsonSchemaFormat(msgspec.Struct):
+    name: str = "response"
+    schema: dict[str, Any] = {}
+    strict: bool | None = None
+
+
+class ResponseFormat(msgspec.Struct):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class StreamOptions(msgspec.Struct):
     include_usage: bool = False
 
@@ -81,6 +92,9 @@ class ChatRequest(msgspec.Struct):
     parallel_tool_calls: bool = True
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=8192)] | None = None
     max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=8192)] | None = None
+    response_format: ResponseFormat | None = None
+    n: Annotated[int, msgspec.Meta(ge=1, le=1)] = 1
+    """One choice per request: a run answers once."""
 
 
 class _Turn(msgspec.Struct):
@@ -92,6 +106,7 @@ class _Turn(msgspec.Struct):
     require_call: bool
     parallel: bool
     max_tokens: int | None
+    constraint: JsonSchema | None  # from response_format
 
 
 def _text(message: ChatMessage, index: int) -> str:
@@ -145,7 +160,11 @@ def resolve(request: ChatRequest, runtime: Runtime) -> _Turn:
         functions = [f for f in functions if f.name == choice.function.name]
         if not functions:
             raise ValidationException(detail=f"tool_choice: no tool is named {choice.function.name!r}")
+    constraint = _output_constraint(request.response_format)
+    if constraint is not None and choice != "none":
+        raise ValidationException(detail="response_format: a JSON reply and tool calls in one turn are not supported; send one or the other")
     return _Turn(
+        constraint=constraint,
         target=None if request.model == SYSTEM_MODEL else request.model,
         messages=_messages(request),
         functions=functions if choice != "none" else [],
@@ -155,11 +174,24 @@ def resolve(request: ChatRequest, runtime: Runtime) -> _Turn:
     )
 
 
+def _output_constraint(fmt: ResponseFormat | None) -> JsonSchema | None:
+    """OpenAI's response_format as a constraint the reply is decoded under (text: none)."""
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return JsonSchema("json_object", {"type": "object"})
+    if fmt.json_schema is None:
+        raise ValidationException(detail="response_format.json_schema: required when response_format.type is json_schema")
+    return JsonSchema(fmt.json_schema.name, fmt.json_schema.schema or {"type": "object"})
+
+
 async def _run(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, *extra, on_text=None) -> RunReport:
-    if turn.target is None and not turn.functions:
+    """The whole system for a plain question; one expert call for a turn with tools or a response_format."""
+    if turn.target is None and not turn.functions and turn.constraint is None:
         return await runtime.ask(question_from(turn.messages), None, *extra, run_id=run_id)
     return await runtime.chat(turn.messages, *extra, target=turn.target, functions=turn.functions, require_call=turn.require_call,
-                              parallel_calls=turn.parallel, max_tokens=turn.max_tokens, on_text=on_text, run_id=run_id)
+                              parallel_calls=turn.parallel, max_tokens=turn.max_tokens, constraint=turn.constraint,
+                              on_text=on_text, run_id=run_id)
 
 
 def _tool_calls(answer: Answer) -> list[dict]:

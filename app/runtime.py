@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
-import msgspec
 import structlog
 
 from app import db
@@ -17,7 +16,7 @@ from app.metrics import Metrics
 from app.migrate import migrate
 from app.registry import Fleet, Registry, build_fleet, registry_for
 from app.settings import Settings
-from app.trace import TraceSink
+from app.trace import TraceSink, load_events
 from reasoning.composer import Composer
 from reasoning.context import Budget
 from reasoning.engine import Engine
@@ -34,7 +33,6 @@ from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
 
 log = structlog.get_logger("stepwise.runtime")
-_decode_event = msgspec.json.Decoder(AnyEvent).decode
 
 
 def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool], verifiers: tuple[str, ...] = ()) -> Engine:
@@ -130,11 +128,14 @@ class Runtime:
 
     async def read_run(self, run_id: uuid.UUID) -> RunReport | None:
         """A run's report folded from its events as stored in Postgres."""
+        events = await self.events_of(run_id)
+        return fold(events) if events else None
+
+    async def events_of(self, run_id: uuid.UUID) -> list[AnyEvent]:
+        """A run's events as stored in Postgres, after what this process has emitted so far is written."""
         await self.sink.flush(timeout=5.0)
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT payload::text AS payload FROM events WHERE run_id = $1 ORDER BY id", run_id)
-        events: list[AnyEvent] = [_decode_event(row["payload"]) for row in rows]
-        return fold(events) if events else None
+            return await load_events(conn, run_id)
 
     async def close(self) -> None:
         await self.sink.close()

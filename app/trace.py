@@ -8,10 +8,12 @@ silently."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
+import msgspec
 import structlog
 
 from reasoning import events as ev
@@ -39,6 +41,15 @@ _RUN_ANSWERED = "UPDATE runs SET answer = $2 WHERE run_id = $1"
 # Postgres errors after which the same batch may succeed on a new connection; other Postgres errors reject the data.
 _TRANSIENT = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
               asyncpg.exceptions.OperatorInterventionError, asyncpg.InternalClientError)
+
+
+_decode_event = msgspec.json.Decoder(ev.AnyEvent).decode
+
+
+async def load_events(conn: asyncpg.Connection, run_id: uuid.UUID) -> list[ev.AnyEvent]:
+    """A run's events as stored, in the order they were emitted (empty for an unknown run)."""
+    rows = await conn.fetch("SELECT payload::text AS payload FROM events WHERE run_id = $1 ORDER BY id", run_id)
+    return [_decode_event(row["payload"]) for row in rows]
 
 
 def _ts(at: float) -> datetime:

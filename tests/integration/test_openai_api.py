@@ -126,12 +126,30 @@ def test_a_bad_chat_request_is_a_400_naming_the_field(smollm2_server, body, fiel
     assert reply.status_code == 400 and field in reply.text
 
 
-def test_a_failed_run_is_an_openai_style_error_with_the_run_id(client):
+def test_a_failed_run_is_an_openai_style_error_with_the_run_id(client, smollm2_server):
     """A run that fails (a tool call cut off by max_tokens=2 cannot be complete JSON) comes back as OpenAI's error
-    object, with the status that says how it failed and the run's id."""
+    object, with the status that says how it failed and the run's id; the expert's violations count it."""
+    (before,) = smollm2_server.client.get("/v1/experts").json()
     with pytest.raises(openai.APIStatusError) as failed:
         client.chat.completions.create(model="general", messages=[{"role": "user", "content": "Time in Quito?"}], tools=[TIME],
                                        tool_choice="required", max_tokens=2)
     error = failed.value
     assert error.status_code == 502 and error.code == "constraint_violated" and "max_tokens" in error.message
     assert error.body["code"] == "constraint_violated" and error.response.headers["x-stepwise-run-id"]
+    (after,) = smollm2_server.client.get("/v1/experts").json()
+    assert after["violations"] == before["violations"] + 1
+
+
+def test_a_json_schema_response_format_is_decoded_under_that_schema(client):
+    """response_format {"type": "json_schema"}: the content is JSON valid under the caller's schema (as the
+    openai client's structured outputs expect); n > 1 is refused naming the field."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+              "required": ["city", "country"], "additionalProperties": False}
+    completion = client.chat.completions.create(
+        model="general", messages=[{"role": "user", "content": "Name a city in Japan and its country."}], max_tokens=64,
+        response_format={"type": "json_schema", "json_schema": {"name": "place", "schema": schema}})
+    place = json.loads(completion.choices[0].message.content)
+    assert set(place) == {"city", "country"} and all(isinstance(v, str) for v in place.values())
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="general", messages=[{"role": "user", "content": "hi"}], n=2)
+    assert {"message": "Expected `int` <= 1", "key": "n", "source": "body"} in refused.value.response.json()["extra"]
