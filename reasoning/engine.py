@@ -191,17 +191,20 @@ class Engine:
     async def _plan_and_run(self, question: str, ctx: RunContext, allowed: tuple[str, ...], run_step) -> tuple[Dag, dict[int, Any]]:
         """Plan while running: each step the planner finishes writing is checked and started as soon as the steps
         it needs are done; the complete plan is validated when the planner ends. A step failing in a way a new plan
-        can fix stops the stream (and the planner); the repaired plan then runs as any plan does."""
+        can fix — or a step that breaks a rule of plans — stops the stream (and the planner); the repaired plan then runs as
+        any plan does."""
         arrivals: asyncio.Queue[Step | None] = asyncio.Queue()
         planning = asyncio.create_task(self.planner.plan(question, ctx, allowed, on_step=arrivals.put_nowait), name="planner")
         planning.add_done_callback(lambda _: arrivals.put_nowait(None))  # the end of the stream, however it ended
         tools = {name: self.tools[name] for name in allowed}
         targets = self.router.targets()
         admitted: dict[int, Step] = {}
+        seen: dict[int, Step] = {}  # admitted or not: a step the plan's rules refused is repaired too
         finished: dict[int, Any] = {}
         validated: list[Dag] = []
 
         def admit(step: Step) -> frozenset[int]:
+            seen[step.id] = step
             ctx.check_steps(len(admitted) + 1)
             if step.id in admitted:
                 raise errors.PlanInvalid("duplicate step id", step.id)
@@ -220,15 +223,18 @@ class Engine:
             while (step := await arrivals.get()) is not None:
                 yield step
             plan = await planning  # the planner's own failure, if any, surfaces here
+            seen.update((step.id, step) for step in plan.steps)
             ctx.sink.emit(PlanReady(run_id=ctx.run_id, at=time.time(), plan=plan))
             validated.append(self.check_plan(plan, allowed))
 
         try:
             outputs = await run_streamed_plan(arriving(), admit, run_and_keep, ctx)
-        except (errors.ToolError, errors.StepRejected) as exc:
-            if self.policy.max_replans < 1 or not (isinstance(exc, errors.ToolError) or exc.repairable):
+        except (errors.ToolError, errors.StepRejected, errors.PlanInvalid) as exc:
+            invalid = isinstance(exc, errors.PlanInvalid)
+            repairable = exc.step_id in seen if invalid else isinstance(exc, errors.ToolError) or exc.repairable
+            if self.policy.max_replans < 1 or not repairable:
                 raise
-            failure = exc
+            failure, reason = exc, str(exc) if invalid else exc.reason
         else:
             return validated[0], outputs
         finally:
@@ -236,8 +242,8 @@ class Engine:
                 planning.cancel()
                 await asyncio.wait({planning})
         done = [(admitted[sid], output) for sid, output in finished.items()]
-        ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=failure.step_id, reason=failure.reason, replan=1))
-        plan = await self.planner.replan(question, ctx, allowed, done, admitted[failure.step_id], failure.reason)
+        ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=failure.step_id, reason=reason, replan=1))
+        plan = await self.planner.replan(question, ctx, allowed, done, seen[failure.step_id], reason, invalid=invalid)
         return await self._run_repairing(question, plan, allowed, run_step, ctx, kept=_unchanged(plan, done), replans=1)
 
     def _asker(self, step: Step, ctx: RunContext) -> Ask:

@@ -140,3 +140,11 @@ async def test_a_planned_plan_breaking_a_rule_is_repaired_but_a_callers_is_refus
     callers = Script()
     report, events = await run(callers, "Twice $57?", plan=broken)
     assert report.status == "failed" and report.error.type == "plan_invalid" and callers.seen == []
+
+
+async def test_a_streamed_plan_breaking_a_rule_is_repaired_too():
+    """With stream_plan, a planned step the rules refuse (`$57`) also goes back to the planner; the repair runs."""
+    script = StreamingScript(encode(Plan([calc(1, "$57*2")])), encode(Plan([calc(1, "57*2")])), encode(Answer("114", [1])))
+    report, events = await run(script, "Twice $57?", stream_plan=True)
+    assert report.status == "finished" and report.steps[0].output == 114 and report.replans == 1
+    assert "broke a rule of plans" in script.seen[1][-1].content
