@@ -212,7 +212,9 @@ def _error(report: RunReport) -> dict:
 
 
 def _finish_reason(report: RunReport) -> str:
-    return "tool_calls" if report.answer and report.answer.tool_calls else "stop"
+    if report.answer and report.answer.tool_calls:
+        return "tool_calls"
+    return "length" if report.answer and report.answer.cut_off else "stop"
 
 
 @post("/v1/chat/completions", status_code=200)

@@ -77,7 +77,7 @@ class Engine:
                 sampling = Sampling(max_tokens=max_tokens) if max_tokens else None
                 completion, _ = await self.router.call(target, list(messages), ctx, purpose="expert", sampling=sampling,
                                                        constraint=constraint, on_text=on_text)
-                answer = Answer(text=completion.text.strip())
+                answer = Answer(text=completion.text.strip(), cut_off=completion.finish_reason == "length")
             sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
         return run_id
 

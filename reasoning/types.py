@@ -60,6 +60,7 @@ class Answer(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     text: str
     uses: list[int] = []
     tool_calls: list[FunctionCall] = []
+    cut_off: bool = False  # a direct chat's text stopped at max_tokens (OpenAI's finish_reason "length")
 
 
 class Function(msgspec.Struct):
