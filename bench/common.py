@@ -33,7 +33,7 @@ def machine() -> str:
                 mem = f", {int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
     load = os.getloadavg()[0]
     return (f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load:.1f} at the start (machine shared)")
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load:.1f} at the start{' (machine busy with other work)' if load > 1.5 else ''}")
 
 
 def median(values: Iterable[float]) -> float:
