@@ -322,7 +322,8 @@ async def _prune(settings: Settings, age: timedelta, dry_run: bool) -> int:
 async def prune(conn: asyncpg.Connection, age: timedelta, dry_run: bool = False) -> PruneResult:
     """Delete every trace row of the runs started before now - `age`, in one transaction (rolled back on a dry run).
     A run still marked running is kept until its deadline has passed too. Nothing outside the trace tables is
-    touched: a run another table (such as an eval table) references by a foreign key is kept."""
+    touched: a run that a table of yours references by a foreign key is kept (eval_items has no such key: eval rows
+    outlive the traces they point at)."""
     references_ = await conn.fetch(
         "SELECT c.conrelid::regclass::text AS tbl, a.attname AS col FROM pg_constraint c"
         " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"

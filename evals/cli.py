@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-MODES = ("direct", "orchestrated", "sequential")
+from evals.modes import MODES
+
 
 
 def add_parser(commands: Any) -> None:
@@ -108,7 +109,8 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
         raise ValueError("--limit and --concurrency must be at least 1")
     dataset = datasets.load(args.dataset, limit=args.limit, offset=args.offset, seed=args.seed,
                             sql_url=args.sql_url or settings.sql_url, docs_dir=args.docs or settings.docs_dir)
-    first = next(dataset.items(), None)
+    items = list(dataset.items())
+    first = items[0] if items else None
     if first is None:
         raise ValueError(f"{args.dataset} has no items from offset {args.offset}")
     if first.answer_type == "function_calls" and args.mode != "direct":
@@ -122,7 +124,7 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[score]}"),
                       TimeElapsedColumn(), console=console) as progress:
-            task = progress.add_task(f"{dataset.name} · {args.mode}", total=sum(1 for _ in dataset.items()), score="")
+            task = progress.add_task(f"{dataset.name} · {args.mode}", total=len(items), score="")
 
             def on_item(item, row) -> None:
                 nonlocal right, done
