@@ -1,12 +1,14 @@
-"""The `stepwise` command: serve, migrate, ask, experts; runs, trace, prune, replay (app/inspect.py)."""
+"""The `stepwise` command: serve, migrate, ask, experts, sql-role; runs, trace, prune, replay (app/inspect.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import shlex
 import sys
 
+import asyncpg
 import httpx
 import msgspec
 
@@ -17,6 +19,7 @@ from app.migrate import migrate
 from app.modelfiles import ModelFileError
 from app.registry import ExpertSpec, RegistryError, registry_for
 from app.settings import Settings
+from app.sqlrole import RoleError, ensure_readonly_role, role_url
 from reasoning import events as ev
 from reasoning.plan import render
 from reasoning.report import RunReport
@@ -38,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     experts.add_argument("--server", help="a running stepwise server to ask for live health and load, e.g. http://127.0.0.1:8000")
     experts.add_argument("--dry-run", action="store_true", help="launch: print the command lines instead of running them")
     experts.add_argument("--timeout", type=float, default=900.0, help="launch: seconds to wait for each server's /health")
+    sql_role = commands.add_parser("sql-role", help="create (or repair) the read-only role the sql tool connects as, and print its URL")
+    sql_role.add_argument("role", help="a new role name, e.g. stepwise_reader")
+    sql_role.add_argument("--url", required=True, help="an admin (superuser) URL of the database the sql tool will query")
+    sql_role.add_argument("--schema", default="public", help="the schema whose tables the role may read (default public)")
+    sql_role.add_argument("--password", action="store_true", help="ask for a password to set (needed unless the server trusts the role)")
     inspect_commands.add_parsers(commands)
     from evals import cli as evals_cli  # here, not at module level: app does not import evals
 
@@ -53,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "experts":
             return _experts(settings, args)
+        if args.command == "sql-role":
+            return asyncio.run(_sql_role(args))
         if args.command in inspect_commands.COMMANDS:
             return inspect_commands.run(args, settings)
         if args.command == "eval":
             return evals_cli.run(args, settings)
         return asyncio.run(_ask(settings, args.question, args.json, args.deadline))
-    except (ModelFileError, RegistryError) as exc:
+    except (ModelFileError, RegistryError, RoleError) as exc:
         print(f"stepwise: {exc}", file=sys.stderr)
         return 2
 
@@ -131,6 +141,21 @@ async def _migrate(settings: Settings) -> int:
     finally:
         await conn.close()
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+async def _sql_role(args: argparse.Namespace) -> int:
+    password = getpass.getpass(f"password for {args.role}: ") if args.password else None
+    try:
+        conn = await asyncpg.connect(args.url, timeout=10)
+        try:
+            await ensure_readonly_role(conn, args.role, schema=args.schema, password=password)
+        finally:
+            await conn.close()
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise RoleError(f"could not set up role {args.role}: {exc}") from exc
+    print(f"role {args.role} may read the tables of schema {args.schema} and nothing else; use", file=sys.stderr)
+    print(f"STEPWISE_SQL_URL={shlex.quote(role_url(args.url, args.role, password=password))}")
     return 0
 
 
