@@ -23,6 +23,7 @@ from app.sqlrole import RoleError, ensure_readonly_role, role_url
 from reasoning import events as ev
 from reasoning.plan import render
 from reasoning.report import RunReport
+from tools.sql import PrivilegedRole
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval":
             return evals_cli.run(args, settings)
         return asyncio.run(_ask(settings, args.question, args.json, args.deadline))
-    except (ModelFileError, RegistryError, RoleError) as exc:
+    except (ModelFileError, RegistryError, RoleError, PrivilegedRole) as exc:
         print(f"stepwise: {exc}", file=sys.stderr)
         return 2
 

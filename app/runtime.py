@@ -63,7 +63,11 @@ class Runtime:
         registry = registry_for(settings)  # a bad registry or tool module fails before anything starts
         tools = load_tools(settings.tool_modules)
         if settings.sql_url:
-            tools["sql"] = await SqlTool.connect(settings.sql_url)
+            # a role that can reach past its tables (superuser, pg_execute_server_program…) raises PrivilegedRole here
+            tools["sql"] = await SqlTool.connect(settings.sql_url, allow_privileged_role=settings.sql_allow_privileged_role)
+            if tools["sql"].privileges:
+                log.warning("sql_tool_role_is_privileged", allowed_by="STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE",
+                            role_may=list(tools["sql"].privileges), database=db.redact(settings.sql_url))
         if settings.docs_dir:
             tools["docs"] = await asyncio.to_thread(DocSearch, settings.docs_dir)
         if settings.python_tool:

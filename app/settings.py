@@ -29,6 +29,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Model-based verifiers to add to the deterministic ones: self_consistency, llm_judge (STEPWISE_VERIFIERS)."""
     sql_url: str | None = None
     """A Postgres the read-only `sql` tool queries (STEPWISE_SQL_URL); unset, there is no sql tool."""
+    sql_allow_privileged_role: bool = False
+    """Let the sql tool log in as a superuser or a role that reaches files, programs or other sessions
+    (STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE=1): for throwaway local databases only; without it such a role fails the start."""
     docs_dir: Path | None = None
     """A folder of .md/.txt files the `docs` tool searches (STEPWISE_DOCS); unset, there is no docs tool."""
     python_tool: bool = False
@@ -59,6 +62,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "tool_modules": tuple(m.strip() for m in env.get("STEPWISE_TOOLS", "").split(",") if m.strip()),
             "stream_plan": env.get("STEPWISE_STREAM_PLAN", "").lower() in ("1", "true", "yes"),
             "sql_url": env.get("STEPWISE_SQL_URL") or None,
+            "sql_allow_privileged_role": env.get("STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE", "").lower() in ("1", "true", "yes"),
             "docs_dir": Path(env["STEPWISE_DOCS"]) if env.get("STEPWISE_DOCS") else None,
             "python_tool": env.get("STEPWISE_PYTHON", "").lower() in ("1", "true", "yes"),
             "verifiers": tuple(v.strip() for v in env.get("STEPWISE_VERIFIERS", "").split(",") if v.strip()),

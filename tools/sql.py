@@ -2,7 +2,11 @@
 ONLY transaction (Postgres refuses INSERT, UPDATE, DELETE and DDL there, in functions too), as one prepared
 statement (no second statement can ride along), with a statement timeout and a row limit. The tool's description —
 what the planner sees before it writes a query — lists the tables, their columns and types, and a few sample rows.
-A failed query's error is the step's failure, which the planner gets back when it repairs the plan."""
+A failed query's error is the step's failure, which the planner gets back when it repairs the plan.
+
+A read-only transaction does not stop what the role's privileges allow inside a read: as a superuser, one SELECT can
+run a shell command (`COPY … TO PROGRAM`), read or write server files, or end other sessions. So the tool checks the
+role it logs in as before it is offered, and refuses one that can reach past the tables (`role_privileges`)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,10 @@ from typing import Annotated, Any
 
 import asyncpg
 import msgspec
+
+
+class PrivilegedRole(Exception):
+    """The role in the sql tool's URL may reach past the database's tables (programs, files, other sessions)."""
 
 
 class SqlArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -22,21 +30,28 @@ class SqlTool:
     result_type = dict[str, Any]
     deterministic = False  # rows without ORDER BY may come back in another order
 
-    def __init__(self, url: str, schema_text: str, *, row_limit: int = 50, timeout_ms: int = 2000) -> None:
+    def __init__(self, url: str, schema_text: str, *, row_limit: int = 50, timeout_ms: int = 2000,
+                 privileges: tuple[str, ...] = ()) -> None:
         self.url = url
+        self.privileges = privileges
+        """What the role may do beyond reading (see role_privileges): empty unless the caller allowed a privileged role."""
         self.row_limit = row_limit
         self.timeout_ms = timeout_ms
         self.description = "runs one read-only PostgreSQL SELECT query on this database and returns its rows:\n" + schema_text
 
     @classmethod
-    async def connect(cls, url: str, *, sample_rows: int = 2, **options: Any) -> SqlTool:
-        """A tool for the database at `url`, its description built from the database's own catalogue."""
+    async def connect(cls, url: str, *, sample_rows: int = 2, allow_privileged_role: bool = False, **options: Any) -> SqlTool:
+        """A tool for the database at `url`, its description built from the database's own catalogue. Raises
+        PrivilegedRole if the URL's role may do more than read, unless `allow_privileged_role`."""
         conn = await asyncpg.connect(url, timeout=10)
         try:
+            privileges = await role_privileges(conn)
+            if privileges and not allow_privileged_role:
+                raise PrivilegedRole(refusal(await conn.fetchval("SELECT session_user"), privileges))
             schema_text = await describe(conn, sample_rows)
         finally:
             await conn.close()
-        return cls(url, schema_text, **options)
+        return cls(url, schema_text, privileges=tuple(privileges), **options)
 
     async def run(self, args: SqlArgs) -> dict[str, Any]:
         try:
@@ -59,6 +74,67 @@ class SqlTool:
             "rows": [[_jsonable(v) for v in row] for row in rows[: self.row_limit]],
             "truncated": len(rows) > self.row_limit,
         }
+
+
+# Predefined roles whose members reach past the tables a query may read, and what each allows.
+PRIVILEGED_ROLES = {
+    "pg_execute_server_program": "runs shell commands on the database server (COPY … TO PROGRAM)",
+    "pg_read_server_files": "reads any file the database server can (COPY … FROM, pg_read_file)",
+    "pg_write_server_files": "writes files on the database server (COPY … TO a file)",
+    "pg_signal_backend": "ends other sessions (pg_terminate_backend), the server's own trace connections included",
+    "pg_read_all_data": "reads every table of every schema, not only the ones granted",
+    "pg_write_all_data": "writes every table",
+    "pg_read_all_settings": "reads every server setting (file paths, configuration)",
+    "pg_read_all_stats": "sees the queries other sessions are running",
+}
+# Role attributes, held by the role or by any role it may SET ROLE to (even inside one SELECT, with set_config).
+PRIVILEGED_ATTRIBUTES = {
+    "rolsuper": "is a superuser: may run programs, read and write server files and end any session",
+    "rolcreaterole": "has CREATEROLE: may grant itself pg_execute_server_program and the like",
+    "rolbypassrls": "has BYPASSRLS: reads rows row-level security hides",
+    "rolreplication": "has REPLICATION: may stream every table's data",
+}
+# Functions that reach the server's files or state, executable only when granted (not to PUBLIC by default).
+PRIVILEGED_FUNCTIONS = ("pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export",
+                        "pg_reload_conf", "pg_rotate_logfile", "pg_promote", "pg_file_write", "pg_file_rename", "pg_file_unlink")
+
+
+async def role_privileges(conn: asyncpg.Connection) -> list[str]:
+    """What the role `conn` logged in as may do beyond reading the tables it was granted, one phrase per privilege,
+    counting roles it is a member of directly or through others; empty for a role fit for the sql tool."""
+    me, superuser = await conn.fetchrow("SELECT rolname, rolsuper FROM pg_roles WHERE rolname = session_user")
+    if superuser:
+        return [PRIVILEGED_ATTRIBUTES["rolsuper"]]  # a superuser is a member of every role: the rest says nothing more
+    found = []
+    for row in await conn.fetch(
+        "SELECT rolname, rolsuper, rolcreaterole, rolbypassrls, rolreplication FROM pg_roles "
+        "WHERE pg_has_role(session_user, oid, 'MEMBER') AND (rolsuper OR rolcreaterole OR rolbypassrls OR rolreplication) "
+        "ORDER BY rolname"
+    ):
+        via = "" if row["rolname"] == me else f" (through role {row['rolname']})"
+        found += [f"{phrase}{via}" for attribute, phrase in PRIVILEGED_ATTRIBUTES.items() if row[attribute]]
+    for row in await conn.fetch(
+        "SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[]) AND pg_has_role(session_user, oid, 'MEMBER') ORDER BY rolname",
+        list(PRIVILEGED_ROLES),
+    ):
+        found.append(f"is a member of {row['rolname']}: {PRIVILEGED_ROLES[row['rolname']]}")
+    for row in await conn.fetch(
+        "SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace AND proname = ANY($1::text[]) "
+        "AND has_function_privilege(session_user, oid, 'EXECUTE') ORDER BY proname",
+        list(PRIVILEGED_FUNCTIONS),
+    ):
+        found.append(f"may execute {row['proname']}(), which reaches the server's files or state")
+    return found
+
+
+def refusal(role: str, privileges: list[str]) -> str:
+    """The error a privileged role gets: which role, what it may do, and how to make one that only reads."""
+    return (
+        f"the sql tool refuses to log in as role {role!r}, which {'; '.join(privileges)}. A read-only transaction does "
+        "not stop that. Make a role that can only read: `stepwise sql-role stepwise_reader --url <an admin URL of this "
+        "database>` (or run docs/sql-readonly-role.sql), then set STEPWISE_SQL_URL to the URL it prints. For a throwaway "
+        "local database only, STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE=1 skips this check."
+    )
 
 
 async def describe(conn: asyncpg.Connection, sample_rows: int = 2) -> str:

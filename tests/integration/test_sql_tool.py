@@ -1,5 +1,6 @@
 """The read-only SQL tool against a real Postgres holding a small company database: it shows the schema, answers
-SELECTs within its row limit, and cannot write, however it is asked."""
+SELECTs within its row limit, and cannot write, however it is asked. It logs in as the read-only role
+`ensure_readonly_role` makes, as users are told to (tests/security/test_sql_privileges.py: what other roles get)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import msgspec
 import pytest
 
 from reasoning.types import Plan
+from app.sqlrole import ensure_readonly_role, role_url
 from tests.conftest import ADMIN_URL
 from tools.sql import SqlArgs, SqlTool
 
 COMPANY_DB = f"stepwise_company_{os.getpid()}"
+READER = f"stepwise_reader_{os.getpid()}"  # roles are cluster-wide: one per session too
 SCHEMA = """
 CREATE TABLE departments (id int PRIMARY KEY, name text NOT NULL);
 CREATE TABLE employees (id int PRIMARY KEY, name text NOT NULL, department_id int REFERENCES departments, salary numeric(10,2));
@@ -25,15 +28,18 @@ INSERT INTO employees SELECT i, 'employee ' || i, 1 + i % 2, 40000 + i * 100 FRO
 
 @pytest.fixture(scope="module")
 async def company_url():
+    """The company database as the sql tool sees it: through a read-only role made by `stepwise sql-role`'s function."""
     admin = await asyncpg.connect(ADMIN_URL)
     await admin.execute(f"DROP DATABASE IF EXISTS {COMPANY_DB} WITH (FORCE)")
     await admin.execute(f"CREATE DATABASE {COMPANY_DB}")
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{COMPANY_DB}"
     conn = await asyncpg.connect(url)
     await conn.execute(SCHEMA)
+    await ensure_readonly_role(conn, READER)
     await conn.close()
-    yield url
+    yield role_url(url, READER)
     await admin.execute(f"DROP DATABASE IF EXISTS {COMPANY_DB} WITH (FORCE)")
+    await admin.execute(f"DROP ROLE IF EXISTS {READER}")
     await admin.close()
 
 
