@@ -19,15 +19,17 @@ from evals.modes import MODES
 def add_parser(commands: Any) -> None:
     p = commands.add_parser("eval", help="run a dataset through the system and record the results; `eval report RUN…`; `eval compare A B`",
                             description="stepwise eval DATASET [--mode M --limit N --concurrency C] | eval report RUN… [--out DIR] | eval compare A B")
-    p.add_argument("dataset", help="gsm_symbolic, game24, bfcl_simple, bfcl_multiple, bfcl_parallel, bfcl_parallel_multiple, "
-                                   "a .jsonl file of {id, question, answer, answer_type}; or `report` / `compare`")
+    p.add_argument("dataset", help="dev (the bundled dev set, its tools wired), gsm_symbolic, game24, bfcl_simple, bfcl_multiple, "
+                                   "bfcl_parallel, bfcl_parallel_multiple, a .jsonl file of {id, question, answer, answer_type}; "
+                                   "or `report` / `compare`")
     p.add_argument("runs", nargs="*", type=int, help="report: eval run ids; compare: A (the baseline) and B")
     p.add_argument("--mode", choices=MODES, default="orchestrated", help="direct: one model call; orchestrated: the full system; "
                                                                         "sequential: the planned steps one at a time")
-    p.add_argument("--limit", type=int, default=20, help="items to run (default 20)")
+    p.add_argument("--limit", type=int, help="items to run (default 20; dev: all of the chosen split)")
     p.add_argument("--offset", type=int, default=0, help="skip this many items first")
     p.add_argument("--concurrency", type=int, default=1, help="items in flight at once (default 1)")
     p.add_argument("--seed", type=int, default=42, help="gsm_symbolic: the generator's seed (default 42)")
+    p.add_argument("--split", choices=("dev", "heldout"), help="dev: only this part of the set (default both)")
     p.add_argument("--deadline", type=float, help="seconds each item's run may take (default STEPWISE_DEADLINE_S)")
     p.add_argument("--sql-url", help="a .jsonl dataset's database for the sql tool (default STEPWISE_SQL_URL)")
     p.add_argument("--docs", type=Path, help="a .jsonl dataset's folder for the docs tool (default STEPWISE_DOCS)")
@@ -36,6 +38,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     from evals.datasets import DatasetError
+    from evals.devdb import DevDatabaseError
 
     try:
         if args.dataset == "report":
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         if args.dataset == "compare":
             return asyncio.run(_compare(settings, args.runs))
         return asyncio.run(_eval(settings, args))
-    except (DatasetError, LookupError, NotImplementedError, ValueError) as exc:
+    except (DatasetError, DevDatabaseError, LookupError, NotImplementedError, ValueError) as exc:
         print(f"stepwise eval: {exc}", file=sys.stderr)
         return 2
 
@@ -105,19 +108,20 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
 
     if args.runs:
         raise ValueError(f"unexpected arguments {args.runs}: `stepwise eval DATASET [options]`")
-    if args.concurrency < 1 or args.limit < 1:
+    if args.concurrency < 1 or (args.limit is not None and args.limit < 1):
         raise ValueError("--limit and --concurrency must be at least 1")
-    dataset = datasets.load(args.dataset, limit=args.limit, offset=args.offset, seed=args.seed,
-                            sql_url=args.sql_url or settings.sql_url, docs_dir=args.docs or settings.docs_dir)
+    limit = args.limit or (None if args.dataset == "dev" else 20)
+    dataset = datasets.load(args.dataset, limit=limit, offset=args.offset, seed=args.seed,
+                            sql_url=args.sql_url or settings.sql_url, docs_dir=args.docs or settings.docs_dir, split=args.split)
     items = list(dataset.items())
     first = items[0] if items else None
     if first is None:
         raise ValueError(f"{args.dataset} has no items from offset {args.offset}")
     if first.answer_type == "function_calls" and args.mode != "direct":
         raise ValueError(f"{args.dataset} items are single function-calling turns: run them with --mode direct")
-    if dataset.tools:
-        settings = msgspec.structs.replace(settings, **dataset.tools)
     console = Console(stderr=True)
+    if dataset.tools:
+        settings = msgspec.structs.replace(settings, **await _wire_tools(settings, dataset.tools, console))
     console.print(f"starting: database, model ({settings.model})…")
     runtime = await Runtime.start(settings)
     right = done = 0
@@ -132,11 +136,34 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
                 right += bool(row["correct"])
                 progress.update(task, advance=1, score=f"{right}/{done} correct")
 
-            summary = await run_eval(runtime, dataset, args.mode, concurrency=args.concurrency, limit=args.limit,
+            summary = await run_eval(runtime, dataset, args.mode, concurrency=args.concurrency, limit=limit,
                                      deadline_s=args.deadline, on_item=on_item,
-                                     config={"offset": args.offset, "seed": args.seed, "argv": sys.argv[1:],
+                                     config={"offset": args.offset, "seed": args.seed, "split": args.split, "argv": sys.argv[1:],
                                              "tools": sorted(runtime.engine.tools)})
     finally:
         await runtime.close()
     print(report.summary_line(summary))
     return 0 if summary.status == "finished" else 1
+
+
+async def _wire_tools(settings: Any, tools: dict[str, Any], console: Any) -> dict[str, Any]:
+    """A dataset's tools as settings: a bundled database (`sql_file`) is loaded into a database of its own on the
+    eval's Postgres and read through a read-only role; the python tool is offered only if its sandbox starts here."""
+    from app import db
+    from evals import devdb
+
+    tools = dict(tools)
+    sql_file = tools.pop("sql_file", None)
+    if sql_file is not None:
+        console.print(f"loading {sql_file.name} into the database {devdb.DATABASE} (once per version of the file)…")
+        admin_url = await asyncio.to_thread(db.database_url, settings.database_url, settings.data_dir)
+        tools["sql_url"] = await devdb.reader_url(admin_url, sql_file)
+    if tools.get("python_tool"):
+        from tools.python import PythonTool  # the sandbox is checked by making the tool, as the runtime will
+
+        try:
+            await asyncio.to_thread(PythonTool)
+        except Exception as exc:  # whatever the sandbox lacks, the eval runs without the python tool
+            console.print(f"the python tool is off: {type(exc).__name__}: {exc}")
+            tools["python_tool"] = False
+    return tools

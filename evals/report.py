@@ -1,4 +1,5 @@
-"""Reading eval runs back: a summary line, the deltas between two runs, and a report (markdown plus PNG plots)."""
+"""Reading eval runs back: a summary line, the deltas between two runs, and a report (markdown plus PNG plots);
+accuracy per kind of question wherever a run's items have kinds."""
 
 from __future__ import annotations
 
@@ -24,7 +25,12 @@ def summary_line(s: Summary) -> str:
     return (f"eval run {s.eval_run_id}: {s.dataset} · {s.mode} · {s.model} · {s.items} item(s) · accuracy {_pct(s.accuracy)} · "
             f"latency p50 {_ms(s.p50_latency_ms)} p95 {_ms(s.p95_latency_ms)} · tokens/item {_num(s.avg_tokens)} "
             f"({_num(s.avg_output_tokens)} out) · cost {s.cost:.6f} · errors {s.errors} · invalid plans {s.invalid_plans} · "
-            f"unparseable outputs {s.unparseable_outputs}")
+            f"unparseable outputs {s.unparseable_outputs}" + (f"\n  by kind: {kinds_text(s)}" if s.kinds else ""))
+
+
+def kinds_text(s: Summary) -> str:
+    """Accuracy per kind of question, e.g. `arithmetic 9/16 (56.2%) · sql 4/16 (25.0%)`."""
+    return " · ".join(f"{k.kind} {k.correct}/{k.items} ({_pct(k.accuracy)})" for k in s.kinds)
 
 
 def _delta(a: float | None, b: float | None, fmt) -> str:
@@ -48,6 +54,11 @@ def compare_text(a: Summary, b: Summary, better: list[str], worse: list[str]) ->
         ("invalid plans", str(a.invalid_plans), str(b.invalid_plans), f"{b.invalid_plans - a.invalid_plans:+d}"),
         ("unparseable", str(a.unparseable_outputs), str(b.unparseable_outputs), f"{b.unparseable_outputs - a.unparseable_outputs:+d}"),
     ]
+    a_kinds, b_kinds = {k.kind: k for k in a.kinds}, {k.kind: k for k in b.kinds}
+    for kind in sorted(a_kinds.keys() | b_kinds.keys()):
+        x, y = a_kinds.get(kind), b_kinds.get(kind)
+        rows.append((f"accuracy {kind}", _pct(x and x.accuracy), _pct(y and y.accuracy),
+                     f"{100 * (y.accuracy - x.accuracy):+.1f} points" if x and y else "–"))
     head = f"A = eval run {a.eval_run_id} ({a.dataset}, {a.mode}, {a.items} items)   B = eval run {b.eval_run_id} ({b.dataset}, {b.mode}, {b.items} items)"
     lines = [head, f"{'':<18} {'A':>12} {'B':>12}   B − A"]
     lines += [f"{name:<18} {x:>12} {y:>12}   {d}" for name, x, y, d in rows]
@@ -107,6 +118,10 @@ def markdown(runs: list[Summary], failures: dict[int, list[dict[str, Any]]], ima
         lines.append(f"| {s.eval_run_id} | {s.dataset} | {s.mode} | {s.model} | {s.items} | {_pct(s.accuracy)} | {_ms(s.p50_latency_ms)} | "
                      f"{_ms(s.p95_latency_ms)} | {_num(s.avg_tokens)} | {_num(s.avg_model_calls)} | {s.cost:.6f} | {s.errors} "
                      f"| {s.invalid_plans} | {s.unparseable_outputs} |")
+    with_kinds = [s for s in runs if s.kinds]
+    if with_kinds:
+        lines += ["", "Accuracy per kind of question:", "", "| run | mode | kind | items | correct | accuracy |", "|---|---|---|---|---|---|"]
+        lines += [f"| {s.eval_run_id} | {s.mode} | {k.kind} | {k.items} | {k.correct} | {_pct(k.accuracy)} |" for s in with_kinds for k in s.kinds]
     lines += [""] + [f"![{p.stem}]({p.name})" for p in images]
     for s in runs:
         wrong = failures.get(s.eval_run_id, [])

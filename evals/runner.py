@@ -35,7 +35,8 @@ async def run_eval(runtime: Any, dataset: Dataset, mode: Mode, *, concurrency: i
     async def one(item: Item) -> None:
         async with gate:
             started = time.perf_counter()
-            row: dict[str, Any] = {"item_id": item.id, "question": item.question, "expected": item.answer}
+            row: dict[str, Any] = {"item_id": item.id, "question": item.question, "expected": item.answer,
+                                   "kind": item.meta.get("kind"), "split": item.meta.get("split")}
             try:
                 report = await run_item(runtime, item, mode, deadline_s)
             except NotImplementedError:

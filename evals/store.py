@@ -1,4 +1,5 @@
-"""Eval rows in Postgres (migrations/0004_evals.sql): eval_runs, eval_items, and the eval_summary view."""
+"""Eval rows in Postgres (migrations/0004_evals.sql, 0005_eval_kinds.sql): eval_runs, eval_items, and the
+eval_summary and eval_kind_summary views."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ import asyncpg
 import msgspec
 
 
+class KindScore(msgspec.Struct):
+    """One kind of question in one eval run, as the eval_kind_summary view counts it."""
+
+    kind: str
+    items: int
+    correct: int
+    accuracy: float
+
+
 class Summary(msgspec.Struct):
-    """One eval run's numbers, as the eval_summary view computes them."""
+    """One eval run's numbers, as the eval_summary view computes them, with accuracy per kind of question for
+    datasets whose items have kinds (the dev set)."""
 
     eval_run_id: int
     dataset: str
@@ -27,11 +38,15 @@ class Summary(msgspec.Struct):
     cost: float
     invalid_plans: int = 0
     unparseable_outputs: int = 0
+    kinds: list[KindScore] = []
 
 
 _SUMMARY = """SELECT eval_run_id, dataset, mode, model, status, items, accuracy::float8 AS accuracy, errors,
     p50_latency_ms, p95_latency_ms, avg_tokens::float8 AS avg_tokens, avg_output_tokens::float8 AS avg_output_tokens,
     avg_model_calls::float8 AS avg_model_calls, cost, invalid_plans, unparseable_outputs FROM eval_summary WHERE eval_run_id = ANY($1::bigint[])"""
+
+_KINDS = """SELECT eval_run_id, kind, items, correct, accuracy::float8 AS accuracy FROM eval_kind_summary
+    WHERE eval_run_id = ANY($1::bigint[]) ORDER BY eval_run_id, kind"""
 
 
 async def create_run(pool: asyncpg.Pool, dataset: str, mode: str, model: str, limit: int | None, concurrency: int,
@@ -61,6 +76,8 @@ async def summaries(pool: asyncpg.Pool, ids: list[int]) -> list[Summary]:
     missing = [i for i in ids if i not in rows]
     if missing:
         raise LookupError(f"no eval run {', '.join(map(str, missing))}")
+    for row in await pool.fetch(_KINDS, ids):
+        rows[row["eval_run_id"]].kinds.append(KindScore(row["kind"], row["items"], row["correct"], row["accuracy"]))
     return [rows[i] for i in ids]
 
 

@@ -34,4 +34,5 @@ class Dataset(msgspec.Struct, frozen=True):
     items: Callable[[], Iterator[Item]]
     score: Callable[[Item, Any], Score]
     tools: dict[str, Any] = {}
-    """Tool configuration the dataset needs (sql_url, docs_dir): applied to the settings before the runtime starts."""
+    """Tool configuration the dataset needs (sql_url, docs_dir, python_tool; or sql_file, a bundled database the eval
+    loads and turns into sql_url): applied to the settings before the runtime starts."""
