@@ -168,7 +168,7 @@ async def test_the_opt_out_starts_the_tool_and_gives_a_superuser_every_attack_ba
     and a file read go through, exactly as the issue found."""
     tool = await SqlTool.connect(scratch.admin_url, allow_privileged_role=True)
     assert tool.privileges and "is a superuser" in tool.privileges[0]
-    await ask(tool, f"COPY (SELECT 1) TO PROGRAM 'id > {out}'")
+    await ask(tool, f"COPY (SELECT 1) TO PROGRAM 'id > {out}; cat > /dev/null'")  # read the row: no broken pipe
     assert out.read_text().startswith("uid=")
     assert "root:" in (await ask(tool, "SELECT pg_read_file('/etc/passwd')"))["rows"][0][0]
 
