@@ -100,16 +100,15 @@ class PythonTool:
         return [("RLIMIT_CPU", int(self.timeout_s) + 1), ("RLIMIT_AS", memory), ("RLIMIT_FSIZE", 1 << 20),
                 ("RLIMIT_NOFILE", 64), ("RLIMIT_NPROC", 32), ("RLIMIT_CORE", 0)]
 
-    def _argv(self, filter_fd: int | None) -> list[str]:
-        seccomp = ["--seccomp", str(filter_fd)] if filter_fd is not None else []
-        return [self._bwrap, *self._options, *seccomp, "--", *self._command]
+    def _argv(self, filter_fd: int) -> list[str]:
+        return [self._bwrap, *self._options, "--seccomp", str(filter_fd), "--", *self._command]
 
     def _self_test(self) -> None:
         """Runs a probe through the very command line every program uses, so a run never starts unconfined."""
         try:
             with _FilterFd(self._seccomp) as fd:
                 done = subprocess.run(self._argv(fd), input=_SELF_TEST.encode(), capture_output=True, timeout=30,
-                                      pass_fds=(fd,) if fd is not None else (), env={}, start_new_session=True)
+                                      pass_fds=(fd,), env={}, start_new_session=True)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SandboxUnavailable(f"the python tool's sandbox (bwrap at {self._bwrap}) could not run: {exc}") from exc
         got = done.stdout.decode(errors="replace").strip()
@@ -126,7 +125,7 @@ class PythonTool:
         with _FilterFd(self._seccomp) as fd:
             process = await asyncio.create_subprocess_exec(
                 *self._argv(fd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={},
-                pass_fds=(fd,) if fd is not None else (), start_new_session=True,  # its own group, killed whole
+                pass_fds=(fd,), start_new_session=True,  # its own group, killed whole
             )
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -258,10 +257,11 @@ _RET_ALLOW, _RET_KILL, _RET_ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
 _EPERM, _ENOSYS = 1, 38
 
 
-def seccomp_filter() -> bytes | None:
-    """A classic BPF program for bwrap's --seccomp; None off x86-64, where the namespaces stand alone."""
+def seccomp_filter() -> bytes:
+    """A classic BPF program for bwrap's --seccomp. Its syscall numbers are x86-64's; elsewhere the tool refuses to
+    start rather than run without it."""
     if platform.machine() != "x86_64":
-        return None
+        raise SandboxUnavailable(f"the python tool's seccomp filter is written for x86-64, not {platform.machine()}")
     ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
     checks = [(nr, "deny") for nr in sorted(_REFUSED)] + [(_CLONE3, "nosys"), (_CLONE, "clone")]
     head = [(ld, 0, 0, 4), (jeq, 1, 0, _AUDIT_ARCH_X86_64), (ret, 0, 0, _RET_KILL), (ld, 0, 0, 0)]
@@ -282,19 +282,15 @@ class _FilterFd:
     """The seccomp filter in a fresh memfd for one bwrap to read (it reads to the end, so each spawn needs its own);
     closed here once the child holds it."""
 
-    def __init__(self, program: bytes | None) -> None:
+    def __init__(self, program: bytes) -> None:
         self._program = program
-        self._fd: int | None = None
+        self._fd = -1
 
-    def __enter__(self) -> int | None:
-        if self._program is None:
-            return None
-        fd = os.memfd_create("stepwise-seccomp", os.MFD_CLOEXEC)
-        os.write(fd, self._program)
-        os.lseek(fd, 0, os.SEEK_SET)
-        self._fd = fd
-        return fd
+    def __enter__(self) -> int:
+        self._fd = os.memfd_create("stepwise-seccomp", os.MFD_CLOEXEC)
+        os.write(self._fd, self._program)
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        return self._fd
 
     def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
+        os.close(self._fd)
