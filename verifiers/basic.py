@@ -1,5 +1,9 @@
 """Deterministic checks: a deterministic tool's result is recomputed; a tool's result has the type it declares;
-numbers are finite; an expert's output is non-empty text."""
+numbers are finite; an expert's output is non-empty text.
+
+Every check takes any int or float without raising: an int is finite however large (math.isfinite, float() and
+format(.., "g") would raise OverflowError past 1.8e308), and a result is shown through `_shown`, since repr() of an int
+past 4,300 digits raises ValueError."""
 
 from __future__ import annotations
 
@@ -45,8 +49,8 @@ class ToolRecomputed(_ToolCheck):
             return Verdict(self.name, "pass", f"{tool.name} is not deterministic: not recomputed")
         again = await tool.run(msgspec.convert(args, tool.args_type))
         if _same(again, result):
-            return Verdict(self.name, "pass", f"recomputed {again!r}")
-        return Verdict(self.name, "fail", f"recomputed {again!r}, step said {result!r}")
+            return Verdict(self.name, "pass", f"recomputed {_shown(again)}")
+        return Verdict(self.name, "fail", f"recomputed {_shown(again)}, step said {_shown(result)}")
 
 
 class ResultTyped(_ToolCheck):
@@ -62,7 +66,7 @@ class ResultTyped(_ToolCheck):
         try:
             msgspec.convert(result, declared, strict=False)
         except msgspec.ValidationError as exc:
-            return Verdict(self.name, "fail", f"result {result!r} is not a {_type_name(declared)}: {exc}")
+            return Verdict(self.name, "fail", f"result {_shown(result)} is not a {_type_name(declared)}: {exc}")
         return Verdict(self.name, "pass", f"a {_type_name(declared)}")
 
 
@@ -76,11 +80,11 @@ class NumericSanity:
 
     async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
         numbers = list(_numbers(output))
-        if any(not math.isfinite(n) for n in numbers):
-            return Verdict(self.name, "fail", f"not a finite number in {output!r}")
+        if any(isinstance(n, float) and not math.isfinite(n) for n in numbers):
+            return Verdict(self.name, "fail", f"not a finite number in {_shown(output)}")
         wants_number = step.kind == "expert" and isinstance(resolved_input, str) and "reply with a number" in resolved_input.lower()
         if wants_number and _as_number(output) is None:
-            return Verdict(self.name, "retry", f"asked for a number, got {str(output)[:80]!r}")
+            return Verdict(self.name, "retry", f"asked for a number, got {_shown(output, as_text=True)[:80]!r}")
         if step.expect is not msgspec.UNSET and (broken := _unmet(step.expect, output)):
             return Verdict(self.name, "retry" if step.kind == "expert" else "replan", broken)
         return Verdict(self.name, "pass", f"{len(numbers)} finite number(s)" if numbers else "no numbers")
@@ -91,11 +95,11 @@ def _unmet(expect: Expect, output: Any) -> str | None:
     if expect.min is not None or expect.max is not None:
         value = _single_number(output)
         if value is None:
-            return f"expected a number, got {str(output)[:80]!r}"
-        if expect.min is not None and value < expect.min:
-            return f"{value:g} is below the expected minimum {expect.min:g}"
+            return f"expected a number, got {_shown(output, as_text=True)[:80]!r}"
+        if expect.min is not None and value < expect.min:  # int against float compares exactly, however large
+            return f"{_number(value)} is below the expected minimum {expect.min:g}"
         if expect.max is not None and value > expect.max:
-            return f"{value:g} is above the expected maximum {expect.max:g}"
+            return f"{_number(value)} is above the expected maximum {expect.max:g}"
     if expect.unit and isinstance(output, str) and expect.unit.lower() not in output.lower():
         return f"expected the unit {expect.unit!r} in {output[:80]!r}"
     return None
@@ -128,7 +132,12 @@ async def each_call(verifier: Any, step: Step, calls: list[Any], results: list[A
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) or isinstance(b, float):
-        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-12)
+        if not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
+            return False
+        try:
+            return math.isclose(a, b, rel_tol=1e-12)
+        except OverflowError:  # an int past a float's range is not close to any float
+            return False
     return a == b
 
 
@@ -136,7 +145,7 @@ def _numbers(value: Any):
     if isinstance(value, bool):
         return
     if isinstance(value, (int, float)):
-        yield float(value) if isinstance(value, float) else value
+        yield value
     elif isinstance(value, dict):
         for v in value.values():
             yield from _numbers(v)
@@ -148,13 +157,13 @@ def _numbers(value: Any):
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
-def _single_number(output: Any) -> float | None:
+def _single_number(output: Any) -> int | float | None:
     """The one number a result states (a number, or text such as "12.5 km"); None if it states none or several."""
     if isinstance(output, str):
         found = _NUMBER.findall(output)
         return float(found[0].replace(",", "")) if len(found) == 1 else None
     numbers = list(_numbers(output))
-    return float(numbers[0]) if len(numbers) == 1 else None
+    return numbers[0] if len(numbers) == 1 else None  # an int stays an int: float() of a huge one raises
 
 
 def _as_number(text: Any) -> float | None:
@@ -162,6 +171,22 @@ def _as_number(text: Any) -> float | None:
         return float(str(text).strip().rstrip(".").replace(",", ""))
     except ValueError:
         return None
+
+
+def _number(value: int | float) -> str:
+    """A number as `:g` shows it, without converting an int too large for a float."""
+    try:
+        return format(value, "g")
+    except OverflowError:
+        return f"a {int(value.bit_length() * math.log10(2)) + 1}-digit number"
+
+
+def _shown(value: Any, as_text: bool = False) -> str:
+    """repr() (or str()) of a result; a result holding an int too long to print says so instead."""
+    try:
+        return str(value) if as_text else repr(value)
+    except ValueError:  # int -> str past sys.get_int_max_str_digits()
+        return f"<a {type(value).__name__} holding a number too long to show>"
 
 
 def _type_name(tp: Any) -> str:

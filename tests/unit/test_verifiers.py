@@ -96,3 +96,52 @@ def test_a_step_without_expect_encodes_as_before():
     """`expect` is left out of a step's JSON when the plan does not state it (traces and replies keep their shape)."""
     assert b"expect" not in msgspec.json.encode(Step(1, "tool", "calculator", {"expression": "1"}))
     assert msgspec.json.decode(b'{"id":1,"kind":"expert","target":"g","input":"q","expect":{"unit":"km"}}', type=Step).expect == Expect(unit="km")
+
+
+class PowerArgs(msgspec.Struct):
+    exponent: int
+
+
+class PowerOfTen:
+    """A deterministic tool whose results reach past a float's range and past Python's 4,300-digit text limit."""
+
+    name = "power"
+    description = "10 to a power"
+    args_type = PowerArgs
+    result_type = int
+    deterministic = True
+
+    async def run(self, args: PowerArgs) -> int:
+        return 10**args.exponent
+
+
+@pytest.mark.parametrize("exponent", [400, 5000])
+async def test_no_verifier_raises_on_an_int_too_large_for_a_float_or_for_text(exponent):
+    """10**400 is past a float (math.isfinite, float() and :g raise on it), 10**5000 past repr() as well: each is
+    finite and of its type — recomputed, typed and sane, every verdict a pass with a reason."""
+    tools = {"power": PowerOfTen()}
+    step = Step(1, "tool", "power", {"exponent": exponent})
+    for verifier in (ToolRecomputed(tools), ResultTyped(tools), NumericSanity()):
+        verdict = await verifier.verify(step, {"exponent": exponent}, 10**exponent, no_model)
+        assert verdict.outcome == "pass" and verdict.reason, verifier.name
+    inside = await NumericSanity().verify(STEP, {}, {"rows": [[-(10**exponent), 1.5]]}, no_model)
+    assert inside.outcome == "pass"
+
+
+async def test_a_huge_int_compared_with_a_float_or_a_range_gives_a_verdict_not_an_error():
+    """Recomputing 10**400 where the step said 1e308 fails; a huge int outside an expected range asks for a replan,
+    saying how many digits it has; a NaN next to a 5,000-digit int still fails, with a reason that can be printed."""
+    tools = {"power": PowerOfTen()}
+    step = Step(1, "tool", "power", {"exponent": 400})
+    assert (await ToolRecomputed(tools).verify(step, {"exponent": 400}, 1e308, no_model)).outcome == "fail"
+    huge_step = Step(1, "tool", "power", {"exponent": 5000})
+    tampered = await ToolRecomputed(tools).verify(huge_step, {"exponent": 5000}, 10**5000 + 1, no_model)
+    assert tampered.outcome == "fail" and "too long to show" in tampered.reason
+    above = await NumericSanity().verify(expecting("tool", "calculator", {"max": 100}), None, 10**400, no_model)
+    assert above.outcome == "replan" and above.reason == "a 401-digit number is above the expected maximum 100"
+    below = await NumericSanity().verify(expecting("tool", "calculator", {"min": 0}), None, -(10**400), no_model)
+    assert below.outcome == "replan" and "below the expected minimum 0" in below.reason
+    nan = await NumericSanity().verify(STEP, {}, [10**5000, float("nan")], no_model)
+    assert nan.outcome == "fail" and "too long to show" in nan.reason
+    typed = await ResultTyped({"calculator": PowerOfTen()}).verify(STEP, {}, [10**5000], no_model)
+    assert typed.outcome == "fail" and "too long to show" in typed.reason
