@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from reasoning import events as ev
@@ -17,20 +18,36 @@ from reasoning import events as ev
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, float("inf"))
 
 
-class _TraceCounters(Collector):
-    """The trace sink's own counters, read at scrape time."""
+class TraceCounts(Protocol):
+    """What the trace sink counts (app.trace.TraceSink)."""
 
-    def __init__(self, read: Callable[[], tuple[int, int, int]]) -> None:
-        self._read = read
+    written: int
+    dead_lettered: int
+    dropped: int
+    retries: int
+    lag_s: float
+
+
+class _TraceCounters(Collector):
+    """The trace sink's own counters and lag, read at scrape time."""
+
+    def __init__(self, sink: TraceCounts) -> None:
+        self._sink = sink
 
     def collect(self):
-        written, dropped, retries = self._read()
-        for name, value, doc in (("written", written, "trace events written to Postgres"),
-                                 ("dropped", dropped, "trace events lost (queue full, rejected, or unwritten at shutdown)"),
-                                 ("retries", retries, "trace batches retried after a Postgres error")):
+        sink = self._sink
+        for name, value, doc in (
+            ("written", sink.written, "trace events written to Postgres"),
+            ("dead_lettered", sink.dead_lettered, "trace events Postgres refused for their data, kept in trace_dead_letters"),
+            ("dropped", sink.dropped, "trace events lost (queue full, unwritten at shutdown, or not even storable as a dead letter)"),
+            ("retries", sink.retries, "trace writes retried after a connection error"),
+        ):
             family = CounterMetricFamily(f"stepwise_trace_events_{name}", doc)
             family.add_metric([], value)
             yield family
+        lag = GaugeMetricFamily("stepwise_trace_lag_seconds", "how long the oldest trace event not yet stored has waited")
+        lag.add_metric([], sink.lag_s)
+        yield lag
 
 
 class Metrics:
@@ -50,8 +67,8 @@ class Metrics:
         self.tool_calls = Counter("stepwise_tool_calls", "Tool calls by tool and result", ["tool", "result"], registry=r)
         self.verdicts = Counter("stepwise_verdicts", "Verifier verdicts by verifier and outcome", ["verifier", "outcome"], registry=r)
 
-    def watch_trace(self, read: Callable[[], tuple[int, int, int]]) -> None:
-        self.registry.register(_TraceCounters(read))
+    def watch_trace(self, sink: TraceCounts) -> None:
+        self.registry.register(_TraceCounters(sink))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -56,7 +56,7 @@ class Runtime:
         self.started_at = time.time()
         self._logs = LogSink()
         self.metrics = Metrics()
-        self.metrics.watch_trace(lambda: (sink.written, sink.dropped, sink.retries))
+        self.metrics.watch_trace(sink)
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:

@@ -1,16 +1,25 @@
 """The trace sink: run events into Postgres, batched, off the request's critical path.
 
 `emit` only enqueues (a bounded queue); one task drains whatever has accumulated into one transaction of COPYs.
-While Postgres is unreachable the batch is retried with backoff and new events wait in the queue; an event that
-cannot be kept (queue full, rejected data, or still unwritten at shutdown) is counted and logged, never dropped
-silently."""
+Text Postgres cannot store (NUL, which text and jsonb both refuse; lone surrogates, which are not UTF-8) is replaced
+by U+FFFD as rows are made (`storable`, the one place). While Postgres is unreachable the batch is retried with
+backoff and new events wait in the queue. A batch refused for anything else is its data's fault (a value out of a
+column's range, an encoder's error): it is split in halves until each refused event is alone, and that event goes to
+`trace_dead_letters` as JSON text with the error, while a stand-in keeps its run readable (see `_dead_letter`); every
+other event is written. So one request cannot stall or drop the trace of the others, and every event emitted is
+counted once: `written`, `dead_lettered`, or `dropped` (queue full, still unwritten at shutdown, or not even storable
+as a dead letter), never lost silently."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -33,14 +42,27 @@ _RUN_STARTED = "INSERT INTO runs (run_id, question, status, started_at, deadline
 _RUN_ENDED = """
 UPDATE runs SET status = $2, finished_at = $3, error_type = $4, error = $5, latency_ms = $6,
     (model_calls, input_tokens, output_tokens, cached_tokens, cost) = (
-        SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
-               coalesce(sum(cached_tokens), 0), coalesce(sum(cost), 0)
-        FROM model_calls WHERE model_calls.run_id = $1)
+        SELECT count(*), least(coalesce(sum(input_tokens), 0), 2147483647), least(coalesce(sum(output_tokens), 0), 2147483647),
+               least(coalesce(sum(cached_tokens), 0), 2147483647), coalesce(sum(cost), 0)
+        FROM model_calls WHERE model_calls.run_id = $1)  -- sums saturate at the integer columns' maximum
 WHERE run_id = $1"""
 _RUN_ANSWERED = "UPDATE runs SET answer = $2 WHERE run_id = $1"
-# Postgres errors after which the same batch may succeed on a new connection; other Postgres errors reject the data.
-_TRANSIENT = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-              asyncpg.exceptions.OperatorInterventionError, asyncpg.InternalClientError)
+_DEAD_LETTER = "INSERT INTO trace_dead_letters (run_id, event_type, payload, error) VALUES ($1, $2, $3, $4)"
+# Errors after which the same rows may succeed on a new connection (or once the server recovers); anything else
+# refuses the data. SQLSTATE classes: 08 connection, 53 insufficient resources (disk full, out of memory, too many
+# connections), 57 operator intervention (shutdown, restart), 58 system error (I/O).
+_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                      asyncpg.exceptions.OperatorInterventionError, asyncpg.InternalClientError)
+_SERVER_STATES = ("08", "53", "57", "58")
+_NUL_IN_JSON = b"\\u0000"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_MAX_INT_BITS = 13_000  # Python refuses to turn an int of more than 4,300 digits (~14,000 bits) into text, JSON too
+_MAX_DEPTH = 64
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Postgres unreachable or unable to work for now, rather than refusing the data (the rows may be tried again)."""
+    return isinstance(exc, _CONNECTION_ERRORS) or str(getattr(exc, "sqlstate", "") or "")[:2] in _SERVER_STATES
 
 
 _decode_event = msgspec.json.Decoder(ev.AnyEvent).decode
@@ -56,17 +78,30 @@ def _ts(at: float) -> datetime:
     return datetime.fromtimestamp(at, UTC)
 
 
+class _Rejected(Exception):
+    """Rows refused for their data (by Postgres or by asyncpg's encoders); the connection is fine."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
 class TraceSink:
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], *, maxsize: int = 100_000,
-                 batch_size: int = 5_000, retry_initial_s: float = 0.05, retry_max_s: float = 2.0) -> None:
+                 batch_size: int = 5_000, retry_initial_s: float = 0.05, retry_max_s: float = 2.0,
+                 lag_limit_s: float = 10.0) -> None:
         self._connect = connect
         self._queue: asyncio.Queue[ev.AnyEvent] = asyncio.Queue(maxsize)
         self._batch_size = batch_size
         self._retry = (retry_initial_s, retry_max_s)
+        self._lag_limit_s = lag_limit_s
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task | None = None
         self._in_flight = 0
+        self._oldest_at: float | None = None  # `at` of the oldest event taken from the queue and not yet stored
+        self._retrying_since: float | None = None  # monotonic; set while Postgres is unreachable
         self.written = 0
+        self.dead_lettered = 0
         self.dropped = 0
         self.retries = 0
 
@@ -79,8 +114,22 @@ class TraceSink:
     def start(self) -> None:
         self._task = asyncio.create_task(self._drain(), name="trace-sink")
 
+    @property
+    def lag_s(self) -> float:
+        """How long the oldest event not yet stored has waited (0 when everything is written)."""
+        return 0.0 if self._oldest_at is None else max(0.0, time.time() - self._oldest_at)
+
+    def problems(self) -> list[str]:
+        """Why the trace is falling behind, if it is: Postgres unreachable, or events waiting longer than the limit."""
+        found = []
+        if self._retrying_since is not None:
+            found.append(f"trace sink: Postgres unreachable, retrying for {time.monotonic() - self._retrying_since:.1f}s")
+        if (lag := self.lag_s) > self._lag_limit_s:
+            found.append(f"trace sink: {lag:.1f}s behind (more than {self._lag_limit_s:g}s)")
+        return found
+
     async def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything emitted so far is written; False if that took longer than `timeout`."""
+        """Wait until everything emitted so far is stored; False if that took longer than `timeout`."""
         try:
             await asyncio.wait_for(self._queue.join(), timeout)
             return True
@@ -97,7 +146,8 @@ class TraceSink:
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
-        log.info("trace_sink_closed", written=self.written, dropped=self.dropped, retries=self.retries)
+        log.info("trace_sink_closed", written=self.written, dead_lettered=self.dead_lettered, dropped=self.dropped,
+                 retries=self.retries)
 
     def _lose(self, count: int, reason: str) -> None:
         if count <= 0:
@@ -111,44 +161,170 @@ class TraceSink:
             batch = [await self._queue.get()]
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            self._in_flight = len(batch)
+            self._in_flight, self._oldest_at = len(batch), batch[0].at
             try:
-                await self._write_until_done(batch)
+                await self._store(batch)
             finally:
-                self._in_flight = 0
+                self._in_flight, self._oldest_at = 0, None
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _write_until_done(self, batch: list[ev.AnyEvent]) -> None:
+    async def _store(self, batch: list[ev.AnyEvent]) -> None:
+        """Write the batch; if its data is refused, split it in halves until each refused event is alone, and
+        dead-letter those. Parts are written in order, so a run's rows still arrive in the order of its events."""
+        parts = [batch]
+        while parts:
+            part = parts.pop()
+            try:
+                await self._on_connection(lambda conn: write_batch(conn, part))
+            except _Rejected as rejected:
+                if len(part) > 1:
+                    parts += [part[len(part) // 2:], part[:len(part) // 2]]  # the first half is popped first
+                    continue
+                await self._dead_letter(part[0], rejected.error)
+            else:
+                self.written += len(part)
+            self._in_flight -= len(part)
+
+    async def _on_connection(self, write: Callable[[asyncpg.Connection], Awaitable[Any]]) -> None:
+        """Run `write` on the sink's connection. While Postgres is unreachable, reconnect and retry with backoff,
+        holding the rows; any other failure is the rows' own: raised as _Rejected (the transaction rolled back)."""
         delay, cap = self._retry
         while True:
             try:
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await self._connect()
-                await write_batch(self._conn, batch)
-                self.written += len(batch)
+                await write(self._conn)
+                self._retrying_since = None
                 return
             except Exception as exc:
-                if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, _TRANSIENT):
-                    self._lose(len(batch), f"rejected by Postgres: {exc!r}")  # the same rows would fail again
-                    return
-                # Anything else (including a driver state error after a dropped connection) is retried on a
-                # fresh connection: the drain task must never die, or everything after would vanish.
+                # A failure to connect, or one that leaves the connection closed, says nothing about the rows.
+                if self._conn is not None and not self._conn.is_closed() and not is_connection_error(exc):
+                    raise _Rejected(exc) from exc
                 self.retries += 1
-                log.warning("trace_write_retry", error=repr(exc), batch=len(batch), retry_in_s=delay,
-                            exc_info=not isinstance(exc, _TRANSIENT))
+                if self._retrying_since is None:
+                    self._retrying_since = time.monotonic()
+                log.warning("trace_write_retry", error=repr(exc), retry_in_s=delay)
                 if self._conn is not None:
                     self._conn.terminate()
                     self._conn = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, cap)
 
+    async def _dead_letter(self, event: ev.AnyEvent, error: BaseException) -> None:
+        """Keep a refused event as text in trace_dead_letters, then store a stand-in in its place, in `events` and
+        `runs` only: the event with what could not be stored described (see `_stand_ins`). The stand-in is what the
+        run's report is folded from (the fold needs the RunStarted, and each step's start for its later events) and
+        what gives the run its runs row and final status; the dead letter keeps the original."""
+        tag = _tag(event)
+        reason = _clean_text(repr(error))[:2000]
+        try:
+            await self._on_connection(lambda conn: conn.execute(_DEAD_LETTER, event.run_id, tag, dead_letter_text(event), reason))
+        except _Rejected as rejected:
+            self._lose(1, f"{tag} of run {event.run_id} refused ({reason}), and so was its dead letter: {rejected.error!r}")
+            return
+        self.dead_lettered += 1
+        log.error("trace_event_dead_lettered", run_id=str(event.run_id), event_type=tag, error=reason,
+                  dead_lettered_total=self.dead_lettered)
+        refusal = None
+        for stand_in in _stand_ins(event):
+            try:
+                await self._on_connection(lambda conn: write_batch(conn, [stand_in], derived=False))
+                return
+            except _Rejected as rejected:
+                refusal = rejected.error
+        log.error("trace_stand_in_refused", run_id=str(event.run_id), event_type=tag,
+                  error=repr(refusal) if refusal else "no valid stand-in")
 
-async def write_batch(conn: asyncpg.Connection, batch: list[ev.AnyEvent]) -> None:
-    """One transaction: a COPY per table, then the runs rows (inserted at start, updated with sums at the end)."""
+
+def _tag(event: ev.AnyEvent) -> str:
+    return type(event).__struct_config__.tag
+
+
+def _clean_text(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATES.sub("\ufffd", text)
+    return text
+
+
+def _scrub(value: Any, depth: int = 0, *, describe: bool = False, ascii_only: bool = False) -> Any:
+    """`value` with every string made storable (with `ascii_only`, non-ASCII escaped as \\uXXXX); with `describe`,
+    also ints too long for JSON and containers nested deeper than _MAX_DEPTH replaced by a description. Structs stay
+    structs of the same type."""
+    if isinstance(value, str):
+        return _clean_text(value).encode("ascii", "backslashreplace").decode() if ascii_only else _clean_text(value)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return f"<an integer of {value.bit_length()} bits>" if describe and value.bit_length() > _MAX_INT_BITS else value
+    if describe and depth >= _MAX_DEPTH and isinstance(value, dict | list | tuple | msgspec.Struct):
+        return f"<nested more than {_MAX_DEPTH} levels deep>"
+    options = {"describe": describe, "ascii_only": ascii_only}
+    if isinstance(value, dict):
+        return {_scrub(k, depth + 1, **options): _scrub(v, depth + 1, **options) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, depth + 1, **options) for v in value]
+    if isinstance(value, msgspec.Struct):
+        fields = {name: _scrub(getattr(value, name), depth + 1, **options) for name in value.__struct_fields__}
+        return msgspec.structs.replace(value, **fields)
+    return value
+
+
+def storable(event: ev.AnyEvent) -> ev.AnyEvent:
+    """The event with text Postgres cannot store replaced by U+FFFD: NUL (refused by text and jsonb alike) and lone
+    surrogates (not UTF-8). Its JSON is looked at first, so an ordinary event is returned as it is, unwalked."""
+    try:
+        if _NUL_IN_JSON not in msgspec.json.encode(event):
+            return event
+    except Exception:  # lone surrogates, or a value JSON cannot hold (the latter is the dead letters' business)
+        pass
+    try:
+        return _scrub(event)
+    except RecursionError:
+        return event
+
+
+def dead_letter_text(event: ev.AnyEvent) -> str:
+    """The event as text any text column of any server encoding takes: its JSON in ASCII (NUL, lone surrogates and
+    every other non-ASCII character escaped as \\uXXXX), else that JSON with what JSON cannot hold described (ints
+    too long, nesting too deep), else a note saying why not even that."""
+    for describe in (False, True):
+        try:
+            value = _scrub(event, describe=True) if describe else event
+            return json.dumps(msgspec.to_builtins(value), ensure_ascii=True)
+        except Exception as exc:
+            failure = exc
+    return f"<a {_tag(event)} event that cannot be rendered: {_clean_text(repr(failure)).encode('ascii', 'backslashreplace').decode()}>"
+
+
+def _stand_ins(event: ev.AnyEvent) -> Iterator[ev.AnyEvent]:
+    """Storable versions of a refused event, to try in turn: what JSON cannot hold described (ints too long, nesting
+    too deep) and its time now if its own is no timestamp; then the same in ASCII (for a database whose encoding
+    lacks a character). Only valid events: `events` must hold nothing load_events cannot read back."""
+    try:
+        _ts(event.at)
+        at = event.at
+    except (ValueError, OverflowError, OSError, TypeError):
+        at = time.time()
+    for ascii_only in (False, True):
+        try:
+            stand_in = msgspec.structs.replace(_scrub(event, describe=True, ascii_only=ascii_only), at=at)
+            _decode_event(msgspec.json.encode(stand_in))
+        except (msgspec.MsgspecError, ValueError, TypeError, RecursionError):
+            return
+        yield stand_in
+
+
+async def write_batch(conn: asyncpg.Connection, batch: list[ev.AnyEvent], *, derived: bool = True) -> None:
+    """One transaction: a COPY per table, then the runs rows (inserted at start, updated with sums at the end).
+    Without `derived`, only the `events` and `runs` rows (a stand-in for a refused event)."""
     tables: dict[str, list[tuple]] = {name: [] for name in _COLUMNS}
     started, answered, ended = [], [], []
-    for event in batch:
+    for event in map(storable, batch):
         tables["events"].append((event.run_id, type(event).__struct_config__.tag, _ts(event.at), event))
         match event:
             case ev.RunStarted():
@@ -179,7 +355,7 @@ async def write_batch(conn: asyncpg.Connection, batch: list[ev.AnyEvent]) -> Non
                 tables["verdicts"].append((event.run_id, event.step_id, _ts(event.at), event.verifier, event.outcome, event.reason))
     async with conn.transaction():
         for name, rows in tables.items():
-            if rows:
+            if rows and (derived or name == "events"):
                 await conn.copy_records_to_table(name, records=rows, columns=_COLUMNS[name])
         if started:
             await conn.executemany(_RUN_STARTED, started)

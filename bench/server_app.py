@@ -33,8 +33,8 @@ lags_ms: list[float] = []
 _write_batch = trace_module.write_batch
 
 
-async def _timed_write_batch(conn, batch) -> None:
-    await _write_batch(conn, batch)
+async def _timed_write_batch(conn, batch, **options) -> None:
+    await _write_batch(conn, batch, **options)
     now = time.time()
     lags_ms.extend((now - e.at) * 1000 for e in batch if isinstance(e, ev.RunFinished | ev.RunFailed))
 
@@ -42,7 +42,11 @@ async def _timed_write_batch(conn, batch) -> None:
 class NullSink:
     """Tracing off: events go nowhere (the Runtime's recorder and log sink still get them)."""
 
-    written = dropped = retries = 0
+    written = dropped = dead_lettered = retries = 0
+    lag_s = 0.0
+
+    def problems(self) -> list[str]:
+        return []
 
     def emit(self, event) -> None:
         pass

@@ -1,5 +1,6 @@
-"""The trace sink against the real Postgres: batched rows land, a dropped connection loses nothing, and an
-unreachable database neither blocks the caller nor loses events silently."""
+"""The trace sink against the real Postgres: batched rows land, a dropped connection loses nothing, an
+unreachable database neither blocks the caller nor loses events silently, and events Postgres refuses are set aside
+as dead letters without costing the rest of their batch."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import socket
 import time
 import uuid
 
+import msgspec
+
 from app import db
-from app.trace import TraceSink
+from app.trace import TraceSink, load_events
 from reasoning import events as ev
+from reasoning.report import fold
 from reasoning.types import Answer, Plan, Step
 
 
@@ -101,3 +105,107 @@ async def test_a_full_queue_counts_what_it_cannot_keep(database_url):
     for event in run_events(uuid.uuid4()):
         sink.emit(event)
     assert sink.dropped == 7
+
+
+async def dead_letters(pg, run_id) -> list:
+    return await pg.fetch("SELECT event_type, payload, error FROM trace_dead_letters WHERE run_id = $1 ORDER BY id", run_id)
+
+
+async def test_a_nul_in_text_or_json_is_stored_as_the_replacement_character(database_url, pg):
+    """NUL, which Postgres refuses in text and in jsonb, becomes U+FFFD where the sink makes rows: the question, a
+    tool's arguments and result, a step's output and error all land, and nothing is dead-lettered."""
+    sink = TraceSink(lambda: db.connect(database_url))
+    sink.start()
+    run_id = uuid.uuid4()
+    events = run_events(run_id)
+    events[0] = ev.RunStarted(run_id=run_id, at=events[0].at, question="nul \x00 here", deadline_s=10.0)
+    events[4] = ev.ToolCalled(run_id=run_id, at=events[4].at, step_id=1, tool="calculator", args={"k\x00": "a\x00b"},
+                              result=["\x00"], error="e\x00", latency_ms=0.1)
+    for event in events:
+        sink.emit(event)
+    await sink.close()
+    assert (sink.written, sink.dead_lettered, sink.dropped) == (10, 0, 0)
+    assert await pg.fetchval("SELECT question FROM runs WHERE run_id = $1", run_id) == "nul \ufffd here"
+    call = await pg.fetchrow("SELECT args, result, error FROM tool_calls WHERE run_id = $1", run_id)
+    assert (call["args"], call["result"], call["error"]) == ({"k\ufffd": "a\ufffdb"}, ["\ufffd"], "e\ufffd")
+
+
+async def test_refused_events_are_dead_lettered_and_the_rest_of_their_batch_is_written(database_url, pg):
+    """One batch, three runs; the middle one carries what Postgres or asyncpg refuse: a token count past int4 (the
+    encoder's OverflowError), a result too long for JSON (ValueError), a verdict outcome the table's CHECK refuses
+    (Postgres' own error). Those three events go to trace_dead_letters, with the error; every other event, the other
+    runs' included, is written, and the poisoned run still reads back, from stand-ins of the refused events that are
+    valid events."""
+    sink = TraceSink(lambda: db.connect(database_url))
+    first, poisoned, last = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    events = run_events(poisoned)
+    now = events[0].at
+    events[4] = ev.ToolCalled(run_id=poisoned, at=now, step_id=1, tool="calculator", args={"expression": "9**9999"},
+                              result=9**9999, error=None, latency_ms=0.1)
+    events[5] = ev.StepVerified(run_id=poisoned, at=now, step_id=1, verifier="tool_recomputed", outcome="maybe", reason="?")
+    events[1] = msgspec.structs.replace(events[1], input_tokens=2**31)
+    for event in run_events(first) + events + run_events(last):
+        sink.emit(event)  # all queued before the sink starts: one batch
+    sink.start()
+    await sink.close()
+    assert (sink.written, sink.dead_lettered, sink.dropped) == (27, 3, 0)
+    assert await counts(pg, first) == await counts(pg, last) == {"events": 10, "steps": 1, "model_calls": 2, "tool_calls": 1, "verdicts": 1, "runs": 1}
+    letters = await dead_letters(pg, poisoned)
+    assert [r["event_type"] for r in letters] == ["model_called", "tool_called", "step_verified"]
+    assert "OverflowError" in letters[0]["error"] and '"input_tokens": 2147483648' in letters[0]["payload"]
+    assert "Exceeds the limit" in letters[1]["error"] and "<an integer of" in letters[1]["payload"]
+    assert "CheckViolation" in letters[2]["error"] and '"outcome": "maybe"' in letters[2]["payload"]
+    # Stand-ins (in `events` only): the model call, the tool call with its result described; not the verdict, whose
+    # outcome no event may carry.
+    assert await counts(pg, poisoned) == {"events": 9, "steps": 1, "model_calls": 1, "tool_calls": 0, "verdicts": 0, "runs": 1}
+    assert await pg.fetchval("SELECT status FROM runs WHERE run_id = $1", poisoned) == "finished"
+    stored = await load_events(pg, poisoned)
+    assert [type(e) for e in stored] == [type(e) for e in events if not isinstance(e, ev.StepVerified)]
+    report = fold(stored)
+    assert report.steps[0].output == 42 and report.status == "finished" and report.usage.input_tokens == 2**31 + 50
+
+
+async def test_a_run_whose_start_was_refused_still_gets_its_runs_row(database_url, pg):
+    """A RunStarted whose time is no timestamp at all is dead-lettered; its stand-in (stamped when it was stored)
+    gives the run its runs row, which its RunFinished then closes; the report still folds."""
+    sink = TraceSink(lambda: db.connect(database_url))
+    sink.start()
+    run_id = uuid.uuid4()
+    events = run_events(run_id)
+    events[0] = ev.RunStarted(run_id=run_id, at=1e20, question="when?", deadline_s=10.0)
+    for event in events:
+        sink.emit(event)
+    await sink.close()
+    assert (sink.written, sink.dead_lettered, sink.dropped) == (9, 1, 0)
+    assert [r["event_type"] for r in await dead_letters(pg, run_id)] == ["run_started"]
+    run = await pg.fetchrow("SELECT question, status FROM runs WHERE run_id = $1", run_id)
+    assert (run["question"], run["status"]) == ("when?", "finished")
+    assert fold(await load_events(pg, run_id)).answer.text == "42"
+
+
+async def test_an_unreachable_database_is_reported_as_a_problem_and_lag(database_url):
+    """While Postgres cannot be reached the sink says so (for /health), and how long its oldest event has waited."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"postgresql://postgres@127.0.0.1:{probe.getsockname()[1]}/x"
+    sink = TraceSink(lambda: db.connect(dead, timeout=1), retry_max_s=0.05, lag_limit_s=0.2)
+    assert sink.problems() == [] and sink.lag_s == 0
+    sink.start()
+    for event in run_events(uuid.uuid4()):
+        sink.emit(event)
+    await asyncio.sleep(0.4)
+    problems = sink.problems()
+    await sink.close(timeout=0.1)
+    assert any("unreachable" in p for p in problems) and any("behind" in p for p in problems)
+    assert sink.dropped == 10
+
+
+async def test_a_sink_that_caught_up_reports_no_problem(database_url):
+    """Once everything is written, the sink has no lag and no problem to report."""
+    sink = TraceSink(lambda: db.connect(database_url))
+    sink.start()
+    for event in run_events(uuid.uuid4()):
+        sink.emit(event)
+    assert await sink.flush(timeout=10)
+    assert sink.problems() == [] and sink.lag_s == 0
+    await sink.close()
