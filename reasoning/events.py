@@ -36,7 +36,7 @@ class ModelCalled(Event, tag="model_called"):
     """One call to one expert, successful or not (`error` says why not; a failed call has no tokens)."""
 
     step_id: int | None
-    purpose: Literal["plan", "replan", "expert", "verify", "compose"]
+    purpose: Literal["plan", "replan", "expert", "verify", "compose", "repair"]
     expert: str
     backend: str
     provider: str

@@ -1,8 +1,10 @@
 """Read-only SQL against a configured Postgres. Writes are impossible by construction: every query runs in a READ
 ONLY transaction (Postgres refuses INSERT, UPDATE, DELETE and DDL there, in functions too), as one prepared
 statement (no second statement can ride along), with a statement timeout and a row limit. The tool's description —
-what the planner sees before it writes a query — lists the tables, their columns and types, and a few sample rows.
-A failed query's error is the step's failure, which the planner gets back when it repairs the plan.
+what the planner sees before it writes a query — lists the tables, their columns and types, the values of text
+columns that have only a few, and a few sample rows. Its `grammar` (tools/sql_grammar.py) is the language of queries
+that name only what the schema has: plans decode queries under it, and the engine rewrites a failed query under it
+within the step (reasoning/repair.py) before a failure goes back to the planner.
 
 A read-only transaction does not stop what the role's privileges allow inside a read: as a superuser, one SELECT can
 run a shell command (`COPY … TO PROGRAM`), read or write server files, or end other sessions. So the tool checks the
@@ -10,10 +12,13 @@ role it logs in as before it is offered, and refuses one that can reach past the
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import asyncpg
 import msgspec
+
+from tools.sql_grammar import sql_grammar
 
 
 class PrivilegedRole(Exception):
@@ -31,13 +36,17 @@ class SqlTool:
     deterministic = False  # rows without ORDER BY may come back in another order
 
     def __init__(self, url: str, schema_text: str, *, row_limit: int = 50, timeout_ms: int = 2000,
-                 privileges: tuple[str, ...] = ()) -> None:
+                 privileges: tuple[str, ...] = (), tables: Mapping[str, Sequence[str]] | None = None) -> None:
         self.url = url
         self.privileges = privileges
         """What the role may do beyond reading (see role_privileges): empty unless the caller allowed a privileged role."""
         self.row_limit = row_limit
         self.timeout_ms = timeout_ms
         self.description = "runs one read-only PostgreSQL SELECT query on this database and returns its rows:\n" + schema_text
+        self.tables = {table: list(columns) for table, columns in (tables or {}).items()}
+        """Each table of the public schema with its columns: what a query may name."""
+        self.grammar = _grammar(self.tables, f"{self.name}_arg")
+        """Lark rules whose rule `sql_arg` derives the queries that fit the schema; None if no table can be named."""
 
     @classmethod
     async def connect(cls, url: str, *, sample_rows: int = 2, allow_privileged_role: bool = False, **options: Any) -> SqlTool:
@@ -48,10 +57,13 @@ class SqlTool:
             privileges = await role_privileges(conn)
             if privileges and not allow_privileged_role:
                 raise PrivilegedRole(refusal(await conn.fetchval("SELECT session_user"), privileges))
-            schema_text = await describe(conn, sample_rows)
+            await conn.execute("SET statement_timeout = 5000")  # describing a large table must not hang the start
+            columns = await columns_of(conn)
+            schema_text = await describe(conn, sample_rows, columns)
+            tables = {table: [name for name, _ in cols] for table, cols in columns.items()}
         finally:
             await conn.close()
-        return cls(url, schema_text, privileges=tuple(privileges), **options)
+        return cls(url, schema_text, privileges=tuple(privileges), tables=tables, **options)
 
     async def run(self, args: SqlArgs) -> dict[str, Any]:
         try:
@@ -137,22 +149,56 @@ def refusal(role: str, privileges: list[str]) -> str:
     )
 
 
-async def describe(conn: asyncpg.Connection, sample_rows: int = 2) -> str:
-    """Tables of the public schema with columns, types and a few rows, compact (every token costs time)."""
-    columns = await conn.fetch(
+async def columns_of(conn: asyncpg.Connection) -> dict[str, list[tuple[str, str]]]:
+    """Each table of the public schema with its columns and their types, in order."""
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for row in await conn.fetch(
         "SELECT table_name, column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = 'public' ORDER BY table_name, ordinal_position"
-    )
-    tables: dict[str, list[str]] = {}
-    for row in columns:
-        tables.setdefault(row["table_name"], []).append(f"{row['column_name']} {row['data_type']}")
+    ):
+        tables.setdefault(row["table_name"], []).append((row["column_name"], row["data_type"]))
+    return tables
+
+
+async def describe(conn: asyncpg.Connection, sample_rows: int = 2, columns: dict[str, list[tuple[str, str]]] | None = None) -> str:
+    """Tables of the public schema with columns, types and a few rows, compact (every token costs time). A text
+    column with at most VALUES_SHOWN distinct values lists them: a model filtering on one must spell it exactly."""
     lines = []
-    for table, cols in tables.items():
-        lines.append(f"  table {table}({', '.join(cols)})")
+    for table, cols in (columns if columns is not None else await columns_of(conn)).items():
+        shown = [f"{name} {kind}{await _values(conn, table, name) if kind in _TEXT else ''}" for name, kind in cols]
+        lines.append(f"  table {table}({', '.join(shown)})")
         samples = await conn.fetch(f'SELECT * FROM "{table}" LIMIT {int(sample_rows)}')
         for sample in samples:
             lines.append("    e.g. " + msgspec.json.encode({k: _jsonable(v) for k, v in sample.items()}).decode())
     return "\n".join(lines)
+
+
+VALUES_SHOWN = 8
+_TEXT = ("text", "character varying", "character")
+
+
+async def _values(conn: asyncpg.Connection, table: str, column: str) -> str:
+    """` (a, b, c)`: the column's distinct values if there are few and they read unambiguously in a list, else ''."""
+    try:
+        values = await conn.fetch(f"SELECT DISTINCT {_quoted(column)} AS v FROM {_quoted(table)} WHERE {_quoted(column)} IS NOT NULL "
+                                  f"ORDER BY 1 LIMIT {VALUES_SHOWN + 1}")
+    except asyncpg.QueryCanceledError:
+        return ""  # too large to scan at start: the sample rows still show some values
+    texts = [row["v"] for row in values]
+    if not texts or len(texts) > VALUES_SHOWN or any(len(t) > 40 or any(c in t for c in ",()\n") for t in texts):
+        return ""
+    return f" ({', '.join(texts)})"
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _grammar(tables: Mapping[str, Sequence[str]], rule: str) -> str | None:
+    try:
+        return sql_grammar(tables, rule)
+    except ValueError:  # no table a query can name
+        return None
 
 
 def _jsonable(value: Any) -> Any:

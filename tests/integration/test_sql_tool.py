@@ -48,9 +48,10 @@ async def query(tool: SqlTool, sql: str):
 
 
 async def test_the_description_shows_tables_columns_types_and_sample_rows(company_url):
-    """What the planner reads before writing a query: every table, its typed columns, and example rows."""
+    """What the planner reads before writing a query: every table, its typed columns (a text column's values when it
+    has few), and example rows."""
     tool = await SqlTool.connect(company_url)
-    assert "table departments(id integer, name text)" in tool.description
+    assert "table departments(id integer, name text (Research, Sales))" in tool.description
     assert "table employees(id integer, name text, department_id integer, salary numeric)" in tool.description
     assert 'e.g. {"id":1,"name":"Research"}' in tool.description
 
