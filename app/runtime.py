@@ -22,6 +22,7 @@ from reasoning.context import Budget
 from reasoning.engine import Engine
 from reasoning.events import AnyEvent, EventSink, FanOut, Recorder
 from reasoning.planner import Planner
+from reasoning.program_planner import ProgramPlanner
 from reasoning.report import RunReport, fold
 from reasoning.router import Router
 from reasoning.types import Constraint, Function, Message, Plan, Tool
@@ -35,11 +36,18 @@ from verifiers.policy import VerdictPolicy
 log = structlog.get_logger("stepwise.runtime")
 
 
-def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool], verifiers: tuple[str, ...] = ()) -> Engine:
+def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool], verifiers: tuple[str, ...] = (),
+                 planner: str = "program", plan_samples: int = 5) -> Engine:
     router = Router(fleet.experts, registry.default_name)
+    if planner == "program":
+        chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples)
+    elif planner == "json":
+        chosen = Planner(router, tools, target=registry.planner)
+    else:
+        raise ValueError(f"STEPWISE_PLANNER is {planner!r}: use program or json")
     return Engine(
         router, tools, default_verifiers(tools, verifiers), policy=VerdictPolicy(),
-        planner=Planner(router, tools, target=registry.planner), composer=Composer(router, target=registry.composer),
+        planner=chosen, composer=Composer(router, target=registry.composer),
     )
 
 
@@ -80,7 +88,8 @@ class Runtime:
         sink.start()
         fleet = await build_fleet(registry, settings)
         log.info("runtime_started", experts=sorted(fleet.experts), database=db.redact(url))
-        return cls(settings, build_engine(fleet, registry, tools, settings.verifiers), fleet, pool, sink, url)
+        engine = build_engine(fleet, registry, tools, settings.verifiers, settings.planner, settings.plan_samples)
+        return cls(settings, engine, fleet, pool, sink, url)
 
     async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink, plan: Plan | None = None,
                   budget: Budget | None = None, tools: list[str] | None = None, stream_plan: bool | None = None,

@@ -38,9 +38,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Offer the sandboxed Python tool for program-aided steps (STEPWISE_PYTHON=1)."""
     tool_modules: tuple[str, ...] = ()
     """Python modules whose @tool functions join the built-in tools (STEPWISE_TOOLS, comma-separated)."""
+    planner: str = "program"
+    """How the planner writes plans (STEPWISE_PLANNER): `program` (a straight-line program under a grammar, several
+    samples voting) or `json` (the plan's JSON schema, one greedy plan)."""
+    plan_samples: int = 5
+    """Programs sampled per plan for the vote (STEPWISE_PLAN_SAMPLES); 1 is one greedy program."""
     threads: int = 2
-    context: int = 8192
-    parallel: int = 2
+    context: int = 16384
+    parallel: int = 6
     host: str = "127.0.0.1"
     port: int = 8000
     deadline_s: float = 300.0
@@ -72,7 +77,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("model", "STEPWISE_MODEL", str), ("threads", "STEPWISE_THREADS", int), ("context", "STEPWISE_CONTEXT", int),
             ("parallel", "STEPWISE_PARALLEL", int), ("host", "STEPWISE_HOST", str), ("port", "STEPWISE_PORT", int),
             ("deadline_s", "STEPWISE_DEADLINE_S", float), ("log_level", "STEPWISE_LOG_LEVEL", str),
-            ("max_body_bytes", "STEPWISE_MAX_BODY_BYTES", int),
+            ("max_body_bytes", "STEPWISE_MAX_BODY_BYTES", int), ("planner", "STEPWISE_PLANNER", str),
+            ("plan_samples", "STEPWISE_PLAN_SAMPLES", int),
         ):
             if env.get(var):
                 try:

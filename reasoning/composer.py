@@ -6,14 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from reasoning.context import RunContext
-from reasoning.plan import Dag, render, substitute
+from reasoning.plan import Dag, as_value, render, substitute
+from reasoning.program import ANSWER
 from reasoning.router import Router
 from reasoning.types import Answer, JsonSchema, Message, Sampling
 
 _SYSTEM = (
     "You write the final answer to a question from the results of steps that were already computed and checked. "
     "Trust the results; do not recompute them. Reply with JSON: text is the answer in one short sentence, "
-    "uses lists the ids of the steps the answer rests on."
+    "uses lists the ids of the steps the answer rests on. When a final result is given, the answer states it as "
+    "given. Names, numbers and dates come only from the results; if a result says it is not in the documents, "
+    "say the documents do not say."
 )
 
 
@@ -35,7 +38,10 @@ def results_text(dag: Dag, outputs: dict[int, Any]) -> str:
     for sid, step in dag.steps.items():
         given = substitute(step.input, outputs)
         shown = given["expression"] if isinstance(given, dict) and "expression" in given else render(given)
-        lines.append(f"[{sid}] {step.target}({shown}) = {render(outputs[sid])}")
+        named = f"{step.name} = " if isinstance(step.name, str) and step.name != ANSWER else ""
+        lines.append(f"[{sid}] {named}{step.target}({shown[:300]}) = {render(outputs[sid])[:600]}")
+    if dag.answer is not None:
+        lines.append(f"Final result (step {dag.answer}): {render(outputs[dag.answer])[:600]}")
     return "\n".join(lines)
 
 
@@ -58,4 +64,8 @@ class Composer:
         _, answer = await self.router.call(
             self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=sampling, output_type=Answer,
         )
+        if dag.answer is not None:
+            answer.value = as_value(outputs[dag.answer])
+            if dag.answer not in answer.uses:
+                answer.uses.append(dag.answer)
         return answer

@@ -27,6 +27,17 @@ class PlanReady(Event, tag="plan_ready"):
     plan: Plan
 
 
+class ProgramsSampled(Event, tag="programs_sampled"):
+    """The planner's sampled programs and the vote between them: each program's text, its value where its steps
+    could be computed before the run (deterministic tools only), and its compile error if it had one."""
+
+    programs: list[str]
+    values: list[Any]
+    errors: list[str | None]
+    chosen: int  # index into programs
+    votes: int  # samples that agreed with the chosen one
+
+
 class StepStarted(Event, tag="step_started"):
     step_id: int
     step: Step  # as planned; a streamed plan's steps start before the plan is complete
@@ -111,7 +122,7 @@ class RunFailed(Event, tag="run_failed"):
 
 
 AnyEvent = (
-    RunStarted | PlanReady | StepStarted | ModelCalled | ToolCalled | StepVerified | StepFinished | StepFailed
+    RunStarted | PlanReady | ProgramsSampled | StepStarted | ModelCalled | ToolCalled | StepVerified | StepFinished | StepFailed
     | Replanned | AnswerReady | RunFinished | RunFailed
 )
 

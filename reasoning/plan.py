@@ -11,7 +11,7 @@ import msgspec
 from reasoning.errors import PlanInvalid
 from reasoning.types import Plan, Step, Tool
 
-REFERENCE = re.compile(r"\$\{(\d+)\}|\$(\d+)")
+REFERENCE = re.compile(r"\$\{(\d+)\}|\$(\d+)|\$\$")  # `$$` is a literal `$` (how programs keep money as money)
 MAX_STEPS = 8
 PARALLEL = "parallel"  # the target of a "tools" step, whose input is several tool calls run at once
 
@@ -23,12 +23,13 @@ class Dag(msgspec.Struct):
     needs: dict[int, frozenset[int]]  # depends_on ∪ referenced ids
     dependents: dict[int, list[int]]
     roots: list[int]
+    answer: int | None = None  # the step whose result answers the question, when the plan names one
 
 
 def references(value: Any) -> set[int]:
     """The step ids a step input mentions as $N or ${N}, at any depth."""
     if isinstance(value, str):
-        return {int(a or b) for a, b in REFERENCE.findall(value)}
+        return {int(a or b) for a, b in REFERENCE.findall(value) if a or b}
     if isinstance(value, dict):
         return set().union(*(references(v) for v in value.values())) if value else set()
     if isinstance(value, list):
@@ -36,8 +37,36 @@ def references(value: Any) -> set[int]:
     return set()
 
 
+def as_value(output: Any) -> Any:
+    """A step output as the value later steps use: a table (`{"columns", "rows"}`, what query tools return) of one
+    cell is that cell, of one column the list of its values; anything else is itself."""
+    if isinstance(output, dict) and isinstance(output.get("columns"), list) and isinstance(output.get("rows"), list):
+        rows, columns = output["rows"], output["columns"]
+        if len(columns) == 1 and len(rows) == 1 and isinstance(rows[0], list) and len(rows[0]) == 1:
+            return _number(rows[0][0])
+        if len(columns) == 1 and all(isinstance(r, list) and len(r) == 1 for r in rows):
+            return [_number(r[0]) for r in rows]
+    return output
+
+
+def is_table(value: Any) -> bool:
+    return isinstance(value, dict) and "columns" in value and "rows" in value
+
+
+def _number(cell: Any) -> Any:
+    """Databases print numerics as text (`"42.50"`); a cell that is a number in text is that number."""
+    if isinstance(cell, str):
+        try:
+            number = float(cell)
+        except ValueError:
+            return cell
+        return int(number) if number.is_integer() and abs(number) < 2**53 and "." not in cell else number
+    return cell
+
+
 def render(value: Any) -> str:
     """A step output as text for substitution: integral numbers without '.0', JSON for structures."""
+    value = as_value(value)
     if isinstance(value, bool) or value is None:
         return msgspec.json.encode(value).decode()
     if isinstance(value, float):
@@ -52,7 +81,7 @@ def substitute(value: Any, outputs: Mapping[int, Any]) -> Any:
     if isinstance(value, str):
         if "$" not in value:
             return value
-        return REFERENCE.sub(lambda m: render(outputs[int(m.group(1) or m.group(2))]), value)
+        return REFERENCE.sub(lambda m: render(outputs[int(m.group(1) or m.group(2))]) if m.group(1) or m.group(2) else "$", value)
     if isinstance(value, dict):
         return {k: substitute(v, outputs) for k, v in value.items()}
     if isinstance(value, list):
@@ -86,7 +115,10 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
             dependents[ref].append(sid)
     roots = [sid for sid, wanted in needs.items() if not wanted]
     _check_acyclic(needs, dependents, roots)
-    return Dag(steps=steps, needs=needs, dependents=dependents, roots=roots)
+    answer = None if plan.answer is msgspec.UNSET else plan.answer
+    if answer is not None and answer not in steps:
+        raise PlanInvalid(f"the answer is step {answer}, which does not exist")
+    return Dag(steps=steps, needs=needs, dependents=dependents, roots=roots, answer=answer)
 
 
 def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:

@@ -6,7 +6,7 @@ This module imports nothing from the project: tools/ and verifiers/ depend on it
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 
@@ -25,16 +25,21 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     unit: str | None = None
 
 
+StepId = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+"""A step id: positive, and within the trace tables' `integer` columns (checked when a plan is decoded)."""
+
+
 class Step(msgspec.Struct, forbid_unknown_fields=True):
     """One node of a plan: a tool call (input = the tool's arguments), an expert call (input = text), or several
     tool calls at once (kind "tools", target "parallel", input = [{"target": tool, "input": arguments}, …])."""
 
-    id: int
+    id: StepId
     kind: StepKind
     target: str
     input: str | dict[str, Any] | list[Any]
-    depends_on: list[int] = []
+    depends_on: list[StepId] = []
     expect: Expect | msgspec.UnsetType = msgspec.UNSET  # UNSET is left out of the JSON: plans without it look as before
+    name: str | msgspec.UnsetType = msgspec.UNSET  # the program's name for the result (`total = …`), shown to the composer
 
     def calls(self, resolved: list[Any] | None = None) -> list[Step]:
         """A "tools" step's calls (from its input, or from `resolved`, the input with references substituted), each
@@ -44,6 +49,7 @@ class Step(msgspec.Struct, forbid_unknown_fields=True):
 
 class Plan(msgspec.Struct, forbid_unknown_fields=True):
     steps: list[Step]
+    answer: StepId | msgspec.UnsetType = msgspec.UNSET  # the step whose result answers the question (programs set it)
 
 
 class FunctionCall(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,6 +67,7 @@ class Answer(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     uses: list[int] = []
     tool_calls: list[FunctionCall] = []
     cut_off: bool = False  # a direct chat's text stopped at max_tokens (OpenAI's finish_reason "length")
+    value: Any = None  # the plan's final value, typed (a number, text, rows), when the plan names its answer step
 
 
 class Function(msgspec.Struct):
@@ -100,6 +107,7 @@ class Sampling(msgspec.Struct, frozen=True):
     max_tokens: int = 256
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
+    n: int = 1  # completions of one prompt; servers that share the prompt's cache between them make extra ones cheap
 
 
 class Usage(msgspec.Struct):
@@ -124,6 +132,7 @@ class Completion(msgspec.Struct):
     finish_reason: str | None = None
     ttft_ms: float | None = None
     tool_calls: list[ToolCall] = []
+    alternatives: list[str] = []  # with Sampling.n > 1: the texts of the other completions (servers may return fewer)
 
 
 class Verdict(msgspec.Struct):

@@ -20,6 +20,12 @@ class LlamaCppBackend(OpenAICompatBackend):
     provider = "llama.cpp"
     health_path = "/health"
 
+    def request_body(self, messages, constraint, sampling, *args, **kwargs) -> dict[str, Any]:
+        body = super().request_body(messages, constraint, sampling, *args, **kwargs)
+        if sampling.n > 1:
+            body["n_cmpl"] = sampling.n  # llama.cpp's name: the prompt is read once, its cache copied to each slot
+        return body
+
     def constraint_fields(self, constraint: Constraint) -> dict[str, Any]:
         match constraint:
             case JsonSchema(schema=schema):

@@ -38,6 +38,7 @@ class _Delta(msgspec.Struct):
 
 
 class _ChunkChoice(msgspec.Struct):
+    index: int = 0
     delta: _Delta = msgspec.field(default_factory=_Delta)
     finish_reason: str | None = None
 
@@ -90,6 +91,8 @@ class OpenAICompatBackend:
         }
         if sampling.stop:
             body["stop"] = list(sampling.stop)
+        if sampling.n > 1:
+            body["n"] = sampling.n
         if constraint is not None:
             body.update(self.constraint_fields(constraint))
         if tools:
@@ -119,6 +122,7 @@ class OpenAICompatBackend:
         body = self.request_body(messages, constraint, sampling, tools, tool_choice, parallel_tool_calls)
         response = await post_json(self._client, url, body, deadline=deadline, policy=self.policy, stream=True)
         parts: list[str] = []
+        others: dict[int, list[str]] = {}  # choice index → text so far, for Sampling.n > 1
         calls: dict[int, list[str]] = {}  # index → [id, name, arguments so far]
         ttft_ms = None
         usage, finish_reason, model = _Usage(), None, self.model
@@ -136,7 +140,10 @@ class OpenAICompatBackend:
                 if chunk.error is not None:
                     raise BackendError(f"{url} failed mid-stream: {chunk.error}")
                 model = chunk.model or model
-                for choice in chunk.choices[:1]:
+                for choice in chunk.choices:
+                    if choice.index:
+                        others.setdefault(choice.index, []).append(choice.delta.content or "")
+                        continue
                     delta = choice.delta
                     if ttft_ms is None and (delta.content or delta.tool_calls):
                         ttft_ms = (time.perf_counter() - started) * 1000
@@ -165,6 +172,7 @@ class OpenAICompatBackend:
             finish_reason=finish_reason,
             ttft_ms=ttft_ms,
             tool_calls=[ToolCall(*calls[i]) for i in sorted(calls)],
+            alternatives=["".join(others[i]) for i in sorted(others)],
         )
 
     async def health(self) -> bool:

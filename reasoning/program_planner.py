@@ -1,0 +1,185 @@
+"""The program planner: the model writes the plan as a straight-line program (reasoning/program.py) under a grammar,
+several samples of it at once, and the samples vote.
+
+Why programs: the default model is a coder model, and a program names each quantity once, so it cannot refer to a
+step that does not exist, to itself, or read `$57` as a reference; a plan compiles by construction or is one of
+the few samples discarded. Why samples: a 1.5B model's single plan is often wrong, but its wrong plans disagree
+with each other more than its right ones do (self-consistency). Programs whose steps are all deterministic tools
+are computed before anything runs and vote by value; others vote by their text. Every sample, its value and the
+vote are recorded (ProgramsSampled)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from reasoning.context import RunContext
+from reasoning.errors import PlanInvalid
+from reasoning.events import ProgramsSampled
+from reasoning.examples import ExampleBank
+from reasoning.plan import substitute
+from reasoning.program import ANSWER, ASK, READ, Program, compile_program, program_grammar
+from reasoning.router import Router
+from reasoning.types import Grammar, Message, Plan, Sampling, Step, Tool
+
+_SYSTEM = """Write a short Python program that answers the question.
+One assignment per line, a name for each quantity; the last line is `answer = ...`.
+Arithmetic: numbers only (no units, no $), + - * / // % ** and {functions}.
+{calls}"""
+
+_CALLS = {
+    "sql": 'sql("SELECT ...") runs one query on the database below and returns its value (one cell) or rows.',
+    "docs": 'docs("words") returns the passages of the documents that match.',
+    READ: 'read("question") answers a question from the documents (use it for any fact the documents hold; '
+          'one fact per call, an earlier answer can go in an f-string).',
+    "python": 'python("code") runs a Python program and returns what it prints (for searches and puzzles).',
+    ASK: 'ask("question") asks an expert for a fact that is general knowledge.',
+}
+_ARITHMETIC = "gcd lcm factorial comb perm sqrt floor ceil round min max abs sum"
+
+
+class ProgramPlanner:
+    def __init__(self, router: Router, tools: Mapping[str, Tool], *, target: str | None = None, samples: int = 5,
+                 temperature: float = 0.7, examples: int = 3, arithmetic: str = "calculator", bank: ExampleBank | None = None):
+        self.router = router
+        self.tools = tools
+        self.target = target or router.default
+        self.samples = samples
+        self.temperature = temperature
+        self.examples = examples
+        self.arithmetic = arithmetic
+        self.bank = bank or ExampleBank.default()
+        self._prefix: dict[tuple[str, ...], tuple[Message, str]] = {}
+
+    def calls_for(self, allowed: tuple[str, ...]) -> list[str]:
+        """What a program may call with these tools: the tools (not the arithmetic one), `read` with docs, `ask`."""
+        calls = [name for name in allowed if name != self.arithmetic]
+        if "docs" in allowed:
+            calls.append(READ)
+        return [*calls, ASK]
+
+    def prompt_for(self, allowed: tuple[str, ...]) -> tuple[Message, str]:
+        """The static system prompt and the grammar for a set of tools, built once per set (byte-identical across
+        runs, for the prefix cache)."""
+        if allowed not in self._prefix:
+            calls = self.calls_for(allowed)
+            lines = [_CALLS[name] if name in _CALLS else f'{name}("...") {self.tools[name].description}' for name in calls]
+            system = _SYSTEM.format(functions=_ARITHMETIC, calls="Calls (each takes one string; an f-string may use earlier names):\n- " + "\n- ".join(lines))
+            if "sql" in allowed:
+                system += "\nThe database:\n" + self.tools["sql"].description.split("\n", 1)[-1]
+            grammar_tools = {name: self.tools[name] for name in allowed if name != self.arithmetic}
+            self._prefix[allowed] = Message("system", system), program_grammar(calls, grammar_tools)
+        return self._prefix[allowed]
+
+    def _messages(self, question: str, allowed: tuple[str, ...]) -> list[Message]:
+        system, _ = self.prompt_for(allowed)
+        turns = [system]
+        for example in self.bank.retrieve(question, set(self.calls_for(allowed)), self.examples):
+            turns += [Message("user", example.question), Message("assistant", example.program)]
+        return [*turns, Message("user", question)]
+
+    async def plan(self, question: str, ctx: RunContext, allowed: tuple[str, ...] | None = None,
+                   on_step: Callable[[Step], None] | None = None) -> Plan:
+        """A plan for `question` using only the `allowed` tools: the winning sample's program, compiled. `on_step`
+        gets its steps once the vote is in (programs are short; they are not streamed step by step)."""
+        allowed = tuple(self.tools) if allowed is None else allowed
+        plan = await self._sample(self._messages(question, allowed), ctx, allowed, purpose="plan")
+        for step in plan.steps if on_step else ():
+            on_step(step)
+        return plan
+
+    async def replan(self, question: str, ctx: RunContext, allowed: tuple[str, ...], done: list[tuple[Step, Any]],
+                     failed: Step, reason: str, *, invalid: bool = False) -> Plan:
+        """A repaired program: the model sees the failed line's step and why it failed, and writes the program again."""
+        messages = self._messages(question, allowed)
+        shown = failed.name if failed.name is not msgspec.UNSET else f"step {failed.id}"
+        what = "broke a rule" if invalid else "failed"
+        messages.append(Message("user", f"The line computing {shown} {what}: {reason[:300]}\nWrite the whole program again, fixed."))
+        return await self._sample(messages, ctx, allowed, purpose="replan", samples=1)
+
+    async def _sample(self, messages: list[Message], ctx: RunContext, allowed: tuple[str, ...], *, purpose: str,
+                      samples: int | None = None) -> Plan:
+        samples = samples or self.samples
+        _, grammar = self.prompt_for(allowed)
+        tools = {name: self.tools[name] for name in allowed}
+        temperature = self.temperature if samples > 1 else 0.0
+        sampling = Sampling(max_tokens=400, temperature=temperature, n=samples)
+        completion, _ = await self.router.call(self.target, messages, ctx, purpose=purpose, constraint=Grammar(grammar),
+                                               sampling=sampling)
+        texts = [completion.text, *completion.alternatives][:samples]
+        programs: list[Program | None] = []
+        errors: list[str | None] = []
+        for text in texts:
+            try:
+                programs.append(compile_program(text, tools, self.router.default, arithmetic=self.arithmetic))
+                errors.append(None)
+            except PlanInvalid as exc:
+                programs.append(None)
+                errors.append(str(exc))
+        values = [await self._value(p, tools) if p is not None else None for p in programs]
+        chosen, votes = _vote(programs, values)
+        ctx.sink.emit(ProgramsSampled(run_id=ctx.run_id, at=time.time(), programs=texts, values=[_shown(v) for v in values],
+                                      errors=errors, chosen=chosen if chosen is not None else -1, votes=votes))
+        if chosen is None:
+            if purpose == "plan":  # once more, greedy, told what was wrong: a program that compiles is the norm
+                fix = Message("user", f"That program was invalid ({errors[0]}). Write it again: one `name = ...` per line, ending with `answer = ...`.")
+                return await self._sample([*messages, Message("assistant", texts[0]), fix], ctx, allowed, purpose="replan", samples=1)
+            raise PlanInvalid(f"no sampled program compiled: {errors[0]}")
+        program = programs[chosen]
+        assert program is not None
+        return Plan(program.plan.steps, answer=program.answer)
+
+    async def _value(self, program: Program, tools: Mapping[str, Tool]) -> Any:
+        """The program's answer computed now, if every step is a deterministic tool (microseconds for arithmetic);
+        None if it cannot be (a model or non-deterministic step) or a tool refused (the sample loses its vote)."""
+        steps = program.plan.steps
+        if not all(s.kind == "tool" and getattr(tools.get(s.target), "deterministic", False) for s in steps):
+            return None
+        outputs: dict[int, Any] = {}
+        for step in steps:
+            tool = tools[step.target]
+            try:
+                outputs[step.id] = await tool.run(msgspec.convert(substitute(step.input, outputs), tool.args_type))
+            except (ValueError, msgspec.ValidationError):
+                return _REFUSED
+        return outputs[program.answer]
+
+
+_REFUSED = object()
+
+
+def _key(value: Any) -> Any:
+    """Values that vote together: numbers equal to 9 significant digits, text equal ignoring case and spaces."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(f"{value:.9g}")
+    if isinstance(value, str):
+        return " ".join(value.lower().split())
+    return msgspec.json.encode(value)
+
+
+def _vote(programs: list[Program | None], values: list[Any]) -> tuple[int | None, int]:
+    """The index of the winning sample and how many agreed with it. Samples with a computed value vote by value;
+    if none has one, compiled samples vote by their plan; ties go to the earliest sample."""
+    computed = [i for i, v in enumerate(values) if v is not None and v is not _REFUSED]
+    if computed:
+        counts = Counter(_key(values[i]) for i in computed)
+        best = max(computed, key=lambda i: (counts[_key(values[i])], -i))
+        return best, counts[_key(values[best])]
+    compiled = [i for i, p in enumerate(programs) if p is not None and values[i] is not _REFUSED]
+    if not compiled:
+        compiled = [i for i, p in enumerate(programs) if p is not None]
+    if not compiled:
+        return None, 0
+    counts = Counter(msgspec.json.encode(programs[i].plan) for i in compiled)
+    best = max(compiled, key=lambda i: (counts[msgspec.json.encode(programs[i].plan)], -i))
+    return best, counts[msgspec.json.encode(programs[best].plan)]
+
+
+def _shown(value: Any) -> Any:
+    return None if value is _REFUSED else value

@@ -1,0 +1,101 @@
+"""Programs compile into plans: one step per computed line, references only to lines above, constants inlined,
+`read` as a docs search read by an expert, and every broken program refused naming its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reasoning.errors import PlanInvalid
+from reasoning.plan import as_value, render, validate_plan
+from reasoning.program import compile_program, program_grammar
+from tools.calculator import Calculator
+from tools.docs import DocSearch
+
+DOCS = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
+
+
+@pytest.fixture(scope="module")
+def tools():
+    return {"calculator": Calculator(), "docs": DocSearch(DOCS)}
+
+
+def test_arithmetic_lines_become_calculator_steps_referring_to_earlier_lines(tools):
+    """Each computed line is a calculator step; an earlier name becomes `$N` and a dependency."""
+    program = compile_program("total = 4 * 35\nleft = total - 12\nanswer = left + 3 * 20", tools, "general")
+    steps = program.plan.steps
+    assert [s.input["expression"] for s in steps] == ["4 * 35", "$1 - 12", "$2 + 3 * 20"]
+    assert [s.depends_on for s in steps] == [[], [1], [2]]
+    assert [s.name for s in steps] == ["total", "left", "answer"]
+    assert program.answer == 3
+    validate_plan(program.plan, tools, ["general"])
+
+
+def test_constants_are_inlined_and_a_bare_name_answer_is_that_step(tools):
+    """A name bound to a number is no step of its own; `answer = name` points at the step that computed it."""
+    program = compile_program("price = 12\nqty = 3\ncost = price * qty\nanswer = cost", tools, "general")
+    assert [s.input["expression"] for s in program.plan.steps] == ["(12) * (3)"]
+    assert program.answer == 1
+
+
+def test_a_literal_answer_is_still_a_step(tools):
+    """An answer that is a number is computed by a step, so the answer rests on one."""
+    program = compile_program("answer = 42", tools, "general")
+    assert program.plan.steps[0].input == {"expression": "42"} and program.answer == 1
+
+
+def test_calls_become_tool_and_expert_steps_and_fstrings_reference_earlier_results(tools):
+    """`docs(...)` is a docs step, `ask(f"...{x}")` an expert step whose text refers to x's step."""
+    program = compile_program('hits = docs("vacation days")\nanswer = ask(f"How many days does {hits} say?")', tools, "general")
+    docs, ask = program.plan.steps
+    assert (docs.kind, docs.target, docs.input) == ("tool", "docs", {"query": "vacation days"})
+    assert (ask.kind, ask.target, ask.input, ask.depends_on) == ("expert", "general", "How many days does ${1} say?", [1])
+
+
+def test_read_is_a_docs_search_read_by_an_expert_that_may_say_the_documents_do_not_hold_it(tools):
+    """`read(question)` searches the documents for the question and asks the expert to answer from those passages only."""
+    program = compile_program('answer = read("How many vacation days are there?")', tools, "general")
+    search, reader = program.plan.steps
+    assert search.input == {"query": "How many vacation days are there?"}
+    assert reader.kind == "expert" and "${1}" in reader.input and "not in the documents" in reader.input
+    assert reader.depends_on == [1] and program.answer == 2
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("answer = a + 1", "'a' is used before it is set"),
+    ("x = x + 1\nanswer = x", "'x' is used before it is set"),
+    ("total = 5", "never sets `answer`"),
+    ("answer = 1\nx = 2", "`answer = …` is the last line"),
+    ("print(5)\nanswer = 1", "each line assigns one name"),
+    ("answer = 'five'", "text is not arithmetic"),
+    ("answer = 3 +", "not a valid program line"),
+    ("answer = sql(\"SELECT 1\")", "not offered"),
+])
+def test_a_broken_program_is_refused_naming_the_problem(tools, text, problem):
+    """Forward references, self-reference, a missing answer, non-assignments and text arithmetic are refused."""
+    with pytest.raises(PlanInvalid, match=problem):
+        compile_program(text, {"calculator": tools["calculator"]} if "sql" in text else tools, "general")
+
+
+def test_a_dollar_amount_in_a_program_is_never_a_step_reference(tools):
+    """Money written as $57 stays money: names, not `$N`, are how a program refers to results."""
+    program = compile_program('answer = ask("Is $57 a lot for a book?")', tools, "general")
+    assert program.plan.steps[0].depends_on == [] and validate_plan(program.plan, tools, ["general"])
+
+
+def test_the_grammar_offers_exactly_the_calls_given():
+    """The grammar lists each call once and ends with the answer line."""
+    grammar = program_grammar(["docs", "read", "ask"])
+    assert '"docs(" STR ")"' in grammar and '"read(" STR ")"' in grammar and "sql(" not in grammar
+    assert 'last: "answer = " rhs' in grammar
+
+
+def test_a_one_cell_table_is_its_value_and_a_one_column_table_a_list():
+    """Query results used by later steps: one cell is a number (numeric text too), one column a list."""
+    assert as_value({"columns": ["count"], "rows": [[60]], "truncated": False}) == 60
+    assert as_value({"columns": ["avg"], "rows": [["42.50"]], "truncated": False}) == 42.5
+    assert as_value({"columns": ["n"], "rows": [[1], [2]], "truncated": False}) == [1, 2]
+    assert render({"columns": ["n"], "rows": [[3]], "truncated": False}) == "3"
+    table = {"columns": ["a", "b"], "rows": [[1, 2]], "truncated": False}
+    assert as_value(table) == table

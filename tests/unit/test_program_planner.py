@@ -1,0 +1,79 @@
+"""The program planner samples several programs in one call, computes those it can, and runs the majority's:
+every sample, its value and the vote are recorded."""
+
+from __future__ import annotations
+
+from reasoning import events as ev
+from reasoning.composer import Composer
+from reasoning.engine import Engine
+from reasoning.program_planner import ProgramPlanner
+from reasoning.report import fold
+from reasoning.router import Router
+from reasoning.types import Completion, Expert, Grammar, Usage
+from tools import default_tools
+from verifiers import default_verifiers
+from verifiers.policy import VerdictPolicy
+
+
+class Samples:
+    """A backend double: the first reply is n programs (one call, as llama.cpp's n_cmpl returns them); then answers."""
+
+    provider, model = "test", "test"
+
+    def __init__(self, programs: list[str], *answers: str) -> None:
+        self.programs = programs
+        self.answers = list(answers)
+        self.calls: list[dict] = []
+
+    async def generate(self, messages, **kwargs):
+        self.calls.append(kwargs)
+        if isinstance(kwargs.get("constraint"), Grammar):
+            n = kwargs["sampling"].n
+            return Completion(self.programs[0], Usage(10, 5, 0), 1.0, "test", alternatives=self.programs[1:n])
+        return Completion(self.answers.pop(0), Usage(10, 5, 0), 1.0, "test")
+
+
+async def run(backend: Samples, question: str, samples: int = 5):
+    tools = default_tools()
+    router = Router({"general": Expert(name="general", backend=backend)}, "general")
+    engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
+                    planner=ProgramPlanner(router, tools, samples=samples), composer=Composer(router))
+    recorder = ev.Recorder()
+    await engine.run(question, sink=recorder, deadline_s=10)
+    return fold(recorder.events), recorder.events
+
+
+async def test_the_majority_value_wins_and_every_sample_is_recorded():
+    """Three of five programs compute 70: one of those runs, and the sampled event lists all five with their values."""
+    programs = ["a = 12 * 2\nanswer = a + 46", "answer = 12 + 24 + 34", "b = 1 +\nanswer = b", "answer = 5 * 5",
+                "x = 35\nanswer = x * 2"]
+    report, events = await run(Samples(programs, '{"text":"70 students","uses":[1]}'), "How many students?")
+    sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.values == [70, 70, None, 25, 70] and sampled.votes == 3 and sampled.chosen == 0
+    assert sampled.errors[2] is not None and "line 1" in sampled.errors[2]
+    assert report.status == "finished" and report.answer.value == 70
+    assert [s.input["expression"] for s in report.plan.steps] == ["12 * 2", "$1 + 46"]
+
+
+async def test_the_planner_asks_for_all_samples_in_one_call_under_the_program_grammar():
+    """One model call with n samples at temperature; the grammar lists the calls the tools allow."""
+    backend = Samples(["answer = 2 + 2"] * 3, '{"text":"4","uses":[1]}')
+    await run(backend, "What is 2+2?", samples=3)
+    plan_call = backend.calls[0]
+    assert plan_call["sampling"].n == 3 and plan_call["sampling"].temperature > 0
+    assert "answer = " in plan_call["constraint"].text and '"ask(" STR ")"' in plan_call["constraint"].text
+
+
+async def test_when_no_sample_compiles_the_model_writes_it_once_more_told_why():
+    """All samples broken: one greedy try with the first problem named; broken again, the run fails as plan_invalid."""
+    backend = Samples(["x = 1"] * 5)
+    report, _ = await run(backend, "What?")
+    assert len(backend.calls) == 2 and backend.calls[1]["sampling"].n == 1
+    assert report.status == "failed" and report.error.type == "plan_invalid" and "never sets `answer`" in report.error.message
+
+
+async def test_a_sample_the_calculator_refuses_loses_its_vote():
+    """A program whose arithmetic the calculator refuses is not chosen, though it came first."""
+    programs = ["answer = 1 / 0", "answer = 6 * 7"]
+    report, _ = await run(Samples(programs, '{"text":"42","uses":[1]}'), "What is 6*7?", samples=2)
+    assert report.answer.value == 42
