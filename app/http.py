@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from importlib.metadata import version
 from typing import Annotated
 
+import asyncpg
 import msgspec
 from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State
@@ -17,6 +19,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from app.auth import key_guard
+from app.bodies import StrictRequest
 from app.experts import ExpertStatus, expert_statuses
 from app.metrics import Metrics, request_counter
 from app.openai_api import RUN_HEADER, chat_completions, list_models
@@ -125,16 +128,36 @@ async def list_experts(runtime: NamedDependency[Runtime]) -> list[ExpertStatus]:
     return await expert_statuses(runtime.router)
 
 
+# What a database that does not answer raises: refused or dropped connections, a server shutting down or starting up.
+_DATABASE_DOWN = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_HEALTH_TIMEOUT_S = 2.0
+# The same seen from a route that reads the trace (narrower: a PostgresError there may be a bug to see as a 500).
+_CONNECTION_FAILURES = (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+                        asyncpg.InterfaceError)
+
+
 @get("/health")
-async def health(runtime: NamedDependency[Runtime]) -> dict:
-    async with runtime.pool.acquire() as conn:
-        await conn.fetchval("SELECT 1")
+async def health(runtime: NamedDependency[Runtime]) -> Response[dict]:
+    """`ok`; `degraded` (200) while the trace sink is behind or retrying; `down` (503) when the database does not
+    answer. `problems` says what is wrong; `trace` has the sink's counters."""
+    problems = []
+    try:
+        async with asyncio.timeout(_HEALTH_TIMEOUT_S), runtime.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+    except _DATABASE_DOWN as exc:
+        problems.append(f"database: unreachable ({type(exc).__name__}: {exc})")
+    down = bool(problems)
     sink = runtime.sink
-    return {
-        "status": "ok",
+    problems += sink.problems()
+    body = {
+        "status": "down" if down else "degraded" if problems else "ok",
         "model": runtime.settings.model,
-        "trace": {"written": sink.written, "dropped": sink.dropped, "retries": sink.retries},
+        "database": "down" if down else "ok",
+        "problems": problems,
+        "trace": {"written": sink.written, "dead_lettered": sink.dead_lettered, "dropped": sink.dropped,
+                  "retries": sink.retries, "lag_s": round(sink.lag_s, 3)},
     }
+    return Response(body, status_code=503 if down else 200)
 
 
 @get("/metrics", media_type="text/plain; version=0.0.4", include_in_schema=False)
@@ -142,6 +165,11 @@ async def metrics(runtime: NamedDependency[Runtime]) -> bytes:
     """Prometheus metrics: requests, runs and their latency, steps, model calls, tokens, cost, backend errors,
     tool calls, verdicts, and the trace sink's counters."""
     return runtime.metrics.render()
+
+
+def _database_unreachable(request: Request, exc: Exception) -> Response:
+    """A route that reads the trace while Postgres is down or restarting: 503, saying so (not a bare 500)."""
+    return Response({"status_code": 503, "detail": f"the database is unreachable ({type(exc).__name__}: {exc})"}, status_code=503)
 
 
 def _metrics_of(scope) -> Metrics | None:
@@ -166,9 +194,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[reason, read_run, cancel_run, list_experts, health, metrics, chat_completions, list_models, trace_page],
-        exception_handlers={PlanInvalid: _plan_invalid},
+        exception_handlers={PlanInvalid: _plan_invalid, **dict.fromkeys(_CONNECTION_FAILURES, _database_unreachable)},
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
         middleware=[request_counter(_metrics_of), key_guard(settings.api_keys)],
+        request_class=StrictRequest,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="stepwise", version=version("stepwise"), path="/schema"),
         on_startup=[start],
