@@ -35,7 +35,9 @@ def argument_rule(tool: Tool) -> str:
 
 
 def repair_grammar(tool: Tool) -> str:
-    return f"%llguidance {{}}\nstart: {argument_rule(tool)}\n{tool.grammar}"  # type: ignore[attr-defined]
+    """The tool's rules with its argument as the whole output, and a `;` the model may end with (dropped before the
+    call): models end SQL with one, and a model denied it, with the end of text unlikely, writes on (`AND x = 1…`)."""
+    return f'%llguidance {{}}\nstart: {argument_rule(tool)} ";"?\n{tool.grammar}'  # type: ignore[attr-defined]
 
 
 def repair_messages(tool: Tool, failures: list[tuple[str, str]]) -> list[Message]:
@@ -58,7 +60,7 @@ async def repair_in_step(router: Router, tool: Tool, step_id: int, args: dict[st
         sampling = Sampling(max_tokens=MAX_TOKENS, temperature=0.0 if len(failures) == 1 else 0.7)
         completion, _ = await router.call(router.default, repair_messages(tool, failures), ctx, purpose="repair",
                                           step_id=step_id, constraint=constraint, sampling=sampling)
-        args = {**args, field: completion.text.strip()}
+        args = {**args, field: completion.text.strip().removesuffix(";")}
         result, error = await attempt(args)
         if error is None:
             return args, result, None

@@ -8,9 +8,11 @@ from typing import Any
 
 from reasoning import events as ev
 from reasoning.engine import Engine
+from reasoning.repair import repair_grammar
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Answer, Completion, Expert, Grammar, Plan, Step, Usage
+from tests.unit.test_sql_grammar import accepts
 from tools import default_tools
 from tools.sql import SqlArgs
 from tools.sql_grammar import sql_grammar
@@ -86,9 +88,9 @@ def of(events, kind):
 
 
 async def test_a_failed_query_repaired_on_the_first_try_finishes_the_step():
-    """The model sees the schema first, then the query and its error; its query, decoded under the tool's grammar,
-    runs in the same step and no replan happens."""
-    script = Script(COUNT)
+    """The model sees the schema first, then the query and its error; its query, decoded under the tool's grammar
+    (a final `;` allowed and dropped), runs in the same step and no replan happens."""
+    script = Script(COUNT + ";")
     report, events, database, planner = await run(script, Plan([Step(1, "tool", "sql", {"query": HEADCOUNT})]))
     assert report.status == "finished" and report.steps[0].output["rows"] == [[3]] and report.replans == 0
     assert database.queries == [HEADCOUNT, COUNT] and planner.told == []
@@ -96,7 +98,7 @@ async def test_a_failed_query_repaired_on_the_first_try_finishes_the_step():
     (call,) = of(events, ev.ModelCalled)
     assert call.purpose == "repair" and call.step_id == 1
     (sent,) = script.calls
-    assert sent["constraint"] == Grammar("%llguidance {}\nstart: sql_arg\n" + Database.grammar)
+    assert sent["constraint"] == Grammar('%llguidance {}\nstart: sql_arg ";"?\n' + Database.grammar)
     system, user = sent["messages"]
     assert SCHEMA in system.content and HEADCOUNT in user.content and "UndefinedColumnError" in user.content
     assert sent["sampling"].max_tokens == 200 and sent["sampling"].temperature == 0
@@ -133,3 +135,11 @@ async def test_a_tool_without_a_grammar_goes_straight_to_a_replan():
     report, events, _, planner = await run(script, Plan([Step(1, "tool", "calculator", {"expression": "2+"})]), replan)
     assert of(events, ev.ModelCalled) == [] and len(planner.told) == 1
     assert report.status == "finished" and report.steps[0].output == 4
+
+
+def test_the_repair_grammar_compiles_and_takes_a_final_semicolon():
+    """llama.cpp decodes unconstrained when a grammar does not compile, so llguidance itself checks the repair
+    grammar: the tool's queries, with or without the `;` models end SQL with, and nothing else."""
+    grammar = repair_grammar(Database())
+    assert accepts(grammar, COUNT) and accepts(grammar, COUNT + ";")
+    assert not accepts(grammar, HEADCOUNT) and not accepts(grammar, COUNT + ";;")
