@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 from reasoning.context import RunContext
+from reasoning.events import StepVerified
 from reasoning.plan import Dag, as_value, render, substitute
 from reasoning.program import ANSWER
 from reasoning.router import Router
@@ -61,11 +64,50 @@ class Composer:
         # Every token is at least one character, so this many tokens always reach the end of the longest answer the
         # schema allows: the output cannot be cut off (a rambling model costs time, never a broken answer).
         sampling = Sampling(max_tokens=self.max_chars + 24 + 3 * len(ids))
-        _, answer = await self.router.call(
-            self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=sampling, output_type=Answer,
-        )
+        value = as_value(outputs[dag.answer]) if dag.answer is not None else None
+        known = _numbers(question) | _numbers(messages[1].content)
+        for attempt in (1, 2):
+            _, answer = await self.router.call(
+                self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=sampling, output_type=Answer,
+            )
+            problem = ungrounded(answer.text, known, value)
+            cited = dag.answer if dag.answer is not None else ids[-1]
+            outcome = "pass" if problem is None else "retry" if attempt == 1 else "fail"
+            ctx.sink.emit(StepVerified(run_id=ctx.run_id, at=time.time(), step_id=cited, verifier="grounded_answer",
+                                       outcome=outcome, reason=problem or "every number in the answer comes from the results"))
+            if problem is None:
+                break
+            messages = [*messages, Message("assistant", answer.text), Message("user", f"Rejected: {problem}. Answer again from the results.")]
+        else:  # still ungrounded: the plan's own value is the answer, stated plainly
+            if value is not None:
+                answer = Answer(text=render(value), uses=[dag.answer])
         if dag.answer is not None:
-            answer.value = as_value(outputs[dag.answer])
+            answer.value = value
             if dag.answer not in answer.uses:
                 answer.uses.append(dag.answer)
         return answer
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def _numbers(text: str) -> set[float]:
+    found = set()
+    for token in _NUMBER.findall(text):
+        try:
+            found.add(round(float(token.replace(",", "")), 6))
+        except ValueError:
+            continue
+    return found
+
+
+def ungrounded(text: str, known: set[float], value: Any) -> str | None:
+    """Why an answer is not grounded in the results, or None: every number it states must appear in the question or
+    the results (rounded to 2 decimals, as people write money), and a numeric final value must be stated."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not any(abs(n - value) <= max(0.005, abs(value) * 1e-6) for n in _numbers(text)):
+            return f"it does not state the final result {render(value)}"
+    stray = [n for n in _numbers(text) if not any(abs(n - k) <= 0.005 or abs(n - round(k, 2)) < 1e-9 for k in known)]
+    if stray:
+        return f"{', '.join(format(n, 'g') for n in stray[:3])} appear in no result"
+    return None

@@ -178,7 +178,7 @@ def plan_schema(tools: Mapping[str, Tool], experts: Collection[str], max_steps: 
     """The JSON schema the planner decodes under: one variant per tool (embedding its argument schema), one for
     experts, and with `parallel_calls` one for a step of several tool calls (each under its tool's schema).
     Property order is the order the model writes, so `id` comes first."""
-    deps = {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": max_steps}
+    deps = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "maxItems": max_steps}
     variants = [
         _step_schema("tool", {"const": name}, tool_args_schema(tool), deps) for name, tool in tools.items()
     ]
@@ -205,7 +205,7 @@ def _step_schema(kind: str, target: dict, input_schema: dict, deps: dict) -> dic
     return {
         "type": "object",
         "properties": {
-            "id": {"type": "integer", "minimum": 1},
+            "id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},  # the trace tables' integer columns
             "kind": {"const": kind},
             "target": target,
             "input": input_schema,

@@ -43,17 +43,16 @@ class Program(msgspec.Struct):
 def program_grammar(calls: Collection[str], tools: Mapping[str, Tool] | None = None, max_lines: int = MAX_LINES) -> str:
     """The llguidance (Lark) grammar of programs that may call `calls` (tool names, `read`, `ask`): lines
     `name = …`, the last one `answer = …`. A call takes one string (an f-string may embed earlier names); a tool
-    with an argument grammar (`argument_grammar(rule)`: Lark rules for the string's content, e.g. SQL over the
-    database's own tables and columns) is held to it."""
+    with a `grammar` (Lark rules whose rule `<name>_arg` derives the string's content, e.g. the sql tool's SELECTs
+    over its database's own tables and columns) is held to it."""
     rhs, rules = ["EXPR"], []
     for name in sorted(calls):
         tool = (tools or {}).get(name)
-        if tool is not None and hasattr(tool, "argument_grammar"):
-            rule = f"{name}_arg"
-            rhs.append(f'"{name}(\\"" {rule} "\\")"')
-            rules.append(tool.argument_grammar(rule))
-        else:
-            rhs.append(f'"{name}(" STR ")"')
+        if tool is not None and getattr(tool, "grammar", None):
+            rhs.append(f'"{name}(\\"" {name}_arg "\\")"')
+            rules.append(tool.grammar)
+        else:  # the opening quote is part of the literal: otherwise EXPR, being longer, swallows `read(` and the call
+            rhs.append(f'"{name}(\\"" STR "\\")" | "{name}(f\\"" STR "\\")"')
     return "\n".join([
         "%llguidance {}",
         f"start: line{{0,{max_lines - 1}}} last",
@@ -62,7 +61,7 @@ def program_grammar(calls: Collection[str], tools: Mapping[str, Tool] | None = N
         "rhs: " + " | ".join(rhs),
         "NAME: /[a-z][a-z0-9_]{0,24}/",
         r"EXPR: /[a-z0-9_ .+\-*\/%(),!\[\]]{1,160}/",
-        r'STR: /f?"([^"\\\n]|\\[^\n]){1,800}"/',
+        r'STR: /([^"\\\n]|\\[^\n]){1,800}/',
         *rules,
     ])
 

@@ -87,7 +87,7 @@ def test_a_dollar_amount_in_a_program_is_never_a_step_reference(tools):
 def test_the_grammar_offers_exactly_the_calls_given():
     """The grammar lists each call once and ends with the answer line."""
     grammar = program_grammar(["docs", "read", "ask"])
-    assert '"docs(" STR ")"' in grammar and '"read(" STR ")"' in grammar and "sql(" not in grammar
+    assert '"docs(\\"" STR' in grammar and '"read(f\\"" STR' in grammar and "sql(" not in grammar
     assert 'last: "answer = " rhs' in grammar
 
 
@@ -99,3 +99,52 @@ def test_a_one_cell_table_is_its_value_and_a_one_column_table_a_list():
     assert render({"columns": ["n"], "rows": [[3]], "truncated": False}) == "3"
     table = {"columns": ["a", "b"], "rows": [[1, 2]], "truncated": False}
     assert as_value(table) == table
+
+
+def _accepts(lark: str, text: str) -> bool:
+    import llguidance
+
+    from tests.unit.test_sql_grammar import TOKENIZER
+
+    grammar = llguidance.grammar_from("lark", lark)
+    assert llguidance.LLMatcher.validate_grammar(grammar) == ""
+    matcher = llguidance.LLMatcher(TOKENIZER, grammar, log_level=0)
+    return matcher.consume_tokens(list(text.encode())) and matcher.is_accepting()
+
+
+class _Sql:
+    """The sql tool as the grammar sees it: its rules over a schema holding the tables the worked examples use."""
+
+    def __init__(self) -> None:
+        from tools.sql_grammar import sql_grammar
+
+        self.grammar = sql_grammar({
+            "orders": ["id", "customer_id", "placed_on", "amount"], "customers": ["id", "name"],
+            "staff": ["id", "name", "team", "salary"], "products": ["id", "name", "category"],
+        }, "sql_arg")
+
+
+def test_every_worked_example_is_a_program_the_grammar_allows():
+    """The planner is shown only examples it could have written itself (checked by llguidance, as llama.cpp runs it)."""
+    from reasoning.examples import ExampleBank
+
+    grammar = program_grammar(["sql", "docs", "read", "python", "ask"], {"sql": _Sql()})
+    for example in ExampleBank.default().examples:
+        assert _accepts(grammar, example.program), example.program
+
+
+@pytest.mark.parametrize("text", [
+    'answer = read(f"In what year was {builder} founded?")',
+    'x = docs("vacation days")\nanswer = ask(f"How many days? {x}")',
+    "answer = gcd(84, 126) * 2",
+])
+def test_calls_are_not_swallowed_by_arithmetic(text):
+    """A call's name also spells arithmetic; the grammar still lets the model open its string (an f-string too)."""
+    assert _accepts(program_grammar(["docs", "read", "ask"]), text)
+
+
+def test_the_grammar_refuses_what_compiles_to_nothing():
+    """Text outside a call's string, or no answer line, is not a program the grammar allows."""
+    grammar = program_grammar(["read", "ask"])
+    assert not _accepts(grammar, 'answer = "five"')
+    assert not _accepts(grammar, "total = 5\n")

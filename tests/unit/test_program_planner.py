@@ -61,7 +61,7 @@ async def test_the_planner_asks_for_all_samples_in_one_call_under_the_program_gr
     await run(backend, "What is 2+2?", samples=3)
     plan_call = backend.calls[0]
     assert plan_call["sampling"].n == 3 and plan_call["sampling"].temperature > 0
-    assert "answer = " in plan_call["constraint"].text and '"ask(" STR ")"' in plan_call["constraint"].text
+    assert "answer = " in plan_call["constraint"].text and '"ask(f\\"" STR' in plan_call["constraint"].text
 
 
 async def test_when_no_sample_compiles_the_model_writes_it_once_more_told_why():
