@@ -37,10 +37,18 @@ class ExampleBank:
         text = resources.files("reasoning").joinpath("examples.toml").read_text()
         return cls(msgspec.convert(tomllib.loads(text)["example"], list[Example]))
 
-    def retrieve(self, question: str, calls: Collection[str], k: int = 3) -> list[Example]:
+    def retrieve(self, question: str, calls: Collection[str], k: int = 3, prefer: Collection[str] = (),
+                 data: Collection[str] = ()) -> list[Example]:
         """The k examples most like `question` among those whose calls are all offered, least similar first (the
-        closest one sits next to the question). Examples of each offered call compete on similarity alone."""
+        closest one sits next to the question). For each call in `prefer` (data sources the question seems to be
+        about) the best example using it is included; examples using a call of `data` that is not preferred are left
+        out, so a question about muffins is never shown a query."""
         scores = self._index.get_scores(words(question))
-        usable = [i for i, e in enumerate(self.examples) if set(e.calls) <= set(calls)]
-        best = sorted(usable, key=lambda i: (-scores[i], i))[:k]
-        return [self.examples[i] for i in reversed(best)]
+        banned = set(data) - set(prefer)
+        usable = [i for i, e in enumerate(self.examples) if set(e.calls) <= set(calls) and not set(e.calls) & banned]
+        ranked = sorted(usable, key=lambda i: (-scores[i], i))
+        best = [next(i for i in ranked if call in self.examples[i].calls) for call in prefer
+                if any(call in self.examples[i].calls for i in ranked)]
+        best += [i for i in ranked if i not in best][: max(0, k - len(best))]
+        best.sort(key=lambda i: (-scores[i], i))
+        return [self.examples[i] for i in reversed(best[:max(k, len(best))])]

@@ -118,7 +118,8 @@ def _compile_value(value: ast.expr, line: int, names: dict[str, int | str], step
                 raise PlanInvalid(f"line {line}: {called}() takes one string")
             text, needs = _string(args[0], line, names)
             if called == READ:
-                steps.append(Step(len(steps) + 1, "tool", DOCS, {_first_field(tools[DOCS]): text}, sorted(needs)))
+                search = {_first_field(tools[DOCS]): text, "hops": 2}  # two-hop: what the question's subject names too
+                steps.append(Step(len(steps) + 1, "tool", DOCS, search, sorted(needs)))
                 passages = len(steps)
                 steps.append(Step(len(steps) + 1, "expert", expert, f"{READER}\nQuestion: {text}\nPassages: ${{{passages}}}",
                                   sorted(needs | {passages})))

@@ -10,6 +10,8 @@ vote are recorded (ProgramsSampled)."""
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -75,10 +77,24 @@ class ProgramPlanner:
             self._prefix[allowed] = Message("system", system), program_grammar(calls, grammar_tools)
         return self._prefix[allowed]
 
+    def fitting(self, question: str, allowed: tuple[str, ...]) -> set[str]:
+        """The data calls the question seems to be about: `sql` when it names at least two words of the database
+        (tables, columns, listed values), `read` when a name in it (a capitalised word past the first) occurs in the
+        documents. Their worked examples are then shown; other data calls' are not."""
+        asked = _stems(question)
+        fit = set()
+        if "sql" in allowed and len(asked & _vocabulary(self.tools["sql"])) >= 2:
+            fit.add("sql")
+        if "docs" in allowed and _names(question) & _vocabulary(self.tools["docs"]):
+            fit.add(READ)
+        return fit
+
     def _messages(self, question: str, allowed: tuple[str, ...]) -> list[Message]:
         system, _ = self.prompt_for(allowed)
         turns = [system]
-        for example in self.bank.retrieve(question, set(self.calls_for(allowed)), self.examples):
+        examples = self.bank.retrieve(question, set(self.calls_for(allowed)), self.examples,
+                                      prefer=self.fitting(question, allowed), data=("sql", READ, "docs"))
+        for example in examples:
             turns += [Message("user", example.question), Message("assistant", example.program)]
         return [*turns, Message("user", question)]
 
@@ -150,6 +166,27 @@ class ProgramPlanner:
 
 
 _REFUSED = object()
+_COMMON = frozenset("""about after also and are before does each from have how into many more much than that the their
+them then there these they this total what when where which while who will with year years""".split())
+
+
+def _stems(text: str) -> set[str]:
+    """Words of at least four letters, lower case, a plural's s dropped, common words left out."""
+    return {w[:-1] if w.endswith("s") and len(w) > 4 else w for w in re.findall(r"[a-z]{4,}", text.lower())} - _COMMON
+
+
+def _names(text: str) -> set[str]:
+    """Capitalised words past a sentence's first word, lower case: the names a question mentions."""
+    return {m.group(1).lower() for m in re.finditer(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-z]{2,})", text.strip())} - _COMMON
+
+
+@functools.lru_cache(maxsize=64)
+def _vocabulary(tool: Tool) -> frozenset[str]:
+    """What a data tool knows about, as words: a database's description (tables, columns, values, sample rows),
+    the documents' passages."""
+    passages = getattr(tool, "passages", None)
+    text = " ".join(p.text for p in passages) if passages is not None else tool.description
+    return frozenset(_stems(text))
 
 
 def _key(value: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import msgspec
 
 _WORD = re.compile(r"[a-z0-9]+")
+_NAME = re.compile(r"\b[A-Z][a-z]+(?: (?:of |the )?[A-Z][a-z]+)+|\b[A-Z][a-z]{3,}")  # names: capitalised words, runs of them
 _STOP = frozenset("a an and are as at be by for from has have how in is it of on or per the to up what when which who with".split())
 
 
@@ -22,6 +23,7 @@ def words(text: str) -> list[str]:
 class DocsArgs(msgspec.Struct, forbid_unknown_fields=True):
     query: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
     k: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+    hops: Annotated[int, msgspec.Meta(ge=1, le=2)] = 1  # 2: also search for the names the best passages mention
 
 
 class Passage(msgspec.Struct):
@@ -52,7 +54,22 @@ class DocSearch:
                             f"with their sources; query with a few keywords. Documents: {contents}")
 
     async def run(self, args: DocsArgs) -> list[dict[str, Any]]:
-        query = set(words(args.query))
+        found = self._search(args.query, args.k + (args.hops - 1))
+        if args.hops == 2 and found:
+            # A two-hop question names the first thing (the bridge) and asks about a second one that only a passage
+            # about the first names (its builder): each name in those passages that the question does not hold is
+            # searched for too (its best passage), so the reader sees both hops.
+            asked = set(words(args.query))
+            names = dict.fromkeys(n for p in found for n in _NAME.findall(p["text"]) if not set(words(n)) <= asked)
+            seen = {p["source"] for p in found}
+            for name in list(names)[:4]:
+                extra = [p for p in self._search(name, 2) if p["source"] not in seen][:1]
+                seen.update(p["source"] for p in extra)
+                found += extra
+        return found
+
+    def _search(self, text: str, k: int) -> list[dict[str, Any]]:
+        query = set(words(text))
         scored = []
         for i, terms in enumerate(self._terms):
             norm = self.k1 * (1 - self.b + self.b * self._lengths[i] / self._average)
@@ -60,7 +77,7 @@ class DocSearch:
             if score > 0:
                 scored.append((score, i))
         scored.sort(key=lambda pair: (-pair[0], pair[1]))
-        return [{"source": self.passages[i].source, "text": self.passages[i].text, "score": round(s, 3)} for s, i in scored[: args.k]]
+        return [{"source": self.passages[i].source, "text": self.passages[i].text, "score": round(s, 3)} for s, i in scored[:k]]
 
 
 def _headings(folder: Path) -> dict[str, list[str]]:

@@ -38,3 +38,17 @@ def test_an_empty_folder_is_refused(tmp_path):
     """A search over nothing is a configuration error, said at start-up."""
     with pytest.raises(ValueError, match="no .md or .txt passages"):
         DocSearch(tmp_path)
+
+
+async def test_a_two_hop_search_also_finds_what_the_best_passages_name(tmp_path):
+    """hops=2: the names in the first search's passages are searched for too, so the second fact is found."""
+    from tools.docs import DocSearch, DocsArgs
+
+    (tmp_path / "bridge.md").write_text("# Tarn Bridge\n\nThe Tarn Bridge was built by Orrin Works in 1890.\n")
+    (tmp_path / "works.md").write_text("# Orrin Works\n\nOrrin Works was founded by Hedda Lune, an engineer.\n")
+    (tmp_path / "other.md").write_text("# Lamps\n\nLamps were made of brass and glass.\n")
+    docs = DocSearch(tmp_path)
+    one = await docs.run(DocsArgs(query="Who founded the company that built the Tarn Bridge?", k=1))
+    two = await docs.run(DocsArgs(query="Who founded the company that built the Tarn Bridge?", k=1, hops=2))
+    assert [p["source"] for p in one] == ["bridge.md:3"]
+    assert [p["source"] for p in two] == ["bridge.md:3", "works.md:3"]

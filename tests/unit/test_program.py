@@ -57,7 +57,7 @@ def test_read_is_a_docs_search_read_by_an_expert_that_may_say_the_documents_do_n
     """`read(question)` searches the documents for the question and asks the expert to answer from those passages only."""
     program = compile_program('answer = read("How many vacation days are there?")', tools, "general")
     search, reader = program.plan.steps
-    assert search.input == {"query": "How many vacation days are there?"}
+    assert search.input == {"query": "How many vacation days are there?", "hops": 2}
     assert reader.kind == "expert" and "${1}" in reader.input and "not in the documents" in reader.input
     assert reader.depends_on == [1] and program.answer == 2
 

@@ -77,3 +77,15 @@ async def test_a_sample_the_calculator_refuses_loses_its_vote():
     programs = ["answer = 1 / 0", "answer = 6 * 7"]
     report, _ = await run(Samples(programs, '{"text":"42","uses":[1]}'), "What is 6*7?", samples=2)
     assert report.answer.value == 42
+
+
+def test_worked_examples_of_a_data_source_are_shown_only_for_questions_about_it():
+    """A question naming the database's words gets an sql example; a word problem gets none of sql or read."""
+    from reasoning.examples import ExampleBank
+
+    bank = ExampleBank.default()
+    calls = {"sql", "read", "ask", "python"}
+    about_db = bank.retrieve("How many rentals did members in Calder make?", calls, 3, prefer={"sql"}, data={"sql", "read"})
+    word_problem = bank.retrieve("Tom buys 3 boxes of 12 muffins and eats 5. How many are left?", calls, 3, data={"sql", "read"})
+    assert any("sql" in e.calls for e in about_db)
+    assert not any({"sql", "read"} & set(e.calls) for e in word_problem) and len(word_problem) == 3
