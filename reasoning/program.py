@@ -45,7 +45,7 @@ def program_grammar(calls: Collection[str], tools: Mapping[str, Tool] | None = N
     `name = …`, the last one `answer = …`. A call takes one string (an f-string may embed earlier names); a tool
     with a `grammar` (Lark rules whose rule `<name>_arg` derives the string's content, e.g. the sql tool's SELECTs
     over its database's own tables and columns) is held to it."""
-    rhs, rules = ["EXPR"], []
+    rhs, rules = ["expr"], []
     for name in sorted(calls):
         tool = (tools or {}).get(name)
         if tool is not None and getattr(tool, "grammar", None):
@@ -60,7 +60,15 @@ def program_grammar(calls: Collection[str], tools: Mapping[str, Tool] | None = N
         'last: "answer = " rhs',
         "rhs: " + " | ".join(rhs),
         "NAME: /[a-z][a-z0-9_]{0,24}/",
-        r"EXPR: /[a-z0-9_ .+\-*\/%(),!\[\]]{1,160}/",
+        # Arithmetic as arithmetic: numbers, earlier names, calls of the arithmetic tool's functions, lists for
+        # sum/min/max, parentheses, n!, and operators between operands (a small model given a looser set of
+        # characters writes prose with them).
+        "expr: unary (OP unary)*",
+        'unary: "-"? atom "!"?',
+        'atom: NUMBER | NAME | NAME "(" expr (SEP expr)* ")" | "(" expr ")" | "[" expr (SEP expr)* "]"',
+        r"OP: / ?(\*\*|\/\/|[-+*\/%]) ?/",
+        "SEP: /, ?/",
+        r"NUMBER: /[0-9]+(\.[0-9]+)?/",
         r'STR: /([^"\\\n]|\\[^\n]){1,800}/',
         *rules,
     ])

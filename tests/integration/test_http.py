@@ -86,4 +86,4 @@ def test_the_cli_lists_a_running_servers_experts(smollm2_server, repo_root):
     assert done.returncode == 0, done.stderr
     header, row = done.stdout.splitlines()
     assert header.split()[:4] == ["expert", "backend", "healthy", "load"]
-    assert row.split()[:4] == ["general", "local", "true", "0/2"]
+    assert row.split()[:4] == ["general", "local", "true", f"0/{smollm2_server.app.state.runtime.settings.parallel}"]

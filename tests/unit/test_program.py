@@ -147,4 +147,5 @@ def test_the_grammar_refuses_what_compiles_to_nothing():
     """Text outside a call's string, or no answer line, is not a program the grammar allows."""
     grammar = program_grammar(["read", "ask"])
     assert not _accepts(grammar, 'answer = "five"')
+    assert not _accepts(grammar, "answer = 12*12 is the answer, which is 144.")
     assert not _accepts(grammar, "total = 5\n")
