@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from reasoning.context import RunContext
-from reasoning.events import StepVerified
 from reasoning.plan import Dag, as_value, render, substitute
 from reasoning.program import ANSWER
 from reasoning.router import Router
@@ -71,21 +69,40 @@ class Composer:
                 self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=sampling, output_type=Answer,
             )
             problem = ungrounded(answer.text, known, value)
-            cited = dag.answer if dag.answer is not None else ids[-1]
-            outcome = "pass" if problem is None else "retry" if attempt == 1 else "fail"
-            ctx.sink.emit(StepVerified(run_id=ctx.run_id, at=time.time(), step_id=cited, verifier="grounded_answer",
-                                       outcome=outcome, reason=problem or "every number in the answer comes from the results"))
-            if problem is None:
+            if problem is None or value is None:  # without a final value to fall back on, a retry is all cost
                 break
             messages = [*messages, Message("assistant", answer.text), Message("user", f"Rejected: {problem}. Answer again from the results.")]
         else:  # still ungrounded: the plan's own value is the answer, stated plainly
-            if value is not None:
-                answer = Answer(text=render(value), uses=[dag.answer])
+            answer = Answer(text=render(value), uses=[dag.answer])
+            problem = None
+        answer.ungrounded = problem
         if dag.answer is not None:
             answer.value = value
             if dag.answer not in answer.uses:
                 answer.uses.append(dag.answer)
+        cited = sources(dag, outputs, answer.text)
+        if cited and not any(c in answer.text for c in cited):
+            answer.text = f"{answer.text.rstrip()} [{', '.join(cited)}]"
         return answer
+
+
+def sources(dag: Dag, outputs: dict[int, Any], text: str, limit: int = 2) -> list[str]:
+    """The `file:line` of the passages (results shaped `[{"source", "text"}, …]`, as document searches return them)
+    that hold what the answer rests on: an expert step's answer that the text states, found verbatim in a passage."""
+    passages = [p for out in outputs.values() if isinstance(out, list)
+                for p in out if isinstance(p, dict) and isinstance(p.get("source"), str) and isinstance(p.get("text"), str)]
+    if not passages:
+        return []
+    found: list[str] = []
+    for sid, step in dag.steps.items():
+        said = outputs.get(sid)
+        if step.kind != "expert" or not isinstance(said, str) or not 2 < len(said.strip(" .")) <= 80:
+            continue
+        fact = said.strip(" .").lower()
+        if fact not in text.lower():
+            continue
+        found += [p["source"] for p in passages if fact in p["text"].lower() and p["source"] not in found][:1]
+    return found[:limit]
 
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")

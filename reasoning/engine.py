@@ -24,7 +24,7 @@ from reasoning.plan import Dag, check_step, references, validate_plan
 from reasoning.planner import Planner
 from reasoning.repair import repair_in_step, repairable
 from reasoning.router import Router
-from reasoning.types import EXPERT_SYSTEM, Answer, Ask, Constraint, Function, Message, Plan, Policy, Sampling, Step, Tool, Verifier
+from reasoning.types import EXPERT_SYSTEM, Answer, Ask, Unfixable, Constraint, Function, Message, Plan, Policy, Sampling, Step, Tool, Verifier
 
 
 class Engine:
@@ -274,18 +274,21 @@ class Engine:
     async def _call_tool(self, step: Step, resolved: Any, ctx: RunContext) -> Any:
         tool = self.tools[step.target]
 
+        fixable = True
+
         async def attempt(args: Any) -> tuple[Any, str | None]:
+            nonlocal fixable
             started = time.perf_counter()
             result, error = None, None
             try:
                 result = await tool.run(msgspec.convert(args, tool.args_type))
             except (ValueError, msgspec.ValidationError) as exc:  # ValidationError is a ValueError too; named for clarity
-                error = str(exc)
+                error, fixable = str(exc), not isinstance(exc, Unfixable)
             ctx.sink.emit(ToolCalled(run_id=ctx.run_id, at=time.time(), step_id=step.id, tool=tool.name, args=args, result=result, error=error, latency_ms=_ms(started)))
             return result, error
 
         result, error = await attempt(resolved)
-        if error is not None and repairable(tool) and isinstance(resolved, dict):  # rewritten in the step, before a replan
+        if error is not None and fixable and repairable(tool) and isinstance(resolved, dict):  # rewritten in the step, before a replan
             resolved, result, error = await repair_in_step(self.router, tool, step.id, resolved, error, attempt, ctx)
         if error is not None:
             raise errors.ToolError(step.id, f"{tool.name} refused {resolved!r}: {error}")

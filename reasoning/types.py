@@ -68,6 +68,7 @@ class Answer(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     tool_calls: list[FunctionCall] = []
     cut_off: bool = False  # a direct chat's text stopped at max_tokens (OpenAI's finish_reason "length")
     value: Any = None  # the plan's final value, typed (a number, text, rows), when the plan names its answer step
+    ungrounded: str | None = None  # why the composed text is not grounded in the results, if it is not (after a retry)
 
 
 class Function(msgspec.Struct):
@@ -159,6 +160,11 @@ class ModelBackend(Protocol):
         """`on_text` receives the text as it is generated (in one piece, at the end, from servers that do not
         stream)."""
         ...
+
+
+class Unfixable(ValueError):
+    """A tool's refusal that no rewrite of its arguments can fix (a missing privilege, a server going away): the
+    step is not repaired in place; the failure goes straight to the plan's repair."""
 
 
 class Tool(Protocol):

@@ -18,6 +18,8 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 
+from reasoning.types import Unfixable
+
 from tools.sql_grammar import sql_grammar
 
 
@@ -78,7 +80,11 @@ class SqlTool:
                 rows = await cursor.fetch(self.row_limit + 1)  # one more than shown tells whether there was more
                 columns = [a.name for a in statement.get_attributes()]
         except asyncpg.PostgresError as exc:
-            raise ValueError(f"{type(exc).__name__}: {exc}") from None  # the message is what a repair needs
+            # SQLSTATE 42 (syntax, unknown names) and 22 (data) are the query's fault, which a rewrite may fix; a
+            # missing privilege (42501) or the server's own trouble (timeouts, resources, shutdown) is not.
+            state = str(getattr(exc, "sqlstate", "") or "")
+            fixable = state[:2] in ("42", "22") and state != "42501"
+            raise (ValueError if fixable else Unfixable)(f"{type(exc).__name__}: {exc}") from None
         finally:
             await conn.close()
         return {

@@ -124,7 +124,7 @@ async def test_a_database_and_a_document_lookup_run_in_parallel_verified_and_cit
 
 @pytest.mark.model
 @pytest.mark.slow
-async def test_the_default_planner_answers_a_question_needing_the_database_and_the_documents(company_url, database_url, pg):
+async def test_the_json_planner_answers_a_question_needing_the_database_and_the_documents(company_url, database_url, pg):
     """Qwen plans an sql step and a docs step for a question that needs both (the headcount is in the database, the
     vacation policy in the handbook); they run in parallel, pass their verifiers, and the answer states and cites both."""
     from pathlib import Path
@@ -133,7 +133,7 @@ async def test_the_default_planner_answers_a_question_needing_the_database_and_t
     from tests.conftest import settings_for
 
     docs = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
-    runtime = await Runtime.start(settings_for(database_url, "qwen", sql_url=company_url, docs_dir=docs))
+    runtime = await Runtime.start(settings_for(database_url, "qwen", sql_url=company_url, docs_dir=docs, planner="json"))
     try:
         report = await runtime.ask("How many people work in Research, and how many vacation days do they get?", 600)
     finally:

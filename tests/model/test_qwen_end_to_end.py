@@ -1,5 +1,6 @@
 """The default expert (Qwen2.5-Coder-1.5B) answers end to end, over HTTP and from the CLI, with its trace in
-Postgres. Slow: about half a minute per question on two cores."""
+Postgres, under the default program planner and under the JSON planner. Slow: about half a minute per question on
+two cores."""
 
 from __future__ import annotations
 
@@ -33,8 +34,32 @@ async def assert_trace_of_931(pg, report: RunReport) -> None:
     assert await pg.fetchval("SELECT answer->>'text' FROM runs WHERE run_id = $1", report.run_id) == report.answer.text
 
 
-async def test_the_endpoint_answers_931_with_overlapping_calculator_steps(qwen_server, pg):
+@pytest.fixture(scope="module")
+def qwen_json_server(database_url: str):
+    from tests.conftest import LiveServer, settings_for
+
+    with LiveServer(settings_for(database_url, "qwen", deadline_s=300.0, planner="json")) as server:
+        yield server
+
+
+async def test_the_program_planner_answers_931_from_voted_programs(qwen_server, pg):
+    """POST /v1/reason samples programs, computes and votes on them, runs the winner's calculator steps and composes
+    931; the answer carries the value, and every sample is in the trace."""
+    reply = qwen_server.client.post("/v1/reason", json={"question": QUESTION})
+    assert reply.status_code == 200, reply.text
+    report = msgspec.json.decode(reply.content, type=RunReport)
+    assert report.status == "finished", report.error
+    assert "931" in report.answer.text and report.answer.value == 931
+    assert all(s.target == "calculator" and s.status == "finished" for s in report.steps)
+    qwen_server.client.get(f"/v1/runs/{report.run_id}")  # flushes the trace
+    sampled = await pg.fetchrow("SELECT payload FROM events WHERE run_id = $1 AND type = 'programs_sampled'", report.run_id)
+    payload = msgspec.json.decode(sampled["payload"]) if isinstance(sampled["payload"], str) else sampled["payload"]
+    assert len(payload["programs"]) == 5 and payload["votes"] >= 3 and payload["values"][payload["chosen"]] == 931
+
+
+async def test_the_json_planner_answers_931_with_overlapping_calculator_steps(qwen_json_server, pg):
     """POST /v1/reason plans, runs the two products in parallel, verifies them and composes 931."""
+    qwen_server = qwen_json_server
     reply = qwen_server.client.post("/v1/reason", json={"question": QUESTION})
     assert reply.status_code == 200, reply.text
     report = msgspec.json.decode(reply.content, type=RunReport)
@@ -45,7 +70,7 @@ async def test_the_endpoint_answers_931_with_overlapping_calculator_steps(qwen_s
 
 async def test_the_cli_prints_the_same_json_as_the_endpoint(database_url, pg):
     """`stepwise ask --json` prints a run report (the endpoint's JSON) for the same question, answered 931."""
-    env = dict(os.environ) | {"DATABASE_URL": database_url, "STEPWISE_MODEL": "qwen"}
+    env = dict(os.environ) | {"DATABASE_URL": database_url, "STEPWISE_MODEL": "qwen", "STEPWISE_PLANNER": "json"}
     done = subprocess.run([sys.executable, "-m", "app.cli", "ask", "--json", QUESTION], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     report = msgspec.json.decode(done.stdout, type=RunReport)
@@ -53,9 +78,10 @@ async def test_the_cli_prints_the_same_json_as_the_endpoint(database_url, pg):
     assert "plan:" in done.stderr and "step 1 done" in done.stderr  # progress was shown while it ran
 
 
-async def test_a_streamed_plan_starts_its_first_step_before_the_planner_finishes(qwen_server, pg):
-    """With stream_plan, step 1 starts the moment the planner has written it: its StepStarted comes before the
+async def test_a_streamed_plan_starts_its_first_step_before_the_planner_finishes(qwen_json_server, pg):
+    """With stream_plan, step 1 starts the moment the JSON planner has written it: its StepStarted comes before the
     planner's model call ends, and the answer is still 931."""
+    qwen_server = qwen_json_server
     reply = qwen_server.client.post("/v1/reason", json={"question": QUESTION, "stream_plan": True})
     assert reply.status_code == 200, reply.text
     report = msgspec.json.decode(reply.content, type=RunReport)

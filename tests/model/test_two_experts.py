@@ -14,7 +14,8 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def two_expert_server(database_url, repo_root):
-    settings = settings_for(database_url, "qwen", experts_file=repo_root / "tests" / "fixtures" / "two_experts.toml")
+    # The JSON planner targets experts by name; the program planner's ask() goes to the default expert.
+    settings = settings_for(database_url, "qwen", experts_file=repo_root / "tests" / "fixtures" / "two_experts.toml", planner="json")
     with LiveServer(settings) as server:
         yield server
 

@@ -89,3 +89,21 @@ def test_worked_examples_of_a_data_source_are_shown_only_for_questions_about_it(
     word_problem = bank.retrieve("Tom buys 3 boxes of 12 muffins and eats 5. How many are left?", calls, 3, data={"sql", "read"})
     assert any("sql" in e.calls for e in about_db)
     assert not any({"sql", "read"} & set(e.calls) for e in word_problem) and len(word_problem) == 3
+
+
+def test_an_answer_read_from_the_documents_cites_the_passage_it_came_from():
+    """The file:line of the passage holding the reader's answer is added to the answer's text."""
+    from reasoning.composer import sources
+    from reasoning.plan import validate_plan
+    from reasoning.program import compile_program
+    from tools.calculator import Calculator
+    from tools.docs import DocSearch
+    from pathlib import Path
+
+    tools = {"calculator": Calculator(), "docs": DocSearch(Path(__file__).resolve().parent.parent / "fixtures" / "docs")}
+    program = compile_program('answer = read("Who built it?")', tools, "general")
+    dag = validate_plan(program.plan, tools, ["general"])
+    outputs = {1: [{"source": "a.md:3", "text": "Built by Orrin Works."}, {"source": "b.md:5", "text": "Orrin Works was founded in 1890."}],
+               2: "Orrin Works"}
+    assert sources(dag, outputs, "It was built by Orrin Works.") == ["a.md:3"]
+    assert sources(dag, outputs, "The documents do not say.") == []
