@@ -14,10 +14,9 @@ from reasoning.types import Answer, JsonSchema, Message, Sampling
 
 _SYSTEM = (
     "You write the final answer to a question from the results of steps that were already computed and checked. "
-    "Trust the results; do not recompute them. Reply with JSON: text answers the question as asked, in one short "
-    "sentence (if it asks which or who, name that first), and states the final result when one is given; uses "
-    "lists the ids of the steps the answer rests on. Names, numbers and dates come only from the results or the "
-    "question; if a result says it is not in the documents, say the documents do not say."
+    "Trust the results; do not recompute them. Reply with JSON: text is the answer in one short sentence, "
+    "uses lists the ids of the steps the answer rests on. Names, numbers and dates come only from the results or "
+    "the question; if a result says it is not in the documents, say the documents do not say."
 )
 
 
