@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import asyncpg
@@ -18,32 +20,63 @@ from app import db
 from app.http import create_app
 from app.migrate import migrate
 from app.settings import Settings
+from app.sqlrole import ensure_readonly_role, role_url
 
 ADMIN_URL = os.environ.get("STEPWISE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_DB = f"stepwise_test_{os.getpid()}"  # one per session: sessions running at once never share a database
 
 
+async def as_admin(*statements: str) -> None:
+    """Run statements one at a time as the admin on its own database (CREATE and DROP DATABASE run outside a
+    transaction, and not on the database they name)."""
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        for statement in statements:
+            await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+async def drop_scratch(database: str, roles: Iterable[str] = ()) -> None:
+    """Drop a scratch database, ending any session still on it, then the roles made for it (after it: their grants
+    on it go with it); either may already be gone."""
+    await as_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", *(f"DROP ROLE IF EXISTS {role}" for role in roles))
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(name: str, *, options: str = "", roles: Iterable[str] = ()) -> AsyncIterator[str]:
+    """A database created afresh (`options` follow CREATE DATABASE: an encoding, a template), as the admin's URL;
+    dropped at the end, and `roles` after it. One left by a killed session of the same name is dropped first."""
+    await as_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name} {options}".rstrip())
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await drop_scratch(name, roles)
+
+
+async def readonly_role(url: str, role: str, setup: str = "") -> str:
+    """Run `setup` (the tables) as the admin on the database at `url`, then make `role` the read-only role
+    `stepwise sql-role` makes for it; the role's URL. Drop it after the database (scratch_database's `roles`)."""
+    conn = await asyncpg.connect(url)
+    try:
+        if setup:
+            await conn.execute(setup)
+        await ensure_readonly_role(conn, role)
+    finally:
+        await conn.close()
+    return role_url(url, role)
+
+
 @pytest.fixture(scope="session")
 async def database_url():
     """A database created afresh for this test session, migrated, and dropped at its end."""
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {TEST_DB}")
-    finally:
-        await admin.close()
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}"
-    conn = await db.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    yield url
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
-    finally:
-        await admin.close()
+    async with scratch_database(TEST_DB) as url:
+        conn = await db.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield url
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from app import db
 from evals import datasets, devdb, report, store
-from tests.conftest import ADMIN_URL
+from tests.conftest import ADMIN_URL, drop_scratch
 from tools.sql import SqlArgs, SqlTool
 
 SCRATCH_DB = f"stepwise_devtest_{os.getpid()}"
@@ -27,14 +27,8 @@ ITEMS = list(datasets.dev().items())
 @pytest.fixture(scope="module")
 async def reader_url():
     """company.sql in a scratch database, and the URL of a read-only role on it; both dropped afterwards."""
-    url = await devdb.reader_url(ADMIN_URL, SQL_FILE, SCRATCH_DB, SCRATCH_ROLE)
-    yield url
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-        await admin.execute(f"DROP ROLE IF EXISTS {SCRATCH_ROLE}")
-    finally:
-        await admin.close()
+    yield await devdb.reader_url(ADMIN_URL, SQL_FILE, SCRATCH_DB, SCRATCH_ROLE)
+    await drop_scratch(SCRATCH_DB, [SCRATCH_ROLE])
 
 
 async def test_loading_is_idempotent_and_follows_the_files_hash(reader_url, tmp_path):

@@ -12,17 +12,15 @@ import asyncio
 import os
 import re
 
-import asyncpg
 import pytest
 
-from app.sqlrole import ensure_readonly_role, role_url
 from reasoning import events as ev
 from reasoning.engine import Engine
 from reasoning.repair import repair_grammar
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Answer, Expert, Grammar, Message, Plan, Sampling, Step
-from tests.conftest import ADMIN_URL
+from tests.conftest import readonly_role, scratch_database
 from tests.unit.test_sql_grammar import accepts
 from tools.sql import SqlArgs, SqlTool
 from verifiers import default_verifiers
@@ -47,18 +45,8 @@ PREVENTED = ("PostgresSyntaxError", "UndefinedTableError", "UndefinedColumnError
 @pytest.fixture(scope="module")
 async def tool():
     """The sql tool on a scratch database, logged in as a read-only role, its grammar built at connect."""
-    admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-    await admin.execute(f"CREATE DATABASE {SCRATCH_DB}")
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{SCRATCH_DB}"
-    conn = await asyncpg.connect(url)
-    await conn.execute(SCHEMA)
-    await ensure_readonly_role(conn, READER)
-    await conn.close()
-    yield await SqlTool.connect(role_url(url, READER))
-    await admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-    await admin.execute(f"DROP ROLE IF EXISTS {READER}")
-    await admin.close()
+    async with scratch_database(SCRATCH_DB, roles=[READER]) as url:
+        yield await SqlTool.connect(await readonly_role(url, READER, SCHEMA))
 
 
 @pytest.fixture(scope="module")

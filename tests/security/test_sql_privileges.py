@@ -22,7 +22,7 @@ import pytest
 from app.cli import main as stepwise
 from app.sqlrole import RoleError, ensure_readonly_role, role_url
 from reasoning.report import RunReport
-from tests.conftest import ADMIN_URL, LiveServer, settings_for
+from tests.conftest import LiveServer, readonly_role, scratch_database, settings_for
 from tools.sql import PrivilegedRole, SqlArgs, SqlTool
 
 PID = os.getpid()
@@ -31,6 +31,11 @@ READER = f"stepwise_sqlsec_reader_{PID}"
 APP_ROLE = f"stepwise_sqlsec_app_{PID}"  # an ordinary role of some other application, whose sessions must survive
 OUT = Path(f"/tmp/stepwise_sqlsec_{PID}.out")  # where the server's postgres user could write, were it allowed
 REPO = Path(__file__).resolve().parents[2]
+SCHEMA = f"""
+CREATE TABLE company (id int PRIMARY KEY, name text); INSERT INTO company VALUES (1, 'Acme');
+CREATE SCHEMA private; CREATE TABLE private.secrets (s text); INSERT INTO private.secrets VALUES ('x');
+DROP ROLE IF EXISTS {APP_ROLE}; CREATE ROLE {APP_ROLE} LOGIN;
+"""
 
 # The issue's attacks, and the same class by other roads. {out}: a file nobody may create; {pid}: another session.
 ATTACKS = {
@@ -63,21 +68,11 @@ class Scratch(msgspec.Struct):
 @pytest.fixture(scope="module")
 async def scratch():
     """A scratch database with a public table and a private one, and the read-only role for its public schema."""
-    admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-    await admin.execute(f"CREATE DATABASE {SCRATCH_DB}")
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{SCRATCH_DB}"
-    conn = await asyncpg.connect(url)
-    await conn.execute("CREATE TABLE company (id int PRIMARY KEY, name text); INSERT INTO company VALUES (1, 'Acme');"
-                       "CREATE SCHEMA private; CREATE TABLE private.secrets (s text); INSERT INTO private.secrets VALUES ('x');"
-                       f"DROP ROLE IF EXISTS {APP_ROLE}; CREATE ROLE {APP_ROLE} LOGIN")
-    await ensure_readonly_role(conn, READER)
-    yield Scratch(url, role_url(url, READER), await conn.fetchval("SELECT session_user"))
-    await conn.close()
-    await admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-    for role in (READER, APP_ROLE):
-        await admin.execute(f"DROP ROLE IF EXISTS {role}")
-    await admin.close()
+    async with scratch_database(SCRATCH_DB, roles=[READER, APP_ROLE]) as url:
+        reader_url = await readonly_role(url, READER, SCHEMA)
+        conn = await asyncpg.connect(url)
+        yield Scratch(url, reader_url, await conn.fetchval("SELECT session_user"))
+        await conn.close()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from reasoning.report import RunReport
-from tests.conftest import ADMIN_URL, TEST_DB, LiveServer, settings_for
+from tests.conftest import TEST_DB, LiveServer, scratch_database, settings_for
 from tests.integration.test_sse import read_sse
 
 pytestmark = pytest.mark.model
@@ -126,19 +126,8 @@ async def test_poison_next_to_30_ordinary_runs_costs_them_nothing(server, pg):
 async def latin1_url():
     """A trace database in LATIN1: a real Postgres whose encoding lacks most of Unicode, so a question in Japanese is
     data it refuses (UntranslatableCharacter) however the request was validated."""
-    name = f"{TEST_DB}_latin1"
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
-    finally:
-        await admin.close()
-    yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    async with scratch_database(f"{TEST_DB}_latin1", options="ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0") as url:
+        yield url
 
 
 async def test_an_event_the_database_refuses_is_dead_lettered_and_its_run_stays_readable(latin1_url):
