@@ -12,8 +12,7 @@ import msgspec
 import pytest
 
 from reasoning.types import Plan
-from app.sqlrole import ensure_readonly_role, role_url
-from tests.conftest import ADMIN_URL
+from tests.conftest import readonly_role, scratch_database
 from tools.sql import SqlArgs, SqlTool
 
 COMPANY_DB = f"stepwise_company_{os.getpid()}"
@@ -29,18 +28,8 @@ INSERT INTO employees SELECT i, 'employee ' || i, 1 + i % 2, 40000 + i * 100 FRO
 @pytest.fixture(scope="module")
 async def company_url():
     """The company database as the sql tool sees it: through a read-only role made by `stepwise sql-role`'s function."""
-    admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f"DROP DATABASE IF EXISTS {COMPANY_DB} WITH (FORCE)")
-    await admin.execute(f"CREATE DATABASE {COMPANY_DB}")
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{COMPANY_DB}"
-    conn = await asyncpg.connect(url)
-    await conn.execute(SCHEMA)
-    await ensure_readonly_role(conn, READER)
-    await conn.close()
-    yield role_url(url, READER)
-    await admin.execute(f"DROP DATABASE IF EXISTS {COMPANY_DB} WITH (FORCE)")
-    await admin.execute(f"DROP ROLE IF EXISTS {READER}")
-    await admin.close()
+    async with scratch_database(COMPANY_DB, roles=[READER]) as url:
+        yield await readonly_role(url, READER, SCHEMA)
 
 
 async def query(tool: SqlTool, sql: str):
