@@ -14,8 +14,8 @@ from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, NotFoundException, ValidationException
-from litestar.openapi import OpenAPIConfig
-from litestar.params import FromPath, JSONBody
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.params import JSONBody, PathParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from app.auth import key_guard
@@ -27,6 +27,7 @@ from app.runtime import Runtime
 from app.settings import Settings
 from app.status import status_for
 from app.streaming import Channel, unless_gone
+from app.trace import RunLookupError
 from app.trace_page import trace_page
 from reasoning.context import Budget
 from reasoning.errors import PlanInvalid
@@ -90,35 +91,51 @@ async def _events(start) -> AsyncIterator[ServerSentEventMessage]:
             yield ServerSentEventMessage(data=_encode(item).decode(), event=_event_tag[type(item)], id=n)
 
 
-@delete("/v1/runs/{run_id:str}", status_code=202)
-async def cancel_run(run_id: FromPath[str], runtime: NamedDependency[Runtime]) -> dict:
+class ErrorBody(msgspec.Struct):
+    """What every error reply carries: its status, what went wrong, and sometimes details (the field, the step)."""
+
+    status_code: int
+    detail: str
+    extra: dict | list | None = None
+
+
+def _error(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
+
+
+RunRef = Annotated[str, PathParameter(
+    description="A run id, or a unique prefix of one (at least 4 hex digits; `stepwise runs` prints 8).")]
+_RUN_REF_ERRORS = {
+    400: _error("Not a run id or a prefix of one, or a prefix more than one run starts with (the detail says which)"),
+    404: _error("No recorded run has this id or starts with this prefix"),
+}
+
+
+@delete("/v1/runs/{run_id:str}", status_code=202,
+         responses={**_RUN_REF_ERRORS, 409: _error("The run is not running: it has ended, or runs on another replica")})
+async def cancel_run(run_id: RunRef, runtime: NamedDependency[Runtime]) -> dict:
     """Cancel a run in progress: in-flight model requests are closed and the run is recorded as cancelled."""
-    parsed = _run_id(run_id)
+    parsed = await runtime.find_run(run_id)
     if runtime.cancel(parsed):
         return {"run_id": str(parsed), "status": "cancelling"}
-    if await runtime.read_run(parsed) is not None:
-        raise ClientException(status_code=409, detail=f"run {parsed} is not running (it has ended, or runs on another replica)")
-    raise NotFoundException(detail=f"no run with id {parsed}")
+    raise ClientException(status_code=409, detail=f"run {parsed} is not running (it has ended, or runs on another replica)")
 
 
-def _run_id(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise ValidationException(detail=f"run_id: {text!r} is not a UUID") from None
+def _run_lookup_failed(request: Request, exc: RunLookupError) -> Response:
+    return Response({"status_code": exc.status_code, "detail": f"run_id: {exc}"}, status_code=exc.status_code)
 
 
 def _plan_invalid(request: Request, exc: PlanInvalid) -> Response:
     return Response({"status_code": 400, "detail": f"plan: {exc}", "extra": {"step_id": exc.step_id}}, status_code=400)
 
 
-@get("/v1/runs/{run_id:str}")
-async def read_run(run_id: FromPath[str], runtime: NamedDependency[Runtime]) -> RunReport:
+@get("/v1/runs/{run_id:str}", responses=_RUN_REF_ERRORS)
+async def read_run(run_id: RunRef, runtime: NamedDependency[Runtime]) -> RunReport:
     """A past run's report, read back from the trace in Postgres."""
-    parsed = _run_id(run_id)
+    parsed = await runtime.find_run(run_id)
     report = await runtime.read_run(parsed)
     if report is None:
-        raise NotFoundException(detail=f"no run with id {run_id}")
+        raise NotFoundException(detail=f"no run with id {parsed}")
     return report
 
 
@@ -194,7 +211,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[reason, read_run, cancel_run, list_experts, health, metrics, chat_completions, list_models, trace_page],
-        exception_handlers={PlanInvalid: _plan_invalid, **dict.fromkeys(_CONNECTION_FAILURES, _database_unreachable)},
+        exception_handlers={PlanInvalid: _plan_invalid, RunLookupError: _run_lookup_failed, **dict.fromkeys(_CONNECTION_FAILURES, _database_unreachable)},
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
         middleware=[request_counter(_metrics_of), key_guard(settings.api_keys)],
         request_class=StrictRequest,

@@ -21,7 +21,7 @@ import msgspec
 from app import db
 from app.migrate import migrate
 from app.settings import Settings
-from app.trace import load_events
+from app.trace import RunLookupError, find_run, load_events
 from reasoning import events as ev
 from reasoning.plan import references, render
 from reasoning.report import RunReport, StepReport, fold
@@ -99,22 +99,11 @@ async def connect(settings: Settings) -> asyncpg.Connection:
 
 
 async def resolve_run(conn: asyncpg.Connection, text: str) -> uuid.UUID:
-    """A full run id, or the one run whose id starts with `text` (at least 4 characters, as `stepwise runs` prints 8)."""
-    text = text.strip().lower()
+    """A full run id, or the one run whose id starts with `text` (app.trace.find_run's rule)."""
     try:
-        run_id = uuid.UUID(text)
-    except ValueError:
-        if not re.fullmatch(r"[0-9a-f-]{4,36}", text):
-            raise InspectError(f"{text!r} is not a run id or a prefix of one (at least 4 hex digits)") from None
-        rows = await conn.fetch("SELECT run_id FROM runs WHERE run_id::text LIKE $1 || '%' LIMIT 2", text)
-        if len(rows) > 1:
-            raise InspectError(f"more than one run starts with {text!r}: give more of the id")
-        if not rows:
-            raise InspectError(f"no run starts with {text!r}")
-        return rows[0]["run_id"]
-    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE run_id = $1)", run_id):
-        raise InspectError(f"no run {run_id} in the trace")
-    return run_id
+        return await find_run(conn, text)
+    except RunLookupError as exc:
+        raise InspectError(str(exc)) from None
 
 
 # ---- runs

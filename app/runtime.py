@@ -16,7 +16,7 @@ from app.metrics import Metrics
 from app.migrate import migrate
 from app.registry import Fleet, Registry, build_fleet, registry_for
 from app.settings import Settings
-from app.trace import TraceSink, load_events
+from app.trace import TraceSink, find_run, load_events
 from reasoning.composer import Composer
 from reasoning.context import Budget
 from reasoning.engine import Engine
@@ -138,6 +138,18 @@ class Runtime:
             return False
         task.cancel()
         return True
+
+    async def find_run(self, text: str) -> uuid.UUID:
+        """The run `text` names (a full id, or a unique prefix: app.trace.find_run's rule), once what this process
+        has emitted so far is written; a full id of a run going on here needs no database."""
+        try:
+            if (run_id := uuid.UUID(text.strip())) in self.active:
+                return run_id
+        except ValueError:
+            pass
+        await self.sink.flush(timeout=5.0)
+        async with self.pool.acquire() as conn:
+            return await find_run(conn, text)
 
     async def read_run(self, run_id: uuid.UUID) -> RunReport | None:
         """A run's report folded from its events as stored in Postgres."""

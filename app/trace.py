@@ -74,6 +74,54 @@ async def load_events(conn: asyncpg.Connection, run_id: uuid.UUID) -> list[ev.An
     return [_decode_event(row["payload"]) for row in rows]
 
 
+class RunLookupError(Exception):
+    """A run reference the trace cannot resolve to one run; `status_code` is the HTTP status that says so."""
+
+    status_code = 400
+
+
+class NotARunId(RunLookupError):
+    """Neither a run id nor a prefix of one."""
+
+    status_code = 400
+
+
+class AmbiguousRunId(RunLookupError):
+    """A prefix more than one recorded run starts with."""
+
+    status_code = 400
+
+
+class UnknownRun(RunLookupError):
+    """No recorded run has this id, or starts with this prefix."""
+
+    status_code = 404
+
+
+_RUN_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
+
+
+async def find_run(conn: asyncpg.Connection, text: str) -> uuid.UUID:
+    """The run `text` names: a full run id, or a prefix of at least 4 hex digits (`stepwise runs` prints 8) that exactly
+    one recorded run starts with. The one rule for every place a run is named (CLI, API, trace page); raises
+    NotARunId, AmbiguousRunId or UnknownRun."""
+    text = text.strip().lower()
+    try:
+        run_id = uuid.UUID(text)
+    except ValueError:
+        if not _RUN_PREFIX.fullmatch(text):
+            raise NotARunId(f"{text!r} is not a run id or a prefix of one (at least 4 hex digits)") from None
+        rows = await conn.fetch("SELECT run_id FROM runs WHERE run_id::text LIKE $1 || '%' LIMIT 2", text)
+        if len(rows) > 1:
+            raise AmbiguousRunId(f"more than one run starts with {text!r}: give more of the id") from None
+        if not rows:
+            raise UnknownRun(f"no run starts with {text!r}") from None
+        return rows[0]["run_id"]
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE run_id = $1)", run_id):
+        raise UnknownRun(f"no run with id {run_id}")
+    return run_id
+
+
 def _ts(at: float) -> datetime:
     return datetime.fromtimestamp(at, UTC)
 

@@ -22,6 +22,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from app.runtime import Runtime
+from app.trace import RunLookupError
 from reasoning import events as ev
 from reasoning.plan import references
 from reasoning.report import RunReport, fold
@@ -93,11 +94,12 @@ def _error_page(status: int, message: str) -> Response[str]:
 
 @get("/runs/{run_id:str}", include_in_schema=False)
 async def trace_page(run_id: FromPath[str], runtime: NamedDependency[Runtime]) -> Response[str]:
-    """A run's DAG (nodes coloured by status and verdicts), its steps on a timeline, and each step's details on click."""
+    """A run's DAG (nodes coloured by status and verdicts), its steps on a timeline, and each step's details on click.
+    `run_id` may be a unique prefix of the id, as everywhere a run is named."""
     try:
-        parsed = uuid.UUID(run_id)
-    except ValueError:
-        return _error_page(400, f"{run_id!r} is not a run id (a UUID)")
+        parsed = await runtime.find_run(run_id)
+    except RunLookupError as exc:
+        return _error_page(exc.status_code, str(exc))
     data = await read_trace(runtime, parsed)
     if data is None:
         return _error_page(404, f"no run with id {parsed}")
