@@ -37,7 +37,7 @@ log = structlog.get_logger("stepwise.runtime")
 
 
 def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool], verifiers: tuple[str, ...] = (),
-                 planner: str = "program", plan_samples: int = 5) -> Engine:
+                 planner: str = "program", plan_samples: int = 5, compose: str = "auto") -> Engine:
     router = Router(fleet.experts, registry.default_name)
     if planner == "program":
         chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples)
@@ -45,9 +45,11 @@ def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool], verif
         chosen = Planner(router, tools, target=registry.planner)
     else:
         raise ValueError(f"STEPWISE_PLANNER is {planner!r}: use program or json")
+    if compose not in ("auto", "always"):
+        raise ValueError(f"STEPWISE_COMPOSE is {compose!r}: use auto or always")
     return Engine(
         router, tools, default_verifiers(tools, verifiers), policy=VerdictPolicy(),
-        planner=chosen, composer=Composer(router, target=registry.composer),
+        planner=chosen, composer=Composer(router, target=registry.composer, always=compose == "always"),
     )
 
 
@@ -88,7 +90,8 @@ class Runtime:
         sink.start()
         fleet = await build_fleet(registry, settings)
         log.info("runtime_started", experts=sorted(fleet.experts), database=db.redact(url))
-        engine = build_engine(fleet, registry, tools, settings.verifiers, settings.planner, settings.plan_samples)
+        engine = build_engine(fleet, registry, tools, settings.verifiers, settings.planner, settings.plan_samples,
+                              settings.compose)
         return cls(settings, engine, fleet, pool, sink, url)
 
     async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink, plan: Plan | None = None,

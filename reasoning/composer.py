@@ -45,13 +45,43 @@ def results_text(dag: Dag, outputs: dict[int, Any]) -> str:
     return "\n".join(lines)
 
 
+# The question's last sentence asks to choose, or for yes or no, when it has one of these words or starts so.
+_CHOICE = re.compile(r"\b(which|who|whom|whose|where|when|why|whether|or)\b", re.IGNORECASE)
+_YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b", re.IGNORECASE)
+
+
+def asks_for_quantity(question: str) -> bool:
+    """Whether the question asks for a number, so a number answers it: its last sentence (the ask) neither offers a
+    choice nor asks for yes or no ("How much does she earn?", not "Which shop is cheaper?")."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
+    ask = sentences[-1] if sentences else ""
+    return not _CHOICE.search(ask) and not _YES_NO.match(ask)
+
+
 class Composer:
-    def __init__(self, router: Router, *, target: str | None = None, max_chars: int = 400):
+    """`always`: every answer is written by the model. Otherwise an answer that is a number the tools computed, to a
+    question asking for a quantity, is that number: a model call there could only restate it (or misstate it)."""
+
+    def __init__(self, router: Router, *, target: str | None = None, max_chars: int = 400, always: bool = False):
         self.router = router
         self.target = target or router.default
         self.max_chars = max_chars
+        self.always = always
+
+    def computed(self, question: str, dag: Dag, outputs: dict[int, Any]) -> int | float | None:
+        """The final value, when it is the whole answer: a number from a plan of tool steps only, to a quantity
+        question; else None."""
+        if self.always or dag.answer is None or any(step.kind == "expert" for step in dag.steps.values()):
+            return None
+        value = as_value(outputs[dag.answer])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not asks_for_quantity(question):
+            return None
+        return value
 
     async def compose(self, question: str, dag: Dag, outputs: dict[int, Any], ctx: RunContext) -> Answer:
+        computed = self.computed(question, dag, outputs)
+        if computed is not None:
+            return Answer(text=render(computed), uses=[dag.answer], value=computed)
         messages = [
             Message("system", _SYSTEM),
             Message("user", f"Question: {question}\nResults:\n{results_text(dag, outputs)}"),
@@ -62,17 +92,20 @@ class Composer:
         # schema allows: the output cannot be cut off (a rambling model costs time, never a broken answer).
         sampling = Sampling(max_tokens=self.max_chars + 24 + 3 * len(ids))
         value = as_value(outputs[dag.answer]) if dag.answer is not None else None
+        # Only a quantity question's answer must state the final value, and only there is the value alone an answer
+        # to fall back on: "which shop is cheaper?" is answered by a name, not by the price it was chosen for.
+        stated = value if asks_for_quantity(question) else None
         known = _numbers(question) | _numbers(messages[1].content)
         for attempt in (1, 2):
             _, answer = await self.router.call(
                 self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=sampling, output_type=Answer,
             )
-            problem = ungrounded(answer.text, known, value)
-            if problem is None or value is None:  # without a final value to fall back on, a retry is all cost
+            problem = ungrounded(answer.text, known, stated)
+            if problem is None or stated is None:  # without a final value to fall back on, a retry is all cost
                 break
             messages = [*messages, Message("assistant", answer.text), Message("user", f"Rejected: {problem}. Answer again from the results.")]
         else:  # still ungrounded: the plan's own value is the answer, stated plainly
-            answer = Answer(text=render(value), uses=[dag.answer])
+            answer = Answer(text=render(stated), uses=[dag.answer])
             problem = None
         answer.ungrounded = problem
         if dag.answer is not None:

@@ -33,11 +33,11 @@ class Samples:
         return Completion(self.answers.pop(0), Usage(10, 5, 0), 1.0, "test")
 
 
-async def run(backend: Samples, question: str, samples: int = 5):
+async def run(backend: Samples, question: str, samples: int = 5, always: bool = False):
     tools = default_tools()
     router = Router({"general": Expert(name="general", backend=backend)}, "general")
     engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
-                    planner=ProgramPlanner(router, tools, samples=samples), composer=Composer(router))
+                    planner=ProgramPlanner(router, tools, samples=samples), composer=Composer(router, always=always))
     recorder = ev.Recorder()
     await engine.run(question, sink=recorder, deadline_s=10)
     return fold(recorder.events), recorder.events

@@ -1,0 +1,58 @@
+"""The composer: a number the tools computed for a quantity question is the answer as it is; anything else is
+written by the composer model from the results."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasoning.composer import asks_for_quantity, ungrounded
+from tests.unit.test_program_planner import Samples, run
+
+
+@pytest.mark.parametrize(("question", "quantity"), [
+    ("A baker sells 42 muffins a day at $3. How much does she earn in a week?", True),
+    ("How many passengers does the ferry carry in one week?", True),
+    ("What is (17*23)+(45*12)?", True),
+    ("Pens cost 9 euros at one shop. Which shop is cheaper per pen, Marlow's or Pendle's?", False),
+    ("Who founded the town?", False),
+    ("Is 91 a prime number?", False),
+    ("Does the tank hold more than 40 litres?", False),
+    ("She saves 5 a week. When will she have 100?", False),
+])
+def test_a_question_asks_for_a_quantity_unless_its_last_sentence_offers_a_choice_or_asks_yes_or_no(question, quantity):
+    """The ask is the last sentence: choice words (which, who, or …) and a leading auxiliary verb mean not a number."""
+    assert asks_for_quantity(question) is quantity
+
+
+async def test_a_computed_number_answers_a_quantity_question_without_a_composer_call():
+    """The plan's final number is the answer's text and value; the model is called once, for the plan."""
+    backend = Samples(["a = 42 * 3\nanswer = a * 7"])
+    report, _ = await run(backend, "A baker sells 42 muffins a day at $3 each. How much does she earn in a week?", samples=1)
+    assert report.status == "finished"
+    assert report.answer.text == "882" and report.answer.value == 882 and report.answer.uses == [2]
+    assert len(backend.calls) == 1
+
+
+async def test_a_choice_between_computed_numbers_is_still_written_by_the_composer():
+    """Which-questions need the names the numbers belong to: the composer model writes the answer."""
+    backend = Samples(["marlow = 9 / 36\npendle = 6 / 20\nanswer = min(marlow, pendle)"],
+                      '{"text":"Marlow\'s is cheaper per pen.","uses":[1,2]}')
+    report, _ = await run(backend, "Which shop is cheaper per pen, Marlow's or Pendle's?", samples=1)
+    assert report.answer.text.startswith("Marlow's is cheaper") and len(backend.calls) == 2
+
+
+async def test_the_composer_model_writes_every_answer_when_asked_to():
+    """With always=True (STEPWISE_COMPOSE=always) a computed number is still composed into a sentence."""
+    backend = Samples(["answer = 2 + 2"], '{"text":"Four apples: 4.","uses":[1]}')
+    report, _ = await run(backend, "How many apples are there?", samples=1, always=True)
+    assert report.answer.text == "Four apples: 4." and report.answer.value == 4 and len(backend.calls) == 2
+
+
+def test_an_answer_is_ungrounded_when_it_leaves_out_the_final_value_or_states_a_number_no_result_has():
+    """The final value must be stated (to 2 decimals, as money is written); every number must come from somewhere."""
+    known = {12.0, 3.0, 36.0}
+    assert ungrounded("She pays 36.", known, 36) is None
+    assert ungrounded("She pays 35.996 in all.", known | {35.996}, 35.996) is None
+    assert "does not state the final result 36" in ungrounded("She pays a lot.", known, 36)
+    assert "40 appear in no result" in ungrounded("She pays 36, or 40 with tax.", known, 36)
+    assert ungrounded("Marlow's is cheaper.", known, None) is None
