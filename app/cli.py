@@ -82,8 +82,13 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from app.http import create_app
+    from app.serve import AnnouncingServer, describe_database, describe_model, ready_line
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    def announce(url: str) -> None:
+        print(ready_line(url, model=describe_model(settings), database=describe_database(settings)), file=sys.stderr, flush=True)
+
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    AnnouncingServer(config, announce).run()
     return 0
 
 
