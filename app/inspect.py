@@ -21,9 +21,9 @@ import msgspec
 from app import db
 from app.migrate import migrate
 from app.settings import Settings
-from app.trace import RunLookupError, find_run, load_events
+from app.trace import RunLookupError, find_run, load_events, step_needs
 from reasoning import events as ev
-from reasoning.plan import references, render
+from reasoning.plan import render
 from reasoning.report import RunReport, StepReport, fold
 from reasoning.types import Plan, Step
 
@@ -214,8 +214,8 @@ def _step_tree(report: RunReport, calls: dict[int, _Calls], t0: float, kept: set
     also: dict[int, list[int]] = {}
     for sid in ids:
         step = planned.get(sid)
-        needs = sorted((set(step.depends_on) | references(step.input)) if step else set(ran[sid].depends_on))
-        needs = [n for n in needs if n != sid and (n in ran or n in planned)]
+        needs = sorted(step_needs(step) if step else set(ran[sid].depends_on) - {sid})
+        needs = [n for n in needs if n in ran or n in planned]
         # a step hangs under the need that finished last: the one it actually waited for
         last = max(needs, key=lambda n: (ran[n].finished_at or 0) if n in ran else 0, default=None)
         parent[sid] = last

@@ -26,6 +26,8 @@ import msgspec
 import structlog
 
 from reasoning import events as ev
+from reasoning.plan import references
+from reasoning.types import Step
 
 log = structlog.get_logger("stepwise.trace")
 
@@ -72,6 +74,13 @@ async def load_events(conn: asyncpg.Connection, run_id: uuid.UUID) -> list[ev.An
     """A run's events as stored, in the order they were emitted (empty for an unknown run)."""
     rows = await conn.fetch("SELECT payload::text AS payload FROM events WHERE run_id = $1 ORDER BY id", run_id)
     return [_decode_event(row["payload"]) for row in rows]
+
+
+def step_needs(step: Step) -> set[int]:
+    """The steps `step` waits for, as the trace's readers draw them (the page's edges, `stepwise trace`'s tree): its
+    `depends_on` and its `$N` references (reasoning.plan.references), never itself — the plan rules refuse a step that
+    names itself (validate_plan, the engine's admit), so a recorded self-reference is no dependency."""
+    return (set(step.depends_on) | references(step.input)) - {step.id}
 
 
 class RunLookupError(Exception):

@@ -3,8 +3,8 @@
 One self-contained HTML file (app/static/trace.html: inline CSS, SVG drawn by plain JavaScript, nothing fetched from
 anywhere else) with the run's data embedded as JSON: the report `GET /v1/runs/{id}` returns, folded from the same
 events, plus what the report sums up and the page shows per step — model calls, tool calls, repairs — and each
-step's needs (`depends_on` ∪ its `$N` references), which are the DAG's edges. While a run is going, the page
-reloads its data from this same route.
+step's needs (`depends_on` ∪ its `$N` references, never itself: app.trace.step_needs, as `stepwise trace` draws
+them), which are the DAG's edges. While a run is going, the page reloads its data from this same route.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from app.runtime import Runtime
-from app.trace import RunLookupError
+from app.trace import RunLookupError, step_needs
 from reasoning import events as ev
-from reasoning.plan import references
 from reasoning.report import RunReport, fold
 
 _encode = msgspec.json.Encoder().encode
@@ -61,7 +60,7 @@ def trace_data(events: list[ev.AnyEvent], now: float) -> TraceData:
                 tool_calls.append(event)
             case ev.Replanned():
                 replans.append(event)
-    needs = {sid: sorted(set(step.depends_on) | references(step.input)) for sid, step in sorted(planned.items())}
+    needs = {sid: sorted(step_needs(step)) for sid, step in sorted(planned.items())}
     return TraceData(fold(events), needs, model_calls, tool_calls, replans, deadline_s, now)
 
 
