@@ -1,4 +1,4 @@
-"""The `stepwise` command: serve, migrate, ask, experts, sql-role; runs, trace, prune, replay (app/inspect.py)."""
+"""The `stepwise` command: serve, migrate, ask, experts, sql-role; runs, trace, prune, replay (app/inspect.py); db (app/embedded.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import msgspec
 
-from app import db
+from app import db, embedded
 from app import inspect as inspect_commands
 from app.logs import configure_logging
 from app.migrate import migrate
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     sql_role.add_argument("--schema", default="public", help="the schema whose tables the role may read (default public)")
     sql_role.add_argument("--password", action="store_true", help="ask for a password to set (needed unless the server trusts the role)")
     inspect_commands.add_parsers(commands)
+    embedded.add_parser(commands)
     from evals import cli as evals_cli  # here, not at module level: app does not import evals
 
     evals_cli.add_parser(commands)
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return _experts(settings, args)
         if args.command == "sql-role":
             return asyncio.run(_sql_role(args))
+        if args.command == "db":
+            return embedded.run(args, settings)
         if args.command in inspect_commands.COMMANDS:
             return inspect_commands.run(args, settings)
         if args.command == "eval":
