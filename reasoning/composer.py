@@ -15,7 +15,7 @@ from reasoning.types import Answer, JsonSchema, Message, Sampling
 _SYSTEM = (
     "You write the final answer to a question from the results of steps that were already computed and checked. "
     "Trust the results; do not recompute them. Reply with JSON: text is the answer in one short sentence, "
-    "uses lists the ids of the steps the answer rests on. Names, numbers and dates come only from the results or "
+    "uses lists the ids of the steps the answer rests on (the text never mentions steps or their ids). Names, numbers and dates come only from the results or "
     "the question; if a result says it is not in the documents, say the documents do not say."
 )
 
@@ -47,15 +47,17 @@ def results_text(dag: Dag, outputs: dict[int, Any]) -> str:
 
 # The question's last sentence asks to choose, or for yes or no, when it has one of these words or starts so.
 _CHOICE = re.compile(r"\b(which|who|whom|whose|where|when|why|whether|or)\b", re.IGNORECASE)
+_ASKS = re.compile(r"\b(how|what)\b", re.IGNORECASE)  # two in one sentence: two things asked, not one number
 _YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b", re.IGNORECASE)
 
 
 def asks_for_quantity(question: str) -> bool:
     """Whether the question asks for a number, so a number answers it: its last sentence (the ask) neither offers a
-    choice nor asks for yes or no ("How much does she earn?", not "Which shop is cheaper?")."""
+    choice nor asks for yes or no, and asks one thing ("How much does she earn?", not "Which shop is cheaper?" or
+    "How many work there, and how many days off do they get?")."""
     sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
     ask = sentences[-1] if sentences else ""
-    return not _CHOICE.search(ask) and not _YES_NO.match(ask)
+    return not _CHOICE.search(ask) and not _YES_NO.match(ask) and len(_ASKS.findall(ask)) < 2
 
 
 class Composer:

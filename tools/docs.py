@@ -29,6 +29,7 @@ class DocsArgs(msgspec.Struct, forbid_unknown_fields=True):
 class Passage(msgspec.Struct):
     source: str  # file:line
     text: str
+    title: str = ""  # the document's first heading
 
 
 class DocSearch:
@@ -42,7 +43,9 @@ class DocSearch:
         self.passages = list(_passages(folder))
         if not self.passages:
             raise ValueError(f"no .md or .txt passages under {folder}")
-        self._terms = [Counter(words(p.text)) for p in self.passages]
+        # A paragraph often leaves its subject to the title ("Its ironwork was cast by …" under "# Tarn Bridge"): the
+        # title's words count as the paragraph's own, so a question naming the subject finds every paragraph on it.
+        self._terms = [Counter(words(f"{p.title} {p.text}")) for p in self.passages]
         self._lengths = [sum(t.values()) for t in self._terms]
         self._average = sum(self._lengths) / len(self._lengths)
         frequency = Counter(term for terms in self._terms for term in terms)
@@ -56,28 +59,46 @@ class DocSearch:
     async def run(self, args: DocsArgs) -> list[dict[str, Any]]:
         found = self._search(args.query, args.k + (args.hops - 1))
         if args.hops == 2 and found:
-            # A two-hop question names the first thing (the bridge) and asks about a second one that only a passage
-            # about the first names (its builder): each name in those passages that the question does not hold is
-            # searched for too (its best passage), so the reader sees both hops.
-            asked = set(words(args.query))
-            names = dict.fromkeys(n for p in found for n in _NAME.findall(p["text"]) if not set(words(n)) <= asked)
-            seen = {p["source"] for p in found}
-            for name in list(names)[:4]:
-                extra = [p for p in self._search(name, 2) if p["source"] not in seen][:1]
-                seen.update(p["source"] for p in extra)
-                found += extra
+            found += self._second_hop(args.query, found)
         return found
 
-    def _search(self, text: str, k: int) -> list[dict[str, Any]]:
+    def _second_hop(self, query: str, found: list[dict[str, Any]], names: int = 4) -> list[dict[str, Any]]:
+        """A two-hop question names the first thing (the bridge) and asks about a second one that only a passage
+        about the first names (its builder). So: the rest of the best document (a paragraph often names what the
+        one matching the question does not), then, for the first few names those passages hold that the question
+        does not (the best document's first), the passage about the name that matches the question best."""
+        seen = {p["source"] for p in found}
+        best = found[0]["source"].rsplit(":", 1)[0]
+        extra = [self._result(i, 0.0) for i, p in enumerate(self.passages)
+                 if p.source.rsplit(":", 1)[0] == best and p.source not in seen][:3]
+        seen.update(p["source"] for p in extra)
+        asked = set(words(query))
+        # The names the best document holds first: the other passages found are often about something else.
+        ordered = sorted([*found, *extra], key=lambda p: p["source"].rsplit(":", 1)[0] != best)
+        mentioned = dict.fromkeys(n for p in ordered for n in _NAME.findall(p["text"]) if not set(words(n)) <= asked)
+        hop: list[dict[str, Any]] = []
+        for name in list(mentioned)[:names]:
+            best_of_name = [p for p in self._search(f"{name} {query}", 3, must=set(words(name))) if p["source"] not in seen][:1]
+            seen.update(p["source"] for p in best_of_name)
+            hop += best_of_name
+        return extra + hop
+
+    def _search(self, text: str, k: int, must: set[str] = frozenset()) -> list[dict[str, Any]]:
+        """The k passages that match `text` best (BM25), among those holding every word of `must` (title included)."""
         query = set(words(text))
         scored = []
         for i, terms in enumerate(self._terms):
+            if not must <= terms.keys():
+                continue
             norm = self.k1 * (1 - self.b + self.b * self._lengths[i] / self._average)
             score = sum(self._idf[t] * terms[t] * (self.k1 + 1) / (terms[t] + norm) for t in query if t in terms)
             if score > 0:
                 scored.append((score, i))
         scored.sort(key=lambda pair: (-pair[0], pair[1]))
-        return [{"source": self.passages[i].source, "text": self.passages[i].text, "score": round(s, 3)} for s, i in scored[:k]]
+        return [self._result(i, s) for s, i in scored[:k]]
+
+    def _result(self, i: int, score: float) -> dict[str, Any]:
+        return {"source": self.passages[i].source, "text": self.passages[i].text, "score": round(score, 3)}
 
 
 def _headings(folder: Path) -> dict[str, list[str]]:
@@ -92,11 +113,12 @@ def _passages(folder: Path):
     """Paragraphs (blank-line separated, headings skipped) of every .md and .txt file, with file:line."""
     for path in sorted(p for p in folder.rglob("*") if p.suffix in (".md", ".txt") and p.is_file()):
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        title = next((line.lstrip("#").strip() for line in lines if line.startswith("#")), "")
         start, block = None, []
         for number, line in enumerate([*lines, ""], 1):
             if line.strip() and not line.lstrip().startswith("#"):
                 start = start or number
                 block.append(line.strip())
             elif block:
-                yield Passage(f"{path.relative_to(folder)}:{start}", " ".join(block))
+                yield Passage(f"{path.relative_to(folder)}:{start}", " ".join(block), title)
                 start, block = None, []

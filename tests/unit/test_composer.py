@@ -18,9 +18,11 @@ from tests.unit.test_program_planner import Samples, run
     ("Is 91 a prime number?", False),
     ("Does the tank hold more than 40 litres?", False),
     ("She saves 5 a week. When will she have 100?", False),
+    ("How many people work in Research, and how many vacation days do they get?", False),
 ])
-def test_a_question_asks_for_a_quantity_unless_its_last_sentence_offers_a_choice_or_asks_yes_or_no(question, quantity):
-    """The ask is the last sentence: choice words (which, who, or …) and a leading auxiliary verb mean not a number."""
+def test_a_question_asks_for_one_quantity_unless_its_last_sentence_offers_a_choice_or_asks_for_more(question, quantity):
+    """The ask is the last sentence: choice words (which, who, or …), a leading auxiliary verb or two things asked
+    mean not one number."""
     assert asks_for_quantity(question) is quantity
 
 

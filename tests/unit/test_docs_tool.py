@@ -52,3 +52,15 @@ async def test_a_two_hop_search_also_finds_what_the_best_passages_name(tmp_path)
     two = await docs.run(DocsArgs(query="Who founded the company that built the Tarn Bridge?", k=1, hops=2))
     assert [p["source"] for p in one] == ["bridge.md:3"]
     assert [p["source"] for p in two] == ["bridge.md:3", "works.md:3"]
+
+
+async def test_a_passage_is_found_by_its_documents_title_too(tmp_path):
+    """A paragraph that does not repeat its subject's name (the bridge's second paragraph, about its maker) is still
+    found by a question naming the subject: the document's title counts as words of each of its passages."""
+    from tools.docs import DocSearch, DocsArgs
+
+    (tmp_path / "bridge.md").write_text("# Tarn Bridge\n\nThe Tarn Bridge spans the river Oll.\n\n"
+                                        "Its ironwork was cast by the Orrin Works.\n")
+    (tmp_path / "canal.md").write_text("# Tarn Canal\n\nThe canal was dug by hand.\n")
+    found = await DocSearch(tmp_path).run(DocsArgs(query="Who made the Tarn Bridge?", k=2))
+    assert [p["source"] for p in found] == ["bridge.md:3", "bridge.md:5"]
