@@ -15,13 +15,14 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.params import JSONBody, PathParameter
+from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from app.auth import key_guard
 from app.bodies import StrictRequest
 from app.experts import ExpertStatus, expert_statuses
 from app.metrics import Metrics, request_counter
+from app.openapi import DATABASE_DOWN, JSON_BODY, RunRef, document_docs_routes, error, guarded, run_failures
 from app.openai_api import RUN_HEADER, chat_completions, list_models
 from app.runtime import Runtime
 from app.settings import Settings
@@ -52,7 +53,12 @@ class ReasonRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Reply with Server-Sent Events: one per run event as it happens, then the report."""
 
 
-@post("/v1/reason", status_code=200)
+@post("/v1/reason", status_code=200, responses=guarded("/v1/reason", {
+    **JSON_BODY,
+    400: error("The body does not decode into the request type (the detail names the field), a tool in `tools` is "
+               "unknown, or the caller's `plan` breaks a rule (`extra.step_id` names the step)"),
+    **run_failures(RunReport, "the body is the run's full report, whose `error` says what failed"),
+}))
 async def reason(data: JSONBody[ReasonRequest], request: Request, runtime: NamedDependency[Runtime]) -> Response[RunReport]:
     """Answer a question with a plan of verified steps (or run the caller's `plan`); the reply is the run's full
     report, or with `stream` its events as Server-Sent Events. If the client disconnects first, the run is cancelled, backend requests included, and recorded so."""
@@ -91,28 +97,15 @@ async def _events(start) -> AsyncIterator[ServerSentEventMessage]:
             yield ServerSentEventMessage(data=_encode(item).decode(), event=_event_tag[type(item)], id=n)
 
 
-class ErrorBody(msgspec.Struct):
-    """What every error reply carries: its status, what went wrong, and sometimes details (the field, the step)."""
-
-    status_code: int
-    detail: str
-    extra: dict | list | None = None
-
-
-def _error(description: str) -> ResponseSpec:
-    return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
-
-
-RunRef = Annotated[str, PathParameter(
-    description="A run id, or a unique prefix of one (at least 4 hex digits; `stepwise runs` prints 8).")]
 _RUN_REF_ERRORS = {
-    400: _error("Not a run id or a prefix of one, or a prefix more than one run starts with (the detail says which)"),
-    404: _error("No recorded run has this id or starts with this prefix"),
+    400: error("Not a run id or a prefix of one, or a prefix more than one run starts with (the detail says which)"),
+    404: error("No recorded run has this id or starts with this prefix"),
+    **DATABASE_DOWN,
 }
 
 
-@delete("/v1/runs/{run_id:str}", status_code=202,
-         responses={**_RUN_REF_ERRORS, 409: _error("The run is not running: it has ended, or runs on another replica")})
+@delete("/v1/runs/{run_id:str}", status_code=202, responses=guarded("/v1/runs", {
+    **_RUN_REF_ERRORS, 409: error("The run is not running: it has ended, or runs on another replica")}))
 async def cancel_run(run_id: RunRef, runtime: NamedDependency[Runtime]) -> dict:
     """Cancel a run in progress: in-flight model requests are closed and the run is recorded as cancelled."""
     parsed = await runtime.find_run(run_id)
@@ -129,7 +122,7 @@ def _plan_invalid(request: Request, exc: PlanInvalid) -> Response:
     return Response({"status_code": 400, "detail": f"plan: {exc}", "extra": {"step_id": exc.step_id}}, status_code=400)
 
 
-@get("/v1/runs/{run_id:str}", responses=_RUN_REF_ERRORS)
+@get("/v1/runs/{run_id:str}", responses=guarded("/v1/runs", _RUN_REF_ERRORS))
 async def read_run(run_id: RunRef, runtime: NamedDependency[Runtime]) -> RunReport:
     """A past run's report, read back from the trace in Postgres."""
     parsed = await runtime.find_run(run_id)
@@ -139,7 +132,7 @@ async def read_run(run_id: RunRef, runtime: NamedDependency[Runtime]) -> RunRepo
     return report
 
 
-@get("/v1/experts")
+@get("/v1/experts", responses=guarded("/v1/experts", {}))
 async def list_experts(runtime: NamedDependency[Runtime]) -> list[ExpertStatus]:
     """Every expert with its health, load (calls waiting or running against its limit) and constraint violations."""
     return await expert_statuses(runtime.router)
@@ -153,8 +146,28 @@ _CONNECTION_FAILURES = (ConnectionError, asyncpg.PostgresConnectionError, asyncp
                         asyncpg.InterfaceError)
 
 
-@get("/health")
-async def health(runtime: NamedDependency[Runtime]) -> Response[dict]:
+class TraceCounters(msgspec.Struct):
+    written: int
+    dead_lettered: int
+    dropped: int
+    retries: int
+    lag_s: float
+
+
+class Health(msgspec.Struct):
+    status: str
+    """`ok`, `degraded` (200: the trace sink retrying or behind) or `down` (503: the database does not answer)."""
+    model: str
+    database: str
+    problems: list[str]
+    trace: TraceCounters
+
+
+@get("/health", responses=guarded("/health", {
+    503: ResponseSpec(data_container=Health, generate_examples=False,
+                      description="`down`: the database does not answer; `problems` says what is wrong"),
+}))
+async def health(runtime: NamedDependency[Runtime]) -> Response[Health]:
     """`ok`; `degraded` (200) while the trace sink is behind or retrying; `down` (503) when the database does not
     answer. `problems` says what is wrong; `trace` has the sink's counters."""
     problems = []
@@ -166,18 +179,18 @@ async def health(runtime: NamedDependency[Runtime]) -> Response[dict]:
     down = bool(problems)
     sink = runtime.sink
     problems += sink.problems()
-    body = {
-        "status": "down" if down else "degraded" if problems else "ok",
-        "model": runtime.settings.model,
-        "database": "down" if down else "ok",
-        "problems": problems,
-        "trace": {"written": sink.written, "dead_lettered": sink.dead_lettered, "dropped": sink.dropped,
-                  "retries": sink.retries, "lag_s": round(sink.lag_s, 3)},
-    }
+    body = Health(
+        status="down" if down else "degraded" if problems else "ok",
+        model=runtime.settings.model,
+        database="down" if down else "ok",
+        problems=problems,
+        trace=TraceCounters(written=sink.written, dead_lettered=sink.dead_lettered, dropped=sink.dropped,
+                            retries=sink.retries, lag_s=round(sink.lag_s, 3)),
+    )
     return Response(body, status_code=503 if down else 200)
 
 
-@get("/metrics", media_type="text/plain; version=0.0.4", include_in_schema=False)
+@get("/metrics", media_type="text/plain; version=0.0.4", responses=guarded("/metrics", {}))
 async def metrics(runtime: NamedDependency[Runtime]) -> bytes:
     """Prometheus metrics: requests, runs and their latency, steps, model calls, tokens, cost, backend errors,
     tool calls, verdicts, and the trace sink's counters."""
@@ -209,7 +222,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         if runtime is None and getattr(app.state, "runtime", None) is not None:
             await app.state.runtime.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[reason, read_run, cancel_run, list_experts, health, metrics, chat_completions, list_models, trace_page],
         exception_handlers={PlanInvalid: _plan_invalid, RunLookupError: _run_lookup_failed, **dict.fromkeys(_CONNECTION_FAILURES, _database_unreachable)},
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
@@ -221,3 +234,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         on_shutdown=[stop],
         debug=False,
     )
+    document_docs_routes(app, "/schema")
+    return app

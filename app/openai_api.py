@@ -19,6 +19,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from app.openapi import JSON_BODY, error, guarded, run_failures
 from app.runtime import Runtime
 from app.status import status_for
 from app.streaming import Channel, Text, unless_gone
@@ -205,10 +206,9 @@ def _usage(report: RunReport) -> dict:
             "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
 
 
-def _error(report: RunReport) -> dict:
+def _error(report: RunReport) -> ErrorReply:
     assert report.error is not None
-    return {"error": {"message": report.error.message, "type": report.error.type, "code": report.error.type, "param": None},
-            "id": str(report.run_id)}
+    return ErrorReply(ErrorDetail(report.error.message, report.error.type, report.error.type), str(report.run_id))
 
 
 def _finish_reason(report: RunReport) -> str:
@@ -217,7 +217,26 @@ def _finish_reason(report: RunReport) -> str:
     return "length" if report.answer and report.answer.cut_off else "stop"
 
 
-@post("/v1/chat/completions", status_code=200)
+class ErrorDetail(msgspec.Struct):
+    message: str
+    type: str
+    code: str
+    param: str | None = None
+
+
+class ErrorReply(msgspec.Struct):
+    """A failed run as OpenAI's clients expect an error; `id` is the run (GET /v1/runs/{id})."""
+
+    error: ErrorDetail
+    id: str
+
+
+@post("/v1/chat/completions", status_code=200, responses=guarded("/v1/chat/completions", {
+    **JSON_BODY,
+    400: error("The body does not decode into the request type (the detail names the field), or the request asks "
+               "for what cannot be served: an unknown model or tool, a tool_choice without tools…"),
+    **run_failures(ErrorReply, "OpenAI's error object, `error.type` the error type, `id` the run"),
+}))
 async def chat_completions(data: JSONBody[ChatRequest], request: Request, runtime: NamedDependency[Runtime]) -> Response:
     """OpenAI's chat completions: `model` "stepwise" (the whole system) or an expert's name (that expert alone);
     `tools`/`tool_choice`/`parallel_tool_calls` as OpenAI defines them; `stream` for `chat.completion.chunk` events."""
@@ -279,7 +298,7 @@ async def _chunks(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, model: str, 
     yield ServerSentEventMessage(data="[DONE]")
 
 
-@get("/v1/models")
+@get("/v1/models", responses=guarded("/v1/models", {}))
 async def list_models(runtime: NamedDependency[Runtime]) -> dict:
     """The models a chat completion may name: `stepwise` (the whole system) and each expert."""
     started = int(runtime.started_at)

@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath
 
+from app.openapi import DATABASE_DOWN, RunRef, guarded, html_page
 from app.runtime import Runtime
 from app.trace import RunLookupError, step_needs
 from reasoning import events as ev
@@ -91,8 +91,12 @@ def _error_page(status: int, message: str) -> Response[str]:
     return Response(body, status_code=status, media_type=MediaType.HTML)
 
 
-@get("/runs/{run_id:str}", include_in_schema=False)
-async def trace_page(run_id: FromPath[str], runtime: NamedDependency[Runtime]) -> Response[str]:
+@get("/runs/{run_id:str}", media_type=MediaType.HTML, responses=guarded("/runs", {
+    400: html_page("An HTML page saying the id is neither a run id nor a prefix of one, or a prefix of several runs"),
+    404: html_page("An HTML page saying no recorded run has this id or starts with this prefix"),
+    **DATABASE_DOWN,
+}))
+async def trace_page(run_id: RunRef, runtime: NamedDependency[Runtime]) -> Response[str]:
     """A run's DAG (nodes coloured by status and verdicts), its steps on a timeline, and each step's details on click.
     `run_id` may be a unique prefix of the id, as everywhere a run is named."""
     try:
