@@ -16,7 +16,6 @@ from app import db
 from app.http import create_app
 from app.runtime import Runtime
 from app.trace import TraceSink, find_run
-from reasoning import events as ev
 from tests.conftest import settings_for
 from tests.fixtures.known_run import known_run, record
 
