@@ -42,6 +42,9 @@ def results_text(dag: Dag, outputs: dict[int, Any]) -> str:
         lines.append(f"[{sid}] {named}{step.target}({shown[:300]}) = {render(outputs[sid])[:600]}")
     if dag.answer is not None:
         lines.append(f"Final result (step {dag.answer}): {render(outputs[dag.answer])[:600]}")
+    elif dag.parts:
+        shown = "; ".join(render(outputs[p])[:300] for p in dag.parts)
+        lines.append(f"Final results (steps {', '.join(map(str, dag.parts))}): {shown}")
     return "\n".join(lines)
 
 
@@ -94,26 +97,29 @@ class Composer:
         # schema allows: the output cannot be cut off (a rambling model costs time, never a broken answer).
         sampling = Sampling(max_tokens=self.max_chars + 24 + 3 * len(ids))
         value = as_value(outputs[dag.answer]) if dag.answer is not None else None
-        # Only a quantity question's answer must state the final value, and only there is the value alone an answer
-        # to fall back on: "which shop is cheaper?" is answered by a name, not by the price it was chosen for.
-        stated = value if asks_for_quantity(question) else None
+        # What the text must state, each part being an answer by itself to fall back on: a quantity question's final
+        # value, or every part of a question asking several things. A choice question's answer is a name, not the
+        # price it was chosen by, so its final value is not required.
+        if len(dag.parts) > 1:
+            required = [v for v in (as_value(outputs[p]) for p in dag.parts) if _statable(v)]
+        else:
+            required = [value] if value is not None and asks_for_quantity(question) else []
         known = _numbers(question) | _numbers(messages[1].content)
         for attempt in (1, 2):
             _, answer = await self.router.call(
                 self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=sampling, output_type=Answer,
             )
-            problem = ungrounded(answer.text, known, stated)
-            if problem is None or stated is None:  # without a final value to fall back on, a retry is all cost
+            problem = ungrounded(answer.text, known, required)
+            if problem is None or not required:  # without final values to fall back on, a retry is all cost
                 break
             messages = [*messages, Message("assistant", answer.text), Message("user", f"Rejected: {problem}. Answer again from the results.")]
-        else:  # still ungrounded: the plan's own value is the answer, stated plainly
-            answer = Answer(text=render(stated), uses=[dag.answer])
+        else:  # still ungrounded: the plan's own values are the answer, stated plainly
+            answer = Answer(text="; ".join(render(v) for v in required), uses=list(dag.parts))
             problem = None
         answer.ungrounded = problem
         if dag.answer is not None:
             answer.value = value
-            if dag.answer not in answer.uses:
-                answer.uses.append(dag.answer)
+        answer.uses += [part for part in dag.parts if part not in answer.uses]
         cited = sources(dag, outputs, answer.text)
         if cited and not any(c in answer.text for c in cited):
             answer.text = f"{answer.text.rstrip()} [{', '.join(cited)}]"
@@ -130,12 +136,12 @@ def sources(dag: Dag, outputs: dict[int, Any], text: str, limit: int = 2) -> lis
     found: list[str] = []
     for sid, step in dag.steps.items():
         said = outputs.get(sid)
-        if step.kind != "expert" or not isinstance(said, str) or not 2 < len(said.strip(" .")) <= 80:
+        if step.kind != "expert" or not isinstance(said, str) or not 2 <= len(said.strip(" .")) <= 80:
             continue
-        fact = said.strip(" .").lower()
-        if fact not in text.lower():
+        fact = re.compile(rf"(?<!\w){re.escape(said.strip(' .'))}(?!\w)", re.IGNORECASE)  # "25", not "250"
+        if not fact.search(text):
             continue
-        found += [p["source"] for p in passages if fact in p["text"].lower() and p["source"] not in found][:1]
+        found += [p["source"] for p in passages if fact.search(p["text"]) and p["source"] not in found][:1]
     return found[:limit]
 
 
@@ -152,13 +158,27 @@ def _numbers(text: str) -> set[float]:
     return found
 
 
-def ungrounded(text: str, known: set[float], value: Any) -> str | None:
+def _statable(value: Any) -> bool:
+    """A value an answer can be checked to state: a number, or a short text that is not a search coming up empty."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return isinstance(value, str) and 0 < len(value.strip(" .")) <= 60 and "not in the documents" not in value.lower()
+
+
+def ungrounded(text: str, known: set[float], required: list[Any]) -> str | None:
     """Why an answer is not grounded in the results, or None: every number it states must appear in the question or
-    the results (rounded to 2 decimals, as people write money), and a numeric final value must be stated."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not any(abs(n - value) <= max(0.005, abs(value) * 1e-6) for n in _numbers(text)):
-            return f"it does not state the final result {render(value)}"
-    stray = [n for n in _numbers(text) if not any(abs(n - k) <= 0.005 or abs(n - round(k, 2)) < 1e-9 for k in known)]
+    the results (rounded to 2 decimals, as people write money), and each required value (a number, or a short text
+    such as a name) must be stated."""
+    stated = _numbers(text)
+    for value in required:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not any(abs(n - value) <= max(0.005, abs(value) * 1e-6) for n in stated):
+                return f"it does not state the result {render(value)}"
+        elif isinstance(value, str) and value.strip(" .").lower() not in text.lower():
+            return f"it does not state the result {value.strip(' .')}"
+    stray = [n for n in stated if not any(abs(n - k) <= 0.005 or abs(n - round(k, 2)) < 1e-9 for k in known)]
     if stray:
         return f"{', '.join(format(n, 'g') for n in stray[:3])} appear in no result"
     return None

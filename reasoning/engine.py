@@ -333,7 +333,7 @@ def _one_at_a_time(dag: Dag) -> Dag:
     for sid in order:
         for need in needs[sid]:
             dependents[need].append(sid)
-    return Dag(steps=dag.steps, needs={sid: frozenset(n) for sid, n in needs.items()}, dependents=dependents, roots=order[:1], answer=dag.answer)
+    return Dag(steps=dag.steps, needs={sid: frozenset(n) for sid, n in needs.items()}, dependents=dependents, roots=order[:1], answer=dag.answer, parts=dag.parts)
 
 
 def _ms(started: float) -> float:

@@ -24,6 +24,7 @@ class Dag(msgspec.Struct):
     dependents: dict[int, list[int]]
     roots: list[int]
     answer: int | None = None  # the step whose result answers the question, when the plan names one
+    parts: tuple[int, ...] = ()  # every step the plan names as answering it (several for a question asking several things)
 
 
 def references(value: Any) -> set[int]:
@@ -115,10 +116,12 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
             dependents[ref].append(sid)
     roots = [sid for sid, wanted in needs.items() if not wanted]
     _check_acyclic(needs, dependents, roots)
-    answer = None if plan.answer is msgspec.UNSET else plan.answer
-    if answer is not None and answer not in steps:
-        raise PlanInvalid(f"the answer is step {answer}, which does not exist")
-    return Dag(steps=steps, needs=needs, dependents=dependents, roots=roots, answer=answer)
+    parts = () if plan.answer is msgspec.UNSET else tuple(plan.answer) if isinstance(plan.answer, list) else (plan.answer,)
+    for part in parts:
+        if part not in steps:
+            raise PlanInvalid(f"the answer is step {part}, which does not exist")
+    return Dag(steps=steps, needs=needs, dependents=dependents, roots=roots, answer=parts[0] if len(parts) == 1 else None,
+               parts=parts)
 
 
 def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:

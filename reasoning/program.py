@@ -16,7 +16,6 @@ The grammar (`program_grammar`) keeps the model inside this language while it wr
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Collection, Mapping
 
 import msgspec
@@ -34,10 +33,16 @@ MAX_LINES = 12
 
 
 class Program(msgspec.Struct):
-    """A compiled program: its plan and the id of the step whose result answers the question."""
+    """A compiled program: its plan and the ids of the steps whose results answer the question (several for a
+    question asking several things: `answer = count, policy`)."""
 
     plan: Plan
-    answer: int
+    parts: tuple[int, ...]
+
+    @property
+    def answer(self) -> int | None:
+        """The step whose result is the answer, when one is."""
+        return self.parts[0] if len(self.parts) == 1 else None
 
 
 def program_grammar(calls: Collection[str], tools: Mapping[str, Tool] | None = None, max_lines: int = MAX_LINES) -> str:
@@ -57,7 +62,7 @@ def program_grammar(calls: Collection[str], tools: Mapping[str, Tool] | None = N
         "%llguidance {}",
         f"start: line{{0,{max_lines - 1}}} last",
         'line: NAME " = " rhs "\\n"',
-        'last: "answer = " rhs',
+        'last: "answer = " rhs | "answer = " NAME (", " NAME)+',
         "rhs: " + " | ".join(rhs),
         "NAME: /[a-z][a-z0-9_]{0,24}/",
         # Arithmetic as arithmetic: numbers, earlier names, calls of the arithmetic tool's functions, lists for
@@ -90,6 +95,11 @@ def compile_program(text: str, tools: Mapping[str, Tool], expert: str, *, arithm
         if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name)):
             raise PlanInvalid(f"line {line}: each line assigns one name (`name = …`)")
         target, value = statement.targets[0].id, statement.value
+        if target == ANSWER and isinstance(value, ast.Tuple):  # several things asked: each an earlier name's step
+            if line != len(module.body):
+                raise PlanInvalid(f"line {line}: `answer = …` is the last line")
+            parts = tuple(dict.fromkeys(_part(element, line, names) for element in value.elts))
+            return Program(Plan(steps, answer=parts[0] if len(parts) == 1 else list(parts)), parts)
         before = len(steps)
         bound = _compile_value(value, line, names, steps, tools, expert, arithmetic)
         if len(steps) > before:
@@ -104,7 +114,13 @@ def compile_program(text: str, tools: Mapping[str, Tool], expert: str, *, arithm
         names[target] = bound
     if answer is None:
         raise PlanInvalid("the program never sets `answer`")
-    return Program(Plan(steps), answer)
+    return Program(Plan(steps, answer=answer), (answer,))
+
+
+def _part(element: ast.expr, line: int, names: dict[str, int | str]) -> int:
+    if not isinstance(element, ast.Name) or element.id not in names or isinstance(names[element.id], str):
+        raise PlanInvalid(f"line {line}: `answer = a, b` lists names of earlier computed lines")
+    return names[element.id]
 
 
 def _compile_value(value: ast.expr, line: int, names: dict[str, int | str], steps: list[Step], tools: Mapping[str, Tool],
@@ -207,8 +223,3 @@ def _string(node: ast.expr, line: int, names: dict[str, int | str]) -> tuple[str
 def _first_field(tool: Tool) -> str:
     """The argument a one-string call fills: the tool's first field (`query` for sql and docs, `code` for python)."""
     return tool.args_type.__struct_fields__[0]
-
-
-def as_program(plan: Plan) -> str:
-    """A JSON-free rendering of a plan's steps for prompts that show earlier work (repairs)."""
-    return "\n".join(f"s{s.id} = {s.target}({json.dumps(s.input)})" for s in plan.steps)

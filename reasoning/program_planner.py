@@ -30,6 +30,7 @@ from reasoning.types import Grammar, Message, Plan, Sampling, Step, Tool
 
 _SYSTEM = """Write a short Python program that answers the question.
 One assignment per line, a name for each quantity; the last line is `answer = ...`.
+A question asking for two things ends `answer = first, second` (never their sum).
 Arithmetic: numbers only (no units, no $), + - * / // % ** and {functions}.
 {calls}"""
 
@@ -79,13 +80,15 @@ class ProgramPlanner:
 
     def fitting(self, question: str, allowed: tuple[str, ...]) -> set[str]:
         """The data calls the question seems to be about: `sql` when it names at least two words of the database
-        (tables, columns, listed values), `read` when a name in it (a capitalised word past the first) occurs in the
+        (tables, columns, listed values) or a name among them, `read` when a name in it (a capitalised word past the first) occurs in the
         documents. Their worked examples are then shown; other data calls' are not."""
-        asked = _stems(question)
+        asked, named = _stems(question), _names(question)
         fit = set()
-        if "sql" in allowed and len(asked & _vocabulary(self.tools["sql"])) >= 2:
+        known = _vocabulary(self.tools["sql"]) if "sql" in allowed else frozenset()
+        # Two shared words, or one name: a name the database holds (a department "Research") is no coincidence.
+        if len(asked & known) >= 2 or named & known:
             fit.add("sql")
-        if "docs" in allowed and _names(question) & _vocabulary(self.tools["docs"]):
+        if "docs" in allowed and named & _vocabulary(self.tools["docs"]):
             fit.add(READ)
         return fit
 
@@ -147,7 +150,7 @@ class ProgramPlanner:
             raise PlanInvalid(f"no sampled program compiled: {errors[0]}")
         program = programs[chosen]
         assert program is not None
-        return Plan(program.plan.steps, answer=program.answer)
+        return program.plan
 
     async def _value(self, program: Program, tools: Mapping[str, Tool]) -> Any:
         """The program's answer computed now, if every step is a deterministic tool (microseconds for arithmetic);
@@ -162,7 +165,7 @@ class ProgramPlanner:
                 outputs[step.id] = await tool.run(msgspec.convert(substitute(step.input, outputs), tool.args_type))
             except (ValueError, msgspec.ValidationError):
                 return _REFUSED
-        return outputs[program.answer]
+        return outputs[program.answer] if program.answer is not None else [outputs[i] for i in program.parts]
 
 
 _REFUSED = object()

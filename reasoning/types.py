@@ -49,7 +49,8 @@ class Step(msgspec.Struct, forbid_unknown_fields=True):
 
 class Plan(msgspec.Struct, forbid_unknown_fields=True):
     steps: list[Step]
-    answer: StepId | msgspec.UnsetType = msgspec.UNSET  # the step whose result answers the question (programs set it)
+    # The step whose result answers the question, or the steps when the question asks several things (programs set it)
+    answer: StepId | list[StepId] | msgspec.UnsetType = msgspec.UNSET
 
 
 class FunctionCall(msgspec.Struct, forbid_unknown_fields=True):

@@ -50,11 +50,20 @@ async def test_the_composer_model_writes_every_answer_when_asked_to():
     assert report.answer.text == "Four apples: 4." and report.answer.value == 4 and len(backend.calls) == 2
 
 
-def test_an_answer_is_ungrounded_when_it_leaves_out_the_final_value_or_states_a_number_no_result_has():
-    """The final value must be stated (to 2 decimals, as money is written); every number must come from somewhere."""
+def test_an_answer_is_ungrounded_when_it_leaves_out_a_required_value_or_states_a_number_no_result_has():
+    """Each required value must be stated (numbers to 2 decimals, as money is written; names as written); every
+    number must come from somewhere."""
     known = {12.0, 3.0, 36.0}
-    assert ungrounded("She pays 36.", known, 36) is None
-    assert ungrounded("She pays 35.996 in all.", known | {35.996}, 35.996) is None
-    assert "does not state the final result 36" in ungrounded("She pays a lot.", known, 36)
-    assert "40 appear in no result" in ungrounded("She pays 36, or 40 with tax.", known, 36)
-    assert ungrounded("Marlow's is cheaper.", known, None) is None
+    assert ungrounded("She pays 36.", known, [36]) is None
+    assert ungrounded("She pays 35.996 in all.", known | {35.996}, [35.996]) is None
+    assert "does not state the result 36" in ungrounded("She pays a lot.", known, [36])
+    assert "40 appear in no result" in ungrounded("She pays 36, or 40 with tax.", known, [36])
+    assert ungrounded("Marlow's is cheaper.", known, []) is None
+    assert "does not state the result Ada Byron" in ungrounded("12 people; founded by someone.", known, [12, "Ada Byron."])
+
+
+async def test_an_answer_to_two_things_must_state_both_or_it_is_their_values():
+    """A program answering `a, b`: the composer is asked again when its text leaves one out, then the values stand."""
+    backend = Samples(["a = 6 * 10\nb = 5 * 5\nanswer = a, b"], '{"text":"25 days.","uses":[2]}', '{"text":"Days: 25.","uses":[2]}')
+    report, _ = await run(backend, "How many people work there, and how many days off do they get?", samples=1)
+    assert report.answer.text == "60; 25" and report.answer.uses == [1, 2] and len(backend.calls) == 3

@@ -62,8 +62,19 @@ def test_read_is_a_docs_search_read_by_an_expert_that_may_say_the_documents_do_n
     assert reader.depends_on == [1] and program.answer == 2
 
 
+def test_a_question_asking_two_things_answers_with_both_names(tools):
+    """`answer = a, b` points at both lines' steps: the plan names no single final step, the program both parts."""
+    program = compile_program('days = read("How many vacation days are there?")\nstaff = 4 * 15\nanswer = days, staff',
+                              tools, "general")
+    assert program.parts == (2, 3) and program.answer is None and program.plan.answer == [2, 3]
+    validate_plan(program.plan, tools, ["general"])
+    assert _accepts(program_grammar(["read"]), 'a = 2 * 3\nb = 4\nanswer = a, b')
+
+
 @pytest.mark.parametrize(("text", "problem"), [
     ("answer = a + 1", "'a' is used before it is set"),
+    ("x = 2 * 3\nanswer = x, y", "lists names of earlier computed lines"),
+    ("x = 2 * 3\nanswer = x, 4", "lists names of earlier computed lines"),
     ("x = x + 1\nanswer = x", "'x' is used before it is set"),
     ("total = 5", "never sets `answer`"),
     ("answer = 1\nx = 2", "`answer = …` is the last line"),

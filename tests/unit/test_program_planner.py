@@ -107,3 +107,34 @@ def test_an_answer_read_from_the_documents_cites_the_passage_it_came_from():
                2: "Orrin Works"}
     assert sources(dag, outputs, "It was built by Orrin Works.") == ["a.md:3"]
     assert sources(dag, outputs, "The documents do not say.") == []
+    days = {1: [{"source": "h.md:5", "text": "Every employee has 250 points and 25 vacation days."}], 2: "25"}
+    assert sources(dag, days, "They get 25 days.") == ["h.md:5"] and sources(dag, days, "They get 250 points.") == []
+
+
+def test_a_question_fits_the_database_when_it_names_two_of_its_words_or_one_of_its_values():
+    """`sql` fits a question sharing two words with the database, or naming one of its values (a department called
+    Research); `read` fits one naming something the documents mention; a word problem fits neither."""
+    from tools.docs import Passage
+
+    class Database:
+        description = "runs one query.\nTables: departments(id, name e.g. 'Research', 'Sales'); employees(id, name, salary)"
+
+    class Documents:
+        passages = [Passage("handbook.md:3", "Research staff may work remotely four days a week.")]
+
+    router = Router({"general": Expert(name="general", backend=Samples([]))}, "general")
+    planner = ProgramPlanner(router, {"sql": Database(), "docs": Documents()})
+    allowed = ("sql", "docs")
+    assert planner.fitting("How many people work in Research, and how many days may they work remotely?", allowed) == {"sql", "read"}
+    assert planner.fitting("What is the average salary of the employees?", allowed) == {"sql"}
+    assert planner.fitting("Tom buys 3 boxes of 12 muffins and eats 5. How many are left?", allowed) == set()
+
+
+async def test_a_program_answering_two_things_votes_by_both_values_and_the_composer_states_both():
+    """`answer = a, b`: samples vote on the pair, and with no single final value the composer writes the answer."""
+    programs = ["a = 6 * 10\nb = 5 * 5\nanswer = a, b", "a = 60\nb = 25\nanswer = a * b", "x = 6 * 10\ny = 25 * 1\nanswer = x, y"]
+    backend = Samples(programs, '{"text":"60 people, 25 days each.","uses":[1,2]}')
+    report, events = await run(backend, "How many people work there, and how many days off do they get?", samples=3)
+    sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.values == [[60, 25], 1500, [60, 25]] and sampled.votes == 2 and sampled.chosen == 0
+    assert report.answer.text == "60 people, 25 days each." and report.answer.value is None
