@@ -39,7 +39,8 @@ _CALLS = {
     "docs": 'docs("words") returns the passages of the documents that match.',
     READ: 'read("question") answers a question from the documents (use it for any fact the documents hold; '
           'one fact per call, an earlier answer can go in an f-string).',
-    "python": 'python("code") runs a Python program and returns what it prints (for searches and puzzles).',
+    "python": 'python("code") runs a Python program and returns what it prints (for searches and puzzles; in it, '
+              '`from puzzle import make`: make(target, numbers) is an expression using each number once that equals target).',
     ASK: 'ask("question") asks an expert for a fact that is general knowledge.',
 }
 _ARITHMETIC = "gcd lcm factorial comb perm sqrt floor ceil round min max abs sum"

@@ -40,12 +40,16 @@ UID = 65534  # nobody
 STDERR_TAIL = 4096  # bytes of stderr kept: enough for the last line of a traceback
 INSTALL_HINT = "install it with `apt-get install -y bubblewrap` (Debian/Ubuntu; `dnf install bubblewrap` on Fedora)"
 
-# Runs first inside the sandbox: limits the program may not raise again (hard = soft), then the program from stdin.
+# Runs first inside the sandbox: limits the program may not raise again (hard = soft), the helper modules programs
+# may import (tools/sandbox/*.py, given as source: the sandbox sees no repository), then the program from stdin.
 _PRELUDE = r"""
-import resource, sys
+import resource, sys, types
 for name, value in {limits!r}:
     resource.setrlimit(getattr(resource, name), (value, value))
-del name, value, resource
+for name, value in {helpers!r}:
+    sys.modules[name] = types.ModuleType(name)
+    exec(compile(value, name + ".py", "exec"), sys.modules[name].__dict__)
+del name, value, resource, types
 source = sys.stdin.read()
 exec(compile(source, "<step>", "exec"), {{"__name__": "__main__"}})
 """
@@ -61,6 +65,12 @@ except OSError:
 print(os.getuid(), os.path.exists("/etc"), forked)
 """
 _SELF_TEST_EXPECTED = f"{UID} False no-fork"
+
+
+def _helpers() -> list[tuple[str, str]]:
+    """The modules of tools/sandbox, as (name, source): `from puzzle import make` works inside the sandbox."""
+    folder = Path(__file__).resolve().parent / "sandbox"
+    return [(path.stem, path.read_text()) for path in sorted(folder.glob("*.py"))]
 
 
 class SandboxUnavailable(RuntimeError):
@@ -92,7 +102,7 @@ class PythonTool:
                 f"({found or 'not on PATH'}): {INSTALL_HINT}, or leave STEPWISE_PYTHON unset")
         self._bwrap = found
         self._seccomp = seccomp_filter()
-        self._options, self._command = sandbox_options(), [*interpreter_argv(), "-c", _PRELUDE.format(limits=self._limits())]
+        self._options, self._command = sandbox_options(), [*interpreter_argv(), "-c", _PRELUDE.format(limits=self._limits(), helpers=_helpers())]
         self._self_test()
 
     def _limits(self) -> list[tuple[str, int]]:

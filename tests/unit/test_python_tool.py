@@ -72,3 +72,14 @@ async def test_output_is_cut_at_the_limit_and_a_flood_stops_the_program():
     assert cut == "y" * 100 + "\n… (200 more characters cut)"
     flood = await run(small, "while True:\n    print('y' * 1000)")
     assert flood == "y" * 100 + "\n… (output cut at 100 characters: the program printed more and was stopped)"
+
+
+async def test_a_program_may_search_with_the_puzzle_helper(tool):
+    """`from puzzle import make` is there inside the sandbox: an expression using each number once that equals the
+    target, found by exhaustive search, or None."""
+    from evals.scoring import evaluate_24
+
+    found = await run(tool, "from puzzle import make\nprint(make(24, [3, 3, 8, 8]))")
+    value, used = evaluate_24(found)  # exact: 8 / (3 - 8 / 3) is 24 only in fractions
+    assert value == 24 and sorted(used) == [3, 3, 8, 8]
+    assert await run(tool, "from puzzle import make\nprint(make(24, [1, 1, 1, 1]))") == "None"
