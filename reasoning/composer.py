@@ -122,7 +122,8 @@ class Composer:
         answer.uses += [part for part in dag.parts if part not in answer.uses]
         cited = sources(dag, outputs, answer.text)
         if cited and not any(c in answer.text for c in cited):
-            answer.text = f"{answer.text.rstrip()} [{', '.join(cited)}]"
+            # First, not last: readers (and scorers) take an answer's last number as its result, and `file:3` has one.
+            answer.text = f"[{', '.join(cited)}] {answer.text.strip()}"
         return answer
 
 

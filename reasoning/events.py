@@ -29,7 +29,8 @@ class PlanReady(Event, tag="plan_ready"):
 
 class ProgramsSampled(Event, tag="programs_sampled"):
     """The planner's sampled programs and the vote between them: each program's text, its value where its steps
-    could be computed before the run (deterministic tools only), and its compile error if it had one."""
+    could be computed before the run (tools that may run again freely: arithmetic, read-only queries, sandboxed
+    programs), and its compile error if it had one."""
 
     programs: list[str]
     values: list[Any]

@@ -19,6 +19,10 @@ _SYSTEM = (
 )
 MAX_PARALLEL_CALLS = 8
 _TEXT_TOO = " If no function fits, reply with content instead of tool_calls."
+# Small models make one call and stop; shown the shape of several, they make one per thing asked.
+_SEVERAL = (' A request naming several values (two cities, three years, two metals…) needs one call for each value, '
+            'all in tool_calls: "weather in Paris and Rome" is '
+            '{"tool_calls": [{"name": "weather", "arguments": {"city": "Paris"}}, {"name": "weather", "arguments": {"city": "Rome"}}]}.')
 
 
 class _Reply(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,10 +68,11 @@ def catalogue(functions: Sequence[Function]) -> str:
     return "\n".join(lines)
 
 
-def function_messages(messages: Sequence[Message], functions: Sequence[Function], *, required: bool) -> list[Message]:
+def function_messages(messages: Sequence[Message], functions: Sequence[Function], *, required: bool,
+                      parallel: bool = False) -> list[Message]:
     """Our instructions and the catalogue first (a prefix the caches can keep), then the caller's system text, then
     the conversation."""
-    system = f"{_SYSTEM}{'' if required else _TEXT_TOO}\nFunctions:\n{catalogue(functions)}"
+    system = f"{_SYSTEM}{_SEVERAL if parallel else ''}{'' if required else _TEXT_TOO}\nFunctions:\n{catalogue(functions)}"
     theirs = [m.content for m in messages if m.role == "system"]
     if theirs:
         system += "\n\n" + "\n".join(theirs)
@@ -79,7 +84,7 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     """Ask `target` which of `functions` (unique names: the caller checks) to call; the answer carries the calls (or,
     when none is required, text)."""
     constraint = JsonSchema("tool_calls", reply_schema(functions, required=required, parallel=parallel))
-    _, reply = await router.call(target, function_messages(messages, functions, required=required), ctx, purpose="compose",
+    _, reply = await router.call(target, function_messages(messages, functions, required=required, parallel=parallel), ctx, purpose="compose",
                                  constraint=constraint, sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
     return Answer(text=reply.content, tool_calls=_distinct(reply.tool_calls))
 

@@ -10,6 +10,7 @@ vote are recorded (ProgramsSampled)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import time
@@ -23,7 +24,7 @@ from reasoning.context import RunContext
 from reasoning.errors import PlanInvalid
 from reasoning.events import ProgramsSampled
 from reasoning.examples import ExampleBank
-from reasoning.plan import substitute
+from reasoning.plan import as_value, substitute
 from reasoning.program import ANSWER, ASK, READ, Program, compile_program, program_grammar
 from reasoning.router import Router
 from reasoning.types import Grammar, Message, Plan, Sampling, Step, Tool
@@ -127,7 +128,8 @@ class ProgramPlanner:
         _, grammar = self.prompt_for(allowed)
         tools = {name: self.tools[name] for name in allowed}
         temperature = self.temperature if samples > 1 else 0.0
-        sampling = Sampling(max_tokens=400, temperature=temperature, n=samples)
+        # The call lasts as long as its longest sample: a sample repeating itself is cut here (programs are far shorter).
+        sampling = Sampling(max_tokens=300, temperature=temperature, n=samples)
         completion, _ = await self.router.call(self.target, messages, ctx, purpose=purpose, constraint=Grammar(grammar),
                                                sampling=sampling)
         texts = [completion.text, *completion.alternatives][:samples]
@@ -140,7 +142,8 @@ class ProgramPlanner:
             except PlanInvalid as exc:
                 programs.append(None)
                 errors.append(str(exc))
-        values = [await self._value(p, tools) if p is not None else None for p in programs]
+        # At once: a sandboxed program may take seconds, and five of them one after another would add up.
+        values = list(await asyncio.gather(*(self._value(p, tools) for p in programs)))
         chosen, votes = _vote(programs, values)
         ctx.sink.emit(ProgramsSampled(run_id=ctx.run_id, at=time.time(), programs=texts, values=[_shown(v) for v in values],
                                       errors=errors, chosen=chosen if chosen is not None else -1, votes=votes))
@@ -153,11 +156,14 @@ class ProgramPlanner:
         assert program is not None
         return program.plan
 
-    async def _value(self, program: Program, tools: Mapping[str, Tool]) -> Any:
-        """The program's answer computed now, if every step is a deterministic tool (microseconds for arithmetic);
-        None if it cannot be (a model or non-deterministic step) or a tool refused (the sample loses its vote)."""
+    async def _value(self, program: Program | None, tools: Mapping[str, Tool]) -> Any:
+        """The program's answer computed now, if every step is a tool that may run again freely (deterministic, or
+        free of side effects: arithmetic in microseconds, a read-only query or a sandboxed program in milliseconds);
+        None if it cannot be (a model step, a tool with effects) or a tool refused (the sample loses its vote)."""
+        if program is None:
+            return None
         steps = program.plan.steps
-        if not all(s.kind == "tool" and getattr(tools.get(s.target), "deterministic", False) for s in steps):
+        if not all(s.kind == "tool" and rerunnable(tools.get(s.target)) for s in steps):
             return None
         outputs: dict[int, Any] = {}
         for step in steps:
@@ -166,10 +172,15 @@ class ProgramPlanner:
                 outputs[step.id] = await tool.run(msgspec.convert(substitute(step.input, outputs), tool.args_type))
             except (ValueError, msgspec.ValidationError):
                 return _REFUSED
-        return outputs[program.answer] if program.answer is not None else [outputs[i] for i in program.parts]
+        return as_value(outputs[program.answer]) if program.answer is not None else [as_value(outputs[i]) for i in program.parts]
 
 
 _REFUSED = object()
+
+
+def rerunnable(tool: Tool | None) -> bool:
+    """Whether running the tool's step one more time is harmless: it is deterministic, or says it has no side effects."""
+    return tool is not None and (getattr(tool, "deterministic", False) or getattr(tool, "side_effect_free", False))
 _COMMON = frozenset("""about after also and are before does each from have how into many more much than that the their
 them then there these they this total what when where which while who will with year years""".split())
 
@@ -205,12 +216,14 @@ def _key(value: Any) -> Any:
 
 
 def _vote(programs: list[Program | None], values: list[Any]) -> tuple[int | None, int]:
-    """The index of the winning sample and how many agreed with it. Samples with a computed value vote by value;
-    if none has one, compiled samples vote by their plan; ties go to the earliest sample."""
+    """The index of the winning sample and how many agreed with it. Samples with a computed value vote by value, ties
+    going to the program of fewest steps (a step the others did without is more often an invented one), then to the
+    earliest; if none has a value, compiled samples vote by their plan, ties to the earliest (a plan that reads the
+    documents once is not better than one that reads them twice: a two-hop question needs both)."""
     computed = [i for i, v in enumerate(values) if v is not None and v is not _REFUSED]
     if computed:
         counts = Counter(_key(values[i]) for i in computed)
-        best = max(computed, key=lambda i: (counts[_key(values[i])], -i))
+        best = max(computed, key=lambda i: (counts[_key(values[i])], -len(programs[i].plan.steps), -i))
         return best, counts[_key(values[best])]
     compiled = [i for i, p in enumerate(programs) if p is not None and values[i] is not _REFUSED]
     if not compiled:

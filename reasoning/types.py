@@ -175,6 +175,8 @@ class Tool(Protocol):
     description: str
     args_type: type[msgspec.Struct]
     deterministic: bool
+    # Optional: `side_effect_free = True` says running a step again is harmless though its result may differ (the
+    # program planner then runs sampled programs' steps to vote on their values).
 
     async def run(self, args: Any) -> Any: ...
 

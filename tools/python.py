@@ -88,6 +88,7 @@ class PythonTool:
     args_type = PythonArgs
     result_type = str
     deterministic = False  # programs may use time or randomness
+    side_effect_free = True  # each run is its own sandbox: the planner may run sampled programs to vote
 
     def __init__(self, *, timeout_s: float = 5.0, memory_mb: int = 512, output_limit: int = 10_000,
                  bwrap: str | None = None) -> None:

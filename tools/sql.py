@@ -36,6 +36,7 @@ class SqlTool:
     args_type = SqlArgs
     result_type = dict[str, Any]
     deterministic = False  # rows without ORDER BY may come back in another order
+    side_effect_free = True  # a read-only transaction: the planner may run sampled programs' queries to vote
 
     def __init__(self, url: str, schema_text: str, *, row_limit: int = 50, timeout_ms: int = 2000,
                  privileges: tuple[str, ...] = (), tables: Mapping[str, Sequence[str]] | None = None) -> None:

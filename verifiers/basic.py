@@ -106,7 +106,9 @@ def _unmet(expect: Expect, output: Any) -> str | None:
 
 
 class ExpertAnswered:
-    """An expert's output must be text, and not empty (an empty answer asks for a retry)."""
+    """An expert's output must be text, and not empty; and it must not merely repeat a name its question gives
+    ("Who founded the firm of Corwin Astley?" → "Corwin Astley": small models echo the subject), unless the question
+    offers a choice ("… A or B?"). Either asks for a retry, the reason as feedback."""
 
     name = "expert_answered"
     kinds = frozenset({"expert"})
@@ -116,7 +118,20 @@ class ExpertAnswered:
             return Verdict(self.name, "fail", f"expected text, got {type(output).__name__}")
         if not output.strip():
             return Verdict(self.name, "retry", "empty answer")
+        said = output.strip().strip(".").strip()
+        asked = _question(resolved_input)
+        if (len(said) >= 3 and re.search(rf"(?<!\w){re.escape(said)}(?!\w)", asked, re.IGNORECASE)
+                and not re.search(r"\bor\b", asked, re.IGNORECASE) and said.casefold() != asked.strip(" ?.").casefold()):
+            return Verdict(self.name, "retry", f"the answer repeats {said!r}, which the question already gives; answer what it asks about {said}")
         return Verdict(self.name, "pass", f"{len(output)} characters")
+
+
+def _question(resolved_input: Any) -> str:
+    """The question an expert step asks: its input, or the part after "Question:" up to the passages a reader is given."""
+    text = resolved_input if isinstance(resolved_input, str) else ""
+    if "Question:" in text:
+        text = text.split("Question:", 1)[1].split("\nPassages:", 1)[0]
+    return text
 
 
 async def each_call(verifier: Any, step: Step, calls: list[Any], results: list[Any], ask: Ask) -> Verdict:

@@ -3,6 +3,8 @@ every sample, its value and the vote are recorded."""
 
 from __future__ import annotations
 
+import msgspec
+
 from reasoning import events as ev
 from reasoning.composer import Composer
 from reasoning.engine import Engine
@@ -44,15 +46,16 @@ async def run(backend: Samples, question: str, samples: int = 5, always: bool = 
 
 
 async def test_the_majority_value_wins_and_every_sample_is_recorded():
-    """Three of five programs compute 70: one of those runs, and the sampled event lists all five with their values."""
+    """Three of five programs compute 70: the one of fewest steps among them runs, and the sampled event lists all
+    five with their values."""
     programs = ["a = 12 * 2\nanswer = a + 46", "answer = 12 + 24 + 34", "b = 1 +\nanswer = b", "answer = 5 * 5",
                 "x = 35\nanswer = x * 2"]
     report, events = await run(Samples(programs, '{"text":"70 students","uses":[1]}'), "How many students?")
     sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
-    assert sampled.values == [70, 70, None, 25, 70] and sampled.votes == 3 and sampled.chosen == 0
+    assert sampled.values == [70, 70, None, 25, 70] and sampled.votes == 3 and sampled.chosen == 1
     assert sampled.errors[2] is not None and "line 1" in sampled.errors[2]
     assert report.status == "finished" and report.answer.value == 70
-    assert [s.input["expression"] for s in report.plan.steps] == ["12 * 2", "$1 + 46"]
+    assert [s.input["expression"] for s in report.plan.steps] == ["12 + 24 + 34"]
 
 
 async def test_the_planner_asks_for_all_samples_in_one_call_under_the_program_grammar():
@@ -138,3 +141,30 @@ async def test_a_program_answering_two_things_votes_by_both_values_and_the_compo
     sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
     assert sampled.values == [[60, 25], 1500, [60, 25]] and sampled.votes == 2 and sampled.chosen == 0
     assert report.answer.text == "60 people, 25 days each." and report.answer.value is None
+
+
+async def test_programs_of_side_effect_free_tools_vote_by_value_and_ties_go_to_the_shortest():
+    """A tool that says it is free of side effects (as sql and python do) is run for each sample: samples agreeing on
+    its value outvote a lone computed one; with no majority, the program of fewest steps wins."""
+    class Lookup:
+        name, description, deterministic, side_effect_free = "lookup", "looks a number up", False, True
+
+        class args_type(msgspec.Struct):
+            query: str
+
+        async def run(self, args):
+            return {"columns": ["n"], "rows": [[int(args.query)]], "truncated": False}
+
+    programs = ['a = lookup("7")\nanswer = a * 2', 'answer = lookup("14")', 'answer = 3 * 5', 'b = lookup("14")\nanswer = b']
+    backend = Samples(programs)
+    tools = {**default_tools(), "lookup": Lookup()}
+    router = Router({"general": Expert(name="general", backend=backend)}, "general")
+    engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
+                    planner=ProgramPlanner(router, tools, samples=4), composer=Composer(router))
+    recorder = ev.Recorder()
+    await engine.run("How many?", sink=recorder, deadline_s=10)
+    sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.values == [14, 14, 15, 14] and sampled.votes == 3 and sampled.chosen == 1
+    _, events = await run(Samples(["a = 2 * 3\nanswer = a + 1", "answer = 9 * 1", "b = 1 + 1\nc = b * 2\nanswer = c"]), "How many?", samples=3)
+    sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.values == [7, 9, 4] and sampled.chosen == 1
