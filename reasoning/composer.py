@@ -41,7 +41,12 @@ def results_text(dag: Dag, outputs: dict[int, Any]) -> str:
         named = f"{step.name} = " if isinstance(step.name, str) and step.name != ANSWER else ""
         lines.append(f"[{sid}] {named}{step.target}({shown[:300]}) = {render(outputs[sid])[:600]}")
     if dag.answer is not None:
-        lines.append(f"Final result (step {dag.answer}): {render(outputs[dag.answer])[:600]}")
+        final = as_value(outputs[dag.answer])
+        # A choice made with min/max ("which is cheaper?") ends in a number: say whose it is, so the answer names it.
+        whose = [step.name for sid, step in dag.steps.items() if sid != dag.answer and isinstance(step.name, str)
+                 and step.name != ANSWER and _equal(as_value(outputs[sid]), final)]
+        owner = f" (the value of {', '.join(whose)})" if whose and len(whose) < len(dag.steps) - 1 else ""
+        lines.append(f"Final result (step {dag.answer}): {render(outputs[dag.answer])[:600]}{owner}")
     elif dag.parts:
         shown = "; ".join(render(outputs[p])[:300] for p in dag.parts)
         lines.append(f"Final results (steps {', '.join(map(str, dag.parts))}): {shown}")
@@ -61,6 +66,12 @@ def asks_for_quantity(question: str) -> bool:
     sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
     ask = sentences[-1] if sentences else ""
     return not _CHOICE.search(ask) and not _YES_NO.match(ask) and len(_ASKS.findall(ask)) < 2
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+        return False
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
 class Composer:

@@ -67,3 +67,17 @@ async def test_an_answer_to_two_things_must_state_both_or_it_is_their_values():
     backend = Samples(["a = 6 * 10\nb = 5 * 5\nanswer = a, b"], '{"text":"25 days.","uses":[2]}', '{"text":"Days: 25.","uses":[2]}')
     report, _ = await run(backend, "How many people work there, and how many days off do they get?", samples=1)
     assert report.answer.text == "60; 25" and report.answer.uses == [1, 2] and len(backend.calls) == 3
+
+
+def test_the_composer_is_told_whose_value_a_chosen_minimum_is():
+    """`answer = min(marlow, pendle)` ends in a number; the results name the quantity it came from, so a "which"
+    answer can name the shop rather than the price."""
+    from reasoning.composer import results_text
+    from reasoning.plan import validate_plan
+    from reasoning.program import compile_program
+    from tools.calculator import Calculator
+
+    tools = {"calculator": Calculator()}
+    program = compile_program("marlow = 9 / 36\npendle = 6 / 20\nanswer = min(marlow, pendle)", tools, "general")
+    text = results_text(validate_plan(program.plan, tools, ["general"]), {1: 0.25, 2: 0.3, 3: 0.25})
+    assert text.splitlines()[-1] == "Final result (step 3): 0.25 (the value of marlow)"
