@@ -10,7 +10,7 @@ from reasoning.context import RunContext
 from reasoning.plan import Dag, as_value, render, substitute
 from reasoning.program import ANSWER
 from reasoning.router import Router
-from reasoning.types import Answer, JsonSchema, Message, Sampling
+from reasoning.types import NOT_IN_DOCUMENTS, Answer, JsonSchema, Message, Sampling
 
 _SYSTEM = (
     "You write the final answer to a question from the results of steps that were already computed and checked. "
@@ -176,7 +176,7 @@ def _statable(value: Any) -> bool:
         return False
     if isinstance(value, (int, float)):
         return True
-    return isinstance(value, str) and 0 < len(value.strip(" .")) <= 60 and "not in the documents" not in value.lower()
+    return isinstance(value, str) and 0 < len(value.strip(" .")) <= 60 and NOT_IN_DOCUMENTS not in value.lower()
 
 
 def ungrounded(text: str, known: set[float], required: list[Any]) -> str | None:

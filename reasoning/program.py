@@ -21,14 +21,14 @@ from collections.abc import Collection, Mapping
 import msgspec
 
 from reasoning.errors import PlanInvalid
-from reasoning.types import Plan, Step, Tool
+from reasoning.types import NOT_IN_DOCUMENTS, Plan, Step, Tool
 
 ANSWER = "answer"
 ASK = "ask"  # the call that asks an expert
 READ = "read"  # a docs search and an expert reading its passages: a question answered from the documents
 DOCS = "docs"
 READER = ("Answer the question from these passages only, briefly: the answer alone (a name, a number, a date). If "
-          "they do not contain it, reply: not in the documents.")
+          f"they do not contain it, reply: {NOT_IN_DOCUMENTS}.")
 MAX_LINES = 12
 
 

@@ -168,6 +168,10 @@ class Unfixable(ValueError):
     step is not repaired in place; the failure goes straight to the plan's repair."""
 
 
+# What an expert reading passages says when they do not hold the answer (the reader's prompt asks for exactly this).
+NOT_IN_DOCUMENTS = "not in the documents"
+
+
 class Tool(Protocol):
     """A function a step may call; its arguments are decoded under `args_type`'s JSON schema."""
 

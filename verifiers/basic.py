@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from reasoning.types import Ask, Expect, Step, Tool, Verdict
+from reasoning.types import NOT_IN_DOCUMENTS, Ask, Expect, Step, Tool, Verdict
 from verifiers.policy import SEVERITY
 
 
@@ -120,7 +120,8 @@ class ExpertAnswered:
             return Verdict(self.name, "retry", "empty answer")
         said = output.strip().strip(".").strip()
         asked = _question(resolved_input)
-        if (len(said) >= 3 and re.search(rf"(?<!\w){re.escape(said)}(?!\w)", asked, re.IGNORECASE)
+        # A reader saying the passages do not hold the answer is answering, even when an earlier read said so too.
+        if (len(said) >= 3 and NOT_IN_DOCUMENTS not in said.lower() and re.search(rf"(?<!\w){re.escape(said)}(?!\w)", asked, re.IGNORECASE)
                 and not re.search(r"\bor\b", asked, re.IGNORECASE) and said.casefold() != asked.strip(" ?.").casefold()):
             return Verdict(self.name, "retry", f"the answer repeats {said!r}, which the question already gives; answer what it asks about {said}")
         return Verdict(self.name, "pass", f"{len(output)} characters")
