@@ -60,11 +60,12 @@ _YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should
 
 
 def asks_for_quantity(question: str) -> bool:
-    """Whether the question asks for a number, so a number answers it: its last sentence (the ask) neither offers a
-    choice nor asks for yes or no, and asks one thing ("How much does she earn?", not "Which shop is cheaper?" or
-    "How many work there, and how many days off do they get?")."""
+    """Whether the question asks for a number, so a number answers it: its ask (the last sentence that is a question,
+    else the last sentence) neither offers a choice nor asks for yes or no, and asks one thing ("How much does she
+    earn?", not "Which shop is cheaper?" or "How many work there, and how many days off do they get?")."""
     sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
-    ask = sentences[-1] if sentences else ""
+    # The ask is the last sentence that is a question; instructions may follow it ("Do not include units.").
+    ask = next((s for s in reversed(sentences) if s.endswith("?")), sentences[-1] if sentences else "")
     return not _CHOICE.search(ask) and not _YES_NO.match(ask) and len(_ASKS.findall(ask)) < 2
 
 

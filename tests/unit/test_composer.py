@@ -19,10 +19,12 @@ from tests.unit.test_program_planner import Samples, run
     ("Does the tank hold more than 40 litres?", False),
     ("She saves 5 a week. When will she have 100?", False),
     ("How many people work in Research, and how many vacation days do they get?", False),
+    ("Ann has 3 pens. How many pens do 4 Anns have? Give the result as your final answer. Do not include units.", True),
+    ("Which costs less, tea or coffee? Give the result as your final answer.", False),
 ])
 def test_a_question_asks_for_one_quantity_unless_its_last_sentence_offers_a_choice_or_asks_for_more(question, quantity):
-    """The ask is the last sentence: choice words (which, who, or …), a leading auxiliary verb or two things asked
-    mean not one number."""
+    """The ask is the last sentence that is a question (instructions may follow it), else the last sentence: choice
+    words (which, who, or …), a leading auxiliary verb or two things asked mean not one number."""
     assert asks_for_quantity(question) is quantity
 
 
