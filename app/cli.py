@@ -198,7 +198,7 @@ class Progress:
             case ev.StepFailed(step_id=sid, error=error):
                 line = f"step {sid} failed: {error}"
             case ev.AnswerReady():
-                line = "answer composed"
+                line = "answer ready"
             case _:
                 return
         print(line, file=sys.stderr, flush=True)
