@@ -9,6 +9,8 @@ import re
 import asyncpg
 import structlog
 
+from app import db
+
 log = structlog.get_logger("stepwise.migrate")
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK = 0x5E57_15E  # any constant shared by every replica
@@ -49,3 +51,12 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
     return applied_now
+
+
+async def migrate_url(url: str) -> list[str]:
+    """`migrate` on its own connection to `url`, closed after: for a database made just before (tests, benchmarks)."""
+    conn = await db.connect(url)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()

@@ -26,7 +26,7 @@ import msgspec
 import structlog
 
 from reasoning import events as ev
-from reasoning.plan import references
+from reasoning.plan import declared_needs
 from reasoning.types import Step
 
 log = structlog.get_logger("stepwise.trace")
@@ -78,9 +78,9 @@ async def load_events(conn: asyncpg.Connection, run_id: uuid.UUID) -> list[ev.An
 
 def step_needs(step: Step) -> set[int]:
     """The steps `step` waits for, as the trace's readers draw them (the page's edges, `stepwise trace`'s tree): its
-    `depends_on` and its `$N` references (reasoning.plan.references), never itself — the plan rules refuse a step that
+    `depends_on` and its `$N` references (reasoning.plan.declared_needs), never itself — the plan rules refuse a step that
     names itself (validate_plan, the engine's admit), so a recorded self-reference is no dependency."""
-    return (set(step.depends_on) | references(step.input)) - {step.id}
+    return declared_needs(step) - {step.id}
 
 
 class RunLookupError(Exception):

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 import asyncpg
 
 from app import db
-from app.migrate import migrate
+from app.migrate import migrate_url
 
 ADMIN_URL = os.environ.get("STEPWISE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -57,11 +57,7 @@ async def scratch_database(prefix: str = "stepwise_bench") -> AsyncIterator[str]
         await admin.close()
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
-        conn = await db.connect(url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
+        await migrate_url(url)
         yield url
     finally:
         admin = await asyncpg.connect(ADMIN_URL)

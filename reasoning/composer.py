@@ -15,7 +15,8 @@ from reasoning.types import NOT_IN_DOCUMENTS, Answer, JsonSchema, Message, Sampl
 _SYSTEM = (
     "You write the final answer to a question from the results of steps that were already computed and checked. "
     "Trust the results; do not recompute them. Reply with JSON: text is the answer in one short sentence, "
-    "uses lists the ids of the steps the answer rests on (the text never mentions steps or their ids). Names, numbers and dates come only from the results or "
+    "uses lists the ids of the steps the answer rests on (the text never mentions steps or their ids). "
+    "Names, numbers and dates come only from the results or "
     "the question; if a result says it is not in the documents, say the documents do not say."
 )
 
@@ -69,10 +70,12 @@ def asks_for_quantity(question: str) -> bool:
     return not _CHOICE.search(ask) and not _YES_NO.match(ask) and len(_ASKS.findall(ask)) < 2
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _equal(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
-        return False
-    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return _is_number(a) and _is_number(b) and abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
 class Composer:
@@ -91,7 +94,7 @@ class Composer:
         if self.always or dag.answer is None or any(step.kind == "expert" for step in dag.steps.values()):
             return None
         value = as_value(outputs[dag.answer])
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not asks_for_quantity(question):
+        if not _is_number(value) or not asks_for_quantity(question):
             return None
         return value
 
@@ -173,9 +176,7 @@ def _numbers(text: str) -> set[float]:
 
 def _statable(value: Any) -> bool:
     """A value an answer can be checked to state: a number, or a short text that is not a search coming up empty."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
+    if _is_number(value):
         return True
     return isinstance(value, str) and 0 < len(value.strip(" .")) <= 60 and NOT_IN_DOCUMENTS not in value.lower()
 
@@ -186,7 +187,7 @@ def ungrounded(text: str, known: set[float], required: list[Any]) -> str | None:
     such as a name) must be stated."""
     stated = _numbers(text)
     for value in required:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _is_number(value):
             if not any(abs(n - value) <= max(0.005, abs(value) * 1e-6) for n in stated):
                 return f"it does not state the result {render(value)}"
         elif isinstance(value, str) and value.strip(" .").lower() not in text.lower():

@@ -27,6 +27,12 @@ class Dag(msgspec.Struct):
     parts: tuple[int, ...] = ()  # every step the plan names as answering it (several for a question asking several things)
 
 
+def declared_needs(step: Step) -> set[int]:
+    """The steps `step` names as what it waits for: its `depends_on` and the `$N` its input mentions (itself too, if
+    it names itself: validate_plan refuses that)."""
+    return set(step.depends_on) | references(step.input)
+
+
 def references(value: Any) -> set[int]:
     """The step ids a step input mentions as $N or ${N}, at any depth."""
     if isinstance(value, str):
@@ -103,7 +109,7 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
     needs: dict[int, frozenset[int]] = {}
     for step in plan.steps:
         check_step(step, tools, experts)
-        wanted = set(step.depends_on) | references(step.input)
+        wanted = declared_needs(step)
         for ref in sorted(wanted):
             if ref == step.id:
                 raise PlanInvalid("depends on itself", step.id)

@@ -18,7 +18,7 @@ import uvicorn
 
 from app import db
 from app.http import create_app
-from app.migrate import migrate
+from app.migrate import migrate_url
 from app.settings import Settings
 from app.sqlrole import ensure_readonly_role, role_url
 
@@ -71,11 +71,7 @@ async def readonly_role(url: str, role: str, setup: str = "") -> str:
 async def database_url():
     """A database created afresh for this test session, migrated, and dropped at its end."""
     async with scratch_database(TEST_DB) as url:
-        conn = await db.connect(url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
+        await migrate_url(url)
         yield url
 
 
