@@ -206,7 +206,7 @@ class Progress:
 
 def tree(report: RunReport) -> str:
     """The answer, then the run and its steps as a tree."""
-    head = report.answer.text if report.answer else f"(no answer: {report.error.type}: {report.error.message})"
+    head = report.answer.text if report.answer else f"No answer. {report.error.message}"
     u = report.usage
     lines = [
         head,

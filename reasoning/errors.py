@@ -11,6 +11,10 @@
     └── BackendError         a model server failed (status: its HTTP status, if it answered)
         ├── BackendUnavailable   it could not be reached
         └── BackendTimeout       it did not answer in time
+
+An error's message is written for whoever reads the trace, and some are written for the planner (a replan shows it the
+rule its plan broke, with advice such as "write money without $"). The person who typed the question reads
+`explain(...)` instead: what failed in their terms, and what they can do (reasoning.report puts it in the report).
 """
 
 
@@ -84,3 +88,47 @@ class BackendUnavailable(BackendError):
 
 class BackendTimeout(BackendError):
     kind = "backend_timeout"
+
+
+# kind → (what failed, what the person asking can do). {detail} is the error as recorded, only where it is written in
+# the asker's terms (a deadline, a limit, a server); a plan's rule never is: the asker wrote no plan.
+_EXPLAINED = {
+    "plan_invalid": ("No way to answer the question was found: the model's plan for it was not valid, even after it "
+                     "was asked to fix it", "Rephrase the question, or ask its parts one at a time."),
+    "deadline_exceeded": ("No answer in the time allowed ({detail})",
+                          "Allow more time (stepwise ask --deadline, or deadline_s in the request), or ask a simpler question."),
+    "budget_exceeded": ("No answer within the run's limits ({detail})",
+                        "Raise the limit it names (the request's budget), or ask a simpler question."),
+    "step_failed": ("A step of the answer failed", "Check the values the question gives, or rephrase it."),
+    "tool_error": ("A step of the answer failed", "Check the values the question gives, or rephrase it."),
+    "step_rejected": ("A step's result did not pass its checks", "Ask again, or rephrase the question."),
+    "output_invalid": ("The model's reply could not be read (it broke the format it was asked for)",
+                       "Ask again; if it keeps happening, report it with the run id."),
+    "constraint_violated": ("The model's reply could not be read (it broke the format it was asked for)",
+                            "Ask again; if it keeps happening, report it with the run id."),
+    "backend_error": ("The model server failed ({detail})", "Ask again later; if it keeps failing, see the model server's log."),
+    "backend_unavailable": ("The model server could not be reached ({detail})",
+                            "Check that it is running (stepwise experts shows each expert's health), then ask again."),
+    "backend_timeout": ("The model server did not answer in time ({detail})", "Ask again, or allow more time."),
+    "internal_error": ("stepwise failed unexpectedly: a bug ({detail})", "Please report it with the run id."),
+    "cancelled": ("The run was cancelled before it had an answer", "Ask again to get one."),
+}
+_CUT_OFF = "cut off at max_tokens"
+
+
+def explain(kind: str, detail: str, step: str | None = None, why: str | None = None, *, planned: bool = True) -> str:
+    """A failed run in the words of the person who asked: what failed, then what they can do. `kind` and `detail` are
+    the recorded error (RunFailed); `step` is the failed step as they would recognise it (`calculator: 1/0`) and `why`
+    its own reason (the tool's error, the checks' verdicts), for a failed step. Without `planned`, the plan was the
+    caller's own, so the rule it broke is theirs to read."""
+    if kind == "plan_invalid" and not planned:
+        return f"The plan given with the question is not valid: {detail.rstrip('.')}. Fix what it names and send it again."
+    if kind in ("output_invalid", "constraint_violated") and _CUT_OFF in detail:
+        return ("The model's reply was cut off at its token limit (max_tokens) before it was complete. "
+                "Allow more tokens (max_tokens), or ask for a shorter answer.")
+    if kind not in _EXPLAINED:
+        return detail
+    what, todo = _EXPLAINED[kind]
+    if step is not None and kind in ("step_failed", "tool_error", "step_rejected"):
+        what += f": {step}" + (f" ({why})" if why else "")
+    return f"{what.format(detail=detail.rstrip('.'))}. {todo}"

@@ -10,6 +10,8 @@ from typing import Any, Literal
 import msgspec
 
 from reasoning import events as ev
+from reasoning.errors import explain
+from reasoning.plan import render
 from reasoning.types import Answer, Plan, Verdict
 
 
@@ -39,6 +41,9 @@ class UsageReport(msgspec.Struct):
 class ErrorReport(msgspec.Struct):
     type: str
     message: str
+    """For the person who asked: what failed, in their terms, and what they can do (reasoning.errors.explain)."""
+    detail: str = ""
+    """The error as recorded in the trace (runs.error), for whoever debugs the run."""
 
 
 class RunReport(msgspec.Struct):
@@ -59,6 +64,9 @@ def fold(events: Iterable[ev.AnyEvent]) -> RunReport:
     """The report of one run from its events, in the order they were emitted."""
     report: RunReport | None = None
     steps: dict[int, StepReport] = {}
+    failed: int | None = None  # the step that failed last (not merely cancelled): what a failed run's message names
+    tool_errors: dict[int, str] = {}  # a step's last tool error, in the tool's own words
+    planned = False  # whether the model wrote a plan (else it was the caller's)
     for event in events:
         match event:
             case ev.RunStarted():
@@ -80,7 +88,12 @@ def fold(events: Iterable[ev.AnyEvent]) -> RunReport:
                     step.status, step.output = "finished", event.output
                 else:
                     step.status, step.error = "failed", event.error
+                    if event.error != "cancelled":
+                        failed = event.step_id
+            case ev.ToolCalled(error=error) if error is not None:
+                tool_errors[event.step_id] = error
             case ev.ModelCalled():
+                planned = planned or event.purpose in ("plan", "replan")
                 u = report.usage
                 u.model_calls += 1
                 u.input_tokens += event.input_tokens
@@ -96,8 +109,31 @@ def fold(events: Iterable[ev.AnyEvent]) -> RunReport:
             case ev.RunFailed():
                 report.status = "cancelled" if event.error_type == "cancelled" else "failed"
                 report.latency_ms = event.latency_ms
-                report.error = ErrorReport(event.error_type, event.error)
+                report.error = _error(event, steps.get(failed) if failed is not None else None, tool_errors.get(failed), planned)
     if report is None:
         raise ValueError("no run_started event")
     report.steps = sorted(steps.values(), key=lambda s: s.id)
     return report
+
+
+def _error(event: ev.RunFailed, step: StepReport | None, tool_error: str | None, planned: bool) -> ErrorReport:
+    """The recorded error, and the words for the person who asked: the failed step as they would recognise it (what it
+    computed, looked up or asked) and its own reason, never a rule of plans or advice meant for the planner."""
+    shown = why = None
+    if step is not None:
+        text = step.input
+        if isinstance(text, dict):  # a tool's arguments: its one text argument (expression, query, code) if it has one
+            texts = [v for v in text.values() if isinstance(v, str)]
+            text = texts[0] if len(texts) == 1 else render(text)
+        shown = f"{step.target}: {_clip(str(text))}"
+        if event.error_type == "step_rejected":
+            why = "; ".join(dict.fromkeys(f"{v.verifier}: {v.reason}" for v in step.verdicts if v.outcome != "pass"))  # once per retry
+        elif event.error_type == "tool_error":
+            why = tool_error
+        why = why or (step.error or "").split(": ", 1)[-1] or None  # the step's error without its kind
+    return ErrorReport(event.error_type, explain(event.error_type, event.error, shown, why and _clip(why, 300), planned=planned), event.error)
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -72,7 +72,7 @@ async def test_when_no_sample_compiles_the_model_writes_it_once_more_told_why():
     backend = Samples(["x = 1"] * 5)
     report, _ = await run(backend, "What?")
     assert len(backend.calls) == 2 and backend.calls[1]["sampling"].n == 1
-    assert report.status == "failed" and report.error.type == "plan_invalid" and "never sets `answer`" in report.error.message
+    assert report.status == "failed" and report.error.type == "plan_invalid" and "never sets `answer`" in report.error.detail
 
 
 async def test_a_sample_the_calculator_refuses_loses_its_vote():
