@@ -1,5 +1,6 @@
-"""One POST with the boundary's rules: the timeout is what is left of the deadline, connection errors, 429 and 5xx
-are retried with backoff (never sleeping past the deadline), and httpx errors become BackendErrors."""
+"""One POST with the boundary's rules: the timeout is what is left of the deadline, connection errors and the
+policy's statuses (429 and 5xx by default) are retried with backoff (never sleeping past the deadline), and httpx
+errors become BackendErrors."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ class RetryPolicy(msgspec.Struct, frozen=True):
     initial_s: float = 0.5
     factor: float = 2.0
     cap_s: float = 4.0
+    statuses: frozenset[int] = RETRIED_STATUSES
+
+    def retried(self, response: httpx.Response) -> bool:
+        """Whether this answer (status, and the body, already read) is worth another try."""
+        return response.status_code in self.statuses
 
 
 def remaining(deadline: float | None) -> float | None:
@@ -57,7 +63,7 @@ async def post_json(
         except httpx.TransportError as exc:
             last = BackendUnavailable(f"{url} unreachable: {exc!r} (try {attempt} of {policy.tries})")
         else:
-            if response.status_code not in RETRIED_STATUSES:
+            if not policy.retried(response):
                 if response.status_code >= 400:
                     raise BackendError(f"{url} answered {response.status_code}: {response.text[:500]}", status=response.status_code)
                 return response
@@ -72,10 +78,10 @@ async def post_json(
     raise last
 
 
-async def answers_ok(client: httpx.AsyncClient, url: str) -> bool:
-    """Whether GET `url` answers 200 within five seconds (a health probe: never raises)."""
+async def answers_ok(client: httpx.AsyncClient, url: str, timeout_s: float = 5.0) -> bool:
+    """Whether GET `url` answers 200 within `timeout_s` (a health probe: never raises)."""
     try:
-        reply = await client.get(url, timeout=5)
+        reply = await client.get(url, timeout=timeout_s)
     except httpx.HTTPError:
         return False
     return reply.status_code == 200
