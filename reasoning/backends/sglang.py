@@ -1,28 +1,61 @@
 """SGLang, through its two HTTP APIs (field names from SGLang's own source: srt/managers/io_struct.py
 GenerateReqInput, srt/sampling/sampling_params.py SamplingParams, srt/entrypoints/openai/protocol.py).
 
-- `SGLangBackend`: native `POST /generate`. Calls that arrive in the same event-loop tick — the ready steps of a
-  plan that target one expert — go out as one batched request (`text` as a list, one `sampling_params` each);
-  SGLang answers a batch with a list in the same order.
+- `SGLangBackend`: native `POST /generate`, one request per call, streamed, with its own `rid`. Never a batch (`text`
+  as a list): sglang-router reads `text` as one string and answers a list with 422 (its protocols/generate.rs), and
+  SGLang batches concurrent requests on the GPU by itself, so a client-side batch only makes every caller wait for
+  the slowest item, fail with any bad one and time out at the earliest deadline.
+  A call that is cancelled or passes its deadline closes its stream (SGLang aborts a streamed request whose client
+  went away: the StreamingResponse's abort task in http_server.generate_request) and posts `/abort_request {rid}`
+  (a non-streamed request would only be noticed on tokenizer_manager's 4 s disconnect poll).
 - `SGLangOpenAIBackend`: its OpenAI-compatible `/v1/chat/completions` (response_format json_schema; `regex` and
-  `ebnf` as extra body fields; `usage.prompt_tokens_details.cached_tokens` with --enable-cache-report)."""
+  `ebnf` as extra body fields). Forced tool calls are read whether or not the server has a `--tool-call-parser`.
+
+Behind sglang-router both work the same; the router has no /abort_request (404), so there closing the stream is what
+reaches the worker."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import msgspec
+import structlog
 
 from reasoning.backends.http import RetryPolicy, answers_ok, post_json
 from reasoning.backends.openai_compat import OpenAICompatBackend
 from reasoning.backends.templates import TEMPLATES
-from reasoning.errors import BackendError
-from reasoning.types import Completion, Constraint, Grammar, JsonSchema, Message, Regex, Sampling, Usage
+from reasoning.errors import BackendError, BackendTimeout, BackendUnavailable, OutputInvalid
+from reasoning.types import Completion, Constraint, Grammar, JsonSchema, Message, Regex, Sampling, ToolCall, Usage
+
+log = structlog.get_logger(__name__)
+
+# SGLang's /health runs a one-token generation and polls for it once a second, answering 503 only after
+# SGLANG_HEALTH_CHECK_TIMEOUT (20 s) without progress (http_server.health_generate): give it that long to decide.
+HEALTH_TIMEOUT_S = 21.0
+ABORT_TIMEOUT_S = 2.0
+
+
+class SGLangRetryPolicy(RetryPolicy, frozen=True):
+    """A 500 from SGLang is a request it cannot read (an unknown sampling field is a TypeError in
+    SamplingParams(**...), which http_server's `except ValueError` lets through), never load: another try repeats
+    the mistake. sglang-router's 500 with code `call_upstream_request_error` is different — it could not reach the
+    worker it chose (killed, say) — and is retried: the router's circuit breaker takes that worker out after a few
+    failures (10 by default, six per request with its own retries), so the next try reaches a live one."""
+
+    def retried(self, response: httpx.Response) -> bool:
+        if response.status_code == 500:
+            return b"call_upstream_request_error" in response.content
+        return response.status_code in self.statuses
+
+
+def sglang_policy(policy: RetryPolicy) -> SGLangRetryPolicy:
+    return SGLangRetryPolicy(**msgspec.structs.asdict(policy))
 
 
 class _MetaInfo(msgspec.Struct):
@@ -31,23 +64,17 @@ class _MetaInfo(msgspec.Struct):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
-    e2e_latency: float | None = None
 
 
-class _Reply(msgspec.Struct):
-    text: str
-    meta_info: _MetaInfo
+class _Chunk(msgspec.Struct):
+    """One `data:` line of a streamed /generate: the text so far and meta_info, or SGLang's mid-stream error."""
+
+    text: str | None = None
+    meta_info: _MetaInfo = msgspec.field(default_factory=_MetaInfo)
+    error: dict[str, Any] | None = None
 
 
-_decode_one = msgspec.json.Decoder(_Reply).decode
-_decode_many = msgspec.json.Decoder(list[_Reply]).decode
-
-
-class _Pending(msgspec.Struct):
-    prompt: str
-    params: dict[str, Any]
-    deadline: float | None
-    future: asyncio.Future
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
 
 
 def sampling_params(constraint: Constraint | None, sampling: Sampling, regex_of=None) -> dict[str, Any]:
@@ -69,22 +96,48 @@ def sampling_params(constraint: Constraint | None, sampling: Sampling, regex_of=
     return params
 
 
-class SGLangBackend:
+class _ServerInfo:
+    """What an SGLang server says about its own flags (/server_info; older servers /get_server_info)."""
+
+    _client: httpx.AsyncClient
+    base_url: str
+
+    async def server_info(self) -> dict[str, Any] | None:
+        """The server's arguments, or None when it does not say (sglang-router answers /get_server_info with its own
+        summary, not a worker's flags)."""
+        for path in ("/server_info", "/get_server_info"):
+            try:
+                reply = await self._client.get(f"{self.base_url}{path}", timeout=5)
+            except httpx.HTTPError:
+                return None
+            if reply.status_code == 200:
+                info = reply.json()
+                return info if isinstance(info, dict) and "enable_cache_report" in info else None
+        return None
+
+    async def notes(self) -> list[str]:
+        """What an operator should know about this server's flags (empty when all is well or it cannot be told)."""
+        return []
+
+
+class SGLangBackend(_ServerInfo):
     provider = "sglang"
     health_path = "/health"
 
     def __init__(self, base_url: str, model: str, *, template: str = "chatml", client: httpx.AsyncClient | None = None,
-                 policy: RetryPolicy = RetryPolicy(), max_batch: int = 64, regex_of=None):
+                 policy: RetryPolicy = RetryPolicy(), regex_of=None):
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.policy = policy
-        self.max_batch = max_batch
+        self.policy = sglang_policy(policy)
         self._format = TEMPLATES[template]
         self._regex_of = regex_of  # set to send JSON schemas as regexes (constraints.as_regex)
         self._client = client or httpx.AsyncClient(timeout=None)
-        self._pending: list[_Pending] = []
-        self._sending: set[asyncio.Task] = set()
-        self.batches_sent = 0
+        self._aborting: set[asyncio.Task] = set()
+        self.aborts = 0  # abort_request calls the server acknowledged
+        self._abort_route = True  # False once the server (a router) has answered 404: closing the stream must do
+
+    def request_body(self, prompt: str, params: dict[str, Any], rid: str) -> dict[str, Any]:
+        return {"text": prompt, "sampling_params": params, "rid": rid, "stream": True}
 
     async def generate(
         self,
@@ -95,70 +148,101 @@ class SGLangBackend:
         deadline: float | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> Completion:
-        loop = asyncio.get_running_loop()
-        item = _Pending(self._format(messages), sampling_params(constraint, sampling, self._regex_of), deadline, loop.create_future())
-        if not self._pending:
-            loop.call_soon(self._flush)  # runs after every task already ready in this tick has had its turn
-        self._pending.append(item)
-        completion = await item.future
-        if on_text is not None:
-            on_text(completion.text)  # /generate is not streamed here: batching matters more
-        return completion
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        for start in range(0, len(pending), self.max_batch):
-            batch = pending[start:start + self.max_batch]
-            task = asyncio.get_running_loop().create_task(self._send(batch), name=f"sglang-generate:{len(batch)}")
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-            for item in batch:
-                item.future.add_done_callback(lambda _, b=batch, t=task: _cancel_if_abandoned(b, t))
-
-    def request_body(self, batch: list[_Pending]) -> dict[str, Any]:
-        if len(batch) == 1:
-            return {"text": batch[0].prompt, "sampling_params": batch[0].params}
-        return {"text": [i.prompt for i in batch], "sampling_params": [i.params for i in batch]}
-
-    async def _send_now(self, body: dict[str, Any], deadline: float | None) -> httpx.Response:
-        return await post_json(self._client, f"{self.base_url}/generate", body, deadline=deadline, policy=self.policy)
-
-    async def _send(self, batch: list[_Pending]) -> None:
-        deadlines = [i.deadline for i in batch if i.deadline is not None]
-        started = time.perf_counter()
+        rid = uuid.uuid4().hex
         url = f"{self.base_url}/generate"
+        body = self.request_body(self._format(messages), sampling_params(constraint, sampling, self._regex_of), rid)
         try:
-            response = await self._send_now(self.request_body(batch), min(deadlines, default=None))
-            try:
-                replies = [_decode_one(response.content)] if len(batch) == 1 else _decode_many(response.content)
-            except msgspec.DecodeError as exc:
-                raise BackendError(f"{url} sent an unreadable reply: {exc}") from exc
-            if len(replies) != len(batch):
-                raise BackendError(f"{url} answered {len(replies)} items for a batch of {len(batch)}")
-        except Exception as exc:
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(exc)
-            return
-        self.batches_sent += 1
-        latency_ms = (time.perf_counter() - started) * 1000
-        for item, reply in zip(batch, replies):
-            if not item.future.done():
-                item.future.set_result(self._completion(reply, latency_ms))
+            # The whole call, streamed reply included, ends at the deadline (httpx's timeout bounds each read only).
+            async with asyncio.timeout_at(deadline):
+                return await self._stream(url, body, deadline, on_text)
+        except TimeoutError as exc:
+            self._abort(rid)
+            raise BackendTimeout(f"{url} did not finish before the deadline (rid {rid})") from exc
+        except asyncio.CancelledError:
+            self._abort(rid)
+            raise
 
-    def _completion(self, reply: _Reply, latency_ms: float) -> Completion:
-        meta = reply.meta_info
-        finish = (meta.finish_reason or {}).get("type")
+    async def _stream(self, url: str, body: dict[str, Any], deadline: float | None,
+                      on_text: Callable[[str], None] | None) -> Completion:
+        started = time.perf_counter()
+        # A refused request (4xx/5xx) raises here: the server never ran it, so there is nothing to abort.
+        response = await post_json(self._client, url, body, deadline=deadline, policy=self.policy, stream=True)
+        text, ttft_ms, last, complete = "", None, None, False
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    complete = True
+                    break
+                try:
+                    chunk = _decode_chunk(data)
+                except msgspec.DecodeError as exc:
+                    raise BackendError(f"{url} streamed an unreadable chunk: {data[:200]!r}") from exc
+                if chunk.error is not None:
+                    raise BackendError(f"{url} failed mid-stream: {chunk.error.get('message', chunk.error)}")
+                # Each chunk carries the whole text so far (SGLang's default; --incremental-streaming-output would
+                # send pieces): pass on what is new.
+                if chunk.text is not None and chunk.text.startswith(text) and len(chunk.text) > len(text):
+                    if ttft_ms is None:
+                        ttft_ms = (time.perf_counter() - started) * 1000
+                    if on_text is not None:
+                        on_text(chunk.text[len(text):])
+                if chunk.text is not None:
+                    text = chunk.text
+                last = chunk
+        except httpx.TimeoutException as exc:
+            self._abort(body["rid"])
+            raise BackendTimeout(f"{url} stopped streaming until the deadline: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(f"{url} broke off mid-stream: {exc!r}") from exc  # nobody left to abort
+        except BackendError:
+            self._abort(body["rid"])  # an unreadable chunk: make sure the server stops too
+            raise
+        finally:
+            await response.aclose()
+        if not complete or last is None:
+            # A worker that dies mid-stream behind sglang-router can leave a stream that just ends.
+            raise BackendUnavailable(f"{url} ended its stream before the reply was complete")
+        meta = last.meta_info
+        finish = meta.finish_reason or {}
+        if finish.get("type") == "abort":
+            # SGLang ends a request it refused after accepting it (too long, aborted) this way; status_code if it says.
+            raise BackendError(f"{url} aborted the request: {finish.get('message', '')}", status=finish.get("status_code"))
         return Completion(
-            text=reply.text,
+            text=text,
             usage=Usage(meta.prompt_tokens, meta.completion_tokens, meta.cached_tokens),
-            latency_ms=latency_ms,
+            latency_ms=(time.perf_counter() - started) * 1000,
             model=self.model,
-            finish_reason=finish,
+            finish_reason=finish.get("type"),
+            ttft_ms=ttft_ms,
         )
 
+    def _abort(self, rid: str) -> None:
+        """Tell the server to stop generating for `rid`, without making the caller (who is leaving) wait."""
+        if not self._abort_route:
+            return
+        task = asyncio.get_running_loop().create_task(self._post_abort(rid), name=f"sglang-abort:{rid}")
+        self._aborting.add(task)
+        task.add_done_callback(self._aborting.discard)
+
+    async def _post_abort(self, rid: str) -> None:
+        url = f"{self.base_url}/abort_request"
+        try:
+            reply = await self._client.post(url, json={"rid": rid}, timeout=ABORT_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            log.warning("sglang abort failed", url=url, rid=rid, error=repr(exc))
+            return
+        if reply.status_code == 404:
+            self._abort_route = False  # sglang-router: the closed stream is the abort
+        elif reply.status_code == 200:
+            self.aborts += 1
+        else:
+            log.warning("sglang abort refused", url=url, rid=rid, status=reply.status_code, body=reply.text[:200])
+
     async def health(self) -> bool:
-        return await answers_ok(self._client, f"{self.base_url}{self.health_path}")
+        return await answers_ok(self._client, f"{self.base_url}{self.health_path}", HEALTH_TIMEOUT_S)
 
     async def model_info(self) -> dict[str, Any]:
         """Model facts from /model_info (older servers: /get_model_info)."""
@@ -170,19 +254,61 @@ class SGLangBackend:
         raise BackendError(f"{self.base_url} has neither /model_info nor /get_model_info", status=404)
 
     async def aclose(self) -> None:
-        for task in list(self._sending):
-            task.cancel()
+        if self._aborting:  # aborts of calls just cancelled: let them reach the server before the client closes
+            await asyncio.wait(set(self._aborting), timeout=ABORT_TIMEOUT_S)
         await self._client.aclose()
 
 
-def _cancel_if_abandoned(batch: list[_Pending], task: asyncio.Task) -> None:
-    """When every caller of a batch has gone (cancelled or past its deadline), stop its request too."""
-    if all(item.future.cancelled() for item in batch):
-        task.cancel()
+class _Call(msgspec.Struct):
+    """One item of the array SGLang constrains a forced tool choice to (function_call/utils.get_json_schema_constraint)."""
+
+    name: str
+    parameters: dict[str, Any] = {}
 
 
-class SGLangOpenAIBackend(OpenAICompatBackend):
+_decode_calls = msgspec.json.Decoder(list[_Call]).decode
+
+
+def _forced(tool_choice: Any) -> bool:
+    return tool_choice == "required" or (isinstance(tool_choice, dict) and "function" in tool_choice)
+
+
+class SGLangOpenAIBackend(_ServerInfo, OpenAICompatBackend):
     """SGLang's /v1/chat/completions: the base class's dialect (response_format, `regex`, `ebnf`) is SGLang's."""
 
     provider = "sglang"
     health_path = "/health"
+
+    def __init__(self, base_url: str, model: str, **kwargs: Any) -> None:
+        super().__init__(base_url, model, **kwargs)
+        self.policy = sglang_policy(self.policy)
+
+    async def generate(self, messages: list[Message], *, tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
+                       parallel_tool_calls: bool | None = None, **kwargs: Any) -> Completion:
+        """As the base class; a forced tool choice (`required` or a named function) always comes back as
+        `tool_calls`. SGLang constrains such a reply to a JSON array of {name, parameters} under the functions' own
+        schemas with or without a parser (serving_chat._process_messages' fallback), but only a server started with
+        --tool-call-parser turns it into tool_calls; without one it arrives as content, and is decoded here."""
+        completion = await super().generate(messages, tools=tools, tool_choice=tool_choice,
+                                            parallel_tool_calls=parallel_tool_calls, **kwargs)
+        if completion.tool_calls or not tools or not _forced(tool_choice):
+            return completion
+        try:
+            calls = _decode_calls(completion.text)
+        except msgspec.DecodeError as exc:
+            cut = " (cut off at max_tokens)" if completion.finish_reason == "length" else ""
+            raise OutputInvalid(f"{self.base_url} answered a forced tool choice with content that is not its call array{cut}: "
+                                f"{completion.text[:200]!r}") from exc
+        tool_calls = [ToolCall(f"call_{i}", c.name, json.dumps(c.parameters)) for i, c in enumerate(calls)]
+        return msgspec.structs.replace(completion, text="", tool_calls=tool_calls, finish_reason="tool_calls")
+
+    async def health(self) -> bool:
+        return await answers_ok(self._client, f"{self.base_url}{self.health_path}", HEALTH_TIMEOUT_S)
+
+    async def notes(self) -> list[str]:
+        info = await self.server_info()
+        if info is not None and not info.get("enable_cache_report"):
+            # serving_chat reports usage.prompt_tokens_details.cached_tokens only with this flag: without it every
+            # call would show 0 cached tokens, which reads as a cold cache.
+            return ["reports no cached tokens on /v1 (start SGLang with --enable-cache-report)"]
+        return []
