@@ -12,6 +12,7 @@ import httpx
 import msgspec
 
 from app.registry import ExpertSpec, Registry
+from reasoning.backends.sglang import HEALTH_TIMEOUT_S, SGLangOpenAIBackend
 from reasoning.router import Router
 
 
@@ -28,19 +29,41 @@ class ExpertStatus(msgspec.Struct):
     violations: int
     price_in: float
     price_out: float
+    notes: list[str] = []  # what the server's own flags mean for stepwise (e.g. it reports no cached tokens)
+
+
+async def _notes(backend) -> list[str]:
+    notes = getattr(backend, "notes", None)
+    return await notes() if notes is not None else []
 
 
 async def expert_statuses(router: Router) -> list[ExpertStatus]:
     experts = list(router.experts.values())
-    health = await asyncio.gather(*(e.backend.health() for e in experts))
+    health, notes = await asyncio.gather(asyncio.gather(*(e.backend.health() for e in experts)),
+                                         asyncio.gather(*(_notes(e.backend) for e in experts)))
     return [
         ExpertStatus(
             name=e.name, backend=e.kind, provider=e.backend.provider, url=e.backend.base_url, model=e.backend.model,
             skills=e.skills, healthy=ok, in_flight=router.in_flight[e.name], max_concurrency=e.max_concurrency,
-            violations=router.violations[e.name], price_in=e.price_in, price_out=e.price_out,
+            violations=router.violations[e.name], price_in=e.price_in, price_out=e.price_out, notes=said,
         )
-        for e, ok in zip(experts, health)
+        for e, ok, said in zip(experts, health, notes)
     ]
+
+
+def server_notes(spec: ExpertSpec) -> list[str]:
+    """Without a running stepwise server: what a remote SGLang expert's flags mean (see SGLangOpenAIBackend.notes)."""
+    if spec.backend != "sglang-openai" or not spec.url:
+        return []
+
+    async def ask() -> list[str]:
+        backend = SGLangOpenAIBackend(spec.url, spec.model)
+        try:
+            return await backend.notes()
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(ask())
 
 
 class Launch(msgspec.Struct):
@@ -64,12 +87,20 @@ def launch_plan(registry: Registry, python: str = sys.executable) -> list[Launch
         workers = [f"http://{host}:{port + i}" for i in range(1, spec.workers + 1)]
         for i, worker in enumerate(workers, 1):
             launches.append(Launch(f"{spec.name}#{i}", _server_argv(python, spec, host, port + i), f"{worker}/health"))
-        launches.append(Launch(
-            f"{spec.name}#router",
-            [python, "-m", "sglang_router.launch_router", "--host", host, "--port", str(port), "--policy", "cache_aware", "--worker-urls", *workers],
-            f"http://{host}:{port}/health",
-        ))
+        # The router's /health is 200 before it has registered a worker; /readiness waits for a healthy one.
+        launches.append(Launch(f"{spec.name}#router", router_argv(python, host, port, workers, port + spec.workers + 1),
+                               f"http://{host}:{port}/readiness"))
     return launches
+
+
+def router_argv(python: str, host: str, port: int, workers: list[str], metrics_port: int) -> list[str]:
+    """sglang_router in front of `workers`, cache-aware: a request goes to the worker that has the longest prefix of
+    its text cached (the planner's static prompt, an expert's system prompt), unless the load is uneven. It reads
+    /generate's `text` as one string: clients send one prompt per request (reasoning.backends.sglang). Its Prometheus
+    exporter gets a port of its own (`metrics_port`: the port after the workers'), or a second router on the host
+    fails to start on the default one."""
+    return [python, "-m", "sglang_router.launch_router", "--host", host, "--port", str(port), "--policy", "cache_aware",
+            "--prometheus-host", host, "--prometheus-port", str(metrics_port), "--worker-urls", *workers]
 
 
 def _server_argv(python: str, spec: ExpertSpec, host: str, port: int) -> list[str]:
@@ -85,13 +116,15 @@ def _server_argv(python: str, spec: ExpertSpec, host: str, port: int) -> list[st
 
 
 def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen | None = None, poll_s: float = 1.0) -> None:
-    """Block until GET `url` answers 200; raise if the process dies first or the time runs out."""
+    """Block until GET `url` answers 200; raise if the process dies first or the time runs out. SGLang answers 503
+    while it loads the model and takes a second or more once up (its /health generates a token): both mean "ask
+    again"."""
     deadline = time.monotonic() + timeout_s
     while True:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{' '.join(process.args[:4])} exited with {process.returncode} before {url} was healthy")
         try:
-            if httpx.get(url, timeout=5).status_code == 200:
+            if httpx.get(url, timeout=HEALTH_TIMEOUT_S).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -100,15 +133,15 @@ def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen | None = 
         time.sleep(poll_s)
 
 
-def launch(plan: list[Launch], timeout_s: float = 900.0) -> list[subprocess.Popen]:
+def launch(plan: list[Launch], timeout_s: float = 900.0, poll_s: float = 1.0) -> list[subprocess.Popen]:
     """Start every process (workers before their router), wait for each to be healthy; stop all on failure."""
     started: list[subprocess.Popen] = []
     try:
         for item in plan:
             process = subprocess.Popen(item.argv)
             started.append(process)
-            wait_healthy(item.health_url, timeout_s, process)
-            print(f"{item.expert}: healthy at {item.health_url.removesuffix('/health')}", flush=True)
+            wait_healthy(item.health_url, timeout_s, process, poll_s)
+            print(f"{item.expert}: healthy at {item.health_url.rsplit('/', 1)[0]}", flush=True)
     except BaseException:
         for process in started:
             process.terminate()
