@@ -51,7 +51,23 @@ def results_text(dag: Dag, outputs: dict[int, Any]) -> str:
     elif dag.parts:
         shown = "; ".join(render(outputs[p])[:300] for p in dag.parts)
         lines.append(f"Final results (steps {', '.join(map(str, dag.parts))}): {shown}")
+        lines += _extremes(dag, outputs)
     return "\n".join(lines)
+
+
+def _extremes(dag: Dag, outputs: dict[int, Any]) -> list[str]:
+    """For a question comparing several computed quantities ("who has read more, Lena or Milo?"), which final
+    result is the largest and which the smallest, by name: a small model reading two decimals picks the wrong one
+    too often, and the choice is arithmetic."""
+    named = [(dag.steps[p].name, as_value(outputs[p])) for p in dag.parts]
+    numeric = [(name, value) for name, value in named if isinstance(name, str) and _is_number(value)]
+    if len(numeric) < 2 or len(numeric) != len(named):
+        return []
+    values = [value for _, value in numeric]
+    if all(_equal(v, values[0]) for v in values):
+        return [f"All final results are equal ({render(values[0])})."]
+    top, low = max(numeric, key=lambda nv: nv[1]), min(numeric, key=lambda nv: nv[1])
+    return [f"Largest: {top[0]} ({render(top[1])}); smallest: {low[0]} ({render(low[1])})."]
 
 
 # The question's last sentence asks to choose, or for yes or no, when it has one of these words or starts so.

@@ -83,3 +83,17 @@ def test_the_composer_is_told_whose_value_a_chosen_minimum_is():
     program = compile_program("marlow = 9 / 36\npendle = 6 / 20\nanswer = min(marlow, pendle)", tools, "general")
     text = results_text(validate_plan(program.plan, tools, ["general"]), {1: 0.25, 2: 0.3, 3: 0.25})
     assert text.splitlines()[-1] == "Final result (step 3): 0.25 (the value of marlow)"
+
+
+def test_the_composer_is_told_which_of_several_compared_results_is_largest_and_smallest():
+    """`answer = lena, milo` for "who has read more?": the results say by name which is the largest and which the
+    smallest, so the choice is not left to the model's reading of two numbers."""
+    from reasoning.composer import results_text
+    from reasoning.plan import validate_plan
+    from reasoning.program import compile_program
+    from tools.calculator import Calculator
+
+    tools = {"calculator": Calculator()}
+    program = compile_program("lena = 35 * 12\nmilo = 48 * 9\nanswer = lena, milo", tools, "general")
+    text = results_text(validate_plan(program.plan, tools, ["general"]), {1: 420, 2: 432})
+    assert text.splitlines()[-1] == "Largest: milo (432); smallest: lena (420)."
