@@ -126,6 +126,9 @@ def _experts(settings: Settings, args: argparse.Namespace) -> int:
     for row in rows:
         load = f"{row['in_flight']}/{row['max_concurrency']}" if row["in_flight"] is not None else f"-/{row['max_concurrency']}"
         print(f"{row['name']:<14} {row['backend']:<14} {str(row['healthy']).lower():<8} {load:<7} {','.join(row['skills']):<24} {row['url'] or row['model']}")
+    for row in rows:  # what a server's own flags mean here, e.g. it reports no cached tokens (not a cold cache)
+        for note in row.get("notes") or ():
+            print(f"{row['name']}: {note}")
     return 0
 
 
@@ -138,8 +141,11 @@ def _offline_status(spec: ExpertSpec) -> dict:
             healthy = httpx.get(spec.url.rstrip("/") + path, timeout=5).status_code == 200
         except httpx.HTTPError:
             healthy = False
+    from app.experts import server_notes
+
     return {"name": spec.name, "backend": spec.backend, "healthy": healthy, "in_flight": None,
-            "max_concurrency": spec.max_concurrency, "skills": spec.skills, "url": spec.url, "model": spec.model}
+            "max_concurrency": spec.max_concurrency, "skills": spec.skills, "url": spec.url, "model": spec.model,
+            "notes": server_notes(spec) if healthy is True else []}
 
 
 async def _migrate(settings: Settings) -> int:
