@@ -509,7 +509,7 @@ class SGLangTestServer:
             await state["client"].aclose()
 
         return Litestar([generate, abort_request, chat, health, model_info, server_info, test_state],
-                        on_startup=[start], on_shutdown=[stop], debug=True)
+                        on_startup=[start], on_shutdown=[stop])
 
     def __enter__(self) -> SGLangTestServer:
         self._server = uvicorn.Server(uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning"))
