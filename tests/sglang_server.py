@@ -543,7 +543,9 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--scripted", action="store_true")
     parser.add_argument("--token-s", type=float, default=0.01)
-    parser.add_argument("--health-delay-s", type=float, default=1.0)
+    # SGLang's /health takes a second or more; half a second by default here keeps probes with a one-second timeout
+    # (test_expert_failover's) working. Pass 1 to be exact.
+    parser.add_argument("--health-delay-s", type=float, default=0.5)
     args = parser.parse_args()
     llama_url = None
     if not args.scripted:

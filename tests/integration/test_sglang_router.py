@@ -38,9 +38,10 @@ class Cluster:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         server = str(repo_root / "tests" / "sglang_server.py")
-        # Both workers start at once (a second each); the launcher then starts the router and waits for /readiness.
-        self.processes = [subprocess.Popen([sys.executable, server, url.rsplit(":", 1)[1], "--scripted", "--token-s", str(TOKEN_S)])
-                          for url in self.worker_urls]
+        # Both workers start at once, their /health as slow as SGLang's (a second); the launcher then starts the
+        # router and waits for its /readiness.
+        self.processes = [subprocess.Popen([sys.executable, server, url.rsplit(":", 1)[1], "--scripted", "--token-s", str(TOKEN_S),
+                                            "--health-delay-s", "1"]) for url in self.worker_urls]
         try:
             for url, process in zip(self.worker_urls, self.processes):
                 wait_healthy(f"{url}/health", 60, process, poll_s=0.1)
