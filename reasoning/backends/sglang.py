@@ -111,7 +111,10 @@ class _ServerInfo:
             except httpx.HTTPError:
                 return None
             if reply.status_code == 200:
-                info = reply.json()
+                try:
+                    info = reply.json()
+                except ValueError:
+                    return None
                 return info if isinstance(info, dict) and "enable_cache_report" in info else None
         return None
 
@@ -158,7 +161,7 @@ class SGLangBackend(_ServerInfo):
         except TimeoutError as exc:
             self._abort(rid)
             raise BackendTimeout(f"{url} did not finish before the deadline (rid {rid})") from exc
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, BackendTimeout):  # the server may hold the request even with no answer yet
             self._abort(rid)
             raise
 
@@ -192,8 +195,7 @@ class SGLangBackend(_ServerInfo):
                 if chunk.text is not None:
                     text = chunk.text
                 last = chunk
-        except httpx.TimeoutException as exc:
-            self._abort(body["rid"])
+        except httpx.TimeoutException as exc:  # (generate aborts it)
             raise BackendTimeout(f"{url} stopped streaming until the deadline: {exc!r}") from exc
         except httpx.TransportError as exc:
             raise BackendUnavailable(f"{url} broke off mid-stream: {exc!r}") from exc  # nobody left to abort
