@@ -123,10 +123,12 @@ def _openai_error(message: str, status: int = 400) -> Response:
 
 
 def _tool_schema(function: dict[str, Any]) -> dict[str, Any]:
-    """function_call/utils._get_tool_schema."""
+    """function_call/utils._get_tool_schema. additionalProperties false is added because SGLang's default grammar
+    backend, xgrammar, compiles schemas in strict mode, where an unstated additionalProperties means false; llama.cpp's
+    llguidance would otherwise let the model add keys."""
     return {"properties": {"name": {"type": "string", "enum": [function["name"]]},
                            "parameters": function.get("parameters") or {"type": "object", "properties": {}}},
-            "required": ["name", "parameters"]}
+            "required": ["name", "parameters"], "additionalProperties": False}
 
 
 def _tool_call_constraint(req: ChatCompletionRequest) -> dict[str, Any] | None:
