@@ -16,10 +16,13 @@ def calc(sid: int, expression: str, *deps: int) -> dict:
 
 
 async def test_a_callers_plan_runs_without_the_planner_and_traces_like_a_planned_one(smollm2_server, pg):
-    """No planning call is made; the steps, verdicts and rows are those of any run."""
-    plan = {"steps": [calc(1, "17*23"), calc(2, "45*12"), calc(3, "$1+$2", 1, 2)]}
-    reply = smollm2_server.client.post("/v1/reason", json={"question": "What is (17*23)+(45*12)?", "plan": plan})
+    """No planning call is made; the steps, verdicts and rows are those of any run. (The plan names its answer, so
+    no model call at all is needed, and none is allowed: the test cannot wait on a slow model.)"""
+    plan = {"steps": [calc(1, "17*23"), calc(2, "45*12"), calc(3, "$1+$2", 1, 2)], "answer": 3}
+    reply = smollm2_server.client.post("/v1/reason", json={"question": "What is (17*23)+(45*12)?", "plan": plan,
+                                                           "budget": {"max_model_calls": 0}})
     report = msgspec.json.decode(reply.content, type=RunReport)
+    assert reply.status_code == 200, reply.text
     assert [s.output for s in report.steps] == [391, 540, 931]
     assert all(v.outcome == "pass" for s in report.steps for v in s.verdicts)
     assert msgspec.to_builtins(report.plan) == plan
@@ -66,10 +69,14 @@ def test_a_tool_allowlist_is_checked_and_enforced(smollm2_server):
 
 def test_a_plan_may_state_an_expected_range_that_the_verifiers_hold_it_to(smollm2_server):
     """`expect` travels with the step into the report and the verifiers (a result inside the range passes; the
-    unit tests cover those outside it); a range no result can meet is a 400 naming the step."""
-    inside = {"steps": [{**calc(1, "6*7"), "expect": {"min": 40, "max": 50}}]}
-    reply = smollm2_server.client.post("/v1/reason", json={"question": "6*7?", "plan": inside})
-    assert reply.status_code == 200 and reply.json()["steps"][0]["verdicts"][-1]["outcome"] == "pass"
+    unit tests cover those outside it); a range no result can meet is a 400 naming the step. No model call is
+    needed (the plan names its answer step, whose number answers the quantity question, so nothing is composed) and
+    none is allowed: the run cannot wait on a model slow on a loaded machine (a composer call once ran into the
+    deadline here), and would say at once, as budget_exceeded, if it tried."""
+    inside = {"steps": [{**calc(1, "6*7"), "expect": {"min": 40, "max": 50}}], "answer": 1}
+    reply = smollm2_server.client.post("/v1/reason", json={"question": "6*7?", "plan": inside, "budget": {"max_model_calls": 0}})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["steps"][0]["verdicts"][-1]["outcome"] == "pass" and reply.json()["usage"]["model_calls"] == 0
     assert reply.json()["plan"]["steps"][0]["expect"] == {"min": 40.0, "max": 50.0}
     impossible = {"steps": [{**calc(1, "6*7"), "expect": {"min": 5, "max": 1}}]}
     reply = smollm2_server.client.post("/v1/reason", json={"question": "6*7?", "plan": impossible})

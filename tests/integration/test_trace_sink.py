@@ -64,13 +64,15 @@ async def test_a_runs_events_land_as_one_row_per_fact(database_url, pg):
 
 async def test_a_dropped_connection_is_retried_and_nothing_is_lost(database_url, pg):
     """When Postgres kills the sink's connection between batches, the next batch reconnects and lands (whether the
-    sink sees the connection closed before writing, or only when the write fails and is retried)."""
+    sink sees the connection closed before writing, or only when the write fails and is retried). The connection is
+    named for this test alone: a test session running beside this one must not kill it a second time."""
     connections = 0
+    name = f"doomed-sink-{uuid.uuid4().hex[:12]}"
 
     def connect():
         nonlocal connections
         connections += 1
-        return db.connect(database_url, application_name="doomed-sink")
+        return db.connect(database_url, application_name=name)
 
     sink = TraceSink(connect)
     sink.start()
@@ -78,10 +80,11 @@ async def test_a_dropped_connection_is_retried_and_nothing_is_lost(database_url,
     for event in run_events(first):
         sink.emit(event)
     assert await sink.flush(timeout=10)
+    # With a timeout, pg_terminate_backend returns once the backend has exited, not when it was merely signalled.
     killed = await pg.fetchval(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'doomed-sink'"
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE application_name = $1", name
     )
-    assert killed >= 1
+    assert killed == 1
     for event in run_events(second):
         sink.emit(event)
     await sink.close()
