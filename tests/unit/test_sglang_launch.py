@@ -7,7 +7,7 @@ from app.experts import launch_plan
 from app.registry import load_registry
 
 
-def test_the_router_is_ready_when_it_has_a_worker_and_has_a_metrics_port_of_its_own(repo_root, tmp_path):
+def test_the_router_is_ready_when_it_has_a_worker_and_has_a_metrics_port_of_its_own(tmp_path):
     """The router is waited for on /readiness (its /health is 200 before any worker is registered), and each router
     exports metrics on the port after its workers', so two experts with workers on one host both start."""
     registry = tmp_path / "experts.toml"
