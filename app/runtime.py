@@ -37,10 +37,10 @@ log = structlog.get_logger("stepwise.runtime")
 
 
 def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool], verifiers: tuple[str, ...] = (),
-                 planner: str = "program", plan_samples: int = 5, compose: str = "auto") -> Engine:
+                 planner: str = "program", plan_samples: int = 5, compose: str = "auto", plan_more: int = 0) -> Engine:
     router = Router(fleet.experts, registry.default_name)
     if planner == "program":
-        chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples)
+        chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples, more=plan_more)
     elif planner == "json":
         chosen = Planner(router, tools, target=registry.planner)
     else:
@@ -91,7 +91,7 @@ class Runtime:
         fleet = await build_fleet(registry, settings)
         log.info("runtime_started", experts=sorted(fleet.experts), database=db.redact(url))
         engine = build_engine(fleet, registry, tools, settings.verifiers, settings.planner, settings.plan_samples,
-                              settings.compose)
+                              settings.compose, settings.plan_more)
         return cls(settings, engine, fleet, pool, sink, url)
 
     async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink, plan: Plan | None = None,

@@ -43,6 +43,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     samples voting) or `json` (the plan's JSON schema, one greedy plan)."""
     plan_samples: int = 5
     """Programs sampled per plan for the vote (STEPWISE_PLAN_SAMPLES); 1 is one greedy program."""
+    plan_more: int = 0
+    """Programs sampled once more when no computed value has a majority of the first samples (STEPWISE_PLAN_MORE;
+    0: never)."""
     compose: str = "auto"
     """Who writes the answer (STEPWISE_COMPOSE): `auto`, the composer model, except that a number the tools computed
     for a question asking for a quantity is the answer as it is; `always`, the composer model every time."""
@@ -82,6 +85,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("deadline_s", "STEPWISE_DEADLINE_S", float), ("log_level", "STEPWISE_LOG_LEVEL", str),
             ("max_body_bytes", "STEPWISE_MAX_BODY_BYTES", int), ("planner", "STEPWISE_PLANNER", str),
             ("plan_samples", "STEPWISE_PLAN_SAMPLES", int), ("compose", "STEPWISE_COMPOSE", str),
+            ("plan_more", "STEPWISE_PLAN_MORE", int),
         ):
             if env.get(var):
                 try:

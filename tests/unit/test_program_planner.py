@@ -168,3 +168,44 @@ async def test_programs_of_side_effect_free_tools_vote_by_value_and_ties_go_to_t
     _, events = await run(Samples(["a = 2 * 3\nanswer = a + 1", "answer = 9 * 1", "b = 1 + 1\nc = b * 2\nanswer = c"]), "How many?", samples=3)
     sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
     assert sampled.values == [7, 9, 4] and sampled.chosen == 1
+
+
+class Batches(Samples):
+    """Each program call gets the next batch of samples."""
+
+    def __init__(self, batches: list[list[str]], *answers: str) -> None:
+        super().__init__(batches[0], *answers)
+        self.batches = batches
+
+    async def generate(self, messages, **kwargs):
+        if isinstance(kwargs.get("constraint"), Grammar):
+            self.programs = self.batches[min(len([c for c in self.calls if isinstance(c.get("constraint"), Grammar)]), len(self.batches) - 1)]
+        return await super().generate(messages, **kwargs)
+
+
+async def test_without_a_majority_more_programs_are_sampled_and_all_of_them_vote():
+    """Five samples computing 4, 5, 6, 6, 7 have no majority: five more are drawn, and 6 wins among the ten."""
+    first = ["answer = 2 + 2", "answer = 2 + 3", "answer = 3 + 3", "answer = 2 * 3", "answer = 3 + 4"]
+    second = ["answer = 1 + 5", "answer = 6 * 1", "answer = 9 - 1", "answer = 4 + 4", "answer = 8 * 1"]
+    backend = Batches([first, second])
+    tools = default_tools()
+    router = Router({"general": Expert(name="general", backend=backend)}, "general")
+    engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
+                    planner=ProgramPlanner(router, tools, samples=5, more=5), composer=Composer(router))
+    recorder = ev.Recorder()
+    await engine.run("What is the number?", sink=recorder, deadline_s=10)
+    sampled = [e for e in recorder.events if isinstance(e, ev.ProgramsSampled)]
+    assert fold(recorder.events).answer.text == "6"
+    assert len(sampled) == 1 and len(sampled[0].programs) == 10 and sampled[0].votes == 4
+    assert [c["sampling"].n for c in backend.calls] == [5, 5]
+
+
+async def test_a_majority_of_the_first_samples_draws_no_more():
+    """Three of five agree: one program call, however many more samples a weak vote would draw."""
+    backend = Samples(["answer = 3 + 3", "answer = 2 * 3", "answer = 6", "answer = 2 + 3", "answer = 3 + 4"])
+    tools = default_tools()
+    router = Router({"general": Expert(name="general", backend=backend)}, "general")
+    engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
+                    planner=ProgramPlanner(router, tools, samples=5, more=5), composer=Composer(router))
+    await engine.run("What is the number?", sink=ev.Recorder(), deadline_s=10)
+    assert len(backend.calls) == 1
