@@ -193,20 +193,41 @@ async def _ask(settings: Settings, question: str, as_json: bool, deadline: float
         report = await runtime.ask(question, deadline, Progress())
     finally:
         await runtime.close()
+    return show(report, as_json)
+
+
+def show(report: RunReport, as_json: bool, out=None, err=None) -> int:
+    """Print `ask`'s result: the tree, or the report as JSON on stdout and — the run having failed — why on stderr
+    (stdout is then for programs; the person at the terminal still learns it). Returns the exit status."""
+    out, err = out or sys.stdout, err or sys.stderr
     if as_json:
-        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+        out.write(msgspec.json.encode(report).decode() + "\n")
+        if report.error is not None:
+            print(f"the run failed ({report.error.type}): {report.error.message}", file=err)
     else:
-        print(tree(report))
+        print(tree(report), file=out)
     return 0 if report.status == "finished" else 1
 
 
 class Progress:
-    """One line on stderr per milestone, so a run of tens of seconds shows it is alive."""
+    """One line on stderr per milestone, so a run of tens of seconds shows it is alive; while the planner writes, each
+    line it finishes (a step as written) with the tokens so far — and on a terminal, the count ticking in between."""
+
+    def __init__(self, stream=None) -> None:
+        self._stream = stream or sys.stderr
+        self._ticking = False  # a count is shown on the current line, to be overwritten
 
     def emit(self, event: ev.AnyEvent) -> None:
         match event:
             case ev.RunStarted():
                 line = "planning…"
+            case ev.PlanProgressed(tokens=tokens, line=None):
+                if self._stream.isatty():
+                    print(f"\r\x1b[Kplanning… {tokens} tokens", end="", file=self._stream, flush=True)
+                    self._ticking = True
+                return
+            case ev.PlanProgressed(tokens=tokens, line=written):
+                line = f"  {tokens:>4} tokens │ {written[:100]}"
             case ev.PlanReady(plan=plan):
                 line = f"plan: {len(plan.steps)} step(s)"
             case ev.StepFinished(step_id=sid, output=output):
@@ -217,7 +238,9 @@ class Progress:
                 line = "answer ready"
             case _:
                 return
-        print(line, file=sys.stderr, flush=True)
+        if self._ticking:
+            line, self._ticking = "\r\x1b[K" + line, False
+        print(line, file=self._stream, flush=True)
 
 
 def tree(report: RunReport) -> str:

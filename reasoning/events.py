@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, Literal, Protocol
 
@@ -25,6 +26,16 @@ class RunStarted(Event, tag="run_started"):
 
 class PlanReady(Event, tag="plan_ready"):
     plan: Plan
+
+
+class PlanProgressed(Event, tag="plan_progressed"):
+    """The planner is still writing: the tokens of its (first) sample so far, and the line it has just finished, if
+    one — a step as written. Emitted for each finished line and, between lines, at most once a second, so a client
+    or `stepwise ask` shows a planning call of tens of seconds alive without a trace row per token."""
+
+    purpose: Literal["plan", "replan"]
+    tokens: int
+    line: str | None = None
 
 
 class ProgramsSampled(Event, tag="programs_sampled"):
@@ -123,7 +134,7 @@ class RunFailed(Event, tag="run_failed"):
 
 
 AnyEvent = (
-    RunStarted | PlanReady | ProgramsSampled | StepStarted | ModelCalled | ToolCalled | StepVerified | StepFinished | StepFailed
+    RunStarted | PlanProgressed | PlanReady | ProgramsSampled | StepStarted | ModelCalled | ToolCalled | StepVerified | StepFinished | StepFailed
     | Replanned | AnswerReady | RunFinished | RunFailed
 )
 
@@ -157,3 +168,28 @@ class Recorder:
 
     def emit(self, event: AnyEvent) -> None:
         self.events.append(event)
+
+
+class PlanProgress:
+    """An `on_progress` target for a planning call: counts the text deltas (a streaming server sends about one token
+    each) and emits PlanProgressed for each finished line, and at most every `every_s` seconds in between."""
+
+    __slots__ = ("_sink", "_run_id", "_purpose", "_every_s", "_tokens", "_line", "_last")
+
+    def __init__(self, sink: EventSink, run_id: uuid.UUID, purpose: Literal["plan", "replan"], every_s: float = 1.0) -> None:
+        self._sink, self._run_id, self._purpose, self._every_s = sink, run_id, purpose, every_s
+        self._tokens = 0
+        self._line = ""
+        self._last = time.monotonic()
+
+    def __call__(self, delta: str) -> None:
+        self._tokens += 1
+        *finished, self._line = (self._line + delta).split("\n")
+        for line in filter(str.strip, finished):
+            self._emit(line.strip())
+        if not finished and time.monotonic() - self._last >= self._every_s:
+            self._emit(None)
+
+    def _emit(self, line: str | None) -> None:
+        self._last = time.monotonic()
+        self._sink.emit(PlanProgressed(run_id=self._run_id, at=time.time(), purpose=self._purpose, tokens=self._tokens, line=line))

@@ -22,7 +22,7 @@ import msgspec
 
 from reasoning.context import RunContext
 from reasoning.errors import PlanInvalid
-from reasoning.events import ProgramsSampled
+from reasoning.events import PlanProgress, ProgramsSampled
 from reasoning.examples import ExampleBank
 from reasoning.plan import as_value, substitute
 from reasoning.program import ANSWER, ASK, READ, Program, compile_program, program_grammar
@@ -133,7 +133,7 @@ class ProgramPlanner:
         # The call lasts as long as its longest sample: a sample repeating itself is cut here (programs are far shorter).
         sampling = Sampling(max_tokens=300, temperature=temperature, n=samples)
         completion, _ = await self.router.call(self.target, messages, ctx, purpose=purpose, constraint=Grammar(grammar),
-                                               sampling=sampling)
+                                               sampling=sampling, on_progress=PlanProgress(ctx.sink, ctx.run_id, purpose))
         texts = [completion.text, *completion.alternatives][:samples]
         programs, errors, values = await self._compiled(texts, tools)
         chosen, votes = _vote(programs, values)

@@ -63,20 +63,26 @@ class Router:
         sampling: Sampling | None = None,
         output_type: type[T] | None = None,
         on_text: Callable[[str], None] | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ) -> tuple[Completion, T | None]:
         """Generate with the best available expert for `target`; with `output_type`, also decode the output under
         it (a violation is counted against the expert and raised as OutputInvalid). Every attempt counts against
-        the run's budget of model calls; the tokens of each answer against its budget of tokens."""
+        the run's budget of model calls; the tokens of each answer against its budget of tokens. `on_text` gets the
+        text as it is generated; so does `on_progress`, for display only: unlike `on_text` it does not stop a call
+        that fails midway from going to the next expert."""
         loop = asyncio.get_running_loop()
         sink, run_id, deadline = ctx.sink, ctx.run_id, ctx.deadline
         streamed = False
 
         def relay(text: str) -> None:
             nonlocal streamed
-            streamed = True
-            on_text(text)
+            if on_text is not None:
+                streamed = True
+                on_text(text)
+            if on_progress is not None:
+                on_progress(text)
 
-        extra = {"on_text": relay} if on_text is not None else {}
+        extra = {"on_text": relay} if on_text is not None or on_progress is not None else {}
         last: BackendError | None = None
         rerouted_from = None
         for expert in self.candidates(target):
