@@ -10,6 +10,7 @@ vote are recorded (ProgramsSampled)."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import functools
 import re
@@ -110,7 +111,7 @@ class ProgramPlanner:
         """A plan for `question` using only the `allowed` tools: the winning sample's program, compiled. `on_step`
         gets its steps once the vote is in (programs are short; they are not streamed step by step)."""
         allowed = tuple(self.tools) if allowed is None else allowed
-        plan = await self._sample(self._messages(question, allowed), ctx, allowed, purpose="plan")
+        plan = await self._sample(self._messages(question, allowed), ctx, allowed, purpose="plan", question=question)
         for step in plan.steps if on_step else ():
             on_step(step)
         return plan
@@ -125,7 +126,7 @@ class ProgramPlanner:
         return await self._sample(messages, ctx, allowed, purpose="replan", samples=1)
 
     async def _sample(self, messages: list[Message], ctx: RunContext, allowed: tuple[str, ...], *, purpose: str,
-                      samples: int | None = None) -> Plan:
+                      samples: int | None = None, question: str | None = None) -> Plan:
         samples = samples or self.samples
         _, grammar = self.prompt_for(allowed)
         tools = {name: self.tools[name] for name in allowed}
@@ -135,7 +136,7 @@ class ProgramPlanner:
         completion, _ = await self.router.call(self.target, messages, ctx, purpose=purpose, constraint=Grammar(grammar),
                                                sampling=sampling, on_progress=PlanProgress(ctx.sink, ctx.run_id, purpose))
         texts = [completion.text, *completion.alternatives][:samples]
-        programs, errors, values = await self._compiled(texts, tools)
+        programs, errors, values = await self._compiled(texts, tools, question)
         chosen, votes = _vote(programs, values)
         if purpose == "plan" and self.more and chosen is not None and _shown(values[chosen]) is not None and 2 * votes <= samples:
             # No majority among computed values: the vote is a guess (right on 8 of 35 such gsm_symbolic items, against
@@ -143,7 +144,7 @@ class ProgramPlanner:
             extra, _ = await self.router.call(self.target, messages, ctx, purpose=purpose, constraint=Grammar(grammar),
                                               sampling=msgspec.structs.replace(sampling, n=self.more))
             more_texts = [extra.text, *extra.alternatives][:self.more]
-            more = await self._compiled(more_texts, tools)
+            more = await self._compiled(more_texts, tools, question)
             texts += more_texts
             programs, errors, values = programs + more[0], errors + more[1], values + more[2]
             chosen, votes = _vote(programs, values)
@@ -158,13 +159,19 @@ class ProgramPlanner:
         assert program is not None
         return program.plan
 
-    async def _compiled(self, texts: list[str], tools: Mapping[str, Tool]) -> tuple[list[Program | None], list[str | None], list[Any]]:
-        """Each sampled text compiled (or its compile error) and its value where it can be computed now."""
+    async def _compiled(self, texts: list[str], tools: Mapping[str, Tool],
+                        question: str | None = None) -> tuple[list[Program | None], list[str | None], list[Any]]:
+        """Each sampled text compiled (or its compile error) and its value where it can be computed now. With the
+        question, a program that passes the whole question to a call whose answer it then builds on is an error."""
         programs: list[Program | None] = []
         errors: list[str | None] = []
         for text in texts:
             try:
-                programs.append(compile_program(text, tools, self.router.default, arithmetic=self.arithmetic))
+                program = compile_program(text, tools, self.router.default, arithmetic=self.arithmetic)
+                if question is not None and (line := copied_question(text, question)):
+                    raise PlanInvalid(f"line {line} asks the whole question; ask only the first fact it needs, "
+                                      "then use that answer in the next call")
+                programs.append(program)
                 errors.append(None)
             except PlanInvalid as exc:
                 programs.append(None)
@@ -193,6 +200,28 @@ class ProgramPlanner:
 
 
 _REFUSED = object()
+
+
+def copied_question(text: str, question: str) -> int | None:
+    """The line of a program that asks a call (`read`, `ask`, a tool) the question itself and names the answer for
+    a later line, if one does. A two-hop question sent whole to its first read gets the whole question's answer (or a
+    guess) back, which the second read then looks up as if it were the first hop's: the small planner does this with
+    every sample when an example's first line resembles the question."""
+    asked = {_normal(s) for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()}
+    try:
+        body = ast.parse(text.strip()).body
+    except SyntaxError:
+        return None
+    for line, statement in enumerate(body[:-1], 1):  # the last line may read the whole question: a one-hop question
+        value = getattr(statement, "value", None)
+        if (isinstance(value, ast.Call) and value.args and isinstance(value.args[0], ast.Constant)
+                and isinstance(value.args[0].value, str) and _normal(value.args[0].value) in asked):
+            return line
+    return None
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
 
 
 def rerunnable(tool: Tool | None) -> bool:

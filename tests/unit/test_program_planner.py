@@ -209,3 +209,28 @@ async def test_a_majority_of_the_first_samples_draws_no_more():
                     planner=ProgramPlanner(router, tools, samples=5, more=5), composer=Composer(router))
     await engine.run("What is the number?", sink=ev.Recorder(), deadline_s=10)
     assert len(backend.calls) == 1
+
+
+def test_a_program_that_sends_the_whole_question_to_its_first_read_is_a_copy():
+    """A two-hop question passed whole to the read whose answer the next line looks up is flagged with its line; the
+    whole question as the program's last (only) read is a one-hop question's plan and is not."""
+    from reasoning.program_planner import copied_question
+
+    question = "Who founded the company that built the Varn Bridge?"
+    assert copied_question('maker = read("Who founded the company that built the Varn Bridge?")\n'
+                           'answer = read(f"Who founded {maker}?")', question) == 1
+    assert copied_question('maker = read("Which company built the Varn Bridge?")\n'
+                           'answer = read(f"Who founded {maker}?")', question) is None
+    assert copied_question('answer = read("Who founded the company that built the Varn Bridge?")', question) is None
+
+
+async def test_when_every_sample_copies_the_question_the_planner_is_told_to_ask_the_first_fact():
+    """Five samples asking the whole question first: none runs; one greedy rewrite is asked for with the reason."""
+    question = "Who founded the company that built the bridge?"
+    copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
+    good = 'x = ask("Which company built the bridge?")\nanswer = ask(f"Who founded {x}?")'
+    backend = Batches([[copy] * 5, [good]], "Halloway Ironworks", "Mirela Dunstan", '{"text":"Mirela Dunstan.","uses":[2]}')
+    report, _ = await run(backend, question)
+    grammar_calls = [c for c in backend.calls if isinstance(c.get("constraint"), Grammar)]
+    assert [c["sampling"].n for c in grammar_calls] == [5, 1]
+    assert report.answer.text == "Mirela Dunstan." and report.steps[0].input == "Which company built the bridge?"
