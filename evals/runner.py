@@ -54,7 +54,7 @@ async def run_eval(runtime: Any, dataset: Dataset, mode: Mode, *, concurrency: i
                 row |= {
                     "run_id": report.run_id, "predicted": msgspec.to_builtins(answer), "status": report.status,
                     "correct": bool(verdict and verdict.correct), "score_note": verdict.note if verdict else None,
-                    "error": f"{report.error.type}: {report.error.message}" if report.error else None,
+                    "error": f"{report.error.type}: {report.error.detail or report.error.message}" if report.error else None,
                     "latency_ms": report.latency_ms, "model_calls": u.model_calls, "input_tokens": u.input_tokens,
                     "output_tokens": u.output_tokens, "cost": u.cost, "steps": len(report.steps),
                 }
