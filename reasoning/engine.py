@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
@@ -18,11 +19,12 @@ from reasoning import errors
 from reasoning.composer import Composer
 from reasoning.context import Budget, RunContext
 from reasoning.events import AnswerReady, EventSink, PlanReady, Replanned, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
-from reasoning.executor import run_plan, run_streamed_plan
+from reasoning.executor import RunStep, run_plan, run_streamed_plan
 from reasoning.functions import call_functions
 from reasoning.plan import Dag, check_step, references, validate_plan
 from reasoning.planner import Planner
 from reasoning.repair import repair_in_step, repairable
+from reasoning.repair_decision import Tried, decide_repair
 from reasoning.router import Router
 from reasoning.types import EXPERT_SYSTEM, Answer, Ask, Unfixable, Constraint, Function, Message, Plan, Policy, Sampling, Step, Tool, Verifier
 
@@ -145,107 +147,52 @@ class Engine:
                     raise errors.StepRejected(step.id, f"{action}: {feedback}", repairable=action == "replan")
             raise AssertionError("unreachable: decide() turns the last retry into a replan")
 
-        if plan is None and stream_plan and not sequential:
-            dag, outputs = await self._plan_and_run(question, ctx, allowed, run_step)
-        else:
-            planned = plan is None
-            if plan is None:
-                plan = await self.planner.plan(question, ctx, allowed)
-            dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx, sequential, planned=planned)
+        planned = plan is None
+        if planned and not (stream_plan and not sequential):
+            plan = await self.planner.plan(question, ctx, allowed)
+        dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx, sequential=sequential, planned=planned)
         answer = await self.composer.compose(question, dag, outputs, ctx)
         sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
 
-    async def _run_repairing(self, question: str, plan: Plan, allowed: tuple[str, ...], run_step, ctx: RunContext,
-                             sequential: bool = False, kept: dict[int, Any] | None = None, replans: int = 0,
-                             planned: bool = True) -> tuple[Dag, dict[int, Any]]:
-        """Run a plan; when a step fails in a way a new plan can fix, ask the planner for one (at most
-        `policy.max_replans` times, `replans` of them already used) and run it, keeping the results of the steps it
-        leaves unchanged (`kept`: those of a repaired plan's first run). A `planned` plan (the planner's, not the
-        caller's) that breaks a rule of plans naming a step is repaired the same way."""
-        kept = kept or {}
-        done: list[tuple[Step, Any]] = []
-        for replan in range(replans, self.policy.max_replans + 1):
-            ctx.sink.emit(PlanReady(run_id=ctx.run_id, at=time.time(), plan=plan))
-            try:
-                dag = self.check_plan(plan, allowed)
-            except errors.PlanInvalid as exc:
-                broken = next((step for step in plan.steps if step.id == exc.step_id), None)
-                if not planned or broken is None or replan == self.policy.max_replans:
-                    raise
-                ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=broken.id, reason=str(exc), replan=replan + 1))
-                plan = await self.planner.replan(question, ctx, allowed, done, broken, str(exc), invalid=True)
-                kept = _unchanged(plan, done)
-                continue
-            ctx.check_steps(len(dag.steps))
+    async def _run_repairing(self, question: str, plan: Plan | None, allowed: tuple[str, ...], run_step: RunStep,
+                             ctx: RunContext, *, sequential: bool = False, planned: bool = True) -> tuple[Dag, dict[int, Any]]:
+        """Run a plan (None: the planner's, streamed); when it fails in a way a new plan can fix (`decide_repair`), ask
+        the planner for one and run it, keeping the results of the steps it leaves unchanged. A `planned` plan (the
+        planner's, not the caller's) that breaks a rule of plans naming a step it wrote is repaired the same way."""
+        done: list[tuple[Step, Any]] = []  # the last plan that ran: its finished steps with their results
+        kept: dict[int, Any] = {}
+        for replans in itertools.count():
             outputs = dict(kept)
+            streamed = _StreamedPlan(self, question, ctx, allowed) if plan is None else None
+            written = streamed.written if streamed else _first_of_each_id(plan.steps)
             try:
-                return dag, await run_plan(_one_at_a_time(dag) if sequential else dag, run_step, ctx, outputs)
-            except (errors.ToolError, errors.StepRejected) as exc:
-                if replan == self.policy.max_replans or not (isinstance(exc, errors.ToolError) or exc.repairable):
+                if streamed:
+                    return await streamed.run(run_step, outputs), outputs
+                return await self._run_checked(plan, allowed, run_step, ctx, outputs, sequential), outputs
+            except (errors.ToolError, errors.StepRejected, errors.PlanInvalid) as exc:
+                if decide_repair(exc, Tried(replans=replans, planned=planned, written=written), self.policy) == "fail":
                     raise
-                done = [(dag.steps[sid], outputs[sid]) for sid in dag.steps if sid in outputs]
-                ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=exc.step_id, reason=exc.reason, replan=replan + 1))
-                plan = await self.planner.replan(question, ctx, allowed, done, dag.steps[exc.step_id], exc.reason)
-                kept = _unchanged(plan, done)
-        raise AssertionError("unreachable")
+                failure = exc
+            invalid = isinstance(failure, errors.PlanInvalid)
+            if streamed:  # in the order they finished
+                done = [(streamed.admitted[sid], output) for sid, output in outputs.items()]
+            elif not invalid:  # in plan order; a plan refused before it ran leaves `done` as it was
+                done = [(step, outputs[sid]) for sid, step in written.items() if sid in outputs]
+            reason = str(failure) if invalid else failure.reason
+            ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=failure.step_id, reason=reason, replan=replans + 1))
+            plan = await self.planner.replan(question, ctx, allowed, done, written[failure.step_id], reason, invalid=invalid)
+            kept = _unchanged(plan, done)
+        raise AssertionError("unreachable: decide_repair fails once the policy's replans are used")
 
-    async def _plan_and_run(self, question: str, ctx: RunContext, allowed: tuple[str, ...], run_step) -> tuple[Dag, dict[int, Any]]:
-        """Plan while running: each step the planner finishes writing is checked and started as soon as the steps
-        it needs are done; the complete plan is validated when the planner ends. A step failing in a way a new plan
-        can fix — or a step that breaks a rule of plans — stops the stream (and the planner); the repaired plan then runs as
-        any plan does."""
-        arrivals: asyncio.Queue[Step | None] = asyncio.Queue()
-        planning = asyncio.create_task(self.planner.plan(question, ctx, allowed, on_step=arrivals.put_nowait), name="planner")
-        planning.add_done_callback(lambda _: arrivals.put_nowait(None))  # the end of the stream, however it ended
-        tools = {name: self.tools[name] for name in allowed}
-        targets = self.router.targets()
-        admitted: dict[int, Step] = {}
-        seen: dict[int, Step] = {}  # admitted or not: a step the plan's rules refused is repaired too
-        finished: dict[int, Any] = {}
-        validated: list[Dag] = []
-
-        def admit(step: Step) -> frozenset[int]:
-            seen[step.id] = step
-            ctx.check_steps(len(admitted) + 1)
-            if step.id in admitted:
-                raise errors.PlanInvalid("duplicate step id", step.id)
-            check_step(step, tools, targets)
-            needs = frozenset(step.depends_on) | references(step.input)
-            if step.id in needs:
-                raise errors.PlanInvalid("depends on itself", step.id)
-            admitted[step.id] = step
-            return needs
-
-        async def run_and_keep(step: Step, resolved: Any) -> Any:
-            finished[step.id] = output = await run_step(step, resolved)
-            return output
-
-        async def arriving() -> AsyncIterator[Step]:
-            while (step := await arrivals.get()) is not None:
-                yield step
-            plan = await planning  # the planner's own failure, if any, surfaces here
-            seen.update((step.id, step) for step in plan.steps)
-            ctx.sink.emit(PlanReady(run_id=ctx.run_id, at=time.time(), plan=plan))
-            validated.append(self.check_plan(plan, allowed))
-
-        try:
-            outputs = await run_streamed_plan(arriving(), admit, run_and_keep, ctx)
-        except (errors.ToolError, errors.StepRejected, errors.PlanInvalid) as exc:
-            invalid = isinstance(exc, errors.PlanInvalid)
-            repairable = exc.step_id in seen if invalid else isinstance(exc, errors.ToolError) or exc.repairable
-            if self.policy.max_replans < 1 or not repairable:
-                raise
-            failure, reason = exc, str(exc) if invalid else exc.reason
-        else:
-            return validated[0], outputs
-        finally:
-            if not planning.done():
-                planning.cancel()
-                await asyncio.wait({planning})
-        done = [(admitted[sid], output) for sid, output in finished.items()]
-        ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=failure.step_id, reason=reason, replan=1))
-        plan = await self.planner.replan(question, ctx, allowed, done, seen[failure.step_id], reason, invalid=invalid)
-        return await self._run_repairing(question, plan, allowed, run_step, ctx, kept=_unchanged(plan, done), replans=1)
+    async def _run_checked(self, plan: Plan, allowed: tuple[str, ...], run_step: RunStep, ctx: RunContext,
+                           outputs: dict[int, Any], sequential: bool) -> Dag:
+        """Validate a complete plan and run it; `outputs` holds the results kept from an earlier plan and is filled in
+        place, so what finished is known when the run fails."""
+        ctx.sink.emit(PlanReady(run_id=ctx.run_id, at=time.time(), plan=plan))
+        dag = self.check_plan(plan, allowed)
+        ctx.check_steps(len(dag.steps))
+        await run_plan(_one_at_a_time(dag) if sequential else dag, run_step, ctx, outputs)
+        return dag
 
     def _asker(self, step: Step, ctx: RunContext) -> Ask:
         """Model calls for this step's verifiers: through the router, traced and budgeted, purpose "verify"."""
@@ -304,6 +251,64 @@ class Engine:
     @staticmethod
     def _failed(sink: EventSink, run_id: uuid.UUID, started: float, exc: errors.ReasoningError) -> None:
         sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type=exc.kind, error=str(exc), latency_ms=_ms(started)))
+
+
+class _StreamedPlan:
+    """A plan run while the planner writes it: each step the planner finishes writing is checked and started as soon
+    as the steps it needs are done; the complete plan is validated when the planner ends. A step failing for good, or
+    one that breaks a rule of plans, stops the stream and the planner. Keeps what a repair needs: the steps written
+    (admitted or not: a step the rules of plans refused is repaired too) and those admitted to run."""
+
+    def __init__(self, engine: Engine, question: str, ctx: RunContext, allowed: tuple[str, ...]) -> None:
+        self.planner, self.check_plan = engine.planner, engine.check_plan
+        self.question, self.ctx, self.allowed = question, ctx, allowed
+        self.tools = {name: engine.tools[name] for name in allowed}
+        self.targets = engine.router.targets()
+        self.written: dict[int, Step] = {}
+        self.admitted: dict[int, Step] = {}
+        self.dag: Dag | None = None  # the complete plan, validated, once the planner has ended
+
+    async def run(self, run_step: RunStep, outputs: dict[int, Any]) -> Dag:
+        """Plan and run; `outputs` is filled in place, so what finished is known when the run fails."""
+        arrivals: asyncio.Queue[Step | None] = asyncio.Queue()
+        planning = asyncio.create_task(self.planner.plan(self.question, self.ctx, self.allowed, on_step=arrivals.put_nowait), name="planner")
+        planning.add_done_callback(lambda _: arrivals.put_nowait(None))  # the end of the stream, however it ended
+        try:
+            await run_streamed_plan(self._arriving(arrivals, planning), self._admit, run_step, self.ctx, outputs)
+        finally:
+            if not planning.done():
+                planning.cancel()
+                await asyncio.wait({planning})
+        assert self.dag is not None  # the stream ends only after the complete plan was validated
+        return self.dag
+
+    def _admit(self, step: Step) -> frozenset[int]:
+        self.written[step.id] = step
+        self.ctx.check_steps(len(self.admitted) + 1)
+        if step.id in self.admitted:
+            raise errors.PlanInvalid("duplicate step id", step.id)
+        check_step(step, self.tools, self.targets)
+        needs = frozenset(step.depends_on) | references(step.input)
+        if step.id in needs:
+            raise errors.PlanInvalid("depends on itself", step.id)
+        self.admitted[step.id] = step
+        return needs
+
+    async def _arriving(self, arrivals: asyncio.Queue[Step | None], planning: asyncio.Task[Plan]) -> AsyncIterator[Step]:
+        while (step := await arrivals.get()) is not None:
+            yield step
+        plan = await planning  # the planner's own failure, if any, surfaces here
+        self.written.update((step.id, step) for step in plan.steps)
+        self.ctx.sink.emit(PlanReady(run_id=self.ctx.run_id, at=time.time(), plan=plan))
+        self.dag = self.check_plan(plan, self.allowed)
+
+
+def _first_of_each_id(steps: Sequence[Step]) -> dict[int, Step]:
+    """Steps by id, in plan order; of two with one id, the first (the one a "duplicate step id" rule names)."""
+    by_id: dict[int, Step] = {}
+    for step in steps:
+        by_id.setdefault(step.id, step)
+    return by_id
 
 
 def _unchanged(plan: Plan, done: list[tuple[Step, Any]]) -> dict[int, Any]:

@@ -113,11 +113,11 @@ async def run_plan(dag: Dag, run_step: RunStep, ctx: RunContext, outputs: dict[i
 
 
 async def run_streamed_plan(steps: AsyncIterator[Step], admit: Callable[[Step], frozenset[int]], run_step: RunStep,
-                            ctx: RunContext) -> dict[int, Any]:
+                            ctx: RunContext, outputs: dict[int, Any] | None = None) -> dict[int, Any]:
     """Run steps as they arrive. `admit` checks each arriving step and returns the ids it needs; a step whose needs
     have all finished starts at once, others when their last need finishes. The iterator validates the complete
     plan when it ends (raising PlanInvalid cancels whatever runs); a step waiting on an id that never came is
-    then flagged by that validation."""
+    then flagged by that validation. `outputs` (new, or empty) is filled in place, as by `run_plan`."""
     missing: dict[int, set[int]] = {}
     dependents: dict[int, list[int]] = {}
     arrived: dict[int, Step] = {}
@@ -144,7 +144,7 @@ async def run_streamed_plan(steps: AsyncIterator[Step], admit: Callable[[Step], 
             for need in left:
                 dependents.setdefault(need, []).append(step.id)
 
-    execution = _Execution(run_step, ctx, finished)
+    execution = _Execution(run_step, ctx, finished, outputs)
     return await execution.run(start_as_they_come)
 
 
