@@ -33,6 +33,7 @@ from app.trace_page import trace_page
 from reasoning.context import Budget
 from reasoning.errors import PlanInvalid
 from reasoning.events import AnyEvent, EventSink
+from reasoning.options import RunOptions
 from reasoning.report import RunReport
 from reasoning.types import Plan
 
@@ -62,17 +63,16 @@ class ReasonRequest(msgspec.Struct, forbid_unknown_fields=True):
 async def reason(data: JSONBody[ReasonRequest], request: Request, runtime: NamedDependency[Runtime]) -> Response[RunReport]:
     """Answer a question with a plan of verified steps (or run the caller's `plan`); the reply is the run's full
     report, or with `stream` its events as Server-Sent Events. If the client disconnects first, the run is cancelled, backend requests included, and recorded so."""
+    options = RunOptions(deadline_s=data.deadline_s, plan=data.plan, budget=data.budget or Budget(),
+                         tools=None if data.tools is None else tuple(data.tools), stream_plan=data.stream_plan)
     try:
-        allowed = runtime.engine.allowed_tools(data.tools)
+        checked = runtime.engine.check(options)  # PlanInvalid → 400 naming the step, before any run exists
     except ValueError as exc:
         raise ValidationException(detail=f"tools: {exc}") from None
-    if data.plan is not None:
-        runtime.engine.check_plan(data.plan, allowed)  # PlanInvalid → 400 naming the step, before any run exists
     run_id = uuid.uuid4()
 
     def start(*extra: EventSink) -> Awaitable[RunReport]:
-        return runtime.ask(data.question, data.deadline_s, *extra, plan=data.plan, budget=data.budget, tools=data.tools,
-                           stream_plan=data.stream_plan, run_id=run_id)
+        return runtime.ask(data.question, None, *extra, options=checked, run_id=run_id)
 
     if data.stream:
         return ServerSentEvent(_events(start), headers={RUN_HEADER: str(run_id)})

@@ -24,6 +24,7 @@ from app.runtime import Runtime
 from app.status import status_for
 from app.streaming import Channel, Text, unless_gone
 from reasoning import events as ev
+from reasoning.options import ChatOptions
 from reasoning.report import RunReport
 from reasoning.types import Answer, Function, JsonSchema, Message
 
@@ -99,15 +100,11 @@ class ChatRequest(msgspec.Struct):
 
 
 class _Turn(msgspec.Struct):
-    """What a chat request asks for, resolved: who answers, the conversation, and the offered functions."""
+    """What a chat request asks for, resolved: the conversation, and how it is answered (`options.target` None:
+    by the whole system, unless there are functions or a response_format)."""
 
-    target: str | None  # None: the whole system
     messages: list[Message]
-    functions: list[Function]
-    require_call: bool
-    parallel: bool
-    max_tokens: int | None
-    constraint: JsonSchema | None  # from response_format
+    options: ChatOptions
 
 
 def _text(message: ChatMessage, index: int) -> str:
@@ -164,15 +161,14 @@ def resolve(request: ChatRequest, runtime: Runtime) -> _Turn:
     constraint = _output_constraint(request.response_format)
     if constraint is not None and choice != "none":
         raise ValidationException(detail="response_format: a JSON reply and tool calls in one turn are not supported; send one or the other")
-    return _Turn(
+    return _Turn(_messages(request), ChatOptions(
         constraint=constraint,
         target=None if request.model == SYSTEM_MODEL else request.model,
-        messages=_messages(request),
-        functions=functions if choice != "none" else [],
+        functions=tuple(functions) if choice != "none" else (),
         require_call=choice == "required" or isinstance(choice, NamedToolChoice),
-        parallel=request.parallel_tool_calls,
+        parallel_calls=request.parallel_tool_calls,
         max_tokens=request.max_completion_tokens or request.max_tokens,
-    )
+    ))
 
 
 def _output_constraint(fmt: ResponseFormat | None) -> JsonSchema | None:
@@ -188,11 +184,10 @@ def _output_constraint(fmt: ResponseFormat | None) -> JsonSchema | None:
 
 async def _run(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, *extra, on_text=None) -> RunReport:
     """The whole system for a plain question; one expert call for a turn with tools or a response_format."""
-    if turn.target is None and not turn.functions and turn.constraint is None:
+    options = turn.options
+    if options.target is None and not options.functions and options.constraint is None:
         return await runtime.ask(question_from(turn.messages), None, *extra, run_id=run_id)
-    return await runtime.chat(turn.messages, *extra, target=turn.target, functions=turn.functions, require_call=turn.require_call,
-                              parallel_calls=turn.parallel, max_tokens=turn.max_tokens, constraint=turn.constraint,
-                              on_text=on_text, run_id=run_id)
+    return await runtime.chat(turn.messages, *extra, options=options, on_text=on_text, run_id=run_id)
 
 
 def _tool_calls(answer: Answer) -> list[dict]:
@@ -271,7 +266,7 @@ async def _chunks(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, model: str, 
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
         return ServerSentEventMessage(data=msgspec.json.encode(body).decode())
 
-    streamed_text = turn.target is not None and not turn.functions
+    streamed_text = turn.options.target is not None and not turn.options.functions
     channel = Channel()
     yield chunk({"role": "assistant", "content": ""})
     async for item in channel.follow(lambda sink: _run(runtime, turn, run_id, sink, on_text=sink.text if streamed_text else None)):

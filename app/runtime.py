@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
 
 from app import db
@@ -18,14 +20,14 @@ from app.registry import Fleet, Registry, build_fleet, registry_for
 from app.settings import Settings
 from app.trace import TraceSink, find_run, load_events
 from reasoning.composer import Composer
-from reasoning.context import Budget
 from reasoning.engine import Engine
 from reasoning.events import AnyEvent, EventSink, FanOut, Recorder
+from reasoning.options import ChatOptions, CheckedRun, RunOptions
 from reasoning.planner import Planner
 from reasoning.program_planner import ProgramPlanner
 from reasoning.report import RunReport, fold
 from reasoning.router import Router
-from reasoning.types import Constraint, Function, Message, Plan, Tool
+from reasoning.types import Message, Tool
 from tools import load_tools
 from tools.docs import DocSearch
 from tools.python import PythonTool
@@ -94,27 +96,34 @@ class Runtime:
                               settings.compose, settings.plan_more)
         return cls(settings, engine, fleet, pool, sink, url)
 
-    async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink, plan: Plan | None = None,
-                  budget: Budget | None = None, tools: list[str] | None = None, stream_plan: bool | None = None,
-                  run_id: uuid.UUID | None = None, sequential: bool = False) -> RunReport:
-        """Run the engine on one question (or the caller's plan); the report comes from the run's own events.
-        `sequential` runs the planned steps one at a time (the evals' latency baseline)."""
+    async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink,
+                  options: RunOptions | CheckedRun = RunOptions(), run_id: uuid.UUID | None = None, **fields: Any) -> RunReport:
+        """Run the engine on one question as `options` say (checked ones are not checked again), with this server's
+        defaults for what they leave open; `deadline_s` and keyword `fields` (RunOptions' fields: `plan=…`,
+        `sequential=True`) override them. The report comes from the run's own events."""
+        if isinstance(options, CheckedRun):
+            options = msgspec.structs.replace(options, options=self._resolved(options.options, deadline_s, fields))
+        else:
+            options = self._resolved(options, deadline_s, fields)
         run_id = run_id or uuid.uuid4()
-        return await self._tracked(run_id, extra, lambda sink: self.engine.run(
-            question, sink=sink, run_id=run_id, deadline_s=deadline_s or self.settings.deadline_s, plan=plan,
-            budget=budget or Budget(), tools=tools, stream_plan=self.settings.stream_plan if stream_plan is None else stream_plan,
-            sequential=sequential))
+        return await self._tracked(run_id, extra, lambda sink: self.engine.run(question, options, sink=sink, run_id=run_id))
 
-    async def chat(self, messages: list[Message], *extra: EventSink, target: str | None = None, functions: Sequence[Function] = (),
-                   require_call: bool = False, parallel_calls: bool = True, max_tokens: int | None = None,
-                   deadline_s: float | None = None, on_text: Callable[[str], None] | None = None,
-                   constraint: Constraint | None = None, run_id: uuid.UUID | None = None) -> RunReport:
-        """One conversation turn with one expert, no plan (Engine.chat), tracked and recorded like any run."""
+    async def chat(self, messages: list[Message], *extra: EventSink, options: ChatOptions = ChatOptions(),
+                   on_text: Callable[[str], None] | None = None, run_id: uuid.UUID | None = None, **fields: Any) -> RunReport:
+        """One conversation turn with one expert, no plan (Engine.chat), tracked and recorded like any run; keyword
+        `fields` (ChatOptions' fields) override `options`."""
+        options = msgspec.structs.replace(options, **fields)
+        options = msgspec.structs.replace(options, deadline_s=options.deadline_s or self.settings.deadline_s)
         run_id = run_id or uuid.uuid4()
-        return await self._tracked(run_id, extra, lambda sink: self.engine.chat(
-            messages, sink=sink, run_id=run_id, deadline_s=deadline_s or self.settings.deadline_s, target=target,
-            functions=functions, require_call=require_call, parallel_calls=parallel_calls, max_tokens=max_tokens, on_text=on_text,
-            constraint=constraint))
+        return await self._tracked(run_id, extra, lambda sink: self.engine.chat(messages, options, sink=sink, run_id=run_id,
+                                                                                on_text=on_text))
+
+    def _resolved(self, options: RunOptions, deadline_s: float | None, fields: dict[str, Any]) -> RunOptions:
+        """The options with the caller's overrides, and this server's defaults for the deadline and plan streaming."""
+        options = msgspec.structs.replace(options, **fields)
+        return msgspec.structs.replace(
+            options, deadline_s=deadline_s or options.deadline_s or self.settings.deadline_s,
+            stream_plan=self.settings.stream_plan if options.stream_plan is None else options.stream_plan)
 
     async def _tracked(self, run_id: uuid.UUID, extra: tuple[EventSink, ...], start: Callable[[EventSink], Awaitable]) -> RunReport:
         """Run as a task of its own, listed in `active` so `cancel` can stop it; if this call is cancelled (the client

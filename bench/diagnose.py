@@ -27,6 +27,7 @@ from bench.overhead import fit
 from bench.doubles import chain, engine_for, fan_out, instant_fleet
 from bench.sink import recorded_runs
 from reasoning.events import FanOut, Recorder
+from reasoning.options import RunOptions
 
 class DequeEnqueue:
     def __init__(self) -> None:
@@ -55,7 +56,7 @@ async def emit(repeats: int) -> None:
                 trace, logs = built[v]
                 sink = FanOut(Recorder(), trace, logs)
                 t0 = time.perf_counter()
-                await engine.run("q", sink=sink, deadline_s=60, plan=plan)
+                await engine.run("q", RunOptions(deadline_s=60, plan=plan), sink=sink)
                 times[v, key].append(time.perf_counter() - t0)
     gc.enable()
     m = {key: median(x) * 1e6 for key, x in times.items()}

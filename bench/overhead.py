@@ -34,6 +34,7 @@ from reasoning.events import FanOut, Recorder
 from reasoning.executor import run_plan
 from reasoning.plan import validate_plan
 from reasoning.types import Plan
+from reasoning.options import RunOptions
 
 SHAPES = [("chain", 1), ("chain", 8), ("chain", 64), ("fan-out", 8), ("fan-out", 64)]
 VARIANTS = ["bare TaskGroup", "LangGraph", "stepwise executor", "stepwise engine", "executor, events dropped", "engine, events dropped"]
@@ -124,7 +125,7 @@ async def measure(repeats: int) -> dict:
 
     async def run_engine(plan: Plan) -> None:
         recorder, sink = shared.for_run()
-        await engine.run("bench", sink=sink, deadline_s=60, plan=plan)
+        await engine.run("bench", RunOptions(deadline_s=60, plan=plan), sink=sink)
         assert type(recorder.events[-1]).__name__ == "RunFinished", recorder.events[-1]
 
     async def run_executor_dropped(plan: Plan) -> None:
@@ -132,7 +133,7 @@ async def measure(repeats: int) -> dict:
         await run_plan(dag, _instant, RunContext(uuid.uuid4(), _DROP, asyncio.get_running_loop().time() + 60))
 
     async def run_engine_dropped(plan: Plan) -> None:
-        await engine.run("bench", sink=_DROP, deadline_s=60, plan=plan)
+        await engine.run("bench", RunOptions(deadline_s=60, plan=plan), sink=_DROP)
 
     runners = {
         "bare TaskGroup": bare,

@@ -19,6 +19,7 @@ from bench.doubles import engine_for, fan_out, instant_fleet
 from reasoning import events as ev
 from reasoning.engine import Engine
 from reasoning.events import Recorder
+from reasoning.options import RunOptions
 
 WIDTHS = (1, 2, 4, 8, 16)
 SEQUENTIAL_WIDTH = 8
@@ -27,7 +28,7 @@ SEQUENTIAL_WIDTH = 8
 async def timed_run(engine: Engine, width: int, sequential: bool) -> tuple[float, float]:
     """(whole run s, steps phase s), both from the run's own events."""
     recorder = Recorder()
-    await engine.run("bench", sink=recorder, deadline_s=120, plan=fan_out(width, "expert"), sequential=sequential)
+    await engine.run("bench", RunOptions(deadline_s=120, plan=fan_out(width, "expert"), sequential=sequential), sink=recorder)
     events = recorder.events
     end = events[-1]
     assert isinstance(end, ev.RunFinished), end

@@ -21,6 +21,7 @@ from bench.doubles import engine_for, instant_fleet
 from bench.server import TABLES
 from reasoning.events import Recorder
 from reasoning.types import Plan, Step
+from reasoning.options import RunOptions
 
 PLAN = Plan([
     Step(1, "tool", "calculator", {"expression": "17*23"}), Step(2, "tool", "calculator", {"expression": "45*12"}),
@@ -33,7 +34,7 @@ async def recorded_runs(n: int) -> list:
     events = []
     for _ in range(n):
         recorder = Recorder()
-        await engine.run("What is (17*23)+(45*12)?", sink=recorder, deadline_s=60, plan=PLAN)
+        await engine.run("What is (17*23)+(45*12)?", RunOptions(deadline_s=60, plan=PLAN), sink=recorder)
         events.extend(recorder.events)
     return events
 

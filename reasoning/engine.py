@@ -21,12 +21,13 @@ from reasoning.context import Budget, RunContext
 from reasoning.events import AnswerReady, EventSink, PlanReady, Replanned, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
 from reasoning.executor import RunStep, run_plan, run_streamed_plan
 from reasoning.functions import call_functions
+from reasoning.options import ChatOptions, CheckedRun, RunOptions
 from reasoning.plan import Dag, check_step, references, validate_plan
 from reasoning.planner import Planner
 from reasoning.repair import repair_in_step, repairable
 from reasoning.repair_decision import Tried, decide_repair
 from reasoning.router import Router
-from reasoning.types import EXPERT_SYSTEM, Answer, Ask, Unfixable, Constraint, Function, Message, Plan, Policy, Sampling, Step, Tool, Verifier
+from reasoning.types import EXPERT_SYSTEM, Answer, Ask, Unfixable, Constraint, Message, Plan, Policy, Sampling, Step, Tool, Verifier
 
 
 class Engine:
@@ -47,39 +48,33 @@ class Engine:
         self.composer = composer or Composer(router)
         self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "tools", "expert")}
 
-    async def run(self, question: str, *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None,
-                  plan: Plan | None = None, budget: Budget = Budget(), tools: Collection[str] | None = None,
-                  stream_plan: bool = False, sequential: bool = False) -> uuid.UUID:
-        """Answer `question`, reporting everything to `sink`; with `plan`, run that plan instead of asking the planner;
-        with `tools`, only those tools may be planned or run (check them first with `allowed_tools`); with
-        `stream_plan`, each planned step starts as soon as the planner has written it and its inputs exist; with
-        `sequential`, the planned steps run one at a time (the ReAct-like baseline evals compare against).
-        Never raises for a failed run (RunFailed says why); cancellation and internal errors are recorded, then
-        propagate."""
+    async def run(self, question: str, options: RunOptions | CheckedRun, *, sink: EventSink,
+                  run_id: uuid.UUID | None = None) -> uuid.UUID:
+        """Answer `question` as `options` say (RunOptions; CheckedRun when the caller had `check` run first),
+        reporting everything to `sink`. Never raises for a failed run (RunFailed says why); cancellation and internal
+        errors are recorded, then propagate."""
+        opts = options.options if isinstance(options, CheckedRun) else options
         run_id = run_id or uuid.uuid4()
-        async with self._recorded(question, sink, deadline_s, run_id, budget) as ctx:
-            await self._answer(question, ctx, plan, self.allowed_tools(tools), stream_plan, sequential)
+        async with self._recorded(question, sink, _deadline(opts.deadline_s), run_id, opts.budget) as ctx:
+            checked = options if isinstance(options, CheckedRun) else CheckedRun(opts, self.allowed_tools(opts.tools))
+            await self._answer(question, ctx, checked)
         return run_id
 
-    async def chat(self, messages: Sequence[Message], *, sink: EventSink, deadline_s: float, run_id: uuid.UUID | None = None,
-                   target: str | None = None, functions: Sequence[Function] = (), require_call: bool = False,
-                   parallel_calls: bool = True, max_tokens: int | None = None, budget: Budget = Budget(),
-                   constraint: Constraint | None = None, on_text: Callable[[str], None] | None = None) -> uuid.UUID:
-        """One conversation turn without a plan, recorded like any run. With `functions`, the answer is calls of them
-        decoded under their schemas (at least one with `require_call`, at most one without `parallel_calls`), or
-        text when no call is required and none fits; without, `target` (an expert name or skill; default: the
-        default expert) answers in text — under `constraint` if given — streamed to `on_text` as it is generated."""
+    async def chat(self, messages: Sequence[Message], options: ChatOptions, *, sink: EventSink,
+                   run_id: uuid.UUID | None = None, on_text: Callable[[str], None] | None = None) -> uuid.UUID:
+        """One conversation turn without a plan, as `options` say, recorded like any run; text answers are streamed
+        to `on_text` as they are generated."""
         run_id = run_id or uuid.uuid4()
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        target = target or self.router.default
-        async with self._recorded(question, sink, deadline_s, run_id, budget) as ctx:
-            if functions:
-                answer = await call_functions(self.router, target, messages, functions, ctx, required=require_call,
-                                              parallel=parallel_calls, max_tokens=max_tokens or 512)
+        target = options.target or self.router.default
+        async with self._recorded(question, sink, _deadline(options.deadline_s), run_id, options.budget) as ctx:
+            if options.functions:
+                answer = await call_functions(self.router, target, messages, options.functions, ctx, required=options.require_call,
+                                              parallel=options.parallel_calls, max_tokens=options.max_tokens or 512)
             else:
-                sampling = Sampling(max_tokens=max_tokens) if max_tokens else None
+                sampling = Sampling(max_tokens=options.max_tokens) if options.max_tokens else None
                 completion, _ = await self.router.call(target, list(messages), ctx, purpose="expert", sampling=sampling,
-                                                       constraint=constraint, on_text=on_text)
+                                                       constraint=options.constraint, on_text=on_text)
                 answer = Answer(text=completion.text.strip(), cut_off=completion.finish_reason == "length")
             sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
         return run_id
@@ -121,9 +116,15 @@ class Engine:
         tools = self.tools if allowed is None else {n: self.tools[n] for n in allowed}
         return validate_plan(plan, tools, self.router.targets())
 
-    async def _answer(self, question: str, ctx: RunContext, plan: Plan | None, allowed: tuple[str, ...], stream_plan: bool,
-                      sequential: bool = False) -> None:
+    def check(self, options: RunOptions) -> CheckedRun:
+        """Check a run's options before it starts: the allowlist (ValueError names an unknown tool) and the caller's
+        plan (PlanInvalid names the step and the problem); the run then checks neither again."""
+        allowed = self.allowed_tools(options.tools)
+        return CheckedRun(options, allowed, None if options.plan is None else self.check_plan(options.plan, allowed))
+
+    async def _answer(self, question: str, ctx: RunContext, checked: CheckedRun) -> None:
         sink, run_id = ctx.sink, ctx.run_id
+        plan, allowed, sequential = checked.options.plan, checked.allowed, checked.options.sequential
 
         async def run_step(step: Step, resolved: Any) -> Any:
             """Run, verify, and act on the verdicts: retry with the reasons as feedback, or give up on the step."""
@@ -148,17 +149,20 @@ class Engine:
             raise AssertionError("unreachable: decide() turns the last retry into a replan")
 
         planned = plan is None
-        if planned and not (stream_plan and not sequential):
+        if planned and not (checked.options.stream_plan and not sequential):
             plan = await self.planner.plan(question, ctx, allowed)
-        dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx, sequential=sequential, planned=planned)
+        dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx, sequential=sequential, planned=planned,
+                                                 dag=checked.dag)
         answer = await self.composer.compose(question, dag, outputs, ctx)
         sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
 
     async def _run_repairing(self, question: str, plan: Plan | None, allowed: tuple[str, ...], run_step: RunStep,
-                             ctx: RunContext, *, sequential: bool = False, planned: bool = True) -> tuple[Dag, dict[int, Any]]:
-        """Run a plan (None: the planner's, streamed); when it fails in a way a new plan can fix (`decide_repair`), ask
-        the planner for one and run it, keeping the results of the steps it leaves unchanged. A `planned` plan (the
-        planner's, not the caller's) that breaks a rule of plans naming a step it wrote is repaired the same way."""
+                             ctx: RunContext, *, sequential: bool = False, planned: bool = True,
+                             dag: Dag | None = None) -> tuple[Dag, dict[int, Any]]:
+        """Run a plan (None: the planner's, streamed; `dag`: the plan, already validated); when it fails in a way a new
+        plan can fix (`decide_repair`), ask the planner for one and run it, keeping the results of the steps it leaves
+        unchanged. A `planned` plan (the planner's, not the caller's) that breaks a rule of plans naming a step it
+        wrote is repaired the same way."""
         done: list[tuple[Step, Any]] = []  # the last plan that ran: its finished steps with their results
         kept: dict[int, Any] = {}
         for replans in itertools.count():
@@ -168,7 +172,7 @@ class Engine:
             try:
                 if streamed:
                     return await streamed.run(run_step, outputs), outputs
-                return await self._run_checked(plan, allowed, run_step, ctx, outputs, sequential), outputs
+                return await self._run_checked(plan, dag, allowed, run_step, ctx, outputs, sequential), outputs
             except (errors.ToolError, errors.StepRejected, errors.PlanInvalid) as exc:
                 if decide_repair(exc, Tried(replans=replans, planned=planned, written=written), self.policy) == "fail":
                     raise
@@ -181,15 +185,16 @@ class Engine:
             reason = str(failure) if invalid else failure.reason
             ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=failure.step_id, reason=reason, replan=replans + 1))
             plan = await self.planner.replan(question, ctx, allowed, done, written[failure.step_id], reason, invalid=invalid)
-            kept = _unchanged(plan, done)
+            kept, dag = _unchanged(plan, done), None
         raise AssertionError("unreachable: decide_repair fails once the policy's replans are used")
 
-    async def _run_checked(self, plan: Plan, allowed: tuple[str, ...], run_step: RunStep, ctx: RunContext,
+    async def _run_checked(self, plan: Plan, dag: Dag | None, allowed: tuple[str, ...], run_step: RunStep, ctx: RunContext,
                            outputs: dict[int, Any], sequential: bool) -> Dag:
-        """Validate a complete plan and run it; `outputs` holds the results kept from an earlier plan and is filled in
-        place, so what finished is known when the run fails."""
+        """Validate a complete plan (unless `dag` is it, validated) and run it; `outputs` holds the results kept from an
+        earlier plan and is filled in place, so what finished is known when the run fails."""
         ctx.sink.emit(PlanReady(run_id=ctx.run_id, at=time.time(), plan=plan))
-        dag = self.check_plan(plan, allowed)
+        if dag is None:
+            dag = self.check_plan(plan, allowed)
         ctx.check_steps(len(dag.steps))
         await run_plan(_one_at_a_time(dag) if sequential else dag, run_step, ctx, outputs)
         return dag
@@ -339,6 +344,12 @@ def _one_at_a_time(dag: Dag) -> Dag:
         for need in needs[sid]:
             dependents[need].append(sid)
     return Dag(steps=dag.steps, needs={sid: frozenset(n) for sid, n in needs.items()}, dependents=dependents, roots=order[:1], answer=dag.answer, parts=dag.parts)
+
+
+def _deadline(deadline_s: float | None) -> float:
+    if deadline_s is None:
+        raise ValueError("a run needs a deadline: set deadline_s in its options (Runtime fills in STEPWISE_DEADLINE_S)")
+    return deadline_s
 
 
 def _ms(started: float) -> float:

@@ -10,6 +10,7 @@ from reasoning.engine import Engine
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Expert, Plan, Step
+from reasoning.options import RunOptions
 from tools import default_tools
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
@@ -27,7 +28,7 @@ async def test_self_consistency_and_the_judge_record_their_verdicts(smollm2_llam
                     policy=VerdictPolicy(max_retries={"expert": 0}, max_replans=0))
     recorder = ev.Recorder()
     plan = Plan([Step(1, "expert", "general", "What is the capital of France?")])
-    await engine.run("Capital of France?", sink=recorder, deadline_s=120, plan=plan)
+    await engine.run("Capital of France?", RunOptions(deadline_s=120, plan=plan), sink=recorder)
     await backend.aclose()
     verdicts = {v.verifier: v for v in fold(recorder.events).steps[0].verdicts}
     consistency, judge = verdicts["self_consistency"], verdicts["llm_judge"]

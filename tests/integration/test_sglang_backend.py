@@ -19,6 +19,7 @@ from reasoning.backends.sglang import SGLangBackend, SGLangOpenAIBackend
 from reasoning.backends.templates import ADDED_BY_TOKENIZER, chatml
 from reasoning.errors import BackendError, BackendTimeout, BackendUnavailable
 from reasoning.types import Grammar, JsonSchema, Message, Regex, Sampling
+from reasoning.options import RunOptions
 from tests.sglang_server import SGLangTestServer
 
 pytestmark = pytest.mark.model
@@ -227,7 +228,7 @@ async def test_ready_expert_steps_for_one_sglang_expert_go_as_separate_requests(
     engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy())
     plan = Plan([Step(1, "expert", "remote", "Name a fruit."), Step(2, "expert", "remote", "Name a colour.")])
     recorder = Recorder()
-    await engine.run("A fruit and a colour?", sink=recorder, deadline_s=60, plan=plan)
+    await engine.run("A fruit and a colour?", RunOptions(deadline_s=60, plan=plan), sink=recorder)
     await backend.aclose()
     report = fold(recorder.events)
     assert [s.status for s in report.steps] == ["finished", "finished"]

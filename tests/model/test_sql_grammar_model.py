@@ -20,6 +20,7 @@ from reasoning.repair import repair_grammar
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Answer, Expert, Grammar, Message, Plan, Sampling, Step
+from reasoning.options import RunOptions
 from tests.conftest import readonly_role, scratch_database
 from tests.unit.test_sql_grammar import accepts
 from tools.sql import SqlArgs, SqlTool
@@ -115,8 +116,8 @@ async def test_a_query_naming_a_missing_column_is_repaired_inside_its_step(tool,
     router = Router({"general": Expert(name="general", backend=backend)}, "general")
     engine = Engine(router, {"sql": tool}, default_verifiers({"sql": tool}), composer=Composer(), policy=VerdictPolicy(max_replans=0))
     recorder = ev.Recorder()
-    await engine.run("How many employees are there?", sink=recorder, deadline_s=300,
-                     plan=Plan([Step(1, "tool", "sql", {"query": "SELECT headcount FROM employees"})]))
+    plan = Plan([Step(1, "tool", "sql", {"query": "SELECT headcount FROM employees"})])
+    await engine.run("How many employees are there?", RunOptions(deadline_s=300, plan=plan), sink=recorder)
     report = fold(recorder.events)
     calls = [e for e in recorder.events if isinstance(e, ev.ToolCalled)]
     repairs = [e for e in recorder.events if isinstance(e, ev.ModelCalled)]

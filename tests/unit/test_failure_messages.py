@@ -16,6 +16,7 @@ from reasoning.engine import Engine
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Completion, Expert, Plan, Step, Usage
+from reasoning.options import RunOptions
 from tools import default_tools
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
@@ -45,7 +46,7 @@ async def run(script: Script, question: str, plan: Plan | None = None, deadline_
     router = Router({"general": Expert(name="general", backend=script)}, "general")
     engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(max_replans=1))
     recorder = ev.Recorder()
-    await engine.run(question, sink=recorder, deadline_s=deadline_s, plan=plan, budget=budget)
+    await engine.run(question, RunOptions(deadline_s=deadline_s, plan=plan, budget=budget), sink=recorder)
     return fold(recorder.events)
 
 

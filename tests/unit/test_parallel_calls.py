@@ -9,6 +9,7 @@ from reasoning.errors import PlanInvalid
 from reasoning.plan import PARALLEL, plan_schema
 from reasoning.report import fold
 from reasoning.types import Plan, Step
+from reasoning.options import RunOptions
 from tests.unit.test_user_tools import engine
 
 
@@ -23,7 +24,7 @@ async def test_the_calls_of_one_step_run_concurrently_and_are_each_verified():
         Step(2, "tools", PARALLEL, calls(("echo_later", {"text": "a"}), ("echo_later", {"text": "b $1"}), ("calculator", {"expression": "$1+1"})), [1]),
     ])
     recorder = ev.Recorder()
-    await engine().run("q", sink=recorder, deadline_s=10, plan=plan)
+    await engine().run("q", RunOptions(deadline_s=10, plan=plan), sink=recorder)
     report = fold(recorder.events)
     assert report.steps[1].output == ["a", "b 42", 43]
     made = [e for e in recorder.events if isinstance(e, ev.ToolCalled) and e.step_id == 2]

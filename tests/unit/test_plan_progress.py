@@ -17,6 +17,7 @@ from reasoning.program_planner import ProgramPlanner
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Completion, Expert, Grammar, Usage
+from reasoning.options import RunOptions
 from tools import default_tools
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
@@ -52,7 +53,7 @@ async def plan_events(*experts: Expert) -> list[ev.AnyEvent]:
     engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
                     planner=ProgramPlanner(router, tools, samples=3), composer=Composer(router))
     recorder = ev.Recorder()
-    await engine.run("How many are there?", sink=recorder, deadline_s=10)
+    await engine.run("How many are there?", RunOptions(deadline_s=10), sink=recorder)
     return recorder.events
 
 

@@ -12,6 +12,7 @@ from reasoning.program_planner import ProgramPlanner
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Completion, Expert, Grammar, Usage
+from reasoning.options import RunOptions
 from tools import default_tools
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
@@ -41,7 +42,7 @@ async def run(backend: Samples, question: str, samples: int = 5, always: bool = 
     engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
                     planner=ProgramPlanner(router, tools, samples=samples), composer=Composer(router, always=always))
     recorder = ev.Recorder()
-    await engine.run(question, sink=recorder, deadline_s=10)
+    await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
     return fold(recorder.events), recorder.events
 
 
@@ -162,7 +163,7 @@ async def test_programs_of_side_effect_free_tools_vote_by_value_and_ties_go_to_t
     engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
                     planner=ProgramPlanner(router, tools, samples=4), composer=Composer(router))
     recorder = ev.Recorder()
-    await engine.run("How many?", sink=recorder, deadline_s=10)
+    await engine.run("How many?", RunOptions(deadline_s=10), sink=recorder)
     sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
     assert sampled.values == [14, 14, 15, 14] and sampled.votes == 3 and sampled.chosen == 1
     _, events = await run(Samples(["a = 2 * 3\nanswer = a + 1", "answer = 9 * 1", "b = 1 + 1\nc = b * 2\nanswer = c"]), "How many?", samples=3)
@@ -193,7 +194,7 @@ async def test_without_a_majority_more_programs_are_sampled_and_all_of_them_vote
     engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
                     planner=ProgramPlanner(router, tools, samples=5, more=5), composer=Composer(router))
     recorder = ev.Recorder()
-    await engine.run("What is the number?", sink=recorder, deadline_s=10)
+    await engine.run("What is the number?", RunOptions(deadline_s=10), sink=recorder)
     sampled = [e for e in recorder.events if isinstance(e, ev.ProgramsSampled)]
     assert fold(recorder.events).answer.text == "6"
     assert len(sampled) == 1 and len(sampled[0].programs) == 10 and sampled[0].votes == 4
@@ -207,7 +208,7 @@ async def test_a_majority_of_the_first_samples_draws_no_more():
     router = Router({"general": Expert(name="general", backend=backend)}, "general")
     engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
                     planner=ProgramPlanner(router, tools, samples=5, more=5), composer=Composer(router))
-    await engine.run("What is the number?", sink=ev.Recorder(), deadline_s=10)
+    await engine.run("What is the number?", RunOptions(deadline_s=10), sink=ev.Recorder())
     assert len(backend.calls) == 1
 
 

@@ -12,6 +12,7 @@ from reasoning.engine import Engine
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Answer, Completion, Expert, Plan, Step, Usage
+from reasoning.options import RunOptions
 from tools import default_tools
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
@@ -54,7 +55,7 @@ async def run(script: Script, question: str, plan: Plan | None = None, policy: V
     router = Router({"general": Expert(name="general", backend=script)}, "general")
     engine = Engine(router, tools, default_verifiers(tools), policy=policy)
     recorder = ev.Recorder()
-    await engine.run(question, sink=recorder, deadline_s=10, plan=plan, stream_plan=stream_plan)
+    await engine.run(question, RunOptions(deadline_s=10, plan=plan, stream_plan=stream_plan), sink=recorder)
     return fold(recorder.events), recorder.events
 
 
@@ -122,7 +123,7 @@ async def test_a_deadline_passing_during_a_replan_is_recorded_as_the_deadline():
     tools = default_tools()
     engine = Engine(Router({"general": Expert(name="general", backend=script)}, "general"), tools, default_verifiers(tools), policy=VerdictPolicy())
     recorder = ev.Recorder()
-    await engine.run("x plus one?", sink=recorder, deadline_s=0.5)
+    await engine.run("x plus one?", RunOptions(deadline_s=0.5), sink=recorder)
     report = fold(recorder.events)
     assert report.status == "failed" and report.error.type == "deadline_exceeded" and report.replans == 1
 

@@ -12,6 +12,7 @@ from reasoning.repair import repair_grammar
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Answer, Completion, Expert, Grammar, Plan, Step, Usage
+from reasoning.options import RunOptions
 from tests.unit.test_sql_grammar import accepts
 from tools import default_tools
 from tools.sql import SqlArgs
@@ -79,7 +80,7 @@ async def run(script: Script, plan: Plan, replan: Plan | None = None):
     planner = Planner(replan or plan)
     engine = Engine(router, tools, default_verifiers(tools), planner=planner, composer=Composer(), policy=VerdictPolicy())
     recorder = ev.Recorder()
-    await engine.run("How many employees?", sink=recorder, deadline_s=10, plan=plan)
+    await engine.run("How many employees?", RunOptions(deadline_s=10, plan=plan), sink=recorder)
     return fold(recorder.events), recorder.events, database, planner
 
 

@@ -12,6 +12,7 @@ from reasoning.engine import Engine
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import EXPERT_SYSTEM, Answer, Completion, Expert, Plan, Step, Usage
+from reasoning.options import RunOptions
 from tools import default_tools
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
@@ -44,7 +45,7 @@ async def run(plan: Plan, sequential: bool) -> tuple[SlowExperts, list]:
     engine = Engine(Router({"general": Expert(name="general", backend=backend)}, "general"), tools, default_verifiers(tools),
                     policy=VerdictPolicy())
     recorder = ev.Recorder()
-    await engine.run("q", sink=recorder, deadline_s=10, plan=plan, sequential=sequential)
+    await engine.run("q", RunOptions(deadline_s=10, plan=plan, sequential=sequential), sink=recorder)
     return backend, recorder.events
 
 

@@ -15,6 +15,7 @@ from reasoning.plan import tool_args_schema
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Completion, Expert, Plan, Step, Usage
+from reasoning.options import RunOptions
 from tests.fixtures import user_tools
 from tools import load_tools, tool
 from verifiers import default_verifiers
@@ -74,7 +75,7 @@ async def test_a_user_tool_runs_in_a_plan_and_is_verified_like_any_other():
     """A deterministic user tool's result is recomputed by the verifier; its output feeds later steps."""
     plan = Plan([Step(1, "tool", "convert", {"amount": 20, "rate": 1.1}), Step(2, "tool", "calculator", {"expression": "$1*2"}, [1])])
     recorder = ev.Recorder()
-    await engine().run("20 at 1.1, doubled?", sink=recorder, deadline_s=10, plan=plan, run_id=uuid.uuid4())
+    await engine().run("20 at 1.1, doubled?", RunOptions(deadline_s=10, plan=plan), sink=recorder, run_id=uuid.uuid4())
     report = fold(recorder.events)
     assert [s.output for s in report.steps] == [22.0, 44]
     assert report.steps[0].verdicts[0].verifier == "tool_recomputed" and report.steps[0].verdicts[0].outcome == "pass"
