@@ -79,7 +79,7 @@ class Metrics:
                 self.runs_active.inc()
             case ev.ModelCalled(expert=expert, purpose=purpose, error=error):
                 self.model_calls.labels(expert, purpose).inc()
-                if error is not None and error != "cancelled":  # a cancelled call is the run's doing, not the backend's
+                if error is not None and not event.cancelled:
                     self.backend_errors.labels(expert, error.split(":", 1)[0]).inc()
                 # A call that broke its constraint still used (and is charged for) its tokens.
                 self.tokens.labels(expert, "input").inc(event.input_tokens)
@@ -97,7 +97,7 @@ class Metrics:
             case ev.RunFinished(latency_ms=ms):
                 self._ended("finished", "", ms)
             case ev.RunFailed(latency_ms=ms, error_type=kind):
-                self._ended("cancelled" if kind == "cancelled" else "failed", kind, ms)
+                self._ended(event.status, kind, ms)
 
     def _ended(self, status: str, error_type: str, latency_ms: float) -> None:
         self.runs_active.dec()

@@ -391,8 +391,7 @@ async def write_batch(conn: asyncpg.Connection, batch: list[ev.AnyEvent], *, der
             case ev.RunFinished():
                 ended.append((event.run_id, "finished", _ts(event.at), None, None, event.latency_ms))
             case ev.RunFailed():
-                status = "cancelled" if event.error_type == "cancelled" else "failed"
-                ended.append((event.run_id, status, _ts(event.at), event.error_type, event.error, event.latency_ms))
+                ended.append((event.run_id, event.status, _ts(event.at), event.error_type, event.error, event.latency_ms))
             case ev.StepFinished() | ev.StepFailed():
                 ok = isinstance(event, ev.StepFinished)
                 tables["steps"].append((

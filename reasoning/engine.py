@@ -18,7 +18,7 @@ import structlog
 from reasoning import errors
 from reasoning.composer import Composer
 from reasoning.context import Budget, RunContext
-from reasoning.events import AnswerReady, EventSink, PlanReady, Replanned, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
+from reasoning.events import CANCELLED, AnswerReady, EventSink, PlanReady, Replanned, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
 from reasoning.executor import RunStep, run_plan, run_streamed_plan
 from reasoning.functions import call_functions
 from reasoning.options import ChatOptions, CheckedRun, RunOptions
@@ -94,7 +94,7 @@ class Engine:
             except errors.ReasoningError as exc:
                 self._failed(sink, run_id, started, exc)
             except asyncio.CancelledError:
-                sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type="cancelled", error="the run was cancelled", latency_ms=_ms(started)))
+                sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type=CANCELLED, error="the run was cancelled", latency_ms=_ms(started)))
                 raise
             except Exception as exc:
                 sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type="internal_error", error=repr(exc), latency_ms=_ms(started)))

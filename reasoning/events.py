@@ -14,6 +14,10 @@ import msgspec
 from reasoning.types import Answer, Outcome, Plan, Step, StepKind
 
 
+CANCELLED = "cancelled"
+"""The error (RunFailed: the error type) of a run, step or model call that was cancelled rather than failing itself."""
+
+
 class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=False):
     run_id: uuid.UUID
     at: float
@@ -75,6 +79,11 @@ class ModelCalled(Event, tag="model_called"):
     rerouted_from: str | None = None  # the expert that failed this call before this one took it
     error: str | None = None
 
+    @property
+    def cancelled(self) -> bool:
+        """The call was cancelled by its run (a deadline, a sibling step's failure, the client): no fault of the backend."""
+        return self.error == CANCELLED
+
 
 class ToolCalled(Event, tag="tool_called"):
     step_id: int
@@ -110,6 +119,11 @@ class StepFinished(_StepEnded, tag="step_finished"):
 class StepFailed(_StepEnded, tag="step_failed"):
     error: str
 
+    @property
+    def cancelled(self) -> bool:
+        """The step was cancelled (another step's failure, the deadline, the run's cancellation), not failed itself."""
+        return self.error == CANCELLED
+
 
 class Replanned(Event, tag="replanned"):
     """A step failed for good; the planner was asked for a repaired plan. Completed steps it keeps are not re-run."""
@@ -131,6 +145,11 @@ class RunFailed(Event, tag="run_failed"):
     error_type: str
     error: str
     latency_ms: float
+
+    @property
+    def status(self) -> Literal["cancelled", "failed"]:
+        """How the run ended: cancelled (by DELETE /v1/runs/{id} or the client going away), else failed."""
+        return "cancelled" if self.error_type == CANCELLED else "failed"
 
 
 AnyEvent = (

@@ -17,7 +17,7 @@ import structlog
 
 from reasoning import errors
 from reasoning.context import RunContext
-from reasoning.events import StepFailed, StepFinished, StepStarted
+from reasoning.events import CANCELLED, StepFailed, StepFinished, StepStarted
 from reasoning.plan import Dag, substitute
 from reasoning.types import Step
 
@@ -51,7 +51,7 @@ class _Execution:
             resolved = substitute(step.input, self.outputs)
             output = await self.run_step(step, resolved)
         except BaseException as exc:
-            reason = "cancelled" if isinstance(exc, asyncio.CancelledError) else _describe(exc)
+            reason = CANCELLED if isinstance(exc, asyncio.CancelledError) else _describe(exc)
             sink.emit(StepFailed(
                 run_id=run_id, at=time.time(), step_id=step.id, kind=step.kind, target=step.target, input=resolved,
                 depends_on=step.depends_on, started_at=started, error=reason,

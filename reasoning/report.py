@@ -88,7 +88,7 @@ def fold(events: Iterable[ev.AnyEvent]) -> RunReport:
                     step.status, step.output = "finished", event.output
                 else:
                     step.status, step.error = "failed", event.error
-                    if event.error != "cancelled":
+                    if not event.cancelled:
                         failed = event.step_id
             case ev.ToolCalled(error=error) if error is not None:
                 tool_errors[event.step_id] = error
@@ -107,7 +107,7 @@ def fold(events: Iterable[ev.AnyEvent]) -> RunReport:
             case ev.RunFinished():
                 report.status, report.latency_ms = "finished", event.latency_ms
             case ev.RunFailed():
-                report.status = "cancelled" if event.error_type == "cancelled" else "failed"
+                report.status = event.status
                 report.latency_ms = event.latency_ms
                 report.error = _error(event, steps.get(failed) if failed is not None else None, tool_errors.get(failed), planned)
     if report is None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from reasoning.constraints import ConstraintViolated, decode_output
 from reasoning.context import RunContext
 from reasoning.errors import BackendError
-from reasoning.events import ModelCalled
+from reasoning.events import CANCELLED, ModelCalled
 from reasoning.types import Completion, Constraint, Expert, Message, Sampling, Usage
 
 T = TypeVar("T")
@@ -98,7 +98,7 @@ class Router:
                     )
             except asyncio.CancelledError:
                 # Recorded too: the call held a slot and may have generated tokens nobody will see.
-                sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000, rerouted_from, "cancelled"))
+                sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000, rerouted_from, CANCELLED))
                 raise
             except BackendError as exc:
                 sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000, rerouted_from, f"{exc.kind}: {exc}"))
