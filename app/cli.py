@@ -18,6 +18,7 @@ from app.logs import configure_logging
 from app.migrate import migrate
 from app.modelfiles import ModelFileError, fetch, use_fetched
 from app.registry import ExpertSpec, RegistryError, registry_for
+from app.rendering import step_result, verdict_marks
 from app.settings import Settings
 from app.sqlrole import RoleError, ensure_readonly_role, role_url
 from reasoning import events as ev
@@ -255,9 +256,9 @@ def tree(report: RunReport) -> str:
     for i, step in enumerate(report.steps):
         branch = "└─" if i == len(report.steps) - 1 else "├─"
         shown = step.input.get("expression", render(step.input)) if isinstance(step.input, dict) else step.input
-        result = render(step.output) if step.status == "finished" else f"FAILED {step.error}"
+        result = step_result(step)
         after = f" (after {', '.join(map(str, step.depends_on))})" if step.depends_on else ""
-        checks = " ".join(f"{'✓' if v.outcome == 'pass' else '✗'}{v.verifier}" for v in step.verdicts)
+        checks = verdict_marks(step.verdicts)
         lines.append(f"{branch} [{step.id}] {step.target}: {shown} → {result}  {step.duration_ms or 0:.1f} ms{after} {checks}".rstrip())
     return "\n".join(lines)
 

@@ -20,6 +20,7 @@ import msgspec
 
 from app import db
 from app.migrate import migrate
+from app.rendering import failed, step_result, verdict_marks
 from app.settings import Settings
 from app.trace import RunLookupError, find_run, load_events, step_needs
 from reasoning import events as ev
@@ -178,10 +179,10 @@ def render_trace(events: list[ev.AnyEvent]) -> str:
             match event:
                 case ev.ModelCalled(step_id=None):
                     start_ms = (event.at - t0) * 1000 - event.latency_ms
-                    failed = f" FAILED {event.error}" if event.error else ""
+                    failed_call = f" {failed(event.error)}" if event.error else ""
                     (after if event.purpose == "compose" else lines).append(
                         f"{event.purpose:<8} at {start_ms:.1f} ms for {event.latency_ms:.1f} ms · {event.expert} · "
-                        f"{event.input_tokens} in ({event.cached_tokens} cached) / {event.output_tokens} out{failed}")
+                        f"{event.input_tokens} in ({event.cached_tokens} cached) / {event.output_tokens} out{failed_call}")
                 case ev.ModelCalled():
                     c = calls.setdefault(event.step_id, _Calls())
                     if event.error is None and event.expert not in c.experts:
@@ -261,20 +262,14 @@ def _step_line(sid: int, step: StepReport | None, planned: Step | None, c: _Call
                kept: bool) -> str:
     if step is None:
         return f"[{sid}] {planned.target}: {_shown(planned.input)}  ({'kept from the plan before' if kept else 'not run'})"
-    if step.status == "finished":
-        result = render(step.output)
-    elif step.status == "failed":
-        result = f"FAILED {step.error}"
-    else:
-        result = "(still running)"
+    result = step_result(step)
     timing = f"at {(step.started_at - t0) * 1000:.1f} ms for {step.duration_ms or 0:.1f} ms"
     served = ""
     if c is not None:
         who = ", ".join(c.experts + [t for t in c.tools if t != step.target or step.kind != "tool"])
         tokens = f", {c.model_calls} call(s), {c.input_tokens} in / {c.output_tokens} out" if c.model_calls else ""
         served = f" · {who}{tokens}" if who or tokens else ""
-    checks = " ".join(f"{'✓' if v.outcome == 'pass' else '✗'}{v.verifier}" + ("" if v.outcome == "pass" else f"({v.outcome}: {v.reason})")
-                      for v in step.verdicts)
+    checks = verdict_marks(step.verdicts, reasons=True)
     after = f" (also after {', '.join(map(str, also))})" if also else ""
     return f"[{sid}] {step.target}: {_shown(step.input)} → {result} · {timing}{served}{after} {checks}".rstrip()
 
@@ -406,14 +401,14 @@ def diff_reports(old: RunReport, new: RunReport, step_id: int | None = None) -> 
         if o is None or n is None:
             gone = o is not None
             s = o if gone else n
-            step_lines.append(f"  [{sid}] {'removed' if gone else 'added'}: {s.target}: {_shown(s.input)} → {_result(s)}")
+            step_lines.append(f"  [{sid}] {'removed' if gone else 'added'}: {s.target}: {_shown(s.input)} → {step_result(s)}")
             changed += 1
             continue
         what = [f"{name} {x} → {y}" for name, x, y in (
-            ("target", o.target, n.target), ("input", _shown(o.input), _shown(n.input)), ("output", _result(o), _result(n)),
+            ("target", o.target, n.target), ("input", _shown(o.input), _shown(n.input)), ("output", step_result(o), step_result(n)),
         ) if x != y]
         changed += bool(what)
-        step_lines.append(f"  [{sid}] {o.target}: " + ("; ".join(what) if what else f"unchanged ({_result(n)})"))
+        step_lines.append(f"  [{sid}] {o.target}: " + ("; ".join(what) if what else f"unchanged ({step_result(n)})"))
         vo, vn = _verdicts(o), _verdicts(n)
         if vo != vn:
             verdict_lines.append(f"  [{sid}] {vo or '-'} → {vn or '-'}")
@@ -435,10 +430,6 @@ def diff_reports(old: RunReport, new: RunReport, step_id: int | None = None) -> 
 
 def _answer(report: RunReport) -> str | None:
     return report.answer.text if report.answer else None
-
-
-def _result(step: StepReport) -> str:
-    return render(step.output) if step.status == "finished" else f"FAILED {step.error}" if step.status == "failed" else "(running)"
 
 
 def _verdicts(step: StepReport) -> str:
