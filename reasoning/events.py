@@ -18,6 +18,19 @@ CANCELLED = "cancelled"
 """The error (RunFailed: the error type) of a run, step or model call that was cancelled rather than failing itself."""
 
 
+class _Cancellable:
+    """An event whose `error` may say it was cancelled by its run (a deadline, another step's failure, the client
+    going away) rather than failing itself: a cancelled model call is no fault of its backend, a cancelled step not
+    the step that failed the run."""
+
+    __slots__ = ()
+    error: str | None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.error == CANCELLED
+
+
 class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=False):
     run_id: uuid.UUID
     at: float
@@ -59,7 +72,7 @@ class StepStarted(Event, tag="step_started"):
     step: Step  # as planned; a streamed plan's steps start before the plan is complete
 
 
-class ModelCalled(Event, tag="model_called"):
+class ModelCalled(Event, _Cancellable, tag="model_called"):
     """One call to one expert, successful or not (`error` says why not; a failed call has no tokens)."""
 
     step_id: int | None
@@ -78,11 +91,6 @@ class ModelCalled(Event, tag="model_called"):
     operation: str = "chat"
     rerouted_from: str | None = None  # the expert that failed this call before this one took it
     error: str | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        """The call was cancelled by its run (a deadline, a sibling step's failure, the client): no fault of the backend."""
-        return self.error == CANCELLED
 
 
 class ToolCalled(Event, tag="tool_called"):
@@ -116,13 +124,8 @@ class StepFinished(_StepEnded, tag="step_finished"):
     output: Any
 
 
-class StepFailed(_StepEnded, tag="step_failed"):
+class StepFailed(_StepEnded, _Cancellable, tag="step_failed"):
     error: str
-
-    @property
-    def cancelled(self) -> bool:
-        """The step was cancelled (another step's failure, the deadline, the run's cancellation), not failed itself."""
-        return self.error == CANCELLED
 
 
 class Replanned(Event, tag="replanned"):
