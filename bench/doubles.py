@@ -1,10 +1,8 @@
-"""The stand-ins benchmarks measure the orchestrator against: a no-op tool and a model backend that answers at once
-(or after a fixed latency), built here in bench code so app/ never carries test doubles."""
+"""The stand-ins benchmarks measure the orchestrator against: a no-op tool, and a model backend that answers at once
+(or after a fixed latency). The backend is tests/doubles.py's InstantBackend: backend doubles are declared once, in
+tests, which import no test tooling, so bench may import them; app/ never carries test doubles."""
 
 from __future__ import annotations
-
-import asyncio
-import time
 
 import msgspec
 
@@ -13,7 +11,8 @@ from reasoning.composer import Composer
 from reasoning.engine import Engine
 from reasoning.planner import Planner
 from reasoning.router import Router
-from reasoning.types import Completion, Expert, Plan, Step, Usage
+from reasoning.types import Expert, Plan, Step
+from tests.doubles import InstantBackend
 from tools import default_tools
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
@@ -34,34 +33,6 @@ class NoopTool:
 
     async def run(self, args: NoopArgs) -> int:
         return args.x
-
-
-class InstantBackend:
-    """A model that replies at once (or after `latency_s`, asleep on the event loop like a remote call) with text
-    that decodes under the composer's Answer schema (it cites step 1, which every benchmark plan has)."""
-
-    provider = "bench"
-    model = "instant"
-    base_url = "inline:"
-    kind = "bench"
-
-    def __init__(self, latency_s: float = 0.0, text: str = '{"text":"done","uses":[1]}') -> None:
-        self.latency_s = latency_s
-        self.text = text
-
-    async def generate(self, messages, *, constraint=None, sampling=None, deadline=None, on_text=None) -> Completion:
-        started = time.perf_counter()
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
-        if on_text is not None:
-            on_text(self.text)
-        return Completion(self.text, Usage(10, 5, 0), (time.perf_counter() - started) * 1000, self.model, "stop")
-
-    async def health(self) -> bool:
-        return True
-
-    async def aclose(self) -> None:
-        pass
 
 
 def bench_tools() -> dict:

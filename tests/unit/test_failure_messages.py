@@ -3,7 +3,6 @@ can do; the error as recorded (rules of plans, advice meant for the planner) sta
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
@@ -12,29 +11,12 @@ import msgspec
 from app.cli import tree
 from reasoning import events as ev
 from reasoning.context import Budget
-from reasoning.engine import Engine
-from reasoning.report import fold
-from reasoning.router import Router
-from reasoning.types import Completion, Expert, Plan, Step, Usage
 from reasoning.options import RunOptions
+from reasoning.report import fold
+from reasoning.types import Plan, Step
+from tests.doubles import Script, engine_with
 from tools import default_tools
-from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
-
-
-class Script:
-    """A backend double answering a fixed sequence of texts (then hanging, if `hang`)."""
-
-    provider, model = "test", "test"
-
-    def __init__(self, *texts: str, hang: bool = False) -> None:
-        self.texts = list(texts)
-        self.hang = hang
-
-    async def generate(self, messages, **kwargs):
-        if not self.texts and self.hang:
-            await asyncio.sleep(3600)
-        return Completion(self.texts.pop(0), Usage(10, 5, 0), latency_ms=1.0, model="test")
 
 
 def calc(sid: int, expression: str) -> Step:
@@ -42,9 +24,7 @@ def calc(sid: int, expression: str) -> Step:
 
 
 async def run(script: Script, question: str, plan: Plan | None = None, deadline_s: float = 10, budget: Budget = Budget()):
-    tools = default_tools()
-    router = Router({"general": Expert(name="general", backend=script)}, "general")
-    engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(max_replans=1))
+    engine = engine_with(script, default_tools(), policy=VerdictPolicy(max_replans=1))
     recorder = ev.Recorder()
     await engine.run(question, RunOptions(deadline_s=deadline_s, plan=plan, budget=budget), sink=recorder)
     return fold(recorder.events)

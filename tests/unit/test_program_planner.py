@@ -7,15 +7,13 @@ import msgspec
 
 from reasoning import events as ev
 from reasoning.composer import Composer
-from reasoning.engine import Engine
+from reasoning.options import RunOptions
 from reasoning.program_planner import ProgramPlanner
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Completion, Expert, Grammar, Usage
-from reasoning.options import RunOptions
+from tests.doubles import engine_with
 from tools import default_tools
-from verifiers import default_verifiers
-from verifiers.policy import VerdictPolicy
 
 
 class Samples:
@@ -38,9 +36,8 @@ class Samples:
 
 async def run(backend: Samples, question: str, samples: int = 5, always: bool = False):
     tools = default_tools()
-    router = Router({"general": Expert(name="general", backend=backend)}, "general")
-    engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
-                    planner=ProgramPlanner(router, tools, samples=samples), composer=Composer(router, always=always))
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=samples),
+                         composer=lambda router: Composer(router, always=always))
     recorder = ev.Recorder()
     await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
     return fold(recorder.events), recorder.events
@@ -159,9 +156,8 @@ async def test_programs_of_side_effect_free_tools_vote_by_value_and_ties_go_to_t
     programs = ['a = lookup("7")\nanswer = a * 2', 'answer = lookup("14")', 'answer = 3 * 5', 'b = lookup("14")\nanswer = b']
     backend = Samples(programs)
     tools = {**default_tools(), "lookup": Lookup()}
-    router = Router({"general": Expert(name="general", backend=backend)}, "general")
-    engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
-                    planner=ProgramPlanner(router, tools, samples=4), composer=Composer(router))
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=4),
+                         composer=lambda router: Composer(router))
     recorder = ev.Recorder()
     await engine.run("How many?", RunOptions(deadline_s=10), sink=recorder)
     sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
@@ -190,9 +186,8 @@ async def test_without_a_majority_more_programs_are_sampled_and_all_of_them_vote
     second = ["answer = 1 + 5", "answer = 6 * 1", "answer = 9 - 1", "answer = 4 + 4", "answer = 8 * 1"]
     backend = Batches([first, second])
     tools = default_tools()
-    router = Router({"general": Expert(name="general", backend=backend)}, "general")
-    engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
-                    planner=ProgramPlanner(router, tools, samples=5, more=5), composer=Composer(router))
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5, more=5),
+                         composer=lambda router: Composer(router))
     recorder = ev.Recorder()
     await engine.run("What is the number?", RunOptions(deadline_s=10), sink=recorder)
     sampled = [e for e in recorder.events if isinstance(e, ev.ProgramsSampled)]
@@ -205,9 +200,8 @@ async def test_a_majority_of_the_first_samples_draws_no_more():
     """Three of five agree: one program call, however many more samples a weak vote would draw."""
     backend = Samples(["answer = 3 + 3", "answer = 2 * 3", "answer = 6", "answer = 2 + 3", "answer = 3 + 4"])
     tools = default_tools()
-    router = Router({"general": Expert(name="general", backend=backend)}, "general")
-    engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy(),
-                    planner=ProgramPlanner(router, tools, samples=5, more=5), composer=Composer(router))
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5, more=5),
+                         composer=lambda router: Composer(router))
     await engine.run("What is the number?", RunOptions(deadline_s=10), sink=ev.Recorder())
     assert len(backend.calls) == 1
 

@@ -8,28 +8,12 @@ import asyncio
 import msgspec
 
 from reasoning import events as ev
-from reasoning.engine import Engine
-from reasoning.report import fold
-from reasoning.router import Router
-from reasoning.types import Answer, Completion, Expert, Plan, Step, Usage
 from reasoning.options import RunOptions
+from reasoning.report import fold
+from reasoning.types import Answer, Plan, Step
+from tests.doubles import Script, engine_with
 from tools import default_tools
-from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
-
-
-class Script:
-    """A backend double answering a fixed sequence of texts, and keeping the messages it was sent."""
-
-    provider, model = "test", "test"
-
-    def __init__(self, *texts: str) -> None:
-        self.texts = list(texts)
-        self.seen: list[list] = []
-
-    async def generate(self, messages, **kwargs):
-        self.seen.append(messages)
-        return Completion(self.texts.pop(0), Usage(10, 5, 0), latency_ms=1.0, model="test")
 
 
 def encode(value) -> str:
@@ -40,20 +24,8 @@ def calc(sid: int, expression: str, *deps: int) -> Step:
     return Step(sid, "tool", "calculator", {"expression": expression}, list(deps))
 
 
-class StreamingScript(Script):
-    """A Script that also hands each text to `on_text`, as a streaming server does (in one piece)."""
-
-    async def generate(self, messages, **kwargs):
-        completion = await super().generate(messages, **kwargs)
-        if kwargs.get("on_text"):
-            kwargs["on_text"](completion.text)
-        return completion
-
-
 async def run(script: Script, question: str, plan: Plan | None = None, policy: VerdictPolicy = VerdictPolicy(), stream_plan: bool = False):
-    tools = default_tools()
-    router = Router({"general": Expert(name="general", backend=script)}, "general")
-    engine = Engine(router, tools, default_verifiers(tools), policy=policy)
+    engine = engine_with(script, default_tools(), policy=policy)
     recorder = ev.Recorder()
     await engine.run(question, RunOptions(deadline_s=10, plan=plan, stream_plan=stream_plan), sink=recorder)
     return fold(recorder.events), recorder.events
@@ -98,7 +70,7 @@ async def test_a_streamed_plan_is_repaired_too_keeping_what_finished():
     so far, and the repaired plan runs without redoing the unchanged ones."""
     broken = Plan([calc(1, "17*23"), calc(2, "x+1", 1)])
     repaired = Plan([calc(1, "17*23"), calc(2, "$1+1", 1)])
-    script = StreamingScript(encode(broken), encode(repaired), encode(Answer("392", [1, 2])))
+    script = Script(encode(broken), encode(repaired), encode(Answer("392", [1, 2])), streams=True)
     report, events = await run(script, "17*23, plus one?", stream_plan=True)
     assert report.status == "finished" and report.replans == 1 and report.answer.text == "392"
     assert [e.step_id for e in events if isinstance(e, ev.ToolCalled)] == [1, 2, 2]
@@ -120,8 +92,7 @@ async def test_a_deadline_passing_during_a_replan_is_recorded_as_the_deadline():
     """After a failed step (whose TaskGroup cancelled the run's task on Python 3.11), the run's deadline still ends
     the run as deadline_exceeded, not as a cancellation."""
     script = SlowSecondCall(encode(Plan([calc(1, "x+1")])))
-    tools = default_tools()
-    engine = Engine(Router({"general": Expert(name="general", backend=script)}, "general"), tools, default_verifiers(tools), policy=VerdictPolicy())
+    engine = engine_with(script, default_tools())
     recorder = ev.Recorder()
     await engine.run("x plus one?", RunOptions(deadline_s=0.5), sink=recorder)
     report = fold(recorder.events)
@@ -145,7 +116,7 @@ async def test_a_planned_plan_breaking_a_rule_is_repaired_but_a_callers_is_refus
 
 async def test_a_streamed_plan_breaking_a_rule_is_repaired_too():
     """With stream_plan, a planned step the rules refuse (`$57`) also goes back to the planner; the repair runs."""
-    script = StreamingScript(encode(Plan([calc(1, "$57*2")])), encode(Plan([calc(1, "57*2")])), encode(Answer("114", [1])))
+    script = Script(encode(Plan([calc(1, "$57*2")])), encode(Plan([calc(1, "57*2")])), encode(Answer("114", [1])), streams=True)
     report, events = await run(script, "Twice $57?", stream_plan=True)
     assert report.status == "finished" and report.steps[0].output == 114 and report.replans == 1
     assert "broke a rule of plans" in script.seen[1][-1].content

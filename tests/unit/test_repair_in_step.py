@@ -7,36 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 from reasoning import events as ev
-from reasoning.engine import Engine
+from reasoning.options import RunOptions
 from reasoning.repair import repair_grammar
 from reasoning.report import fold
-from reasoning.router import Router
-from reasoning.types import Answer, Completion, Expert, Grammar, Plan, Step, Usage
-from reasoning.options import RunOptions
+from reasoning.types import Answer, Grammar, Plan, Step
+from tests.doubles import Script, engine_with
 from tests.unit.test_sql_grammar import accepts
 from tools import default_tools
 from tools.sql import SqlArgs
 from tools.sql_grammar import sql_grammar
-from verifiers import default_verifiers
-from verifiers.policy import VerdictPolicy
 
 SCHEMA = "  table employees(id integer, name text, salary numeric)"
 HEADCOUNT = "SELECT headcount FROM employees"
 COUNT = "SELECT count(*) FROM employees"
-
-
-class Script:
-    """A backend double answering a fixed sequence of texts, keeping what it was sent."""
-
-    provider, model = "test", "test"
-
-    def __init__(self, *texts: str) -> None:
-        self.texts = list(texts)
-        self.calls: list[dict[str, Any]] = []
-
-    async def generate(self, messages, **kwargs):
-        self.calls.append({"messages": messages, **kwargs})
-        return Completion(self.texts.pop(0), Usage(10, 5, 0), latency_ms=1.0, model="test")
 
 
 class Database:
@@ -76,9 +59,8 @@ class Composer:
 async def run(script: Script, plan: Plan, replan: Plan | None = None):
     database = Database()
     tools = default_tools() | {"sql": database}
-    router = Router({"general": Expert(name="general", backend=script)}, "general")
     planner = Planner(replan or plan)
-    engine = Engine(router, tools, default_verifiers(tools), planner=planner, composer=Composer(), policy=VerdictPolicy())
+    engine = engine_with(script, tools, planner=lambda _: planner, composer=lambda _: Composer())
     recorder = ev.Recorder()
     await engine.run("How many employees?", RunOptions(deadline_s=10, plan=plan), sink=recorder)
     return fold(recorder.events), recorder.events, database, planner

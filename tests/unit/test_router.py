@@ -12,31 +12,8 @@ from reasoning import events as ev
 from reasoning.context import Budget, RunContext
 from reasoning.errors import BackendError, BackendUnavailable, BudgetExceeded, OutputInvalid
 from reasoning.router import Router
-from reasoning.types import Answer, Completion, Expert, Message, Usage
-
-
-class Scripted:
-    """A backend double for scheduling logic: answers `text` after `delay`, or raises `error`."""
-
-    provider = "test"
-
-    def __init__(self, text: str = "ok", *, delay: float = 0.0, error: Exception | None = None) -> None:
-        self.model, self.text, self.delay, self.error = "m", text, delay, error
-        self.calls = 0
-        self.running = 0
-        self.peak = 0
-
-    async def generate(self, messages, *, constraint=None, sampling=None, deadline=None):
-        self.calls += 1
-        self.running += 1
-        self.peak = max(self.peak, self.running)
-        try:
-            await asyncio.sleep(self.delay)
-            if self.error:
-                raise self.error
-            return Completion(self.text, Usage(1000, 500, 200), latency_ms=1.0, model=self.model)
-        finally:
-            self.running -= 1
+from reasoning.types import Answer, Expert, Message
+from tests.doubles import Scripted
 
 
 def expert(name: str, backend, *skills: str, **kw) -> Expert:

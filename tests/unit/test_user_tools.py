@@ -11,15 +11,13 @@ import pytest
 from reasoning import events as ev
 from reasoning.engine import Engine
 from reasoning.errors import PlanInvalid
+from reasoning.options import RunOptions
 from reasoning.plan import tool_args_schema
 from reasoning.report import fold
-from reasoning.router import Router
-from reasoning.types import Completion, Expert, Plan, Step, Usage
-from reasoning.options import RunOptions
+from reasoning.types import Plan, Step
+from tests.doubles import InstantBackend, engine_with
 from tests.fixtures import user_tools
 from tools import load_tools, tool
-from verifiers import default_verifiers
-from verifiers.policy import VerdictPolicy
 
 
 def test_parameters_become_the_argument_schema():
@@ -56,19 +54,9 @@ def test_modules_are_loaded_next_to_the_built_in_tools_and_names_must_be_unique(
         load_tools(["tests.fixtures.user_tools"], base={"convert": object()})
 
 
-class Composing:
-    """A backend double for the composer's one call (the plans here are the caller's, all tool steps)."""
-
-    provider, model = "test", "test"
-
-    async def generate(self, messages, **kwargs):
-        return Completion('{"text":"44","uses":[2]}', Usage(10, 5, 0), latency_ms=1.0, model="test")
-
-
 def engine() -> Engine:
-    tools = load_tools(["tests.fixtures.user_tools"])
-    router = Router({"general": Expert(name="general", backend=Composing())}, "general")
-    return Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy())
+    # the plans here are the caller's, all tool steps: the backend answers the composer's one call
+    return engine_with(InstantBackend(text='{"text":"44","uses":[2]}'), load_tools(["tests.fixtures.user_tools"]))
 
 
 async def test_a_user_tool_runs_in_a_plan_and_is_verified_like_any_other():
