@@ -32,9 +32,9 @@ from bench.doubles import bench_tools, chain, engine_for, fan_out, instant_fleet
 from reasoning.context import RunContext
 from reasoning.events import FanOut, Recorder
 from reasoning.executor import run_plan
+from reasoning.options import RunOptions
 from reasoning.plan import validate_plan
 from reasoning.types import Plan
-from reasoning.options import RunOptions
 
 SHAPES = [("chain", 1), ("chain", 8), ("chain", 64), ("fan-out", 8), ("fan-out", 64)]
 VARIANTS = ["bare TaskGroup", "LangGraph", "stepwise executor", "stepwise engine", "executor, events dropped", "engine, events dropped"]

@@ -20,8 +20,8 @@ from bench.common import median, scratch_database, table
 from bench.doubles import engine_for, instant_fleet
 from bench.server import TABLES
 from reasoning.events import Recorder
-from reasoning.types import Plan, Step
 from reasoning.options import RunOptions
+from reasoning.types import Plan, Step
 
 PLAN = Plan([
     Step(1, "tool", "calculator", {"expression": "17*23"}), Step(2, "tool", "calculator", {"expression": "45*12"}),

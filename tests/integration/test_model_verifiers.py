@@ -7,10 +7,10 @@ import pytest
 
 from reasoning import events as ev
 from reasoning.engine import Engine
+from reasoning.options import RunOptions
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Expert, Plan, Step
-from reasoning.options import RunOptions
 from tools import default_tools
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy

@@ -18,8 +18,8 @@ from reasoning.backends.http import RetryPolicy, post_json
 from reasoning.backends.sglang import SGLangBackend, SGLangOpenAIBackend
 from reasoning.backends.templates import ADDED_BY_TOKENIZER, chatml
 from reasoning.errors import BackendError, BackendTimeout, BackendUnavailable
-from reasoning.types import Grammar, JsonSchema, Message, Regex, Sampling
 from reasoning.options import RunOptions
+from reasoning.types import Grammar, JsonSchema, Message, Regex, Sampling
 from tests.sglang_server import SGLangTestServer
 
 pytestmark = pytest.mark.model

@@ -16,11 +16,11 @@ import pytest
 
 from reasoning import events as ev
 from reasoning.engine import Engine
+from reasoning.options import RunOptions
 from reasoning.repair import repair_grammar
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Answer, Expert, Grammar, Message, Plan, Sampling, Step
-from reasoning.options import RunOptions
 from tests.conftest import readonly_role, scratch_database
 from tests.unit.test_sql_grammar import accepts
 from tools.sql import SqlArgs, SqlTool

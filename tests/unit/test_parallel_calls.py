@@ -6,10 +6,10 @@ import pytest
 
 from reasoning import events as ev
 from reasoning.errors import PlanInvalid
+from reasoning.options import RunOptions
 from reasoning.plan import PARALLEL, plan_schema
 from reasoning.report import fold
 from reasoning.types import Plan, Step
-from reasoning.options import RunOptions
 from tests.unit.test_user_tools import engine
 
 

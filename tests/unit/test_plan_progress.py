@@ -13,11 +13,11 @@ from reasoning import events as ev
 from reasoning.composer import Composer
 from reasoning.engine import Engine
 from reasoning.errors import BackendUnavailable
+from reasoning.options import RunOptions
 from reasoning.program_planner import ProgramPlanner
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Completion, Expert, Grammar, Usage
-from reasoning.options import RunOptions
 from tools import default_tools
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy

@@ -9,10 +9,10 @@ import msgspec
 
 from reasoning import events as ev
 from reasoning.engine import Engine
+from reasoning.options import RunOptions
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import EXPERT_SYSTEM, Answer, Completion, Expert, Plan, Step, Usage
-from reasoning.options import RunOptions
 from tools import default_tools
 from verifiers import default_verifiers
 from verifiers.policy import VerdictPolicy
