@@ -169,8 +169,9 @@ class ProgramPlanner:
             try:
                 program = compile_program(text, tools, self.router.default, arithmetic=self.arithmetic)
                 if question is not None and (line := copied_question(text, question)):
-                    raise PlanInvalid(f"line {line} asks the whole question; ask only the first fact it needs, "
-                                      "then use that answer in the next call")
+                    raise PlanInvalid(f"line {line} passes the whole question on; a question about something named "
+                                      "through another thing asks the first fact alone, then uses its answer in the next "
+                                      "call; a question needing one fact is one call, on the `answer = ` line")
                 programs.append(program)
                 errors.append(None)
             except PlanInvalid as exc:
