@@ -77,10 +77,10 @@ class Metrics:
         match event:
             case ev.RunStarted():
                 self.runs_active.inc()
-            case ev.ModelCalled(expert=expert, purpose=purpose, error=error):
+            case ev.ModelCalled(expert=expert, purpose=purpose, error_type=error_type):
                 self.model_calls.labels(expert, purpose).inc()
-                if error is not None and not event.cancelled:
-                    self.backend_errors.labels(expert, error.split(":", 1)[0]).inc()
+                if error_type is not None and not event.cancelled:  # a cancelled call is the run's doing, not the backend's
+                    self.backend_errors.labels(expert, error_type).inc()
                 # A call that broke its constraint still used (and is charged for) its tokens.
                 self.tokens.labels(expert, "input").inc(event.input_tokens)
                 self.tokens.labels(expert, "output").inc(event.output_tokens)

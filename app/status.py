@@ -1,25 +1,29 @@
-"""The one map from how a run failed to the HTTP status that says so (used by every route that runs)."""
+"""How a failed run's error type maps to the HTTP status that says so (used by every route that runs). Each error
+class carries its own status (reasoning/errors.py); only the two ways a run ends without one of them are named here:
+cancelled, and a bug."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from reasoning import errors
+from reasoning.constraints import ConstraintViolated
+from reasoning.events import CANCELLED
 from reasoning.report import RunReport
 
+
+def _error_classes(cls: type[errors.ReasoningError]) -> Iterator[type[errors.ReasoningError]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _error_classes(sub)
+
+
 # A run that failed still returns its whole report; the status says what kind of failure it was.
-STATUS_BY_ERROR = {
-    "plan_invalid": 422,
-    "step_failed": 422,
-    "tool_error": 422,
-    "step_rejected": 422,
-    "output_invalid": 502,
-    "constraint_violated": 502,
-    "backend_error": 502,
-    "backend_unavailable": 503,
-    "backend_timeout": 504,
-    "deadline_exceeded": 504,
-    "budget_exceeded": 422,
+STATUS_BY_ERROR: dict[str, int] = {cls.kind: cls.status_code for cls in _error_classes(errors.ReasoningError)} | {
     "internal_error": 500,
-    "cancelled": 499,  # the client went away, or DELETE /v1/runs/{id} stopped the run
+    CANCELLED: 499,  # the client went away, or DELETE /v1/runs/{id} stopped the run
 }
+assert ConstraintViolated.kind in STATUS_BY_ERROR  # its module is imported above, so the walk sees its class
 
 
 def status_for(report: RunReport) -> int:

@@ -1,16 +1,21 @@
 """The reasoning core's exceptions, translated at the boundary from other libraries' errors.
 
-    ReasoningError
-    ├── PlanInvalid          the planner's plan (or a caller's) breaks a rule; names the step and the rule
-    ├── DeadlineExceeded     the run's one deadline passed; what was in flight was cancelled
-    ├── BudgetExceeded       a run limit (max_steps, max_model_calls, max_tokens) was reached; `budget` names it
-    ├── StepFailed           a step raised or was rejected by a verifier
+    ReasoningError                                                                                     HTTP status
+    ├── PlanInvalid          the planner's plan (or a caller's) breaks a rule; names the step and the rule     422
+    ├── DeadlineExceeded     the run's one deadline passed; what was in flight was cancelled                    504
+    ├── BudgetExceeded       a run limit (max_steps, max_model_calls, max_tokens) was reached; `budget` names it 422
+    ├── StepFailed           a step raised or was rejected by a verifier                                        422
     │   ├── ToolError        a tool refused its arguments or failed while running
     │   └── StepRejected     a verifier's verdict was not "pass"
-    ├── OutputInvalid        constrained output did not decode under its schema (a bug or a truncation)
-    └── BackendError         a model server failed (status: its HTTP status, if it answered)
-        ├── BackendUnavailable   it could not be reached
-        └── BackendTimeout       it did not answer in time
+    ├── OutputInvalid        constrained output did not decode under its schema (a bug or a truncation)         502
+    │   └── ConstraintViolated (reasoning.constraints)
+    └── BackendError         a model server failed (status: its HTTP status, if it answered)                   502
+        ├── BackendUnavailable   it could not be reached                                                        503
+        └── BackendTimeout       it did not answer in time                                                      504
+
+Each class carries its `kind` (what RunFailed.error_type and ModelCalled.error_type record) and `status_code`: the
+HTTP status of a run that failed with it (the reply still carries the run's report), so no map of names has to
+follow this tree (app/status.py reads it from the classes).
 
 An error's message is written for whoever reads the trace, and some are written for the planner (a replan shows it the
 rule its plan broke, with advice such as "write money without $"). The person who typed the question reads
@@ -22,10 +27,12 @@ class ReasoningError(Exception):
     """Base of every error the reasoning core raises on purpose."""
 
     kind = "reasoning_error"
+    status_code = 500
 
 
 class PlanInvalid(ReasoningError):
     kind = "plan_invalid"
+    status_code = 422
 
     def __init__(self, message: str, step_id: int | None = None) -> None:
         super().__init__(message if step_id is None else f"step {step_id}: {message}")
@@ -34,10 +41,12 @@ class PlanInvalid(ReasoningError):
 
 class DeadlineExceeded(ReasoningError):
     kind = "deadline_exceeded"
+    status_code = 504
 
 
 class BudgetExceeded(ReasoningError):
     kind = "budget_exceeded"
+    status_code = 422
 
     def __init__(self, budget: str, message: str) -> None:
         super().__init__(f"{budget}: {message}")
@@ -46,6 +55,7 @@ class BudgetExceeded(ReasoningError):
 
 class StepFailed(ReasoningError):
     kind = "step_failed"
+    status_code = 422
 
     def __init__(self, step_id: int, message: str) -> None:
         super().__init__(f"step {step_id}: {message}")
@@ -67,10 +77,12 @@ class StepRejected(StepFailed):
 
 class OutputInvalid(ReasoningError):
     kind = "output_invalid"
+    status_code = 502
 
 
 class BackendError(ReasoningError):
     kind = "backend_error"
+    status_code = 502
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -84,10 +96,12 @@ class BackendError(ReasoningError):
 
 class BackendUnavailable(BackendError):
     kind = "backend_unavailable"
+    status_code = 503
 
 
 class BackendTimeout(BackendError):
     kind = "backend_timeout"
+    status_code = 504
 
 
 # kind → (what failed, what the person asking can do). {detail} is the error as recorded, only where it is written in

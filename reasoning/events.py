@@ -90,7 +90,8 @@ class ModelCalled(Event, _Cancellable, tag="model_called"):
     finish_reason: str | None = None
     operation: str = "chat"
     rerouted_from: str | None = None  # the expert that failed this call before this one took it
-    error: str | None = None
+    error: str | None = None  # "<kind>: <message>", as the trace shows it
+    error_type: str | None = None  # the error's kind (reasoning.errors; "cancelled"), for whoever counts them
 
 
 class ToolCalled(Event, tag="tool_called"):

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from reasoning.constraints import ConstraintViolated, decode_output
 from reasoning.context import RunContext
-from reasoning.errors import BackendError
+from reasoning.errors import BackendError, ReasoningError
 from reasoning.events import CANCELLED, ModelCalled
 from reasoning.types import Completion, Constraint, Expert, Message, Sampling, Usage
 
@@ -96,12 +96,11 @@ class Router:
                         messages, constraint=constraint, sampling=sampling or Sampling(max_tokens=expert.max_tokens),
                         deadline=call_deadline, **extra,
                     )
-            except asyncio.CancelledError:
-                # Recorded too: the call held a slot and may have generated tokens nobody will see.
-                sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000, rerouted_from, CANCELLED))
-                raise
-            except BackendError as exc:
-                sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000, rerouted_from, f"{exc.kind}: {exc}"))
+            except (asyncio.CancelledError, BackendError) as exc:
+                # A cancelled call is recorded too: it held a slot and may have generated tokens nobody will see.
+                sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000, rerouted_from, exc))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
                 # Text already streamed to the caller cannot be taken back: no second expert after that.
                 if not exc.retryable_elsewhere or loop.time() >= deadline or streamed:
                     raise
@@ -117,8 +116,7 @@ class Router:
                     self.violations[expert.name] += 1
                     cut = " (cut off at max_tokens)" if completion.finish_reason == "length" else ""
                     violation = ConstraintViolated(f"the {purpose} output broke its constraint{cut}: {exc}")
-            error = f"{violation.kind}: {violation}" if violation else None
-            sink.emit(_called(run_id, step_id, purpose, expert, completion, completion.latency_ms, rerouted_from, error))
+            sink.emit(_called(run_id, step_id, purpose, expert, completion, completion.latency_ms, rerouted_from, violation))
             ctx.charge_tokens(completion.usage)
             if violation is not None:
                 raise violation
@@ -128,7 +126,14 @@ class Router:
 
 
 def _called(run_id: uuid.UUID, step_id: int | None, purpose: str, expert: Expert, c: Completion | None, latency_ms: float,
-            rerouted_from: str | None, error: str | None) -> ModelCalled:
+            rerouted_from: str | None, failure: ReasoningError | asyncio.CancelledError | None = None) -> ModelCalled:
+    """The call as an event; a `failure` is recorded as its kind and as "<kind>: <message>" for the trace."""
+    if isinstance(failure, asyncio.CancelledError):
+        error = error_type = CANCELLED
+    elif failure is not None:
+        error, error_type = f"{failure.kind}: {failure}", failure.kind
+    else:
+        error = error_type = None
     usage = c.usage if c is not None else Usage()
     backend: Any = expert.backend
     return ModelCalled(
@@ -137,4 +142,5 @@ def _called(run_id: uuid.UUID, step_id: int | None, purpose: str, expert: Expert
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens,
         latency_ms=latency_ms, ttft_ms=c.ttft_ms if c is not None else None, cost=expert.cost(usage),
         finish_reason=c.finish_reason if c is not None else None, rerouted_from=rerouted_from, error=error,
+        error_type=error_type,
     )
