@@ -24,66 +24,58 @@ rule its plan broke, with advice such as "write money without $"). The person wh
 
 
 class ReasoningError(Exception):
-    """Base of every error the reasoning core raises on purpose."""
+    """Base of every error the reasoning core raises on purpose. A subclass names its `kind` and, where it differs
+    from its parent's, its `status_code` as class keywords: `class PlanInvalid(ReasoningError, kind=…, status_code=422)`."""
 
     kind = "reasoning_error"
     status_code = 500
 
+    def __init_subclass__(cls, *, kind: str | None = None, status_code: int | None = None, **rest) -> None:
+        super().__init_subclass__(**rest)
+        if kind is not None:
+            cls.kind = kind
+        if status_code is not None:
+            cls.status_code = status_code
 
-class PlanInvalid(ReasoningError):
-    kind = "plan_invalid"
-    status_code = 422
 
+class PlanInvalid(ReasoningError, kind="plan_invalid", status_code=422):
     def __init__(self, message: str, step_id: int | None = None) -> None:
         super().__init__(message if step_id is None else f"step {step_id}: {message}")
         self.step_id = step_id
 
 
-class DeadlineExceeded(ReasoningError):
-    kind = "deadline_exceeded"
-    status_code = 504
+class DeadlineExceeded(ReasoningError, kind="deadline_exceeded", status_code=504):
+    """The run's one deadline passed."""
 
 
-class BudgetExceeded(ReasoningError):
-    kind = "budget_exceeded"
-    status_code = 422
-
+class BudgetExceeded(ReasoningError, kind="budget_exceeded", status_code=422):
     def __init__(self, budget: str, message: str) -> None:
         super().__init__(f"{budget}: {message}")
         self.budget = budget
 
 
-class StepFailed(ReasoningError):
-    kind = "step_failed"
-    status_code = 422
-
+class StepFailed(ReasoningError, kind="step_failed", status_code=422):
     def __init__(self, step_id: int, message: str) -> None:
         super().__init__(f"step {step_id}: {message}")
         self.step_id = step_id
         self.reason = message
 
 
-class ToolError(StepFailed):
-    kind = "tool_error"
+class ToolError(StepFailed, kind="tool_error"):
+    """A tool refused its arguments or failed while running."""
 
 
-class StepRejected(StepFailed):
-    kind = "step_rejected"
-
+class StepRejected(StepFailed, kind="step_rejected"):
     def __init__(self, step_id: int, message: str, repairable: bool = False) -> None:
         super().__init__(step_id, message)
         self.repairable = repairable  # the verdicts asked for a new plan, not for the run to fail
 
 
-class OutputInvalid(ReasoningError):
-    kind = "output_invalid"
-    status_code = 502
+class OutputInvalid(ReasoningError, kind="output_invalid", status_code=502):
+    """Constrained output did not decode under its schema."""
 
 
-class BackendError(ReasoningError):
-    kind = "backend_error"
-    status_code = 502
-
+class BackendError(ReasoningError, kind="backend_error", status_code=502):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
@@ -94,14 +86,12 @@ class BackendError(ReasoningError):
         return self.status is None or self.status == 429 or self.status >= 500
 
 
-class BackendUnavailable(BackendError):
-    kind = "backend_unavailable"
-    status_code = 503
+class BackendUnavailable(BackendError, kind="backend_unavailable", status_code=503):
+    """The model server could not be reached."""
 
 
-class BackendTimeout(BackendError):
-    kind = "backend_timeout"
-    status_code = 504
+class BackendTimeout(BackendError, kind="backend_timeout", status_code=504):
+    """The model server did not answer in time."""
 
 
 # kind → (what failed, what the person asking can do). {detail} is the error as recorded, only where it is written in
