@@ -40,7 +40,8 @@ _CALLS = {
     "sql": 'sql("SELECT ...") runs one query on the database below and returns its value (one cell) or rows.',
     "docs": 'docs("words") returns the passages of the documents that match.',
     READ: 'read("question") answers a question from the documents (use it for any fact the documents hold; '
-          'one fact per call, an earlier answer can go in an f-string).',
+          'one fact per call: for a question about "the X of Y", first `x = read("What is the name of the X of Y?")`, then ask about '
+          'it with an f-string).',
     "python": 'python("code") runs a Python program and returns what it prints (for searches and puzzles; in it, '
               '`from puzzle import make`: make(target, numbers) is an expression using each number once that equals target).',
     ASK: 'ask("question") asks an expert for a fact that is general knowledge.',
@@ -204,25 +205,49 @@ _REFUSED = object()
 
 
 def copied_question(text: str, question: str) -> int | None:
-    """The line of a program that asks a call (`read`, `ask`, a tool) the question itself and names the answer for
-    a later line, if one does. A two-hop question sent whole to its first read gets the whole question's answer (or a
-    guess) back, which the second read then looks up as if it were the first hop's: the small planner does this with
-    every sample when an example's first line resembles the question."""
+    """The line of a program whose call asks the question itself, or asks already what a later call asks about its
+    answer, while a later line builds on that answer, if one does. A two-hop question sent whole to its first read
+    ("Who founded the company that built the bridge?", or "Who is the founder of …") gets the whole question's answer
+    (or a guess) back, which the second read ("Who founded {maker}?") then looks up as if it were the first hop's: the
+    small planner does this with every sample when an example's first line resembles the question."""
     asked = {_normal(s) for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()}
     try:
         body = ast.parse(text.strip()).body
     except SyntaxError:
         return None
-    for line, statement in enumerate(body[:-1], 1):  # the last line may read the whole question: a one-hop question
-        value = getattr(statement, "value", None)
-        if (isinstance(value, ast.Call) and value.args and isinstance(value.args[0], ast.Constant)
-                and isinstance(value.args[0].value, str) and _normal(value.args[0].value) in asked):
+    calls = [(line, statement) for line, statement in enumerate(body, 1)
+             if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call) and statement.value.args]
+    for line, statement in calls:
+        if line == len(body):  # the last line may read the whole question: a one-hop question
+            continue
+        first = statement.value.args[0]
+        if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            continue
+        if _normal(first.value) in asked:
             return line
+        target = statement.targets[0].id if isinstance(statement.targets[0], ast.Name) else None
+        for _, later in calls:
+            argument = later.value.args[0]
+            if isinstance(argument, ast.JoinedStr) and any(
+                    isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.Name) and v.value.id == target for v in argument.values):
+                rest = _content(" ".join(v.value for v in argument.values if isinstance(v, ast.Constant)))
+                if rest and rest <= _content(first.value):
+                    return line
     return None
 
 
 def _normal(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+_ASKING = frozenset("""who whom whose what which when where how why was were is are did does do the a an of in on at to by
+for and or its his her their that this name called""".split())
+
+
+def _content(text: str) -> frozenset[str]:
+    """A question's content words, each cut to a rough stem (founded, founder → found)."""
+    return frozenset(re.sub(r"(ers|er|ed|ing|s)$", "", w) if len(w) > 5 else w
+                     for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _ASKING)
 
 
 def rerunnable(tool: Tool | None) -> bool:
@@ -277,9 +302,17 @@ def _vote(programs: list[Program | None], values: list[Any]) -> tuple[int | None
         compiled = [i for i, p in enumerate(programs) if p is not None]
     if not compiled:
         return None, 0
-    counts = Counter(msgspec.json.encode(programs[i].plan) for i in compiled)
-    best = max(compiled, key=lambda i: (counts[msgspec.json.encode(programs[i].plan)], -i))
-    return best, counts[msgspec.json.encode(programs[best].plan)]
+    counts = Counter(_shape(programs[i]) for i in compiled)
+    best = max(compiled, key=lambda i: (counts[_shape(programs[i])], -i))
+    return best, counts[_shape(programs[best])]
+
+
+def _shape(program: Program | None) -> bytes:
+    """What a plan does, without the names its program gave its lines: two samples differing only in a name
+    (`maker` or `builder`) are the same plan and vote together."""
+    assert program is not None
+    plan = program.plan
+    return msgspec.json.encode([[step.kind, step.target, step.input, step.depends_on] for step in plan.steps] + [plan.answer])
 
 
 def _shown(value: Any) -> Any:

@@ -229,3 +229,29 @@ async def test_when_every_sample_copies_the_question_the_planner_is_told_to_ask_
     grammar_calls = [c for c in backend.calls if isinstance(c.get("constraint"), Grammar)]
     assert [c["sampling"].n for c in grammar_calls] == [5, 1]
     assert report.answer.text == "Mirela Dunstan." and report.steps[0].input == "Which company built the bridge?"
+
+
+def test_a_first_read_that_already_asks_what_the_next_read_asks_about_its_answer_is_a_copy():
+    """"Who is the founder of the company …?" then "Who founded {maker}?" asks the second hop twice; "What is the name
+    of the company …?" then "Who founded {maker}?" does not."""
+    from reasoning.program_planner import copied_question
+
+    question = "Who founded the company that built the Varn Bridge?"
+    assert copied_question('maker = read("Who is the founder of the company that built the Varn Bridge?")\n'
+                           'answer = read(f"Who founded {maker}?")', question) == 1
+    assert copied_question('maker = read("What is the name of the company that built the Varn Bridge?")\n'
+                           'answer = read(f"Who founded {maker}?")', question) is None
+    year = "In which year was the teacher of the engineer Tobias Reyne born?"
+    assert copied_question('t = read("What is the name of the teacher of the engineer Tobias Reyne?")\n'
+                           'answer = read(f"In which year was {t} born?")', year) is None
+
+
+async def test_samples_differing_only_in_their_names_vote_together():
+    """`maker` and `builder` name the same read: those two samples outvote a third plan written once."""
+    a = 'maker = ask("Which company built the bridge?")\nanswer = ask(f"Who founded {maker}?")'
+    b = 'builder = ask("Which company built the bridge?")\nanswer = ask(f"Who founded {builder}?")'
+    c = 'who = ask("Who designed the bridge?")\nanswer = ask(f"Who founded {who}?")'
+    backend = Samples([c, a, b], "Halloway Ironworks", "Mirela Dunstan", '{"text":"Mirela Dunstan.","uses":[2]}')
+    report, events = await run(backend, "Who founded the company that built the bridge?", samples=3)
+    sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.chosen == 1 and sampled.votes == 2 and report.steps[0].input == "Which company built the bridge?"
