@@ -73,7 +73,8 @@ def _extremes(dag: Dag, outputs: dict[int, Any]) -> list[str]:
 # The question's last sentence asks to choose, or for yes or no, when it has one of these words or starts so.
 _CHOICE = re.compile(r"\b(which|who|whom|whose|where|when|why|whether|or)\b", re.IGNORECASE)
 _ASKS = re.compile(r"\b(how|what)\b", re.IGNORECASE)  # two in one sentence: two things asked, not one number
-_YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b", re.IGNORECASE)
+_YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b(?! not\b)", re.IGNORECASE)
+_TASK = re.compile(r"\b(how|what|which|who|calculate|compute|find|determine|work out)\b", re.IGNORECASE)
 
 
 def asks_for_quantity(question: str) -> bool:
@@ -81,8 +82,11 @@ def asks_for_quantity(question: str) -> bool:
     else the last sentence) neither offers a choice nor asks for yes or no, and asks one thing ("How much does she
     earn?", not "Which shop is cheaper?" or "How many work there, and how many days off do they get?")."""
     sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
-    # The ask is the last sentence that is a question; instructions may follow it ("Do not include units.").
-    ask = next((s for s in reversed(sentences) if s.endswith("?")), sentences[-1] if sentences else "")
+    # The ask is the last sentence that is a question; instructions may follow it ("Do not include units."). Without
+    # one, the last sentence that asks something ("Calculate the number of …").
+    ask = next((s for s in reversed(sentences) if s.endswith("?")), None)
+    if ask is None:
+        ask = next((s for s in reversed(sentences) if _TASK.search(s)), sentences[-1] if sentences else "")
     return not _CHOICE.search(ask) and not _YES_NO.match(ask) and len(_ASKS.findall(ask)) < 2
 
 

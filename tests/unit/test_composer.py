@@ -21,6 +21,9 @@ from tests.unit.test_program_planner import Samples, run
     ("How many people work in Research, and how many vacation days do they get?", False),
     ("Ann has 3 pens. How many pens do 4 Anns have? Give the result as your final answer. Do not include units.", True),
     ("Which costs less, tea or coffee? Give the result as your final answer.", False),
+    ("Mix 3:5. If she used 150 in all, calculate the number of spoons of sugar she used. Give the result as your "
+     "final answer. Do not include units.", True),
+    ("Two shops sell pens. Find which shop is cheaper per pen, Marlow's or Pendle's. Do not include units.", False),
 ])
 def test_a_question_asks_for_one_quantity_unless_its_last_sentence_offers_a_choice_or_asks_for_more(question, quantity):
     """The ask is the last sentence that is a question (instructions may follow it), else the last sentence: choice
