@@ -303,8 +303,17 @@ def _vote(programs: list[Program | None], values: list[Any]) -> tuple[int | None
     if not compiled:
         return None, 0
     counts = Counter(_shape(programs[i]) for i in compiled)
-    best = max(compiled, key=lambda i: (counts[_shape(programs[i])], -i))
+    # Among plans with as many votes, one whose every step is used: a read nothing uses was a first hop the program
+    # then forgot, asking the whole question in its last line instead.
+    best = max(compiled, key=lambda i: (counts[_shape(programs[i])], not _unused(programs[i]), -i))
     return best, counts[_shape(programs[best])]
+
+
+def _unused(program: Program | None) -> bool:
+    """Whether a step's result is used by no later step and answers nothing."""
+    assert program is not None
+    used = {need for step in program.plan.steps for need in step.depends_on} | set(program.parts)
+    return any(step.id not in used for step in program.plan.steps)
 
 
 def _shape(program: Program | None) -> bytes:

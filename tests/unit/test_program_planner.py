@@ -255,3 +255,12 @@ async def test_samples_differing_only_in_their_names_vote_together():
     report, events = await run(backend, "Who founded the company that built the bridge?", samples=3)
     sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
     assert sampled.chosen == 1 and sampled.votes == 2 and report.steps[0].input == "Which company built the bridge?"
+
+
+async def test_among_plans_with_as_many_votes_one_that_uses_every_step_wins():
+    """A program whose first read nothing uses (it then asks the whole question) loses a tie to one that chains."""
+    forgot = 'river = ask("Which river is it?")\nanswer = ask("On which river stands the town where the Accord was signed?")'
+    chains = 'town = ask("What is the name of the town where the Accord was signed?")\nanswer = ask(f"On which river stands {town}?")'
+    backend = Samples([forgot, chains], "Carrowdale", "Ferrin", '{"text":"Ferrin.","uses":[2]}')
+    _, events = await run(backend, "On which river stands the town where the Accord was signed?", samples=2)
+    assert next(e for e in events if isinstance(e, ev.ProgramsSampled)).chosen == 1
