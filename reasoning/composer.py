@@ -71,22 +71,39 @@ def _extremes(dag: Dag, outputs: dict[int, Any]) -> list[str]:
 
 
 # The question's last sentence asks to choose, or for yes or no, when it has one of these words or starts so.
-_CHOICE = re.compile(r"\b(which|who|whom|whose|where|when|why|whether|or)\b", re.IGNORECASE)
+# A choice: the ask opens with a question word that names rather than counts ("Who has read more?"), or offers one
+# anywhere ("…, Marlow's or Pendle's?", "which"). Mid-sentence "who" is a relative ("the one who goes farther").
+_CHOICE = re.compile(r"^((in|on|at|by|from|to|for|with) )?(which|who|whom|whose|where|when|why)\b|\b(which|whether|or)\b",
+                     re.IGNORECASE)
+# A difference asked as "how much more", "by how much does the larger exceed …": a magnitude, never negative.
+_COMPARATIVE = re.compile(r"\b(more|less|fewer|farther|further|longer|shorter|larger|smaller|bigger|greater|higher|"
+                          r"lower|older|younger|exceeds?|cheaper|dearer|heavier|lighter|faster|slower|earlier|later)\b", re.IGNORECASE)
 _ASKS = re.compile(r"\b(how|what)\b", re.IGNORECASE)  # two in one sentence: two things asked, not one number
 _YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b(?! not\b)", re.IGNORECASE)
 _TASK = re.compile(r"\b(how|what|which|who|calculate|compute|find|determine|work out)\b", re.IGNORECASE)
+
+
+def asks_for_difference(question: str) -> bool:
+    """Whether the question asks for one quantity by comparing two ("How many more eggs does the larger farm
+    collect?"): its answer is the size of the difference."""
+    return asks_for_quantity(question) and bool(_COMPARATIVE.search(_ask(question)))
+
+
+def _ask(question: str) -> str:
+    """The sentence that asks: the last one that is a question; instructions may follow it ("Do not include
+    units."). Without one, the last sentence that asks something ("Calculate the number of …")."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
+    ask = next((s for s in reversed(sentences) if s.endswith("?")), None)
+    if ask is None:
+        ask = next((s for s in reversed(sentences) if _TASK.search(s)), sentences[-1] if sentences else "")
+    return ask
 
 
 def asks_for_quantity(question: str) -> bool:
     """Whether the question asks for a number, so a number answers it: its ask (the last sentence that is a question,
     else the last sentence) neither offers a choice nor asks for yes or no, and asks one thing ("How much does she
     earn?", not "Which shop is cheaper?" or "How many work there, and how many days off do they get?")."""
-    sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
-    # The ask is the last sentence that is a question; instructions may follow it ("Do not include units."). Without
-    # one, the last sentence that asks something ("Calculate the number of …").
-    ask = next((s for s in reversed(sentences) if s.endswith("?")), None)
-    if ask is None:
-        ask = next((s for s in reversed(sentences) if _TASK.search(s)), sentences[-1] if sentences else "")
+    ask = _ask(question)
     return not _CHOICE.search(ask) and not _YES_NO.match(ask) and len(_ASKS.findall(ask)) < 2
 
 
@@ -116,7 +133,7 @@ class Composer:
         value = as_value(outputs[dag.answer])
         if not _is_number(value) or not asks_for_quantity(question):
             return None
-        return value
+        return abs(value) if asks_for_difference(question) else value
 
     async def compose(self, question: str, dag: Dag, outputs: dict[int, Any], ctx: RunContext) -> Answer:
         computed = self.computed(question, dag, outputs)

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from reasoning.composer import asks_for_difference
 from reasoning.context import RunContext
 from reasoning.errors import PlanInvalid
 from reasoning.events import PlanProgress, ProgramsSampled
@@ -32,7 +33,7 @@ from reasoning.types import Grammar, Message, Plan, Sampling, Step, Tool
 
 _SYSTEM = """Write a short Python program that answers the question.
 One assignment per line, a name for each quantity; the last line is `answer = ...`.
-A question asking for two things ends `answer = first, second` (never their sum).
+A question asking for two things, or which of two is larger or cheaper, ends `answer = first, second` (never their sum).
 Arithmetic: numbers only (no units, no $), + - * / // % ** and {functions}.
 {calls}"""
 
@@ -138,7 +139,8 @@ class ProgramPlanner:
                                                sampling=sampling, on_progress=PlanProgress(ctx.sink, ctx.run_id, purpose))
         texts = [completion.text, *completion.alternatives][:samples]
         programs, errors, values = await self._compiled(texts, tools, question)
-        chosen, votes = _vote(programs, values)
+        magnitude = question is not None and asks_for_difference(question)
+        chosen, votes = _vote(programs, values, magnitude)
         if purpose == "plan" and self.more and chosen is not None and _shown(values[chosen]) is not None and 2 * votes <= samples:
             # No majority among computed values: the vote is a guess (right on 8 of 35 such gsm_symbolic items, against
             # 51 of 65 with a majority), and more samples make it less of one.
@@ -148,7 +150,7 @@ class ProgramPlanner:
             more = await self._compiled(more_texts, tools, question)
             texts += more_texts
             programs, errors, values = programs + more[0], errors + more[1], values + more[2]
-            chosen, votes = _vote(programs, values)
+            chosen, votes = _vote(programs, values, magnitude)
         ctx.sink.emit(ProgramsSampled(run_id=ctx.run_id, at=time.time(), programs=texts, values=[_shown(v) for v in values],
                                       errors=errors, chosen=chosen if chosen is not None else -1, votes=votes))
         if chosen is None:
@@ -276,27 +278,28 @@ def _vocabulary(tool: Tool) -> frozenset[str]:
     return frozenset(_stems(text))
 
 
-def _key(value: Any) -> Any:
-    """Values that vote together: numbers equal to 9 significant digits, text equal ignoring case and spaces."""
+def _key(value: Any, magnitude: bool = False) -> Any:
+    """Values that vote together: numbers equal to 9 significant digits (by size alone when the question asks for a
+    difference's size: 9 and -9 are one answer written two ways), text equal ignoring case and spaces."""
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
-        return float(f"{value:.9g}")
+        return float(f"{abs(value) if magnitude else value:.9g}")
     if isinstance(value, str):
         return " ".join(value.lower().split())
     return msgspec.json.encode(value)
 
 
-def _vote(programs: list[Program | None], values: list[Any]) -> tuple[int | None, int]:
+def _vote(programs: list[Program | None], values: list[Any], magnitude: bool = False) -> tuple[int | None, int]:
     """The index of the winning sample and how many agreed with it. Samples with a computed value vote by value, ties
     going to the program of fewest steps (a step the others did without is more often an invented one), then to the
     earliest; if none has a value, compiled samples vote by their plan, ties to the earliest (a plan that reads the
     documents once is not better than one that reads them twice: a two-hop question needs both)."""
     computed = [i for i, v in enumerate(values) if v is not None and v is not _REFUSED]
     if computed:
-        counts = Counter(_key(values[i]) for i in computed)
-        best = max(computed, key=lambda i: (counts[_key(values[i])], -len(programs[i].plan.steps), -i))
-        return best, counts[_key(values[best])]
+        counts = Counter(_key(values[i], magnitude) for i in computed)
+        best = max(computed, key=lambda i: (counts[_key(values[i], magnitude)], -len(programs[i].plan.steps), -i))
+        return best, counts[_key(values[best], magnitude)]
     compiled = [i for i, p in enumerate(programs) if p is not None and values[i] is not _REFUSED]
     if not compiled:
         compiled = [i for i, p in enumerate(programs) if p is not None]

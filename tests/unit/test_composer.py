@@ -24,6 +24,8 @@ from tests.unit.test_program_planner import Samples, run
     ("Mix 3:5. If she used 150 in all, calculate the number of spoons of sugar she used. Give the result as your "
      "final answer. Do not include units.", True),
     ("Two shops sell pens. Find which shop is cheaper per pen, Marlow's or Pendle's. Do not include units.", False),
+    ("Rhea walks 15 km and Sven 24 km. How many kilometres farther does the one who goes farther travel?", True),
+    ("In which year was the teacher of the engineer born?", False),
 ])
 def test_a_question_asks_for_one_quantity_unless_its_last_sentence_offers_a_choice_or_asks_for_more(question, quantity):
     """The ask is the last sentence that is a question (instructions may follow it), else the last sentence: choice
@@ -100,3 +102,14 @@ def test_the_composer_is_told_which_of_several_compared_results_is_largest_and_s
     program = compile_program("lena = 35 * 12\nmilo = 48 * 9\nanswer = lena, milo", tools, "general")
     text = results_text(validate_plan(program.plan, tools, ["general"]), {1: 420, 2: 432})
     assert text.splitlines()[-1] == "Largest: milo (432); smallest: lena (420)."
+
+
+async def test_a_difference_asked_as_how_much_more_is_its_size_and_samples_of_either_sign_vote_together():
+    """"By how much does the larger exceed the smaller?": 9 and -9 are one answer; the answer is 9."""
+    from reasoning.composer import asks_for_difference
+
+    question = "A field is 18 m by 12 m; a courtyard is 15 m square. By how many square metres does the larger exceed the smaller?"
+    assert asks_for_difference(question) and not asks_for_difference("How many eggs does the farm collect in a week?")
+    backend = Samples(["answer = 15 * 15 - 18 * 12", "answer = 18 * 12 - 15 * 15", "answer = 15 * 15 - 216", "answer = 100"])
+    report, _ = await run(backend, question, samples=4)
+    assert report.answer.text == "9" and report.answer.value == 9
