@@ -41,7 +41,7 @@ _CALLS = {
     "sql": 'sql("SELECT ...") runs one query on the database below and returns its value (one cell) or rows.',
     "docs": 'docs("words") returns the passages of the documents that match.',
     READ: 'read("question") answers a question from the documents (use it for any fact the documents hold; '
-          'one fact per call: for a question about "the X of Y", first `x = read("What is the name of the X of Y?")`, then ask about '
+          'one fact per call: for a question about "the X of Y", first `x = read("Who was the X of Y?")`, then ask about '
           'it with an f-string).',
     "python": 'python("code") runs a Python program and returns what it prints (for searches and puzzles; in it, '
               '`from puzzle import make`: make(target, numbers) is an expression using each number once that equals target).',
