@@ -152,8 +152,11 @@ class Composer:
         # What the text must state, each part being an answer by itself to fall back on: a quantity question's final
         # value, or every part of a question asking several things. A choice question's answer is a name, not the
         # price it was chosen by, so its final value is not required.
-        if len(dag.parts) > 1:
-            required = [v for v in (as_value(outputs[p]) for p in dag.parts) if _statable(v)]
+        parts = [as_value(outputs[p]) for p in dag.parts]
+        if len(parts) > 1 and all(_is_number(v) for v in parts) and _CHOICE.search(_ask(question)):
+            required = []  # "which is cheaper, A or B?" ends `answer = a, b`: the answer names one, its price may go unsaid
+        elif len(parts) > 1:
+            required = [v for v in parts if _statable(v)]
         else:
             required = [value] if value is not None and asks_for_quantity(question) else []
         known = _numbers(question) | _numbers(messages[1].content)

@@ -29,10 +29,6 @@ READ = "read"  # a docs search and an expert reading its passages: a question an
 DOCS = "docs"
 READER = ("Answer the question from these passages only, briefly: the answer alone (a name, a number, a date). If "
           f"they do not contain it, reply: {NOT_IN_DOCUMENTS}.")
-# A read whose answer a later call builds on is asked without the way out: "not in the documents" put into the next
-# question ("In which year was not in the documents born?") only fails later, while a first fact named from the
-# passages is looked up by the next read, which may still say the documents do not hold its answer.
-READER_HOP = "Answer the question from these passages only, briefly: the answer alone (a name, a number, a date)."
 MAX_LINES = 12
 
 
@@ -103,7 +99,7 @@ def compile_program(text: str, tools: Mapping[str, Tool], expert: str, *, arithm
             if line != len(module.body):
                 raise PlanInvalid(f"line {line}: `answer = …` is the last line")
             parts = tuple(dict.fromkeys(_part(element, line, names) for element in value.elts))
-            return Program(Plan(_hops(steps, parts, arithmetic), answer=parts[0] if len(parts) == 1 else list(parts)), parts)
+            return Program(Plan(steps, answer=parts[0] if len(parts) == 1 else list(parts)), parts)
         before = len(steps)
         bound = _compile_value(value, line, names, steps, tools, expert, arithmetic)
         if len(steps) > before:
@@ -118,17 +114,7 @@ def compile_program(text: str, tools: Mapping[str, Tool], expert: str, *, arithm
         names[target] = bound
     if answer is None:
         raise PlanInvalid("the program never sets `answer`")
-    return Program(Plan(_hops(steps, (answer,), arithmetic), answer=answer), (answer,))
-
-
-def _hops(steps: list[Step], parts: tuple[int, ...], arithmetic: str) -> list[Step]:
-    """Each reader step whose answer a later call (not arithmetic) puts into its text, and which is not itself an
-    answer, as a first hop (READER_HOP)."""
-    used = {need for step in steps if step.target != arithmetic for need in step.depends_on}
-    for step in steps:
-        if step.id in used and step.id not in parts and isinstance(step.input, str) and step.input.startswith(READER):
-            step.input = READER_HOP + step.input[len(READER):]
-    return steps
+    return Program(Plan(steps, answer=answer), (answer,))
 
 
 def _part(element: ast.expr, line: int, names: dict[str, int | str]) -> int:

@@ -113,3 +113,10 @@ async def test_a_difference_asked_as_how_much_more_is_its_size_and_samples_of_ei
     backend = Samples(["answer = 15 * 15 - 18 * 12", "answer = 18 * 12 - 15 * 15", "answer = 15 * 15 - 216", "answer = 100"])
     report, _ = await run(backend, question, samples=4)
     assert report.answer.text == "9" and report.answer.value == 9
+
+
+async def test_a_choice_between_computed_values_is_answered_by_name_without_stating_them():
+    """`answer = marlow, pendle` for "which shop is cheaper?": "Marlow's." stands; the prices need not be stated."""
+    backend = Samples(["marlow = 9 / 36\npendle = 6 / 20\nanswer = marlow, pendle"], '{"text":"Marlow\'s.","uses":[1,2]}')
+    report, _ = await run(backend, "Which shop is cheaper per pen, Marlow's or Pendle's?", samples=1)
+    assert report.answer.text == "Marlow's." and len(backend.calls) == 2

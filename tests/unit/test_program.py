@@ -161,16 +161,3 @@ def test_the_grammar_refuses_what_compiles_to_nothing():
     assert not _accepts(grammar, "answer = 12*12 is the answer, which is 144.")
     assert not _accepts(grammar, "total = 5\n")
 
-
-def test_a_read_whose_answer_the_next_read_builds_on_has_no_way_out():
-    """The first hop's reader is not offered "not in the documents" (it would become the next question's subject);
-    the last read, and a read feeding only arithmetic, still are."""
-    from reasoning.program import READER, READER_HOP
-
-    tools = {"calculator": Calculator(), "docs": DocSearch(DOCS)}
-    chain = compile_program('who = read("What is the name of the firm that made it?")\nanswer = read(f"Who founded {who}?")',
-                            tools, "general")
-    readers = [s.input for s in chain.plan.steps if s.kind == "expert"]
-    assert readers[0].startswith(READER_HOP + "\nQuestion:") and readers[1].startswith(READER)
-    years = compile_program('a = read("When was it founded?")\nb = read("When was it closed?")\nanswer = b - a', tools, "general")
-    assert all(s.input.startswith(READER) for s in years.plan.steps if s.kind == "expert")
