@@ -156,7 +156,15 @@ class ProgramPlanner:
         if chosen is None:
             if purpose == "plan":  # once more, greedy, told what was wrong: a program that compiles is the norm
                 fix = Message("user", f"That program was invalid ({errors[0]}). Write it again: one `name = ...` per line, ending with `answer = ...`.")
-                return await self._sample([*messages, Message("assistant", texts[0]), fix], ctx, allowed, purpose="replan", samples=1)
+                try:
+                    return await self._sample([*messages, Message("assistant", texts[0]), fix], ctx, allowed, purpose="replan", samples=1)
+                except PlanInvalid:
+                    # The rewrite does not compile either: a sample set aside only for passing the question on still
+                    # answers something, where no plan fails the run.
+                    kept = next((p for p in (await self._compiled(texts, tools))[0] if p is not None), None)
+                    if kept is None:
+                        raise
+                    return kept.plan
             raise PlanInvalid(f"no sampled program compiled: {errors[0]}")
         program = programs[chosen]
         assert program is not None

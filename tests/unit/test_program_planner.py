@@ -264,3 +264,13 @@ async def test_among_plans_with_as_many_votes_one_that_uses_every_step_wins():
     backend = Samples([forgot, chains], "Carrowdale", "Ferrin", '{"text":"Ferrin.","uses":[2]}')
     _, events = await run(backend, "On which river stands the town where the Accord was signed?", samples=2)
     assert next(e for e in events if isinstance(e, ev.ProgramsSampled)).chosen == 1
+
+
+async def test_when_the_rewrite_does_not_compile_a_sample_set_aside_for_copying_the_question_runs():
+    """Every sample copies the question and the greedy rewrite is invalid: the first copying sample runs rather than
+    the run failing for want of a plan."""
+    question = "Who founded the company that built the bridge?"
+    copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
+    backend = Batches([[copy] * 5, ["answer = y + 1"]], "Halloway Ironworks", "Mirela Dunstan", '{"text":"Mirela Dunstan.","uses":[2]}')
+    report, _ = await run(backend, question)
+    assert report.status == "finished" and report.steps[0].input == question
