@@ -98,7 +98,7 @@ def compile_program(text: str, tools: Mapping[str, Tool], expert: str, *, arithm
         if target == ANSWER and isinstance(value, ast.Tuple):  # several things asked: each an earlier name's step
             if line != len(module.body):
                 raise PlanInvalid(f"line {line}: `answer = …` is the last line")
-            parts = tuple(dict.fromkeys(_part(element, line, names) for element in value.elts))
+            parts = tuple(dict.fromkeys(_part(element, line, names, steps, arithmetic) for element in value.elts))
             return Program(Plan(steps, answer=parts[0] if len(parts) == 1 else list(parts)), parts)
         before = len(steps)
         bound = _compile_value(value, line, names, steps, tools, expert, arithmetic)
@@ -117,10 +117,16 @@ def compile_program(text: str, tools: Mapping[str, Tool], expert: str, *, arithm
     return Program(Plan(steps, answer=answer), (answer,))
 
 
-def _part(element: ast.expr, line: int, names: dict[str, int | str]) -> int:
-    if not isinstance(element, ast.Name) or element.id not in names or isinstance(names[element.id], str):
-        raise PlanInvalid(f"line {line}: `answer = a, b` lists names of earlier computed lines")
-    return names[element.id]
+def _part(element: ast.expr, line: int, names: dict[str, int | str], steps: list[Step], arithmetic: str) -> int:
+    """The step a name in `answer = a, b` stands for; a name bound to a number (`a = 5`) gets a step computing it,
+    as a literal answer does, so that every part rests on a step."""
+    if not isinstance(element, ast.Name) or element.id not in names:
+        raise PlanInvalid(f"line {line}: `answer = a, b` lists names of earlier lines")
+    bound = names[element.id]
+    if isinstance(bound, str):
+        steps.append(Step(len(steps) + 1, "tool", arithmetic, {"expression": bound}, name=element.id))
+        bound = names[element.id] = len(steps)
+    return bound
 
 
 def _compile_value(value: ast.expr, line: int, names: dict[str, int | str], steps: list[Step], tools: Mapping[str, Tool],
