@@ -125,8 +125,9 @@ def _openai_error(message: str, status: int = 400) -> Response:
 def _tool_schema(function: dict[str, Any]) -> dict[str, Any]:
     """function_call/utils._get_tool_schema. additionalProperties false is added because SGLang's default grammar
     backend, xgrammar, compiles schemas in strict mode, where an unstated additionalProperties means false; llama.cpp's
-    llguidance would otherwise let the model add keys."""
-    return {"properties": {"name": {"type": "string", "enum": [function["name"]]},
+    llguidance would otherwise let the model add keys; "type": "object" likewise, since a schema without a type lets
+    llguidance accept any JSON value (SmolLM2 answered `[true]`)."""
+    return {"type": "object", "properties": {"name": {"type": "string", "enum": [function["name"]]},
                            "parameters": function.get("parameters") or {"type": "object", "properties": {}}},
             "required": ["name", "parameters"], "additionalProperties": False}
 

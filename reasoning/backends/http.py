@@ -5,12 +5,16 @@ errors become BackendErrors."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
 
 from reasoning.errors import BackendError, BackendTimeout, BackendUnavailable, DeadlineExceeded
+
+T = TypeVar("T")
+DONE = "[DONE]"  # the last data line of an OpenAI-style stream (SGLang's /generate ends so too)
 
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -85,3 +89,20 @@ async def answers_ok(client: httpx.AsyncClient, url: str, timeout_s: float = 5.0
     except httpx.HTTPError:
         return False
     return reply.status_code == 200
+
+
+async def stream_chunks(response: httpx.Response, url: str, decode: Callable[[str], T]) -> AsyncIterator[T | None]:
+    """The decoded `data:` chunks of a server-sent event stream, then None if the server ended it with [DONE]
+    (a stream that just stops yields no None: the caller decides whether that is an error). An unreadable chunk
+    is a BackendError naming the server."""
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == DONE:
+            yield None
+            return
+        try:
+            yield decode(data)
+        except msgspec.DecodeError as exc:
+            raise BackendError(f"{url} streamed an unreadable chunk: {data[:200]!r}") from exc

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from reasoning.backends.http import RetryPolicy, answers_ok, post_json
+from reasoning.backends.http import RetryPolicy, answers_ok, post_json, stream_chunks
 from reasoning.errors import BackendError
 from reasoning.types import Completion, Constraint, Grammar, JsonSchema, Message, Regex, Sampling, ToolCall, Usage
 
@@ -127,16 +127,9 @@ class OpenAICompatBackend:
         ttft_ms = None
         usage, finish_reason, model = _Usage(), None, self.model
         try:
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
+            async for chunk in stream_chunks(response, url, _decode_chunk):
+                if chunk is None:
                     break
-                try:
-                    chunk = _decode_chunk(data)
-                except msgspec.DecodeError as exc:
-                    raise BackendError(f"{url} streamed an unreadable chunk: {data[:200]!r}") from exc
                 if chunk.error is not None:
                     raise BackendError(f"{url} failed mid-stream: {chunk.error}")
                 model = chunk.model or model

@@ -27,7 +27,7 @@ import httpx
 import msgspec
 import structlog
 
-from reasoning.backends.http import RetryPolicy, answers_ok, post_json
+from reasoning.backends.http import RetryPolicy, answers_ok, post_json, stream_chunks
 from reasoning.backends.openai_compat import OpenAICompatBackend
 from reasoning.backends.templates import TEMPLATES
 from reasoning.errors import BackendError, BackendTimeout, BackendUnavailable, OutputInvalid
@@ -172,17 +172,10 @@ class SGLangBackend(_ServerInfo):
         response = await post_json(self._client, url, body, deadline=deadline, policy=self.policy, stream=True)
         text, ttft_ms, last, complete = "", None, None, False
         try:
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
+            async for chunk in stream_chunks(response, url, _decode_chunk):
+                if chunk is None:
                     complete = True
                     break
-                try:
-                    chunk = _decode_chunk(data)
-                except msgspec.DecodeError as exc:
-                    raise BackendError(f"{url} streamed an unreadable chunk: {data[:200]!r}") from exc
                 if chunk.error is not None:
                     raise BackendError(f"{url} failed mid-stream: {chunk.error.get('message', chunk.error)}")
                 # Each chunk carries the whole text so far (SGLang's default; --incremental-streaming-output would
