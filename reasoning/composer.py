@@ -9,6 +9,7 @@ from typing import Any
 from reasoning.context import RunContext
 from reasoning.plan import Dag, as_value, render, substitute
 from reasoning.program import ANSWER
+from reasoning.questions import asks_for_difference, asks_for_quantity, chooses
 from reasoning.router import Router
 from reasoning.types import NOT_IN_DOCUMENTS, Answer, JsonSchema, Message, Sampling
 
@@ -70,43 +71,6 @@ def _extremes(dag: Dag, outputs: dict[int, Any]) -> list[str]:
     return [f"Largest: {top[0]} ({render(top[1])}); smallest: {low[0]} ({render(low[1])})."]
 
 
-# The question's last sentence asks to choose, or for yes or no, when it has one of these words or starts so.
-# A choice: the ask opens with a question word that names rather than counts ("Who has read more?"), or offers one
-# anywhere ("…, Marlow's or Pendle's?", "which"). Mid-sentence "who" is a relative ("the one who goes farther").
-_CHOICE = re.compile(r"^((in|on|at|by|from|to|for|with) )?(which|who|whom|whose|where|when|why)\b|\b(which|whether|or)\b",
-                     re.IGNORECASE)
-# A difference asked as "how much more", "by how much does the larger exceed …": a magnitude, never negative.
-_COMPARATIVE = re.compile(r"\b(more|less|fewer|farther|further|longer|shorter|larger|smaller|bigger|greater|higher|"
-                          r"lower|older|younger|exceeds?|cheaper|dearer|heavier|lighter|faster|slower|earlier|later)\b", re.IGNORECASE)
-_ASKS = re.compile(r"\b(how|what)\b", re.IGNORECASE)  # two in one sentence: two things asked, not one number
-_YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b(?! not\b)", re.IGNORECASE)
-_TASK = re.compile(r"\b(how|what|which|who|calculate|compute|find|determine|work out)\b", re.IGNORECASE)
-
-
-def asks_for_difference(question: str) -> bool:
-    """Whether the question asks for one quantity by comparing two ("How many more eggs does the larger farm
-    collect?"): its answer is the size of the difference."""
-    return asks_for_quantity(question) and bool(_COMPARATIVE.search(_ask(question)))
-
-
-def _ask(question: str) -> str:
-    """The sentence that asks: the last one that is a question; instructions may follow it ("Do not include
-    units."). Without one, the last sentence that asks something ("Calculate the number of …")."""
-    sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
-    ask = next((s for s in reversed(sentences) if s.endswith("?")), None)
-    if ask is None:
-        ask = next((s for s in reversed(sentences) if _TASK.search(s)), sentences[-1] if sentences else "")
-    return ask
-
-
-def asks_for_quantity(question: str) -> bool:
-    """Whether the question asks for a number, so a number answers it: its ask (the last sentence that is a question,
-    else the last sentence) neither offers a choice nor asks for yes or no, and asks one thing ("How much does she
-    earn?", not "Which shop is cheaper?" or "How many work there, and how many days off do they get?")."""
-    ask = _ask(question)
-    return not _CHOICE.search(ask) and not _YES_NO.match(ask) and len(_ASKS.findall(ask)) < 2
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -153,7 +117,7 @@ class Composer:
         # value, or every part of a question asking several things. A choice question's answer is a name, not the
         # price it was chosen by, so its final value is not required.
         parts = [as_value(outputs[p]) for p in dag.parts]
-        if len(parts) > 1 and all(_is_number(v) for v in parts) and _CHOICE.search(_ask(question)):
+        if len(parts) > 1 and all(_is_number(v) for v in parts) and chooses(question):
             required = []  # "which is cheaper, A or B?" ends `answer = a, b`: the answer names one, its price may go unsaid
         elif len(parts) > 1:
             required = [v for v in parts if _statable(v)]

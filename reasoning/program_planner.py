@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from reasoning.composer import asks_for_difference
+from reasoning.questions import asks_for_difference
 from reasoning.context import RunContext
 from reasoning.errors import PlanInvalid
 from reasoning.events import PlanProgress, ProgramsSampled

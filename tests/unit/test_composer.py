@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from reasoning.composer import asks_for_quantity, ungrounded
+from reasoning.composer import ungrounded
+from reasoning.questions import asks_for_quantity
 from tests.unit.test_program_planner import Samples, run
 
 
@@ -106,7 +107,7 @@ def test_the_composer_is_told_which_of_several_compared_results_is_largest_and_s
 
 async def test_a_difference_asked_as_how_much_more_is_its_size_and_samples_of_either_sign_vote_together():
     """"By how much does the larger exceed the smaller?": 9 and -9 are one answer; the answer is 9."""
-    from reasoning.composer import asks_for_difference
+    from reasoning.questions import asks_for_difference
 
     question = "A field is 18 m by 12 m; a courtyard is 15 m square. By how many square metres does the larger exceed the smaller?"
     assert asks_for_difference(question) and not asks_for_difference("How many eggs does the farm collect in a week?")

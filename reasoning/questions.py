@@ -1,0 +1,48 @@
+"""How a question asks: the sentence that asks, and whether it asks for one quantity, for the size of a difference,
+or to choose. The planner (how samples vote) and the composer (when a number is the whole answer) read a question by
+these rules, so they live in one place."""
+
+from __future__ import annotations
+
+import re
+
+# The question's last sentence asks to choose, or for yes or no, when it has one of these words or starts so.
+# A choice: the ask opens with a question word that names rather than counts ("Who has read more?"), or offers one
+# anywhere ("…, Marlow's or Pendle's?", "which"). Mid-sentence "who" is a relative ("the one who goes farther").
+_CHOICE = re.compile(r"^((in|on|at|by|from|to|for|with) )?(which|who|whom|whose|where|when|why)\b|\b(which|whether|or)\b",
+                     re.IGNORECASE)
+# A difference asked as "how much more", "by how much does the larger exceed …": a magnitude, never negative.
+_COMPARATIVE = re.compile(r"\b(more|less|fewer|farther|further|longer|shorter|larger|smaller|bigger|greater|higher|"
+                          r"lower|older|younger|exceeds?|cheaper|dearer|heavier|lighter|faster|slower|earlier|later)\b", re.IGNORECASE)
+_ASKS = re.compile(r"\b(how|what)\b", re.IGNORECASE)  # two in one sentence: two things asked, not one number
+_YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b(?! not\b)", re.IGNORECASE)
+_TASK = re.compile(r"\b(how|what|which|who|calculate|compute|find|determine|work out)\b", re.IGNORECASE)
+
+
+def ask(question: str) -> str:
+    """The sentence that asks: the last one that is a question; instructions may follow it ("Do not include
+    units."). Without one, the last sentence that asks something ("Calculate the number of …")."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
+    asking = next((s for s in reversed(sentences) if s.endswith("?")), None)
+    if asking is None:
+        asking = next((s for s in reversed(sentences) if _TASK.search(s)), sentences[-1] if sentences else "")
+    return asking
+
+
+def chooses(question: str) -> bool:
+    """Whether the question asks to choose ("Which shop is cheaper, Marlow's or Pendle's?"): its answer is a name."""
+    return bool(_CHOICE.search(ask(question)))
+
+
+def asks_for_quantity(question: str) -> bool:
+    """Whether the question asks for a number, so a number answers it: its ask (the last sentence that is a question,
+    else the last sentence) neither offers a choice nor asks for yes or no, and asks one thing ("How much does she
+    earn?", not "Which shop is cheaper?" or "How many work there, and how many days off do they get?")."""
+    asking = ask(question)
+    return not _CHOICE.search(asking) and not _YES_NO.match(asking) and len(_ASKS.findall(asking)) < 2
+
+
+def asks_for_difference(question: str) -> bool:
+    """Whether the question asks for one quantity by comparing two ("How many more eggs does the larger farm
+    collect?"): its answer is the size of the difference."""
+    return asks_for_quantity(question) and bool(_COMPARATIVE.search(ask(question)))
