@@ -161,7 +161,7 @@ class ProgramPlanner:
                 except PlanInvalid:
                     # The rewrite does not compile either: a sample set aside only for passing the question on still
                     # answers something, where no plan fails the run.
-                    kept = next((p for p in (await self._compiled(texts, tools))[0] if p is not None), None)
+                    kept = next((p for p in (self._compile(text, tools)[0] for text in texts) if p is not None), None)
                     if kept is None:
                         raise
                     return kept.plan
@@ -174,23 +174,24 @@ class ProgramPlanner:
                         question: str | None = None) -> tuple[list[Program | None], list[str | None], list[Any]]:
         """Each sampled text compiled (or its compile error) and its value where it can be computed now. With the
         question, a program that passes the whole question to a call whose answer it then builds on is an error."""
-        programs: list[Program | None] = []
-        errors: list[str | None] = []
-        for text in texts:
-            try:
-                program = compile_program(text, tools, self.router.default, arithmetic=self.arithmetic)
-                if question is not None and (line := copied_question(text, question)):
-                    raise PlanInvalid(f"line {line} passes the whole question on; a question about something named "
-                                      "through another thing asks the first fact alone, then uses its answer in the next "
-                                      "call; a question needing one fact is one call, on the `answer = ` line")
-                programs.append(program)
-                errors.append(None)
-            except PlanInvalid as exc:
-                programs.append(None)
-                errors.append(str(exc))
+        compiled = [self._compile(text, tools, question) for text in texts]
+        programs = [program for program, _ in compiled]
+        errors = [error for _, error in compiled]
         # At once: a sandboxed program may take seconds, and five of them one after another would add up.
         values = list(await asyncio.gather(*(self._value(p, tools) for p in programs)))
         return programs, errors, values
+
+    def _compile(self, text: str, tools: Mapping[str, Tool], question: str | None = None) -> tuple[Program | None, str | None]:
+        """A sampled text compiled, or why it does not compile."""
+        try:
+            program = compile_program(text, tools, self.router.default, arithmetic=self.arithmetic)
+        except PlanInvalid as exc:
+            return None, str(exc)
+        if question is not None and (line := copied_question(text, question)):
+            return None, (f"line {line} passes the whole question on; a question about something named through another "
+                          "thing asks the first fact alone, then uses its answer in the next call; a question needing one "
+                          "fact is one call, on the `answer = ` line")
+        return program, None
 
     async def _value(self, program: Program | None, tools: Mapping[str, Tool]) -> Any:
         """The program's answer computed now, if every step is a tool that may run again freely (deterministic, or
@@ -250,26 +251,31 @@ def _normal(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
 
 
-_ASKING = frozenset("""who whom whose what which when where how why was were is are did does do the a an of in on at to by
-for and or its his her their that this name called""".split())
-
-
-def _content(text: str) -> frozenset[str]:
-    """A question's content words, each cut to a rough stem (founded, founder → found)."""
-    return frozenset(re.sub(r"(ers|er|ed|ing|s)$", "", w) if len(w) > 5 else w
-                     for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _ASKING)
-
-
 def rerunnable(tool: Tool | None) -> bool:
     """Whether running the tool's step one more time is harmless: it is deterministic, or says it has no side effects."""
     return tool is not None and (getattr(tool, "deterministic", False) or getattr(tool, "side_effect_free", False))
 _COMMON = frozenset("""about after also and are before does each from have how into many more much than that the their
 them then there these they this total what when where which while who will with year years""".split())
+_ASKING = frozenset("""who whom whose what which when where how why was were is are did does do the a an of in on at to by
+for and or its his her their that this name called""".split())
 
 
-def _stems(text: str) -> set[str]:
-    """Words of at least four letters, lower case, a plural's s dropped, common words left out."""
-    return {w[:-1] if w.endswith("s") and len(w) > 4 else w for w in re.findall(r"[a-z]{4,}", text.lower())} - _COMMON
+def _words(text: str, ignore: frozenset[str], *, pattern: str, ending: str, longer_than: int) -> frozenset[str]:
+    """The text's words in lower case, ignored ones left out, each longer than `longer_than` letters cut to a rough
+    stem by dropping `ending`."""
+    return frozenset(re.sub(ending, "", w) if len(w) > longer_than else w
+                     for w in re.findall(pattern, text.lower()) if w not in ignore) - ignore
+
+
+def _stems(text: str) -> frozenset[str]:
+    """Words of at least four letters, a plural's s dropped, common words left out: what a question and a data
+    source share."""
+    return _words(text, _COMMON, pattern=r"[a-z]{4,}", ending=r"s$", longer_than=4)
+
+
+def _content(text: str) -> frozenset[str]:
+    """A question's content words, each cut to a rough stem (founded, founder → found)."""
+    return _words(text, _ASKING, pattern=r"[a-z0-9]+", ending=r"(ers|er|ed|ing|s)$", longer_than=5)
 
 
 def _names(text: str) -> set[str]:
@@ -283,7 +289,7 @@ def _vocabulary(tool: Tool) -> frozenset[str]:
     the documents' passages."""
     passages = getattr(tool, "passages", None)
     text = " ".join(p.text for p in passages) if passages is not None else tool.description
-    return frozenset(_stems(text))
+    return _stems(text)
 
 
 def _key(value: Any, magnitude: bool = False) -> Any:
