@@ -82,7 +82,8 @@ async def test_calls_made_together_go_as_separate_requests(native, scripted):
                                      for w, n in (("a", 1), ("b", 2), ("c", 3))))
     assert [r.text for r in results] == ["la ", "la la ", "la la la "]
     bodies = [body for _, body in scripted.requests]
-    assert [b["text"] for b in bodies] == [chatml([Message("user", w)]) for w in "abc"] and len({b["rid"] for b in bodies}) == 3
+    # In any order: three concurrent connections reach the server as the scheduler lets them.
+    assert sorted(b["text"] for b in bodies) == [chatml([Message("user", w)]) for w in "abc"] and len({b["rid"] for b in bodies}) == 3
 
 
 async def test_an_unknown_sampling_field_is_a_500_and_not_retried(scripted):

@@ -83,6 +83,7 @@ async def test_a_slow_query_is_stopped_by_the_statement_timeout(company_url):
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.model
 async def test_a_database_and_a_document_lookup_run_in_parallel_verified_and_cited(company_url, database_url, pg):
     """Through the whole server stack: the sql and docs steps of one plan overlap in time, each is verified, and
     the composed answer cites both (real SmolLM2 composing)."""
@@ -98,7 +99,8 @@ async def test_a_database_and_a_document_lookup_run_in_parallel_verified_and_cit
         {"id": 2, "kind": "tool", "target": "docs", "input": {"query": "vacation days per year", "k": 1}, "depends_on": []},
     ]}, type=Plan)
     try:
-        report = await runtime.ask("How many people work in Research, and how many vacation days do they get?", 120, plan=plan)
+        # The deadline only bounds a hung run: SmolLM2's composing takes seconds alone and minutes beside another suite.
+        report = await runtime.ask("How many people work in Research, and how many vacation days do they get?", 600, plan=plan)
     finally:
         await runtime.close()
     sql, docs_step = report.steps
