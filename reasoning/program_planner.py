@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from reasoning.questions import asks_for_difference
+from reasoning.questions import asks_for_difference, counts_things
 from reasoning.context import RunContext
 from reasoning.errors import PlanInvalid
 from reasoning.events import PlanProgress, ProgramsSampled
@@ -140,7 +140,8 @@ class ProgramPlanner:
         texts = [completion.text, *completion.alternatives][:samples]
         programs, errors, values = await self._compiled(texts, tools, question)
         magnitude = question is not None and asks_for_difference(question)
-        chosen, votes = _vote(programs, values, magnitude)
+        whole = question is not None and counts_things(question)
+        chosen, votes = _vote(programs, values, magnitude, whole)
         if purpose == "plan" and self.more and chosen is not None and _shown(values[chosen]) is not None and 2 * votes <= samples:
             # No majority among computed values: the vote is a guess (right on 8 of 35 such gsm_symbolic items, against
             # 51 of 65 with a majority), and more samples make it less of one.
@@ -150,7 +151,7 @@ class ProgramPlanner:
             more = await self._compiled(more_texts, tools, question)
             texts += more_texts
             programs, errors, values = programs + more[0], errors + more[1], values + more[2]
-            chosen, votes = _vote(programs, values, magnitude)
+            chosen, votes = _vote(programs, values, magnitude, whole)
         ctx.sink.emit(ProgramsSampled(run_id=ctx.run_id, at=time.time(), programs=texts, values=[_shown(v) for v in values],
                                       errors=errors, chosen=chosen if chosen is not None else -1, votes=votes))
         if chosen is None:
@@ -304,12 +305,17 @@ def _key(value: Any, magnitude: bool = False) -> Any:
     return msgspec.json.encode(value)
 
 
-def _vote(programs: list[Program | None], values: list[Any], magnitude: bool = False) -> tuple[int | None, int]:
-    """The index of the winning sample and how many agreed with it. Samples with a computed value vote by value, ties
+def _vote(programs: list[Program | None], values: list[Any], magnitude: bool = False,
+          whole: bool = False) -> tuple[int | None, int]:
+    """The index of the winning sample and how many agreed with it. Samples with a computed value vote by value (for a
+    question counting things, a fraction votes only when no sample computed a whole number: 8.67 LinkedIn friends is a
+    wrong program however many samples wrote it), ties
     going to the program of fewest steps (a step the others did without is more often an invented one), then to the
     earliest; if none has a value, compiled samples vote by their plan, ties to the earliest (a plan that reads the
     documents once is not better than one that reads them twice: a two-hop question needs both)."""
     computed = [i for i, v in enumerate(values) if v is not None and v is not _REFUSED]
+    if whole and any(_whole(values[i]) for i in computed):
+        computed = [i for i in computed if not _is_number(values[i]) or _whole(values[i])]
     if computed:
         counts = Counter(_key(values[i], magnitude) for i in computed)
         best = max(computed, key=lambda i: (counts[_key(values[i], magnitude)], -len(programs[i].plan.steps), -i))
@@ -324,6 +330,14 @@ def _vote(programs: list[Program | None], values: list[Any], magnitude: bool = F
     # then forgot, asking the whole question in its last line instead.
     best = max(compiled, key=lambda i: (counts[_shape(programs[i])], not _unused(programs[i]), -i))
     return best, counts[_shape(programs[best])]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _whole(value: Any) -> bool:
+    return _is_number(value) and float(value).is_integer()
 
 
 def _unused(program: Program | None) -> bool:

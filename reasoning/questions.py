@@ -16,6 +16,12 @@ _COMPARATIVE = re.compile(r"\b(more|less|fewer|farther|further|longer|shorter|la
                           r"lower|older|younger|exceeds?|cheaper|dearer|heavier|lighter|faster|slower|earlier|later)\b", re.IGNORECASE)
 _ASKS = re.compile(r"\b(how|what)\b", re.IGNORECASE)  # two in one sentence: two things asked, not one number
 _YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b(?! not\b)", re.IGNORECASE)
+# "How many ogres/plates/students …" counts things, which come whole; "how many hours/metres/dollars …" measures, and
+# a measure may well be fractional.
+_HOW_MANY = re.compile(r"\bhow many\b((?:\s+\w+){0,3})", re.IGNORECASE)
+_MEASURES = re.compile(r"\b(hours?|minutes?|seconds?|days?|weeks?|months?|years?|miles?|kilomet(er|re)s?|km|met(er|re)s?|feet|"
+                       r"foot|inch(es)?|yards?|lit(er|re)s?|gallons?|cups?|ounces?|pounds?|kilograms?|kg|grams?|tons?|"
+                       r"percent|degrees?|dollars?|euros?|square|cubic|times)\b", re.IGNORECASE)
 _TASK = re.compile(r"\b(how|what|which|who|calculate|compute|find|determine|work out)\b", re.IGNORECASE)
 
 
@@ -46,3 +52,10 @@ def asks_for_difference(question: str) -> bool:
     """Whether the question asks for one quantity by comparing two ("How many more eggs does the larger farm
     collect?"): its answer is the size of the difference."""
     return asks_for_quantity(question) and bool(_COMPARATIVE.search(ask(question)))
+
+
+def counts_things(question: str) -> bool:
+    """Whether the question asks how many of something countable ("How many ogres has Charles slain?"), whose
+    answer is a whole number; not a measure ("How many hours does he spend?") nor something else."""
+    found = asks_for_quantity(question) and _HOW_MANY.search(ask(question))
+    return bool(found) and not _MEASURES.search(found.group(1))

@@ -274,3 +274,15 @@ async def test_when_the_rewrite_does_not_compile_a_sample_set_aside_for_copying_
     backend = Batches([[copy] * 5, ["answer = y + 1"]], "Halloway Ironworks", "Mirela Dunstan", '{"text":"Mirela Dunstan.","uses":[2]}')
     report, _ = await run(backend, question)
     assert report.status == "finished" and report.steps[0].input == question
+
+
+async def test_for_a_question_counting_things_a_fraction_votes_only_when_no_sample_computed_a_whole_number():
+    """Three samples computing 8.67 friends lose to two computing 39; a measure ("how many hours") may be fractional."""
+    wrong, right = "answer = 26 / 3", "dorothy = 26 / 2\nanswer = dorothy * 3"
+    backend = Samples([wrong, wrong, wrong, right, right])
+    report, _ = await run(backend, "Charlie has 2 times as many friends as Dorothy, who has a third as many as Emily. "
+                                   "Charlie has 26 friends. How many friends does Emily have?", samples=5)
+    assert report.answer.value == 39
+    backend = Samples(["answer = 26 / 3", "answer = 26 / 3", "answer = 26 / 3", "answer = 9", "answer = 9"])
+    report, _ = await run(backend, "A walk of 26 km at 3 km an hour. How many hours does it take?", samples=5)
+    assert abs(report.answer.value - 26 / 3) < 1e-9
