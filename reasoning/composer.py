@@ -6,21 +6,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from reasoning import prompts
 from reasoning.context import RunContext
 from reasoning.plan import Dag, as_value, render, substitute
 from reasoning.program import ANSWER
 from reasoning.questions import asks_for_difference, asks_for_quantity, chooses
 from reasoning.router import Router
 from reasoning.types import NOT_IN_DOCUMENTS, Answer, JsonSchema, Message, Sampling
-
-_SYSTEM = (
-    "You write the final answer to a question from the results of steps that were already computed and checked. "
-    "Trust the results; do not recompute them. Reply with JSON: text is the answer in one short sentence, "
-    "uses lists the ids of the steps the answer rests on (the text never mentions steps or their ids). "
-    "Names, numbers and dates come only from the results or "
-    "the question; if a result says it is not in the documents, say the documents do not say."
-)
-
 
 def answer_schema(step_ids: list[int], max_chars: int = 400) -> dict:
     return {
@@ -40,18 +32,20 @@ def results_text(dag: Dag, outputs: dict[int, Any]) -> str:
     for sid, step in dag.steps.items():
         given = substitute(step.input, outputs)
         shown = given["expression"] if isinstance(given, dict) and "expression" in given else render(given)
-        named = f"{step.name} = " if isinstance(step.name, str) and step.name != ANSWER else ""
-        lines.append(f"[{sid}] {named}{step.target}({shown[:300]}) = {render(outputs[sid])[:600]}")
+        named = (prompts.RESULT_NAMED.format(name=step.name)
+                 if isinstance(step.name, str) and step.name != ANSWER else "")
+        lines.append(prompts.RESULT_LINE.format(id=sid, named=named, target=step.target, shown=shown[:300],
+                                                result=render(outputs[sid])[:600]))
     if dag.answer is not None:
         final = as_value(outputs[dag.answer])
         # A choice made with min/max ("which is cheaper?") ends in a number: say whose it is, so the answer names it.
         whose = [step.name for sid, step in dag.steps.items() if sid != dag.answer and isinstance(step.name, str)
                  and step.name != ANSWER and _equal(as_value(outputs[sid]), final)]
-        owner = f" (the value of {', '.join(whose)})" if whose and len(whose) < len(dag.steps) - 1 else ""
-        lines.append(f"Final result (step {dag.answer}): {render(outputs[dag.answer])[:600]}{owner}")
+        owner = prompts.RESULT_OWNER.format(names=", ".join(whose)) if whose and len(whose) < len(dag.steps) - 1 else ""
+        lines.append(prompts.RESULT_FINAL.format(id=dag.answer, result=render(outputs[dag.answer])[:600], owner=owner))
     elif dag.parts:
         shown = "; ".join(render(outputs[p])[:300] for p in dag.parts)
-        lines.append(f"Final results (steps {', '.join(map(str, dag.parts))}): {shown}")
+        lines.append(prompts.RESULT_PARTS.format(ids=", ".join(map(str, dag.parts)), results=shown))
         lines += _extremes(dag, outputs)
     return "\n".join(lines)
 
@@ -66,9 +60,9 @@ def _extremes(dag: Dag, outputs: dict[int, Any]) -> list[str]:
         return []
     values = [value for _, value in numeric]
     if all(_equal(v, values[0]) for v in values):
-        return [f"All final results are equal ({render(values[0])})."]
+        return [prompts.RESULT_ALL_EQUAL.format(value=render(values[0]))]
     top, low = max(numeric, key=lambda nv: nv[1]), min(numeric, key=lambda nv: nv[1])
-    return [f"Largest: {top[0]} ({render(top[1])}); smallest: {low[0]} ({render(low[1])})."]
+    return [prompts.RESULT_EXTREMES.format(top=top[0], top_value=render(top[1]), low=low[0], low_value=render(low[1]))]
 
 
 def _is_number(value: Any) -> bool:
@@ -104,8 +98,8 @@ class Composer:
         if computed is not None:
             return Answer(text=render(computed), uses=[dag.answer], value=computed)
         messages = [
-            Message("system", _SYSTEM),
-            Message("user", f"Question: {question}\nResults:\n{results_text(dag, outputs)}"),
+            Message("system", prompts.COMPOSE_SYSTEM),
+            Message("user", prompts.COMPOSE_USER.format(question=question, results=results_text(dag, outputs))),
         ]
         ids = sorted(dag.steps)
         constraint = JsonSchema("answer", answer_schema(ids, self.max_chars))
@@ -131,7 +125,8 @@ class Composer:
             problem = ungrounded(answer.text, known, required)
             if problem is None or not required:  # without final values to fall back on, a retry is all cost
                 break
-            messages = [*messages, Message("assistant", answer.text), Message("user", f"Rejected: {problem}. Answer again from the results.")]
+            messages = [*messages, Message("assistant", answer.text),
+                        Message("user", prompts.COMPOSE_REJECTED.format(problem=problem))]
         else:  # still ungrounded: the plan's own values are the answer, stated plainly
             answer = Answer(text="; ".join(render(v) for v in required), uses=list(dag.parts))
             problem = None

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from reasoning import errors
+from reasoning import errors, prompts
 from reasoning.composer import Composer
 from reasoning.context import Budget, RunContext
 from reasoning.events import CANCELLED, AnswerReady, EventSink, PlanReady, Replanned, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
@@ -27,7 +27,7 @@ from reasoning.planner import Planner
 from reasoning.repair import repair_in_step, repairable
 from reasoning.repair_decision import Tried, decide_repair
 from reasoning.router import Router
-from reasoning.types import EXPERT_SYSTEM, Answer, Ask, Unfixable, Constraint, Message, Plan, Policy, Sampling, Step, Tool, Verifier
+from reasoning.types import Answer, Ask, Unfixable, Constraint, Message, Plan, Policy, Sampling, Step, Tool, Verifier
 
 
 class Engine:
@@ -247,9 +247,9 @@ class Engine:
         return result
 
     async def _ask_expert(self, step: Step, question: str, ctx: RunContext, feedback: str | None = None) -> str:
-        messages = [Message("system", EXPERT_SYSTEM), Message("user", question)]
+        messages = [Message("system", prompts.EXPERT_SYSTEM), Message("user", question)]
         if feedback:
-            messages.append(Message("user", f"Your previous answer was rejected ({feedback}). Answer again."))
+            messages.append(Message("user", prompts.EXPERT_REJECTED.format(feedback=feedback)))
         completion, _ = await self.router.call(step.target, messages, ctx, purpose="expert", step_id=step.id)
         return completion.text.strip()
 

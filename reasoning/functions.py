@@ -8,21 +8,12 @@ from typing import Any
 
 import msgspec
 
+from reasoning import prompts
 from reasoning.context import RunContext
 from reasoning.router import Router
 from reasoning.types import Answer, Function, FunctionCall, JsonSchema, Message, Sampling
 
-_SYSTEM = (
-    "You answer the user by calling functions. The caller runs the calls and returns their results. "
-    "Use only the functions listed, with argument values taken from the request; make several calls at once "
-    "when the request needs several. Reply with JSON."
-)
 MAX_PARALLEL_CALLS = 8
-_TEXT_TOO = " If no function fits, reply with content instead of tool_calls."
-# Small models make one call and stop; shown the shape of several, they make one per thing asked.
-_SEVERAL = (' A request naming several values (two cities, three years, two metals…) needs one call for each value, '
-            'all in tool_calls: "weather in Paris and Rome" is '
-            '{"tool_calls": [{"name": "weather", "arguments": {"city": "Paris"}}, {"name": "weather", "arguments": {"city": "Rome"}}]}.')
 
 
 class _Reply(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,7 +55,7 @@ def catalogue(functions: Sequence[Function]) -> str:
     lines = []
     for f in functions:
         params = msgspec.json.encode(f.parameters.get("properties", {})).decode()
-        lines.append(f"- {f.name}: {f.description.strip()} Parameters: {params}")
+        lines.append(prompts.FUNCTION_LINE.format(name=f.name, description=f.description.strip(), parameters=params))
     return "\n".join(lines)
 
 
@@ -72,7 +63,9 @@ def function_messages(messages: Sequence[Message], functions: Sequence[Function]
                       parallel: bool = False) -> list[Message]:
     """Our instructions and the catalogue first (a prefix the caches can keep), then the caller's system text, then
     the conversation."""
-    system = f"{_SYSTEM}{_SEVERAL if parallel else ''}{'' if required else _TEXT_TOO}\nFunctions:\n{catalogue(functions)}"
+    several = prompts.FUNCTIONS_SEVERAL if parallel else ""
+    text_too = "" if required else prompts.FUNCTIONS_TEXT_TOO
+    system = f"{prompts.FUNCTIONS_SYSTEM}{several}{text_too}{prompts.FUNCTIONS_HEADING}{catalogue(functions)}"
     theirs = [m.content for m in messages if m.role == "system"]
     if theirs:
         system += "\n\n" + "\n".join(theirs)

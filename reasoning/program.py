@@ -20,15 +20,14 @@ from collections.abc import Collection, Mapping
 
 import msgspec
 
+from reasoning import prompts
 from reasoning.errors import PlanInvalid
-from reasoning.types import NOT_IN_DOCUMENTS, Plan, Step, Tool
+from reasoning.types import Plan, Step, Tool
 
 ANSWER = "answer"
 ASK = "ask"  # the call that asks an expert
 READ = "read"  # a docs search and an expert reading its passages: a question answered from the documents
 DOCS = "docs"
-READER = ("Answer the question from these passages only, briefly: the answer alone (a name, a number, a date). If "
-          f"they do not contain it, reply: {NOT_IN_DOCUMENTS}.")
 MAX_LINES = 12
 
 
@@ -151,8 +150,8 @@ def _compile_value(value: ast.expr, line: int, names: dict[str, int | str], step
                 search = {_first_field(tools[DOCS]): text, "hops": 2}  # two-hop: what the question's subject names too
                 steps.append(Step(len(steps) + 1, "tool", DOCS, search, sorted(needs)))
                 passages = len(steps)
-                steps.append(Step(len(steps) + 1, "expert", expert, f"{READER}\nQuestion: {text}\nPassages: ${{{passages}}}",
-                                  sorted(needs | {passages})))
+                reading = prompts.READER_INPUT.format(reader=prompts.READER, question=text, passages=passages)
+                steps.append(Step(len(steps) + 1, "expert", expert, reading, sorted(needs | {passages})))
             elif called == ASK:
                 steps.append(Step(len(steps) + 1, "expert", expert, text, sorted(needs)))
             else:

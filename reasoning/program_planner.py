@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from reasoning import prompts
 from reasoning.questions import asks_for_difference, counts_things
 from reasoning.context import RunContext
 from reasoning.errors import PlanInvalid
@@ -30,25 +31,6 @@ from reasoning.plan import as_value, substitute
 from reasoning.program import ANSWER, ASK, READ, Program, compile_program, program_grammar
 from reasoning.router import Router
 from reasoning.types import Grammar, Message, Plan, Sampling, Step, Tool
-
-_SYSTEM = """Write a short Python program that answers the question.
-One assignment per line, a name for each quantity; the last line is `answer = ...`.
-A question asking for two things, or which of two is larger or cheaper, ends `answer = first, second` (never their sum).
-Arithmetic: numbers only (no units, no $), + - * / // % ** and {functions}.
-{calls}"""
-
-_CALLS = {
-    "sql": 'sql("SELECT ...") runs one query on the database below and returns its value (one cell) or rows.',
-    "docs": 'docs("words") returns the passages of the documents that match.',
-    READ: 'read("question") answers a question from the documents (use it for any fact the documents hold; '
-          'one fact per call: for a question about "the X of Y", first `x = read("Who was the X of Y?")`, then ask about '
-          'it with an f-string).',
-    "python": 'python("code") runs a Python program and returns what it prints (for searches and puzzles; in it, '
-              '`from puzzle import make`: make(target, numbers) is an expression using each number once that equals target).',
-    ASK: 'ask("question") asks an expert for a fact that is general knowledge.',
-}
-_ARITHMETIC = "gcd lcm factorial comb perm sqrt floor ceil round min max abs sum"
-
 
 class ProgramPlanner:
     def __init__(self, router: Router, tools: Mapping[str, Tool], *, target: str | None = None, samples: int = 5,
@@ -77,10 +59,13 @@ class ProgramPlanner:
         runs, for the prefix cache)."""
         if allowed not in self._prefix:
             calls = self.calls_for(allowed)
-            lines = [_CALLS[name] if name in _CALLS else f'{name}("...") {self.tools[name].description}' for name in calls]
-            system = _SYSTEM.format(functions=_ARITHMETIC, calls="Calls (each takes one string; an f-string may use earlier names):\n- " + "\n- ".join(lines))
+            lines = [prompts.PROGRAM_CALLS[name] if name in prompts.PROGRAM_CALLS
+                     else prompts.PROGRAM_TOOL_CALL.format(name=name, description=self.tools[name].description)
+                     for name in calls]
+            listed = prompts.PROGRAM_CALLS_HEADING + prompts.PROGRAM_CALLS_JOIN.join(lines)
+            system = prompts.PROGRAM_SYSTEM.format(functions=prompts.PROGRAM_ARITHMETIC, calls=listed)
             if "sql" in allowed:
-                system += "\nThe database:\n" + self.tools["sql"].description.split("\n", 1)[-1]
+                system += prompts.PROGRAM_DATABASE + self.tools["sql"].description.split("\n", 1)[-1]
             grammar_tools = {name: self.tools[name] for name in allowed if name != self.arithmetic}
             self._prefix[allowed] = Message("system", system), program_grammar(calls, grammar_tools)
         return self._prefix[allowed]
@@ -122,9 +107,9 @@ class ProgramPlanner:
                      failed: Step, reason: str, *, invalid: bool = False) -> Plan:
         """A repaired program: the model sees the failed line's step and why it failed, and writes the program again."""
         messages = self._messages(question, allowed)
-        shown = failed.name if failed.name is not msgspec.UNSET else f"step {failed.id}"
-        what = "broke a rule" if invalid else "failed"
-        messages.append(Message("user", f"The line computing {shown} {what}: {reason[:300]}\nWrite the whole program again, fixed."))
+        shown = failed.name if failed.name is not msgspec.UNSET else prompts.PROGRAM_STEP.format(id=failed.id)
+        what = prompts.PROGRAM_BROKE_RULE if invalid else prompts.PROGRAM_FAILED
+        messages.append(Message("user", prompts.PROGRAM_REPLAN.format(shown=shown, what=what, reason=reason[:300])))
         return await self._sample(messages, ctx, allowed, purpose="replan", samples=1)
 
     async def _sample(self, messages: list[Message], ctx: RunContext, allowed: tuple[str, ...], *, purpose: str,
@@ -156,7 +141,7 @@ class ProgramPlanner:
                                       errors=errors, chosen=chosen if chosen is not None else -1, votes=votes))
         if chosen is None:
             if purpose == "plan":  # once more, greedy, told what was wrong: a program that compiles is the norm
-                fix = Message("user", f"That program was invalid ({errors[0]}). Write it again: one `name = ...` per line, ending with `answer = ...`.")
+                fix = Message("user", prompts.PROGRAM_INVALID.format(error=errors[0]))
                 try:
                     return await self._sample([*messages, Message("assistant", texts[0]), fix], ctx, allowed, purpose="replan", samples=1)
                 except PlanInvalid:

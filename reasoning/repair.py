@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from reasoning import prompts
 from reasoning.context import RunContext
 from reasoning.router import Router
 from reasoning.types import Grammar, Message, Sampling, Tool
@@ -43,9 +44,9 @@ def repair_grammar(tool: Tool) -> str:
 def repair_messages(tool: Tool, failures: list[tuple[str, str]]) -> list[Message]:
     """The prompt: the tool's description first (the same for every repair of this tool, so a server's prefix cache
     keeps it), then each failed argument with its error, oldest first."""
-    tried = "\n".join(f"This failed:\n{argument}\nError: {error}" for argument, error in failures)
-    return [Message("system", f"You write the argument of a tool that {tool.description}"),
-            Message("user", f"{tried}\nWrite a corrected one.")]
+    tried = "\n".join(prompts.REPAIR_FAILED.format(argument=argument, error=error) for argument, error in failures)
+    return [Message("system", prompts.REPAIR_SYSTEM.format(description=tool.description)),
+            Message("user", prompts.REPAIR_USER.format(tried=tried))]
 
 
 async def repair_in_step(router: Router, tool: Tool, step_id: int, args: dict[str, Any], error: str, attempt: Attempt,

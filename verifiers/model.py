@@ -11,10 +11,14 @@ import msgspec
 
 from reasoning.types import EXPERT_SYSTEM, Ask, JsonSchema, Message, Step, Verdict
 
+# The verifiers' prompts. They are here, not in reasoning/prompts.py, because verifiers import only reasoning/types.py
+# (which holds EXPERT_SYSTEM: self-consistency asks an expert step's question again exactly as the step asked it).
+# A short reason: it becomes the retry's feedback and the verdict's row in the trace.
 _JUDGE_SYSTEM = (
     "You check answers. Given a question and an answer, reply with JSON: ok is true if the answer is correct and "
     "answers the question, else false; reason says why in a few words."
 )
+_JUDGE_USER = "Question: {question}\nAnswer: {answer}"
 
 
 class JudgeVerdict(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,7 +66,8 @@ class Judge:
         self.target = target
 
     async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
-        messages = [Message("system", _JUDGE_SYSTEM), Message("user", f"Question: {resolved_input}\nAnswer: {output}")]
+        messages = [Message("system", _JUDGE_SYSTEM),
+                    Message("user", _JUDGE_USER.format(question=resolved_input, answer=output))]
         (reply,) = await ask(messages, target=self.target, constraint=JsonSchema("verdict", _JUDGE_SCHEMA), max_tokens=80)
         try:
             verdict = msgspec.json.decode(reply, type=JudgeVerdict)
