@@ -13,7 +13,7 @@ from reasoning.context import RunContext
 from reasoning.plan import MAX_STEPS, plan_schema
 from reasoning.plan_stream import StepScanner
 from reasoning.router import Router
-from reasoning.types import JsonSchema, Message, Plan, Sampling, Step, Tool
+from reasoning.types import Expect, JsonSchema, Message, Plan, Sampling, Step, Tool
 
 
 def planner_prompt(tools: Mapping[str, Tool], router: Router, max_steps: int = MAX_STEPS) -> str:
@@ -40,6 +40,28 @@ def example_turns(router: Router, tools: Mapping[str, Tool] | None = None) -> li
         turns += [Message("user", prompts.PLAN_QUESTION.format(question=question)),
                   Message("assistant", plan.format(expert=router.default))]
     return turns
+
+
+def stated(step: Step) -> Step:
+    """The step with what it expects stated: an expert question worded as the worked example teaches for a number
+    alone ("… Reply with a number.") expects one. The plan schema has no `expect`, so the planner says it in words;
+    the verifiers read only `expect`."""
+    if (step.kind == "expert" and step.expect is msgspec.UNSET and isinstance(step.input, str)
+            and prompts.NUMBER_WANTED in step.input.lower()):
+        return msgspec.structs.replace(step, expect=Expect(number=True))
+    return step
+
+
+def as_written(step: Step) -> Step:
+    """The step as the planner wrote it, without the `expect` `stated` gave it (a replan shows the model its own
+    steps, and a step it writes again unchanged must compare equal)."""
+    if step.expect == Expect(number=True) and stated(msgspec.structs.replace(step, expect=msgspec.UNSET)) == step:
+        return msgspec.structs.replace(step, expect=msgspec.UNSET)
+    return step
+
+
+def _stated(plan: Plan) -> Plan:
+    return msgspec.structs.replace(plan, steps=[stated(step) for step in plan.steps])
 
 
 class Planner:
@@ -73,15 +95,16 @@ class Planner:
         prefix, constraint = self.prompt_for(allowed)
         encode = msgspec.json.encode
         lines = [prompts.PLAN_QUESTION.format(question=question), prompts.PLAN_DONE]
-        lines += [prompts.PLAN_DONE_STEP.format(step=encode(step).decode(), output=encode(output).decode())
+        lines += [prompts.PLAN_DONE_STEP.format(step=encode(as_written(step)).decode(), output=encode(output).decode())
                   for step, output in done] or [prompts.PLAN_NONE_DONE]
         what = prompts.PLAN_BROKE_RULE if invalid else prompts.PLAN_FAILED
-        lines += [what.format(step=encode(failed).decode()), prompts.PLAN_WHY.format(reason=reason), prompts.PLAN_AGAIN]
+        lines += [what.format(step=encode(as_written(failed)).decode()), prompts.PLAN_WHY.format(reason=reason),
+                  prompts.PLAN_AGAIN]
         _, plan = await self.router.call(
             self.target, [*prefix, Message("user", "\n".join(lines))], ctx, purpose="replan",
             constraint=constraint, sampling=self._sampling, output_type=Plan,
         )
-        return plan
+        return _stated(plan)
 
     async def plan(self, question: str, ctx: RunContext, allowed: tuple[str, ...] | None = None,
                    on_step: Callable[[Step], None] | None = None) -> Plan:
@@ -94,11 +117,11 @@ class Planner:
 
             def on_text(delta: str) -> None:
                 for step in scanner.feed(delta):
-                    on_step(step)
+                    on_step(stated(step))
 
         _, plan = await self.router.call(
             self.target, [*prefix, Message("user", prompts.PLAN_QUESTION.format(question=question))], ctx,
             purpose="plan",
             constraint=constraint, sampling=self._sampling, output_type=Plan, on_text=on_text,
         )
-        return plan
+        return _stated(plan)

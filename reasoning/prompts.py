@@ -56,7 +56,7 @@ PLAN_LOOKUP_RULE = "- sql sees only the tables and columns listed; a rule, polic
 
 # Worked examples, sent as earlier turns of the conversation (small models follow turns better than prose); `{expert}`
 # is the default expert. The spider's expert step ends "Reply with a number." so its answer fits the calculator step
-# after it.
+# after it; the planner reads that ending back as the step's `expect` (NUMBER_WANTED).
 PLAN_EXAMPLES = [
     ("What is 2*3 plus 4*5?",
      '{{"steps":[{{"id":1,"kind":"tool","target":"calculator","input":{{"expression":"2*3"}},"depends_on":[]}},'
@@ -97,6 +97,11 @@ PLAN_BROKE_RULE = "This step broke a rule of plans: {step}"
 PLAN_FAILED = "This step failed: {step}"
 PLAN_WHY = "Why: {reason}"
 PLAN_AGAIN = "Write the whole plan again, with the failed step fixed."
+
+# How a JSON-planned expert question says it wants a number alone (the spider example teaches it; lower case, matched
+# in any case): the plan schema has no `expect`, so the planner turns these words into Expect(number=True), which the
+# verifiers check, and shows the step to the model again as written.
+NUMBER_WANTED = "reply with a number"
 
 # ---- the program planner (reasoning/program_planner.py)
 

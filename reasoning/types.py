@@ -18,11 +18,13 @@ EXPERT_SYSTEM = "Answer briefly and precisely. Reply with the answer only."
 
 
 class Expect(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """What a step's result must be, when the plan says: a number within [min, max]; for text, mentioning `unit`."""
+    """What a step's result must be, when the plan says: a number alone (`number`: "8", not "eight" or "8 legs"); a
+    number within [min, max]; for text, mentioning `unit`."""
 
     min: float | None = None
     max: float | None = None
     unit: str | None = None
+    number: bool = False
 
 
 StepId = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]

@@ -71,9 +71,10 @@ class ResultTyped(_ToolCheck):
 
 
 class NumericSanity:
-    """Numbers in a result must be finite; an expert asked for a number must reply with one; and a step whose plan
-    states `expect` must meet it (range for a number, unit for text). A deterministic tool outside its expected range
-    needs a different step (replan); an expert may answer better when asked again (retry)."""
+    """Numbers in a result must be finite; and a step whose plan states `expect` must meet it (a number alone, a range
+    for a number, a unit for text). What a step expects is what it states, never how its question is worded. A
+    deterministic tool missing what it was expected to give needs a different step (replan); an expert may answer
+    better when asked again (retry)."""
 
     name = "numeric_sanity"
     kinds = frozenset({"tool", "tools", "expert"})
@@ -82,9 +83,6 @@ class NumericSanity:
         numbers = list(_numbers(output))
         if any(isinstance(n, float) and not math.isfinite(n) for n in numbers):
             return Verdict(self.name, "fail", f"not a finite number in {_shown(output)}")
-        wants_number = step.kind == "expert" and isinstance(resolved_input, str) and "reply with a number" in resolved_input.lower()
-        if wants_number and _as_number(output) is None:
-            return Verdict(self.name, "retry", f"asked for a number, got {_shown(output, as_text=True)[:80]!r}")
         if step.expect is not msgspec.UNSET and (broken := _unmet(step.expect, output)):
             return Verdict(self.name, "retry" if step.kind == "expert" else "replan", broken)
         return Verdict(self.name, "pass", f"{len(numbers)} finite number(s)" if numbers else "no numbers")
@@ -92,6 +90,8 @@ class NumericSanity:
 
 def _unmet(expect: Expect, output: Any) -> str | None:
     """Why `output` misses what the plan expected, or None."""
+    if expect.number and _as_number(output) is None:
+        return f"asked for a number, got {_shown(output, as_text=True)[:80]!r}"
     if expect.min is not None or expect.max is not None:
         value = _single_number(output)
         if value is None:

@@ -42,14 +42,22 @@ async def test_a_result_must_have_the_type_its_tool_declares():
     assert user_tools.convert.result_type is float
 
 
-async def test_numbers_must_be_finite_and_an_expert_asked_for_a_number_must_give_one():
-    """NaN or infinity anywhere in a result fails; 'Reply with a number.' answered in words is retried."""
+async def test_numbers_must_be_finite_and_a_step_expecting_a_number_must_get_one():
+    """NaN or infinity anywhere in a result fails; an expert step expecting a number alone, answered in words, is
+    retried, with the reason as feedback."""
     sanity = NumericSanity()
     assert (await sanity.verify(STEP, {}, float("inf"), no_model)).outcome == "fail"
     assert (await sanity.verify(STEP, {}, {"a": [1, float("nan")]}, no_model)).outcome == "fail"
-    ask_number = Step(3, "expert", "general", "How many legs does a spider have? Reply with a number.")
-    assert (await sanity.verify(ask_number, ask_number.input, "eight", no_model)).outcome == "retry"
+    ask_number = Step(3, "expert", "general", "How many legs does a spider have?", expect=Expect(number=True))
+    verdict = await sanity.verify(ask_number, ask_number.input, "eight", no_model)
+    assert (verdict.outcome, verdict.reason) == ("retry", "asked for a number, got 'eight'")
     assert (await sanity.verify(ask_number, ask_number.input, "8", no_model)).outcome == "pass"
+
+
+async def test_a_verifier_checks_what_a_step_states_never_how_its_question_is_worded():
+    """A question saying "Reply with a number." without `expect` states nothing: an answer in words passes."""
+    worded = Step(3, "expert", "general", "How many legs does a spider have? Reply with a number.")
+    assert (await NumericSanity().verify(worded, worded.input, "eight", no_model)).outcome == "pass"
 
 
 async def test_an_empty_expert_answer_asks_for_a_retry():
@@ -82,11 +90,16 @@ def expecting(kind: str, target: str, expect: dict) -> Step:
         ("expert", {"max": 20, "unit": "km"}, "About 12 km.", "pass"),
         ("expert", {"unit": "km"}, "About 12 miles.", "retry"),
         ("expert", {"min": 1}, "between 3 and 4", "retry"),
+        ("expert", {"number": True}, "8 legs", "retry"),
+        ("expert", {"number": True}, "1,200.", "pass"),
+        ("tool", {"number": True}, 42, "pass"),
+        ("tool", {"number": True}, {"rows": [[42]]}, "replan"),
     ],
 )
 async def test_numeric_sanity_holds_a_step_to_the_range_and_unit_its_plan_states(kind, expect, output, outcome):
-    """`expect` in the plan: a number outside [min, max] or text without the unit is refused — a tool step needs a new
-    plan, an expert step another try; text with no single number cannot meet a range."""
+    """`expect` in the plan: a number outside [min, max], text without the unit, or anything but a number alone where
+    one is expected is refused — a tool step needs a new plan, an expert step another try; text with no single number
+    cannot meet a range."""
     target = "calculator" if kind == "tool" else "general"
     verdict = await NumericSanity().verify(expecting(kind, target, expect), None, output, ask=None)
     assert verdict.outcome == outcome, verdict.reason
