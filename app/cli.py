@@ -18,7 +18,7 @@ from app.logs import configure_logging
 from app.migrate import migrate
 from app.modelfiles import ModelFileError, fetch, use_fetched
 from app.registry import ExpertSpec, RegistryError, registry_for
-from app.rendering import step_result, verdict_marks
+from app.rendering import call_shown, step_result, verdict_marks
 from app.settings import Settings
 from app.sqlrole import RoleError, ensure_readonly_role, role_url
 from reasoning import events as ev
@@ -255,7 +255,9 @@ def tree(report: RunReport) -> str:
     ]
     for i, step in enumerate(report.steps):
         branch = "└─" if i == len(report.steps) - 1 else "├─"
-        shown = step.input.get("expression", render(step.input)) if isinstance(step.input, dict) else step.input
+        shown = call_shown(step.kind, step.target, step.input)
+        if shown is None:
+            shown = render(step.input) if isinstance(step.input, dict) else step.input
         result = step_result(step)
         after = f" (after {', '.join(map(str, step.depends_on))})" if step.depends_on else ""
         checks = verdict_marks(step.verdicts)

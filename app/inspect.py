@@ -20,7 +20,7 @@ import msgspec
 
 from app import db
 from app.migrate import migrate
-from app.rendering import failed, step_result, verdict_marks
+from app.rendering import call_shown, failed, step_result, verdict_marks
 from app.settings import Settings
 from app.trace import RunLookupError, find_run, load_events, step_needs
 from reasoning import events as ev
@@ -261,7 +261,7 @@ def _reachable(children: dict[int | None, list[int]], starts: list[int]) -> set[
 def _step_line(sid: int, step: StepReport | None, planned: Step | None, c: _Calls | None, t0: float, also: list[int],
                kept: bool) -> str:
     if step is None:
-        return f"[{sid}] {planned.target}: {_shown(planned.input)}  ({'kept from the plan before' if kept else 'not run'})"
+        return f"[{sid}] {planned.target}: {_shown(planned)}  ({'kept from the plan before' if kept else 'not run'})"
     result = step_result(step)
     timing = f"at {(step.started_at - t0) * 1000:.1f} ms for {step.duration_ms or 0:.1f} ms"
     served = ""
@@ -271,11 +271,12 @@ def _step_line(sid: int, step: StepReport | None, planned: Step | None, c: _Call
         served = f" · {who}{tokens}" if who or tokens else ""
     checks = verdict_marks(step.verdicts, reasons=True)
     after = f" (also after {', '.join(map(str, also))})" if also else ""
-    return f"[{sid}] {step.target}: {_shown(step.input)} → {result} · {timing}{served}{after} {checks}".rstrip()
+    return f"[{sid}] {step.target}: {_shown(step)} → {result} · {timing}{served}{after} {checks}".rstrip()
 
 
-def _shown(value: Any) -> str:
-    text = value.get("expression", render(value)) if isinstance(value, dict) else render(value)
+def _shown(step: Step | StepReport) -> str:
+    text = call_shown(step.kind, step.target, step.input)
+    text = render(step.input) if text is None else text
     return text if len(text) <= 80 else text[:79] + "…"
 
 
@@ -401,11 +402,11 @@ def diff_reports(old: RunReport, new: RunReport, step_id: int | None = None) -> 
         if o is None or n is None:
             gone = o is not None
             s = o if gone else n
-            step_lines.append(f"  [{sid}] {'removed' if gone else 'added'}: {s.target}: {_shown(s.input)} → {step_result(s)}")
+            step_lines.append(f"  [{sid}] {'removed' if gone else 'added'}: {s.target}: {_shown(s)} → {step_result(s)}")
             changed += 1
             continue
         what = [f"{name} {x} → {y}" for name, x, y in (
-            ("target", o.target, n.target), ("input", _shown(o.input), _shown(n.input)), ("output", step_result(o), step_result(n)),
+            ("target", o.target, n.target), ("input", _shown(o), _shown(n)), ("output", step_result(o), step_result(n)),
         ) if x != y]
         changed += bool(what)
         step_lines.append(f"  [{sid}] {o.target}: " + ("; ".join(what) if what else f"unchanged ({step_result(n)})"))

@@ -3,11 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any
 
 from reasoning.plan import render
 from reasoning.report import StepReport
-from reasoning.types import Verdict
+from reasoning.types import Tool, Verdict, shown_call
+from tools import default_tools
+
+# The tools every installation has. The commands show steps without a runtime (`stepwise trace` reads only the
+# database), so a call of one of these is shown as its tool says, and a call of any other tool by its arguments.
+KNOWN_TOOLS: Mapping[str, Tool] = MappingProxyType(default_tools())
 
 
 def failed(error: str | None) -> str:
@@ -22,6 +29,11 @@ def step_result(step: StepReport) -> str:
     if step.status == "failed":
         return failed(step.error)
     return "(running)"
+
+
+def call_shown(kind: str, target: str, value: Any) -> str | None:
+    """A tool step's call as its tool shows it (the calculator: its expression alone), or None."""
+    return shown_call(KNOWN_TOOLS.get(target), value) if kind == "tool" else None
 
 
 def verdict_marks(verdicts: Iterable[Verdict], *, reasons: bool = False) -> str:

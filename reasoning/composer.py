@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from reasoning import prompts
@@ -12,7 +13,7 @@ from reasoning.plan import Dag, as_value, render, substitute
 from reasoning.program import ANSWER
 from reasoning.questions import asks_for_difference, asks_for_quantity, chooses
 from reasoning.router import Router
-from reasoning.types import NOT_IN_DOCUMENTS, Answer, JsonSchema, Message, Sampling
+from reasoning.types import NOT_IN_DOCUMENTS, Answer, JsonSchema, Message, Sampling, Tool, shown_call
 
 def answer_schema(step_ids: list[int], max_chars: int = 400) -> dict:
     return {
@@ -27,11 +28,14 @@ def answer_schema(step_ids: list[int], max_chars: int = 400) -> dict:
     }
 
 
-def results_text(dag: Dag, outputs: dict[int, Any]) -> str:
+def results_text(dag: Dag, outputs: dict[int, Any], tools: Mapping[str, Tool]) -> str:
+    """The results block of the composer's prompt: each step's call (as its tool shows it) and result, then the
+    final result(s)."""
     lines = []
     for sid, step in dag.steps.items():
         given = substitute(step.input, outputs)
-        shown = given["expression"] if isinstance(given, dict) and "expression" in given else render(given)
+        shown = shown_call(tools.get(step.target) if step.kind == "tool" else None, given)
+        shown = render(given) if shown is None else shown
         named = (prompts.RESULT_NAMED.format(name=step.name)
                  if isinstance(step.name, str) and step.name != ANSWER else "")
         lines.append(prompts.RESULT_LINE.format(id=sid, named=named, target=step.target, shown=shown[:300],
@@ -93,13 +97,15 @@ class Composer:
             return None
         return abs(value) if asks_for_difference(question) else value
 
-    async def compose(self, question: str, dag: Dag, outputs: dict[int, Any], ctx: RunContext) -> Answer:
+    async def compose(self, question: str, dag: Dag, outputs: dict[int, Any], ctx: RunContext,
+                      tools: Mapping[str, Tool]) -> Answer:
+        """The answer to `question` from the plan's results; `tools` (the run's) say how their calls are shown."""
         computed = self.computed(question, dag, outputs)
         if computed is not None:
             return Answer(text=render(computed), uses=[dag.answer], value=computed)
         messages = [
             Message("system", prompts.COMPOSE_SYSTEM),
-            Message("user", prompts.COMPOSE_USER.format(question=question, results=results_text(dag, outputs))),
+            Message("user", prompts.COMPOSE_USER.format(question=question, results=results_text(dag, outputs, tools))),
         ]
         ids = sorted(dag.steps)
         constraint = JsonSchema("answer", answer_schema(ids, self.max_chars))

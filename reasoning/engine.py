@@ -153,7 +153,7 @@ class Engine:
             plan = await self.planner.plan(question, ctx, allowed)
         dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx, sequential=sequential, planned=planned,
                                                  dag=checked.dag)
-        answer = await self.composer.compose(question, dag, outputs, ctx)
+        answer = await self.composer.compose(question, dag, outputs, ctx, self.tools)
         sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
 
     async def _run_repairing(self, question: str, plan: Plan | None, allowed: tuple[str, ...], run_step: RunStep,

@@ -183,8 +183,17 @@ class Tool(Protocol):
     deterministic: bool
     # Optional: `side_effect_free = True` says running a step again is harmless though its result may differ (the
     # program planner then runs sampled programs' steps to vote on their values).
+    # Optional: `show(args) -> str | None` says how a call is shown to the composer and on a terminal (the calculator:
+    # its expression alone); without it, or when it returns None, a call is shown as its arguments' JSON.
 
     async def run(self, args: Any) -> Any: ...
+
+
+def shown_call(tool: Tool | None, args: Any) -> str | None:
+    """How a call of `tool` with `args` (a step's input, references substituted or not) is shown, if the tool says:
+    the core knows no tool by name, so each tool's own `show` decides."""
+    show = getattr(tool, "show", None)
+    return show(args) if show is not None else None
 
 
 class Ask(Protocol):

@@ -74,6 +74,10 @@ class Calculator:
     result_type = int | float
     deterministic = True
 
+    def show(self, args: Any) -> str | None:
+        """A call as its expression alone (`2*3`): what a reader of the composer's results or a trace recognises."""
+        return args["expression"] if isinstance(args, dict) and isinstance(args.get("expression"), str) else None
+
     async def run(self, args: CalculatorArgs) -> Number:
         # Parsed here, on the event loop: ast.parse in worker threads at once has failed with CPython's "AST
         # constructor recursion depth mismatch" (1 request in ~24,000 under load). Evaluated off the loop, so

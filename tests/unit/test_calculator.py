@@ -205,3 +205,10 @@ async def test_the_tool_runs_its_arguments():
     """The tool entry point evaluates its decoded arguments (off the event loop)."""
     assert await Calculator().run(CalculatorArgs(expression="45*12")) == 540
     assert await Calculator().run(CalculatorArgs(expression="gcd(1071,462) + 7!")) == 5061
+
+
+def test_a_call_is_shown_as_its_expression_alone():
+    """`{"expression": "2*3"}` shows as `2*3`; arguments that are not the calculator's are left to the default (None)."""
+    calculator = Calculator()
+    assert calculator.show({"expression": "$1*3"}) == "$1*3"
+    assert calculator.show({"query": "SELECT 1"}) is None and calculator.show("2*3") is None

@@ -3,11 +3,15 @@ written by the composer model from the results."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from reasoning.composer import ungrounded
+from reasoning.composer import results_text, ungrounded
+from reasoning.plan import validate_plan
 from reasoning.questions import asks_for_quantity
+from reasoning.types import Plan, Step
 from tests.unit.test_program_planner import Samples, run
+from tools import default_tools
 
 
 @pytest.mark.parametrize(("question", "quantity"), [
@@ -87,7 +91,7 @@ def test_the_composer_is_told_whose_value_a_chosen_minimum_is():
 
     tools = {"calculator": Calculator()}
     program = compile_program("marlow = 9 / 36\npendle = 6 / 20\nanswer = min(marlow, pendle)", tools, "general")
-    text = results_text(validate_plan(program.plan, tools, ["general"]), {1: 0.25, 2: 0.3, 3: 0.25})
+    text = results_text(validate_plan(program.plan, tools, ["general"]), {1: 0.25, 2: 0.3, 3: 0.25}, tools)
     assert text.splitlines()[-1] == "Final result (step 3): 0.25 (the value of marlow)"
 
 
@@ -101,7 +105,7 @@ def test_the_composer_is_told_which_of_several_compared_results_is_largest_and_s
 
     tools = {"calculator": Calculator()}
     program = compile_program("lena = 35 * 12\nmilo = 48 * 9\nanswer = lena, milo", tools, "general")
-    text = results_text(validate_plan(program.plan, tools, ["general"]), {1: 420, 2: 432})
+    text = results_text(validate_plan(program.plan, tools, ["general"]), {1: 420, 2: 432}, tools)
     assert text.splitlines()[-1] == "Largest: milo (432); smallest: lena (420)."
 
 
@@ -121,3 +125,34 @@ async def test_a_choice_between_computed_values_is_answered_by_name_without_stat
     backend = Samples(["marlow = 9 / 36\npendle = 6 / 20\nanswer = marlow, pendle"], '{"text":"Marlow\'s.","uses":[1,2]}')
     report, _ = await run(backend, "Which shop is cheaper per pen, Marlow's or Pendle's?", samples=1)
     assert report.answer.text == "Marlow's." and len(backend.calls) == 2
+
+
+class _Lookup:
+    """A tool without `show`: its calls are shown as their arguments."""
+
+    name = "lookup"
+    description = "looks a word up."
+    args_type = msgspec.defstruct("LookupArgs", [("word", str)])
+    deterministic = True
+
+    async def run(self, args):
+        return 1
+
+
+class _Quoted(_Lookup):
+    """A tool that shows its own calls."""
+
+    name = "quoted"
+
+    def show(self, args):
+        return f"«{args['word']}»"
+
+
+def test_each_step_is_shown_to_the_composer_as_its_tool_shows_its_calls():
+    """The calculator's call is its expression (references substituted), a tool with `show` is shown its way, one
+    without by its arguments as JSON; the core names no tool."""
+    tools = {**default_tools(), "lookup": _Lookup(), "quoted": _Quoted()}
+    plan = Plan(steps=[Step(1, "tool", "lookup", {"word": "ox"}), Step(2, "tool", "quoted", {"word": "ox"}),
+                       Step(3, "tool", "calculator", {"expression": "$1*3"}, [1])], answer=3)
+    text = results_text(validate_plan(plan, tools, ["general"]), {1: 2, 2: 2, 3: 6}, tools)
+    assert text.splitlines()[:3] == ['[1] lookup({"word":"ox"}) = 2', "[2] quoted(«ox») = 2", "[3] calculator(2*3) = 6"]

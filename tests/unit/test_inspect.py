@@ -9,6 +9,7 @@ from datetime import timedelta
 import msgspec
 import pytest
 
+from app.cli import tree
 from app.inspect import InspectError, diff_reports, format_age, parse_age, render_trace, replay_plan
 from reasoning import events as ev
 from reasoning.report import fold
@@ -64,3 +65,14 @@ def test_a_plan_with_a_cycle_is_still_drawn_whole():
     out = render_trace([ev.RunStarted(run_id=run_id, at=1.0, question="q", deadline_s=5.0), ev.PlanReady(run_id=run_id, at=1.1, plan=plan),
                         ev.RunFailed(run_id=run_id, at=1.2, error_type="plan_invalid", error="cycle", latency_ms=200.0)])
     assert "└─ [1] calculator: $2  (not run)" in out and "[2] calculator: $1  (not run)" in out
+
+
+def test_a_calculator_step_is_shown_by_its_expression_and_another_tools_by_its_arguments():
+    """As the calculator shows its calls: `8*3`, in `ask`'s tree and in the trace alike; a tool the commands do not
+    know (sql) by its arguments' JSON, and an expert step by its question."""
+    known = report()
+    sql = msgspec.structs.replace(known.steps[1], id=3, target="sql", input={"query": "SELECT 1"}, depends_on=[])
+    lines = tree(report(steps=[*known.steps, sql])).splitlines()
+    assert lines[2].startswith("├─ [1] general: How many legs does a spider have? Reply with a number. → 8  ")
+    assert lines[3].startswith("├─ [2] calculator: 8*3 → 24  ") and lines[4].startswith('└─ [3] sql: {"query":"SELECT 1"} → 24  ')
+    assert "[2] calculator: 8*3 → 24 · " in render_trace(known_run(uuid.uuid4(), 1_800_000_000.0))

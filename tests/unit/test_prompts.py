@@ -134,7 +134,7 @@ async def composer_with_a_retry():
     plan = Plan(steps=[Step(1, "tool", "calculator", {"expression": "2*3"}, name="total"),
                        Step(2, "expert", "general", "Name a number near $1.", [1])], answer=1)
     dag = validate_plan(plan, CALCULATOR, ["general"])
-    await Composer(_router(backend), always=True).compose("What is 2*3?", dag, {1: 6, 2: "six"}, _ctx())
+    await Composer(_router(backend), always=True).compose("What is 2*3?", dag, {1: 6, 2: "six"}, _ctx(), CALCULATOR)
     return [m for seen in backend.seen for m in seen]
 
 
@@ -143,7 +143,8 @@ async def composer_parts():
     plan = Plan(steps=[Step(1, "tool", "calculator", {"expression": "1+2"}, name="ann"),
                        Step(2, "tool", "calculator", {"expression": "2+2"}, name="bo")], answer=[1, 2])
     dag = validate_plan(plan, CALCULATOR, ["general"])
-    await Composer(_router(backend)).compose("How many has Ann, and how many has Bo?", dag, {1: 3, 2: 4}, _ctx())
+    await Composer(_router(backend)).compose("How many has Ann, and how many has Bo?", dag, {1: 3, 2: 4}, _ctx(),
+                                            CALCULATOR)
     return backend.seen[0]
 
 
@@ -154,11 +155,12 @@ async def composer_choice_and_ties():
                          Step(2, "tool", "calculator", {"expression": "6 / 20"}, name="pendle"),
                          Step(3, "tool", "calculator", {"expression": "min($1, $2)"}, [1, 2], name="answer")], answer=3)
     await Composer(router).compose("Which is cheaper, Marlow's or Pendle's?",
-                                   validate_plan(choice, CALCULATOR, ["general"]), {1: 0.25, 2: 0.3, 3: 0.25}, _ctx())
+                                   validate_plan(choice, CALCULATOR, ["general"]), {1: 0.25, 2: 0.3, 3: 0.25}, _ctx(),
+                                   CALCULATOR)
     tie = Plan(steps=[Step(1, "tool", "calculator", {"expression": "1+2"}, name="ann"),
                       Step(2, "tool", "calculator", {"expression": "2+1"}, name="bo")], answer=[1, 2])
     await Composer(router).compose("Who has more, Ann or Bo?", validate_plan(tie, CALCULATOR, ["general"]),
-                                   {1: 3, 2: 3}, _ctx())
+                                   {1: 3, 2: 3}, _ctx(), CALCULATOR)
     return [m for seen in backend.seen for m in seen]
 
 
