@@ -90,13 +90,21 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from app.http import create_app
-    from app.serve import AnnouncingServer, describe_database, describe_model, ready_line
+    from app.serve import GracefulServer, describe_database, describe_model, ready_line
 
     def announce(url: str) -> None:
         print(ready_line(url, model=describe_model(settings), database=describe_database(settings)), file=sys.stderr, flush=True)
 
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
-    AnnouncingServer(config, announce).run()
+    app = create_app(settings)
+
+    async def drain() -> None:
+        if (runtime := getattr(app.state, "runtime", None)) is not None:
+            await runtime.drain(settings.shutdown_grace_s)
+
+    # timeout_graceful_shutdown bounds the wait for replies still being sent after the runs have ended (a client
+    # reading slowly); past it uvicorn cancels them.
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+    GracefulServer(config, announce, drain).run()
     return 0
 
 

@@ -174,7 +174,31 @@ class Runtime:
         async with self.pool.acquire() as conn:
             return await load_events(conn, run_id)
 
+    async def drain(self, grace_s: float, cancel_wait_s: float = 5.0) -> tuple[int, int]:
+        """Let the runs in progress end on their own for up to `grace_s` seconds, then cancel the rest and wait (up to
+        `cancel_wait_s`) until they have recorded it, so every run's last event is in the trace sink before it closes.
+        Returns (runs that ended on their own, runs cancelled). Runs started meanwhile are waited for too."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        seen: set[asyncio.Task] = set()
+        while self.active and (left := deadline - loop.time()) > 0:
+            seen |= set(self.active.values())
+            await asyncio.wait(set(self.active.values()), timeout=left)
+        stopping = set(self.active.values())
+        for task in stopping:
+            task.cancel()
+        if stopping:
+            _, stuck = await asyncio.wait(stopping, timeout=cancel_wait_s)
+            if stuck:
+                log.error("runs_not_stopped", count=len(stuck), waited_s=cancel_wait_s)
+        ended = len(seen - stopping)
+        if seen or stopping:
+            log.info("runs_drained", ended=ended, cancelled=len(stopping), grace_s=grace_s)
+        return ended, len(stopping)
+
     async def close(self) -> None:
+        """Stop: runs still in progress are cancelled (and record it) first, then the trace is flushed and closed."""
+        await self.drain(0)
         await self.sink.close()
         await self.pool.close()
         await self.fleet.aclose()

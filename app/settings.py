@@ -61,6 +61,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Keys a client must present (STEPWISE_API_KEYS, comma-separated); empty, the API is open."""
     max_body_bytes: int = 1_048_576
     """Larger request bodies get a 413 (STEPWISE_MAX_BODY_BYTES)."""
+    shutdown_grace_s: float = 15.0
+    """On SIGTERM, how long runs in progress may go on before they are cancelled (STEPWISE_SHUTDOWN_GRACE_S). With the
+    cancellations and the trace flush after it, a stop takes at most this + 15 s: Kubernetes' default 30 s
+    terminationGracePeriodSeconds at the default."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -85,7 +89,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("deadline_s", "STEPWISE_DEADLINE_S", float), ("log_level", "STEPWISE_LOG_LEVEL", str),
             ("max_body_bytes", "STEPWISE_MAX_BODY_BYTES", int), ("planner", "STEPWISE_PLANNER", str),
             ("plan_samples", "STEPWISE_PLAN_SAMPLES", int), ("compose", "STEPWISE_COMPOSE", str),
-            ("plan_more", "STEPWISE_PLAN_MORE", int),
+            ("plan_more", "STEPWISE_PLAN_MORE", int), ("shutdown_grace_s", "STEPWISE_SHUTDOWN_GRACE_S", float),
         ):
             if env.get(var):
                 try:

@@ -4,8 +4,10 @@ sgl-project/sglang: entrypoints/http_server.py, managers/io_struct.py, managers/
 sampling/sampling_params.py, entrypoints/openai/serving_chat.py, function_call/utils.py).
 
 It generates with the real local model through llama.cpp (`llama_url`), or, with `llama_url=None`, with a scripted
-model that needs no model file ("la " per token, `token_s` apart): routing, streaming and cancellation tests then run
-in seconds. Faults can be injected: a number of replies with a given status, or a delay before answering. What it
+model that needs no model file ("la " per token, `token_s` apart, or a fixed `script` text four characters a token):
+routing, streaming and cancellation tests then run in seconds. Faults can be injected (`inject`, or `POST
+/_test/inject` with the same fields when it runs as a separate process): a number of replies with a given status, a
+delay before answering, or a malformed reply (a 200 whose body or stream chunk is not JSON). What it
 saw is kept in `requests`, `aborted` (rid → "abort_request" | "disconnected") and `tokens` (rid → tokens generated);
 `GET /_test/state` gives the same to a test that runs it as a separate process (not an SGLang route)."""
 
@@ -25,6 +27,7 @@ import httpx
 import msgspec
 import uvicorn
 from litestar import Litestar, Request, Response, get, post
+from litestar.params import JSONBody
 from litestar.response import Stream
 
 # tokenizer_manager._wait_one_response: a non-streamed request notices its client has gone only when this wait for
@@ -175,7 +178,7 @@ class SGLangTestServer:
 
     def __init__(self, llama_url: str | None, model_path: str = "smollm2", *, port: int | None = None,
                  tool_call_parser: str | None = None, enable_cache_report: bool = False, health_delay_s: float = 1.0,
-                 loading_s: float = 0.0, token_s: float = 0.01) -> None:
+                 loading_s: float = 0.0, token_s: float = 0.01, script: str | None = None) -> None:
         self.llama_url = llama_url
         self.model_path = model_path
         self.tool_call_parser = tool_call_parser
@@ -183,10 +186,11 @@ class SGLangTestServer:
         self.health_delay_s = health_delay_s
         self.loading_s = loading_s
         self.token_s = token_s
+        self.script = script
         self.requests: list[tuple[str, Any]] = []
         self.aborted: dict[str, str] = {}
         self.tokens: dict[str, int] = {}
-        self._faults: list[tuple[int | None, float]] = []
+        self._faults: list[tuple[int | None, float, bool]] = []
         self._abort_events: dict[str, asyncio.Event] = {}
         self._prompts: list[str] = []  # the scripted model's "radix cache"
         self._started_at = time.monotonic()
@@ -199,18 +203,20 @@ class SGLangTestServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
-    def inject(self, *, status: int | None = None, delay_s: float = 0.0, times: int = 1) -> None:
+    def inject(self, *, status: int | None = None, delay_s: float = 0.0, times: int = 1, malformed: bool = False) -> None:
         """The next `times` requests to /generate or /v1/chat/completions wait `delay_s`, then answer `status`
-        (an SGLang-shaped error) or normally."""
-        self._faults.extend([(status, delay_s)] * times)
+        (an SGLang-shaped error), a 200 that is not JSON (`malformed`: a cut-off body, or a stream whose chunk is
+        cut off), or normally."""
+        self._faults.extend([(status, delay_s, malformed)] * times)
 
-    async def _fault(self) -> int | None:
+    async def _fault(self) -> int | str | None:
+        """The injected status, "malformed", or None (answer normally)."""
         if not self._faults:
             return None
-        status, delay = self._faults.pop(0)
+        status, delay, malformed = self._faults.pop(0)
         if delay:
             await asyncio.sleep(delay)
-        return status
+        return "malformed" if malformed else status
 
     def server_args(self) -> dict[str, Any]:
         """What /server_info reports: ServerArgs as a dict (http_server.get_server_info), the fields clients read."""
@@ -239,10 +245,14 @@ class SGLangTestServer:
         shared = max((len(_common_prefix(prompt, p)) for p in self._prompts), default=0)
         self._prompts.append(prompt)
         limit = params.max_new_tokens if params.max_new_tokens is not None else 128
+        pieces = [self.script[i:i + 4] for i in range(0, len(self.script), 4)] if self.script is not None else None
         text = ""
-        for _ in range(limit):
+        for n in range(limit):
+            if pieces is not None and n == len(pieces):  # the script said: the model stops (EOS)
+                yield _Done(len(prompt) // 4 + 1, shared // 4, n, {"type": "stop", "matched": 151645})
+                return
             await asyncio.sleep(self.token_s)
-            text += "la "
+            text += pieces[n] if pieces is not None else "la "
             self.tokens[rid] += 1
             yield text
         yield _Done(len(prompt) // 4 + 1, shared // 4, limit, {"type": "length", "length": limit})
@@ -373,6 +383,10 @@ class SGLangTestServer:
                 return Response({"detail": [{"msg": str(exc)}]}, status_code=422)  # FastAPI's request validation
             test_server.requests.append(("/generate", json.loads(raw)))
             status = await test_server._fault()
+            if status == "malformed":
+                if req.stream:  # a chunk cut off mid-JSON, as a proxy or a crashing server can leave it
+                    return Stream(iter([b'data: {"text": "la la", "meta_info": {"id": \n\n']), media_type="text/event-stream")
+                return Response(b'{"text": "la la", "meta_', media_type="application/json")
             if status is not None:
                 return _error(f"injected fault {status}", status)
             if req.text is None:
@@ -440,6 +454,8 @@ class SGLangTestServer:
                 return _openai_error(str(exc))
             test_server.requests.append(("/v1/chat/completions", json.loads(raw)))
             status = await test_server._fault()
+            if status == "malformed":
+                return Response(b'{"id": "chatcmpl-1", "choices": [', media_type="application/json")
             if status is not None:
                 return _openai_error(f"injected fault {status}", status)
             if test_server.llama_url is None:
@@ -504,6 +520,11 @@ class SGLangTestServer:
         async def test_state() -> dict:
             return {"requests": test_server.requests, "aborted": test_server.aborted, "tokens": test_server.tokens}
 
+        @post("/_test/inject", status_code=200)
+        async def test_inject(data: JSONBody[dict[str, Any]]) -> dict:
+            test_server.inject(**data)
+            return {"faults": len(test_server._faults)}
+
         async def start(_: Litestar) -> None:
             test_server._started_at = time.monotonic()
             state["client"] = httpx.AsyncClient()
@@ -511,7 +532,7 @@ class SGLangTestServer:
         async def stop(_: Litestar) -> None:
             await state["client"].aclose()
 
-        return Litestar([generate, abort_request, chat, health, model_info, server_info, test_state],
+        return Litestar([generate, abort_request, chat, health, model_info, server_info, test_state, test_inject],
                         on_startup=[start], on_shutdown=[stop])
 
     def __enter__(self) -> SGLangTestServer:
@@ -546,6 +567,7 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--scripted", action="store_true")
     parser.add_argument("--token-s", type=float, default=0.01)
+    parser.add_argument("--script", help="the scripted model's reply to every prompt (default: 'la ' per token)")
     # SGLang's /health takes a second or more; half a second by default here keeps probes with a one-second timeout
     # (test_expert_failover's) working. Pass 1 to be exact.
     parser.add_argument("--health-delay-s", type=float, default=0.5)
@@ -560,7 +582,8 @@ def main() -> None:
     # A model path that names no Hugging Face repository: sglang-router loads the tokenizer of the model_path a worker
     # reports, and would otherwise go looking for "smollm2" online.
     model_path = "smollm2" if llama_url else "/nonexistent/scripted-model"
-    server = SGLangTestServer(llama_url, model_path, port=args.port, token_s=args.token_s, health_delay_s=args.health_delay_s)
+    server = SGLangTestServer(llama_url, model_path, port=args.port, token_s=args.token_s, health_delay_s=args.health_delay_s,
+                              script=args.script)
     uvicorn.Server(uvicorn.Config(server.app(), host="127.0.0.1", port=server.port, log_level="warning")).run()
 
 

@@ -41,13 +41,13 @@ def test_stepwise_serve_prints_one_ready_line_on_stderr(monkeypatch, capsys):
     import app.serve
     from app.cli import main
 
-    class StopWhenReady(AnnouncingServer):
+    class StopWhenReady(app.serve.GracefulServer):
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             self.should_exit = True
 
     monkeypatch.setattr(app.http, "create_app", lambda settings: Litestar([ping]))
-    monkeypatch.setattr(app.serve, "AnnouncingServer", StopWhenReady)
+    monkeypatch.setattr(app.serve, "GracefulServer", StopWhenReady)
     monkeypatch.setenv("DATABASE_URL", "postgresql://ada:s3cret@db.example:6543/traces")
     monkeypatch.setenv("STEPWISE_MODEL", "smollm2")
     monkeypatch.delenv("STEPWISE_EXPERTS", raising=False)
