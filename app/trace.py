@@ -157,12 +157,14 @@ class TraceSink:
         self._in_flight = 0
         self._oldest_at: float | None = None  # `at` of the oldest event taken from the queue and not yet stored
         self._retrying_since: float | None = None  # monotonic; set while Postgres is unreachable
+        self.emitted = 0  # every event handed to emit; once all is stored, = written + dead_lettered + dropped
         self.written = 0
         self.dead_lettered = 0
         self.dropped = 0
         self.retries = 0
 
     def emit(self, event: ev.AnyEvent) -> None:
+        self.emitted += 1
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -203,7 +205,7 @@ class TraceSink:
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
-        log.info("trace_sink_closed", written=self.written, dead_lettered=self.dead_lettered, dropped=self.dropped,
+        log.info("trace_sink_closed", emitted=self.emitted, written=self.written, dead_lettered=self.dead_lettered, dropped=self.dropped,
                  retries=self.retries)
 
     def _lose(self, count: int, reason: str) -> None:

@@ -42,7 +42,7 @@ async def _timed_write_batch(conn, batch, **options) -> None:
 class NullSink:
     """Tracing off: events go nowhere (the Runtime's recorder and log sink still get them)."""
 
-    written = dropped = dead_lettered = retries = 0
+    emitted = written = dropped = dead_lettered = retries = 0
     lag_s = 0.0
 
     def problems(self) -> list[str]:
