@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -88,7 +89,10 @@ class Runtime:
         pool = await db.create_pool(url)
         async with pool.acquire() as conn:
             await migrate(conn)
-        sink = TraceSink(lambda: db.connect(url), maxsize=settings.trace_queue)
+        # Events still unwritten at shutdown (Postgres down) are spilled there and replayed by the next start on the
+        # same database: the folder is named after it, so a test's or another server's events never land elsewhere.
+        spill_dir = settings.data_dir / "trace-spill" / hashlib.sha256(db.redact(url).encode()).hexdigest()[:16]
+        sink = TraceSink(lambda: db.connect(url), maxsize=settings.trace_queue, spill_dir=spill_dir)
         sink.start()
         fleet = await build_fleet(registry, settings)
         log.info("runtime_started", experts=sorted(fleet.experts), database=db.redact(url))

@@ -7,18 +7,24 @@ backoff and new events wait in the queue. A batch refused for anything else is i
 column's range, an encoder's error): it is split in halves until each refused event is alone, and that event goes to
 `trace_dead_letters` as JSON text with the error, while a stand-in keeps its run readable (see `_dead_letter`); every
 other event is written. So one request cannot stall or drop the trace of the others, and every event emitted is
-counted once: `written`, `dead_lettered`, or `dropped` (queue full, still unwritten at shutdown, or not even storable
-as a dead letter), never lost silently."""
+counted once: `written`, `dead_lettered`, `spilled` or `dropped` (queue full, or not even storable as a dead letter),
+never lost silently.
+
+With a `spill_dir`, what is still unwritten when `close()` gives up (Postgres down at shutdown) is not dropped but
+spilled: written to a JSON-lines file there, in order, which the next sink started on that folder claims (an atomic
+rename, so of several processes sharing it one takes each file) and replays before anything else."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -146,7 +152,7 @@ class _Rejected(Exception):
 class TraceSink:
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], *, maxsize: int = 100_000,
                  batch_size: int = 5_000, retry_initial_s: float = 0.05, retry_max_s: float = 2.0,
-                 lag_limit_s: float = 10.0) -> None:
+                 lag_limit_s: float = 10.0, spill_dir: Path | None = None) -> None:
         self._connect = connect
         self._queue: asyncio.Queue[ev.AnyEvent] = asyncio.Queue(maxsize)
         self._batch_size = batch_size
@@ -155,6 +161,9 @@ class TraceSink:
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task | None = None
         self._in_flight = 0
+        self._batch: list[ev.AnyEvent] = []  # the batch being stored; its first `_handled` events are stored
+        self._handled = 0
+        self._spill_dir = spill_dir
         self._oldest_at: float | None = None  # `at` of the oldest event taken from the queue and not yet stored
         self._retrying_since: float | None = None  # monotonic; set while Postgres is unreachable
         self.emitted = 0  # every event handed to emit; once all is stored, = written + dead_lettered + dropped
@@ -162,6 +171,8 @@ class TraceSink:
         self.dead_lettered = 0
         self.dropped = 0
         self.retries = 0
+        self.spilled = 0  # unwritten at shutdown, kept in a spill file for the next sink
+        self.replayed = 0  # read back from spill files at start (counted in `emitted` too)
 
     def emit(self, event: ev.AnyEvent) -> None:
         self.emitted += 1
@@ -171,6 +182,9 @@ class TraceSink:
             self._lose(1, "trace queue full")
 
     def start(self) -> None:
+        """Replay what earlier sinks spilled (queued ahead of anything emitted now), then start writing."""
+        if self._spill_dir is not None:
+            self._replay()
         self._task = asyncio.create_task(self._drain(), name="trace-sink")
 
     @property
@@ -196,17 +210,20 @@ class TraceSink:
             return False
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued (for at most `timeout` seconds), then stop; whatever is left is counted as lost."""
-        if not await self.flush(timeout):
-            self._lose(self._queue.qsize() + self._in_flight, f"still unwritten after {timeout:g}s at shutdown")
+        """Write what is queued (for at most `timeout` seconds), then stop; whatever is left is spilled to a file
+        (with a spill_dir) or counted as dropped."""
+        flushed = await self.flush(timeout)
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if not flushed:
+            left = self._batch[self._handled:] + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+            self._spill(left, f"still unwritten after {timeout:g}s at shutdown")
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
-        log.info("trace_sink_closed", emitted=self.emitted, written=self.written, dead_lettered=self.dead_lettered, dropped=self.dropped,
-                 retries=self.retries)
+        log.info("trace_sink_closed", emitted=self.emitted, written=self.written, dead_lettered=self.dead_lettered,
+                 spilled=self.spilled, dropped=self.dropped, retries=self.retries, replayed=self.replayed)
 
     def _lose(self, count: int, reason: str) -> None:
         if count <= 0:
@@ -215,12 +232,63 @@ class TraceSink:
         if before == 0 or before // 1000 != self.dropped // 1000 or "shutdown" in reason:
             log.error("trace_events_dropped", count=count, dropped_total=self.dropped, reason=reason)
 
+    def _spill(self, events: list[ev.AnyEvent], reason: str) -> None:
+        """Keep `events` in a new file of the spill folder, in order, counted as spilled; without a folder, or if the
+        file cannot be written, they are counted as dropped."""
+        if not events:
+            return
+        if self._spill_dir is None:
+            self._lose(len(events), reason)
+            return
+        lines = []
+        for event in map(storable, events):
+            try:
+                lines.append(msgspec.json.encode(event))
+            except Exception:  # a value JSON cannot hold (an int past 4,300 digits): Postgres would refuse it too
+                self._lose(1, f"{reason}; not JSON: {_tag(event)} of run {event.run_id}")
+        try:
+            path = _write_spill(self._spill_dir, lines)
+        except OSError as exc:
+            self._lose(len(lines), f"{reason}; no spill file written in {self._spill_dir}: {exc!r}")
+            return
+        self.spilled += len(lines)
+        log.warning("trace_events_spilled", count=len(lines), path=str(path), reason=reason)
+
+    def _replay(self) -> None:
+        """Claim each spill file, oldest first, by renaming it, and queue its events ahead of new ones (counted as
+        emitted and replayed); lines that do not fit in the queue go back to a new spill file, for a later sink."""
+        assert self._spill_dir is not None
+        overflow: list[bytes] = []
+        for path in sorted(self._spill_dir.glob("*.jsonl")) if self._spill_dir.is_dir() else []:
+            claimed = path.with_suffix(f".claimed-{os.getpid()}")
+            try:
+                path.rename(claimed)
+            except OSError:  # another process claimed it first
+                continue
+            lines = [line for line in claimed.read_bytes().splitlines() if line]
+            for line in lines:
+                if overflow or self._queue.full():
+                    overflow.append(line)
+                    continue
+                self.emitted += 1
+                try:
+                    self._queue.put_nowait(_decode_event(line))
+                except msgspec.DecodeError as exc:  # a file damaged since it was written
+                    self._lose(1, f"unreadable line in spill file {path}: {exc}")
+                    continue
+                self.replayed += 1
+            claimed.unlink()
+            log.info("trace_spill_replayed", path=str(path), lines=len(lines))
+        if overflow:
+            _write_spill(self._spill_dir, overflow)
+
     async def _drain(self) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self._in_flight, self._oldest_at = len(batch), batch[0].at
+            self._batch, self._handled = batch, 0
             try:
                 await self._store(batch)
             finally:
@@ -244,6 +312,7 @@ class TraceSink:
             else:
                 self.written += len(part)
             self._in_flight -= len(part)
+            self._handled += len(part)  # parts are stored in order: the handled events are a prefix of the batch
 
     async def _on_connection(self, write: Callable[[asyncpg.Connection], Awaitable[Any]]) -> None:
         """Run `write` on the sink's connection. While Postgres is unreachable, reconnect and retry with backoff,
@@ -294,6 +363,17 @@ class TraceSink:
                 refusal = rejected.error
         log.error("trace_stand_in_refused", run_id=str(event.run_id), event_type=tag,
                   error=repr(refusal) if refusal else "no valid stand-in")
+
+
+def _write_spill(folder: Path, lines: list[bytes]) -> Path:
+    """A new spill file of `lines` in `folder`, named so files sort oldest first; complete or absent (written under
+    another name, then renamed), so a sink starting meanwhile never claims half a file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{time.time():.6f}-{os.getpid()}.jsonl"
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(b"\n".join(lines) + b"\n")
+    partial.rename(path)
+    return path
 
 
 def _tag(event: ev.AnyEvent) -> str:

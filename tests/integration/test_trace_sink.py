@@ -220,3 +220,70 @@ async def test_a_sink_that_caught_up_reports_no_problem(database_url):
     assert await sink.flush(timeout=10)
     assert sink.problems() == [] and sink.lag_s == 0
     await sink.close()
+
+
+def unreachable_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"postgresql://postgres@127.0.0.1:{probe.getsockname()[1]}/x"
+
+
+async def until(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_events_unwritten_at_shutdown_are_spilled_and_the_next_sink_writes_them(database_url, pg, tmp_path):
+    """Postgres down at shutdown: with a spill folder the unwritten events (the batch being retried and the queue
+    behind it) go to a file instead of being dropped; the next sink on that folder replays them first, and the run
+    reads back whole."""
+    dead = TraceSink(lambda: db.connect(unreachable_url(), timeout=1), retry_max_s=0.05, spill_dir=tmp_path)
+    dead.start()
+    run_id = uuid.uuid4()
+    events = run_events(run_id)
+    for event in events[:4]:
+        dead.emit(event)
+    await until(lambda: dead.retries >= 1)  # those four are the batch being retried; the rest wait in the queue
+    for event in events[4:]:
+        dead.emit(event)
+    await dead.close(timeout=0.2)
+    assert (dead.written, dead.spilled, dead.dropped) == (0, 10, 0) and len(list(tmp_path.glob("*.jsonl"))) == 1
+
+    sink = TraceSink(lambda: db.connect(database_url), spill_dir=tmp_path)
+    sink.start()
+    await sink.close()
+    assert (sink.replayed, sink.emitted, sink.written, sink.dropped) == (10, 10, 10, 0)
+    assert list(tmp_path.iterdir()) == []
+    assert await counts(pg, run_id) == {"events": 10, "steps": 1, "model_calls": 2, "tool_calls": 1, "verdicts": 1, "runs": 1}
+    assert fold(await load_events(pg, run_id)) == fold(events)
+
+
+async def test_a_spill_file_is_replayed_by_one_sink_only(database_url, pg, tmp_path):
+    """Two sinks starting on one spill folder (replicas sharing a data folder): one claims the file, so each event
+    is written once."""
+    dead = TraceSink(lambda: db.connect(unreachable_url(), timeout=1), retry_max_s=0.05, spill_dir=tmp_path)
+    dead.start()
+    run_id = uuid.uuid4()
+    for event in run_events(run_id):
+        dead.emit(event)
+    await dead.close(timeout=0.1)
+    first = TraceSink(lambda: db.connect(database_url), spill_dir=tmp_path)
+    second = TraceSink(lambda: db.connect(database_url), spill_dir=tmp_path)
+    first.start()
+    second.start()
+    await asyncio.gather(first.close(), second.close())
+    assert sorted([first.replayed, second.replayed]) == [0, 10]
+    assert (await counts(pg, run_id))["events"] == 10
+
+
+async def test_without_a_spill_folder_events_unwritten_at_shutdown_are_counted_dropped(tmp_path):
+    """The default (no spill folder): what Postgres could not take by the end of close() is dropped, and counted."""
+    sink = TraceSink(lambda: db.connect(unreachable_url(), timeout=1), retry_max_s=0.05)
+    sink.start()
+    for event in run_events(uuid.uuid4()):
+        sink.emit(event)
+    await until(lambda: sink.retries >= 1)
+    await sink.close(timeout=0.1)
+    assert (sink.emitted, sink.written, sink.spilled, sink.dropped) == (10, 0, 0, 10)
