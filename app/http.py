@@ -105,13 +105,14 @@ _RUN_REF_ERRORS = {
 
 
 @delete("/v1/runs/{run_id:str}", status_code=202, responses=guarded("/v1/runs", {
-    **_RUN_REF_ERRORS, 409: error("The run is not running: it has ended, or runs on another replica")}))
+    **_RUN_REF_ERRORS, 409: error("The run has ended: its trace records its end")}))
 async def cancel_run(run_id: RunRef, runtime: NamedDependency[Runtime]) -> dict:
-    """Cancel a run in progress: in-flight model requests are closed and the run is recorded as cancelled."""
+    """Cancel a run in progress, on this replica or another (through Postgres): in-flight model requests are closed
+    and the run is recorded as cancelled. 202 means it was asked to stop; one that ends first keeps its own end."""
     parsed = await runtime.find_run(run_id)
-    if runtime.cancel(parsed):
+    if await runtime.cancel_anywhere(parsed):
         return {"run_id": str(parsed), "status": "cancelling"}
-    raise ClientException(status_code=409, detail=f"run {parsed} is not running (it has ended, or runs on another replica)")
+    raise ClientException(status_code=409, detail=f"run {parsed} is not running: it has ended")
 
 
 def _run_lookup_failed(request: Request, exc: RunLookupError) -> Response:

@@ -13,7 +13,9 @@ from app import db
 
 log = structlog.get_logger("stepwise.migrate")
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-_LOCK = 0x5E57_15E  # any constant shared by every replica
+LOCK = 0x5E57_15E
+"""The advisory lock (on the database migrated) held while migrating: any constant every replica shares. Replicas
+starting together wait for it in turn; the first applies what is missing, the others then find nothing to do."""
 
 
 def available() -> list[tuple[int, str, str]]:
@@ -33,7 +35,7 @@ def available() -> list[tuple[int, str, str]]:
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply what has not been applied; return the names applied now."""
     applied_now = []
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK)
+    await conn.execute("SELECT pg_advisory_lock($1)", LOCK)
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -49,7 +51,7 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
             log.info("migration_applied", migration=name)
             applied_now.append(name)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK)
     return applied_now
 
 

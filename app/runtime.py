@@ -14,6 +14,7 @@ import msgspec
 import structlog
 
 from app import db
+from app.cancellation import CancelListener, request_cancel
 from app.logs import LogSink
 from app.metrics import Metrics
 from app.migrate import migrate
@@ -70,6 +71,8 @@ class Runtime:
         self._logs = LogSink()
         self.metrics = Metrics()
         self.metrics.watch_trace(sink)
+        self.listener: CancelListener | None = None
+        """Cancels the runs going on here that another replica is asked to cancel (set by `start`)."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -98,7 +101,10 @@ class Runtime:
         log.info("runtime_started", experts=sorted(fleet.experts), database=db.redact(url))
         engine = build_engine(fleet, registry, tools, settings.verifiers, settings.planner, settings.plan_samples,
                               settings.compose, settings.plan_more)
-        return cls(settings, engine, fleet, pool, sink, url)
+        runtime = cls(settings, engine, fleet, pool, sink, url)
+        runtime.listener = CancelListener(lambda: db.connect(url, application_name="stepwise-cancel"), runtime.cancel)
+        await runtime.listener.start()
+        return runtime
 
     async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink,
                   options: RunOptions | CheckedRun = RunOptions(), run_id: uuid.UUID | None = None, **fields: Any) -> RunReport:
@@ -155,6 +161,14 @@ class Runtime:
         task.cancel()
         return True
 
+    async def cancel_anywhere(self, run_id: uuid.UUID) -> bool:
+        """Cancel a run going on here, or, if the trace has no end for it, ask the replica running it (through
+        Postgres: app.cancellation); False if it has ended."""
+        if self.cancel(run_id):
+            return True
+        async with self.pool.acquire() as conn:
+            return await request_cancel(conn, run_id)
+
     async def find_run(self, text: str) -> uuid.UUID:
         """The run `text` names (a full id, or a unique prefix: app.trace.find_run's rule), once what this process
         has emitted so far is written; a full id of a run going on here needs no database."""
@@ -203,6 +217,8 @@ class Runtime:
     async def close(self) -> None:
         """Stop: runs still in progress are cancelled (and record it) first, then the trace is flushed and closed."""
         await self.drain(0)
+        if self.listener is not None:
+            await self.listener.close()
         await self.sink.close()
         await self.pool.close()
         await self.fleet.aclose()
