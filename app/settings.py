@@ -57,14 +57,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     deadline_s: float = 300.0
     log_level: str = "info"
     trace_queue: int = 100_000
+    """Trace events held in memory while Postgres is slow or down (STEPWISE_TRACE_QUEUE); past it they are dropped,
+    counted in /health and /metrics."""
     api_keys: tuple[str, ...] = ()
     """Keys a client must present (STEPWISE_API_KEYS, comma-separated); empty, the API is open."""
     max_body_bytes: int = 1_048_576
     """Larger request bodies get a 413 (STEPWISE_MAX_BODY_BYTES)."""
-    shutdown_grace_s: float = 15.0
-    """On SIGTERM, how long runs in progress may go on before they are cancelled (STEPWISE_SHUTDOWN_GRACE_S). With the
-    cancellations and the trace flush after it, a stop takes at most this + 15 s: Kubernetes' default 30 s
-    terminationGracePeriodSeconds at the default."""
+    shutdown_grace_s: float = 10.0
+    """On SIGTERM, how long runs in progress may go on before they are cancelled (STEPWISE_SHUTDOWN_GRACE_S). A stop
+    takes at most this + 20 s (cancelled runs 5 s, replies still being sent 5 s, the trace flush 10 s): Kubernetes'
+    default 30 s terminationGracePeriodSeconds at the default."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -90,6 +92,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("max_body_bytes", "STEPWISE_MAX_BODY_BYTES", int), ("planner", "STEPWISE_PLANNER", str),
             ("plan_samples", "STEPWISE_PLAN_SAMPLES", int), ("compose", "STEPWISE_COMPOSE", str),
             ("plan_more", "STEPWISE_PLAN_MORE", int), ("shutdown_grace_s", "STEPWISE_SHUTDOWN_GRACE_S", float),
+            ("trace_queue", "STEPWISE_TRACE_QUEUE", int),
         ):
             if env.get(var):
                 try:
