@@ -30,6 +30,7 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--concurrency", type=int, default=1, help="items in flight at once (default 1)")
     p.add_argument("--seed", type=int, default=42, help="gsm_symbolic: the generator's seed (default 42)")
     p.add_argument("--split", choices=("dev", "heldout"), help="dev: only this part of the set (default both)")
+    p.add_argument("--kind", help="dev: only this kind of question (arithmetic, comparison, sql, docs, game24)")
     p.add_argument("--deadline", type=float, help="seconds each item's run may take (default STEPWISE_DEADLINE_S)")
     p.add_argument("--sql-url", help="a .jsonl dataset's database for the sql tool (default STEPWISE_SQL_URL)")
     p.add_argument("--docs", type=Path, help="a .jsonl dataset's folder for the docs tool (default STEPWISE_DOCS)")
@@ -112,7 +113,8 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
         raise ValueError("--limit and --concurrency must be at least 1")
     limit = args.limit or (None if args.dataset == "dev" else 20)
     dataset = datasets.load(args.dataset, limit=limit, offset=args.offset, seed=args.seed,
-                            sql_url=args.sql_url or settings.sql_url, docs_dir=args.docs or settings.docs_dir, split=args.split)
+                            sql_url=args.sql_url or settings.sql_url, docs_dir=args.docs or settings.docs_dir, split=args.split,
+                            kind=args.kind)
     items = list(dataset.items())
     first = items[0] if items else None
     if first is None:
@@ -138,7 +140,7 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
 
             summary = await run_eval(runtime, dataset, args.mode, concurrency=args.concurrency, limit=limit,
                                      deadline_s=args.deadline, on_item=on_item,
-                                     config={"offset": args.offset, "seed": args.seed, "split": args.split, "argv": sys.argv[1:],
+                                     config={"offset": args.offset, "seed": args.seed, "split": args.split, "kind": args.kind, "argv": sys.argv[1:],
                                              "tools": sorted(runtime.engine.tools)})
     finally:
         await runtime.close()

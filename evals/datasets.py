@@ -157,31 +157,39 @@ def _score_dev(item: Item, predicted: Any) -> Score:
     return score_by_type(item, predicted)
 
 
-def dev(limit: int | None = None, offset: int = 0, split: str | None = None) -> Dataset:
+def dev(limit: int | None = None, offset: int = 0, split: str | None = None, kind: str | None = None) -> Dataset:
     """The project's own dev set (evals/dev): five kinds of question, each item's `kind` and `split` in its meta.
     Its tools come with it: the bundled database for `sql` (loaded by the eval, read through a read-only role), the
-    bundled documents for `docs`, and the python tool where the sandbox can run."""
+    bundled documents for `docs`, and the python tool where the sandbox can run. `kind` keeps one kind of question
+    (a change aimed at one kind is measured on its items alone, in minutes)."""
     if split is not None and split not in SPLITS:
         raise DatasetError(f"split {split!r} is not one of {', '.join(SPLITS)}")
     decode = msgspec.json.Decoder(_DevRow).decode
     path = DEV_DIR / "items.jsonl"
     rows = [decode(line) for line in path.read_text().splitlines() if line.strip()]
+    kinds = sorted({r.kind for r in rows})
+    if kind is not None and kind not in kinds:
+        raise DatasetError(f"kind {kind!r} is not one of {', '.join(kinds)}")
     chosen = [Item(r.id, r.question, r.answer, r.answer_type, r.meta | {"kind": r.kind, "split": r.split})
-              for r in rows if split is None or r.split == split][offset:][:limit]
+              for r in rows if (split is None or r.split == split) and (kind is None or r.kind == kind)][offset:][:limit]
     tools = {"sql_file": DEV_DIR / "company.sql", "docs_dir": DEV_DIR / "docs", "python_tool": True}
-    return Dataset("dev" if split is None else f"dev:{split}", lambda: iter(chosen), _score_dev, tools)
+    name = ":".join(["dev", *(part for part in (split, kind) if part is not None)])
+    return Dataset(name, lambda: iter(chosen), _score_dev, tools)
 
 
 NAMES = ("gsm_symbolic", "game24", *bfcl.DATASETS, "dev")
 
 
 def load(name: str, *, limit: int | None = None, offset: int = 0, seed: int = 42, sql_url: str | None = None,
-         docs_dir: Path | None = None, split: str | None = None) -> Dataset:
-    """A dataset by name (see NAMES), or a user's .jsonl file by path. `split` (dev | heldout) is the dev set's."""
+         docs_dir: Path | None = None, split: str | None = None, kind: str | None = None) -> Dataset:
+    """A dataset by name (see NAMES), or a user's .jsonl file by path. `split` (dev | heldout) and `kind` are the dev
+    set's."""
     if split is not None and name != "dev":
         raise DatasetError(f"--split is the dev set's; {name} has no splits")
+    if kind is not None and name != "dev":
+        raise DatasetError(f"--kind is the dev set's; {name} has no kinds")
     if name == "dev":
-        return dev(limit, offset, split)
+        return dev(limit, offset, split, kind)
     if name == "gsm_symbolic":
         return gsm_symbolic(limit, offset, seed)
     if name == "game24":

@@ -164,3 +164,15 @@ def test_a_which_question_is_scored_by_the_choice_the_answer_settles_on():
     assert [v.correct for v in verdicts.values()] == [False, True, True, True, False]
     assert list(verdicts.values())[0].note == "chose 'Pendle', expected 'Marlow'"
     assert list(verdicts.values())[-1].note == "names none of Marlow, Pendle"
+
+
+def test_one_kind_of_question_can_be_run_alone():
+    """dev(kind="docs") keeps that kind's items in their order, named dev:docs; an unknown kind names the known ones."""
+    docs = list(datasets.dev(kind="docs").items())
+    assert docs and all(i.meta["kind"] == "docs" for i in docs)
+    assert [i.id for i in docs] == [i.id for i in datasets.dev().items() if i.meta["kind"] == "docs"]
+    assert datasets.load("dev", kind="docs", split="heldout").name == "dev:heldout:docs"
+    with pytest.raises(datasets.DatasetError, match="arithmetic"):
+        datasets.dev(kind="poetry")
+    with pytest.raises(datasets.DatasetError, match="no kinds"):
+        datasets.load("gsm_symbolic", kind="docs")
