@@ -1,8 +1,9 @@
 """`stepwise serve`: uvicorn running the app, the one human line it prints once it listens, and its graceful stop.
 
-On SIGTERM (or a first Ctrl-C) the server stops accepting connections, lets the runs in progress go on for the grace
-period (STEPWISE_SHUTDOWN_GRACE_S), cancels those still going (each records itself as cancelled, and its client gets
-the report), then the app's shutdown flushes the trace sink; the process exits 0. uvicorn alone would wait for open
+On SIGTERM the server stops accepting connections, lets the runs in progress go on for the grace period
+(STEPWISE_SHUTDOWN_GRACE_S), cancels those still going (each records itself as cancelled, and its client gets the
+report), then the app's shutdown flushes the trace sink; the process exits 0. (Ctrl-C stops the same way, then the
+process ends by the signal, as uvicorn makes it.) uvicorn alone would wait for open
 connections without a bound (or cancel their request tasks, so clients get no reply), and after its shutdown it
 raises the signal again, so a SIGTERM'd server died with status 143 even when it had stopped cleanly."""
 

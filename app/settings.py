@@ -64,9 +64,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     """Larger request bodies get a 413 (STEPWISE_MAX_BODY_BYTES)."""
     shutdown_grace_s: float = 10.0
-    """On SIGTERM, how long runs in progress may go on before they are cancelled (STEPWISE_SHUTDOWN_GRACE_S). A stop
-    takes at most this + 20 s (cancelled runs 5 s, replies still being sent 5 s, the trace flush 10 s): Kubernetes'
-    default 30 s terminationGracePeriodSeconds at the default."""
+    """On SIGTERM, how long runs in progress may go on before they are cancelled (STEPWISE_SHUTDOWN_GRACE_S). Each
+    later stage is bounded too (cancelled runs recording it 5 s, replies still being sent 5 s, runs started after the
+    drain 5 s, the trace flush 10 s), so a stop takes at most this + 25 s."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:

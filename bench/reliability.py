@@ -121,19 +121,19 @@ async def _client(url: str, request: Callable[[httpx.AsyncClient, Tally], Awaita
                 await asyncio.sleep(0.05)  # a server that is gone: do not spin
 
 
-async def _poll_health(url: str, tally: Tally, stop: asyncio.Event) -> None:
+async def _poll_health(url: str, tally: Tally, stop: asyncio.Event, every_s: float = 0.25) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=5) as client:
         while not stop.is_set():
             try:
                 reply = await client.get("/health")
                 try:
-                    status = reply.json().get("status", "?")
+                    status = reply.json().get("status", "(not a health body)")
                 except ValueError:
                     status = reply.text[:40]
                 tally.health[f"{reply.status_code} {status}"] += 1
             except httpx.TransportError:
                 tally.health["no reply"] += 1
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(every_s)
 
 
 # ---- the faults ----------------------------------------------------------------------------------------------------
@@ -146,6 +146,23 @@ async def _pg_restart(ctx: Context, seconds: float) -> None:
     await asyncio.sleep(seconds / 3)
     await asyncio.to_thread(ctx.cluster.restart)
     await asyncio.sleep(seconds * 2 / 3)
+
+
+async def _pg_restarts_health_hammered(ctx: Context, seconds: float) -> None:
+    """Six restarts (fast and immediate shutdowns alternating) while three more pollers ask /health every 5 ms: a
+    pooled session Postgres ended answers its next query with errors that only show at that rate."""
+    stop = asyncio.Event()
+    pollers = [asyncio.create_task(_poll_health(ctx.server.url, ctx.tally, stop, every_s=0.005)) for _ in range(3)]
+    try:
+        for mode in ("fast", "immediate") * 3:
+            await asyncio.sleep(seconds / 8)
+            await asyncio.to_thread(ctx.cluster.stop, mode)
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(ctx.cluster.start)
+        await asyncio.sleep(seconds / 8)
+    finally:
+        stop.set()
+        await asyncio.gather(*pollers)
 
 
 async def _pg_down_30s(ctx: Context, seconds: float) -> None:
@@ -173,23 +190,28 @@ def _inject(**fault) -> Callable[[Context, float], Awaitable[None]]:
     return inject
 
 
+async def _stop(server: StepwiseProcess, timeout_s: float = 90) -> str:
+    """SIGTERM, then wait for the exit: its status and how long the stop took."""
+    started = time.monotonic()
+    server.terminate()
+    code = await asyncio.to_thread(server.wait, timeout_s)
+    return f"exit status {code} {time.monotonic() - started:.1f} s after SIGTERM"
+
+
 async def _sigterm(ctx: Context, seconds: float) -> None:
     await asyncio.sleep(seconds / 2)
-    ctx.server.terminate()
     ctx.stopped_server = True
-    code = await asyncio.to_thread(ctx.server.wait, 60)
-    ctx.notes.append(f"exit status {code}")
+    ctx.notes.append(await _stop(ctx.server))
 
 
 async def _sigterm_while_postgres_down(ctx: Context, seconds: float) -> None:
     await asyncio.sleep(2)
     await asyncio.to_thread(ctx.cluster.stop)
     await asyncio.sleep(3)
-    ctx.server.terminate()
     ctx.stopped_server = True
-    code = await asyncio.to_thread(ctx.server.wait, 90)
+    stopped = await _stop(ctx.server)
     spilled = ctx.server.log_events("trace_sink_closed")[-1].get("spilled")
-    ctx.notes.append(f"exit status {code}, {spilled} events spilled to a file")
+    ctx.notes.append(f"{stopped}, {spilled} events spilled to a file")
     await asyncio.to_thread(ctx.cluster.start)
     # the next start on the same data folder and database replays the spill file first
     after = await asyncio.to_thread(StepwiseProcess, ctx.database_url, ctx.experts, ctx.folder / "serve-after.log")
@@ -223,6 +245,8 @@ class Scenario:
 SCENARIOS = [
     Scenario("baseline", "no fault", _nothing),
     Scenario("postgres_restarted", "Postgres restarted (pg_ctl -m fast) a third of the way in", _pg_restart),
+    Scenario("postgres_restarted_6x", "Postgres restarted six times (fast and immediate stops alternating) while 3 more "
+             "pollers ask /health every 5 ms", _pg_restarts_health_hammered),
     Scenario("postgres_down_30s", "Postgres stopped 3 s in, started again 30 s later; 5 s more load", _pg_down_30s),
     Scenario("expert_killed", "the expert's process SIGKILLed mid-generation, restarted 2 s later", _expert_killed),
     Scenario("expert_hangs", "8 expert requests wait 60 s (past the runs' 5 s deadline)", _inject(delay_s=60, times=8)),
@@ -308,8 +332,7 @@ async def run_scenario(scenario: Scenario, cluster: PostgresCluster, clients: in
                 if lingering == 0:
                     break
                 await asyncio.sleep(0.1)
-            server.terminate()
-            ctx.notes.append(f"exit status {await asyncio.to_thread(server.wait, 90)}")
+            ctx.notes.append(await _stop(server))
         exit_status = server.process.returncode
     finally:
         server.kill()

@@ -4,14 +4,22 @@ Postgres, an SGLang-protocol expert (the test server's scripted model, no model 
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
+from app import db
 from app.openai_api import RUN_HEADER
-from tests.conftest import query_sync
+from app.runtime import Runtime
+from app.trace import TraceSink
+from reasoning.options import RunOptions
+from reasoning.types import Plan, Step
+from tests.conftest import query_sync, settings_for
+from tests.doubles import Script, engine_with
 from tests.processes import ANSWER, StepwiseProcess, experts_file, wait_until
 from tests.sglang_server import SGLangTestServer
 
@@ -96,3 +104,28 @@ def test_runs_still_going_after_the_grace_period_are_cancelled_recorded_and_answ
     (drained,) = server.log_events("runs_drained")
     assert (drained["ended"], drained["cancelled"]) == (0, RUNS)
     assert server.log_events("trace_sink_closed")[0]["dropped"] == 0
+
+
+class _NoFleet:
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_closing_the_runtime_cancels_runs_still_going_and_writes_their_end(database_url, pg):
+    """Runtime.close with a run still waiting on its expert: the run is cancelled first, so its RunFailed reaches the
+    trace before the sink closes; Postgres has it cancelled and the sink dropped nothing."""
+    expert = Script(hang=True)
+    sink = TraceSink(lambda: db.connect(database_url))
+    sink.start()
+    runtime = Runtime(settings_for(database_url, "smollm2"), engine_with(expert, {}), _NoFleet(),
+                      await db.create_pool(database_url), sink, database_url)
+    run_id = uuid.uuid4()
+    plan = Plan([Step(1, "expert", "general", "Say done.")])
+    run = asyncio.create_task(runtime.ask("Say done.", 60, options=RunOptions(plan=plan), run_id=run_id))
+    while not expert.calls:  # the run is waiting on its expert
+        await asyncio.sleep(0.01)
+    await runtime.close()
+    assert (await run).status == "cancelled"
+    assert await pg.fetchval("SELECT status FROM runs WHERE run_id = $1", run_id) == "cancelled"
+    assert await pg.fetchval("SELECT type FROM events WHERE run_id = $1 ORDER BY id DESC LIMIT 1", run_id) == "run_failed"
+    assert sink.dropped == 0 and sink.written == sink.emitted
