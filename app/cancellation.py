@@ -105,6 +105,7 @@ class CancelListener:
         self._closed = True
         if self._reconnecting is not None:
             self._reconnecting.cancel()
+            await asyncio.wait({self._reconnecting})  # a connection it was making is closed, not left open
         if self._conn is not None:
             conn, self._conn = self._conn, None
             try:
