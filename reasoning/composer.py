@@ -11,7 +11,7 @@ from reasoning import prompts
 from reasoning.context import RunContext
 from reasoning.plan import Dag, as_value, render, substitute
 from reasoning.program import ANSWER
-from reasoning.questions import asks_for_difference, asks_for_quantity, chooses
+from reasoning.questions import asks_for_difference, asks_for_quantity, chooses, direction, options
 from reasoning.router import Router
 from reasoning.types import NOT_IN_DOCUMENTS, Answer, JsonSchema, Message, Sampling, Tool, shown_call
 
@@ -97,12 +97,33 @@ class Composer:
             return None
         return abs(value) if asks_for_difference(question) else value
 
+    def chosen(self, question: str, dag: Dag, outputs: dict[int, Any]) -> Answer | None:
+        """The answer to a choice between options the question names ("which plan is cheaper, Alder or Birch?"), when
+        the plan computed one number per option, under a name that says which (`alder = …`, `birch = …`), and the ask
+        says which way to choose: the option with the smaller or larger number, stated with the numbers. Else None.
+        (The small composer model, shown "alder 1012, birch 20", has answered "Alder is cheaper".)"""
+        if self.always or len(dag.parts) < 2 or not chooses(question) or (way := direction(question)) is None:
+            return None
+        values = [as_value(outputs[p]) for p in dag.parts]
+        named = _match(options(question), [dag.steps[p].name for p in dag.parts])
+        if named is None or not all(_is_number(v) for v in values):
+            return None
+        ranked = sorted(zip(values, named), key=lambda pair: pair[0], reverse=way == "max")
+        if _equal(ranked[0][0], ranked[1][0]):
+            return None  # a tie is for the model to say
+        (value, option), others = ranked[0], ranked[1:]
+        against = " and ".join(f"{render(v)} for {o}" for v, o in others)
+        return Answer(text=f"{option}, with {render(value)} against {against}.", uses=list(dag.parts))
+
     async def compose(self, question: str, dag: Dag, outputs: dict[int, Any], ctx: RunContext,
                       tools: Mapping[str, Tool]) -> Answer:
         """The answer to `question` from the plan's results; `tools` (the run's) say how their calls are shown."""
         computed = self.computed(question, dag, outputs)
         if computed is not None:
             return Answer(text=render(computed), uses=[dag.answer], value=computed)
+        chosen = self.chosen(question, dag, outputs)
+        if chosen is not None:
+            return chosen
         messages = [
             Message("system", prompts.COMPOSE_SYSTEM),
             Message("user", prompts.COMPOSE_USER.format(question=question, results=results_text(dag, outputs, tools))),
@@ -145,6 +166,23 @@ class Composer:
             # First, not last: readers (and scorers) take an answer's last number as its result, and `file:3` has one.
             answer.text = f"[{', '.join(cited)}] {answer.text.strip()}"
         return answer
+
+
+def _match(offered: list[str], names: list[Any]) -> list[str] | None:
+    """Each named result's option, when every result names exactly one option and every option is named once:
+    `monthly_cost_alder` is Alder's. Words all the options share ("plan A", "plan B") tell nothing."""
+    words = [set(re.findall(r"[a-z0-9]+", re.sub(r"'s\b", "", o.lower()))) for o in offered]
+    shared = set.intersection(*words) if words else set()
+    matched = []
+    for name in names:
+        if not isinstance(name, str):
+            return None
+        tokens = set(name.lower().split("_"))
+        hits = [o for o, w in zip(offered, words) if (w - shared) & tokens]
+        if len(hits) != 1:
+            return None
+        matched.append(hits[0])
+    return matched if len(set(matched)) == len(offered) == len(names) else None
 
 
 def sources(dag: Dag, outputs: dict[int, Any], text: str, limit: int = 2) -> list[str]:

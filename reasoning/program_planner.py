@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from reasoning import prompts
-from reasoning.questions import asks_for_difference, counts_things
+from reasoning.questions import asks_for_difference, counts_things, given_numbers, numbers_used
 from reasoning.context import RunContext
 from reasoning.errors import PlanInvalid
 from reasoning.events import PlanProgress, ProgramsSampled
@@ -124,9 +124,8 @@ class ProgramPlanner:
                                                sampling=sampling, on_progress=PlanProgress(ctx.sink, ctx.run_id, purpose))
         texts = [completion.text, *completion.alternatives][:samples]
         programs, errors, values = await self._compiled(texts, tools, question)
-        magnitude = question is not None and asks_for_difference(question)
-        whole = question is not None and counts_things(question)
-        chosen, votes = _vote(programs, values, magnitude, whole)
+        rules = self._rules(question, allowed)
+        chosen, votes = _vote(programs, values, rules, texts)
         if purpose == "plan" and self.more and chosen is not None and _shown(values[chosen]) is not None and 2 * votes <= samples:
             # No majority among computed values: the vote is a guess (right on 8 of 35 such gsm_symbolic items, against
             # 51 of 65 with a majority), and more samples make it less of one.
@@ -136,7 +135,7 @@ class ProgramPlanner:
             more = await self._compiled(more_texts, tools, question)
             texts += more_texts
             programs, errors, values = programs + more[0], errors + more[1], values + more[2]
-            chosen, votes = _vote(programs, values, magnitude, whole)
+            chosen, votes = _vote(programs, values, rules, texts)
         ctx.sink.emit(ProgramsSampled(run_id=ctx.run_id, at=time.time(), programs=texts, values=[_shown(v) for v in values],
                                       errors=errors, chosen=chosen if chosen is not None else -1, votes=votes))
         if chosen is None:
@@ -155,6 +154,13 @@ class ProgramPlanner:
         program = programs[chosen]
         assert program is not None
         return program.plan
+
+    def _rules(self, question: str | None, allowed: tuple[str, ...]) -> _Rules:
+        """How the samples for this question vote (none of the question's rules for a replan, which has no question)."""
+        if question is None:
+            return _Rules()
+        return _Rules(magnitude=asks_for_difference(question), whole=counts_things(question), given=given_numbers(question),
+                      reads=READ in self.fitting(question, allowed))
 
     async def _compiled(self, texts: list[str], tools: Mapping[str, Tool],
                         question: str | None = None) -> tuple[list[Program | None], list[str | None], list[Any]]:
@@ -290,24 +296,50 @@ def _key(value: Any, magnitude: bool = False) -> Any:
     return msgspec.json.encode(value)
 
 
-def _vote(programs: list[Program | None], values: list[Any], magnitude: bool = False,
-          whole: bool = False) -> tuple[int | None, int]:
-    """The index of the winning sample and how many agreed with it. Samples with a computed value vote by value (for a
-    question counting things, a fraction votes only when no sample computed a whole number: 8.67 LinkedIn friends is a
-    wrong program however many samples wrote it), ties
-    going to the program of fewest steps (a step the others did without is more often an invented one), then to the
-    earliest; if none has a value, compiled samples vote by their plan, ties to the earliest (a plan that reads the
+class _Rules(msgspec.Struct, frozen=True):
+    """What the question says about its answer, for the vote: a difference's size (`magnitude`: 9 and -9 are one
+    answer), a count (`whole`), the numbers it gives (`given`), names the documents hold (`reads`)."""
+
+    magnitude: bool = False
+    whole: bool = False
+    given: frozenset[float] = frozenset()
+    reads: bool = False
+
+
+def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Rules(),
+          texts: list[str] | None = None) -> tuple[int | None, int]:
+    """The index of the winning sample and how many agreed with it.
+
+    Samples with a computed value vote by value, ties going to the program of fewest steps (a step the others did
+    without is more often an invented one), then to the earliest. Some samples lose their vote first:
+    - for a question naming what the documents hold (`reads`), a program that does not read them, when another
+      does: the general-knowledge expert would answer from what it imagines (it named a real president as the
+      negotiator of a treaty only the documents know);
+    - for a question counting things (`whole`), a fraction, when some sample computed a whole number: 8.67 friends
+      is a wrong program however many samples wrote it;
+    - when no value has a majority, a sample using fewer of the question's numbers (`given`) than another: leaving a
+      given number out usually means leaving a step out, while a majority may rightly skip a number that does not
+      matter.
+    If no sample has a value, compiled samples vote by their plan, ties to the earliest (a plan that reads the
     documents once is not better than one that reads them twice: a two-hop question needs both)."""
-    computed = [i for i, v in enumerate(values) if v is not None and v is not _REFUSED]
-    if whole and any(_whole(values[i]) for i in computed):
+    magnitude = rules.magnitude
+    eligible = set(range(len(programs)))
+    if rules.reads and any(p is not None and _reads(p) for p in programs):
+        eligible = {i for i, p in enumerate(programs) if p is not None and _reads(p)}
+    computed = [i for i, v in enumerate(values) if i in eligible and v is not None and v is not _REFUSED]
+    if rules.whole and any(_whole(values[i]) for i in computed):
         computed = [i for i in computed if not _is_number(values[i]) or _whole(values[i])]
     if computed:
         counts = Counter(_key(values[i], magnitude) for i in computed)
+        if texts is not None and 2 * max(counts.values()) <= len(values):
+            used = {i: numbers_used(texts[i], rules.given) for i in computed}
+            computed = [i for i in computed if used[i] == max(used.values())]
+            counts = Counter(_key(values[i], magnitude) for i in computed)
         best = max(computed, key=lambda i: (counts[_key(values[i], magnitude)], -len(programs[i].plan.steps), -i))
         return best, counts[_key(values[best], magnitude)]
-    compiled = [i for i, p in enumerate(programs) if p is not None and values[i] is not _REFUSED]
+    compiled = [i for i, p in enumerate(programs) if i in eligible and p is not None and values[i] is not _REFUSED]
     if not compiled:
-        compiled = [i for i, p in enumerate(programs) if p is not None]
+        compiled = [i for i, p in enumerate(programs) if i in eligible and p is not None]
     if not compiled:
         return None, 0
     counts = Counter(_shape(programs[i]) for i in compiled)
@@ -315,6 +347,10 @@ def _vote(programs: list[Program | None], values: list[Any], magnitude: bool = F
     # then forgot, asking the whole question in its last line instead.
     best = max(compiled, key=lambda i: (counts[_shape(programs[i])], not _unused(programs[i]), -i))
     return best, counts[_shape(programs[best])]
+
+
+def _reads(program: Program) -> bool:
+    return any(step.kind == "tool" and step.target == "docs" for step in program.plan.steps)
 
 
 def _is_number(value: Any) -> bool:

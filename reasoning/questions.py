@@ -59,3 +59,53 @@ def counts_things(question: str) -> bool:
     answer is a whole number; not a measure ("How many hours does he spend?") nor something else."""
     found = asks_for_quantity(question) and _HOW_MANY.search(ask(question))
     return bool(found) and not _MEASURES.search(found.group(1))
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?!\w)")
+
+
+def given_numbers(question: str) -> frozenset[float]:
+    """The numbers the question states, but 0 and 1, which a program may well leave implied ("1/5 occupied" is `/ 5`)."""
+    return frozenset(float(n.replace(",", "")) for n in _NUMBER.findall(question)) - {0.0, 1.0}
+
+
+def numbers_used(text: str, given: frozenset[float]) -> float:
+    """The share of the given numbers a text (a program) uses, as written or a percent as its fraction (80 as 0.8)."""
+    if not given:
+        return 1.0
+    written = {round(float(n.replace(",", "")), 9) for n in _NUMBER.findall(text)}
+    return sum(round(n, 9) in written or round(n / 100, 9) in written for n in given) / len(given)
+
+
+# Which way a choice goes: "which plan is cheaper" wants the smallest value, "who has read more" the largest.
+_LEAST = re.compile(r"\b(cheaper|cheapest|less|least|fewer|fewest|smaller|smallest|lower|lowest|shorter|shortest|younger|"
+                    r"youngest|slower|slowest|earlier|earliest|lighter|lightest|nearer|nearest|closer|closest|narrower|narrowest|"
+                    r"shallower|shallowest|weaker|weakest|colder|coldest)\b", re.IGNORECASE)
+_MOST = re.compile(r"\b(more|most|larger|largest|bigger|biggest|greater|greatest|higher|highest|longer|longest|older|oldest|"
+                   r"faster|fastest|later|latest|heavier|heaviest|farther|farthest|further|furthest|dearer|dearest|taller|tallest|"
+                   r"wider|widest|deeper|deepest|richer|richest|stronger|strongest|warmer|warmest|hotter|hottest)\b", re.IGNORECASE)
+
+
+def options(question: str) -> list[str]:
+    """The options a choice offers at the end of its ask ("Which plan is cheaper, Alder or Birch?" → Alder, Birch;
+    "Which is tallest: Ash, Beech, or Cedar?" → all three); none when the ask does not end with short names joined
+    by "or"."""
+    parts = [p.strip() for p in re.split(r"[,:]", ask(question).strip().rstrip("?. "))]
+    if len(parts) < 2 or not re.search(r"(^|\s)or\s", parts[-1]):
+        return []
+    listed = [o.strip() for o in re.split(r"(?:^|\s+)or\s+", parts[-1]) if o.strip()]
+    for part in reversed(parts[:-1]):  # "Ash, Beech, or Cedar": earlier names, up to the words that ask
+        if len(part.split()) > 3 or _ASKING_WORD.match(part):
+            break
+        listed.insert(0, part)
+    return listed if len(listed) >= 2 and all(0 < len(o.split()) <= 3 for o in listed) else []
+
+
+_ASKING_WORD = re.compile(r"(which|who|whom|whose|what|how|where|when|is|are|does|do)\b", re.IGNORECASE)
+
+
+def direction(question: str) -> str | None:
+    """`min` when the ask chooses the smaller (cheaper, fewer …), `max` the larger (more, older …), else None."""
+    asking = ask(question)
+    least, most = bool(_LEAST.search(asking)), bool(_MOST.search(asking))
+    return "min" if least and not most else "max" if most and not least else None

@@ -120,11 +120,24 @@ async def test_a_difference_asked_as_how_much_more_is_its_size_and_samples_of_ei
     assert report.answer.text == "9" and report.answer.value == 9
 
 
-async def test_a_choice_between_computed_values_is_answered_by_name_without_stating_them():
-    """`answer = marlow, pendle` for "which shop is cheaper?": "Marlow's." stands; the prices need not be stated."""
-    backend = Samples(["marlow = 9 / 36\npendle = 6 / 20\nanswer = marlow, pendle"], '{"text":"Marlow\'s.","uses":[1,2]}')
-    report, _ = await run(backend, "Which shop is cheaper per pen, Marlow's or Pendle's?", samples=1)
-    assert report.answer.text == "Marlow's." and len(backend.calls) == 2
+async def test_a_choice_between_computed_values_named_after_the_options_is_decided_by_them_without_a_composer_call():
+    """`answer = alder, birch` for "which plan is cheaper, Alder or Birch?": the option with the smaller number,
+    stated with both numbers; "more" takes the larger; the model is called once, for the plan."""
+    backend = Samples(["alder = 12 + 5 * 200 / 100\nbirch = 20\nanswer = alder, birch"])
+    report, _ = await run(backend, "Alder costs 12 euros plus 5 cents a minute; Birch 20 euros. For 200 minutes, "
+                                   "which plan is cheaper, Alder or Birch?", samples=1)
+    assert report.answer.text == "Birch, with 20 against 22 for Alder." and len(backend.calls) == 1
+    assert report.answer.uses == [1, 2]
+    backend = Samples(["heron_goals = 7 * 3 + 5 * 2\nteam_ibis = 8 * 4\nanswer = heron_goals, team_ibis"])
+    report, _ = await run(backend, "Which team scored more goals in total, Heron or Ibis?", samples=1)
+    assert report.answer.text == "Ibis, with 32 against 31 for Heron."
+
+
+async def test_a_choice_whose_results_do_not_name_the_options_is_written_by_the_composer():
+    """`plan_a`/`plan_b` name neither Alder nor Birch: the composer model answers from the results."""
+    backend = Samples(["plan_a = 9 / 36\nplan_b = 6 / 20\nanswer = plan_a, plan_b"], '{"text":"Alder.","uses":[1,2]}')
+    report, _ = await run(backend, "Which plan is cheaper per minute, Alder or Birch?", samples=1)
+    assert report.answer.text == "Alder." and len(backend.calls) == 2
 
 
 class _Lookup:

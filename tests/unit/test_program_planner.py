@@ -286,3 +286,33 @@ async def test_for_a_question_counting_things_a_fraction_votes_only_when_no_samp
     backend = Samples(["answer = 26 / 3", "answer = 26 / 3", "answer = 26 / 3", "answer = 9", "answer = 9"])
     report, _ = await run(backend, "A walk of 26 km at 3 km an hour. How many hours does it take?", samples=5)
     assert abs(report.answer.value - 26 / 3) < 1e-9
+
+
+async def test_without_a_majority_only_the_samples_using_the_most_of_the_questions_numbers_vote():
+    """2-2-1 with the 4 grandchildren left out of one pair: the pair using every number wins; a majority skipping a
+    number that does not matter still wins."""
+    question = "She knits for her 4 grandchildren: 5 skeins for a vest and 13 for a tunic each. How many skeins does she need?"
+    backend = Samples(["answer = 5 + 13", "answer = 5 + 13", "answer = (5 + 13) * 4", "answer = 4 * (5 + 13)", "answer = 5 * 13"])
+    report, _ = await run(backend, question, samples=5)
+    assert report.answer.value == 72
+    question = "A basket holds 45 almonds. He has 321 almonds and 7 baskets. How many almonds are left over?"
+    backend = Samples(["answer = 321 - 7 * 45", "answer = 321 % 45", "answer = 321 % 45", "answer = 321 % 45", "answer = 2"])
+    report, _ = await run(backend, question, samples=5)
+    assert report.answer.value == 6
+
+
+def test_for_a_question_naming_what_the_documents_hold_a_program_that_reads_them_outvotes_any_that_does_not():
+    """Two samples asking the general expert lose to one reading the documents, when the question names something
+    in them; without such a name the plain majority stands."""
+    from pathlib import Path
+
+    from reasoning.program import compile_program
+    from reasoning.program_planner import _Rules, _vote
+    from tools.docs import DocSearch
+
+    tools = {**default_tools(), "docs": DocSearch(Path(__file__).resolve().parent.parent / "fixtures" / "docs")}
+    asking = 'who = ask("Who negotiated the accord?")\nanswer = ask(f"When was {who} born?")'
+    reading = 'who = read("Who negotiated the accord?")\nanswer = read(f"When was {who} born?")'
+    programs = [compile_program(text, tools, "general") for text in (asking, asking, reading)]
+    assert _vote(programs, [None] * 3, _Rules(reads=True)) == (2, 1)
+    assert _vote(programs, [None] * 3, _Rules()) == (0, 2)

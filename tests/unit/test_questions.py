@@ -19,3 +19,30 @@ from reasoning.questions import counts_things
 def test_a_question_counts_things_when_it_asks_how_many_of_something_that_is_not_a_measure(question, counting):
     """"How many ogres" counts; "how many hours", "square feet" or "kilometres" measure; "how much" is no count."""
     assert counts_things(question) is counting
+
+
+def test_the_numbers_a_program_uses_are_counted_as_written_or_as_a_percents_fraction():
+    """80% used as 0.8 counts; 0 and 1 are never required; a number inside a query's text counts too."""
+    from reasoning.questions import given_numbers, numbers_used
+
+    given = given_numbers("Of 1,200 students, 80% play; 1 in 3 of the rest sing. How many sing?")
+    assert given == {1200.0, 80.0, 3.0}
+    assert numbers_used("players = 1200 * 0.8\nanswer = (1200 - players) / 3", given) == 1.0
+    assert numbers_used("answer = 1200 / 3", given) == 2 / 3
+    assert numbers_used('answer = sql("SELECT count(*) FROM t WHERE n > 80")', frozenset({80.0})) == 1.0
+
+
+@pytest.mark.parametrize(("question", "offered", "way"), [
+    ("For 200 minutes a month, which plan is cheaper, Alder or Birch?", ["Alder", "Birch"], "min"),
+    ("Which shop is cheaper per pen, Marlow's or Pendle's?", ["Marlow's", "Pendle's"], "min"),
+    ("Who has read more pages, Lena or Milo?", ["Lena", "Milo"], "max"),
+    ("Which is the tallest: Ash, Beech, or Cedar?", ["Ash", "Beech", "Cedar"], "max"),
+    ("Which is larger, 2 to the power 10 or 10 cubed, and by how much?", [], "max"),
+    ("Is the tea red or green?", [], None),
+])
+def test_a_choice_offers_the_names_ending_its_ask_and_goes_the_way_its_comparative_says(question, offered, way):
+    """The options are the short names joined by "or" after the ask's last comma or colon; cheaper/fewer choose the
+    smallest, more/taller the largest."""
+    from reasoning.questions import direction, options
+
+    assert options(question) == offered and direction(question) == way
