@@ -55,7 +55,7 @@ def results_text(dag: Dag, outputs: dict[int, Any], tools: Mapping[str, Tool]) -
 
 
 def _extremes(dag: Dag, outputs: dict[int, Any]) -> list[str]:
-    """For a question comparing several computed quantities ("who has read more, Lena or Milo?"), which final
+    """For a question comparing several computed quantities ("who has read more, Ines or Kofi?"), which final
     result is the largest and which the smallest, by name: a small model reading two decimals picks the wrong one
     too often, and the choice is arithmetic."""
     named = [(dag.steps[p].name, as_value(outputs[p])) for p in dag.parts]
@@ -98,10 +98,10 @@ class Composer:
         return abs(value) if asks_for_difference(question) else value
 
     def chosen(self, question: str, dag: Dag, outputs: dict[int, Any]) -> Answer | None:
-        """The answer to a choice between options the question names ("which plan is cheaper, Alder or Birch?"), when
-        the plan computed one number per option, under a name that says which (`alder = …`, `birch = …`), and the ask
+        """The answer to a choice between options the question names ("which plan is cheaper, Oak or Pine?"), when
+        the plan computed one number per option, under a name that says which (`oak = …`, `pine = …`), and the ask
         says which way to choose: the option with the smaller or larger number, stated with the numbers. Else None.
-        (The small composer model, shown "alder 1012, birch 20", has answered "Alder is cheaper".)"""
+        (The small composer model, shown two named prices, has named the dearer one as the cheaper.)"""
         if self.always or len(dag.parts) < 2 or not chooses(question) or (way := direction(question)) is None:
             return None
         values = [as_value(outputs[p]) for p in dag.parts]
@@ -170,7 +170,7 @@ class Composer:
 
 def _match(offered: list[str], names: list[Any]) -> list[str] | None:
     """Each named result's option, when every result names exactly one option and every option is named once:
-    `monthly_cost_alder` is Alder's. Words all the options share ("plan A", "plan B") tell nothing."""
+    `monthly_cost_oak` is Oak's. Words all the options share ("plan A", "plan B") tell nothing."""
     words = [set(re.findall(r"[a-z0-9]+", re.sub(r"'s\b", "", o.lower()))) for o in offered]
     shared = set.intersection(*words) if words else set()
     matched = []

@@ -313,8 +313,8 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     Samples with a computed value vote by value, ties going to the program of fewest steps (a step the others did
     without is more often an invented one), then to the earliest. Some samples lose their vote first:
     - for a question naming what the documents hold (`reads`), a program that does not read them, when another
-      does: the general-knowledge expert would answer from what it imagines (it named a real president as the
-      negotiator of a treaty only the documents know);
+      does: the general-knowledge expert would answer from what it imagines (it named a famous real person for a
+      fact only the documents hold);
     - for a question counting things (`whole`), a fraction, when some sample computed a whole number: 8.67 friends
       is a wrong program however many samples wrote it;
     - when no value has a majority, a sample using fewer of the question's numbers (`given`) than another: leaving a

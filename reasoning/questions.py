@@ -8,7 +8,7 @@ import re
 
 # The question's last sentence asks to choose, or for yes or no, when it has one of these words or starts so.
 # A choice: the ask opens with a question word that names rather than counts ("Who has read more?"), or offers one
-# anywhere ("…, Marlow's or Pendle's?", "which"). Mid-sentence "who" is a relative ("the one who goes farther").
+# anywhere ("…, Corder's or Dunn's?", "which"). Mid-sentence "who" is a relative ("the one who goes farther").
 _CHOICE = re.compile(r"^((in|on|at|by|from|to|for|with) )?(which|who|whom|whose|where|when|why)\b|\b(which|whether|or)\b",
                      re.IGNORECASE)
 # A difference asked as "how much more", "by how much does the larger exceed …": a magnitude, never negative.
@@ -36,7 +36,7 @@ def ask(question: str) -> str:
 
 
 def chooses(question: str) -> bool:
-    """Whether the question asks to choose ("Which shop is cheaper, Marlow's or Pendle's?"): its answer is a name."""
+    """Whether the question asks to choose ("Which shop is cheaper, Corder's or Dunn's?"): its answer is a name."""
     return bool(_CHOICE.search(ask(question)))
 
 
@@ -87,7 +87,7 @@ _MOST = re.compile(r"\b(more|most|larger|largest|bigger|biggest|greater|greatest
 
 
 def options(question: str) -> list[str]:
-    """The options a choice offers at the end of its ask ("Which plan is cheaper, Alder or Birch?" → Alder, Birch;
+    """The options a choice offers at the end of its ask ("Which plan is cheaper, Oak or Pine?" → Oak, Pine;
     "Which is tallest: Ash, Beech, or Cedar?" → all three); none when the ask does not end with short names joined
     by "or"."""
     parts = [p.strip() for p in re.split(r"[,:]", ask(question).strip().rstrip("?. "))]

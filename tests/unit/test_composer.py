@@ -18,7 +18,7 @@ from tools import default_tools
     ("A baker sells 42 muffins a day at $3. How much does she earn in a week?", True),
     ("How many passengers does the ferry carry in one week?", True),
     ("What is (17*23)+(45*12)?", True),
-    ("Pens cost 9 euros at one shop. Which shop is cheaper per pen, Marlow's or Pendle's?", False),
+    ("Pens cost 9 euros at one shop. Which shop is cheaper per pen, Corder's or Dunn's?", False),
     ("Who founded the town?", False),
     ("Is 91 a prime number?", False),
     ("Does the tank hold more than 40 litres?", False),
@@ -28,7 +28,7 @@ from tools import default_tools
     ("Which costs less, tea or coffee? Give the result as your final answer.", False),
     ("Mix 3:5. If she used 150 in all, calculate the number of spoons of sugar she used. Give the result as your "
      "final answer. Do not include units.", True),
-    ("Two shops sell pens. Find which shop is cheaper per pen, Marlow's or Pendle's. Do not include units.", False),
+    ("Two shops sell pens. Find which shop is cheaper per pen, Corder's or Dunn's. Do not include units.", False),
     ("Rhea walks 15 km and Sven 24 km. How many kilometres farther does the one who goes farther travel?", True),
     ("In which year was the teacher of the engineer born?", False),
 ])
@@ -49,10 +49,10 @@ async def test_a_computed_number_answers_a_quantity_question_without_a_composer_
 
 async def test_a_choice_between_computed_numbers_is_still_written_by_the_composer():
     """Which-questions need the names the numbers belong to: the composer model writes the answer."""
-    backend = Samples(["marlow = 9 / 36\npendle = 6 / 20\nanswer = min(marlow, pendle)"],
-                      '{"text":"Marlow\'s is cheaper per pen.","uses":[1,2]}')
-    report, _ = await run(backend, "Which shop is cheaper per pen, Marlow's or Pendle's?", samples=1)
-    assert report.answer.text.startswith("Marlow's is cheaper") and len(backend.calls) == 2
+    backend = Samples(["corder = 9 / 36\ndunn = 6 / 20\nanswer = min(corder, dunn)"],
+                      '{"text":"Corder\'s is cheaper per pen.","uses":[1,2]}')
+    report, _ = await run(backend, "Which shop is cheaper per pen, Corder's or Dunn's?", samples=1)
+    assert report.answer.text.startswith("Corder's is cheaper") and len(backend.calls) == 2
 
 
 async def test_the_composer_model_writes_every_answer_when_asked_to():
@@ -70,7 +70,7 @@ def test_an_answer_is_ungrounded_when_it_leaves_out_a_required_value_or_states_a
     assert ungrounded("She pays 35.996 in all.", known | {35.996}, [35.996]) is None
     assert "does not state the result 36" in ungrounded("She pays a lot.", known, [36])
     assert "40 appear in no result" in ungrounded("She pays 36, or 40 with tax.", known, [36])
-    assert ungrounded("Marlow's is cheaper.", known, []) is None
+    assert ungrounded("Corder's is cheaper.", known, []) is None
     assert "does not state the result Ada Byron" in ungrounded("12 people; founded by someone.", known, [12, "Ada Byron."])
 
 
@@ -82,7 +82,7 @@ async def test_an_answer_to_two_things_must_state_both_or_it_is_their_values():
 
 
 def test_the_composer_is_told_whose_value_a_chosen_minimum_is():
-    """`answer = min(marlow, pendle)` ends in a number; the results name the quantity it came from, so a "which"
+    """`answer = min(corder, dunn)` ends in a number; the results name the quantity it came from, so a "which"
     answer can name the shop rather than the price."""
     from reasoning.composer import results_text
     from reasoning.plan import validate_plan
@@ -90,9 +90,9 @@ def test_the_composer_is_told_whose_value_a_chosen_minimum_is():
     from tools.calculator import Calculator
 
     tools = {"calculator": Calculator()}
-    program = compile_program("marlow = 9 / 36\npendle = 6 / 20\nanswer = min(marlow, pendle)", tools, "general")
+    program = compile_program("corder = 9 / 36\ndunn = 6 / 20\nanswer = min(corder, dunn)", tools, "general")
     text = results_text(validate_plan(program.plan, tools, ["general"]), {1: 0.25, 2: 0.3, 3: 0.25}, tools)
-    assert text.splitlines()[-1] == "Final result (step 3): 0.25 (the value of marlow)"
+    assert text.splitlines()[-1] == "Final result (step 3): 0.25 (the value of corder)"
 
 
 def test_the_composer_is_told_which_of_several_compared_results_is_largest_and_smallest():
@@ -121,23 +121,23 @@ async def test_a_difference_asked_as_how_much_more_is_its_size_and_samples_of_ei
 
 
 async def test_a_choice_between_computed_values_named_after_the_options_is_decided_by_them_without_a_composer_call():
-    """`answer = alder, birch` for "which plan is cheaper, Alder or Birch?": the option with the smaller number,
-    stated with both numbers; "more" takes the larger; the model is called once, for the plan."""
-    backend = Samples(["alder = 12 + 5 * 200 / 100\nbirch = 20\nanswer = alder, birch"])
-    report, _ = await run(backend, "Alder costs 12 euros plus 5 cents a minute; Birch 20 euros. For 200 minutes, "
-                                   "which plan is cheaper, Alder or Birch?", samples=1)
-    assert report.answer.text == "Birch, with 20 against 22 for Alder." and len(backend.calls) == 1
+    """`answer = oak, pine` for "which plan is cheaper, Oak or Pine?": the option with the smaller number, stated
+    with both numbers; "more" takes the larger; the model is called once, for the plan."""
+    backend = Samples(["oak = 12 + 5 * 200 / 100\npine = 20\nanswer = oak, pine"])
+    report, _ = await run(backend, "Oak costs 12 euros plus 5 cents a minute; Pine 20 euros. For 200 minutes, "
+                                   "which plan is cheaper, Oak or Pine?", samples=1)
+    assert report.answer.text == "Pine, with 20 against 22 for Oak." and len(backend.calls) == 1
     assert report.answer.uses == [1, 2]
-    backend = Samples(["heron_goals = 7 * 3 + 5 * 2\nteam_ibis = 8 * 4\nanswer = heron_goals, team_ibis"])
-    report, _ = await run(backend, "Which team scored more goals in total, Heron or Ibis?", samples=1)
-    assert report.answer.text == "Ibis, with 32 against 31 for Heron."
+    backend = Samples(["teal_goals = 7 * 3 + 5 * 2\nteam_wren = 8 * 4\nanswer = teal_goals, team_wren"])
+    report, _ = await run(backend, "Which team scored more goals in total, Teal or Wren?", samples=1)
+    assert report.answer.text == "Wren, with 32 against 31 for Teal."
 
 
 async def test_a_choice_whose_results_do_not_name_the_options_is_written_by_the_composer():
-    """`plan_a`/`plan_b` name neither Alder nor Birch: the composer model answers from the results."""
-    backend = Samples(["plan_a = 9 / 36\nplan_b = 6 / 20\nanswer = plan_a, plan_b"], '{"text":"Alder.","uses":[1,2]}')
-    report, _ = await run(backend, "Which plan is cheaper per minute, Alder or Birch?", samples=1)
-    assert report.answer.text == "Alder." and len(backend.calls) == 2
+    """`plan_a`/`plan_b` name neither Oak nor Pine: the composer model answers from the results."""
+    backend = Samples(["plan_a = 9 / 36\nplan_b = 6 / 20\nanswer = plan_a, plan_b"], '{"text":"Oak.","uses":[1,2]}')
+    report, _ = await run(backend, "Which plan is cheaper per minute, Oak or Pine?", samples=1)
+    assert report.answer.text == "Oak." and len(backend.calls) == 2
 
 
 class _Lookup:

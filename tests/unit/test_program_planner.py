@@ -211,12 +211,12 @@ def test_a_program_that_sends_the_whole_question_to_its_first_read_is_a_copy():
     whole question as the program's last (only) read is a one-hop question's plan and is not."""
     from reasoning.program_planner import copied_question
 
-    question = "Who founded the company that built the Varn Bridge?"
-    assert copied_question('maker = read("Who founded the company that built the Varn Bridge?")\n'
+    question = "Who founded the company that built the Kell Viaduct?"
+    assert copied_question('maker = read("Who founded the company that built the Kell Viaduct?")\n'
                            'answer = read(f"Who founded {maker}?")', question) == 1
-    assert copied_question('maker = read("Which company built the Varn Bridge?")\n'
+    assert copied_question('maker = read("Which company built the Kell Viaduct?")\n'
                            'answer = read(f"Who founded {maker}?")', question) is None
-    assert copied_question('answer = read("Who founded the company that built the Varn Bridge?")', question) is None
+    assert copied_question('answer = read("Who founded the company that built the Kell Viaduct?")', question) is None
 
 
 async def test_when_every_sample_copies_the_question_the_planner_is_told_to_ask_the_first_fact():
@@ -236,10 +236,10 @@ def test_a_first_read_that_already_asks_what_the_next_read_asks_about_its_answer
     of the company …?" then "Who founded {maker}?" does not."""
     from reasoning.program_planner import copied_question
 
-    question = "Who founded the company that built the Varn Bridge?"
-    assert copied_question('maker = read("Who is the founder of the company that built the Varn Bridge?")\n'
+    question = "Who founded the company that built the Kell Viaduct?"
+    assert copied_question('maker = read("Who is the founder of the company that built the Kell Viaduct?")\n'
                            'answer = read(f"Who founded {maker}?")', question) == 1
-    assert copied_question('maker = read("What is the name of the company that built the Varn Bridge?")\n'
+    assert copied_question('maker = read("What is the name of the company that built the Kell Viaduct?")\n'
                            'answer = read(f"Who founded {maker}?")', question) is None
     year = "In which year was the teacher of the engineer Tobias Reyne born?"
     assert copied_question('t = read("What is the name of the teacher of the engineer Tobias Reyne?")\n'

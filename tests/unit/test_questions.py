@@ -14,7 +14,7 @@ from reasoning.questions import counts_things
     ("How many more square feet is the field than the yard?", False),
     ("How many kilometres farther does she travel?", False),
     ("How much does she earn in a week?", False),
-    ("Which farm has more hens, Alder or Birch?", False),
+    ("Which farm has more hens, Oak or Pine?", False),
 ])
 def test_a_question_counts_things_when_it_asks_how_many_of_something_that_is_not_a_measure(question, counting):
     """"How many ogres" counts; "how many hours", "square feet" or "kilometres" measure; "how much" is no count."""
@@ -33,9 +33,9 @@ def test_the_numbers_a_program_uses_are_counted_as_written_or_as_a_percents_frac
 
 
 @pytest.mark.parametrize(("question", "offered", "way"), [
-    ("For 200 minutes a month, which plan is cheaper, Alder or Birch?", ["Alder", "Birch"], "min"),
-    ("Which shop is cheaper per pen, Marlow's or Pendle's?", ["Marlow's", "Pendle's"], "min"),
-    ("Who has read more pages, Lena or Milo?", ["Lena", "Milo"], "max"),
+    ("For 200 minutes a month, which plan is cheaper, Oak or Pine?", ["Oak", "Pine"], "min"),
+    ("Which shop is cheaper per pen, Corder's or Dunn's?", ["Corder's", "Dunn's"], "min"),
+    ("Who has read more pages, Ines or Kofi?", ["Ines", "Kofi"], "max"),
     ("Which is the tallest: Ash, Beech, or Cedar?", ["Ash", "Beech", "Cedar"], "max"),
     ("Which is larger, 2 to the power 10 or 10 cubed, and by how much?", [], "max"),
     ("Is the tea red or green?", [], None),
