@@ -57,8 +57,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     deadline_s: float = 300.0
     log_level: str = "info"
     trace_queue: int = 100_000
-    """Trace events held in memory while Postgres is slow or down (STEPWISE_TRACE_QUEUE); past it they are dropped,
-    counted in /health and /metrics."""
+    """Trace events held in memory while Postgres is slow or down (STEPWISE_TRACE_QUEUE); past it they wait in files
+    under `data_dir / "trace-spill"`, in order (dropped, and counted, only if those cannot be written)."""
     api_keys: tuple[str, ...] = ()
     """Keys a client must present (STEPWISE_API_KEYS, comma-separated); empty, the API is open."""
     max_body_bytes: int = 1_048_576

@@ -7,21 +7,26 @@ backoff and new events wait in the queue. A batch refused for anything else is i
 column's range, an encoder's error): it is split in halves until each refused event is alone, and that event goes to
 `trace_dead_letters` as JSON text with the error, while a stand-in keeps its run readable (see `_dead_letter`); every
 other event is written. So one request cannot stall or drop the trace of the others, and every event emitted is
-counted once: `written`, `dead_lettered`, `spilled` or `dropped` (queue full, or not even storable as a dead letter),
-never lost silently.
+counted once: `written`, `dead_lettered`, `spilled` or `dropped` (queue full without a spill folder, a file that could
+not be written, or not even storable as a dead letter), never lost silently.
 
-With a `spill_dir`, what is still unwritten when `close()` gives up (Postgres down at shutdown) is not dropped but
-spilled: written to a JSON-lines file there, in order, which the next sink started on that folder claims (an atomic
-rename, so of several processes sharing it one takes each file) and replays before anything else."""
+With a `spill_dir`, nothing is dropped for want of room or time. Past the queue's size (Postgres slow or down for
+long) events go to files under `spill_dir/overflow`, in order, and every later event follows them there until the
+writer has caught up: it loads the oldest file whenever the queue runs empty (so rows still arrive in the order of
+the events). What is still unwritten when `close()` gives up (Postgres down at shutdown) is spilled: written to a
+JSON-lines file in `spill_dir`, in order, which the next sink started on that folder claims (an atomic rename, so of
+several processes sharing it one takes each file) and replays before anything else."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,6 +169,7 @@ class TraceSink:
         self._batch: list[ev.AnyEvent] = []  # the batch being stored; its first `_handled` events are stored
         self._handled = 0
         self._spill_dir = spill_dir
+        self._overflow: _Overflow | None = None  # set while events past the queue's size wait in files
         self._oldest_at: float | None = None  # `at` of the oldest event taken from the queue and not yet stored
         self._retrying_since: float | None = None  # monotonic; set while Postgres is unreachable
         self.emitted = 0  # every event handed to emit; once all is stored, = written + dead_lettered + dropped
@@ -173,13 +179,48 @@ class TraceSink:
         self.retries = 0
         self.spilled = 0  # unwritten at shutdown, kept in a spill file for the next sink
         self.replayed = 0  # read back from spill files at start (counted in `emitted` too)
+        self.overflowed = 0  # events that waited in overflow files (the queue was full)
 
     def emit(self, event: ev.AnyEvent) -> None:
         self.emitted += 1
+        if self._overflow is None:
+            try:
+                self._queue.put_nowait(event)
+                return
+            except asyncio.QueueFull:
+                if self._spill_dir is None:
+                    self._lose(1, "trace queue full")
+                    return
+                self._overflow = _Overflow(self._spill_dir / "overflow", chunk=min(self._batch_size, self._queue.maxsize))
+                log.warning("trace_queue_overflowing", queue=self._queue.maxsize, folder=str(self._overflow.folder))
         try:
+            self._overflow.append(msgspec.json.encode(storable(event)))
+        except Exception as exc:  # the disk (OSError), or a value JSON cannot hold, which Postgres would refuse too
+            self._lose(1, f"trace queue full, and not kept in {self._overflow.folder}: {exc!r}")
+            return
+        self.overflowed += 1
+        if self._queue.empty():  # the writer is waiting for events: give it the oldest held ones
+            self._refill()
+
+    def _refill(self) -> None:
+        """Move the oldest overflow file's events into the queue (empty, so they fit: a file holds at most the queue's
+        size); once no file is left, new events go to the queue again."""
+        assert self._overflow is not None
+        for event in self._decoded(self._overflow.take()):
             self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self._lose(1, "trace queue full")
+        if self._overflow.empty:
+            self._overflow.close()
+            self._overflow = None
+            log.info("trace_queue_caught_up", overflowed_total=self.overflowed)
+
+    def _decoded(self, lines: list[bytes]) -> list[ev.AnyEvent]:
+        events = []
+        for line in lines:
+            try:
+                events.append(_decode_event(line))
+            except msgspec.DecodeError as exc:  # a file damaged on disk
+                self._lose(1, f"unreadable line in an overflow file: {exc}")
+        return events
 
     def start(self) -> None:
         """Replay what earlier sinks spilled (queued ahead of anything emitted now), then start writing."""
@@ -195,6 +236,8 @@ class TraceSink:
     def problems(self) -> list[str]:
         """Why the trace is falling behind, if it is: Postgres unreachable, or events waiting longer than the limit."""
         found = []
+        if self._overflow is not None:
+            found.append(f"trace sink: {self._overflow.count} events past the queue's size waiting in {self._overflow.folder}")
         if self._retrying_since is not None:
             found.append(f"trace sink: Postgres unreachable, retrying for {time.monotonic() - self._retrying_since:.1f}s")
         if (lag := self.lag_s) > self._lag_limit_s:
@@ -218,12 +261,18 @@ class TraceSink:
             await asyncio.gather(self._task, return_exceptions=True)
         if not flushed:
             left = self._batch[self._handled:] + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+            if self._overflow is not None:  # the events past the queue's size come after those in it
+                while lines := self._overflow.take():
+                    left += self._decoded(lines)
+                self._overflow.close()
+                self._overflow = None
             self._spill(left, f"still unwritten after {timeout:g}s at shutdown")
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
         log.info("trace_sink_closed", emitted=self.emitted, written=self.written, dead_lettered=self.dead_lettered,
-                 spilled=self.spilled, dropped=self.dropped, retries=self.retries, replayed=self.replayed)
+                 spilled=self.spilled, dropped=self.dropped, retries=self.retries, replayed=self.replayed,
+                 overflowed=self.overflowed)
 
     def _lose(self, count: int, reason: str) -> None:
         if count <= 0:
@@ -291,6 +340,8 @@ class TraceSink:
             self._batch, self._handled = batch, 0
             try:
                 await self._store(batch)
+                if self._overflow is not None and self._queue.empty():
+                    self._refill()  # before task_done, so flush() does not return while events wait in files
             finally:
                 self._in_flight, self._oldest_at = 0, None
                 for _ in batch:
@@ -363,6 +414,63 @@ class TraceSink:
                 refusal = rejected.error
         log.error("trace_stand_in_refused", run_id=str(event.run_id), event_type=tag,
                   error=repr(refusal) if refusal else "no valid stand-in")
+
+
+class _Overflow:
+    """Events past the queue's size, as JSON lines in files of at most `chunk` lines under `folder`, oldest first:
+    the queue's tail on disk. A file is written by appending (buffered) and read back whole, then deleted."""
+
+    def __init__(self, folder: Path, chunk: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self._chunk = folder, chunk
+        self._ready: deque[Path] = deque()  # full files, oldest first
+        self._file = None
+        self._path: Path | None = None
+        self._lines = 0
+        self._seq = 0
+        self.count = 0  # events held
+
+    @property
+    def empty(self) -> bool:
+        return not self._ready and self._file is None
+
+    def append(self, line: bytes) -> None:
+        if self._file is None:
+            self._seq += 1
+            self._path = self.folder / f"{os.getpid()}-{time.time_ns()}-{self._seq:09d}.jsonl"
+            self._file = open(self._path, "wb")  # noqa: SIM115 — kept open across appends, closed by _seal
+            self._lines = 0
+        self._file.write(line + b"\n")
+        self._lines += 1
+        self.count += 1
+        if self._lines >= self._chunk:
+            self._seal()
+
+    def _seal(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._ready.append(self._path)
+            self._file = None
+
+    def take(self) -> list[bytes]:
+        """The oldest file's lines (the file deleted); [] when none are held."""
+        if not self._ready:
+            self._seal()
+        if not self._ready:
+            return []
+        path = self._ready.popleft()
+        lines = [line for line in path.read_bytes().splitlines() if line]
+        path.unlink()
+        self.count -= len(lines)
+        return lines
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        for path in [*self._ready, *([self._path] if self._path else [])]:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def _write_spill(folder: Path, lines: list[bytes]) -> Path:

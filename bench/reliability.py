@@ -240,6 +240,7 @@ class Scenario:
     what: str
     fault: Callable[[Context, float], Awaitable[None]]
     request: Callable[[httpx.AsyncClient, Tally], Awaitable[None]] = _reason
+    env: tuple[tuple[str, str], ...] = ()  # the server's settings for this scenario
 
 
 SCENARIOS = [
@@ -248,6 +249,8 @@ SCENARIOS = [
     Scenario("postgres_restarted_6x", "Postgres restarted six times (fast and immediate stops alternating) while 3 more "
              "pollers ask /health every 5 ms", _pg_restarts_health_hammered),
     Scenario("postgres_down_30s", "Postgres stopped 3 s in, started again 30 s later; 5 s more load", _pg_down_30s),
+    Scenario("postgres_down_30s_small_queue", "the same with STEPWISE_TRACE_QUEUE=1000: events past it wait in files",
+             _pg_down_30s, env=(("STEPWISE_TRACE_QUEUE", "1000"),)),
     Scenario("expert_killed", "the expert's process SIGKILLed mid-generation, restarted 2 s later", _expert_killed),
     Scenario("expert_hangs", "8 expert requests wait 60 s (past the runs' 5 s deadline)", _inject(delay_s=60, times=8)),
     Scenario("expert_500", "8 expert requests answer HTTP 500", _inject(status=500, times=8)),
@@ -308,7 +311,7 @@ async def run_scenario(scenario: Scenario, cluster: PostgresCluster, clients: in
     folder.mkdir(parents=True, exist_ok=True)
     expert = await asyncio.to_thread(SGLangProcess, folder / "expert.log")
     experts = experts_file(folder, expert.url, timeout_s=30)
-    server = await asyncio.to_thread(StepwiseProcess, url, experts, folder / "serve.log")
+    server = await asyncio.to_thread(StepwiseProcess, url, experts, folder / "serve.log", env=dict(scenario.env))
     tally, stop = Tally(), asyncio.Event()
     ctx = Context(server, expert, cluster, tally, stop, url, experts, folder)
     started = time.monotonic()
@@ -338,6 +341,8 @@ async def run_scenario(scenario: Scenario, cluster: PostgresCluster, clients: in
         server.kill()
         expert.close()
     closed = server.log_events("trace_sink_closed")
+    if closed and closed[-1].get("overflowed"):
+        ctx.notes.append(f"{closed[-1]['overflowed']} events waited in overflow files")
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch("SELECT run_id::text AS run_id, status FROM runs WHERE run_id::text = ANY($1)", list(tally.run_ids))

@@ -287,3 +287,56 @@ async def test_without_a_spill_folder_events_unwritten_at_shutdown_are_counted_d
     await until(lambda: sink.retries >= 1)
     await sink.close(timeout=0.1)
     assert (sink.emitted, sink.written, sink.spilled, sink.dropped) == (10, 0, 0, 10)
+
+
+class Switch:
+    """A connect function for a Postgres that is down until `up` is set."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url, self.dead, self.up = database_url, unreachable_url(), False
+
+    def __call__(self):
+        return db.connect(self.url if self.up else self.dead, timeout=1)
+
+
+async def test_events_past_the_queue_wait_in_files_and_are_written_in_order_once_postgres_is_back(database_url, pg, tmp_path):
+    """With a spill folder, a full queue (Postgres down) sends the events after it to files instead of dropping them;
+    once Postgres is back they are written after the queued ones, in order, and the files are gone."""
+    postgres = Switch(database_url)
+    sink = TraceSink(postgres, maxsize=3, batch_size=2, retry_max_s=0.05, spill_dir=tmp_path)
+    sink.start()
+    run_id = uuid.uuid4()
+    events = run_events(run_id)
+    for event in events:
+        sink.emit(event)
+    assert (sink.dropped, sink.overflowed) == (0, 7)
+    assert any(p.startswith("trace sink: 7 events past the queue's size waiting in") for p in sink.problems())
+    postgres.up = True
+    assert await sink.flush(timeout=30)
+    assert (sink.emitted, sink.written, sink.dropped) == (10, 10, 0)
+    assert await load_events(pg, run_id) == events
+    assert list((tmp_path / "overflow").iterdir()) == [] and sink.problems() == []
+    later = run_events(uuid.uuid4())  # caught up: the queue first again (3 of them), then files (7)
+    for event in later:
+        sink.emit(event)
+    await sink.close()
+    assert (sink.overflowed, sink.written, sink.dropped) == (7 + 7, 20, 0)
+
+
+async def test_events_past_the_queue_still_unwritten_at_shutdown_are_spilled_after_the_queued_ones(database_url, pg, tmp_path):
+    """Postgres down until after shutdown: the queued events and those waiting in overflow files go to one spill
+    file in their order, and the next sink writes them all, the run reading back whole."""
+    sink = TraceSink(Switch(database_url), maxsize=3, batch_size=2, retry_max_s=0.05, spill_dir=tmp_path)
+    sink.start()
+    run_id = uuid.uuid4()
+    events = run_events(run_id)
+    for event in events:
+        sink.emit(event)
+    await until(lambda: sink.retries >= 1)
+    await sink.close(timeout=0.2)
+    assert (sink.spilled, sink.dropped) == (10, 0)
+    again = TraceSink(lambda: db.connect(database_url), spill_dir=tmp_path)
+    again.start()
+    await again.close()
+    assert (again.replayed, again.written) == (10, 10)
+    assert await load_events(pg, run_id) == events
