@@ -12,6 +12,8 @@ role it logs in as before it is offered, and refuses one that can reach past the
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -85,7 +87,7 @@ class SqlTool:
             # missing privilege (42501) or the server's own trouble (timeouts, resources, shutdown) is not.
             state = str(getattr(exc, "sqlstate", "") or "")
             fixable = state[:2] in ("42", "22") and state != "42501"
-            raise (ValueError if fixable else Unfixable)(f"{type(exc).__name__}: {exc}") from None
+            raise (ValueError if fixable else Unfixable)(f"{type(exc).__name__}: {exc}{self._hint(exc)}") from None
         finally:
             await conn.close()
         return {
@@ -93,6 +95,17 @@ class SqlTool:
             "rows": [[_jsonable(v) for v in row] for row in rows[: self.row_limit]],
             "truncated": len(rows) > self.row_limit,
         }
+
+
+    def _hint(self, exc: asyncpg.PostgresError) -> str:
+        """For a column the query's table lacks, which tables have it: a rewrite then knows what to join
+        (`column "kind" does not exist; kind is a column of bikes`)."""
+        found = re.search(r'column "?(?:\w+\.)?(\w+)"? does not exist', str(exc))
+        if not isinstance(exc, asyncpg.UndefinedColumnError) or not found:
+            return ""
+        column = found.group(1)
+        having = [table for table, columns in self.tables.items() if column in columns]
+        return f"; {column} is a column of {', '.join(having)}" if having else f"; no table has a column {column}"
 
 
 # Predefined roles whose members reach past the tables a query may read, and what each allows.

@@ -74,6 +74,16 @@ async def test_writes_are_refused_however_they_are_asked(company_url, sql):
     await conn.close()
 
 
+async def test_a_column_the_querys_table_lacks_is_refused_naming_the_tables_that_have_it(company_url):
+    """`salary` asked of departments: the refusal says it is a column of employees, so a rewrite knows what to join;
+    a column no table has is said so."""
+    tool = await SqlTool.connect(company_url)
+    with pytest.raises(ValueError, match='column "salary" does not exist; salary is a column of employees'):
+        await query(tool, "SELECT avg(salary) FROM departments")
+    with pytest.raises(ValueError, match="no table has a column headcount"):
+        await query(tool, "SELECT d.headcount FROM departments d")
+
+
 async def test_a_slow_query_is_stopped_by_the_statement_timeout(company_url):
     """pg_sleep(5) under a 200 ms timeout fails fast, naming the cancellation."""
     tool = await SqlTool.connect(company_url, timeout_ms=200)
