@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import functools
+import json
 import re
 import time
 from collections import Counter
@@ -123,6 +124,8 @@ class ProgramPlanner:
         completion, _ = await self.router.call(self.target, messages, ctx, purpose=purpose, constraint=Grammar(grammar),
                                                sampling=sampling, on_progress=PlanProgress(ctx.sink, ctx.run_id, purpose))
         texts = [completion.text, *completion.alternatives][:samples]
+        if question is not None:  # what runs and is recorded: a copied two-hop question's first read made its first hop
+            texts = [uncopied(text, question) or text for text in texts]
         programs, errors, values = await self._compiled(texts, tools, question)
         rules = self._rules(question, allowed)
         chosen, votes = _vote(programs, values, rules, texts)
@@ -236,6 +239,50 @@ def copied_question(text: str, question: str) -> int | None:
                 rest = _content(" ".join(v.value for v in argument.values if isinstance(v, ast.Constant)))
                 if rest and rest <= _content(first.value):
                     return line
+    return None
+
+
+def uncopied(text: str, question: str) -> str | None:
+    """The program with its copying first read asking the first hop alone, when the question has the shape that
+    allows it: the later read's own words taken off the question ("Who founded {maker}?" off "Who founded the shipyard
+    that built the ship Tern?") leave the thing the first hop names ("the shipyard that built the ship Tern"), asked
+    for as "Which shipyard built the ship Tern?". None when no line copies the question or the rest is not "the …
+    that/which/who …". The small planner writes the second read right and copies the question into the first with
+    every sample for such questions; told so, it rewrote an example's program instead."""
+    source = text.strip()
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
+    calls = [s for s in body if isinstance(s, ast.Assign) and isinstance(s.value, ast.Call) and s.value.args
+             and isinstance(s.targets[0], ast.Name)]
+    for position, statement in enumerate(calls[:-1]):
+        first = statement.value.args[0]
+        if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            continue
+        sentence = next((s for s in sentences if _normal(s) == _normal(first.value)), None)
+        if sentence is None:
+            continue
+        for later in calls[position + 1:]:
+            argument = later.value.args[0]
+            if not isinstance(argument, ast.JoinedStr):
+                continue
+            pieces = argument.values
+            at = next((i for i, v in enumerate(pieces) if isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.Name)
+                       and v.value.id == statement.targets[0].id), None)
+            if at is None or not all(isinstance(v, ast.Constant) for i, v in enumerate(pieces) if i != at):
+                continue
+            before = "".join(v.value for v in pieces[:at])
+            after = "".join(v.value for v in pieces[at + 1:])
+            if not (sentence.lower().startswith(before.lower()) and sentence.lower().endswith(after.lower())):
+                continue
+            rest = sentence[len(before):len(sentence) - len(after)].strip()
+            shaped = re.fullmatch(r"the (.+?) (?:that|which|who) (.+)", rest, re.IGNORECASE)
+            segment = ast.get_source_segment(source, first)
+            if shaped is None or segment is None:
+                return None
+            return source.replace(segment, json.dumps(f"Which {shaped.group(1)} {shaped.group(2)}?"), 1)
     return None
 
 

@@ -219,16 +219,35 @@ def test_a_program_that_sends_the_whole_question_to_its_first_read_is_a_copy():
     assert copied_question('answer = read("Who founded the company that built the Kell Viaduct?")', question) is None
 
 
-async def test_when_every_sample_copies_the_question_the_planner_is_told_to_ask_the_first_fact():
-    """Five samples asking the whole question first: none runs; one greedy rewrite is asked for with the reason."""
+async def test_a_copied_question_that_names_its_first_hop_as_the_thing_that_did_something_is_asked_that_hop():
+    """Every sample reads "Who founded the company that built the bridge?" first, then "Who founded {x}?": the first
+    read becomes "Which company built the bridge?", with no second planner call."""
+    from reasoning.program_planner import uncopied
+
     question = "Who founded the company that built the bridge?"
     copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
+    backend = Samples([copy] * 5, "Orrin Works", "Tamsin Vey", '{"text":"Tamsin Vey.","uses":[2]}')
+    report, _ = await run(backend, question)
+    assert [s.input for s in report.steps] == ["Which company built the bridge?", "Who founded Orrin Works?"]
+    assert len([c for c in backend.calls if isinstance(c.get("constraint"), Grammar)]) == 1
+    assert uncopied('y = ask("In which town was the mill that made the sails founded?")\nanswer = ask(f"In which town '
+                    'was {y} founded?")', "In which town was the mill that made the sails founded?") == (
+        'y = ask("Which mill made the sails?")\nanswer = ask(f"In which town was {y} founded?")')
+    assert uncopied('y = ask("Who founded the bridge\'s builder?")\nanswer = ask(f"Who founded {y}?")',
+                    "Who founded the bridge's builder?") is None
+
+
+async def test_when_every_sample_copies_the_question_the_planner_is_told_to_ask_the_first_fact():
+    """Five samples asking the whole question first, in a shape that names no first hop: none runs; one greedy
+    rewrite is asked for with the reason."""
+    question = "Who founded the bridge's builder?"
+    copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
     good = 'x = ask("Which company built the bridge?")\nanswer = ask(f"Who founded {x}?")'
-    backend = Batches([[copy] * 5, [good]], "Halloway Ironworks", "Mirela Dunstan", '{"text":"Mirela Dunstan.","uses":[2]}')
+    backend = Batches([[copy] * 5, [good]], "Orrin Works", "Tamsin Vey", '{"text":"Tamsin Vey.","uses":[2]}')
     report, _ = await run(backend, question)
     grammar_calls = [c for c in backend.calls if isinstance(c.get("constraint"), Grammar)]
     assert [c["sampling"].n for c in grammar_calls] == [5, 1]
-    assert report.answer.text == "Mirela Dunstan." and report.steps[0].input == "Which company built the bridge?"
+    assert report.answer.text == "Tamsin Vey." and report.steps[0].input == "Which company built the bridge?"
 
 
 def test_a_first_read_that_already_asks_what_the_next_read_asks_about_its_answer_is_a_copy():
@@ -251,7 +270,7 @@ async def test_samples_differing_only_in_their_names_vote_together():
     a = 'maker = ask("Which company built the bridge?")\nanswer = ask(f"Who founded {maker}?")'
     b = 'builder = ask("Which company built the bridge?")\nanswer = ask(f"Who founded {builder}?")'
     c = 'who = ask("Who designed the bridge?")\nanswer = ask(f"Who founded {who}?")'
-    backend = Samples([c, a, b], "Halloway Ironworks", "Mirela Dunstan", '{"text":"Mirela Dunstan.","uses":[2]}')
+    backend = Samples([c, a, b], "Orrin Works", "Tamsin Vey", '{"text":"Tamsin Vey.","uses":[2]}')
     report, events = await run(backend, "Who founded the company that built the bridge?", samples=3)
     sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
     assert sampled.chosen == 1 and sampled.votes == 2 and report.steps[0].input == "Which company built the bridge?"
@@ -269,9 +288,9 @@ async def test_among_plans_with_as_many_votes_one_that_uses_every_step_wins():
 async def test_when_the_rewrite_does_not_compile_a_sample_set_aside_for_copying_the_question_runs():
     """Every sample copies the question and the greedy rewrite is invalid: the first copying sample runs rather than
     the run failing for want of a plan."""
-    question = "Who founded the company that built the bridge?"
+    question = "Who founded the bridge's builder?"
     copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
-    backend = Batches([[copy] * 5, ["answer = y + 1"]], "Halloway Ironworks", "Mirela Dunstan", '{"text":"Mirela Dunstan.","uses":[2]}')
+    backend = Batches([[copy] * 5, ["answer = y + 1"]], "Orrin Works", "Tamsin Vey", '{"text":"Tamsin Vey.","uses":[2]}')
     report, _ = await run(backend, question)
     assert report.status == "finished" and report.steps[0].input == question
 
