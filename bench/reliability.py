@@ -148,11 +148,24 @@ async def _pg_restart(ctx: Context, seconds: float) -> None:
     await asyncio.sleep(seconds * 2 / 3)
 
 
+async def _poll_trace(url: str, run_id: str, reads: Counter, stop: asyncio.Event) -> None:
+    """GET /v1/runs/{run_id} back to back (a route that reads the trace), counting the statuses."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        while not stop.is_set():
+            try:
+                reads[(await client.get(f"/v1/runs/{run_id}")).status_code] += 1
+            except httpx.TransportError:
+                reads["no reply"] += 1
+
+
 async def _pg_restarts_health_hammered(ctx: Context, seconds: float) -> None:
-    """Six restarts (fast and immediate shutdowns alternating) while three more pollers ask /health every 5 ms: a
-    pooled session Postgres ended answers its next query with errors that only show at that rate."""
-    stop = asyncio.Event()
+    """Six restarts (fast and immediate shutdowns alternating) while three more pollers ask /health every 5 ms and one
+    reads a run's trace back to back: a pooled session Postgres ended answers its next query with errors that only
+    show at that rate."""
+    stop, reads = asyncio.Event(), Counter()
+    await asyncio.sleep(1)  # a finished run to read
     pollers = [asyncio.create_task(_poll_health(ctx.server.url, ctx.tally, stop, every_s=0.005)) for _ in range(3)]
+    pollers.append(asyncio.create_task(_poll_trace(ctx.server.url, next(iter(ctx.tally.run_ids)), reads, stop)))
     try:
         for mode in ("fast", "immediate") * 3:
             await asyncio.sleep(seconds / 8)
@@ -163,6 +176,7 @@ async def _pg_restarts_health_hammered(ctx: Context, seconds: float) -> None:
     finally:
         stop.set()
         await asyncio.gather(*pollers)
+        ctx.notes.append("GET /v1/runs/{id} meanwhile: " + ", ".join(f"{n}× {code}" for code, n in sorted(reads.items(), key=str)))
 
 
 async def _pg_down_30s(ctx: Context, seconds: float) -> None:
@@ -247,7 +261,7 @@ SCENARIOS = [
     Scenario("baseline", "no fault", _nothing),
     Scenario("postgres_restarted", "Postgres restarted (pg_ctl -m fast) a third of the way in", _pg_restart),
     Scenario("postgres_restarted_6x", "Postgres restarted six times (fast and immediate stops alternating) while 3 more "
-             "pollers ask /health every 5 ms", _pg_restarts_health_hammered),
+             "pollers ask /health every 5 ms and one reads a run's trace back to back", _pg_restarts_health_hammered),
     Scenario("postgres_down_30s", "Postgres stopped 3 s in, started again 30 s later; 5 s more load", _pg_down_30s),
     Scenario("postgres_down_30s_small_queue", "the same with STEPWISE_TRACE_QUEUE=1000: events past it wait in files",
              _pg_down_30s, env=(("STEPWISE_TRACE_QUEUE", "1000"),)),
