@@ -226,6 +226,7 @@ class TraceSink:
         """Replay what earlier sinks spilled (queued ahead of anything emitted now), then start writing."""
         if self._spill_dir is not None:
             self._replay()
+            _set_aside_abandoned(self._spill_dir)
         self._task = asyncio.create_task(self._drain(), name="trace-sink")
 
     @property
@@ -471,6 +472,37 @@ class _Overflow:
         for path in [*self._ready, *([self._path] if self._path else [])]:
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+def _set_aside_abandoned(spill_dir: Path) -> None:
+    """Move the overflow files of processes that are gone (killed outright, so they never spilled) to
+    `spill_dir/abandoned`, logged: the tail of a trace whose head died with its process's queue, so not replayed (its
+    runs would lack their start), but kept for a person to look at, and out of the way of a later process that
+    gets the same pid."""
+    overflow = spill_dir / "overflow"
+    for path in sorted(overflow.glob("*.jsonl")) if overflow.is_dir() else []:
+        head = path.name.split("-", 1)[0]
+        if not head.isdigit() or int(head) == os.getpid() or _alive(int(head)):
+            continue  # not a sink's file, or its process is still running
+        pid = int(head)
+        target = spill_dir / "abandoned" / path.name
+        try:
+            target.parent.mkdir(exist_ok=True)
+            path.rename(target)
+        except OSError:  # another process moved it first
+            continue
+        log.error("trace_overflow_abandoned", path=str(target), pid=pid,
+                  lines=sum(1 for line in target.read_bytes().splitlines() if line))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _write_spill(folder: Path, lines: list[bytes]) -> Path:

@@ -5,7 +5,10 @@ as dead letters without costing the rest of their batch."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 
@@ -340,3 +343,20 @@ async def test_events_past_the_queue_still_unwritten_at_shutdown_are_spilled_aft
     await again.close()
     assert (again.replayed, again.written) == (10, 10)
     assert await load_events(pg, run_id) == events
+
+
+async def test_overflow_files_of_a_process_that_is_gone_are_set_aside_not_replayed(database_url, tmp_path):
+    """A process killed outright leaves its overflow files (the tail of its trace; the head died with its queue):
+    the next sink moves them to `abandoned/` and writes none of them; a live process's files are left alone."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    overflow = tmp_path / "overflow"
+    overflow.mkdir()
+    events = run_events(uuid.uuid4())
+    (overflow / f"{gone}-1-000000001.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in events[4:]))
+    (overflow / f"{os.getppid()}-1-000000001.jsonl").write_bytes(msgspec.json.encode(events[0]) + b"\n")
+    sink = TraceSink(lambda: db.connect(database_url), spill_dir=tmp_path)
+    sink.start()
+    await sink.close()
+    assert sink.written == 0
+    assert [p.name for p in (tmp_path / "abandoned").iterdir()] == [f"{gone}-1-000000001.jsonl"]
+    assert [p.name for p in overflow.iterdir()] == [f"{os.getppid()}-1-000000001.jsonl"]
