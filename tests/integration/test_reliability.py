@@ -82,17 +82,19 @@ def reason(server: StepwiseProcess) -> httpx.Response:
     return httpx.post(f"{server.url}/v1/reason", json=REASON, timeout=60)
 
 
-@pytest.mark.parametrize(("fault", "status", "error_type"), [
-    ({"status": 500}, 502, "backend_error"),
-    ({"malformed": True}, 502, "backend_error"),
-    ({"delay_s": 30}, 504, "deadline_exceeded"),
+@pytest.mark.parametrize(("fault", "status", "error_type", "says"), [
+    ({"status": 500}, 502, "backend_error", "answered 500"),
+    ({"malformed": True}, 502, "backend_error", "streamed an unreadable chunk"),
+    ({"delay_s": 30}, 504, "deadline_exceeded", "deadline"),
 ])
-def test_an_expert_failing_fails_the_run_with_its_reason_recorded(server, expert, cluster, fault, status, error_type):
+def test_an_expert_failing_fails_the_run_with_its_reason_recorded(server, expert, cluster, fault, status, error_type, says):
     """An expert answering HTTP 500, a stream chunk cut off mid-JSON, or nothing before the run's 5 s deadline: the
-    reply is the run's report with the failure's status, Postgres has the run failed, and the next run finishes."""
+    reply is the run's report with the failure's status and what happened, Postgres has the run failed, and the next
+    run finishes."""
     expert.inject(**fault)
     reply = reason(server)
     assert (reply.status_code, reply.json()["status"], reply.json()["error"]["type"]) == (status, "failed", error_type)
+    assert says in reply.json()["error"]["detail"]
     assert recorded(cluster, reply.headers[RUN_HEADER])[0] == "failed"
     assert reason(server).json()["status"] == "finished"
 
