@@ -194,8 +194,8 @@ class TraceSink:
                 self._overflow = _Overflow(self._spill_dir / "overflow", chunk=min(self._batch_size, self._queue.maxsize))
                 log.warning("trace_queue_overflowing", queue=self._queue.maxsize, folder=str(self._overflow.folder))
         try:
-            self._overflow.append(msgspec.json.encode(storable(event)))
-        except Exception as exc:  # the disk (OSError), or a value JSON cannot hold, which Postgres would refuse too
+            self._overflow.append(_json_line(event))
+        except Exception as exc:  # the disk (OSError), or an event not even a stand-in of can be JSON
             self._lose(1, f"trace queue full, and not kept in {self._overflow.folder}: {exc!r}")
             return
         self.overflowed += 1
@@ -291,11 +291,11 @@ class TraceSink:
             self._lose(len(events), reason)
             return
         lines = []
-        for event in map(storable, events):
+        for event in events:
             try:
-                lines.append(msgspec.json.encode(event))
-            except Exception:  # a value JSON cannot hold (an int past 4,300 digits): Postgres would refuse it too
-                self._lose(1, f"{reason}; not JSON: {_tag(event)} of run {event.run_id}")
+                lines.append(_json_line(event))
+            except Exception:
+                self._lose(1, f"{reason}; not JSON, nor any stand-in of it: {_tag(event)} of run {event.run_id}")
         try:
             path = _write_spill(self._spill_dir, lines)
         except OSError as exc:
@@ -472,6 +472,18 @@ class _Overflow:
         for path in [*self._ready, *([self._path] if self._path else [])]:
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+def _json_line(event: ev.AnyEvent) -> bytes:
+    """The event as one JSON line for a file: as stored (`storable`), or, when JSON cannot hold a value of it (an
+    integer past 4,300 digits, nesting too deep), its first stand-in: what `events` would hold for it (Postgres
+    refuses the original; only its dead letter, not kept here, would be more)."""
+    try:
+        return msgspec.json.encode(storable(event))
+    except Exception:
+        for stand_in in _stand_ins(event):
+            return msgspec.json.encode(stand_in)
+        raise
 
 
 def _set_aside_abandoned(spill_dir: Path) -> None:

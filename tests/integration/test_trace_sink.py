@@ -360,3 +360,23 @@ async def test_overflow_files_of_a_process_that_is_gone_are_set_aside_not_replay
     assert sink.written == 0
     assert [p.name for p in (tmp_path / "abandoned").iterdir()] == [f"{gone}-1-000000001.jsonl"]
     assert [p.name for p in overflow.iterdir()] == [f"{os.getppid()}-1-000000001.jsonl"]
+
+
+async def test_an_event_json_cannot_hold_is_spilled_as_its_stand_in(database_url, pg, tmp_path):
+    """A tool result of 5,000 digits (no JSON can hold it) unwritten at shutdown is spilled as the stand-in Postgres
+    would have stored for it, so the run still reads back whole after the replay."""
+    run_id = uuid.uuid4()
+    events = run_events(run_id)
+    events[4] = msgspec.structs.replace(events[4], result=10**5000)
+    dead = TraceSink(lambda: db.connect(unreachable_url(), timeout=1), retry_max_s=0.05, spill_dir=tmp_path)
+    dead.start()
+    for event in events:
+        dead.emit(event)
+    await dead.close(timeout=0.1)
+    assert (dead.spilled, dead.dropped) == (10, 0)
+    again = TraceSink(lambda: db.connect(database_url), spill_dir=tmp_path)
+    again.start()
+    await again.close()
+    assert again.written == 10
+    assert await pg.fetchval("SELECT result FROM tool_calls WHERE run_id = $1", run_id) == "<an integer of 16610 bits>"
+    assert fold(await load_events(pg, run_id)).status == "finished"
