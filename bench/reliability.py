@@ -31,11 +31,11 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 import httpx
+import msgspec
 
 from app.migrate import migrate_url
 from app.openai_api import RUN_HEADER
@@ -49,21 +49,19 @@ CHAT = {"model": "general", "messages": [{"role": "user", "content": "Say done."
 TERMINAL = ("finished", "failed", "cancelled")
 
 
-@dataclass
-class Tally:
+class Tally(msgspec.Struct):
     """What the clients and the health poller saw."""
 
-    run_ids: set[str] = field(default_factory=set)
-    statuses: Counter = field(default_factory=Counter)  # HTTP status of each request that got one
-    run_statuses: Counter = field(default_factory=Counter)  # the report's status, for replies that carry one
+    run_ids: set[str] = msgspec.field(default_factory=set)
+    statuses: Counter = msgspec.field(default_factory=Counter)  # HTTP status of each request that got one
+    run_statuses: Counter = msgspec.field(default_factory=Counter)  # the report's status, for replies that carry one
     refused: int = 0  # requests that got no HTTP reply (connection refused or dropped)
-    latencies: list[float] = field(default_factory=list)
-    health: Counter = field(default_factory=Counter)  # "200 ok", "200 degraded", "503 down", "refused", ...
+    latencies: list[float] = msgspec.field(default_factory=list)
+    health: Counter = msgspec.field(default_factory=Counter)  # "200 ok", "200 degraded", "503 down", "refused", ...
     disconnected: int = 0  # streams the client left on purpose
 
 
-@dataclass
-class Context:
+class Context(msgspec.Struct):
     server: StepwiseProcess
     expert: SGLangProcess
     cluster: PostgresCluster
@@ -73,7 +71,7 @@ class Context:
     experts: Path
     folder: Path
     stopped_server: bool = False
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = msgspec.field(default_factory=list)
 
 
 async def _reason(client: httpx.AsyncClient, tally: Tally) -> None:
@@ -248,8 +246,7 @@ def _caught_up(server: StepwiseProcess, timeout_s: float = 60) -> None:
         time.sleep(0.1)
 
 
-@dataclass(frozen=True)
-class Scenario:
+class Scenario(msgspec.Struct, frozen=True):
     name: str
     what: str
     fault: Callable[[Context, float], Awaitable[None]]
@@ -280,8 +277,7 @@ SCENARIOS = [
 
 # ---- running one ---------------------------------------------------------------------------------------------------
 
-@dataclass
-class Result:
+class Result(msgspec.Struct):
     scenario: Scenario
     tally: Tally
     stored: Counter  # runs.status of the clients' run ids, as Postgres has them ("missing": no row)
