@@ -177,6 +177,23 @@ async def _pg_restarts_health_hammered(ctx: Context, seconds: float) -> None:
         ctx.notes.append("GET /v1/runs/{id} meanwhile: " + ", ".join(f"{n}× {code}" for code, n in sorted(reads.items(), key=str)))
 
 
+async def _sessions_killed(ctx: Context, seconds: float) -> None:
+    """Every second, pg_terminate_backend on each of the server's sessions (the trace sink's and the pool's)."""
+    deadline = time.monotonic() + seconds
+    killed = 0
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        admin = await asyncpg.connect(ctx.cluster.url)
+        try:
+            killed += await admin.fetchval(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'stepwise' OR (datname = $1 AND pid <> pg_backend_pid())",
+                ctx.database_url.rsplit("/", 1)[1])
+        finally:
+            await admin.close()
+    ctx.notes.append(f"{killed} sessions terminated")
+
+
 async def _pg_down_30s(ctx: Context, seconds: float) -> None:
     await asyncio.sleep(3)
     await asyncio.to_thread(ctx.cluster.stop)
@@ -259,6 +276,8 @@ SCENARIOS = [
     Scenario("postgres_restarted", "Postgres restarted (pg_ctl -m fast) a third of the way in", _pg_restart),
     Scenario("postgres_restarted_6x", "Postgres restarted six times (fast and immediate stops alternating) while 3 more "
              "pollers ask /health every 5 ms and one reads a run's trace back to back", _pg_restarts_health_hammered),
+    Scenario("sessions_killed", "every second, each of the server's Postgres sessions terminated (pg_terminate_backend)",
+             _sessions_killed),
     Scenario("postgres_down_30s", "Postgres stopped 3 s in, started again 30 s later; 5 s more load", _pg_down_30s),
     Scenario("postgres_down_30s_small_queue", "the same with STEPWISE_TRACE_QUEUE=1000: events past it wait in files",
              _pg_down_30s, env=(("STEPWISE_TRACE_QUEUE", "1000"),)),
