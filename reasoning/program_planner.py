@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from reasoning import prompts
-from reasoning.questions import asks_for_difference, counts_things, given_numbers, numbers_used
+from reasoning.questions import asks_for_difference, counts_things, given_numbers, numbers_used, options
 from reasoning.context import RunContext
 from reasoning.errors import PlanInvalid
 from reasoning.events import PlanProgress, ProgramsSampled
@@ -163,7 +163,7 @@ class ProgramPlanner:
         if question is None:
             return _Rules()
         return _Rules(magnitude=asks_for_difference(question), whole=counts_things(question), given=given_numbers(question),
-                      reads=READ in self.fitting(question, allowed))
+                      reads=READ in self.fitting(question, allowed), options=len(options(question)))
 
     async def _compiled(self, texts: list[str], tools: Mapping[str, Tool],
                         question: str | None = None) -> tuple[list[Program | None], list[str | None], list[Any]]:
@@ -345,12 +345,14 @@ def _key(value: Any, magnitude: bool = False) -> Any:
 
 class _Rules(msgspec.Struct, frozen=True):
     """What the question says about its answer, for the vote: a difference's size (`magnitude`: 9 and -9 are one
-    answer), a count (`whole`), the numbers it gives (`given`), names the documents hold (`reads`)."""
+    answer), a count (`whole`), the numbers it gives (`given`), names the documents hold (`reads`), how many options
+    it offers to choose from (`options`)."""
 
     magnitude: bool = False
     whole: bool = False
     given: frozenset[float] = frozenset()
     reads: bool = False
+    options: int = 0
 
 
 def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Rules(),
@@ -359,6 +361,8 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
 
     Samples with a computed value vote by value, ties going to the program of fewest steps (a step the others did
     without is more often an invented one), then to the earliest. Some samples lose their vote first:
+    - for a question offering options to choose from (`options`), a program not ending with one value per option,
+      when another does: a single number (a sum of both) cannot say which;
     - for a question naming what the documents hold (`reads`), a program that does not read them, when another
       does: the general-knowledge expert would answer from what it imagines (it named a famous real person for a
       fact only the documents hold);
@@ -373,6 +377,8 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     eligible = set(range(len(programs)))
     if rules.reads and any(p is not None and _reads(p) for p in programs):
         eligible = {i for i, p in enumerate(programs) if p is not None and _reads(p)}
+    if rules.options > 1 and any(i in eligible and p is not None and len(p.parts) == rules.options for i, p in enumerate(programs)):
+        eligible = {i for i in eligible if programs[i] is not None and len(programs[i].parts) == rules.options}
     computed = [i for i, v in enumerate(values) if i in eligible and v is not None and v is not _REFUSED]
     if rules.whole and any(_whole(values[i]) for i in computed):
         computed = [i for i in computed if not _is_number(values[i]) or _whole(values[i])]

@@ -335,3 +335,14 @@ def test_for_a_question_naming_what_the_documents_hold_a_program_that_reads_them
     programs = [compile_program(text, tools, "general") for text in (asking, asking, reading)]
     assert _vote(programs, [None] * 3, _Rules(reads=True)) == (2, 1)
     assert _vote(programs, [None] * 3, _Rules()) == (0, 2)
+
+
+async def test_for_a_choice_between_options_a_program_with_one_value_per_option_outvotes_a_single_number():
+    """Two samples summing both warehouses tie two computing each: for "which holds more, Ash or Yew?" the pair wins
+    and the answer names the larger."""
+    each = "ash = 14 * 36\nyew = 19 * 27\nanswer = ash, yew"
+    total = "answer = 14 * 36 + 19 * 27"
+    backend = Samples([each, total, each, total, "answer = 12"])
+    report, _ = await run(backend, "Ash has 14 shelves of 36 boxes; Yew has 19 shelves of 27. Which warehouse holds "
+                                   "more boxes, Ash or Yew?", samples=5)
+    assert report.answer.text == "Yew, with 513 against 504 for Ash."
