@@ -1,6 +1,7 @@
 """Read-only SQL against a configured Postgres. Writes are impossible by construction: every query runs in a READ
 ONLY transaction (Postgres refuses INSERT, UPDATE, DELETE and DDL there, in functions too), as one prepared
-statement (no second statement can ride along), with a statement timeout and a row limit. The tool's description —
+statement (no second statement can ride along), with a statement timeout and limits on what comes back (rows, columns,
+each value's length, the whole result's; `SqlTool`'s parameters). The tool's description —
 what the planner sees before it writes a query — lists the tables, their columns and types, the values of text
 columns that have only a few, and a few sample rows. Its `grammar` (tools/sql_grammar.py) is the language of queries
 that name only what the schema has: plans decode queries under it, and the engine rewrites a failed query under it
@@ -41,12 +42,21 @@ class SqlTool:
     side_effect_free = True  # a read-only transaction: the planner may run sampled programs' queries to vote
 
     def __init__(self, url: str, schema_text: str, *, row_limit: int = 50, timeout_ms: int = 2000,
+                 value_limit: int = 2000, column_limit: int = 100, result_limit: int = 100_000,
                  privileges: tuple[str, ...] = (), tables: Mapping[str, Sequence[str]] | None = None) -> None:
         self.url = url
         self.privileges = privileges
         """What the role may do beyond reading (see role_privileges): empty unless the caller allowed a privileged role."""
         self.row_limit = row_limit
         self.timeout_ms = timeout_ms
+        self.value_limit = value_limit
+        """Characters of a value's text form that come back; a longer value is cut inside Postgres (`bounded_query`),
+        so one `SELECT repeat('x', 500000000)` cannot make the server hold it."""
+        self.column_limit = column_limit
+        """Columns a query may return: with the row and value limits, at most rows × columns × value_limit
+        characters (about 10 million at the defaults) are fetched at once."""
+        self.result_limit = result_limit
+        """Characters of values a result keeps: the rows after the one that passes it are dropped (`truncated`)."""
         self.description = "runs one read-only PostgreSQL SELECT query on this database and returns its rows:\n" + schema_text
         self.tables = {table: list(columns) for table, columns in (tables or {}).items()}
         """Each table of the public schema with its columns: what a query may name."""
@@ -79,9 +89,13 @@ class SqlTool:
             async with conn.transaction(readonly=True):
                 await conn.execute(f"SET LOCAL statement_timeout = {int(self.timeout_ms)}")
                 statement = await conn.prepare(args.query)
+                columns = [a.name for a in statement.get_attributes()]
+                if len(columns) > self.column_limit:
+                    raise ValueError(f"the query returns {len(columns)} columns; at most {self.column_limit} can be read")
+                if columns:  # a statement without rows (a write, DDL) runs as it is, for Postgres' own refusal
+                    statement = await self._bounded(conn, args.query, len(columns))
                 cursor = await statement.cursor()
                 rows = await cursor.fetch(self.row_limit + 1)  # one more than shown tells whether there was more
-                columns = [a.name for a in statement.get_attributes()]
         except asyncpg.PostgresError as exc:
             # SQLSTATE 42 (syntax, unknown names) and 22 (data) are the query's fault, which a rewrite may fix; a
             # missing privilege (42501) or the server's own trouble (timeouts, resources, shutdown) is not.
@@ -90,12 +104,20 @@ class SqlTool:
             raise (ValueError if fixable else Unfixable)(f"{type(exc).__name__}: {exc}{self._hint(exc)}") from None
         finally:
             await conn.close()
-        return {
-            "columns": columns,
-            "rows": [[_jsonable(v) for v in row] for row in rows[: self.row_limit]],
-            "truncated": len(rows) > self.row_limit,
-        }
+        shown, kept = [], 0
+        for row in rows[: self.row_limit]:
+            values = [_jsonable(v) for v in _uncut(row, len(columns), self.value_limit)]
+            kept += sum(len(v) if isinstance(v, str) else 8 for v in values)
+            if kept > self.result_limit and shown:
+                break
+            shown.append(values)
+        return {"columns": columns, "rows": shown, "truncated": len(rows) > len(shown)}
 
+    async def _bounded(self, conn: asyncpg.Connection, query: str, width: int) -> asyncpg.prepared_stmt.PreparedStatement:
+        try:
+            return await conn.prepare(bounded_query(query, width, self.value_limit))
+        except asyncpg.PostgresError as exc:
+            raise ValueError(f"only a query's rows can be read (SELECT, WITH … SELECT, VALUES, TABLE): {exc}") from None
 
     def _hint(self, exc: asyncpg.PostgresError) -> str:
         """For a column the query's table lacks, which tables have it: a rewrite then knows what to join
@@ -106,6 +128,29 @@ class SqlTool:
         column = found.group(1)
         having = [table for table, columns in self.tables.items() if column in columns]
         return f"; {column} is a column of {', '.join(having)}" if having else f"; no table has a column {column}"
+
+
+def bounded_query(query: str, width: int, limit: int) -> str:
+    """`query`, of `width` columns, with each value longer than `limit` characters (as text) replaced inside Postgres
+    by its first `limit` characters and its length: per column, the value or NULL, the head, the length (`_uncut`
+    reads the three back). Columns are renamed by position, so duplicate or unnamed ones are fine; OFFSET 0 keeps
+    the text forms a subquery of their own, each made once a row."""
+    names = ", ".join(f"c{i}" for i in range(width))
+    texts = ", ".join(f"q.c{i}::text AS t{i}" for i in range(width))
+    picks = ", ".join(f"CASE WHEN length(t.t{i}) > {limit} THEN NULL ELSE q.c{i} END, "
+                      f"CASE WHEN length(t.t{i}) > {limit} THEN left(t.t{i}, {limit}) END, "
+                      f"CASE WHEN length(t.t{i}) > {limit} THEN length(t.t{i}) END" for i in range(width))
+    body = query.rstrip()
+    while body.endswith(";"):  # a statement's end, which a subquery may not have
+        body = body[:-1].rstrip()
+    # the line break before the parenthesis ends a trailing -- comment
+    return f"SELECT {picks} FROM (\n{body}\n) AS q({names}) CROSS JOIN LATERAL (SELECT {texts} OFFSET 0) AS t"
+
+
+def _uncut(row: Sequence[Any], width: int, limit: int) -> list[Any]:
+    """A row of `bounded_query` as the query's own: each value, or a cut one's head and how long it was."""
+    return [row[3 * i] if row[3 * i + 2] is None else f"{row[3 * i + 1]}… (cut at {limit} of {row[3 * i + 2]} characters)"
+            for i in range(width)]
 
 
 # Predefined roles whose members reach past the tables a query may read, and what each allows.
