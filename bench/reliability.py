@@ -18,7 +18,8 @@ Postgres is compared with what clients and the server saw:
 - 500s (a bug: an error no handler mapped), other 5xx (a failed run's status by design: 502 expert failed, 504
   deadline), p99 latency of the non-streamed requests, /health answers by status.
 
-`--write` replaces the table between the `<!-- reliability -->` markers in RELIABILITY.md."""
+`--write` replaces the table between the `<!-- reliability -->` markers in RELIABILITY.md (`--section NAME`: those
+of NAME)."""
 
 from __future__ import annotations
 
@@ -426,10 +427,12 @@ async def main_async(clients: int, seconds: float, only: list[str]) -> str:
     return render(results, clients, seconds)
 
 
-def write(text: str, path: Path = REPO / "RELIABILITY.md") -> None:
-    """Replace what is between the markers, keeping the prose around it."""
+def write(text: str, section: str = "reliability", path: Path = REPO / "RELIABILITY.md") -> None:
+    """Replace what is between the section's markers, keeping the prose around it."""
     page = path.read_text()
-    start, end = "<!-- reliability -->", "<!-- /reliability -->"
+    start, end = f"<!-- {section} -->", f"<!-- /{section} -->"
+    if start not in page:
+        raise SystemExit(f"{path} has no {start} … {end} markers")
     head, _, rest = page.partition(start)
     _, _, tail = rest.partition(end)
     path.write_text(f"{head}{start}\n{text}\n{end}{tail}")
@@ -441,11 +444,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="load per scenario (postgres_down_30s: 38 s)")
     parser.add_argument("--only", nargs="*", default=[], choices=[s.name for s in SCENARIOS])
     parser.add_argument("--write", action="store_true", help="write the table into RELIABILITY.md")
+    parser.add_argument("--section", default="reliability", help="the markers to write between (default: reliability)")
     args = parser.parse_args()
     text = asyncio.run(main_async(args.clients, args.seconds, args.only))
     print(text)
     if args.write:
-        write(text)
+        write(text, args.section)
 
 
 if __name__ == "__main__":
