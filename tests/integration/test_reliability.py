@@ -52,8 +52,11 @@ def stored(cluster: PostgresCluster, run_id: str) -> tuple[str | None, list[str]
     async def read() -> tuple[str | None, list[str]]:
         conn = await asyncpg.connect(cluster.url)
         try:
-            status = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1::uuid", run_id)
-            types = [r["type"] for r in await conn.fetch("SELECT type FROM events WHERE run_id = $1::uuid ORDER BY id", run_id)]
+            # One snapshot for both reads: the sink commits a run's last events and its status together, and two
+            # statements could see the events after that commit and the status before it (seen beside another suite).
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                status = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1::uuid", run_id)
+                types = [r["type"] for r in await conn.fetch("SELECT type FROM events WHERE run_id = $1::uuid ORDER BY id", run_id)]
             return status, types
         finally:
             await conn.close()
