@@ -98,6 +98,35 @@ def query_sync(database_url: str, query: str, *args) -> list[asyncpg.Record]:
     return asyncio.run(fetch())
 
 
+class _NoFleet:
+    async def aclose(self) -> None:
+        pass
+
+
+@contextlib.asynccontextmanager
+async def engineless_app(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app and its routes over `database_url`, its runtime without an engine or experts (for routes that
+    call no model), as an HTTP client; `client.runtime` is the runtime."""
+    from types import SimpleNamespace
+
+    from app.runtime import Runtime
+    from app.trace import TraceSink
+
+    settings = settings_for(database_url, "smollm2")
+    pool = await db.create_pool(database_url)
+    sink = TraceSink(lambda: db.connect(database_url))
+    sink.start()
+    runtime = Runtime(settings, SimpleNamespace(router=None), _NoFleet(), pool, sink, database_url)
+    app = create_app(settings, runtime=runtime)
+    app.state.runtime = runtime  # what the app's startup does; ASGITransport calls the app in this event loop
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://stepwise.test") as client:
+            client.runtime = runtime
+            yield client
+    finally:
+        await runtime.close()
+
+
 def settings_for(database_url: str, model: str, **overrides) -> Settings:
     return Settings.from_env(dict(os.environ) | {"DATABASE_URL": database_url, "STEPWISE_MODEL": model}, **overrides)
 

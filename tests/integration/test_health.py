@@ -4,40 +4,21 @@ app over the test database, with a runtime that has no model (no route here call
 from __future__ import annotations
 
 import uuid
-from types import SimpleNamespace
 
 import asyncpg
-import httpx
 import pytest
 
-from app import db
-from app.http import create_app
-from app.runtime import Runtime
-from app.trace import TraceSink
-from tests.conftest import settings_for
+from tests.conftest import engineless_app
 
 # What the next query on a pooled session raises when Postgres ended that session mid-restart (asyncpg 0.32's protocol
 # state machine; seen 7 times in 2,087 /health probes during six restarts of a private cluster).
 MID_RESTART = asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
 
 
-class _NoFleet:
-    async def aclose(self) -> None:
-        pass
-
-
 @pytest.fixture
 async def client(database_url):
-    settings = settings_for(database_url, "smollm2")
-    pool = await db.create_pool(database_url)
-    sink = TraceSink(lambda: db.connect(database_url))
-    sink.start()
-    runtime = Runtime(settings, SimpleNamespace(router=None), _NoFleet(), pool, sink, database_url)
-    app = create_app(settings, runtime=runtime)
-    app.state.runtime = runtime  # what the app's startup does; ASGITransport calls the app in this event loop
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://stepwise.test") as test_client:
+    async with engineless_app(database_url) as test_client:
         yield test_client
-    await runtime.close()
 
 
 async def test_health_is_ok_with_the_trace_counters(client):

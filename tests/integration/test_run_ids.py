@@ -7,38 +7,21 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from types import SimpleNamespace
 
-import httpx
 import pytest
 
 from app import db
 from app.http import create_app
-from app.runtime import Runtime
-from app.trace import TraceSink, find_run
-from tests.conftest import settings_for
+from app.trace import find_run
+from tests.conftest import engineless_app
 from tests.fixtures.known_run import known_run, record
-
-
-class _NoFleet:
-    async def aclose(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
 async def client(database_url):
     """The real app and its routes over the test database; the runtime's engine and experts are absent."""
-    settings = settings_for(database_url, "smollm2")
-    pool = await db.create_pool(database_url)
-    sink = TraceSink(lambda: db.connect(database_url))
-    sink.start()
-    runtime = Runtime(settings, SimpleNamespace(router=None), _NoFleet(), pool, sink, database_url)
-    app = create_app(settings, runtime=runtime)
-    app.state.runtime = runtime  # what the app's startup does; ASGITransport calls the app in this event loop
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://stepwise.test") as test_client:
-        test_client.runtime = runtime
+    async with engineless_app(database_url) as test_client:
         yield test_client
-    await runtime.close()
 
 
 async def recorded(database_url: str, *run_ids: uuid.UUID, finished: bool = True) -> None:
