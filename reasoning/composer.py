@@ -9,7 +9,7 @@ from typing import Any
 
 from reasoning import prompts
 from reasoning.context import RunContext
-from reasoning.plan import Dag, as_value, render, substitute
+from reasoning.plan import Dag, as_value, is_number, render, substitute
 from reasoning.program import ANSWER
 from reasoning.questions import asks_for_difference, asks_for_quantity, chooses, direction, options
 from reasoning.router import Router
@@ -59,7 +59,7 @@ def _extremes(dag: Dag, outputs: dict[int, Any]) -> list[str]:
     result is the largest and which the smallest, by name: a small model reading two decimals picks the wrong one
     too often, and the choice is arithmetic."""
     named = [(dag.steps[p].name, as_value(outputs[p])) for p in dag.parts]
-    numeric = [(name, value) for name, value in named if isinstance(name, str) and _is_number(value)]
+    numeric = [(name, value) for name, value in named if isinstance(name, str) and is_number(value)]
     if len(numeric) < 2 or len(numeric) != len(named):
         return []
     values = [value for _, value in numeric]
@@ -69,12 +69,8 @@ def _extremes(dag: Dag, outputs: dict[int, Any]) -> list[str]:
     return [prompts.RESULT_EXTREMES.format(top=top[0], top_value=render(top[1]), low=low[0], low_value=render(low[1]))]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _equal(a: Any, b: Any) -> bool:
-    return _is_number(a) and _is_number(b) and abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return is_number(a) and is_number(b) and abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
 class Composer:
@@ -93,7 +89,7 @@ class Composer:
         if self.always or dag.answer is None or any(step.kind == "expert" for step in dag.steps.values()):
             return None
         value = as_value(outputs[dag.answer])
-        if not _is_number(value) or not asks_for_quantity(question):
+        if not is_number(value) or not asks_for_quantity(question):
             return None
         return abs(value) if asks_for_difference(question) else value
 
@@ -106,7 +102,7 @@ class Composer:
             return None
         values = [as_value(outputs[p]) for p in dag.parts]
         named = _match(options(question), [dag.steps[p].name for p in dag.parts])
-        if named is None or not all(_is_number(v) for v in values):
+        if named is None or not all(is_number(v) for v in values):
             return None
         ranked = sorted(zip(values, named), key=lambda pair: pair[0], reverse=way == "max")
         if _equal(ranked[0][0], ranked[1][0]):
@@ -138,7 +134,7 @@ class Composer:
         # value, or every part of a question asking several things. A choice question's answer is a name, not the
         # price it was chosen by, so its final value is not required.
         parts = [as_value(outputs[p]) for p in dag.parts]
-        if len(parts) > 1 and all(_is_number(v) for v in parts) and chooses(question):
+        if len(parts) > 1 and all(is_number(v) for v in parts) and chooses(question):
             required = []  # "which is cheaper, A or B?" ends `answer = a, b`: the answer names one, its price may go unsaid
         elif len(parts) > 1:
             required = [v for v in parts if _statable(v)]
@@ -219,7 +215,7 @@ def _numbers(text: str) -> set[float]:
 
 def _statable(value: Any) -> bool:
     """A value an answer can be checked to state: a number, or a short text that is not a search coming up empty."""
-    if _is_number(value):
+    if is_number(value):
         return True
     return isinstance(value, str) and 0 < len(value.strip(" .")) <= 60 and NOT_IN_DOCUMENTS not in value.lower()
 
@@ -230,7 +226,7 @@ def ungrounded(text: str, known: set[float], required: list[Any]) -> str | None:
     such as a name) must be stated."""
     stated = _numbers(text)
     for value in required:
-        if _is_number(value):
+        if is_number(value):
             if not any(abs(n - value) <= max(0.005, abs(value) * 1e-6) for n in stated):
                 return f"it does not state the result {render(value)}"
         elif isinstance(value, str) and value.strip(" .").lower() not in text.lower():

@@ -44,6 +44,11 @@ def references(value: Any) -> set[int]:
     return set()
 
 
+def is_number(value: Any) -> bool:
+    """An int or float, not a bool: a value arithmetic can compare."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def as_value(output: Any) -> Any:
     """A step output as the value later steps use: a table (`{"columns", "rows"}`, what query tools return) of one
     cell is that cell, of one column the list of its values; anything else is itself."""

@@ -28,7 +28,7 @@ from reasoning.context import RunContext
 from reasoning.errors import PlanInvalid
 from reasoning.events import PlanProgress, ProgramsSampled
 from reasoning.examples import ExampleBank
-from reasoning.plan import as_value, substitute
+from reasoning.plan import as_value, is_number, substitute
 from reasoning.program import ANSWER, ASK, READ, Program, compile_program, program_grammar
 from reasoning.router import Router
 from reasoning.types import Grammar, Message, Plan, Sampling, Step, Tool
@@ -381,7 +381,7 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
         eligible = {i for i in eligible if programs[i] is not None and len(programs[i].parts) == rules.options}
     computed = [i for i, v in enumerate(values) if i in eligible and v is not None and v is not _REFUSED]
     if rules.whole and any(_whole(values[i]) for i in computed):
-        computed = [i for i in computed if not _is_number(values[i]) or _whole(values[i])]
+        computed = [i for i in computed if not is_number(values[i]) or _whole(values[i])]
     if computed:
         counts = Counter(_key(values[i], magnitude) for i in computed)
         if texts is not None and 2 * max(counts.values()) <= len(values):
@@ -406,12 +406,8 @@ def _reads(program: Program) -> bool:
     return any(step.kind == "tool" and step.target == "docs" for step in program.plan.steps)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _whole(value: Any) -> bool:
-    return _is_number(value) and float(value).is_integer()
+    return is_number(value) and float(value).is_integer()
 
 
 def _unused(program: Program | None) -> bool:
