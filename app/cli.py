@@ -13,6 +13,7 @@ import httpx
 import msgspec
 
 from app import db, embedded
+from app.config import ConfigError
 from app import inspect as inspect_commands
 from app.logs import configure_logging
 from app.migrate import migrate
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval":
             return evals_cli.run(args, settings)
         return asyncio.run(_ask(settings, args.question, args.json, args.deadline))
-    except (ModelFileError, RegistryError, RoleError, PrivilegedRole) as exc:
+    except (ConfigError, ModelFileError, RegistryError, RoleError, PrivilegedRole) as exc:
         print(f"stepwise: {exc}", file=sys.stderr)
         return 2
 

@@ -114,7 +114,17 @@ def default_registry(settings: Settings) -> Registry:
 
 
 def registry_for(settings: Settings) -> Registry:
-    return load_registry(settings.experts_file) if settings.experts_file else default_registry(settings)
+    """The registry, with the roles and decoding limit the configuration file (STEPWISE_CONFIG) sets."""
+    registry = load_registry(settings.experts_file) if settings.experts_file else default_registry(settings)
+    named = {"default": settings.executor_expert, "planner": settings.planner_expert, "composer": settings.composer_expert}
+    roles: dict = {k: v for k, v in named.items() if v is not None}
+    if settings.expert_max_tokens is not None:
+        roles["experts"] = [msgspec.structs.replace(e, max_tokens=settings.expert_max_tokens) for e in registry.experts]
+    if roles:
+        registry = msgspec.structs.replace(registry, **roles)
+        where = f"{settings.config_file or 'the configuration'} with {settings.experts_file or 'the default registry'}"
+        check_registry(registry, where)
+    return registry
 
 
 class Fleet(msgspec.Struct):

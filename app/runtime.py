@@ -15,6 +15,7 @@ import structlog
 
 from app import db
 from app.cancellation import CancelListener, request_cancel
+from app.config import load_bank
 from app.logs import LogSink
 from app.metrics import Metrics
 from app.migrate import migrate
@@ -24,6 +25,7 @@ from app.trace import TraceSink, find_run, load_events
 from reasoning.composer import Composer
 from reasoning.engine import Engine
 from reasoning.events import AnyEvent, EventSink, FanOut, Recorder
+from reasoning.examples import ExampleBank
 from reasoning.options import ChatOptions, CheckedRun, RunOptions
 from reasoning.planner import Planner
 from reasoning.program_planner import ProgramPlanner
@@ -41,10 +43,12 @@ log = structlog.get_logger("stepwise.runtime")
 
 
 def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool], verifiers: tuple[str, ...] = (),
-                 planner: str = "program", plan_samples: int = 5, compose: str = "auto", plan_more: int = 0) -> Engine:
+                 planner: str = "program", plan_samples: int = 5, compose: str = "auto", plan_more: int = 0,
+                 plan_examples: int = 3, plan_temperature: float = 0.7, bank: ExampleBank | None = None) -> Engine:
     router = Router(fleet.experts, registry.default_name)
     if planner == "program":
-        chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples, more=plan_more)
+        chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples, more=plan_more,
+                                examples=plan_examples, temperature=plan_temperature, bank=bank)
     elif planner == "json":
         chosen = Planner(router, tools, target=registry.planner)
     else:
@@ -55,6 +59,21 @@ def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool], verif
         router, tools, default_verifiers(tools, verifiers), policy=VerdictPolicy(),
         planner=chosen, composer=Composer(router, target=registry.composer, always=compose == "always"),
     )
+
+
+def engine_for(settings: Settings, fleet: Fleet, tools: dict[str, Tool]) -> Engine:
+    """The engine `settings` describe (planner, verifiers, composer, roles, decoding limits, example bank) on experts
+    already built, their backends shared: what Runtime.start builds, and what `stepwise optimize` builds for each
+    candidate configuration without loading a model again."""
+    registry = registry_for(settings)
+    limits = {spec.name: spec.max_tokens for spec in registry.experts}
+    if set(limits) != set(fleet.experts):
+        raise ValueError(f"the registry's experts {sorted(limits)} are not the running ones {sorted(fleet.experts)}")
+    experts = {name: msgspec.structs.replace(e, max_tokens=limits[name]) for name, e in fleet.experts.items()}
+    bank = load_bank(settings.example_bank) if settings.example_bank else None
+    return build_engine(Fleet(experts, fleet.llamas), registry, tools, settings.verifiers, settings.planner,
+                        settings.plan_samples, settings.compose, settings.plan_more, settings.plan_examples,
+                        settings.plan_temperature, bank)
 
 
 class Runtime:
@@ -99,12 +118,18 @@ class Runtime:
         sink.start()
         fleet = await build_fleet(registry, settings)
         log.info("runtime_started", experts=sorted(fleet.experts), database=db.redact(url))
-        engine = build_engine(fleet, registry, tools, settings.verifiers, settings.planner, settings.plan_samples,
-                              settings.compose, settings.plan_more)
+        engine = engine_for(settings, fleet, tools)
         runtime = cls(settings, engine, fleet, pool, sink, url)
         runtime.listener = CancelListener(lambda: db.connect(url, application_name="stepwise-cancel"), runtime.cancel)
         await runtime.listener.start()
         return runtime
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Serve the runs started from now on with the switches `settings` set, on the same experts, tools and
+        database (`stepwise optimize` evaluates its candidates this way); runs in progress keep their engine."""
+        self.engine = engine_for(settings, self.fleet, self.engine.tools)
+        self.router = self.engine.router
+        self.settings = settings
 
     async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink,
                   options: RunOptions | CheckedRun = RunOptions(), run_id: uuid.UUID | None = None, **fields: Any) -> RunReport:

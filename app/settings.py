@@ -8,6 +8,8 @@ from pathlib import Path
 
 import msgspec
 
+from app.config import ConfigError, config_settings
+
 
 def _user_dir(env: Mapping[str, str], xdg: str, fallback: str) -> Path:
     base = env.get(xdg) or str(Path(env.get("HOME") or Path.home()) / fallback)
@@ -46,6 +48,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     plan_more: int = 0
     """Programs sampled once more when no computed value has a majority of the first samples (STEPWISE_PLAN_MORE;
     0: never)."""
+    plan_examples: int = 3
+    """Worked examples shown to the program planner with each question (STEPWISE_CONFIG `planner.examples`)."""
+    plan_temperature: float = 0.7
+    """The program planner's sampling temperature (STEPWISE_CONFIG `planner.temperature`)."""
+    example_bank: Path | None = None
+    """A bank of worked examples replacing the built-in one (STEPWISE_CONFIG `planner.bank`)."""
+    planner_expert: str | None = None
+    """The expert that writes plans, overriding the registry's `planner` (STEPWISE_CONFIG `experts.planner`)."""
+    executor_expert: str | None = None
+    """The default expert, answering expert steps, overriding the registry's `default` (`experts.executor`)."""
+    composer_expert: str | None = None
+    """The expert that writes answers, overriding the registry's `composer` (`experts.composer`)."""
+    expert_max_tokens: int | None = None
+    """Every expert's decoding limit for its steps, overriding the registry's `max_tokens` (`experts.max_tokens`)."""
+    config_file: Path | None = None
+    """The configuration file these switches were read from (STEPWISE_CONFIG), if any."""
     compose: str = "auto"
     """Who writes the answer (STEPWISE_COMPOSE): `auto`, the composer model, except that a number the tools computed
     for a question asking for a quantity is the answer as it is; `always`, the composer model every time."""
@@ -71,7 +89,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         env = os.environ if env is None else env
-        values = {
+        config_file = Path(env["STEPWISE_CONFIG"]) if env.get("STEPWISE_CONFIG") else None
+        try:
+            # the file's switches first: an environment variable setting the same switch wins over it
+            values: dict = config_settings(config_file) | {"config_file": config_file} if config_file else {}
+        except ConfigError as exc:
+            raise SystemExit(f"STEPWISE_CONFIG: {exc}") from exc
+        values |= {
             "database_url": env.get("DATABASE_URL") or None,
             "data_dir": Path(env["STEPWISE_DATA_DIR"]) if env.get("STEPWISE_DATA_DIR") else _user_dir(env, "XDG_DATA_HOME", ".local/share"),
             "cache_dir": Path(env["STEPWISE_CACHE_DIR"]) if env.get("STEPWISE_CACHE_DIR") else _user_dir(env, "XDG_CACHE_HOME", ".cache"),
@@ -82,7 +106,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "sql_allow_privileged_role": env.get("STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE", "").lower() in ("1", "true", "yes"),
             "docs_dir": Path(env["STEPWISE_DOCS"]) if env.get("STEPWISE_DOCS") else None,
             "python_tool": env.get("STEPWISE_PYTHON", "").lower() in ("1", "true", "yes"),
-            "verifiers": tuple(v.strip() for v in env.get("STEPWISE_VERIFIERS", "").split(",") if v.strip()),
             "api_keys": tuple(k.strip() for k in env.get("STEPWISE_API_KEYS", "").split(",") if k.strip()),
         }
         for name, var, kind in (
@@ -99,5 +122,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     values[name] = kind(env[var])
                 except ValueError as exc:
                     raise SystemExit(f"{var}={env[var]!r} is not a valid {kind.__name__}") from exc
+        if env.get("STEPWISE_VERIFIERS"):
+            values["verifiers"] = tuple(v.strip() for v in env["STEPWISE_VERIFIERS"].split(",") if v.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
