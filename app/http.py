@@ -10,7 +10,7 @@ from typing import Annotated
 
 import asyncpg
 import msgspec
-from litestar import Litestar, Request, Response, delete, get, post
+from litestar import Litestar, Request, Response, delete, get, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, NotFoundException, ValidationException
@@ -22,8 +22,19 @@ from app.auth import key_guard
 from app.bodies import StrictRequest
 from app.experts import ExpertStatus, expert_statuses
 from app.metrics import Metrics, request_counter
-from app.openapi import DATABASE_DOWN, JSON_BODY, RunRef, document_docs_routes, error, guarded, run_failures
-from app.openai_api import RUN_HEADER, chat_completions, list_models
+from app.openai_api import RUN_HEADER, SYSTEM_MODEL, ChatRequest, chat_completions, list_models
+from app.openapi import (
+    DATABASE_DOWN,
+    JSON_BODY,
+    RunRef,
+    document_docs_routes,
+    document_request_bodies,
+    document_run_refs,
+    document_streams,
+    error,
+    guarded,
+    run_failures,
+)
 from app.runtime import Runtime
 from app.settings import Settings
 from app.status import status_for
@@ -113,6 +124,32 @@ async def cancel_run(run_id: RunRef, runtime: NamedDependency[Runtime]) -> dict:
     if await runtime.cancel_anywhere(parsed):
         return {"run_id": str(parsed), "status": "cancelling"}
     raise ClientException(status_code=409, detail=f"run {parsed} is not running: it has ended")
+
+
+@route("/v1/runs/{run_id:str}", http_method="OPTIONS", include_in_schema=False, sync_to_thread=False)
+def runs_options() -> Response:
+    """The methods of /v1/runs/{id}. Litestar's own OPTIONS answer lists only those of the first handler registered
+    on a path (its Allow is computed when the path's first route is built), here GET without DELETE; registered
+    before them, this one takes its place."""
+    return Response(content=None, status_code=204, headers={"Allow": "DELETE, GET, OPTIONS"})
+
+
+def _field_message(item: object) -> str:
+    if not isinstance(item, dict):
+        return f"body: {item}"
+    if item.get("source") == "body" and item.get("key") == "data":
+        return "body: a JSON body is required (the request has none)"
+    return f"{item.get('key') or item.get('source') or 'request'}: {item.get('message')}"
+
+
+def _validation_failed(request: Request, exc: ValidationException) -> Response:
+    """A 400 whose detail starts with the field it is about, as app/bodies.py writes them: Litestar's own refusals (a
+    missing body, a path parameter not matching its pattern) say "Validation failed for POST /path" and keep the
+    fields in `extra`, so they are rewritten from it."""
+    detail, extra = exc.detail, exc.extra
+    if detail.startswith("Validation failed for ") and isinstance(extra, list) and extra:
+        detail = "; ".join(_field_message(item) for item in extra)
+    return Response({"status_code": 400, "detail": detail} | ({"extra": extra} if extra else {}), status_code=400)
 
 
 def _run_lookup_failed(request: Request, exc: RunLookupError) -> Response:
@@ -223,14 +260,19 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
 
     async def start(app: Litestar) -> None:
         app.state.runtime = runtime or await Runtime.start(settings)
+        if runtime is None:
+            _document_names(app, app.state.runtime)
 
     async def stop(app: Litestar) -> None:
         if runtime is None and getattr(app.state, "runtime", None) is not None:
             await app.state.runtime.close()
 
     app = Litestar(
-        route_handlers=[reason, read_run, cancel_run, list_experts, health, metrics, chat_completions, list_models, trace_page],
-        exception_handlers={PlanInvalid: _plan_invalid, RunLookupError: _run_lookup_failed, **dict.fromkeys(_CONNECTION_FAILURES, _database_unreachable)},
+        route_handlers=[reason, runs_options, read_run, cancel_run, list_experts, health, metrics, chat_completions,
+                        list_models, trace_page],
+        exception_handlers={ValidationException: _validation_failed, PlanInvalid: _plan_invalid,
+                            RunLookupError: _run_lookup_failed,
+                            **dict.fromkeys(_CONNECTION_FAILURES, _database_unreachable)},
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
         middleware=[request_counter(_metrics_of), key_guard(settings.api_keys)],
         request_class=StrictRequest,
@@ -241,4 +283,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         debug=False,
     )
     document_docs_routes(app, "/schema")
+    document_streams(app, ["/v1/reason", "/v1/chat/completions"])
+    document_run_refs(app)
+    _document_names(app, runtime)
     return app
+
+
+def _document_names(app: Litestar, runtime: Runtime | None) -> None:
+    """The request bodies in the document as validation takes them, with this server's tools and experts named."""
+    engine = getattr(runtime, "engine", None)
+    router = getattr(engine, "router", None)
+    document_request_bodies(app, {"ReasonRequest": ReasonRequest, "ChatRequest": ChatRequest},
+                            tools=tuple(getattr(engine, "tools", None) or ()),
+                            experts=tuple(router.experts) if router is not None else (), system_model=SYSTEM_MODEL)

@@ -7,6 +7,7 @@ against the app's routes and the error map."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
 import msgspec
@@ -30,6 +31,8 @@ class ErrorBody(msgspec.Struct):
 
 RunRef = Annotated[str, PathParameter(
     description="A run id, or a unique prefix of one (at least 4 hex digits; `stepwise runs` prints 8).")]
+RUN_REF_PATTERN = r"^[0-9A-Fa-f-]{4,36}$"
+"""What app.trace.find_run takes (its `_RUN_PREFIX`, case aside), stated in the document (document_run_refs)."""
 
 
 def error(description: str) -> ResponseSpec:
@@ -73,9 +76,9 @@ def guarded(path: str, responses: dict[int, ResponseSpec]) -> dict[int, Response
 # Litestar serves these under the OpenAPI path but leaves them out of the document.
 _DOCS_ROUTES = {
     "": ("The API documentation, in a browser", "text/html"),
-    "/openapi.json": ("This document, as JSON", "application/json"),
-    "/openapi.yaml": ("This document, as YAML", "text/yaml"),
-    "/openapi.yml": ("This document, as YAML", "text/yaml"),
+    "/openapi.json": ("This document, as JSON", "application/vnd.oai.openapi+json"),
+    "/openapi.yaml": ("This document, as YAML", "application/vnd.oai.openapi"),
+    "/openapi.yml": ("This document, as YAML", "application/vnd.oai.openapi"),
     "/swagger": ("The API documentation in Swagger UI", "text/html"),
     "/elements": ("The API documentation in Stoplight Elements", "text/html"),
     "/redoc": ("The API documentation in ReDoc", "text/html"),
@@ -92,7 +95,86 @@ def document_docs_routes(app: Litestar, base: str) -> None:
                       properties={"status_code": Schema(type=OpenAPIType.INTEGER), "detail": Schema(type=OpenAPIType.STRING)}))})
     for suffix, (summary, media_type) in _DOCS_ROUTES.items():
         ok = OpenAPIResponse(description=summary, content={media_type: OpenAPIMediaType(schema=Schema(
-            type=OpenAPIType.OBJECT if media_type == "application/json" else OpenAPIType.STRING))})
+            type=OpenAPIType.OBJECT if media_type.endswith("json") else OpenAPIType.STRING))})
         openapi.paths[base + suffix] = PathItem(get=Operation(
             summary=summary, operation_id="Schema" + "".join(p.title() for p in suffix.replace(".", "/").replace("-", "/").split("/")),
             tags=["documentation"], responses={"200": ok, "401": unauthorized}))
+
+
+def document_request_bodies(app: Litestar, bodies: Mapping[str, Any], *, tools: Collection[str] = (),
+                            experts: Collection[str] = (), system_model: str = "stepwise") -> None:
+    """Make the document's request bodies say what validation accepts, so a client (or a fuzzer) that follows the
+    document is not refused. Litestar's own schemas of the request types drop what msgspec decodes strictly (a bound
+    like `deadline_s > 0` inside an optional, unknown fields refused); msgspec's schemas of the same types
+    (`msgspec.json.schema_components`) keep them, and replace Litestar's under the same names. `bodies` maps each
+    request type's name to the type; with `tools` and `experts` (this server's), the names a request may use are
+    listed too (`tools`, a step's `target`, a chat's `model`), and the rules of a chat request that one field's
+    schema cannot say are written as conditions (a `tool_choice` other than "none" needs `tools`; a JSON
+    `response_format` goes without tools; only an assistant's message may lack content; one message is the user's).
+    What stays beyond the document, refused with a 400 naming the field: a plan's own rules (ids unique,
+    references to earlier steps, acyclic, each target of its kind, a tool's input valid for it), function names
+    unique within `tools`, and a named `tool_choice` naming one of them."""
+    _, components = msgspec.json.schema_components(list(bodies.values()), ref_template="#/components/schemas/{name}")
+    if tools or experts:
+        if tools and "ReasonRequest" in components:
+            tools_field = components["ReasonRequest"]["properties"]["tools"]
+            for option in tools_field.get("anyOf", [tools_field]):
+                if option.get("type") == "array":
+                    option["items"] = {"type": "string", "enum": sorted(tools)}
+        if "Step" in components:
+            targets = sorted({*tools, *experts, "parallel"})
+            components["Step"]["properties"]["target"] = {"type": "string", "enum": targets}
+        if experts and "ChatRequest" in components:
+            models = [system_model, *sorted(experts)]
+            components["ChatRequest"]["properties"]["model"] = {"type": "string", "enum": models}
+    if "Plan" in components:
+        components["Plan"]["properties"]["steps"]["minItems"] = 1
+    if "ChatMessage" in components:
+        components["ChatMessage"] |= {
+            "if": {"properties": {"role": {"const": "assistant"}}},
+            "else": {"required": ["content"], "properties": {"content": {"type": ["string", "array"]}}},
+        }
+    if "ChatRequest" in components:
+        chat = components["ChatRequest"]
+        chat["properties"]["messages"]["contains"] = {"type": "object", "required": ["role"],
+                                                      "properties": {"role": {"const": "user"}}}
+        no_tools = {"anyOf": [{"not": {"required": ["tools"]}}, {"properties": {"tools": {"type": ["null"]}}},
+                              {"properties": {"tools": {"maxItems": 0}}}]}
+        chat["allOf"] = [
+            {"if": {"required": ["tool_choice"], "properties": {"tool_choice": {"not": {"enum": ["none", None]}}}},
+             "then": {"required": ["tools"], "properties": {"tools": {"type": "array", "minItems": 1}}}},
+            {"if": {"required": ["response_format"], "properties": {"response_format": {
+                "type": "object", "required": ["type"],
+                "properties": {"type": {"enum": ["json_object", "json_schema"]}}}}},
+             "then": {"anyOf": [no_tools, {"required": ["tool_choice"],
+                                           "properties": {"tool_choice": {"const": "none"}}}]}},
+        ]
+    if "ResponseFormat" in components:
+        components["ResponseFormat"] |= {
+            "if": {"properties": {"type": {"const": "json_schema"}}},
+            "then": {"required": ["json_schema"], "properties": {"json_schema": {"type": "object"}}},
+        }
+    schemas = app.openapi_schema.components.schemas
+    # Raw JSON Schema: the document is rendered by walking it, and a dict is rendered as it is.
+    schemas.update(components)  # type: ignore[arg-type]
+
+
+def document_run_refs(app: Litestar) -> None:
+    """Every `run_id` path parameter with the pattern a run reference has, in the document only: app.trace.find_run
+    refuses the rest itself (a 400 naming run_id that says what a run reference is; the trace page, as a page)."""
+    for item in app.openapi_schema.paths.values():
+        for operation in (item.get, item.delete):
+            for parameter in (operation.parameters or []) if operation else []:
+                if getattr(parameter, "name", None) == "run_id" and isinstance(parameter.schema, Schema):
+                    parameter.schema.pattern = RUN_REF_PATTERN
+
+
+def document_streams(app: Litestar, paths: Collection[str]) -> None:
+    """The routes whose 200 is Server-Sent Events with `stream: true`: that media type in the document too."""
+    for path in paths:
+        operation = app.openapi_schema.paths[path].post
+        ok = operation.responses["200"]
+        events = Schema(type=OpenAPIType.OBJECT, required=["data"],
+                        description="With `stream: true`: one Server-Sent Event per run event, then the report",
+                        properties={name: Schema(type=OpenAPIType.STRING) for name in ("data", "event", "id")})
+        ok.content = {**(ok.content or {}), "text/event-stream": OpenAPIMediaType(schema=events)}

@@ -11,7 +11,7 @@ from reasoning.composer import Composer
 from reasoning.engine import Engine
 from reasoning.planner import Planner
 from reasoning.router import Router
-from reasoning.types import Expert, Plan, Step
+from reasoning.types import Completion, Expert, Plan, Step, Usage
 from tests.doubles import InstantBackend
 from tools import default_tools
 from verifiers import default_verifiers
@@ -35,12 +35,31 @@ class NoopTool:
         return args.x
 
 
+class ScriptedBackend(InstantBackend):
+    """An instant model that answers each constrained call with JSON its caller decodes, so every route runs to the
+    end whatever a fuzzer sends: a one-step plan for the planner (schema "plan"), a reply calling no function for a
+    function-calling turn ("tool_calls"), and the composer's Answer (citing step 1) for anything else."""
+
+    kind = "scripted"
+    REPLIES = {
+        "plan": '{"steps":[{"id":1,"kind":"expert","target":"general","input":"Say done.","depends_on":[]}]}',
+        "tool_calls": '{"content":"done"}',
+    }
+
+    async def generate(self, messages, *, constraint=None, sampling=None, deadline=None, on_text=None) -> Completion:
+        text = self.REPLIES.get(getattr(constraint, "name", ""), self.text)
+        if on_text is not None:
+            on_text(text)
+        return Completion(text, Usage(10, 5, 0), 0.0, self.model, "stop")
+
+
 def bench_tools() -> dict:
     return {**default_tools(), "noop": NoopTool()}
 
 
-def instant_fleet(latency_s: float = 0.0, max_concurrency: int = 1024) -> Fleet:
-    expert = Expert(name="general", backend=InstantBackend(latency_s), skills=["facts"], description="answers at once",
+def instant_fleet(latency_s: float = 0.0, max_concurrency: int = 1024, *, scripted: bool = False) -> Fleet:
+    backend = ScriptedBackend() if scripted else InstantBackend(latency_s)
+    expert = Expert(name="general", backend=backend, skills=["facts"], description="answers at once",
                     kind="bench", max_concurrency=max_concurrency)
     return Fleet(experts={"general": expert}, llamas=[])
 

@@ -47,13 +47,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, url: str, trace: bool, logs: str) -> None:
+    def __init__(self, url: str, trace: bool, logs: str, extra: tuple[str, ...] = ()) -> None:
         self.trace = trace
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "bench.server_app", "--database", url, "--port", str(self.port)]
         self.log = open(os.path.join(logs, f"server-{'trace' if trace else 'notrace'}.log"), "w")
-        self.process = subprocess.Popen(argv + ([] if trace else ["--no-trace"]), stderr=self.log, stdout=self.log)
+        argv += ([] if trace else ["--no-trace"]) + list(extra)
+        self.process = subprocess.Popen(argv, stderr=self.log, stdout=self.log)
         wait_healthy(f"{self.base}/health", 60, self.process, poll_s=0.2)
         self.ps = psutil.Process(self.process.pid)
 

@@ -2,7 +2,7 @@
 one expert answers at once (the composer's Answer decodes), the real TraceSink into the given Postgres database (or
 none, for tracing off), and one extra route, GET /bench/stats, that the load generator reads between levels.
 
-    python -m bench.server_app --database URL --port PORT [--no-trace]
+    python -m bench.server_app --database URL --port PORT [--no-trace] [--scripted]
 
 Trace lag is measured by wrapping app.trace.write_batch: when a batch has committed, each RunFinished in it has
 waited (now - its `at`) to be in Postgres."""
@@ -58,7 +58,7 @@ class NullSink:
         pass
 
 
-async def serve(url: str, port: int, trace: bool) -> None:
+async def serve(url: str, port: int, trace: bool, scripted: bool = False) -> None:
     settings = Settings.from_env(dict(os.environ) | {"DATABASE_URL": url}, port=port)
     pool = await db.create_pool(url)
     if trace:
@@ -67,11 +67,11 @@ async def serve(url: str, port: int, trace: bool) -> None:
         sink.start()
     else:
         sink = NullSink()
-    fleet = instant_fleet()
+    fleet = instant_fleet(scripted=scripted)
     runtime = Runtime(settings, engine_for(fleet, bench_tools()), fleet, pool, sink, url)
     process = psutil.Process()
 
-    @get("/bench/stats")
+    @get("/bench/stats", include_in_schema=False)  # not the API's: the fuzzer reads the document
     async def stats(reset: bool = False) -> dict:
         """Waits for the trace sink to catch up, then reports what the load generator cannot see from outside."""
         flushed = await sink.flush(timeout=60)
@@ -97,9 +97,11 @@ def main() -> None:
     parser.add_argument("--database", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--no-trace", action="store_true")
+    parser.add_argument("--scripted", action="store_true",
+                        help="an expert that answers the planner with a plan (bench.fuzz)")
     args = parser.parse_args()
     configure_logging("info")  # what `stepwise serve` does: run-level events logged as JSON lines
-    asyncio.run(serve(args.database, args.port, not args.no_trace))
+    asyncio.run(serve(args.database, args.port, not args.no_trace, args.scripted))
 
 
 if __name__ == "__main__":
