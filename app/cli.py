@@ -53,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     inspect_commands.add_parsers(commands)
     embedded.add_parser(commands)
     from evals import cli as evals_cli  # here, not at module level: app does not import evals
+    from evals import optimize_cli
 
     evals_cli.add_parser(commands)
+    optimize_cli.add_parser(commands)
     args = parser.parse_args(argv)
 
     settings = Settings.from_env(**({"host": args.host, "port": args.port} if args.command == "serve" else {}))
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             return inspect_commands.run(args, settings)
         if args.command == "eval":
             return evals_cli.run(args, settings)
+        if args.command == "optimize":
+            return optimize_cli.run(args, settings)
         return asyncio.run(_ask(settings, args.question, args.json, args.deadline))
     except (ConfigError, ModelFileError, RegistryError, RoleError, PrivilegedRole) as exc:
         print(f"stepwise: {exc}", file=sys.stderr)
