@@ -55,7 +55,8 @@ async def post_json(
             if last is not None:
                 raise last
             raise DeadlineExceeded(f"no time left to call {url}")
-        request = client.build_request("POST", url, content=payload, headers={"content-type": "application/json"}, timeout=timeout)
+        request = client.build_request("POST", url, content=payload, headers={"content-type": "application/json"},
+                                       timeout=timeout)
         try:
             response = await client.send(request, stream=stream)
             if stream and response.status_code >= 400:
@@ -69,9 +70,11 @@ async def post_json(
         else:
             if not policy.retried(response):
                 if response.status_code >= 400:
-                    raise BackendError(f"{url} answered {response.status_code}: {response.text[:500]}", status=response.status_code)
+                    raise BackendError(f"{url} answered {response.status_code}: {response.text[:500]}",
+                                       status=response.status_code)
                 return response
-            last = BackendError(f"{url} answered {response.status_code}: {response.text[:300]} (try {attempt} of {policy.tries})", status=response.status_code)
+            last = BackendError(f"{url} answered {response.status_code}: {response.text[:300]} "
+                                f"(try {attempt} of {policy.tries})", status=response.status_code)
         if attempt < policy.tries:
             left = remaining(deadline)
             if left is not None and left <= delay:
@@ -91,18 +94,61 @@ async def answers_ok(client: httpx.AsyncClient, url: str, timeout_s: float = 5.0
     return reply.status_code == 200
 
 
-async def stream_chunks(response: httpx.Response, url: str, decode: Callable[[str], T]) -> AsyncIterator[T | None]:
+MAX_CHUNK_CHARS = 1 << 20
+"""The longest line a model server's stream may send (1 Mi characters). SGLang's chunks carry the whole text so far,
+so this bounds the text a call holds (max_tokens 8,192 is ~40,000 characters); a line past it, or one that never
+ends, is a BackendError once this much of it has arrived, not held whole."""
+MAX_STREAM_CHARS = 1 << 28
+"""All the data lines of one stream together (256 Mi characters): the bound on what a call that adds pieces up (the
+OpenAI-compatible backend) holds, and on how long a server that ignores max_tokens can go on. SGLang's whole-text
+chunks of an 8,192-token reply add up to ~170 Mi characters."""
+
+
+async def stream_chunks(response: httpx.Response, url: str, decode: Callable[[str], T], *,
+                        max_chunk_chars: int = MAX_CHUNK_CHARS,
+                        max_stream_chars: int = MAX_STREAM_CHARS) -> AsyncIterator[T | None]:
     """The decoded `data:` chunks of a server-sent event stream, then None if the server ended it with [DONE]
-    (a stream that just stops yields no None: the caller decides whether that is an error). An unreadable chunk
-    is a BackendError naming the server."""
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
+    (a stream that just stops yields no None: the caller decides whether that is an error). An unreadable chunk,
+    a line longer than `max_chunk_chars` or a stream longer than `max_stream_chars` is a BackendError naming the
+    server; lines are split here, as the text arrives, so neither is ever held whole."""
+    buffer: list[str] = []  # the line being received, in pieces
+    buffered = total = 0
+    async for piece in response.aiter_text():
+        total += len(piece)
+        if total > max_stream_chars:
+            raise BackendError(f"{url} streamed more than {max_stream_chars:,} characters: stopped reading")
+        if "\n" not in piece:
+            buffer.append(piece)
+            buffered += len(piece)
+            if buffered > max_chunk_chars:
+                raise BackendError(f"{url} streamed a line longer than {max_chunk_chars:,} characters: stopped reading")
             continue
-        data = line[5:].strip()
-        if data == DONE:
-            yield None
-            return
-        try:
-            yield decode(data)
-        except msgspec.DecodeError as exc:
-            raise BackendError(f"{url} streamed an unreadable chunk: {data[:200]!r}") from exc
+        head, *lines, tail = piece.split("\n")
+        lines.insert(0, "".join(buffer) + head)
+        buffer, buffered = [tail], len(tail)
+        for line in lines:
+            if (chunk := _data(line, url, decode, max_chunk_chars)) is not _SKIP:
+                yield chunk  # type: ignore[misc]
+                if chunk is None:
+                    return
+    if (chunk := _data("".join(buffer), url, decode, max_chunk_chars)) is not _SKIP:
+        yield chunk  # type: ignore[misc]
+
+
+_SKIP = object()
+
+
+def _data(line: str, url: str, decode: Callable[[str], T], max_chars: int) -> object:
+    """A line's decoded chunk, None for [DONE], or _SKIP for a line that is not data (a comment, an event name)."""
+    if len(line) > max_chars:
+        raise BackendError(f"{url} streamed a line longer than {max_chars:,} characters: stopped reading")
+    line = line.rstrip("\r")
+    if not line.startswith("data:"):
+        return _SKIP
+    data = line[5:].strip()
+    if data == DONE:
+        return None
+    try:
+        return decode(data)
+    except msgspec.DecodeError as exc:
+        raise BackendError(f"{url} streamed an unreadable chunk: {data[:200]!r}") from exc
