@@ -167,7 +167,8 @@ def settings_defaults(settings: Any, registry: Any) -> dict[str, Any]:
         "planner": settings.planner, "samples": settings.plan_samples, "more": settings.plan_more,
         "examples": settings.plan_examples, "temperature": settings.plan_temperature,
         "verifiers": ",".join(settings.verifiers) or NO_VERIFIERS, "compose": settings.compose,
-        "max_tokens": expert_limits.pop() if len(expert_limits) == 1 else 128, "bank": HAND,
+        # experts with limits of their own keep them (None: no override), unless a candidate sets one for all
+        "max_tokens": expert_limits.pop() if len(expert_limits) == 1 else None, "bank": HAND,
     }
     if len(registry.experts) > 1:
         defaults |= {"planner_expert": registry.planner or registry.default_name, "executor": registry.default_name,

@@ -208,3 +208,20 @@ def test_measures_follow_the_eval_rows():
             {"correct": True, "latency_ms": 2000.0, "cost": 0.001},
             {"correct": False, "latency_ms": None, "cost": None}]
     assert measures_of(rows) == Measures(items=4, accuracy=0.5, p50_ms=2000.0, cost_per_item=0.00075)
+
+
+def test_the_default_candidate_is_what_the_settings_run():
+    """Candidate 0 reads the settings and registry: samples, verifiers, roles; experts with limits of their own keep
+    them (no max_tokens override)."""
+    from app.registry import ExpertSpec, Registry
+    from app.settings import Settings
+    from evals.search import settings_defaults
+
+    settings = Settings.from_env({"HOME": "/tmp", "STEPWISE_PLAN_SAMPLES": "3", "STEPWISE_VERIFIERS": "llm_judge"})
+    registry = Registry(experts=[ExpertSpec(name="general", backend="local", max_tokens=200),
+                                 ExpertSpec(name="fast", backend="local", max_tokens=64)], composer="fast")
+    defaults = settings_defaults(settings, registry)
+    assert (defaults["samples"], defaults["verifiers"], defaults["max_tokens"]) == (3, "llm_judge", None)
+    roles = (defaults["planner_expert"], defaults["executor"], defaults["composer_expert"])
+    assert roles == ("general", "general", "fast")
+    assert config_of(defaults).experts.max_tokens is None

@@ -1,0 +1,36 @@
+"""`stepwise optimize`'s command line: durations as people write them, and refusals before anything starts."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+
+from app.cli import main
+from evals.optimize_cli import duration_ms
+
+
+@pytest.mark.parametrize(("text", "ms"), [("20s", 20_000), ("1.5m", 90_000), ("800ms", 800), ("12", 12_000),
+                                          ("2 min", 120_000)])
+def test_durations_read_as_people_write_them(text, ms):
+    """Seconds by default; ms, s, m and min units."""
+    assert duration_ms(text) == ms
+
+
+def test_a_duration_without_a_number_is_refused():
+    """`fast` is not a duration: argparse reports it as the option's error."""
+    with pytest.raises(argparse.ArgumentTypeError, match="not a duration"):
+        duration_ms("fast")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["optimize"], "name a dataset, or give --from-runs"),
+    (["optimize", "gsm_symbolic", "--budget", "0"], "--budget and --concurrency must be at least 1"),
+    (["optimize", "nowhere.jsonl"], "unknown dataset|cannot read"),
+])
+def test_refusals_say_what_to_do(argv, message, capsys, tmp_path, monkeypatch):
+    """No dataset, a zero budget or a missing file end with status 2 and a message, before any model starts."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert re.search(message, capsys.readouterr().err)
