@@ -157,8 +157,11 @@ class _Rejected(Exception):
 class TraceSink:
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], *, maxsize: int = 100_000,
                  batch_size: int = 5_000, retry_initial_s: float = 0.05, retry_max_s: float = 2.0,
-                 lag_limit_s: float = 10.0, spill_dir: Path | None = None) -> None:
+                 lag_limit_s: float = 10.0, spill_dir: Path | None = None, linger_s: float = 0.05) -> None:
         self._connect = connect
+        # Each batch costs a transaction and a statement per table whatever its size, paid on the server's event loop
+        # between requests: waiting up to linger_s for more events makes a batch of many runs instead of one.
+        self._linger_s = linger_s
         self._queue: asyncio.Queue[ev.AnyEvent] = asyncio.Queue(maxsize)
         self._batch_size = batch_size
         self._retry = (retry_initial_s, retry_max_s)
@@ -335,11 +338,14 @@ class TraceSink:
     async def _drain(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            self._in_flight, self._oldest_at = len(batch), batch[0].at
-            self._batch, self._handled = batch, 0
+            self._batch, self._handled = batch, 0  # from here on a batch close() spills from, should it give up
+            self._in_flight, self._oldest_at = 1, batch[0].at
             try:
+                if self._linger_s and self._queue.qsize() < self._batch_size - 1:
+                    await asyncio.sleep(self._linger_s)
+                while len(batch) < self._batch_size and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                self._in_flight = len(batch)
                 await self._store(batch)
                 if self._overflow is not None and self._queue.empty():
                     self._refill()  # before task_done, so flush() does not return while events wait in files

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -29,6 +30,7 @@ from app.experts import wait_healthy
 from bench.common import median, scratch_database, table
 
 CLIENTS = (1, 4, 16, 64)
+REPO = Path(__file__).resolve().parent.parent
 BODY = msgspec.json.encode({
     "question": "What is (17*23)+(45*12)?",
     "plan": {"steps": [
@@ -47,14 +49,16 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, url: str, trace: bool, logs: str, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, url: str, trace: bool, logs: str, extra: tuple[str, ...] = (), cwd: str | None = None) -> None:
         self.trace = trace
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "bench.server_app", "--database", url, "--port", str(self.port)]
-        self.log = open(os.path.join(logs, f"server-{'trace' if trace else 'notrace'}.log"), "w")
+        name = f"server-{'trace' if trace else 'notrace'}{'-before' if cwd else ''}.log"
+        self.log = open(os.path.join(logs, name), "w")  # noqa: SIM115 — the server's log, open while it runs
         argv += ([] if trace else ["--no-trace"]) + list(extra)
-        self.process = subprocess.Popen(argv, stderr=self.log, stdout=self.log)
+        # cwd: another checkout of the code (python -m looks there first), for a before/after comparison
+        self.process = subprocess.Popen(argv, stderr=self.log, stdout=self.log, cwd=cwd)
         wait_healthy(f"{self.base}/health", 60, self.process, poll_s=0.2)
         self.ps = psutil.Process(self.process.pid)
 
@@ -151,20 +155,32 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
 
 
-async def measure(requests: int, cap_s: float, repeats: int) -> tuple[dict, dict]:
+def checkout(ref: str) -> str:
+    """The repository's files at `ref` in a temporary folder (git archive: no checkout, nobody's tree touched)."""
+    folder = tempfile.mkdtemp(prefix=f"stepwise-{ref}-")
+    archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    return folder
+
+
+async def measure(requests: int, cap_s: float, repeats: int, before: str | None = None) -> tuple[dict, dict]:
+    """Per (clients, variant) the rows of each repeat; variants: True (tracing on), False (off) and, with `before`
+    (a git ref), "before": tracing on with the code at that ref, measured in the same run."""
     logs = tempfile.mkdtemp(prefix="stepwise-bench-server-")
     async with scratch_database() as url:
-        servers = {True: Server(url, True, logs), False: Server(url, False, logs)}
+        servers: dict = {True: Server(url, True, logs), False: Server(url, False, logs)}
+        if before:
+            servers["before"] = Server(url, True, logs, cwd=checkout(before))
         try:
             for server in servers.values():  # warm up: imports, first-call paths, allocator pools
                 await load(server.port, 16, 500, cap_s)
                 await server.stats(reset=True)
             memory = {t: {"after_warmup": s.ps.memory_info().rss} for t, s in servers.items()}
-            results: dict[tuple[int, bool], list[dict]] = {}
-            order = [True, False]
-            for rep in range(repeats):
+            results: dict[tuple[int, bool | str], list[dict]] = {}
+            order = list(servers)
+            for _ in range(repeats):
                 for clients in CLIENTS:
-                    order.reverse()
+                    order = order[1:] + order[:1]  # each variant first in turn
                     for trace in order:
                         server = servers[trace]
                         before = await count_rows(url) if trace else 0
@@ -194,50 +210,60 @@ async def measure(requests: int, cap_s: float, repeats: int) -> tuple[dict, dict
     return results, memory
 
 
-def report(results: dict, memory: dict, requests: int, cap_s: float, repeats: int) -> str:
-    rows = []
-    rps = {}
+def _label(variant: bool | str, before: str | None) -> str:
+    return {True: "on", False: "off"}.get(variant) or f"on, code of {before}"  # type: ignore[call-overload]
+
+
+def report(results: dict, memory: dict, requests: int, cap_s: float, repeats: int, before: str | None = None) -> str:
+    variants = [True, *(["before"] if before else []), False]
+    rows, rps = [], {}
     for clients in CLIENTS:
-        for trace in (True, False):
+        for trace in variants:
             xs = results[clients, trace]
             rps[clients, trace] = median(x["rps"] for x in xs)
             rows.append((
-                clients, "on" if trace else "off", f"{rps[clients, trace]:,.0f}", f"{median(x['p50_ms'] for x in xs):.1f}",
+                clients, _label(trace, before), f"{rps[clients, trace]:,.0f}", f"{median(x['p50_ms'] for x in xs):.1f}",
                 f"{median(x['p99_ms'] for x in xs):.1f}",
                 f"{median(x['rows'] for x in xs):,.0f}" if trace else "–",
                 f"{median(x['lag_p50'] for x in xs):.0f} / {median(x['lag_p99'] for x in xs):.0f}" if trace else "–",
                 f"{max(x['dropped'] for x in xs)}" if trace else "–",
                 sum(x["failed"] for x in xs),
-                f"{median(x['server_cpu_ms'] for x in xs):.2f}", f"{median(x['pg_cpu_ms'] for x in xs):.2f}" if trace else "–",
+                f"{median(x['server_cpu_ms'] for x in xs):.2f}",
+                f"{median(x['pg_cpu_ms'] for x in xs):.2f}" if trace else "–",
             ))
-    costs = {c: 1 - rps[c, True] / rps[c, False] for c in CLIENTS}
+    costs = {(c, t): 1 - rps[c, t] / rps[c, False] for c in CLIENTS for t in variants if t is not False}
     best_on = max(rps[c, True] for c in CLIENTS)
     worst_on = min(rps[c, True] for c in CLIENTS)
     met = sum(rps[c, True] >= 500 for c in CLIENTS)
     mib = 1024 * 1024
-    mem_rows = [("on" if t else "off", f"{m['after_warmup'] / mib:.1f}", " → ".join(f"{x / mib:.1f}" for x in m["repeats"]),
+    mem_rows = [(_label(t, before), f"{m['after_warmup'] / mib:.1f}", " → ".join(f"{x / mib:.1f}" for x in m["repeats"]),
                  f"{(m['end'] - m['after_warmup']) / mib:+.1f}", f"{(m['repeats'][-1] - m['repeats'][0]) / mib:+.1f}",
                  f"{m['peak'] / mib:.1f}") for t, m in memory.items()]
-    lost = memory[True]["dropped"]
+    lost = max(memory[t]["dropped"] for t in variants if t is not False)
     failures = sorted({f for xs in results.values() for x in xs for f in x["failures"]})
     failed_note = ("\n\nFailed runs (distinct errors): " + "; ".join(f"`{f}`" for f in failures[:5])) if failures else ""
-    worst_cost = max(costs.values())
+    worst_cost = max(costs[c, True] for c in CLIENTS)
     growth = (memory[True]["repeats"][-1] - memory[True]["repeats"][0]) / mib
+    cost_lines = "; ".join(
+        f"{_label(t, before)}: " + ", ".join(f"{c} clients {costs[c, t]:+.1%}" for c in CLIENTS)
+        for t in variants if t is not False)
     return (
-        f"Each level: {requests:,} requests or {cap_s:g} s, whichever first; medians of {repeats} repeats, the two servers "
-        f"alternating level by level. Rows = rows written to runs, events, steps, tool_calls, model_calls and verdicts "
-        f"during the level; lag = from a run's RunFinished to the commit of the batch holding it (p50 / p99 ms); CPU per request = user + "
-        f"system time of the server process, and of the Postgres backends serving the scratch database, over the level.\n\n"
-        + table(["clients", "tracing", "req/s", "p50 ms", "p99 ms", "trace rows written", "trace lag p50 / p99 ms", "rows lost",
-                 "failed runs (all repeats)", "server CPU ms/req", "Postgres CPU ms/req"], rows)
-        + "\n\nThroughput lost to tracing (1 − on ÷ off; negative: noise): " + ", ".join(f"{c} clients {costs[c]:+.1%}" for c in CLIENTS)
+        f"Each level: {requests:,} requests or {cap_s:g} s, whichever first; medians of {repeats} repeats, the "
+        f"{len(variants)} servers taking turns level by level. Rows = rows written to runs, events, steps, tool_calls, "
+        "model_calls and verdicts during the level; lag = from a run's RunFinished to the commit of the batch holding "
+        "it (p50 / p99 ms); CPU per request = user + system time of the server process, and of the Postgres backends "
+        "serving the scratch database, over the level.\n\n"
+        + table(["clients", "tracing", "req/s", "p50 ms", "p99 ms", "trace rows written", "trace lag p50 / p99 ms",
+                 "rows lost", "failed runs (all repeats)", "server CPU ms/req", "Postgres CPU ms/req"], rows)
+        + "\n\nThroughput lost to tracing (1 − on ÷ off; negative: noise): " + cost_lines
         + failed_note
         + "\n\n" + table(["tracing", "RSS after warm-up MiB", "RSS after each repeat MiB", "growth from warm-up MiB",
                           "growth from the first repeat MiB", "peak RSS MiB"], mem_rows)
-        + f"\n\nTargets: ≥ 500 req/s with tracing on: hit at {met} of {len(CLIENTS)} client levels (best {best_on:,.0f} req/s, "
-        f"worst {worst_on:,.0f}); tracing ≤ 5% of throughput: {'hit' if worst_cost <= 0.05 else 'miss'} "
-        f"(worst {worst_cost:+.1%}); 0 rows lost: {'hit' if lost == 0 else 'miss'} ({lost}); flat memory: "
-        f"{'hit' if abs(growth) < 2 else 'miss'} ({growth:+.1f} MiB from the end of the first repeat to the end of the last, tracing on)."
+        + f"\n\nTargets (tracing on, this code): ≥ 500 req/s: hit at {met} of {len(CLIENTS)} client levels (best "
+        f"{best_on:,.0f} req/s, worst {worst_on:,.0f}); tracing ≤ 5% of throughput: "
+        f"{'hit' if worst_cost <= 0.05 else 'miss'} (worst {worst_cost:+.1%}); 0 rows lost: "
+        f"{'hit' if lost == 0 else 'miss'} ({lost}); flat memory: {'hit' if abs(growth) < 2 else 'miss'} "
+        f"({growth:+.1f} MiB from the end of the first repeat to the end of the last)."
     )
 
 
@@ -246,9 +272,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--cap-s", type=float, default=15.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--before", help="a git ref: also a traced server running the code at that ref, side by side")
     args = parser.parse_args()
-    results, memory = asyncio.run(measure(args.requests, args.cap_s, args.repeats))
-    print(report(results, memory, args.requests, args.cap_s, args.repeats))
+    results, memory = asyncio.run(measure(args.requests, args.cap_s, args.repeats, args.before))
+    print(report(results, memory, args.requests, args.cap_s, args.repeats, args.before))
 
 
 if __name__ == "__main__":
