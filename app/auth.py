@@ -41,7 +41,8 @@ def key_guard(keys: Collection[str]) -> Callable[[ASGIApp], ASGIApp]:
             if given is not None and any(hmac.compare_digest(given.encode(), k) for k in encoded):
                 await app(scope, receive, send)
                 return
-            detail = ("an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY' (for the trace page, ?key=KEY)"
+            detail = ("an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY' (for "
+                      "the trace page, ?key=KEY)"
                       if given is None else "the API key is not valid")
             body = msgspec.json.encode({"status_code": 401, "detail": detail})
             await send({"type": "http.response.start", "status": 401, "headers": [

@@ -37,7 +37,8 @@ class CancelListener:
     calls `cancel(run_id)` for each run named; `cancel` says whether the run was going on here. A lost connection is
     replaced, waiting 0.1 s doubling to 5 s between tries."""
 
-    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], cancel: Callable[[uuid.UUID], bool]) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]],
+                 cancel: Callable[[uuid.UUID], bool]) -> None:
         self._connect = connect
         self._cancel = cancel
         self._conn: asyncpg.Connection | None = None

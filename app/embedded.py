@@ -5,6 +5,7 @@ cache use. Neither command starts a server: they read pgdata's postmaster.pid.""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -36,12 +37,14 @@ def status(settings: Settings) -> str:
     """Whether the embedded Postgres runs, then the disk its pgdata and the model cache use."""
     pgdata = settings.data_dir / "pgdata"
     if settings.database_url:
-        first = f"the database is DATABASE_URL's: {describe_database(settings)}; not embedded, so stepwise does not start or stop it"
+        first = (f"the database is DATABASE_URL's: {describe_database(settings)}; not embedded, so stepwise does not "
+                 "start or stop it")
     elif not (pgdata / "PG_VERSION").exists():
         first = f"embedded Postgres in {pgdata}: not created yet (the first command that needs it creates it)"
     elif (info := _postmaster(pgdata)) is not None and info.is_running():
         where = f"socket {info.socket_dir}" if info.socket_dir else f"{info.hostname}:{info.port}"
-        first = f"embedded Postgres in {pgdata}: running (pid {info.pid}, {where}, since {info.start_time:%Y-%m-%d %H:%M}); `stepwise db stop` stops it"
+        first = (f"embedded Postgres in {pgdata}: running (pid {info.pid}, {where}, since "
+                 f"{info.start_time:%Y-%m-%d %H:%M}); `stepwise db stop` stops it")
     else:
         first = f"embedded Postgres in {pgdata}: not running (the next command that needs it starts it)"
     lines = [first]
@@ -72,10 +75,8 @@ def disk_used(path: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):  # a file Postgres removed while we walked
                 total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass  # a file Postgres removed while we walked
     return total
 
 

@@ -47,7 +47,7 @@ async def expert_statuses(router: Router) -> list[ExpertStatus]:
             skills=e.skills, healthy=ok, in_flight=router.in_flight[e.name], max_concurrency=e.max_concurrency,
             violations=router.violations[e.name], price_in=e.price_in, price_out=e.price_out, notes=said,
         )
-        for e, ok, said in zip(experts, health, notes)
+        for e, ok, said in zip(experts, health, notes, strict=True)
     ]
 
 
@@ -122,7 +122,8 @@ def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen | None = 
     deadline = time.monotonic() + timeout_s
     while True:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{' '.join(process.args[:4])} exited with {process.returncode} before {url} was healthy")
+            command = " ".join(process.args[:4])
+            raise RuntimeError(f"{command} exited with {process.returncode} before {url} was healthy")
         try:
             if httpx.get(url, timeout=HEALTH_TIMEOUT_S).status_code == 200:
                 return

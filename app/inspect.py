@@ -46,7 +46,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     prune = commands.add_parser("prune", help="delete the trace of runs older than an age")
     prune.add_argument("--older-than", required=True, type=parse_age, metavar="AGE", help="e.g. 30d, 12h, 45m")
     prune.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
-    replay = commands.add_parser("replay", help="run a recorded run's question again (or one step) and print what changed")
+    replay = commands.add_parser("replay",
+                                 help="run a recorded run's question again (or one step) and print what changed")
     replay.add_argument("run_id", help="a run id, or a unique prefix of one")
     what = replay.add_mutually_exclusive_group()
     what.add_argument("--step", type=int, help="rerun only this step, with its recorded resolved input")
@@ -121,13 +122,15 @@ async def _runs(settings: Settings, limit: int) -> int:
 
 
 def format_runs(rows: list[Any]) -> str:
-    lines = [f"{'run':<8}  {'started (UTC)':<19}  {'status':<9} {'latency':>8} {'steps':>5} {'tokens in/out':>13} {'cost':>8}  question"]
+    lines = [f"{'run':<8}  {'started (UTC)':<19}  {'status':<9} {'latency':>8} {'steps':>5} "
+             f"{'tokens in/out':>13} {'cost':>8}  question"]
     for r in rows:
         latency = f"{float(r['latency_ms']) / 1000:.1f} s" if r["latency_ms"] is not None else "-"
         steps = f"{r['steps']}" + (f"!{r['failed_steps']}" if r["failed_steps"] else "")
         question = r["question"] if len(r["question"]) <= 60 else r["question"][:59] + "…"
         lines.append(
-            f"{str(r['run_id'])[:8]:<8}  {r['started_at'].astimezone(UTC):%Y-%m-%d %H:%M:%S}  {r['status']:<9} {latency:>8} "
+            f"{str(r['run_id'])[:8]:<8}  {r['started_at'].astimezone(UTC):%Y-%m-%d %H:%M:%S}  "
+            f"{r['status']:<9} {latency:>8} "
             f"{steps:>5} {str(r['input_tokens']) + '/' + str(r['output_tokens']):>13} {r['cost']:>8.4g}  {question}"
         )
     return "\n".join(lines)
@@ -182,7 +185,8 @@ def render_trace(events: list[ev.AnyEvent]) -> str:
                     failed_call = f" {failed(event.error)}" if event.error else ""
                     (after if event.purpose == "compose" else lines).append(
                         f"{event.purpose:<8} at {start_ms:.1f} ms for {event.latency_ms:.1f} ms · {event.expert} · "
-                        f"{event.input_tokens} in ({event.cached_tokens} cached) / {event.output_tokens} out{failed_call}")
+                        f"{event.input_tokens} in ({event.cached_tokens} cached) / "
+                        f"{event.output_tokens} out{failed_call}")
                 case ev.ModelCalled():
                     c = calls.setdefault(event.step_id, _Calls())
                     if event.error is None and event.expert not in c.experts:
@@ -320,12 +324,14 @@ async def prune(conn: asyncpg.Connection, age: timedelta, dry_run: bool = False)
     try:
         old = [r["run_id"] for r in await conn.fetch(
             "SELECT run_id FROM runs WHERE started_at < now() - $1::interval"
-            " AND (status <> 'running' OR started_at + coalesce(deadline_s, 0) * interval '1 second' < now() - $1::interval)"
+            " AND (status <> 'running' OR started_at + coalesce(deadline_s, 0) * interval '1 "
+            "second' < now() - $1::interval)"
             " FOR UPDATE", age)]
         kept: dict[str, int] = {}
         for ref in references_:
             held = {r["id"] for r in await conn.fetch(
-                f'SELECT DISTINCT {_ident(ref["col"])} AS id FROM {ref["tbl"]} WHERE {_ident(ref["col"])} = ANY($1::uuid[])', old)}
+                f'SELECT DISTINCT {_ident(ref["col"])} AS id FROM {ref["tbl"]} WHERE '
+                f'{_ident(ref["col"])} = ANY($1::uuid[])', old)}
             if held:
                 kept[ref["tbl"]] = len(held)
                 old = [run_id for run_id in old if run_id not in held]

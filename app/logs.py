@@ -35,7 +35,8 @@ def configure_logging(level: str = "info") -> None:
     # httpx logs every request through the standard library at INFO, in another format: the JSON lines say it all.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # pgserver narrates starting the embedded Postgres at INFO (one line says port=5432 whatever the port): for debugging.
+    # pgserver narrates starting the embedded Postgres at INFO (one line says port=5432 whatever the port): for
+    # debugging.
     logging.getLogger("pgserver").setLevel(logging.DEBUG if _level <= logging.DEBUG else logging.WARNING)
     structlog.configure(
         processors=[

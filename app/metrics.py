@@ -38,14 +38,17 @@ class _TraceCounters(Collector):
         sink = self._sink
         for name, value, doc in (
             ("written", sink.written, "trace events written to Postgres"),
-            ("dead_lettered", sink.dead_lettered, "trace events Postgres refused for their data, kept in trace_dead_letters"),
-            ("dropped", sink.dropped, "trace events lost (queue full, unwritten at shutdown, or not even storable as a dead letter)"),
+            ("dead_lettered", sink.dead_lettered,
+             "trace events Postgres refused for their data, kept in trace_dead_letters"),
+            ("dropped", sink.dropped,
+             "trace events lost (queue full, unwritten at shutdown, or not even storable as a dead letter)"),
             ("retries", sink.retries, "trace writes retried after a connection error"),
         ):
             family = CounterMetricFamily(f"stepwise_trace_events_{name}", doc)
             family.add_metric([], value)
             yield family
-        lag = GaugeMetricFamily("stepwise_trace_lag_seconds", "how long the oldest trace event not yet stored has waited")
+        lag = GaugeMetricFamily("stepwise_trace_lag_seconds",
+                                "how long the oldest trace event not yet stored has waited")
         lag.add_metric([], sink.lag_s)
         yield lag
 
@@ -53,19 +56,28 @@ class _TraceCounters(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        self.requests = Counter("stepwise_http_requests", "HTTP requests by route and status", ["method", "route", "status"], registry=r)
+        self.requests = Counter("stepwise_http_requests", "HTTP requests by route and status",
+                                ["method", "route", "status"], registry=r)
         self.request_seconds = Histogram("stepwise_http_request_duration_seconds", "HTTP request duration", ["route"],
                                          buckets=_LATENCY_BUCKETS, registry=r)
-        self.runs = Counter("stepwise_runs", "Runs ended, by status and error type", ["status", "error_type"], registry=r)
+        self.runs = Counter("stepwise_runs", "Runs ended, by status and error type", ["status", "error_type"],
+                            registry=r)
         self.runs_active = Gauge("stepwise_runs_in_progress", "Runs started and not yet ended", registry=r)
-        self.run_seconds = Histogram("stepwise_run_latency_seconds", "Run latency", ["status"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.run_seconds = Histogram("stepwise_run_latency_seconds", "Run latency", ["status"],
+                                     buckets=_LATENCY_BUCKETS, registry=r)
         self.steps = Counter("stepwise_steps", "Steps ended, by kind and status", ["kind", "status"], registry=r)
-        self.model_calls = Counter("stepwise_model_calls", "Model calls by expert and purpose", ["expert", "purpose"], registry=r)
-        self.tokens = Counter("stepwise_tokens", "Tokens by expert and direction (input, output, cached)", ["expert", "direction"], registry=r)
-        self.cost = Counter("stepwise_cost", "Cost of model calls by expert, in the registry's price unit", ["expert"], registry=r)
-        self.backend_errors = Counter("stepwise_backend_errors", "Failed model calls by expert and error type", ["expert", "error_type"], registry=r)
-        self.tool_calls = Counter("stepwise_tool_calls", "Tool calls by tool and result", ["tool", "result"], registry=r)
-        self.verdicts = Counter("stepwise_verdicts", "Verifier verdicts by verifier and outcome", ["verifier", "outcome"], registry=r)
+        self.model_calls = Counter("stepwise_model_calls", "Model calls by expert and purpose", ["expert", "purpose"],
+                                   registry=r)
+        self.tokens = Counter("stepwise_tokens", "Tokens by expert and direction (input, output, cached)",
+                              ["expert", "direction"], registry=r)
+        self.cost = Counter("stepwise_cost", "Cost of model calls by expert, in the registry's price unit", ["expert"],
+                            registry=r)
+        self.backend_errors = Counter("stepwise_backend_errors", "Failed model calls by expert and error type",
+                                      ["expert", "error_type"], registry=r)
+        self.tool_calls = Counter("stepwise_tool_calls", "Tool calls by tool and result", ["tool", "result"],
+                                  registry=r)
+        self.verdicts = Counter("stepwise_verdicts", "Verifier verdicts by verifier and outcome",
+                                ["verifier", "outcome"], registry=r)
 
     def watch_trace(self, sink: TraceCounts) -> None:
         self.registry.register(_TraceCounters(sink))
@@ -79,7 +91,8 @@ class Metrics:
                 self.runs_active.inc()
             case ev.ModelCalled(expert=expert, purpose=purpose, error_type=error_type):
                 self.model_calls.labels(expert, purpose).inc()
-                if error_type is not None and not event.cancelled:  # a cancelled call is the run's doing, not the backend's
+                # a cancelled call is the run's doing, not the backend's
+                if error_type is not None and not event.cancelled:
                     self.backend_errors.labels(expert, error_type).inc()
                 # A call that broke its constraint still used (and is charged for) its tokens.
                 self.tokens.labels(expert, "input").inc(event.input_tokens)

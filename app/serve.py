@@ -40,7 +40,8 @@ class GracefulServer(AnnouncingServer):
     the grace period and cancels the rest (app.runtime.Runtime.drain). A SIGTERM it has handled so ends the process
     with status 0; a second signal, or Ctrl-C, keeps uvicorn's behaviour (re-raised after the shutdown)."""
 
-    def __init__(self, config: uvicorn.Config, on_ready: Callable[[str], None], drain: Callable[[], Awaitable[object]]) -> None:
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[str], None],
+                 drain: Callable[[], Awaitable[object]]) -> None:
         super().__init__(config, on_ready)
         self._drain = drain
 
@@ -72,7 +73,8 @@ def describe_database(settings: Settings) -> str:
     if not settings.database_url:
         return f"embedded (pgserver, {settings.data_dir / 'pgdata'})"
     parts = urlsplit(settings.database_url)
-    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}/{parts.path.lstrip('/') or parts.username or 'postgres'}"
+    name = parts.path.lstrip("/") or parts.username or "postgres"
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}/{name}"
     return f"postgres {where}" + (f" (user {parts.username})" if parts.username else "")
 
 

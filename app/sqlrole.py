@@ -24,22 +24,26 @@ class RoleError(Exception):
     """The role cannot be made read-only as asked (it is the admin itself, or it owns objects)."""
 
 
-async def ensure_readonly_role(conn: asyncpg.Connection, role: str, *, schema: str = "public", password: str | None = None,
+async def ensure_readonly_role(conn: asyncpg.Connection, role: str, *, schema: str = "public",
+                               password: str | None = None,
                                connection_limit: int = 20, statement_timeout_ms: int = 10_000) -> None:
     """Create `role` (or bring an existing one back) as a LOGIN role that may only read the tables of `schema` in the
-    database `conn` is connected to. `conn` must belong to a superuser (or a role with CREATEROLE that owns `schema`)."""
+    database `conn` is connected to. `conn` must belong to a superuser (or a role with CREATEROLE that owns
+    `schema`)."""
     q = _Quoter(conn)
     r, s = await q.ident(role), await q.ident(schema)
     db = await q.ident(await conn.fetchval("SELECT current_database()"))
     async with conn.transaction():
         if await conn.fetchval("SELECT $1 IN (current_user, session_user)", role):
-            raise RoleError(f"{role!r} is the role running this: make a new role for the sql tool, e.g. stepwise_reader")
+            raise RoleError(f"{role!r} is the role running this: make a new role for the sql tool, e.g. "
+                            "stepwise_reader")
         if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema):
             raise RoleError(f"there is no schema {schema!r} in this database")
         exists = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role)
         if exists and (owned := await _owned(conn, role)):
             # an owner holds every privilege on what it owns, whatever is granted or revoked
-            raise RoleError(f"{role!r} owns {', '.join(owned[:5])}: a read-only role must own nothing; pick another name")
+            raise RoleError(f"{role!r} owns {', '.join(owned[:5])}: a read-only role must own "
+                            f"nothing; pick another name")
         attributes = (f"LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT "
                       f"CONNECTION LIMIT {int(connection_limit)}")
         if password is not None:
@@ -80,9 +84,12 @@ def role_url(admin_url: str, role: str, database: str | None = None, password: s
 async def _owned(conn: asyncpg.Connection, role: str) -> list[str]:
     """Schemas and relations of this database `role` owns."""
     rows = await conn.fetch(
-        "SELECT 'schema ' || nspname AS what FROM pg_namespace WHERE nspowner = (SELECT oid FROM pg_roles WHERE rolname = $1) "
-        "UNION ALL SELECT 'table ' || oid::regclass::text FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = $1) "
-        "UNION ALL SELECT 'database ' || datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = $1)",
+        "SELECT 'schema ' || nspname AS what FROM pg_namespace WHERE nspowner = (SELECT oid FROM "
+        "pg_roles WHERE rolname = $1) "
+        "UNION ALL SELECT 'table ' || oid::regclass::text FROM pg_class WHERE relowner = (SELECT oid FROM "
+        "pg_roles WHERE rolname = $1) "
+        "UNION ALL SELECT 'database ' || datname FROM pg_database WHERE datdba = (SELECT oid FROM "
+        "pg_roles WHERE rolname = $1)",
         role,
     )
     return [row["what"] for row in rows]

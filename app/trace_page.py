@@ -84,10 +84,10 @@ def render_page(data: TraceData) -> str:
 
 def _error_page(status: int, message: str) -> Response[str]:
     body = (
-        "<!doctype html><html lang=en><meta charset=utf-8><title>stepwise · {status}</title>"
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>stepwise · {status}</title>"
         "<body style='font:16px system-ui,sans-serif;margin:3rem;color:#202124'>"
-        "<h1 style='font-weight:500'>{status}</h1><p>{message}</p></body></html>"
-    ).format(status=status, message=html.escape(message))
+        f"<h1 style='font-weight:500'>{status}</h1><p>{html.escape(message)}</p></body></html>"
+    )
     return Response(body, status_code=status, media_type=MediaType.HTML)
 
 

@@ -56,4 +56,5 @@ def decode_output(text: str, output_type: Any) -> Any:
             return msgspec.json.decode(text, type=output_type)
         return msgspec.convert(text.strip(), output_type, strict=False)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ConstraintViolated(f"{text[:200]!r} is not a valid {getattr(output_type, '__name__', output_type)}: {exc}") from exc
+        name = getattr(output_type, "__name__", output_type)
+        raise ConstraintViolated(f"{text[:200]!r} is not a valid {name}: {exc}") from exc

@@ -18,7 +18,18 @@ import structlog
 from reasoning import errors, prompts
 from reasoning.composer import Composer
 from reasoning.context import Budget, RunContext
-from reasoning.events import CANCELLED, AnswerReady, EventSink, PlanReady, Replanned, RunFailed, RunFinished, RunStarted, StepVerified, ToolCalled
+from reasoning.events import (
+    CANCELLED,
+    AnswerReady,
+    EventSink,
+    PlanReady,
+    Replanned,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepVerified,
+    ToolCalled,
+)
 from reasoning.executor import RunStep, run_plan, run_streamed_plan
 from reasoning.functions import call_functions
 from reasoning.options import ChatOptions, CheckedRun, RunOptions
@@ -27,7 +38,7 @@ from reasoning.planner import Planner
 from reasoning.repair import repair_in_step, repairable
 from reasoning.repair_decision import Tried, decide_repair
 from reasoning.router import Router
-from reasoning.types import Answer, Ask, Unfixable, Constraint, Message, Plan, Policy, Sampling, Step, Tool, Verifier
+from reasoning.types import Answer, Ask, Constraint, Message, Plan, Policy, Sampling, Step, Tool, Unfixable, Verifier
 
 
 class Engine:
@@ -69,7 +80,8 @@ class Engine:
         target = options.target or self.router.default
         async with self._recorded(question, sink, _deadline(options.deadline_s), run_id, options.budget) as ctx:
             if options.functions:
-                answer = await call_functions(self.router, target, messages, options.functions, ctx, required=options.require_call,
+                answer = await call_functions(self.router, target, messages, options.functions, ctx,
+                                              required=options.require_call,
                                               parallel=options.parallel_calls, max_tokens=options.max_tokens or 512)
             else:
                 sampling = Sampling(max_tokens=options.max_tokens) if options.max_tokens else None
@@ -80,7 +92,8 @@ class Engine:
         return run_id
 
     @contextlib.asynccontextmanager
-    async def _recorded(self, question: str, sink: EventSink, deadline_s: float, run_id: uuid.UUID, budget: Budget) -> AsyncIterator[RunContext]:
+    async def _recorded(self, question: str, sink: EventSink, deadline_s: float, run_id: uuid.UUID,
+                        budget: Budget) -> AsyncIterator[RunContext]:
         """A run's frame: RunStarted, the deadline, and the one event that ends it, whatever happens inside."""
         started = time.perf_counter()
         ctx = RunContext(run_id, sink, asyncio.get_running_loop().time() + deadline_s, budget)
@@ -90,14 +103,17 @@ class Engine:
                 async with asyncio.timeout_at(ctx.deadline):
                     yield ctx
             except TimeoutError:
-                self._failed(sink, run_id, started, errors.DeadlineExceeded(f"the run's deadline of {deadline_s:g}s passed"))
+                self._failed(sink, run_id, started,
+                             errors.DeadlineExceeded(f"the run's deadline of {deadline_s:g}s passed"))
             except errors.ReasoningError as exc:
                 self._failed(sink, run_id, started, exc)
             except asyncio.CancelledError:
-                sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type=CANCELLED, error="the run was cancelled", latency_ms=_ms(started)))
+                sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type=CANCELLED, error="the run was cancelled",
+                                    latency_ms=_ms(started)))
                 raise
             except Exception as exc:
-                sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type="internal_error", error=repr(exc), latency_ms=_ms(started)))
+                sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type="internal_error", error=repr(exc),
+                                    latency_ms=_ms(started)))
                 raise
             else:
                 sink.emit(RunFinished(run_id=run_id, at=time.time(), latency_ms=_ms(started)))
@@ -137,9 +153,11 @@ class Engine:
                     output = await self._call_tools(step, resolved, ctx)
                 else:
                     output = await self._ask_expert(step, resolved, ctx, feedback)
-                verdicts = [await verifier.verify(step, resolved, output, ask) for verifier in self._verifiers[step.kind]]
+                verdicts = [await verifier.verify(step, resolved, output, ask)
+                            for verifier in self._verifiers[step.kind]]
                 for v in verdicts:
-                    sink.emit(StepVerified(run_id=run_id, at=time.time(), step_id=step.id, verifier=v.verifier, outcome=v.outcome, reason=v.reason))
+                    sink.emit(StepVerified(run_id=run_id, at=time.time(), step_id=step.id, verifier=v.verifier,
+                                           outcome=v.outcome, reason=v.reason))
                 action = self.policy.decide(verdicts, attempt, step.kind)
                 if action == "pass":
                     return output
@@ -151,8 +169,8 @@ class Engine:
         planned = plan is None
         if planned and not (checked.options.stream_plan and not sequential):
             plan = await self.planner.plan(question, ctx, allowed)
-        dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx, sequential=sequential, planned=planned,
-                                                 dag=checked.dag)
+        dag, outputs = await self._run_repairing(question, plan, allowed, run_step, ctx, sequential=sequential,
+                                                 planned=planned, dag=checked.dag)
         answer = await self.composer.compose(question, dag, outputs, ctx, self.tools)
         sink.emit(AnswerReady(run_id=run_id, at=time.time(), answer=answer))
 
@@ -183,13 +201,15 @@ class Engine:
             elif not invalid:  # in plan order; a plan refused before it ran leaves `done` as it was
                 done = [(step, outputs[sid]) for sid, step in written.items() if sid in outputs]
             reason = str(failure) if invalid else failure.reason
-            ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=failure.step_id, reason=reason, replan=replans + 1))
-            plan = await self.planner.replan(question, ctx, allowed, done, written[failure.step_id], reason, invalid=invalid)
+            ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=failure.step_id, reason=reason,
+                                    replan=replans + 1))
+            plan = await self.planner.replan(question, ctx, allowed, done, written[failure.step_id], reason,
+                                             invalid=invalid)
             kept, dag = _unchanged(plan, done), None
         raise AssertionError("unreachable: decide_repair fails once the policy's replans are used")
 
-    async def _run_checked(self, plan: Plan, dag: Dag | None, allowed: tuple[str, ...], run_step: RunStep, ctx: RunContext,
-                           outputs: dict[int, Any], sequential: bool) -> Dag:
+    async def _run_checked(self, plan: Plan, dag: Dag | None, allowed: tuple[str, ...], run_step: RunStep,
+                           ctx: RunContext, outputs: dict[int, Any], sequential: bool) -> Dag:
         """Validate a complete plan (unless `dag` is it, validated) and run it; `outputs` holds the results kept from an
         earlier plan and is filled in place, so what finished is known when the run fails."""
         ctx.sink.emit(PlanReady(run_id=ctx.run_id, at=time.time(), plan=plan))
@@ -207,7 +227,8 @@ class Engine:
             who = target or (step.target if step.kind == "expert" else self.router.default)
             sampling = Sampling(max_tokens=max_tokens, temperature=temperature)
             replies = await asyncio.gather(*(
-                self.router.call(who, messages, ctx, purpose="verify", step_id=step.id, constraint=constraint, sampling=sampling)
+                self.router.call(who, messages, ctx, purpose="verify", step_id=step.id, constraint=constraint,
+                                 sampling=sampling)
                 for _ in range(samples)
             ))
             return [completion.text for completion, _ in replies]
@@ -234,13 +255,16 @@ class Engine:
             result, error = None, None
             try:
                 result = await tool.run(msgspec.convert(args, tool.args_type))
-            except (ValueError, msgspec.ValidationError) as exc:  # ValidationError is a ValueError too; named for clarity
+            # ValidationError is a ValueError too; named for clarity
+            except (ValueError, msgspec.ValidationError) as exc:
                 error, fixable = str(exc), not isinstance(exc, Unfixable)
-            ctx.sink.emit(ToolCalled(run_id=ctx.run_id, at=time.time(), step_id=step.id, tool=tool.name, args=args, result=result, error=error, latency_ms=_ms(started)))
+            ctx.sink.emit(ToolCalled(run_id=ctx.run_id, at=time.time(), step_id=step.id, tool=tool.name, args=args,
+                                     result=result, error=error, latency_ms=_ms(started)))
             return result, error
 
         result, error = await attempt(resolved)
-        if error is not None and fixable and repairable(tool) and isinstance(resolved, dict):  # rewritten in the step, before a replan
+        # rewritten in the step, before a replan
+        if error is not None and fixable and repairable(tool) and isinstance(resolved, dict):
             resolved, result, error = await repair_in_step(self.router, tool, step.id, resolved, error, attempt, ctx)
         if error is not None:
             raise errors.ToolError(step.id, f"{tool.name} refused {resolved!r}: {error}")
@@ -255,7 +279,8 @@ class Engine:
 
     @staticmethod
     def _failed(sink: EventSink, run_id: uuid.UUID, started: float, exc: errors.ReasoningError) -> None:
-        sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type=exc.kind, error=str(exc), latency_ms=_ms(started)))
+        sink.emit(RunFailed(run_id=run_id, at=time.time(), error_type=exc.kind, error=str(exc),
+                            latency_ms=_ms(started)))
 
 
 class _StreamedPlan:
@@ -276,7 +301,8 @@ class _StreamedPlan:
     async def run(self, run_step: RunStep, outputs: dict[int, Any]) -> Dag:
         """Plan and run; `outputs` is filled in place, so what finished is known when the run fails."""
         arrivals: asyncio.Queue[Step | None] = asyncio.Queue()
-        planning = asyncio.create_task(self.planner.plan(self.question, self.ctx, self.allowed, on_step=arrivals.put_nowait), name="planner")
+        planning = asyncio.create_task(self.planner.plan(self.question, self.ctx, self.allowed,
+                                                         on_step=arrivals.put_nowait), name="planner")
         planning.add_done_callback(lambda _: arrivals.put_nowait(None))  # the end of the stream, however it ended
         try:
             await run_streamed_plan(self._arriving(arrivals, planning), self._admit, run_step, self.ctx, outputs)
@@ -299,7 +325,8 @@ class _StreamedPlan:
         self.admitted[step.id] = step
         return needs
 
-    async def _arriving(self, arrivals: asyncio.Queue[Step | None], planning: asyncio.Task[Plan]) -> AsyncIterator[Step]:
+    async def _arriving(self, arrivals: asyncio.Queue[Step | None],
+                        planning: asyncio.Task[Plan]) -> AsyncIterator[Step]:
         while (step := await arrivals.get()) is not None:
             yield step
         plan = await planning  # the planner's own failure, if any, surfaces here
@@ -343,7 +370,8 @@ def _one_at_a_time(dag: Dag) -> Dag:
     for sid in order:
         for need in needs[sid]:
             dependents[need].append(sid)
-    return Dag(steps=dag.steps, needs={sid: frozenset(n) for sid, n in needs.items()}, dependents=dependents, roots=order[:1], answer=dag.answer, parts=dag.parts)
+    return Dag(steps=dag.steps, needs={sid: frozenset(n) for sid, n in needs.items()}, dependents=dependents,
+               roots=order[:1], answer=dag.answer, parts=dag.parts)
 
 
 def _deadline(deadline_s: float | None) -> float:

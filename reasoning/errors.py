@@ -25,7 +25,8 @@ rule its plan broke, with advice such as "write money without $"). The person wh
 
 class ReasoningError(Exception):
     """Base of every error the reasoning core raises on purpose. A subclass names its `kind` and, where it differs
-    from its parent's, its `status_code` as class keywords: `class PlanInvalid(ReasoningError, kind=…, status_code=422)`."""
+    from its parent's, its `status_code` as class keywords:
+    `class PlanInvalid(ReasoningError, kind=…, status_code=422)`."""
 
     kind = "reasoning_error"
     status_code = 500
@@ -100,7 +101,8 @@ _EXPLAINED = {
     "plan_invalid": ("No way to answer the question was found: the model's plan for it was not valid, even after it "
                      "was asked to fix it", "Rephrase the question, or ask its parts one at a time."),
     "deadline_exceeded": ("No answer in the time allowed ({detail})",
-                          "Allow more time (stepwise ask --deadline, or deadline_s in the request), or ask a simpler question."),
+                          "Allow more time (stepwise ask --deadline, or deadline_s in the request), "
+                          "or ask a simpler question."),
     "budget_exceeded": ("No answer within the run's limits ({detail})",
                         "Raise the limit it names (the request's budget), or ask a simpler question."),
     "step_failed": ("A step of the answer failed", "Check the values the question gives, or rephrase it."),
@@ -110,7 +112,8 @@ _EXPLAINED = {
                        "Ask again; if it keeps happening, report it with the run id."),
     "constraint_violated": ("The model's reply could not be read (it broke the format it was asked for)",
                             "Ask again; if it keeps happening, report it with the run id."),
-    "backend_error": ("The model server failed ({detail})", "Ask again later; if it keeps failing, see the model server's log."),
+    "backend_error": ("The model server failed ({detail})",
+                      "Ask again later; if it keeps failing, see the model server's log."),
     "backend_unavailable": ("The model server could not be reached ({detail})",
                             "Check that it is running (stepwise experts shows each expert's health), then ask again."),
     "backend_timeout": ("The model server did not answer in time ({detail})", "Ask again, or allow more time."),
@@ -126,7 +129,8 @@ def explain(kind: str, detail: str, step: str | None = None, why: str | None = N
     its own reason (the tool's error, the checks' verdicts), for a failed step. Without `planned`, the plan was the
     caller's own, so the rule it broke is theirs to read."""
     if kind == "plan_invalid" and not planned:
-        return f"The plan given with the question is not valid: {detail.rstrip('.')}. Fix what it names and send it again."
+        return (f"The plan given with the question is not valid: {detail.rstrip('.')}. Fix what it names and send it "
+                "again.")
     if kind in ("output_invalid", "constraint_violated") and _CUT_OFF in detail:
         return ("The model's reply was cut off at its token limit (max_tokens) before it was complete. "
                 "Allow more tokens (max_tokens), or ask for a shorter answer.")

@@ -13,7 +13,6 @@ import msgspec
 
 from reasoning.types import Answer, Outcome, Plan, Step, StepKind
 
-
 CANCELLED = "cancelled"
 """The error (RunFailed: the error type) of a run, step or model call that was cancelled rather than failing itself."""
 
@@ -157,8 +156,8 @@ class RunFailed(Event, tag="run_failed"):
 
 
 AnyEvent = (
-    RunStarted | PlanProgressed | PlanReady | ProgramsSampled | StepStarted | ModelCalled | ToolCalled | StepVerified | StepFinished | StepFailed
-    | Replanned | AnswerReady | RunFinished | RunFailed
+    RunStarted | PlanProgressed | PlanReady | ProgramsSampled | StepStarted | ModelCalled | ToolCalled | StepVerified
+    | StepFinished | StepFailed | Replanned | AnswerReady | RunFinished | RunFailed
 )
 
 
@@ -199,7 +198,8 @@ class PlanProgress:
 
     __slots__ = ("_sink", "_run_id", "_purpose", "_every_s", "_tokens", "_line", "_last")
 
-    def __init__(self, sink: EventSink, run_id: uuid.UUID, purpose: Literal["plan", "replan"], every_s: float = 1.0) -> None:
+    def __init__(self, sink: EventSink, run_id: uuid.UUID, purpose: Literal["plan", "replan"],
+                 every_s: float = 1.0) -> None:
         self._sink, self._run_id, self._purpose, self._every_s = sink, run_id, purpose, every_s
         self._tokens = 0
         self._line = ""
@@ -215,4 +215,5 @@ class PlanProgress:
 
     def _emit(self, line: str | None) -> None:
         self._last = time.monotonic()
-        self._sink.emit(PlanProgressed(run_id=self._run_id, at=time.time(), purpose=self._purpose, tokens=self._tokens, line=line))
+        self._sink.emit(PlanProgressed(run_id=self._run_id, at=time.time(), purpose=self._purpose, tokens=self._tokens,
+                                       line=line))

@@ -28,7 +28,8 @@ RunStep = Callable[[Step, Any], Awaitable[Any]]
 class _Execution:
     """The state one run's steps share: outputs, the first failure, and the TaskGroup they run in."""
 
-    def __init__(self, run_step: RunStep, ctx: RunContext, on_finished: Callable[[int], None], outputs: dict[int, Any] | None = None) -> None:
+    def __init__(self, run_step: RunStep, ctx: RunContext, on_finished: Callable[[int], None],
+                 outputs: dict[int, Any] | None = None) -> None:
         self.run_step = run_step
         self.ctx = ctx
         self.on_finished = on_finished
@@ -75,7 +76,8 @@ class _Execution:
                 async with asyncio.TaskGroup() as self.group:
                     await body()
         except TimeoutError as exc:
-            raise errors.DeadlineExceeded(f"the run's deadline passed with {self.started - len(self.outputs)} step(s) still running") from exc
+            raise errors.DeadlineExceeded(f"the run's deadline passed with "
+                                          f"{self.started - len(self.outputs)} step(s) still running") from exc
         except BaseExceptionGroup as group_error:
             # Python 3.11's TaskGroup cancels its parent when a step fails and, if that happens while it is already
             # exiting, never uncancels it (fixed in 3.12). The leaked request would stop the run's own deadline from
@@ -90,7 +92,8 @@ class _Execution:
         return self.outputs
 
 
-async def run_plan(dag: Dag, run_step: RunStep, ctx: RunContext, outputs: dict[int, Any] | None = None) -> dict[int, Any]:
+async def run_plan(dag: Dag, run_step: RunStep, ctx: RunContext, outputs: dict[int, Any] | None = None) -> dict[int,
+                                                                                                                Any]:
     """Run every step of a validated plan within the run's deadline; return outputs by step id. Steps already in
     `outputs` (kept from an earlier plan) count as finished and are not run; `outputs` is filled in place, so what
     finished is known even when the run fails."""

@@ -24,7 +24,8 @@ class Dag(msgspec.Struct):
     dependents: dict[int, list[int]]
     roots: list[int]
     answer: int | None = None  # the step whose result answers the question, when the plan names one
-    parts: tuple[int, ...] = ()  # every step the plan names as answering it (several for a question asking several things)
+    # every step the plan names as answering it (several for a question asking several things)
+    parts: tuple[int, ...] = ()
 
 
 def declared_needs(step: Step) -> set[int]:
@@ -93,7 +94,8 @@ def substitute(value: Any, outputs: Mapping[int, Any]) -> Any:
     if isinstance(value, str):
         if "$" not in value:
             return value
-        return REFERENCE.sub(lambda m: render(outputs[int(m.group(1) or m.group(2))]) if m.group(1) or m.group(2) else "$", value)
+        return REFERENCE.sub(lambda m: render(outputs[int(m.group(1) or m.group(2))]) if m.group(1) or m.group(2)
+                             else "$", value)
     if isinstance(value, dict):
         return {k: substitute(v, outputs) for k, v in value.items()}
     if isinstance(value, list):
@@ -119,7 +121,8 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
             if ref == step.id:
                 raise PlanInvalid("depends on itself", step.id)
             if ref not in steps:
-                raise PlanInvalid(f"refers to step {ref}, which does not exist ($N is the result of step N; write money without $)", step.id)
+                raise PlanInvalid(f"refers to step {ref}, which does not exist ($N is the result of step "
+                                  f"N; write money without $)", step.id)
         needs[step.id] = frozenset(wanted)
     dependents: dict[int, list[int]] = {i: [] for i in steps}
     for sid, wanted in needs.items():
@@ -127,12 +130,13 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
             dependents[ref].append(sid)
     roots = [sid for sid, wanted in needs.items() if not wanted]
     _check_acyclic(needs, dependents, roots)
-    parts = () if plan.answer is msgspec.UNSET else tuple(plan.answer) if isinstance(plan.answer, list) else (plan.answer,)
+    parts = () if plan.answer is msgspec.UNSET else tuple(plan.answer) if isinstance(plan.answer,
+                                                                                     list) else (plan.answer,)
     for part in parts:
         if part not in steps:
             raise PlanInvalid(f"the answer is step {part}, which does not exist")
-    return Dag(steps=steps, needs=needs, dependents=dependents, roots=roots, answer=parts[0] if len(parts) == 1 else None,
-               parts=parts)
+    return Dag(steps=steps, needs=needs, dependents=dependents, roots=roots, answer=parts[0] if len(parts) == 1
+               else None, parts=parts)
 
 
 def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
@@ -202,7 +206,8 @@ def plan_schema(tools: Mapping[str, Tool], experts: Collection[str], max_steps: 
              "required": ["target", "input"], "additionalProperties": False}
             for name, tool in tools.items()
         ]}
-        variants.append(_step_schema("tools", {"const": PARALLEL}, {"type": "array", "items": call, "minItems": 2, "maxItems": 8}, deps))
+        variants.append(_step_schema("tools", {"const": PARALLEL},
+                                     {"type": "array", "items": call, "minItems": 2, "maxItems": 8}, deps))
     if experts:
         variants.append(
             _step_schema("expert", {"enum": list(experts)}, {"type": "string", "minLength": 1, "maxLength": 300}, deps)

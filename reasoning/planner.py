@@ -65,8 +65,8 @@ def _stated(plan: Plan) -> Plan:
 
 
 class Planner:
-    def __init__(self, router: Router, tools: Mapping[str, Tool], *, target: str | None = None, max_steps: int = MAX_STEPS,
-                 parallel_calls: bool = False):
+    def __init__(self, router: Router, tools: Mapping[str, Tool], *, target: str | None = None,
+                 max_steps: int = MAX_STEPS, parallel_calls: bool = False):
         self.router = router
         self.tools = tools
         self.target = target or router.default
@@ -83,7 +83,8 @@ class Planner:
         stays byte-identical across runs, for the prefix cache)."""
         if allowed not in self._by_toolset:
             tools = {name: self.tools[name] for name in allowed}
-            prefix = [Message("system", planner_prompt(tools, self.router, self.max_steps)), *example_turns(self.router, tools)]
+            prefix = [Message("system", planner_prompt(tools, self.router, self.max_steps)),
+                      *example_turns(self.router, tools)]
             schema = plan_schema(tools, self.router.targets(), self.max_steps, self.parallel_calls)
             self._by_toolset[allowed] = prefix, JsonSchema("plan", schema)
         return self._by_toolset[allowed]

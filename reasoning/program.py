@@ -91,7 +91,8 @@ def compile_program(text: str, tools: Mapping[str, Tool], expert: str, *, arithm
     names: dict[str, int | str] = {}  # name → the step id that computes it, or the literal it stands for
     answer: int | None = None
     for line, statement in enumerate(module.body, 1):
-        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name)):
+        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name)):
             raise PlanInvalid(f"line {line}: each line assigns one name (`name = …`)")
         target, value = statement.targets[0].id, statement.value
         if target == ANSWER and isinstance(value, ast.Tuple):  # several things asked: each an earlier name's step
@@ -128,8 +129,8 @@ def _part(element: ast.expr, line: int, names: dict[str, int | str], steps: list
     return bound
 
 
-def _compile_value(value: ast.expr, line: int, names: dict[str, int | str], steps: list[Step], tools: Mapping[str, Tool],
-                   expert: str, arithmetic: str) -> int | str:
+def _compile_value(value: ast.expr, line: int, names: dict[str, int | str], steps: list[Step],
+                   tools: Mapping[str, Tool], expert: str, arithmetic: str) -> int | str:
     """The step id a line's value is computed by (a new step, or an earlier one for a bare name), or the literal text
     of a constant."""
     match value:
@@ -139,7 +140,8 @@ def _compile_value(value: ast.expr, line: int, names: dict[str, int | str], step
             return names[name]
         case ast.Constant(value=int() | float() as number) if not isinstance(number, bool):
             return repr(number)
-        case ast.UnaryOp(op=ast.USub(), operand=ast.Constant(value=int() | float() as number)) if not isinstance(number, bool):
+        case ast.UnaryOp(op=ast.USub(), operand=ast.Constant(value=int() | float() as number)) if not isinstance(number,
+                                                                                                                 bool):
             return repr(-number)
         case ast.Call(func=ast.Name(id=called), args=args, keywords=keywords) if (
                 called == ASK or (called == READ and DOCS in tools) or (called in tools and called != arithmetic)):
@@ -163,7 +165,8 @@ def _compile_value(value: ast.expr, line: int, names: dict[str, int | str], step
                 steps.append(Step(len(steps) + 1, "tool", called, arguments, sorted(needs)))
             return len(steps)
     if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and any(
-            isinstance(a, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(a, "value", None), str) or isinstance(a, ast.JoinedStr)
+            isinstance(a, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(a, "value", None), str)
+            or isinstance(a, ast.JoinedStr)
             for a in value.args):
         raise PlanInvalid(f"line {line}: {value.func.id}() is not offered")
     if arithmetic not in tools:

@@ -109,7 +109,8 @@ def fold(events: Iterable[ev.AnyEvent]) -> RunReport:
             case ev.RunFailed():
                 report.status = event.status
                 report.latency_ms = event.latency_ms
-                report.error = _error(event, steps.get(failed) if failed is not None else None, tool_errors.get(failed), planned)
+                report.error = _error(event, steps.get(failed) if failed is not None else None, tool_errors.get(failed),
+                                      planned)
     if report is None:
         raise ValueError("no run_started event")
     report.steps = sorted(steps.values(), key=lambda s: s.id)
@@ -127,11 +128,13 @@ def _error(event: ev.RunFailed, step: StepReport | None, tool_error: str | None,
             text = texts[0] if len(texts) == 1 else render(text)
         shown = f"{step.target}: {_clip(str(text))}"
         if event.error_type == "step_rejected":
-            why = "; ".join(dict.fromkeys(f"{v.verifier}: {v.reason}" for v in step.verdicts if v.outcome != "pass"))  # once per retry
+            # once per retry
+            why = "; ".join(dict.fromkeys(f"{v.verifier}: {v.reason}" for v in step.verdicts if v.outcome != "pass"))
         elif event.error_type == "tool_error":
             why = tool_error
         why = why or (step.error or "").split(": ", 1)[-1] or None  # the step's error without its kind
-    return ErrorReport(event.error_type, explain(event.error_type, event.error, shown, why and _clip(why, 300), planned=planned), event.error)
+    return ErrorReport(event.error_type, explain(event.error_type, event.error, shown, why and _clip(why, 300),
+                                                 planned=planned), event.error)
 
 
 def _clip(text: str, limit: int = 160) -> str:

@@ -98,7 +98,8 @@ class Router:
                     )
             except (asyncio.CancelledError, BackendError) as exc:
                 # A cancelled call is recorded too: it held a slot and may have generated tokens nobody will see.
-                sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000, rerouted_from, exc))
+                sink.emit(_called(run_id, step_id, purpose, expert, None, (time.perf_counter() - started) * 1000,
+                                  rerouted_from, exc))
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 # Text already streamed to the caller cannot be taken back: no second expert after that.
@@ -116,7 +117,8 @@ class Router:
                     self.violations[expert.name] += 1
                     cut = " (cut off at max_tokens)" if completion.finish_reason == "length" else ""
                     violation = ConstraintViolated(f"the {purpose} output broke its constraint{cut}: {exc}")
-            sink.emit(_called(run_id, step_id, purpose, expert, completion, completion.latency_ms, rerouted_from, violation))
+            sink.emit(_called(run_id, step_id, purpose, expert, completion, completion.latency_ms, rerouted_from,
+                              violation))
             ctx.charge_tokens(completion.usage)
             if violation is not None:
                 raise violation
@@ -125,7 +127,8 @@ class Router:
         raise last
 
 
-def _called(run_id: uuid.UUID, step_id: int | None, purpose: str, expert: Expert, c: Completion | None, latency_ms: float,
+def _called(run_id: uuid.UUID, step_id: int | None, purpose: str, expert: Expert, c: Completion | None,
+            latency_ms: float,
             rerouted_from: str | None, failure: ReasoningError | asyncio.CancelledError | None = None) -> ModelCalled:
     """The call as an event; a `failure` is recorded as its kind and as "<kind>: <message>" for the trace."""
     if isinstance(failure, asyncio.CancelledError):

@@ -41,12 +41,14 @@ class Step(msgspec.Struct, forbid_unknown_fields=True):
     input: str | dict[str, Any] | list[Any]
     depends_on: list[StepId] = []
     expect: Expect | msgspec.UnsetType = msgspec.UNSET  # UNSET is left out of the JSON: plans without it look as before
-    name: str | msgspec.UnsetType = msgspec.UNSET  # the program's name for the result (`total = …`), shown to the composer
+    # the program's name for the result (`total = …`), shown to the composer
+    name: str | msgspec.UnsetType = msgspec.UNSET
 
     def calls(self, resolved: list[Any] | None = None) -> list[Step]:
         """A "tools" step's calls (from its input, or from `resolved`, the input with references substituted), each
         as a one-call tool step with this step's id."""
-        return [Step(self.id, "tool", call["target"], call["input"]) for call in (self.input if resolved is None else resolved)]
+        return [Step(self.id, "tool", call["target"], call["input"])
+                for call in (self.input if resolved is None else resolved)]
 
 
 class Plan(msgspec.Struct, forbid_unknown_fields=True):
@@ -200,7 +202,8 @@ class Ask(Protocol):
     """Model calls a verifier makes inside the run (traced and budgeted like any other, purpose "verify").
     `target` defaults to the step's own target for expert steps, else the default expert."""
 
-    async def __call__(self, messages: list[Message], *, target: str | None = None, constraint: Constraint | None = None,
+    async def __call__(self, messages: list[Message], *, target: str | None = None,
+                       constraint: Constraint | None = None,
                        samples: int = 1, temperature: float = 0.0, max_tokens: int = 64) -> list[str]: ...
 
 

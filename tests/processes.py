@@ -50,11 +50,13 @@ def wait_until(condition: Callable[[], object], timeout_s: float, what: str, pol
     return value
 
 
-def experts_file(folder: Path, url: str, *, max_tokens: int = 16, timeout_s: float = 30.0, max_concurrency: int = 8) -> Path:
+def experts_file(folder: Path, url: str, *, max_tokens: int = 16, timeout_s: float = 30.0,
+                 max_concurrency: int = 8) -> Path:
     """A registry of one SGLang expert at `url` (no local model is loaded)."""
     path = folder / "experts.toml"
     path.write_text(f'default = "general"\n[[experts]]\nname = "general"\nbackend = "sglang"\nurl = "{url}"\n'
-                    f'model = "scripted"\nmax_tokens = {max_tokens}\ntimeout_s = {timeout_s}\nmax_concurrency = {max_concurrency}\n')
+                    f'model = "scripted"\nmax_tokens = {max_tokens}\ntimeout_s = '
+                    f'{timeout_s}\nmax_concurrency = {max_concurrency}\n')
     return path
 
 
@@ -66,10 +68,11 @@ class StepwiseProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
         environment = {k: v for k, v in os.environ.items() if not k.startswith("STEPWISE_")} | {
-            "DATABASE_URL": database_url, "STEPWISE_EXPERTS": str(experts), "STEPWISE_DATA_DIR": str(log.parent / "data"),
-            "PYTHONUNBUFFERED": "1", **(env or {})}
-        self._log = open(log, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            "DATABASE_URL": database_url, "STEPWISE_EXPERTS": str(experts),
+            "STEPWISE_DATA_DIR": str(log.parent / "data"), "PYTHONUNBUFFERED": "1", **(env or {})}
+        self._log = open(log, "ab")  # noqa: SIM115 -- open while the server runs; stop() closes it
+        self.process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port",
+                                         str(self.port)],
                                         cwd=REPO, env=environment, stdout=self._log, stderr=self._log)
         try:
             wait_healthy(f"{self.url}/health", 60, self.process, poll_s=0.1)
@@ -111,9 +114,9 @@ class SGLangProcess:
     def __init__(self, log: Path, *, script: str = ANSWER, token_s: float = 0.01, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._args = [sys.executable, "-m", "tests.sglang_server", str(self.port), "--scripted", "--token-s", str(token_s),
-                      "--health-delay-s", "0", "--script", script]
-        self._log = open(log, "ab")
+        self._args = [sys.executable, "-m", "tests.sglang_server", str(self.port), "--scripted", "--token-s",
+                      str(token_s), "--health-delay-s", "0", "--script", script]
+        self._log = open(log, "ab")  # noqa: SIM115 -- open while the worker runs; stop() closes it
         self.start()
 
     def start(self) -> None:

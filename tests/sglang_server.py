@@ -411,7 +411,7 @@ class SGLangTestServer:
                 if req.stream:
                     return _error("the test server does not imitate streamed batches")
                 rids = req.rid if isinstance(req.rid, list) else [f"{rid}_{i}" for i in range(len(texts))]
-                return Response(await asyncio.gather(*(test_server._complete(client, t, p, r) for t, p, r in zip(texts, params, rids))))
+                return Response(await asyncio.gather(*(test_server._complete(client, t, p, r) for t, p, r in zip(texts, params, rids, strict=True))))
             if not req.stream:
                 out = await test_server._complete_watching(client, request, req.text, params[0], rid)
                 return Response(out) if out is not None else _error("Request is disconnected from the client side.")
@@ -553,7 +553,7 @@ class SGLangTestServer:
 
 def _common_prefix(a: str, b: str) -> str:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):  # up to the shorter one
         if x != y:
             break
         n += 1

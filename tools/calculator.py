@@ -276,9 +276,8 @@ def _bounded(value: Any, what: Callable[[], str]) -> Value:
         if math.isfinite(value):
             return value
     elif -_INT_MAX <= value <= _INT_MAX:  # int or Fraction, compared exactly
-        if isinstance(value, Fraction):
-            if value.denominator > _INT_MAX or abs(value.numerator) > _INT_MAX:
-                return float(value)  # correctly rounded, and within range: may only underflow towards 0
+        if isinstance(value, Fraction) and (value.denominator > _INT_MAX or abs(value.numerator) > _INT_MAX):
+            return float(value)  # correctly rounded, and within range: may only underflow towards 0
         return value
     raise ValueError(f"{what()} {_TOO_LARGE}")
 

@@ -19,8 +19,8 @@ import msgspec
 
 
 class FunctionTool:
-    def __init__(self, fn: Callable[..., Any], name: str, description: str, args_type: type[msgspec.Struct], deterministic: bool,
-                 result_type: Any = None):
+    def __init__(self, fn: Callable[..., Any], name: str, description: str, args_type: type[msgspec.Struct],
+                 deterministic: bool, result_type: Any = None):
         self.fn = fn
         self.result_type = result_type  # the return annotation, which the result_type verifier checks
         self.name = name
@@ -52,7 +52,8 @@ def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, descr
                 raise TypeError(f"tool {f.__name__}: *args and **kwargs cannot become a schema")
             if pname not in hints:
                 raise TypeError(f"tool {f.__name__}: parameter {pname!r} needs a type annotation")
-            fields.append((pname, hints[pname]) if param.default is param.empty else (pname, hints[pname], param.default))
+            fields.append((pname, hints[pname]) if param.default is param.empty
+                          else (pname, hints[pname], param.default))
         tool_name = name or f.__name__
         args_type = msgspec.defstruct(f"{tool_name}_args", fields, forbid_unknown_fields=True, kw_only=True)
         doc = description or (inspect.getdoc(f) or "").split("\n", 1)[0] or tool_name

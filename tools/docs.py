@@ -12,8 +12,10 @@ from typing import Annotated, Any
 import msgspec
 
 _WORD = re.compile(r"[a-z0-9]+")
-_NAME = re.compile(r"\b[A-Z][a-z]+(?: (?:of |the )?[A-Z][a-z]+)+|\b[A-Z][a-z]{3,}")  # names: capitalised words, runs of them
-_STOP = frozenset("a an and are as at be by for from has have how in is it of on or per the to up what when which who with".split())
+# names: capitalised words, runs of them
+_NAME = re.compile(r"\b[A-Z][a-z]+(?: (?:of |the )?[A-Z][a-z]+)+|\b[A-Z][a-z]{3,}")
+_STOP = frozenset("a an and are as at be by for from has have how in is it of on or per the to "
+                  "up what when which who with".split())
 
 
 def words(text: str) -> list[str]:
@@ -78,7 +80,8 @@ class DocSearch:
         mentioned = dict.fromkeys(n for p in ordered for n in _NAME.findall(p["text"]) if not set(words(n)) <= asked)
         hop: list[dict[str, Any]] = []
         for name in list(mentioned)[:names]:
-            best_of_name = [p for p in self._search(f"{name} {query}", 3, must=set(words(name))) if p["source"] not in seen][:1]
+            best_of_name = [p for p in self._search(f"{name} {query}", 3, must=set(words(name)))
+                            if p["source"] not in seen][:1]
             seen.update(p["source"] for p in best_of_name)
             hop += best_of_name
         return extra + hop
@@ -104,7 +107,9 @@ class DocSearch:
 def _headings(folder: Path) -> dict[str, list[str]]:
     """Each document's markdown headings (its topics), by file name."""
     return {
-        str(path.relative_to(folder)): [line.lstrip("#").strip() for line in path.read_text(errors="replace").splitlines() if line.startswith("#")]
+        str(path.relative_to(folder)): [line.lstrip("#").strip()
+                                        for line in path.read_text(errors="replace").splitlines()
+                                        if line.startswith("#")]
         for path in sorted(p for p in folder.rglob("*") if p.suffix in (".md", ".txt") and p.is_file())
     }
 

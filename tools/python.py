@@ -21,6 +21,7 @@ If bwrap is missing or fails its self-test, the tool refuses to start (`SandboxU
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import shutil
@@ -103,7 +104,8 @@ class PythonTool:
                 f"({found or 'not on PATH'}): {INSTALL_HINT}, or leave STEPWISE_PYTHON unset")
         self._bwrap = found
         self._seccomp = seccomp_filter()
-        self._options, self._command = sandbox_options(), [*interpreter_argv(), "-c", _PRELUDE.format(limits=self._limits(), helpers=_helpers())]
+        self._options, self._command = sandbox_options(), [*interpreter_argv(), "-c",
+                                                           _PRELUDE.format(limits=self._limits(), helpers=_helpers())]
         self._self_test()
 
     def _limits(self) -> list[tuple[str, int]]:
@@ -121,14 +123,17 @@ class PythonTool:
                 done = subprocess.run(self._argv(fd), input=_SELF_TEST.encode(), capture_output=True, timeout=30,
                                       pass_fds=(fd,), env={}, start_new_session=True)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SandboxUnavailable(f"the python tool's sandbox (bwrap at {self._bwrap}) could not run: {exc}") from exc
+            raise SandboxUnavailable(
+                f"the python tool's sandbox (bwrap at {self._bwrap}) could not run: {exc}") from exc
         got = done.stdout.decode(errors="replace").strip()
         if done.returncode != 0 or got != _SELF_TEST_EXPECTED:
             detail = (done.stderr.decode(errors="replace").strip()[-500:]
-                      or f"a confined probe prints {_SELF_TEST_EXPECTED!r}, this one printed {got!r} (exit status {done.returncode})")
+                      or f"a confined probe prints {_SELF_TEST_EXPECTED!r}, this one printed {got!r} (exit "
+                         f"status {done.returncode})")
             raise SandboxUnavailable(
                 f"the python tool's sandbox failed its self-test (bwrap at {self._bwrap}): {detail}. It needs "
-                "bubblewrap 0.8 or later and user namespaces (in a container: one allowed to create them; on Ubuntu 24.04+: "
+                "bubblewrap 0.8 or later and user namespaces (in a container: one allowed to "
+                "create them; on Ubuntu 24.04+: "
                 f"sysctl kernel.apparmor_restrict_unprivileged_userns=0); {INSTALL_HINT}")
 
     async def run(self, args: PythonArgs) -> str:
@@ -197,10 +202,8 @@ async def _tail(stream: asyncio.StreamReader) -> bytes:
 
 def _kill(process: asyncio.subprocess.Process) -> None:
     """Kills bwrap's process group; --die-with-parent and the PID namespace take everything inside with it."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def interpreter_argv() -> list[str]:
@@ -234,7 +237,8 @@ def _interpreter() -> Path:
     for candidate in (Path(sys.base_prefix, "bin", version), Path(sys.executable)):
         if candidate.exists():
             return candidate.resolve()
-    raise SandboxUnavailable(f"no Python interpreter found to run in the sandbox (looked for {version} in {sys.base_prefix})")
+    raise SandboxUnavailable(f"no Python interpreter found to run in the sandbox (looked for "
+                             f"{version} in {sys.base_prefix})")
 
 
 def _linked_libraries(binaries: list[Path]) -> set[str]:
@@ -242,7 +246,8 @@ def _linked_libraries(binaries: list[Path]) -> set[str]:
     loader looks them up by."""
     ldd = shutil.which("ldd")
     if ldd is None:
-        raise SandboxUnavailable("the python tool needs `ldd` (Debian's libc-bin) to find the libraries its sandbox must hold")
+        raise SandboxUnavailable("the python tool needs `ldd` (Debian's libc-bin) to find the "
+                                 "libraries its sandbox must hold")
     done = subprocess.run([ldd, *map(str, binaries)], capture_output=True, text=True, timeout=60, check=False)
     libraries = set()
     for line in done.stdout.splitlines():
@@ -260,7 +265,8 @@ _CLONE, _CLONE3, _CLONE_THREAD = 56, 435, 0x00010000
 _REFUSED = {
     57: "fork", 58: "vfork", 101: "ptrace", 310: "process_vm_readv", 311: "process_vm_writev",
     165: "mount", 166: "umount2", 155: "pivot_root", 161: "chroot", 272: "unshare", 308: "setns",
-    428: "open_tree", 429: "move_mount", 430: "fsopen", 431: "fsconfig", 432: "fsmount", 433: "fspick", 442: "mount_setattr",
+    428: "open_tree", 429: "move_mount", 430: "fsopen", 431: "fsconfig", 432: "fsmount", 433: "fspick",
+    442: "mount_setattr",
     248: "add_key", 249: "request_key", 250: "keyctl", 321: "bpf", 323: "userfaultfd", 298: "perf_event_open",
     425: "io_uring_setup", 426: "io_uring_enter", 427: "io_uring_register",
 }
@@ -277,8 +283,8 @@ def seccomp_filter() -> bytes:
     checks = [(nr, "deny") for nr in sorted(_REFUSED)] + [(_CLONE3, "nosys"), (_CLONE, "clone")]
     head = [(ld, 0, 0, 4), (jeq, 1, 0, _AUDIT_ARCH_X86_64), (ret, 0, 0, _RET_KILL), (ld, 0, 0, 0)]
     n_body = 1 + len(checks) + 1  # the x32 check, one jump per syscall, the default allow
-    # after the body: [clone: ld arg0, jset thread] then the returns allow, deny, nosys
-    clone_at, allow_at, deny_at, nosys_at = n_body, n_body + 2, n_body + 3, n_body + 4
+    # after the body: [clone: ld arg0, jset thread] then the returns allow (jset's fall-through), deny, nosys
+    clone_at, deny_at, nosys_at = n_body, n_body + 3, n_body + 4
     body = [(jge, deny_at - 1, 0, _X32_SYSCALL_BIT)]
     for i, (nr, what) in enumerate(checks, start=1):
         target = {"deny": deny_at, "nosys": nosys_at, "clone": clone_at}[what]

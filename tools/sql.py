@@ -14,7 +14,6 @@ role it logs in as before it is offered, and refuses one that can reach past the
 from __future__ import annotations
 
 import re
-
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -22,7 +21,6 @@ import asyncpg
 import msgspec
 
 from reasoning.types import Unfixable
-
 from tools.sql_grammar import sql_grammar
 
 
@@ -46,7 +44,8 @@ class SqlTool:
                  privileges: tuple[str, ...] = (), tables: Mapping[str, Sequence[str]] | None = None) -> None:
         self.url = url
         self.privileges = privileges
-        """What the role may do beyond reading (see role_privileges): empty unless the caller allowed a privileged role."""
+        """What the role may do beyond reading (see role_privileges): empty unless the caller allowed a privileged
+        role."""
         self.row_limit = row_limit
         self.timeout_ms = timeout_ms
         self.value_limit = value_limit
@@ -57,14 +56,16 @@ class SqlTool:
         characters (about 10 million at the defaults) are fetched at once."""
         self.result_limit = result_limit
         """Characters of values a result keeps: the rows after the one that passes it are dropped (`truncated`)."""
-        self.description = "runs one read-only PostgreSQL SELECT query on this database and returns its rows:\n" + schema_text
+        self.description = ("runs one read-only PostgreSQL SELECT query on this database and returns its rows:\n"
+                            + schema_text)
         self.tables = {table: list(columns) for table, columns in (tables or {}).items()}
         """Each table of the public schema with its columns: what a query may name."""
         self.grammar = _grammar(self.tables, f"{self.name}_arg")
         """Lark rules whose rule `sql_arg` derives the queries that fit the schema; None if no table can be named."""
 
     @classmethod
-    async def connect(cls, url: str, *, sample_rows: int = 2, allow_privileged_role: bool = False, **options: Any) -> SqlTool:
+    async def connect(cls, url: str, *, sample_rows: int = 2, allow_privileged_role: bool = False,
+                      **options: Any) -> SqlTool:
         """A tool for the database at `url`, its description built from the database's own catalogue. Raises
         PrivilegedRole if the URL's role may do more than read, unless `allow_privileged_role`."""
         conn = await asyncpg.connect(url, timeout=10)
@@ -91,7 +92,8 @@ class SqlTool:
                 statement = await conn.prepare(args.query)
                 columns = [a.name for a in statement.get_attributes()]
                 if len(columns) > self.column_limit:
-                    raise ValueError(f"the query returns {len(columns)} columns; at most {self.column_limit} can be read")
+                    raise ValueError(f"the query returns {len(columns)} columns; at most "
+                                     f"{self.column_limit} can be read")
                 if columns:  # a statement without rows (a write, DDL) runs as it is, for Postgres' own refusal
                     statement = await self._bounded(conn, args.query, len(columns))
                 cursor = await statement.cursor()
@@ -113,7 +115,8 @@ class SqlTool:
             shown.append(values)
         return {"columns": columns, "rows": shown, "truncated": len(rows) > len(shown)}
 
-    async def _bounded(self, conn: asyncpg.Connection, query: str, width: int) -> asyncpg.prepared_stmt.PreparedStatement:
+    async def _bounded(self, conn: asyncpg.Connection, query: str,
+                       width: int) -> asyncpg.prepared_stmt.PreparedStatement:
         try:
             return await conn.prepare(bounded_query(query, width, self.value_limit))
         except asyncpg.PostgresError as exc:
@@ -149,7 +152,8 @@ def bounded_query(query: str, width: int, limit: int) -> str:
 
 def _uncut(row: Sequence[Any], width: int, limit: int) -> list[Any]:
     """A row of `bounded_query` as the query's own: each value, or a cut one's head and how long it was."""
-    return [row[3 * i] if row[3 * i + 2] is None else f"{row[3 * i + 1]}… (cut at {limit} of {row[3 * i + 2]} characters)"
+    return [row[3 * i] if row[3 * i + 2] is None
+            else f"{row[3 * i + 1]}… (cut at {limit} of {row[3 * i + 2]} characters)"
             for i in range(width)]
 
 
@@ -173,7 +177,8 @@ PRIVILEGED_ATTRIBUTES = {
 }
 # Functions that reach the server's files or state, executable only when granted (not to PUBLIC by default).
 PRIVILEGED_FUNCTIONS = ("pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export",
-                        "pg_reload_conf", "pg_rotate_logfile", "pg_promote", "pg_file_write", "pg_file_rename", "pg_file_unlink")
+                        "pg_reload_conf", "pg_rotate_logfile", "pg_promote", "pg_file_write", "pg_file_rename",
+                        "pg_file_unlink")
 
 
 async def role_privileges(conn: asyncpg.Connection) -> list[str]:
@@ -185,18 +190,21 @@ async def role_privileges(conn: asyncpg.Connection) -> list[str]:
     found = []
     for row in await conn.fetch(
         "SELECT rolname, rolsuper, rolcreaterole, rolbypassrls, rolreplication FROM pg_roles "
-        "WHERE pg_has_role(session_user, oid, 'MEMBER') AND (rolsuper OR rolcreaterole OR rolbypassrls OR rolreplication) "
+        "WHERE pg_has_role(session_user, oid, 'MEMBER') AND (rolsuper OR rolcreaterole OR "
+        "rolbypassrls OR rolreplication) "
         "ORDER BY rolname"
     ):
         via = "" if row["rolname"] == me else f" (through role {row['rolname']})"
         found += [f"{phrase}{via}" for attribute, phrase in PRIVILEGED_ATTRIBUTES.items() if row[attribute]]
     for row in await conn.fetch(
-        "SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[]) AND pg_has_role(session_user, oid, 'MEMBER') ORDER BY rolname",
+        "SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[]) AND pg_has_role(session_user, oid, "
+        "'MEMBER') ORDER BY rolname",
         list(PRIVILEGED_ROLES),
     ):
         found.append(f"is a member of {row['rolname']}: {PRIVILEGED_ROLES[row['rolname']]}")
     for row in await conn.fetch(
-        "SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace AND proname = ANY($1::text[]) "
+        "SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace AND "
+        "proname = ANY($1::text[]) "
         "AND has_function_privilege(session_user, oid, 'EXECUTE') ORDER BY proname",
         list(PRIVILEGED_FUNCTIONS),
     ):
@@ -209,7 +217,8 @@ def refusal(role: str, privileges: list[str]) -> str:
     return (
         f"the sql tool refuses to log in as role {role!r}, which {'; '.join(privileges)}. A read-only transaction does "
         "not stop that. Make a role that can only read: `stepwise sql-role stepwise_reader --url <an admin URL of this "
-        "database>` (or run docs/sql-readonly-role.sql), then set STEPWISE_SQL_URL to the URL it prints. For a throwaway "
+        "database>` (or run docs/sql-readonly-role.sql), then set STEPWISE_SQL_URL to the URL "
+        "it prints. For a throwaway "
         "local database only, STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE=1 skips this check."
     )
 
@@ -225,7 +234,8 @@ async def columns_of(conn: asyncpg.Connection) -> dict[str, list[tuple[str, str]
     return tables
 
 
-async def describe(conn: asyncpg.Connection, sample_rows: int = 2, columns: dict[str, list[tuple[str, str]]] | None = None) -> str:
+async def describe(conn: asyncpg.Connection, sample_rows: int = 2,
+                   columns: dict[str, list[tuple[str, str]]] | None = None) -> str:
     """Tables of the public schema with columns, types and a few rows, compact (every token costs time). A text
     column with at most VALUES_SHOWN distinct values lists them: a model filtering on one must spell it exactly."""
     lines = []
@@ -245,7 +255,8 @@ _TEXT = ("text", "character varying", "character")
 async def _values(conn: asyncpg.Connection, table: str, column: str) -> str:
     """` (a, b, c)`: the column's distinct values if there are few and they read unambiguously in a list, else ''."""
     try:
-        values = await conn.fetch(f"SELECT DISTINCT {_quoted(column)} AS v FROM {_quoted(table)} WHERE {_quoted(column)} IS NOT NULL "
+        values = await conn.fetch(f"SELECT DISTINCT {_quoted(column)} AS v FROM {_quoted(table)} WHERE "
+                                  f"{_quoted(column)} IS NOT NULL "
                                   f"ORDER BY 1 LIMIT {VALUES_SHOWN + 1}")
     except asyncpg.QueryCanceledError:
         return ""  # too large to scan at start: the sample rows still show some values

@@ -26,8 +26,10 @@ RESERVED = frozenset(
     "all analyse analyze and any array as asc asymmetric authorization binary both case cast check collate collation "
     "column concurrently constraint create cross current_catalog current_date current_role current_schema current_time "
     "current_timestamp current_user default deferrable desc distinct do else end except false fetch for foreign freeze "
-    "from full grant group having ilike in initially inner intersect into is isnull join lateral leading left like limit "
-    "localtime localtimestamp natural not notnull null offset on only or order outer overlaps placing primary references "
+    "from full grant group having ilike in initially inner intersect into is isnull join "
+    "lateral leading left like limit "
+    "localtime localtimestamp natural not notnull null offset on only or order outer overlaps "
+    "placing primary references "
     "returning right select session_user similar some symmetric table tablesample then to trailing true union unique "
     "user using variadic verbose when where window with".split()
 )
@@ -63,7 +65,8 @@ def sql_grammar(tables: Mapping[str, Sequence[str]], rule: str = "sql_arg", *, v
     by_columns: dict[frozenset[str], list[str]] = {}
     for qualifier, cols in qualified.items():
         by_columns.setdefault(frozenset(cols), []).append(qualifier)
-    qcol = " | ".join(f"/(?:{'|'.join(sorted(qs))})\\.(?:{'|'.join(sorted(cols))})/" for cols, qs in sorted(by_columns.items(), key=lambda kv: sorted(kv[1])))
+    qcol = " | ".join(f"/(?:{'|'.join(sorted(qs))})\\.(?:{'|'.join(sorted(cols))})/" for cols,
+                      qs in sorted(by_columns.items(), key=lambda kv: sorted(kv[1])))
     qstar = f"/(?:{'|'.join(sorted(qualified))})\\.\\*/"
 
     froms = []
@@ -81,7 +84,8 @@ def sql_grammar(tables: Mapping[str, Sequence[str]], rule: str = "sql_arg", *, v
         f'{r}_items: "*" | {r}_item (", " {r}_item)*',
         f'{r}_item: {r}_expr (" AS " {R}_LABEL)? | {R}_QSTAR',
         f"{r}_from: " + " | ".join(froms),
-        f'{r}_join: (" JOIN " | " LEFT JOIN " | " INNER JOIN ") {r}_from (" ON " {r}_cond | " USING (" {R}_COL (", " {R}_COL)* ")")',
+        f'{r}_join: (" JOIN " | " LEFT JOIN " | " INNER JOIN ") {r}_from (" ON " {r}_cond | " USING (" '
+        f'{R}_COL (", " {R}_COL)* ")")',
         f'{r}_order: {r}_expr (" ASC" | " DESC")?',
         f'{r}_cond: {r}_conj (" OR " {r}_conj)*',
         f'{r}_conj: {r}_neg (" AND " {r}_neg)*',

@@ -16,4 +16,5 @@ def default_verifiers(tools: Mapping[str, Tool], extra: tuple[str, ...] = ()) ->
     unknown = sorted(set(extra) - set(MODEL_VERIFIERS))
     if unknown:
         raise ValueError(f"unknown verifiers {unknown} (known: {', '.join(MODEL_VERIFIERS)})")
-    return [ToolRecomputed(tools), ResultTyped(tools), NumericSanity(), ExpertAnswered(), *(MODEL_VERIFIERS[n]() for n in extra)]
+    return [ToolRecomputed(tools), ResultTyped(tools), NumericSanity(), ExpertAnswered(),
+            *(MODEL_VERIFIERS[n]() for n in extra)]

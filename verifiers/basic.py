@@ -121,14 +121,19 @@ class ExpertAnswered:
         said = output.strip().strip(".").strip()
         asked = _question(resolved_input)
         # A reader saying the passages do not hold the answer is answering, even when an earlier read said so too.
-        if (len(said) >= 3 and NOT_IN_DOCUMENTS not in said.lower() and re.search(rf"(?<!\w){re.escape(said)}(?!\w)", asked, re.IGNORECASE)
-                and not re.search(r"\bor\b", asked, re.IGNORECASE) and said.casefold() != asked.strip(" ?.").casefold()):
-            return Verdict(self.name, "retry", f"the answer repeats {said!r}, which the question already gives; answer what it asks about {said}")
+        if (len(said) >= 3 and NOT_IN_DOCUMENTS not in said.lower()
+            and re.search(rf"(?<!\w){re.escape(said)}(?!\w)", asked, re.IGNORECASE)
+                and not re.search(r"\bor\b", asked, re.IGNORECASE)
+            and said.casefold() != asked.strip(" ?.").casefold()):
+            return Verdict(self.name, "retry",
+                           f"the answer repeats {said!r}, which the question already gives; answer "
+                           f"what it asks about {said}")
         return Verdict(self.name, "pass", f"{len(output)} characters")
 
 
 def _question(resolved_input: Any) -> str:
-    """The question an expert step asks: its input, or the part after "Question:" up to the passages a reader is given."""
+    """The question an expert step asks: its input, or the part after "Question:" up to the passages a reader is
+    given."""
     text = resolved_input if isinstance(resolved_input, str) else ""
     if "Question:" in text:
         text = text.split("Question:", 1)[1].split("\nPassages:", 1)[0]

@@ -26,7 +26,8 @@ class JudgeVerdict(msgspec.Struct, forbid_unknown_fields=True):
     reason: str
 
 
-_JUDGE_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}, "reason": {"type": "string", "maxLength": 160}},
+_JUDGE_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"},
+                                                  "reason": {"type": "string", "maxLength": 160}},
                  "required": ["ok", "reason"], "additionalProperties": False}
 
 
@@ -68,7 +69,8 @@ class Judge:
     async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
         messages = [Message("system", _JUDGE_SYSTEM),
                     Message("user", _JUDGE_USER.format(question=resolved_input, answer=output))]
-        (reply,) = await ask(messages, target=self.target, constraint=JsonSchema("verdict", _JUDGE_SCHEMA), max_tokens=80)
+        (reply,) = await ask(messages, target=self.target, constraint=JsonSchema("verdict", _JUDGE_SCHEMA),
+                             max_tokens=80)
         try:
             verdict = msgspec.json.decode(reply, type=JudgeVerdict)
         except msgspec.DecodeError as exc:

@@ -36,7 +36,7 @@ ROLES = [("manager", 24.00), ("mechanic", 19.50), ("attendant", 15.00)]
 
 
 def _names(rng: random.Random, count: int) -> list[str]:
-    pool = [f"{f} {l}" for f in FIRST for l in LAST]
+    pool = [f"{first} {last}" for first in FIRST for last in LAST]
     return rng.sample(pool, count)
 
 

@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 SCRATCH_DB = "stepwise_dev_items"
 
 # The names a `check` expression may use: what a word problem's working needs, nothing else.
-CHECK_NAMES = {name: getattr(math, name) for name in ("gcd", "lcm", "factorial", "comb", "perm", "sqrt", "floor", "ceil")}
+CHECK_NAMES = {name: getattr(math, name) for name in ("gcd", "lcm", "factorial", "comb", "perm", "sqrt", "floor",
+                                                      "ceil")}
 CHECK_NAMES |= {"round": round, "min": min, "max": max, "abs": abs, "sum": sum, "range": range}
 
 
@@ -282,7 +283,8 @@ def items(sql_values: list) -> list[dict]:
             assert isinstance(value, int), (question, value)
             add("comparison", question, value, "number", {"check": check, "tools": []})
     for (question, query), value in zip(SQL, sql_values, strict=True):
-        add("sql", question, value, "text" if isinstance(value, str) else "number", {"check_sql": query, "tools": ["sql"]})
+        add("sql", question, value, "text" if isinstance(value, str) else "number",
+            {"check_sql": query, "tools": ["sql"]})
     for question, answer, anchor, hops in DOCS:
         add("docs", question, answer, "number" if isinstance(answer, int) else "text",
             {"anchor": anchor, "hops": [{"file": f, "words": w} for f, w in hops], "tools": ["docs"]})

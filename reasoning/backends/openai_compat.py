@@ -59,8 +59,8 @@ class OpenAICompatBackend:
     provider = "openai"
     health_path = "/v1/models"  # hosted APIs have no /health; llama.cpp and SGLang override this
 
-    def __init__(self, base_url: str, model: str, *, client: httpx.AsyncClient | None = None, api_key: str | None = None,
-                 policy: RetryPolicy = RetryPolicy()):
+    def __init__(self, base_url: str, model: str, *, client: httpx.AsyncClient | None = None,
+                 api_key: str | None = None, policy: RetryPolicy = RetryPolicy()):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.policy = policy
@@ -71,7 +71,8 @@ class OpenAICompatBackend:
         """The request fields that carry a constraint, in this server's dialect (vLLM's and SGLang's extras)."""
         match constraint:
             case JsonSchema(name=name, schema=schema):
-                return {"response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}}
+                return {"response_format": {"type": "json_schema",
+                                            "json_schema": {"name": name, "schema": schema, "strict": True}}}
             case Regex(pattern=pattern):
                 return {"regex": pattern}
             case Grammar(text=text):

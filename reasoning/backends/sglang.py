@@ -204,7 +204,8 @@ class SGLangBackend(_ServerInfo):
         finish = meta.finish_reason or {}
         if finish.get("type") == "abort":
             # SGLang ends a request it refused after accepting it (too long, aborted) this way; status_code if it says.
-            raise BackendError(f"{url} aborted the request: {finish.get('message', '')}", status=finish.get("status_code"))
+            raise BackendError(f"{url} aborted the request: {finish.get('message', '')}",
+                               status=finish.get("status_code"))
         return Completion(
             text=text,
             usage=Usage(meta.prompt_tokens, meta.completion_tokens, meta.cached_tokens),
@@ -255,7 +256,8 @@ class SGLangBackend(_ServerInfo):
 
 
 class _Call(msgspec.Struct):
-    """One item of the array SGLang constrains a forced tool choice to (function_call/utils.get_json_schema_constraint)."""
+    """One item of the array SGLang constrains a forced tool choice to
+    (function_call/utils.get_json_schema_constraint)."""
 
     name: str
     parameters: dict[str, Any] = {}
@@ -278,8 +280,8 @@ class SGLangOpenAIBackend(_ServerInfo, OpenAICompatBackend):
         super().__init__(base_url, model, **kwargs)
         self.policy = sglang_policy(self.policy)
 
-    async def generate(self, messages: list[Message], *, tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
-                       parallel_tool_calls: bool | None = None, **kwargs: Any) -> Completion:
+    async def generate(self, messages: list[Message], *, tools: list[dict[str, Any]] | None = None,
+                       tool_choice: Any = None, parallel_tool_calls: bool | None = None, **kwargs: Any) -> Completion:
         """As the base class; a forced tool choice (`required` or a named function) always comes back as
         `tool_calls`. SGLang constrains such a reply to a JSON array of {name, parameters} under the functions' own
         schemas with or without a parser (serving_chat._process_messages' fallback), but only a server started with
@@ -292,7 +294,8 @@ class SGLangOpenAIBackend(_ServerInfo, OpenAICompatBackend):
             calls = _decode_calls(completion.text)
         except msgspec.DecodeError as exc:
             cut = " (cut off at max_tokens)" if completion.finish_reason == "length" else ""
-            raise OutputInvalid(f"{self.base_url} answered a forced tool choice with content that is not its call array{cut}: "
+            raise OutputInvalid(f"{self.base_url} answered a forced tool choice with content that is "
+                                f"not its call array{cut}: "
                                 f"{completion.text[:200]!r}") from exc
         tool_calls = [ToolCall(f"call_{i}", c.name, json.dumps(c.parameters)) for i, c in enumerate(calls)]
         return msgspec.structs.replace(completion, text="", tool_calls=tool_calls, finish_reason="tool_calls")

@@ -106,12 +106,11 @@ def test_an_expert_killed_mid_generation_fails_the_run_recorded(server, expert, 
     """The expert's process SIGKILLed while it generates: the run fails as the expert being unavailable (503), is
     recorded so, and once the expert is back the next run finishes."""
     generated = sum(expert.state()["tokens"].values())
-    with httpx.Client(timeout=60) as client:
-        with ThreadPoolExecutor(1) as pool:
-            reply_future = pool.submit(client.post, f"{server.url}/v1/reason", json=REASON)
-            wait_until(lambda: sum(expert.state()["tokens"].values()) > generated, 30, "the expert generating")
-            expert.kill()
-            reply = reply_future.result()
+    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(1) as pool:
+        reply_future = pool.submit(client.post, f"{server.url}/v1/reason", json=REASON)
+        wait_until(lambda: sum(expert.state()["tokens"].values()) > generated, 30, "the expert generating")
+        expert.kill()
+        reply = reply_future.result()
     try:
         assert (reply.status_code, reply.json()["error"]["type"]) == (503, "backend_unavailable")
         assert recorded(cluster, reply.headers[RUN_HEADER])[0] == "failed"

@@ -43,7 +43,7 @@ class Cluster:
         self.processes = [subprocess.Popen([sys.executable, server, url.rsplit(":", 1)[1], "--scripted", "--token-s", str(TOKEN_S),
                                             "--health-delay-s", "1"]) for url in self.worker_urls]
         try:
-            for url, process in zip(self.worker_urls, self.processes):
+            for url, process in zip(self.worker_urls, self.processes, strict=True):
                 wait_healthy(f"{url}/health", 60, process, poll_s=0.1)
             self.processes += launch([Launch("router", router_argv(sys.executable, "127.0.0.1", port, self.worker_urls, free_port()),
                                              f"{self.url}/readiness")], timeout_s=60, poll_s=0.1)

@@ -55,7 +55,7 @@ def test_a_users_jsonl_dataset_is_scored_by_its_answer_types(tmp_path: Path):
     items = list(dataset.items())
     assert dataset.name == "mine" and [i.id for i in items] == ["1", "b", "c"]
     assert dataset.tools == {"sql_url": "postgresql://x/y", "docs_dir": tmp_path}
-    verdicts = [dataset.score(i, p) for i, p in zip(items, ["It is 4.", "It is Paris.", "Yes."])]
+    verdicts = [dataset.score(i, p) for i, p in zip(items, ["It is 4.", "It is Paris.", "Yes."], strict=True)]
     assert [v.correct for v in verdicts] == [True, True, True]
     assert not dataset.score(items[2], "yes indeed").correct
 

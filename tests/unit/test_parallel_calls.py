@@ -54,7 +54,10 @@ def test_the_planner_is_offered_tools_steps_only_when_asked():
 
     plain = plan_schema(default_tools(), ["general"])
     with_calls = plan_schema(default_tools(), ["general"], parallel_calls=True)
-    kinds = lambda schema: [v["properties"]["kind"]["const"] for v in schema["properties"]["steps"]["items"]["anyOf"]]
+
+    def kinds(schema):
+        return [v["properties"]["kind"]["const"] for v in schema["properties"]["steps"]["items"]["anyOf"]]
+
     assert "tools" not in kinds(plain) and "tools" in kinds(with_calls)
     variant = next(v for v in with_calls["properties"]["steps"]["items"]["anyOf"] if v["properties"]["kind"]["const"] == "tools")
     call = variant["properties"]["input"]["items"]["anyOf"][0]

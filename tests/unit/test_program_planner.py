@@ -94,12 +94,13 @@ def test_worked_examples_of_a_data_source_are_shown_only_for_questions_about_it(
 
 def test_an_answer_read_from_the_documents_cites_the_passage_it_came_from():
     """The file:line of the passage holding the reader's answer is added to the answer's text."""
+    from pathlib import Path
+
     from reasoning.composer import sources
     from reasoning.plan import validate_plan
     from reasoning.program import compile_program
     from tools.calculator import Calculator
     from tools.docs import DocSearch
-    from pathlib import Path
 
     tools = {"calculator": Calculator(), "docs": DocSearch(Path(__file__).resolve().parent.parent / "fixtures" / "docs")}
     program = compile_program('answer = read("Who built it?")', tools, "general")

@@ -87,7 +87,7 @@ async def planner_plan_and_replan():
 
 async def program_system():
     planner = ProgramPlanner(ROUTER, {**EVERY_TOOL, "python": _Python(), "convert": _Convert()})
-    return [planner.prompt_for(allowed)[0] 
+    return [planner.prompt_for(allowed)[0]
             for allowed in (("calculator",), ("calculator", "sql", "docs", "python", "convert"))]
 
 
