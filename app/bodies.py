@@ -54,7 +54,8 @@ def decode_strict(body: bytes, target: Any) -> Any:
     except msgspec.ValidationError as exc:
         match = _PATH.match(str(exc))
         key, message = (match.group(2) or "body", match.group(1)) if match else ("body", str(exc))
-        raise ValidationException(detail=f"{key}: {message}", extra=[{"message": message, "key": key, "source": "body"}]) from None
+        extra = [{"message": message, "key": key, "source": "body"}]
+        raise ValidationException(detail=f"{key}: {message}", extra=extra) from None
     except msgspec.DecodeError as exc:
         raise ValidationException(detail=f"body: not valid JSON ({exc})") from None
     except RecursionError:  # the depth check above makes this unlikely; the decoder's own limit depends on the stack
@@ -73,6 +74,7 @@ class StrictRequest(Request):
         body = await self.body()
         media_type = self.content_type[0]
         if not _is_json(media_type):
-            raise ClientException(status_code=415, detail=f"Content-Type: {media_type or 'none'} is not JSON; send the body as application/json")
+            raise ClientException(status_code=415, detail=f"Content-Type: {media_type or 'none'} is not JSON; "
+                                                          "send the body as application/json")
         data = self.route_handler.parsed_fn_signature.parameters.get("data")
         return decode_strict(body, data.annotation if data is not None else Any)

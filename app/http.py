@@ -71,9 +71,11 @@ class ReasonRequest(msgspec.Struct, forbid_unknown_fields=True):
                "unknown, or the caller's `plan` breaks a rule (`extra.step_id` names the step)"),
     **run_failures(RunReport, "the body is the run's full report, whose `error` says what failed"),
 }))
-async def reason(data: JSONBody[ReasonRequest], request: Request, runtime: NamedDependency[Runtime]) -> Response[RunReport]:
+async def reason(data: JSONBody[ReasonRequest], request: Request,
+                 runtime: NamedDependency[Runtime]) -> Response[RunReport]:
     """Answer a question with a plan of verified steps (or run the caller's `plan`); the reply is the run's full
-    report, or with `stream` its events as Server-Sent Events. If the client disconnects first, the run is cancelled, backend requests included, and recorded so."""
+    report, or with `stream` its events as Server-Sent Events. If the client disconnects first, the run is
+    cancelled, backend requests included, and recorded so."""
     options = RunOptions(deadline_s=data.deadline_s, plan=data.plan, budget=data.budget or Budget(),
                          tools=None if data.tools is None else tuple(data.tools), stream_plan=data.stream_plan)
     try:
@@ -227,7 +229,8 @@ async def health(runtime: NamedDependency[Runtime]) -> Response[Health]:
         model=runtime.settings.model,
         database="down" if down else "ok",
         problems=problems,
-        trace=TraceCounters(emitted=sink.emitted, written=sink.written, dead_lettered=sink.dead_lettered, dropped=sink.dropped,
+        trace=TraceCounters(emitted=sink.emitted, written=sink.written, dead_lettered=sink.dead_lettered,
+                            dropped=sink.dropped,
                             retries=sink.retries, lag_s=round(sink.lag_s, 3)),
     )
     return Response(body, status_code=503 if down else 200)
@@ -242,7 +245,8 @@ async def metrics(runtime: NamedDependency[Runtime]) -> bytes:
 
 def _database_unreachable(request: Request, exc: Exception) -> Response:
     """A route that reads the trace while Postgres is down or restarting: 503, saying so (not a bare 500)."""
-    return Response({"status_code": 503, "detail": f"the database is unreachable ({type(exc).__name__}: {exc})"}, status_code=503)
+    detail = f"the database is unreachable ({type(exc).__name__}: {exc})"
+    return Response({"status_code": 503, "detail": detail}, status_code=503)
 
 
 def _metrics_of(scope) -> Metrics | None:

@@ -46,7 +46,8 @@ def html_page(description: str) -> ResponseSpec:
 UNAUTHORIZED = {401: error("STEPWISE_API_KEYS is set and no key, or a wrong one, was sent "
                            "(as `Authorization: Bearer KEY` or `X-API-Key: KEY`)")}
 JSON_BODY = {
-    400: error("The body does not decode into the request type: the detail names the field (unknown fields are refused)"),
+    400: error("The body does not decode into the request type: the detail names the field "
+               "(unknown fields are refused)"),
     413: error("The body is larger than STEPWISE_MAX_BODY_BYTES"),
     415: error("The body was not sent as application/json"),
 }
@@ -63,7 +64,8 @@ def run_failures(body: Any, what: str) -> dict[int, ResponseSpec]:
     specs = {status: ResponseSpec(data_container=body, generate_examples=False,
                                   description=f"The run failed ({', '.join(names)}): {what}")
              for status, names in sorted(types.items()) if status != GONE}
-    specs[GONE] = ResponseSpec(data_container=None, description="The client went away before the run ended: the run was "
+    specs[GONE] = ResponseSpec(data_container=None,
+                               description="The client went away before the run ended: the run was "
                                "cancelled and recorded so; no body is sent (nobody is listening)")
     return specs
 
@@ -90,14 +92,16 @@ _DOCS_ROUTES = {
 def document_docs_routes(app: Litestar, base: str) -> None:
     """Add the documentation routes to the app's OpenAPI document (built now, served as built)."""
     openapi = app.openapi_schema
-    unauthorized = OpenAPIResponse(description=UNAUTHORIZED[401].description, content={"application/json": OpenAPIMediaType(
-        schema=Schema(type=OpenAPIType.OBJECT, required=["status_code", "detail"],
-                      properties={"status_code": Schema(type=OpenAPIType.INTEGER), "detail": Schema(type=OpenAPIType.STRING)}))})
+    fields = {"status_code": Schema(type=OpenAPIType.INTEGER), "detail": Schema(type=OpenAPIType.STRING)}
+    body = Schema(type=OpenAPIType.OBJECT, required=["status_code", "detail"], properties=fields)
+    unauthorized = OpenAPIResponse(description=UNAUTHORIZED[401].description,
+                                   content={"application/json": OpenAPIMediaType(schema=body)})
     for suffix, (summary, media_type) in _DOCS_ROUTES.items():
         ok = OpenAPIResponse(description=summary, content={media_type: OpenAPIMediaType(schema=Schema(
             type=OpenAPIType.OBJECT if media_type.endswith("json") else OpenAPIType.STRING))})
         openapi.paths[base + suffix] = PathItem(get=Operation(
-            summary=summary, operation_id="Schema" + "".join(p.title() for p in suffix.replace(".", "/").replace("-", "/").split("/")),
+            summary=summary,
+            operation_id="Schema" + "".join(p.title() for p in suffix.replace(".", "/").replace("-", "/").split("/")),
             tags=["documentation"], responses={"200": ok, "401": unauthorized}))
 
 

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 
 import asyncpg
 
-from app import db
 from app.migrate import migrate_url
 
 ADMIN_URL = os.environ.get("STEPWISE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -28,12 +27,13 @@ def machine() -> str:
                 cpu = line.split(":", 1)[1].strip()
     mem = ""
     with contextlib.suppress(OSError):
-        for line in open("/proc/meminfo"):
+        for line in open("/proc/meminfo"):  # noqa: SIM115 — read to its end, closed when collected
             if line.startswith("MemTotal:"):
                 mem = f", {int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
     load = os.getloadavg()[0]
     return (f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load:.1f} at the start{' (machine busy with other work)' if load > 1.5 else ''}")
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load:.1f} at the start"
+            f"{' (machine busy with other work)' if load > 1.5 else ''}")
 
 
 def median(values: Iterable[float]) -> float:

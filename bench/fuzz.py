@@ -35,7 +35,8 @@ from bench.common import machine, scratch_database, table
 from bench.reliability import write
 from bench.server import Server
 
-_REQUESTS = re.compile(r'^stepwise_http_requests_total\{method="([A-Z]+)",route="([^"]*)",status="(\d+)"\} (\S+)$', re.M)
+_REQUESTS = re.compile(r'^stepwise_http_requests_total\{method="([A-Z]+)",route="([^"]*)",status="(\d+)"\} (\S+)$',
+                       re.M)
 _FAILURE = re.compile(r"^\s*❌ (ST\d+ .*?): (\d+)$", re.M)
 _CASES = re.compile(r"^\s*(\d+) generated.*$", re.M)
 
@@ -124,7 +125,8 @@ def render(result: dict) -> str:
         f"(exit status {result['exit']}).\n\n"
         + table(["route", "requests", "2xx", "4xx", "5xx"], rows)
         + f"\n\nChecks that failed: {failures}. Allowed and counted apart (bench/fuzz_checks.py): {tally}. "
-        f"Runs the fuzzer started: {sum(runs.values()):,} ({', '.join(f'{n:,} {s}' for s, n in sorted(runs.items()))}), "
+        f"Runs the fuzzer started: {sum(runs.values()):,} "
+        f"({', '.join(f'{n:,} {s}' for s, n in sorted(runs.items()))}), "
         f"{unrecorded} left `running`; {result['events']:,} trace events written, {result['dropped']} dropped."
     )
 

@@ -97,11 +97,21 @@ def main() -> None:
     parser.add_argument("--database", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--no-trace", action="store_true")
+    parser.add_argument("--profile", help="write a cProfile of the whole server run to this file at exit")
     parser.add_argument("--scripted", action="store_true",
                         help="an expert that answers the planner with a plan (bench.fuzz)")
     args = parser.parse_args()
     configure_logging("info")  # what `stepwise serve` does: run-level events logged as JSON lines
-    asyncio.run(serve(args.database, args.port, not args.no_trace, args.scripted))
+    if not args.profile:
+        asyncio.run(serve(args.database, args.port, not args.no_trace, args.scripted))
+        return
+    import cProfile
+
+    profile = cProfile.Profile()
+    try:
+        profile.runcall(asyncio.run, serve(args.database, args.port, not args.no_trace, args.scripted))
+    finally:
+        profile.dump_stats(args.profile)
 
 
 if __name__ == "__main__":
