@@ -58,6 +58,8 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--sql-url", help="a .jsonl dataset's database for the sql tool (default STEPWISE_SQL_URL)")
     p.add_argument("--docs", type=Path, help="a .jsonl dataset's folder for the docs tool (default STEPWISE_DOCS)")
     p.add_argument("--out", type=Path, help="the folder to write (default ./optimize-DATASET)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the split, the default configuration and the search space; run nothing")
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
@@ -119,6 +121,8 @@ async def _optimize(settings: Any, args: argparse.Namespace) -> int:
     objective = Objective(max_p50_ms=args.max_p50, max_cost_per_item=args.max_cost_per_item,
                           latency_weight=args.latency_weight, cost_weight=args.cost_weight)
     out = args.out or Path(f"optimize-{dataset.name.replace(':', '-')}")
+    if args.dry_run:
+        return _dry_run(settings, train, heldout, objective)
     if dataset.tools:
         settings = msgspec.structs.replace(settings, **await _wire_tools(settings, dataset.tools, console))
     console.print(f"{len(train)} train and {len(heldout)} held-out items; "
@@ -138,4 +142,20 @@ async def _optimize(settings: Any, args: argparse.Namespace) -> int:
               f"{held.measures.p50_ms / 1000:.1f} s · cost/item {held.measures.cost_per_item:.6f} · "
               f"eval run {held.eval_run_id}")
     print("wrote " + ", ".join(str(f) for f in outcome.files))
+    return 0
+
+
+def _dry_run(settings: Any, train: list, heldout: list, objective: Any) -> int:
+    """What a run would do: the parts, the objective, candidate 0 and each switch's choices."""
+    from app.registry import registry_for
+    from evals.search import search_space, settings_defaults
+
+    registry = registry_for(settings)
+    defaults = settings_defaults(settings, registry)
+    print(f"train items ({len(train)}): {', '.join(i.id for i in train)}")
+    print(f"held-out items ({len(heldout)}): {', '.join(i.id for i in heldout)}")
+    print(f"objective: {objective}")
+    print("candidate 0 (the default): " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+    for name, choices in search_space(defaults, [e.name for e in registry.experts], learned=True).items():
+        print(f"  {name}: {' | '.join(map(str, choices))}")
     return 0

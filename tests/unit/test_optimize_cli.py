@@ -34,3 +34,17 @@ def test_refusals_say_what_to_do(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_a_dry_run_prints_the_split_and_the_space_without_running(capsys, tmp_path, monkeypatch):
+    """--dry-run: the seeded parts, the objective, the default candidate and every switch's choices; no model."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "sums.jsonl"
+    data.write_text("".join(f'{{"id": "s{i}", "question": "What is {i} and {i}?", "answer": {2 * i}, '
+                            f'"answer_type": "number"}}\n' for i in range(10)))
+    argv = ["optimize", str(data), "--dry-run", "--seed", "5", "--max-p50", "20s", "--holdout", "0.2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"train items \(8\): ", printed) and re.search(r"held-out items \(2\): ", printed)
+    assert "max_p50_ms=20000.0" in printed and "samples=5" in printed and "  bank: hand | learned" in printed
+    assert main(argv) == 0 and capsys.readouterr().out == printed  # the same seed, the same split
