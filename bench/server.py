@@ -90,7 +90,8 @@ async def _client(port: int, budget: list[int], deadline: float, latencies: list
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.split(b"\r\n")
             status = int(lines[0].split()[1])
-            length = next(int(v) for k, _, v in (line.partition(b":") for line in lines[1:]) if k.lower() == b"content-length")
+            fields = (line.partition(b":") for line in lines[1:])
+            length = next(int(v) for k, _, v in fields if k.lower() == b"content-length")
             body = await reader.readexactly(length)
             latencies.append(time.perf_counter() - started)
             statuses[status] = statuses.get(status, 0) + 1
@@ -103,12 +104,14 @@ async def _client(port: int, budget: list[int], deadline: float, latencies: list
 async def load(port: int, clients: int, requests: int, cap_s: float) -> dict:
     budget, latencies, statuses, failures = [requests], [], {}, []
     started = time.perf_counter()
-    await asyncio.gather(*(_client(port, budget, started + cap_s, latencies, statuses, failures) for _ in range(clients)))
+    await asyncio.gather(*(_client(port, budget, started + cap_s, latencies, statuses, failures)
+                           for _ in range(clients)))
     elapsed = time.perf_counter() - started
     latencies.sort()
     return {
         "requests": len(latencies), "rps": len(latencies) / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000, "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "failed": len(failures), "failures": [_error_of(body) for body in failures],
     }
 
@@ -136,7 +139,9 @@ async def backends(url: str) -> list[psutil.Process]:
     """The Postgres server processes serving the scratch database (the trace sink's connection among them)."""
     conn = await asyncpg.connect(url)
     try:
-        pids = [r["pid"] for r in await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        pids = [r["pid"] for r in rows]
     finally:
         await conn.close()
     return [psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)]
@@ -165,12 +170,12 @@ def checkout(ref: str) -> str:
 
 async def measure(requests: int, cap_s: float, repeats: int, before: str | None = None) -> tuple[dict, dict]:
     """Per (clients, variant) the rows of each repeat; variants: True (tracing on), False (off) and, with `before`
-    (a git ref), "before": tracing on with the code at that ref, measured in the same run."""
+    (a git ref or a folder of code), "before": tracing on with that code, measured in the same run."""
     logs = tempfile.mkdtemp(prefix="stepwise-bench-server-")
     async with scratch_database() as url:
         servers: dict = {True: Server(url, True, logs), False: Server(url, False, logs)}
         if before:
-            servers["before"] = Server(url, True, logs, cwd=checkout(before))
+            servers["before"] = Server(url, True, logs, cwd=before if Path(before).is_dir() else checkout(before))
         try:
             for server in servers.values():  # warm up: imports, first-call paths, allocator pools
                 await load(server.port, 16, 500, cap_s)
@@ -194,15 +199,19 @@ async def measure(requests: int, cap_s: float, repeats: int, before: str | None 
                             "pg_cpu_ms": (cpu_s(pg) - cpu_before[1]) / n * 1000,
                             "rows": (await count_rows(url)) - before if trace else 0,
                             "lag_p50": pct(stats["lags_ms"], 0.5), "lag_p99": pct(stats["lags_ms"], 0.99),
-                            "lagged_runs": len(stats["lags_ms"]), "dropped": stats["dropped"], "flushed": stats["flushed"],
+                            "lagged_runs": len(stats["lags_ms"]), "dropped": stats["dropped"],
+                            "flushed": stats["flushed"],
                         }
                         results.setdefault((clients, trace), []).append(row)
-                        print(clients, trace, {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items() if k != "failures"}, flush=True)
+                        shown = {k: round(v, 2) if isinstance(v, float) else v
+                                 for k, v in row.items() if k != "failures"}
+                        print(clients, trace, shown, flush=True)
                 for trace, server in servers.items():
                     memory[trace].setdefault("repeats", []).append(server.ps.memory_info().rss)
             for trace, server in servers.items():
                 stats = await server.stats()
-                memory[trace] |= {"end": server.ps.memory_info().rss, "peak": stats["peak_rss"], "dropped": stats["dropped"]}
+                memory[trace] |= {"end": server.ps.memory_info().rss, "peak": stats["peak_rss"],
+                                  "dropped": stats["dropped"]}
         finally:
             for server in servers.values():
                 server.stop()
@@ -236,12 +245,14 @@ def report(results: dict, memory: dict, requests: int, cap_s: float, repeats: in
     worst_on = min(rps[c, True] for c in CLIENTS)
     met = sum(rps[c, True] >= 500 for c in CLIENTS)
     mib = 1024 * 1024
-    mem_rows = [(_label(t, before), f"{m['after_warmup'] / mib:.1f}", " → ".join(f"{x / mib:.1f}" for x in m["repeats"]),
+    mem_rows = [(_label(t, before), f"{m['after_warmup'] / mib:.1f}",
+                 " → ".join(f"{x / mib:.1f}" for x in m["repeats"]),
                  f"{(m['end'] - m['after_warmup']) / mib:+.1f}", f"{(m['repeats'][-1] - m['repeats'][0]) / mib:+.1f}",
                  f"{m['peak'] / mib:.1f}") for t, m in memory.items()]
     lost = max(memory[t]["dropped"] for t in variants if t is not False)
     failures = sorted({f for xs in results.values() for x in xs for f in x["failures"]})
-    failed_note = ("\n\nFailed runs (distinct errors): " + "; ".join(f"`{f}`" for f in failures[:5])) if failures else ""
+    failed_note = ("\n\nFailed runs (distinct errors): " + "; ".join(f"`{f}`" for f in failures[:5])
+                   if failures else "")
     worst_cost = max(costs[c, True] for c in CLIENTS)
     growth = (memory[True]["repeats"][-1] - memory[True]["repeats"][0]) / mib
     cost_lines = "; ".join(
@@ -272,7 +283,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--cap-s", type=float, default=15.0)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--before", help="a git ref: also a traced server running the code at that ref, side by side")
+    parser.add_argument("--before", help="a git ref, or a folder holding the code: also a traced server running "
+                                         "that code, side by side")
     args = parser.parse_args()
     results, memory = asyncio.run(measure(args.requests, args.cap_s, args.repeats, args.before))
     print(report(results, memory, args.requests, args.cap_s, args.repeats, args.before))
