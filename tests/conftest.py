@@ -23,7 +23,8 @@ from app.modelfiles import default_cache_dir, use_fetched
 from app.settings import Settings
 from app.sqlrole import ensure_readonly_role, role_url
 
-use_fetched(default_cache_dir())  # the eval data's packages (BFCL's checker, reasoning-gym), fetched by `stepwise fetch`
+# the eval data's packages (BFCL's checker, reasoning-gym), fetched by `stepwise fetch`
+use_fetched(default_cache_dir())
 
 ADMIN_URL = os.environ.get("STEPWISE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_DB = f"stepwise_test_{os.getpid()}"  # one per session: sessions running at once never share a database
@@ -43,7 +44,8 @@ async def as_admin(*statements: str) -> None:
 async def drop_scratch(database: str, roles: Iterable[str] = ()) -> None:
     """Drop a scratch database, ending any session still on it, then the roles made for it (after it: their grants
     on it go with it); either may already be gone."""
-    await as_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", *(f"DROP ROLE IF EXISTS {role}" for role in roles))
+    await as_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)",
+                   *(f"DROP ROLE IF EXISTS {role}" for role in roles))
 
 
 @contextlib.asynccontextmanager
@@ -140,7 +142,8 @@ class LiveServer:
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.app = create_app(settings)
-        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning",
+                                                     lifespan="on"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:

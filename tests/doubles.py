@@ -101,7 +101,8 @@ class InstantBackend:
 
 
 def engine_with(backend: Any, tools: dict[str, Tool], *, policy: Policy = VerdictPolicy(),
-                planner: Callable[[Router], Any] | None = None, composer: Callable[[Router], Any] | None = None) -> Engine:
+                planner: Callable[[Router], Any] | None = None,
+                composer: Callable[[Router], Any] | None = None) -> Engine:
     """An engine whose one expert, "general", is `backend`, with the default verifiers for `tools`; `planner` and
     `composer` build the engine's own from its router (default: Engine's)."""
     router = Router({"general": Expert(name="general", backend=backend)}, "general")

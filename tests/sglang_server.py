@@ -122,7 +122,8 @@ def _internal_error() -> Response:
 def _openai_error(message: str, status: int = 400) -> Response:
     """SGLang's flat OpenAI ErrorResponse (serving_base.create_error_response)."""
     kind = "BadRequestError" if status < 500 else "InternalServerError"
-    return Response({"object": "error", "message": message, "type": kind, "param": None, "code": status}, status_code=status)
+    return Response({"object": "error", "message": message, "type": kind, "param": None, "code": status},
+                    status_code=status)
 
 
 def _tool_schema(function: dict[str, Any]) -> dict[str, Any]:
@@ -203,7 +204,8 @@ class SGLangTestServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
-    def inject(self, *, status: int | None = None, delay_s: float = 0.0, times: int = 1, malformed: bool = False) -> None:
+    def inject(self, *, status: int | None = None, delay_s: float = 0.0, times: int = 1,
+               malformed: bool = False) -> None:
         """The next `times` requests to /generate or /v1/chat/completions wait `delay_s`, then answer `status`
         (an SGLang-shaped error), a 200 that is not JSON (`malformed`: a cut-off body, or a stream whose chunk is
         cut off), or normally."""
@@ -226,7 +228,8 @@ class SGLangTestServer:
 
     # ---- generation: yields the text so far after each token, then a _Done -------------------------------------
 
-    async def _run(self, client: httpx.AsyncClient, prompt: str, params: SamplingParams, rid: str) -> AsyncIterator[str | _Done]:
+    async def _run(self, client: httpx.AsyncClient, prompt: str, params: SamplingParams,
+                   rid: str) -> AsyncIterator[str | _Done]:
         aborted = self._abort_events.setdefault(rid, asyncio.Event())
         self.tokens[rid] = 0
         source = self._llama(client, prompt, params, rid) if self.llama_url else self._scripted(prompt, params, rid)
@@ -257,9 +260,12 @@ class SGLangTestServer:
             yield text
         yield _Done(len(prompt) // 4 + 1, shared // 4, limit, {"type": "length", "length": limit})
 
-    async def _llama(self, client: httpx.AsyncClient, prompt: str, params: SamplingParams, rid: str) -> AsyncIterator[str | _Done]:
-        body: dict[str, Any] = {"prompt": prompt, "n_predict": params.max_new_tokens if params.max_new_tokens is not None else -1,
-                                "temperature": params.temperature, "top_p": params.top_p, "cache_prompt": True, "stream": True}
+    async def _llama(self, client: httpx.AsyncClient, prompt: str, params: SamplingParams,
+                     rid: str) -> AsyncIterator[str | _Done]:
+        body: dict[str, Any] = {"prompt": prompt, "n_predict": params.max_new_tokens
+                                if params.max_new_tokens is not None else -1,
+                                "temperature": params.temperature, "top_p": params.top_p, "cache_prompt": True,
+                                "stream": True}
         if params.stop:
             body["stop"] = [params.stop] if isinstance(params.stop, str) else params.stop
         body.update(_grammar(params.json_schema, params.regex, params.ebnf))
@@ -298,7 +304,8 @@ class SGLangTestServer:
             },
         }
 
-    async def _complete(self, client: httpx.AsyncClient, prompt: str, params: SamplingParams, rid: str) -> dict[str, Any]:
+    async def _complete(self, client: httpx.AsyncClient, prompt: str, params: SamplingParams,
+                        rid: str) -> dict[str, Any]:
         started, text, done = time.perf_counter(), "", None
         async for item in self._run(client, prompt, params, rid):
             if isinstance(item, _Done):
@@ -342,7 +349,8 @@ class SGLangTestServer:
             return usage
         return {k: v for k, v in usage.items() if k != "prompt_tokens_details"}
 
-    async def _tool_calls(self, client: httpx.AsyncClient, body: dict[str, Any], req: ChatCompletionRequest) -> Response:
+    async def _tool_calls(self, client: httpx.AsyncClient, body: dict[str, Any],
+                          req: ChatCompletionRequest) -> Response:
         """A forced tool choice, as SGLang answers it: the reply is constrained to the call array; only a server with
         a tool-call parser turns it into `tool_calls` (serving_chat._build_chat_response / _process_tool_calls run
         only `if ... self.tool_call_parser`); without one the array is the message content and finish_reason stop."""
@@ -356,15 +364,18 @@ class SGLangTestServer:
             calls = [{"index": i, "id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
                       "function": {"name": c["name"], "arguments": json.dumps(c["parameters"])}}
                      for i, c in enumerate(json.loads(content))]
-            message, deltas, finish = {"role": "assistant", "content": None, "tool_calls": calls}, [{"tool_calls": [c]} for c in calls], "tool_calls"
+            message = {"role": "assistant", "content": None, "tool_calls": calls}
+            deltas, finish = [{"tool_calls": [c]} for c in calls], "tool_calls"
         else:
             message, deltas, finish = {"role": "assistant", "content": content}, [{"content": content}], "stop"
         if not req.stream:
             return Response({**base, "object": "chat.completion", "usage": usage,
                              "choices": [{"index": 0, "message": message, "finish_reason": finish}]})
         chunks = [{"role": "assistant", "content": ""}, *deltas]
-        lines = [{**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in chunks]
-        lines.append({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        lines = [{**base, "object": "chat.completion.chunk",
+                  "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in chunks]
+        lines.append({**base, "object": "chat.completion.chunk",
+                      "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (req.stream_options or {}).get("include_usage"):
             lines.append({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
         payload = "".join(f"data: {json.dumps(line)}\n\n" for line in lines) + "data: [DONE]\n\n"
@@ -385,7 +396,8 @@ class SGLangTestServer:
             status = await test_server._fault()
             if status == "malformed":
                 if req.stream:  # a chunk cut off mid-JSON, as a proxy or a crashing server can leave it
-                    return Stream(iter([b'data: {"text": "la la", "meta_info": {"id": \n\n']), media_type="text/event-stream")
+                    return Stream(iter([b'data: {"text": "la la", "meta_info": {"id": \n\n']),
+                                  media_type="text/event-stream")
                 return Response(b'{"text": "la la", "meta_', media_type="application/json")
             if status is not None:
                 return _error(f"injected fault {status}", status)
@@ -411,7 +423,8 @@ class SGLangTestServer:
                 if req.stream:
                     return _error("the test server does not imitate streamed batches")
                 rids = req.rid if isinstance(req.rid, list) else [f"{rid}_{i}" for i in range(len(texts))]
-                return Response(await asyncio.gather(*(test_server._complete(client, t, p, r) for t, p, r in zip(texts, params, rids, strict=True))))
+                batch = zip(texts, params, rids, strict=True)
+                return Response(await asyncio.gather(*(test_server._complete(client, t, p, r) for t, p, r in batch)))
             if not req.stream:
                 out = await test_server._complete_watching(client, request, req.text, params[0], rid)
                 return Response(out) if out is not None else _error("Request is disconnected from the client side.")
@@ -423,10 +436,12 @@ class SGLangTestServer:
                 try:
                     async for item in test_server._run(client, req.text, params[0], rid):
                         if isinstance(item, _Done):
-                            yield b"data: " + json.dumps(test_server._reply(text, item, rid, started)).encode() + b"\n\n"
+                            reply = test_server._reply(text, item, rid, started)
+                            yield b"data: " + json.dumps(reply).encode() + b"\n\n"
                         else:
                             text = item
-                            yield b"data: " + json.dumps(test_server._reply(text, None, rid, started)).encode() + b"\n\n"
+                            reply = test_server._reply(text, None, rid, started)
+                            yield b"data: " + json.dumps(reply).encode() + b"\n\n"
                     yield b"data: [DONE]\n\n"
                 except asyncio.CancelledError:
                     test_server.aborted.setdefault(rid, "disconnected")
@@ -486,7 +501,8 @@ class SGLangTestServer:
                 return Response(answer, status_code=reply.status_code)
 
             async def relay() -> AsyncIterator[bytes]:
-                async with client.stream("POST", f"{test_server.llama_url}/v1/chat/completions", json=body, timeout=600) as reply:
+                async with client.stream("POST", f"{test_server.llama_url}/v1/chat/completions", json=body,
+                                         timeout=600) as reply:
                     async for line in reply.aiter_lines():
                         if line.startswith("data:") and line[5:].strip() != "[DONE]":
                             chunk = json.loads(line[5:])
@@ -582,8 +598,8 @@ def main() -> None:
     # A model path that names no Hugging Face repository: sglang-router loads the tokenizer of the model_path a worker
     # reports, and would otherwise go looking for "smollm2" online.
     model_path = "smollm2" if llama_url else "/nonexistent/scripted-model"
-    server = SGLangTestServer(llama_url, model_path, port=args.port, token_s=args.token_s, health_delay_s=args.health_delay_s,
-                              script=args.script)
+    server = SGLangTestServer(llama_url, model_path, port=args.port, token_s=args.token_s,
+                              health_delay_s=args.health_delay_s, script=args.script)
     uvicorn.Server(uvicorn.Config(server.app(), host="127.0.0.1", port=server.port, log_level="warning")).run()
 
 

@@ -16,7 +16,8 @@ import pytest
 from reasoning.report import RunReport
 
 pytestmark = pytest.mark.model
-STORY = {"id": 1, "kind": "expert", "target": "general", "input": "Write a long story about a dragon.", "depends_on": []}
+STORY = {"id": 1, "kind": "expert", "target": "general", "input": "Write a long story about a dragon.",
+         "depends_on": []}
 
 
 async def run_row(pg, question: str, timeout: float = 30.0):
@@ -78,7 +79,8 @@ async def test_a_deadline_passing_mid_step_ends_the_run_at_the_deadline(smollm2_
     and the model is free for the next request."""
     question = f"A story with a deadline ({uuid.uuid4()})"
     started = time.monotonic()
-    reply = smollm2_server.client.post("/v1/reason", json={"question": question, "deadline_s": 0.5, "plan": {"steps": [STORY]}})
+    reply = smollm2_server.client.post("/v1/reason", json={"question": question, "deadline_s": 0.5,
+                                                           "plan": {"steps": [STORY]}})
     elapsed = time.monotonic() - started
     report = msgspec.json.decode(reply.content, type=RunReport)
     assert reply.status_code == 504 and report.error.type == "deadline_exceeded"
@@ -86,7 +88,8 @@ async def test_a_deadline_passing_mid_step_ends_the_run_at_the_deadline(smollm2_
     assert (await run_row(pg, question))["error_type"] == "deadline_exceeded"
     assert_idle(smollm2_server)
     calc = {"id": 1, "kind": "tool", "target": "calculator", "input": {"expression": "2+2"}, "depends_on": []}
-    after = smollm2_server.client.post("/v1/reason", json={"question": "2+2?", "plan": {"steps": [calc]}, "deadline_s": 60})
+    after = smollm2_server.client.post("/v1/reason", json={"question": "2+2?", "plan": {"steps": [calc]},
+                                                           "deadline_s": 60})
     assert msgspec.json.decode(after.content, type=RunReport).steps[0].output == 4
 
 
@@ -95,9 +98,11 @@ async def test_a_budget_breach_ends_the_run_with_its_partial_trace(smollm2_serve
     step kept in the trace."""
     question = f"Budgeted ({uuid.uuid4()})"
     step = {"id": 1, "kind": "expert", "target": "general", "input": "Name a colour.", "depends_on": []}
-    reply = smollm2_server.client.post("/v1/reason", json={"question": question, "plan": {"steps": [step]}, "budget": {"max_model_calls": 1}})
+    reply = smollm2_server.client.post("/v1/reason", json={"question": question, "plan": {"steps": [step]},
+                                                           "budget": {"max_model_calls": 1}})
     report = msgspec.json.decode(reply.content, type=RunReport)
-    assert reply.status_code == 422 and report.error.type == "budget_exceeded" and "max_model_calls" in report.error.message
+    assert (reply.status_code == 422 and report.error.type == "budget_exceeded"
+            and "max_model_calls" in report.error.message)
     assert [s.status for s in report.steps] == ["finished"] and report.usage.model_calls == 1
     row = await run_row(pg, question)
     assert (row["status"], row["model_calls"]) == ("failed", 1)

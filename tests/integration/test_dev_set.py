@@ -101,7 +101,8 @@ def test_every_docs_items_two_hops_are_in_the_files_it_names():
             assert hop["file"] in documents, (item.id, hop["file"])
             assert all(_has(documents[hop["file"]], w) for w in hop["words"]), (item.id, hop)
         assert _has(documents[second["file"]], str(item.answer)), item.id
-        both = [name for name, text in documents.items() if _has(text, item.meta["anchor"]) and _has(text, str(item.answer))]
+        both = [name for name, text in documents.items() if _has(text, item.meta["anchor"])
+                and _has(text, str(item.answer))]
         assert both == [], (item.id, both)
 
 
@@ -115,8 +116,8 @@ async def test_eval_rows_keep_kinds_and_summaries_report_accuracy_per_kind(datab
                     ("game24", "heldout", False)]
         for n, (kind, split, correct) in enumerate(outcomes):
             await store.add_item(pool, run, {"item_id": f"dev-{kind}-{n}", "run_id": uuid.uuid4(), "question": "q",
-                                             "expected": "a", "correct": correct, "status": "finished", "latency_ms": 10.0,
-                                             "kind": kind, "split": split})
+                                             "expected": "a", "correct": correct, "status": "finished",
+                                             "latency_ms": 10.0, "kind": kind, "split": split})
         summary = await store.finish_run(pool, run, "finished")
         assert [(k.kind, k.items, k.correct, k.accuracy) for k in summary.kinds] == [
             ("docs", 2, 2, 1.0), ("game24", 1, 0, 0.0), ("sql", 2, 1, 0.5)]
@@ -125,15 +126,17 @@ async def test_eval_rows_keep_kinds_and_summaries_report_accuracy_per_kind(datab
         assert "by kind: docs 2/2 (100.0%) · game24 0/1 (0.0%) · sql 1/2 (50.0%)" in report.summary_line(summary)
         view = await pool.fetch("SELECT kind, items, accuracy::float8 AS accuracy FROM eval_kind_summary "
                                 "WHERE eval_run_id = $1 ORDER BY kind", run)
-        assert [(r["kind"], r["items"], r["accuracy"]) for r in view] == [("docs", 2, 1.0), ("game24", 1, 0.0), ("sql", 2, 0.5)]
+        assert [(r["kind"], r["items"], r["accuracy"]) for r in view] == [("docs", 2, 1.0), ("game24", 1, 0.0),
+                                                                          ("sql", 2, 0.5)]
         by_split = await pool.fetch("SELECT split, avg(correct::int)::float8 AS accuracy FROM eval_items "
                                     "WHERE eval_run_id = $1 GROUP BY split ORDER BY split", run)
         assert [(r["split"], r["accuracy"]) for r in by_split] == [("dev", 1.0), ("heldout", 0.0)]
         other = await store.create_run(pool, "dev", "orchestrated", "m", None, 1, {})
-        await store.add_item(pool, other, {"item_id": "dev-sql-0", "question": "q", "correct": True, "status": "finished",
-                                           "kind": "sql", "split": "dev"})
+        await store.add_item(pool, other, {"item_id": "dev-sql-0", "question": "q", "correct": True,
+                                           "status": "finished", "kind": "sql", "split": "dev"})
         again = await store.finish_run(pool, other, "finished")
-        assert "accuracy sql" in report.compare_text(summary, again, [], []) and "+50.0 points" in report.compare_text(summary, again, [], [])
+        compared = report.compare_text(summary, again, [], [])
+        assert "accuracy sql" in compared and "+50.0 points" in compared
         assert "| game24 | 1 | 0 | 0.0% |" in report.markdown([summary], {}, [])
     finally:
         await pool.close()

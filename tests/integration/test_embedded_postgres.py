@@ -24,8 +24,10 @@ def data_dir():
 
 
 def stepwise(*args: str, data_dir: Path, **extra_env: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"STEPWISE_DATA_DIR": str(data_dir)} | extra_env
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=180)
+    env = {k: v for k, v in os.environ.items()
+           if k != "DATABASE_URL"} | {"STEPWISE_DATA_DIR": str(data_dir)} | extra_env
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=180)
 
 
 def test_migrate_starts_an_embedded_postgres_and_the_next_run_reuses_it(data_dir):

@@ -19,7 +19,8 @@ async def pool(database_url: str):
 
 
 def row(item_id: str, correct: bool, latency_ms: float, **extra) -> dict:
-    return {"item_id": item_id, "run_id": uuid.uuid4(), "question": f"q {item_id}", "expected": "4", "predicted": "4" if correct else "5",
+    return {"item_id": item_id, "run_id": uuid.uuid4(), "question": f"q {item_id}", "expected": "4", "predicted": "4"
+            if correct else "5",
             "correct": correct, "status": "finished", "latency_ms": latency_ms, "model_calls": 2, "input_tokens": 100,
             "output_tokens": 10, "cost": 0.5} | extra
 

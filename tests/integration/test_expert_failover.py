@@ -94,7 +94,8 @@ async def test_a_killed_expert_mid_call_is_rerouted_within_the_deadline(remote_e
     assert served.expert == "local" and served.rerouted_from == "remote" and served.error is None
 
 
-async def test_a_run_whose_planner_expert_is_dead_ends_recorded_without_waiting_for_it(remote_expert, tmp_path, database_url, pg):
+async def test_a_run_whose_planner_expert_is_dead_ends_recorded_without_waiting_for_it(remote_expert, tmp_path,
+                                                                                       database_url, pg):
     """With the planning expert's server killed, the run still ends (rerouted, then finished or failed with its
     reason, not by its deadline), and model_calls shows the failed call and who took it over."""
     from app.runtime import Runtime
@@ -113,7 +114,9 @@ async def test_a_run_whose_planner_expert_is_dead_ends_recorded_without_waiting_
         await runtime.sink.flush(10)
     finally:
         await runtime.close()
-    assert report.status in ("finished", "failed") and (report.error is None or report.error.type != "deadline_exceeded")
-    rows = await pg.fetch("SELECT expert, purpose, error, rerouted_from FROM model_calls WHERE run_id = $1 ORDER BY at", report.run_id)
+    assert report.status in ("finished", "failed") and (report.error is None
+                                                        or report.error.type != "deadline_exceeded")
+    rows = await pg.fetch("SELECT expert, purpose, error, rerouted_from FROM model_calls WHERE run_id = $1 ORDER BY at",
+                          report.run_id)
     assert (rows[0]["expert"], rows[0]["purpose"]) == ("remote", "plan") and "unreachable" in rows[0]["error"]
     assert (rows[1]["expert"], rows[1]["rerouted_from"], rows[1]["error"]) == ("local", "remote", None)

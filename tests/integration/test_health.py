@@ -22,7 +22,8 @@ async def client(database_url):
 
 
 async def test_health_is_ok_with_the_trace_counters(client):
-    """With Postgres answering and nothing queued, /health is 200 `ok` and shows the sink's counters, emitted included."""
+    """With Postgres answering and nothing queued, /health is 200 `ok` and shows the sink's counters, emitted
+    included."""
     reply = await client.get("/health")
     assert reply.status_code == 200 and reply.json()["status"] == "ok"
     assert set(reply.json()["trace"]) == {"emitted", "written", "dead_lettered", "dropped", "retries", "lag_s"}
@@ -40,4 +41,5 @@ async def test_a_pooled_session_broken_by_a_restart_is_a_503_down_not_a_500(clie
     assert health.status_code == 503 and health.json()["status"] == "down"
     assert health.json()["problems"][0] == f"database: unreachable (InternalClientError: {MID_RESTART})"
     trace = await client.get(f"/v1/runs/{uuid.uuid4()}")
-    assert trace.status_code == 503 and trace.json()["detail"].startswith("the database is unreachable (InternalClientError")
+    assert (trace.status_code == 503
+            and trace.json()["detail"].startswith("the database is unreachable (InternalClientError"))

@@ -65,7 +65,8 @@ async def test_a_run_is_answered_and_read_back_identically_from_postgres(smollm2
     assert msgspec.json.decode(again.content, type=RunReport) == report
     run = await pg.fetchrow("SELECT * FROM runs WHERE run_id = $1", report.run_id)
     assert run["status"] == report.status and run["model_calls"] == report.usage.model_calls
-    assert await pg.fetchval("SELECT count(*) FROM model_calls WHERE run_id = $1", report.run_id) == report.usage.model_calls
+    assert await pg.fetchval("SELECT count(*) FROM model_calls WHERE run_id = $1",
+                             report.run_id) == report.usage.model_calls
     assert await pg.fetchval("SELECT count(*) FROM steps WHERE run_id = $1", report.run_id) == len(report.steps)
 
 
@@ -73,7 +74,8 @@ def test_experts_are_listed_with_health_and_load(smollm2_server):
     """GET /v1/experts shows the embedded expert healthy, idle, with its limit and its count of constraint violations
     (other tests on this shared server may have caused some; test_openai_api checks that one counts)."""
     (expert,) = smollm2_server.client.get("/v1/experts").json()
-    assert (expert["name"], expert["backend"], expert["provider"], expert["healthy"]) == ("general", "local", "llama.cpp", True)
+    assert ((expert["name"], expert["backend"], expert["provider"], expert["healthy"])
+            == ("general", "local", "llama.cpp", True))
     assert expert["in_flight"] == 0 and expert["max_concurrency"] >= 1 and isinstance(expert["violations"], int)
 
 

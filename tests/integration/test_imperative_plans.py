@@ -12,7 +12,8 @@ pytestmark = pytest.mark.model
 
 
 def calc(sid: int, expression: str, *deps: int) -> dict:
-    return {"id": sid, "kind": "tool", "target": "calculator", "input": {"expression": expression}, "depends_on": list(deps)}
+    return {"id": sid, "kind": "tool", "target": "calculator", "input": {"expression": expression},
+            "depends_on": list(deps)}
 
 
 async def test_a_callers_plan_runs_without_the_planner_and_traces_like_a_planned_one(smollm2_server, pg):
@@ -27,7 +28,8 @@ async def test_a_callers_plan_runs_without_the_planner_and_traces_like_a_planned
     assert all(v.outcome == "pass" for s in report.steps for v in s.verdicts)
     assert msgspec.to_builtins(report.plan) == plan
     smollm2_server.client.get(f"/v1/runs/{report.run_id}")  # flushes the trace
-    purposes = [r["purpose"] for r in await pg.fetch("SELECT purpose FROM model_calls WHERE run_id = $1", report.run_id)]
+    purposes = [r["purpose"] for r in await pg.fetch("SELECT purpose FROM model_calls WHERE run_id = $1",
+                                                     report.run_id)]
     assert "plan" not in purposes
     types = [r["type"] for r in await pg.fetch("SELECT type FROM events WHERE run_id = $1 ORDER BY id", report.run_id)]
     assert types[:3] == ["run_started", "plan_ready", "step_started"] and types.count("step_finished") == 3
@@ -39,8 +41,10 @@ async def test_a_callers_plan_runs_without_the_planner_and_traces_like_a_planned
     [
         ({"steps": [calc(1, "1"), calc(2, "$7")]}, "plan: step 2: refers to step 7, which does not exist"),
         ({"steps": [calc(1, "1", 2), calc(2, "2", 1)]}, "plan: step 1: the plan has a cycle through steps [1, 2]"),
-        ({"steps": [{"id": 1, "kind": "tool", "target": "search", "input": {}, "depends_on": []}]}, "plan: step 1: unknown tool 'search'"),
-        ({"steps": [{"id": 1, "kind": "tool", "target": "calculator", "input": {"expr": "1"}, "depends_on": []}]}, "plan: step 1: arguments for 'calculator'"),
+        ({"steps": [{"id": 1, "kind": "tool", "target": "search", "input": {}, "depends_on": []}]},
+         "plan: step 1: unknown tool 'search'"),
+        ({"steps": [{"id": 1, "kind": "tool", "target": "calculator", "input": {"expr": "1"}, "depends_on": []}]},
+         "plan: step 1: arguments for 'calculator'"),
     ],
 )
 def test_an_invalid_plan_is_a_400_naming_the_step_and_the_problem(smollm2_server, plan, message):
@@ -63,7 +67,8 @@ def test_a_tool_allowlist_is_checked_and_enforced(smollm2_server):
     """An unknown tool in the allowlist is a 400 naming it; a plan using a tool outside the allowlist is refused."""
     unknown = smollm2_server.client.post("/v1/reason", json={"question": "q", "tools": ["nope"]})
     assert unknown.status_code == 400 and "tools: unknown tools ['nope']" in unknown.json()["detail"]
-    outside = smollm2_server.client.post("/v1/reason", json={"question": "q", "tools": [], "plan": {"steps": [calc(1, "1")]}})
+    outside = smollm2_server.client.post("/v1/reason", json={"question": "q", "tools": [],
+                                                             "plan": {"steps": [calc(1, "1")]}})
     assert outside.status_code == 400 and "step 1: unknown tool 'calculator'" in outside.json()["detail"]
 
 
@@ -74,7 +79,8 @@ def test_a_plan_may_state_an_expected_range_that_the_verifiers_hold_it_to(smollm
     none is allowed: the run cannot wait on a model slow on a loaded machine (a composer call once ran into the
     deadline here), and would say at once, as budget_exceeded, if it tried."""
     inside = {"steps": [{**calc(1, "6*7"), "expect": {"min": 40, "max": 50}}], "answer": 1}
-    reply = smollm2_server.client.post("/v1/reason", json={"question": "6*7?", "plan": inside, "budget": {"max_model_calls": 0}})
+    reply = smollm2_server.client.post("/v1/reason", json={"question": "6*7?", "plan": inside,
+                                                           "budget": {"max_model_calls": 0}})
     assert reply.status_code == 200, reply.text
     assert reply.json()["steps"][0]["verdicts"][-1]["outcome"] == "pass" and reply.json()["usage"]["model_calls"] == 0
     assert reply.json()["plan"]["steps"][0]["expect"] == {"min": 40.0, "max": 50.0}

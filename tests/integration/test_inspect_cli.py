@@ -33,7 +33,8 @@ def recorded(database_url: str, t0: float) -> uuid.UUID:
 
 
 def counts(database_url: str, run_id: uuid.UUID) -> dict[str, int]:
-    return {t: query_sync(database_url, f"SELECT count(*) AS n FROM {t} WHERE run_id = $1", run_id)[0]["n"] for t in TABLES}
+    return {t: query_sync(database_url, f"SELECT count(*) AS n FROM {t} WHERE run_id = $1", run_id)[0]["n"]
+            for t in TABLES}
 
 
 @pytest.fixture
@@ -57,7 +58,8 @@ def test_runs_lists_recent_runs_newest_first_with_their_numbers(cli, database_ur
     lines = out.splitlines()
     assert status == 0 and len(lines) == 3 and lines[0].startswith("run ")
     assert lines[1].startswith(str(second)[:8]) and lines[2].startswith(str(first)[:8])
-    assert lines[1].split()[3:10] == ["finished", "2.0", "s", "3!1", "350/48", "0.00035", "How"] and lines[1].endswith(QUESTION)
+    assert lines[1].split()[3:10] == ["finished", "2.0", "s", "3!1", "350/48", "0.00035",
+                                      "How"] and lines[1].endswith(QUESTION)
 
 
 def test_trace_draws_each_plan_as_a_tree_with_timings_calls_and_verdicts(cli, database_url):
@@ -66,14 +68,18 @@ def test_trace_draws_each_plan_as_a_tree_with_timings_calls_and_verdicts(cli, da
     run_id = recorded(database_url, float(int(time.time())))
     status, out, _ = cli("trace", str(run_id)[:8])
     lines = out.splitlines()
-    assert status == 0 and lines[0] == "Three spiders have 24 legs." and lines[1].startswith(f"run {run_id} finished in 2.0s · 5 model call(s)")
+    assert (status == 0 and lines[0] == "Three spiders have 24 legs."
+            and lines[1].startswith(f"run {run_id} finished in 2.0s · 5 model call(s)"))
     assert lines[2] == f"question: {QUESTION}"
     assert lines[3].startswith("plan     at 0.0 ms for 500.0 ms · general · 100 in (80 cached) / 20 out")
     assert lines[4] == "steps, plan 1:"
-    assert lines[5].startswith("└─ [1] general: How many legs does a spider have? Reply with a number. → 8 · at 500.0 ms for 420.0 ms · "
-                               "general, 2 call(s), 70 in / 3 out ✗numeric_sanity(retry: asked for a number, got 'eight')")
+    assert lines[5].startswith("└─ [1] general: How many legs does a spider have? Reply with a number. → 8 · "
+                               "at 500.0 ms for 420.0 ms · "
+                               "general, 2 call(s), 70 in / 3 out ✗numeric_sanity(retry: asked "
+                               "for a number, got 'eight')")
     assert lines[6].startswith("   └─ [2] calculator: eight*3 → FAILED tool_error: calculator refused")
-    assert lines[7].startswith("replanned (1) after step 2 failed:") and lines[8].startswith("replan   at 930.0 ms for 500.0 ms")
+    assert (lines[7].startswith("replanned (1) after step 2 failed:")
+            and lines[8].startswith("replan   at 930.0 ms for 500.0 ms"))
     assert lines[9:12] == [
         "steps of the repaired plan 2:",
         "└─ [1] general: How many legs does a spider have? Reply with a number.  (kept from the plan before)",
@@ -96,7 +102,8 @@ def test_prune_deletes_exactly_the_old_runs_rows_in_every_table_and_keeps_the_ne
     before_old, before_new = counts(database_url, old), counts(database_url, new)
     assert all(before_old.values())
     status, out, _ = cli("prune", "--older-than", "30d", "--dry-run")
-    assert status == 0 and out.startswith("would delete 1 run(s) started more than 30d ago") and counts(database_url, old) == before_old
+    assert status == 0 and out.startswith("would delete 1 run(s) started more than 30d ago")
+    assert counts(database_url, old) == before_old
     status, out, _ = cli("prune", "--older-than", "30d")
     printed = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()[1:]}
     assert status == 0 and out.startswith("deleted 1 run(s)") and printed == before_old
@@ -110,7 +117,8 @@ def test_prune_keeps_a_run_another_table_references_by_foreign_key(cli, database
     try:
         query_sync(database_url, "INSERT INTO held_runs VALUES ($1)", old)
         status, out, _ = cli("prune", "--older-than", "2h")
-        assert status == 0 and "kept 1 run(s) that held_runs references" in out and counts(database_url, old)["steps"] == 3
+        assert status == 0 and "kept 1 run(s) that held_runs references" in out
+        assert counts(database_url, old)["steps"] == 3
     finally:
         query_sync(database_url, "DROP TABLE held_runs")
 

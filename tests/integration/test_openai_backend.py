@@ -19,7 +19,8 @@ class Pet(msgspec.Struct, forbid_unknown_fields=True):
     legs: int
 
 
-PET = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12}, "legs": {"type": "integer", "minimum": 0, "maximum": 8}},
+PET = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
+                                        "legs": {"type": "integer", "minimum": 0, "maximum": 8}},
        "required": ["name", "legs"], "additionalProperties": False}
 
 
@@ -28,8 +29,10 @@ async def test_json_schema_output_streamed_with_usage_and_time_to_first_token(sm
     backend = OpenAICompatBackend(smollm2_llama.base_url, "smollm2")
     prompt = [Message("system", "You describe pets. " * 10), Message("user", "Describe a pet.")]
     deadline = asyncio.get_running_loop().time() + 60
-    first = await backend.generate(prompt, constraint=JsonSchema("pet", PET), sampling=Sampling(max_tokens=60), deadline=deadline)
-    second = await backend.generate(prompt, constraint=JsonSchema("pet", PET), sampling=Sampling(max_tokens=60), deadline=deadline)
+    first = await backend.generate(prompt, constraint=JsonSchema("pet", PET), sampling=Sampling(max_tokens=60),
+                                   deadline=deadline)
+    second = await backend.generate(prompt, constraint=JsonSchema("pet", PET), sampling=Sampling(max_tokens=60),
+                                    deadline=deadline)
     assert 0 <= msgspec.json.decode(first.text, type=Pet).legs <= 8
     assert first.usage.input_tokens > 30 and first.usage.output_tokens > 0 and first.finish_reason == "stop"
     assert second.usage.cached_tokens > 30
@@ -44,6 +47,7 @@ async def test_a_rejected_request_is_a_backend_error_with_its_status(smollm2_lla
     body_with_bad_grammar = {"grammar": "root ::= ("}
     backend.constraint_fields = lambda constraint: body_with_bad_grammar
     with pytest.raises(BackendError) as caught:
-        await backend.generate([Message("user", "hi")], constraint=JsonSchema("x", {}), deadline=asyncio.get_running_loop().time() + 30)
+        await backend.generate([Message("user", "hi")], constraint=JsonSchema("x", {}),
+                               deadline=asyncio.get_running_loop().time() + 30)
     assert caught.value.status == 400 and not caught.value.retryable_elsewhere
     await backend.aclose()

@@ -52,15 +52,18 @@ def test_the_openapi_document_describes_every_route_and_the_request_bodies(smoll
     doc = smollm2_server.client.get("/schema/openapi.json").json()
     routes = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert routes >= {("/v1/reason", "post"), ("/v1/runs/{run_id}", "get"), ("/v1/runs/{run_id}", "delete"),
-                      ("/v1/experts", "get"), ("/health", "get"), ("/v1/chat/completions", "post"), ("/v1/models", "get")}
+                      ("/v1/experts", "get"), ("/health", "get"), ("/v1/chat/completions", "post"),
+                      ("/v1/models", "get")}
     schemas = doc["components"]["schemas"]
-    assert {"question", "plan", "budget", "tools", "stream", "deadline_s"} <= set(schemas["ReasonRequest"]["properties"])
+    assert {"question", "plan", "budget", "tools", "stream",
+            "deadline_s"} <= set(schemas["ReasonRequest"]["properties"])
     assert {"model", "messages", "tools", "tool_choice", "stream"} <= set(schemas["ChatRequest"]["properties"])
 
 
 @pytest.fixture(scope="module")
 def keyed_server(database_url):
-    with LiveServer(settings_for(database_url, "smollm2", api_keys=("key-one", "key-two"), max_body_bytes=4096)) as server:
+    with LiveServer(settings_for(database_url, "smollm2", api_keys=("key-one", "key-two"),
+                                 max_body_bytes=4096)) as server:
         yield server
 
 

@@ -56,7 +56,9 @@ def stored(cluster: PostgresCluster, run_id: str) -> tuple[str | None, list[str]
             # statements could see the events after that commit and the status before it (seen beside another suite).
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 status = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1::uuid", run_id)
-                types = [r["type"] for r in await conn.fetch("SELECT type FROM events WHERE run_id = $1::uuid ORDER BY id", run_id)]
+                types = [r["type"]
+                         for r in await conn.fetch("SELECT type FROM events WHERE run_id = $1::uuid ORDER BY id",
+                                                   run_id)]
             return status, types
         finally:
             await conn.close()
@@ -66,13 +68,14 @@ def stored(cluster: PostgresCluster, run_id: str) -> tuple[str | None, list[str]
 
 def recorded(cluster: PostgresCluster, run_id: str) -> tuple[str, list[str]]:
     """The run's stored status and events once its last event is written (the sink writes off the request's path)."""
-    return wait_until(lambda: (found := stored(cluster, run_id))[1][-1:] in (["run_finished"], ["run_failed"]) and found,
-                      30, f"run {run_id} recorded", poll_s=0.1)
+    return wait_until(lambda: (found := stored(cluster, run_id))[1][-1:] in (["run_finished"], ["run_failed"])
+                      and found, 30, f"run {run_id} recorded", poll_s=0.1)
 
 
 def trace_caught_up(server: StepwiseProcess) -> dict:
     """/health's trace counters once everything emitted is written."""
-    return wait_until(lambda: (t := httpx.get(f"{server.url}/health", timeout=10).json()["trace"])["written"] == t["emitted"] and t,
+    return wait_until(lambda: (t := httpx.get(f"{server.url}/health",
+                                              timeout=10).json()["trace"])["written"] == t["emitted"] and t,
                       60, "the trace sink caught up", poll_s=0.1)
 
 
@@ -90,7 +93,8 @@ def reason(server: StepwiseProcess) -> httpx.Response:
     ({"malformed": True}, 502, "backend_error", "streamed an unreadable chunk"),
     ({"delay_s": 30}, 504, "deadline_exceeded", "deadline"),
 ])
-def test_an_expert_failing_fails_the_run_with_its_reason_recorded(server, expert, cluster, fault, status, error_type, says):
+def test_an_expert_failing_fails_the_run_with_its_reason_recorded(server, expert, cluster, fault, status, error_type,
+                                                                  says):
     """An expert answering HTTP 500, a stream chunk cut off mid-JSON, or nothing before the run's 5 s deadline: the
     reply is the run's report with the failure's status and what happened, Postgres has the run failed, and the next
     run finishes."""

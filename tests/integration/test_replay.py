@@ -20,7 +20,8 @@ HEAD = re.compile(r"^replay of (\S+) \((\w+)\) → run (\S+) \((\w+)\)$")
 
 
 def calc(sid: int, expression: str, *deps: int) -> dict:
-    return {"id": sid, "kind": "tool", "target": "calculator", "input": {"expression": expression}, "depends_on": list(deps)}
+    return {"id": sid, "kind": "tool", "target": "calculator", "input": {"expression": expression},
+            "depends_on": list(deps)}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,8 @@ def test_replaying_the_same_plan_records_a_new_run_whose_steps_are_unchanged(rec
     status, lines, new = replay(str(recorded.run_id), "--same-plan")
     assert status == 0 and new != recorded.run_id
     assert lines[2] == "steps:    3 → 3, 0 changed"
-    assert lines[3:6] == ["  [1] calculator: unchanged (391)", "  [2] calculator: unchanged (540)", "  [3] calculator: unchanged (931)"]
+    assert lines[3:6] == ["  [1] calculator: unchanged (391)", "  [2] calculator: unchanged (540)",
+                          "  [3] calculator: unchanged (931)"]
     assert lines[6] == "verdicts: unchanged" and lines[7].startswith("latency:") and lines[8].startswith("tokens:")
     stored = query_sync(database_url, "SELECT question, steps, status FROM run_summary WHERE run_id = $1", new)
     assert [tuple(r) for r in stored] == [(QUESTION, 3, "finished")]
@@ -65,13 +67,15 @@ def test_replaying_one_step_reruns_it_alone_with_its_recorded_resolved_input(rec
     """Step 3 was `$1+$2`; it runs again as `391+540`, with no dependencies, and only it is compared. (Whether
     SmolLM2 then composes an answer from it is up to the model; the exit status says.)"""
     status, lines, new = replay(str(recorded.run_id)[:8], "--step", "3")
-    steps = lines.index("steps:    step 3 only, 0 changed")  # after the answer (and the error, if SmolLM2 failed to compose)
+    # after the answer (and the error, if SmolLM2 failed to compose)
+    steps = lines.index("steps:    step 3 only, 0 changed")
     assert lines[steps + 1] == "  [3] calculator: unchanged (931)" and status == (0 if "(finished)" in lines[0] else 1)
     stored = query_sync(database_url, "SELECT step_id, input, depends_on, output FROM steps WHERE run_id = $1", new)
     assert [tuple(r) for r in stored] == [(3, {"expression": "391+540"}, [], 931)]
 
 
-def test_replaying_a_step_the_run_does_not_have_is_refused_before_any_model_loads(recorded, database_url, monkeypatch, capsys):
+def test_replaying_a_step_the_run_does_not_have_is_refused_before_any_model_loads(recorded, database_url, monkeypatch,
+                                                                                  capsys):
     """Exit status 1 and the steps the run has, on stderr."""
     monkeypatch.setenv("DATABASE_URL", database_url)
     assert main(["replay", str(recorded.run_id), "--step", "9"]) == 1
@@ -84,8 +88,10 @@ def test_a_plain_replay_plans_afresh_and_records_the_question_again(recorded, re
     status, lines, new = replay(str(recorded.run_id))
     head = HEAD.match(lines[0])
     assert head.group(1) == str(recorded.run_id) and status == (0 if head.group(4) == "finished" else 1)
-    assert any(line.startswith("tokens:") for line in lines) and any(line.startswith("steps:    3 → ") for line in lines)
+    assert any(line.startswith("tokens:") for line in lines) and any(line.startswith("steps:    3 → ")
+                                                                     for line in lines)
     stored = query_sync(database_url, "SELECT question, status FROM runs WHERE run_id = $1", new)
     assert [tuple(r) for r in stored] == [(QUESTION, head.group(4))]
-    purposes = {r["purpose"] for r in query_sync(database_url, "SELECT purpose FROM model_calls WHERE run_id = $1", new)}
+    purposes = {r["purpose"] for r in query_sync(database_url, "SELECT purpose FROM model_calls WHERE run_id = $1",
+                                                 new)}
     assert "plan" in purposes

@@ -41,7 +41,8 @@ def runs_metric(server: StepwiseProcess, status: str) -> float:
 
 @pytest.fixture
 def endless_expert():
-    """The scripted model at 1 s a token with 100 tokens to write: a run stays in its first model call until cancelled."""
+    """The scripted model at 1 s a token with 100 tokens to write: a run stays in its first model call until
+    cancelled."""
     with SGLangTestServer(None, script="la " * 200, token_s=1.0, health_delay_s=0) as server:
         yield server
 
@@ -59,7 +60,8 @@ def test_a_run_started_on_one_replica_is_read_and_cancelled_through_the_other(da
             with ThreadPoolExecutor(1) as pool:
                 reply = pool.submit(httpx.post, f"{a.url}/v1/reason", json=plan_body(question), timeout=120)
                 run_id = wait_until(lambda: run_asked(database_url, question), 30, "A's run in the trace")
-                wait_until(lambda: any(path == "/generate" for path, _ in endless_expert.requests), 30, "the run calling the expert")
+                wait_until(lambda: any(path == "/generate" for path, _ in endless_expert.requests), 30,
+                           "the run calling the expert")
                 read = httpx.get(f"{b.url}/v1/runs/{run_id}", timeout=10)
                 assert read.status_code == 200 and (read.json()["run_id"], read.json()["status"]) == (run_id, "running")
                 cancelled = httpx.delete(f"{b.url}/v1/runs/{run_id[:8]}", timeout=10)
@@ -72,7 +74,8 @@ def test_a_run_started_on_one_replica_is_read_and_cancelled_through_the_other(da
             # A wrote the run's end to its trace sink before answering; Postgres has it once the sink's batch is in
             wait_until(lambda: httpx.get(f"{b.url}/v1/runs/{run_id}", timeout=10).json()["status"] == "cancelled", 30,
                        "the cancelled run as read through B")
-            assert query_sync(database_url, "SELECT status FROM runs WHERE run_id::text = $1", run_id)[0]["status"] == "cancelled"
+            assert query_sync(database_url, "SELECT status FROM runs WHERE run_id::text = $1",
+                              run_id)[0]["status"] == "cancelled"
             for server in (b, a):
                 again = httpx.delete(f"{server.url}/v1/runs/{run_id}", timeout=10)
                 assert again.status_code == 409 and "has ended" in again.json()["detail"]
@@ -85,7 +88,8 @@ def test_a_run_started_on_one_replica_is_read_and_cancelled_through_the_other(da
 
 async def advisory_waiters(conn, key: int) -> int:
     """Sessions waiting for the advisory lock `key` on this database."""
-    return await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1"
+    return await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                               "NOT granted AND objid = $1"
                                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", key)
 
 
@@ -98,12 +102,14 @@ async def test_replicas_started_together_on_a_fresh_database_apply_the_migration
             await holder.execute("SELECT pg_advisory_lock($1)", LOCK)
             with SGLangTestServer(None, script=ANSWER, token_s=0, health_delay_s=0) as expert:
                 experts = experts_file(tmp_path, expert.url)
-                starting = [asyncio.create_task(asyncio.to_thread(StepwiseProcess, url, experts, tmp_path / f"{name}.log"))
+                starting = [asyncio.create_task(asyncio.to_thread(StepwiseProcess, url, experts,
+                                                                  tmp_path / f"{name}.log"))
                             for name in ("a", "b")]
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + 60
                 while await advisory_waiters(holder, LOCK) < 2:
-                    assert loop.time() < deadline and not any(task.done() for task in starting), "both replicas waiting to migrate"
+                    assert loop.time() < deadline and not any(task.done()
+                                                              for task in starting), "both replicas waiting to migrate"
                     await asyncio.sleep(0.05)
                 await holder.execute("SELECT pg_advisory_unlock($1)", LOCK)
                 replicas = await asyncio.gather(*starting)

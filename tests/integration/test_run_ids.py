@@ -53,7 +53,8 @@ async def test_a_unique_prefix_opens_the_trace_page(client, database_url):
     run_id = uuid.uuid4()
     await recorded(database_url, run_id)
     reply = await client.get(f"/runs/{str(run_id)[:8]}")
-    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/html") and str(run_id) in reply.text
+    assert (reply.status_code == 200 and reply.headers["content-type"].startswith("text/html")
+            and str(run_id) in reply.text)
 
 
 async def test_an_ambiguous_prefix_is_a_400_saying_so_on_every_route(client, database_url):
@@ -62,7 +63,8 @@ async def test_an_ambiguous_prefix_is_a_400_saying_so_on_every_route(client, dat
     first, second = twins()
     await recorded(database_url, first, second)
     prefix = str(first)[:8]
-    for reply in (await client.get(f"/v1/runs/{prefix}"), await client.delete(f"/v1/runs/{prefix}"), await client.get(f"/runs/{prefix}")):
+    for reply in (await client.get(f"/v1/runs/{prefix}"), await client.delete(f"/v1/runs/{prefix}"),
+                  await client.get(f"/runs/{prefix}")):
         assert reply.status_code == 400 and "more than one run starts with" in reply.text
     assert (await client.get(f"/v1/runs/{str(second)[:10]}")).json()["run_id"] == str(second)
 

@@ -20,7 +20,8 @@ def ping() -> str:
 def test_the_ready_callback_gets_the_bound_url_once_the_port_answers():
     """Port 0 is announced as the port the kernel chose, and a request to the announced URL is answered."""
     announced: list[str] = []
-    server = AnnouncingServer(uvicorn.Config(Litestar([ping]), host="127.0.0.1", port=0, log_level="warning"), announced.append)
+    server = AnnouncingServer(uvicorn.Config(Litestar([ping]), host="127.0.0.1", port=0, log_level="warning"),
+                              announced.append)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -54,4 +55,5 @@ def test_stepwise_serve_prints_one_ready_line_on_stderr(monkeypatch, capsys):
     assert main(["serve", "--port", "0"]) == 0
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("stepwise is listening on http://127.0.0.1:")
-    assert "model smollm2" in lines[0] and "database postgres db.example:6543/traces (user ada)" in lines[0] and "s3cret" not in lines[0]
+    assert ("model smollm2" in lines[0] and "database postgres db.example:6543/traces (user ada)" in lines[0]
+            and "s3cret" not in lines[0])

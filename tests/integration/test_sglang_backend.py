@@ -31,7 +31,8 @@ class Color(msgspec.Struct, forbid_unknown_fields=True):
     count: int
 
 
-COLOR_SCHEMA = {"type": "object", "properties": {"color": {"enum": ["red", "green"]}, "count": {"type": "integer", "minimum": 0, "maximum": 9}},
+COLOR_SCHEMA = {"type": "object", "properties": {"color": {"enum": ["red", "green"]},
+                                                 "count": {"type": "integer", "minimum": 0, "maximum": 9}},
                 "required": ["color", "count"], "additionalProperties": False}
 ASK = [Message("user", "Name a color and a small number.")]
 
@@ -65,7 +66,8 @@ async def test_the_native_request_body_is_sglangs_generate_req_input(native, sgl
     assert route == "/generate"
     assert body == {
         "text": chatml(ASK),
-        "sampling_params": {"max_new_tokens": 40, "temperature": 0.0, "json_schema": json.dumps(COLOR_SCHEMA, separators=(",", ":"))},
+        "sampling_params": {"max_new_tokens": 40, "temperature": 0.0,
+                            "json_schema": json.dumps(COLOR_SCHEMA, separators=(",", ":"))},
         "rid": body["rid"],
         "stream": True,
     }
@@ -74,12 +76,15 @@ async def test_the_native_request_body_is_sglangs_generate_req_input(native, sgl
 
 async def test_each_constraint_kind_is_honoured(native):
     """JSON schema, regex and EBNF constraints each shape the real model's output."""
-    as_json = await native.generate(ASK, constraint=JsonSchema("color", COLOR_SCHEMA), sampling=Sampling(max_tokens=40), deadline=deadline_in(60))
+    as_json = await native.generate(ASK, constraint=JsonSchema("color", COLOR_SCHEMA), sampling=Sampling(max_tokens=40),
+                                    deadline=deadline_in(60))
     decoded = msgspec.json.decode(as_json.text, type=Color)
     assert decoded.color in ("red", "green") and 0 <= decoded.count <= 9
-    as_regex = await native.generate(ASK, constraint=Regex("[0-9]{3}-[a-z]{2}"), sampling=Sampling(max_tokens=20), deadline=deadline_in(60))
+    as_regex = await native.generate(ASK, constraint=Regex("[0-9]{3}-[a-z]{2}"), sampling=Sampling(max_tokens=20),
+                                     deadline=deadline_in(60))
     assert re.fullmatch("[0-9]{3}-[a-z]{2}", as_regex.text)
-    as_ebnf = await native.generate(ASK, constraint=Grammar('root ::= "yes" | "no"'), sampling=Sampling(max_tokens=5), deadline=deadline_in(60))
+    as_ebnf = await native.generate(ASK, constraint=Grammar('root ::= "yes" | "no"'), sampling=Sampling(max_tokens=5),
+                                    deadline=deadline_in(60))
     assert as_ebnf.text in ("yes", "no")
 
 
@@ -95,17 +100,20 @@ async def test_cached_tokens_are_reported_on_a_repeated_prefix(native):
 async def test_calls_in_one_tick_go_as_separate_requests_each_answered(native, sglang_server):
     """Three calls started together are three /generate requests (one prompt each); each gets its own answer."""
     words = ["alpha", "bravo", "charlie"]
-    calls = [native.generate([Message("user", f"Say {w}")], constraint=Regex(w), sampling=Sampling(max_tokens=8), deadline=deadline_in(60)) for w in words]
+    calls = [native.generate([Message("user", f"Say {w}")], constraint=Regex(w), sampling=Sampling(max_tokens=8),
+                             deadline=deadline_in(60)) for w in words]
     results = await asyncio.gather(*calls)
     assert [r.text for r in results] == words
     bodies = [body for route, body in sglang_server.requests if route == "/generate"]
-    assert sorted(b["sampling_params"]["regex"] for b in bodies) == words and all(isinstance(b["text"], str) for b in bodies)
+    assert sorted(b["sampling_params"]["regex"] for b in bodies) == words
+    assert all(isinstance(b["text"], str) for b in bodies)
 
 
 async def test_503s_are_retried_then_succeed(native, sglang_server):
     """Two 503s, then an answer: three requests, one completion."""
     sglang_server.inject(status=503, times=2)
-    result = await native.generate(ASK, constraint=Regex("ok"), sampling=Sampling(max_tokens=4), deadline=deadline_in(60))
+    result = await native.generate(ASK, constraint=Regex("ok"), sampling=Sampling(max_tokens=4),
+                                   deadline=deadline_in(60))
     assert result.text == "ok" and len(sglang_server.requests) == 3
 
 
@@ -120,7 +128,8 @@ async def test_persistent_503s_fail_clearly_after_three_tries(native, sglang_ser
 async def test_a_request_error_is_not_retried(native, sglang_server):
     """SGLang's 400 (two constraints at once, its own message) fails at once: retrying cannot help."""
     with pytest.raises(BackendError, match="Only one of regex, json_schema, or ebnf can be set") as caught:
-        await post_json(native._client, f"{sglang_server.url}/generate", {"text": "x", "sampling_params": {"regex": "a", "ebnf": 'root ::= "a"'}},
+        await post_json(native._client, f"{sglang_server.url}/generate",
+                        {"text": "x", "sampling_params": {"regex": "a", "ebnf": 'root ::= "a"'}},
                         deadline=deadline_in(10), policy=native.policy)
     assert caught.value.status == 400 and len(sglang_server.requests) == 1
 
@@ -153,18 +162,22 @@ async def test_health_and_model_info(native):
 
 
 async def test_the_openai_route_body_and_usage(reporting_server):
-    """The /v1 backend sends response_format json_schema {name, schema, strict} and streams; usage reports cached tokens."""
+    """The /v1 backend sends response_format json_schema {name, schema, strict} and streams; usage reports cached
+    tokens."""
     sglang_server = reporting_server
     sglang_server.requests.clear()
     backend = SGLangOpenAIBackend(sglang_server.url, "smollm2", policy=FAST_RETRY)
     prompt = [Message("system", "You are terse. " * 20), *ASK]
-    first = await backend.generate(prompt, constraint=JsonSchema("color", COLOR_SCHEMA), sampling=Sampling(max_tokens=40), deadline=deadline_in(60))
-    second = await backend.generate(prompt, constraint=Regex("(red|green)"), sampling=Sampling(max_tokens=5), deadline=deadline_in(60))
+    first = await backend.generate(prompt, constraint=JsonSchema("color", COLOR_SCHEMA),
+                                   sampling=Sampling(max_tokens=40), deadline=deadline_in(60))
+    second = await backend.generate(prompt, constraint=Regex("(red|green)"), sampling=Sampling(max_tokens=5),
+                                    deadline=deadline_in(60))
     await backend.aclose()
     assert msgspec.json.decode(first.text, type=Color).color in ("red", "green")
     assert second.text in ("red", "green") and second.usage.cached_tokens > 0 and second.ttft_ms is not None
     (_, body1), (_, body2) = sglang_server.requests
-    assert body1["response_format"] == {"type": "json_schema", "json_schema": {"name": "color", "schema": COLOR_SCHEMA, "strict": True}}
+    assert body1["response_format"] == {"type": "json_schema",
+                                        "json_schema": {"name": "color", "schema": COLOR_SCHEMA, "strict": True}}
     assert body1["stream"] is True and body1["stream_options"] == {"include_usage": True}
     assert body2["regex"] == "(red|green)" and "response_format" not in body2
 
@@ -188,7 +201,8 @@ async def test_a_schema_sent_as_a_regex_is_honoured(sglang_server):
 
     sglang_server.requests.clear()
     backend = SGLangBackend(sglang_server.url, "smollm2", policy=FAST_RETRY, regex_of=as_regex)
-    result = await backend.generate(ASK, constraint=JsonSchema("color", COLOR_SCHEMA), sampling=Sampling(max_tokens=40), deadline=deadline_in(60))
+    result = await backend.generate(ASK, constraint=JsonSchema("color", COLOR_SCHEMA), sampling=Sampling(max_tokens=40),
+                                    deadline=deadline_in(60))
     await backend.aclose()
     assert msgspec.json.decode(result.text, type=Color).color in ("red", "green")
     (_, body), = sglang_server.requests
@@ -238,10 +252,13 @@ async def test_ready_expert_steps_for_one_sglang_expert_go_as_separate_requests(
     assert [sum(step in b["text"] for b in steps) for step in ("Name a fruit.", "Name a colour.")] == [1, 1]
 
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "the weather in a city", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}, "required": ["city"], "additionalProperties": False}}}
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "the weather in a city",
+                                            "parameters": {
+    "type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}, "required": ["city"],
+    "additionalProperties": False}}}
 TIME = {"type": "function", "function": {"name": "get_time", "description": "the time in a timezone", "parameters": {
-    "type": "object", "properties": {"tz": {"enum": ["UTC", "CET"]}}, "required": ["tz"], "additionalProperties": False}}}
+    "type": "object", "properties": {"tz": {"enum": ["UTC", "CET"]}}, "required": ["tz"],
+    "additionalProperties": False}}}
 
 
 async def test_tools_go_out_as_openai_defines_them_and_a_parser_returns_tool_calls(reporting_server):
@@ -255,7 +272,8 @@ async def test_tools_go_out_as_openai_defines_them_and_a_parser_returns_tool_cal
     )
     await backend.aclose()
     (_, body), = reporting_server.requests
-    assert body["tools"] == [WEATHER, TIME] and body["tool_choice"] == "required" and body["parallel_tool_calls"] is True
+    assert body["tools"] == [WEATHER,
+                             TIME] and body["tool_choice"] == "required" and body["parallel_tool_calls"] is True
     assert result.finish_reason == "tool_calls" and result.tool_calls
     for call in result.tool_calls:
         assert call.name in ("get_weather", "get_time") and isinstance(json.loads(call.arguments), dict)
@@ -271,7 +289,8 @@ async def test_forced_tool_calls_are_read_without_a_tool_call_parser(sglang_serv
     )
     named = await backend.generate(
         [Message("user", "Weather in Rome?")], sampling=Sampling(max_tokens=40), deadline=deadline_in(60),
-        tools=[WEATHER, TIME], tool_choice={"type": "function", "function": {"name": "get_weather"}}, parallel_tool_calls=False,
+        tools=[WEATHER, TIME], tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        parallel_tool_calls=False,
     )
     await backend.aclose()
     assert several.finish_reason == "tool_calls" and several.tool_calls and several.text == ""
@@ -288,7 +307,8 @@ async def test_the_chatml_template_matches_smollm2s_tokenizer(smollm2_llama):
 
     prompt = chatml(ASK)
     async with httpx.AsyncClient() as client:
-        reply = await client.post(f"{smollm2_llama.base_url}/tokenize", json={"content": prompt, "add_special": True, "with_pieces": True})
+        reply = await client.post(f"{smollm2_llama.base_url}/tokenize",
+                                  json={"content": prompt, "add_special": True, "with_pieces": True})
     pieces = [t["piece"] for t in reply.json()["tokens"]]
     assert ADDED_BY_TOKENIZER["chatml"] is None and pieces[0] == "<|im_start|>"
     assert pieces.count("<|im_start|>") == prompt.count("<|im_start|>")  # no BOS of the same spelling added either

@@ -65,11 +65,12 @@ async def test_a_call_is_one_streamed_generate_with_its_own_rid(native, scripted
     """The body is exactly {text (one string), sampling_params, rid, stream: true}; the streamed text arrives as new
     pieces that add up to the completion, with usage and the time to the first token."""
     pieces: list[str] = []
-    result = await native.generate(ASK, constraint=Regex("(la )+"), sampling=Sampling(max_tokens=5), deadline=deadline_in(10),
-                                   on_text=pieces.append)
+    result = await native.generate(ASK, constraint=Regex("(la )+"), sampling=Sampling(max_tokens=5),
+                                   deadline=deadline_in(10), on_text=pieces.append)
     (route, body), = scripted.requests
     assert route == "/generate" and re.fullmatch("[0-9a-f]{32}", body["rid"])
-    assert body == {"text": chatml(ASK), "sampling_params": {"max_new_tokens": 5, "temperature": 0.0, "regex": "(la )+"},
+    assert body == {"text": chatml(ASK), "sampling_params": {"max_new_tokens": 5, "temperature": 0.0,
+                                                             "regex": "(la )+"},
                     "rid": body["rid"], "stream": True}
     assert pieces == ["la "] * 5 and result.text == "la " * 5
     assert result.finish_reason == "length" and result.usage.output_tokens == 5 and result.usage.input_tokens > 0
@@ -78,12 +79,14 @@ async def test_a_call_is_one_streamed_generate_with_its_own_rid(native, scripted
 
 async def test_calls_made_together_go_as_separate_requests(native, scripted):
     """Three calls started in the same tick are three /generate requests, each with its own rid and answer."""
-    results = await asyncio.gather(*(native.generate([Message("user", w)], sampling=Sampling(max_tokens=n), deadline=deadline_in(10))
+    results = await asyncio.gather(*(native.generate([Message("user", w)], sampling=Sampling(max_tokens=n),
+                                                     deadline=deadline_in(10))
                                      for w, n in (("a", 1), ("b", 2), ("c", 3))))
     assert [r.text for r in results] == ["la ", "la la ", "la la la "]
     bodies = [body for _, body in scripted.requests]
     # In any order: three concurrent connections reach the server as the scheduler lets them.
-    assert sorted(b["text"] for b in bodies) == [chatml([Message("user", w)]) for w in "abc"] and len({b["rid"] for b in bodies}) == 3
+    assert sorted(b["text"] for b in bodies) == [chatml([Message("user", w)])
+                                                 for w in "abc"] and len({b["rid"] for b in bodies}) == 3
 
 
 async def test_an_unknown_sampling_field_is_a_500_and_not_retried(scripted):
@@ -175,7 +178,8 @@ def test_health_is_503_while_loading_then_slow_but_200():
 async def test_an_expert_whose_v1_server_reports_no_cached_tokens_says_so():
     """Without --enable-cache-report SGLang's /v1 usage has no cached tokens: the expert's status says so (instead of
     a silent 0%); with the flag it says nothing."""
-    with SGLangTestServer(None, health_delay_s=0) as plain, SGLangTestServer(None, health_delay_s=0, enable_cache_report=True) as reporting:
+    with SGLangTestServer(None, health_delay_s=0) as plain, SGLangTestServer(None, health_delay_s=0,
+                                                                             enable_cache_report=True) as reporting:
         experts = {name: Expert(name=name, backend=SGLangOpenAIBackend(server.url, "scripted"), kind="sglang-openai")
                    for name, server in (("plain", plain), ("reporting", reporting))}
         statuses = {s.name: s for s in await expert_statuses(Router(experts, "plain"))}

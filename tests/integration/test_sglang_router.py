@@ -40,12 +40,13 @@ class Cluster:
         server = str(repo_root / "tests" / "sglang_server.py")
         # Both workers start at once, their /health as slow as SGLang's (a second); the launcher then starts the
         # router and waits for its /readiness.
-        self.processes = [subprocess.Popen([sys.executable, server, url.rsplit(":", 1)[1], "--scripted", "--token-s", str(TOKEN_S),
-                                            "--health-delay-s", "1"]) for url in self.worker_urls]
+        self.processes = [subprocess.Popen([sys.executable, server, url.rsplit(":", 1)[1], "--scripted", "--token-s",
+                                            str(TOKEN_S), "--health-delay-s", "1"]) for url in self.worker_urls]
         try:
             for url, process in zip(self.worker_urls, self.processes, strict=True):
                 wait_healthy(f"{url}/health", 60, process, poll_s=0.1)
-            self.processes += launch([Launch("router", router_argv(sys.executable, "127.0.0.1", port, self.worker_urls, free_port()),
+            self.processes += launch([Launch("router", router_argv(sys.executable, "127.0.0.1", port, self.worker_urls,
+                                                                   free_port()),
                                              f"{self.url}/readiness")], timeout_s=60, poll_s=0.1)
         except BaseException:
             self.stop()
@@ -114,7 +115,8 @@ async def test_concurrent_calls_spread_over_both_workers_one_prompt_per_request(
     """Eight calls at once: all answered, both workers serve some, and each reached a worker as one /generate with
     `text` a single string and its own rid, streamed."""
     before = [len(cluster.generate_bodies(0)), len(cluster.generate_bodies(1))]
-    results = await asyncio.gather(*(backend.generate(question(i), sampling=Sampling(max_tokens=4), deadline=deadline_in(30))
+    results = await asyncio.gather(*(backend.generate(question(i), sampling=Sampling(max_tokens=4),
+                                                      deadline=deadline_in(30))
                                      for i in range(8)))
     assert [r.text for r in results] == ["la " * 4] * 8
     assert all(r.finish_reason == "length" and r.usage.output_tokens == 4 and r.ttft_ms is not None for r in results)
@@ -136,8 +138,8 @@ async def test_a_cancelled_call_stops_generating_on_its_worker(cluster, backend)
     """Cancelled after its first tokens, a call meant to run 20 s stops on the worker within a second: closing the
     stream reaches the worker through the router (which has no /abort_request)."""
     first = asyncio.Event()
-    call = asyncio.create_task(backend.generate(question(0), sampling=Sampling(max_tokens=2000), deadline=deadline_in(60),
-                                                on_text=lambda _: first.set()))
+    call = asyncio.create_task(backend.generate(question(0), sampling=Sampling(max_tokens=2000),
+                                                deadline=deadline_in(60), on_text=lambda _: first.set()))
     await asyncio.wait_for(first.wait(), 10)
     before = cluster.aborted()
     call.cancel()
@@ -180,7 +182,8 @@ async def test_a_worker_killed_mid_run_is_routed_around(fresh_cluster):
     with pytest.raises(BackendUnavailable):
         await call
     again = await backend.generate(prompt, sampling=Sampling(max_tokens=3), deadline=deadline_in(30))
-    more = await asyncio.gather(*(backend.generate(question(i), sampling=Sampling(max_tokens=3), deadline=deadline_in(30))
+    more = await asyncio.gather(*(backend.generate(question(i), sampling=Sampling(max_tokens=3),
+                                                   deadline=deadline_in(30))
                                   for i in range(3, 7)))
     await backend.aclose()
     assert again.text == "la " * 3 and [r.text for r in more] == ["la " * 3] * 4

@@ -73,7 +73,8 @@ def test_sigterm_stops_accepting_lets_runs_in_flight_finish_and_exits_0(database
     run_ids = [r.headers[RUN_HEADER] for r in answered]
     stored = stored_runs(database_url, run_ids)
     assert len(stored) == RUNS
-    assert [(status, types[0], types[-1]) for status, types in stored.values()] == [("finished", "run_started", "run_finished")] * RUNS
+    ends = [(status, types[0], types[-1]) for status, types in stored.values()]
+    assert ends == [("finished", "run_started", "run_finished")] * RUNS
     (drained,) = server.log_events("runs_drained")
     assert (drained["ended"], drained["cancelled"]) == (RUNS, 0)
     (closed,) = server.log_events("trace_sink_closed")
@@ -84,8 +85,8 @@ def test_runs_still_going_after_the_grace_period_are_cancelled_recorded_and_answ
     """Runs longer than the grace period are cancelled at its end: each client gets the report saying so (499), the
     expert is told to abort, Postgres has every run as cancelled, and the exit status is still 0."""
     with SGLangTestServer(None, script="la " * 200, token_s=1.0, health_delay_s=0) as expert:
-        server = StepwiseProcess(database_url, experts_file(tmp_path, expert.url, max_tokens=100), tmp_path / "serve.log",
-                                 env={"STEPWISE_SHUTDOWN_GRACE_S": "1"})
+        server = StepwiseProcess(database_url, experts_file(tmp_path, expert.url, max_tokens=100),
+                                 tmp_path / "serve.log", env={"STEPWISE_SHUTDOWN_GRACE_S": "1"})
         try:
             with ThreadPoolExecutor(RUNS) as pool:
                 replies = start_runs(server, expert, pool)
@@ -99,7 +100,8 @@ def test_runs_still_going_after_the_grace_period_are_cancelled_recorded_and_answ
     run_ids = [r.headers[RUN_HEADER] for r in answered]
     stored = stored_runs(database_url, run_ids)
     assert len(stored) == RUNS
-    assert [(status, types[0], types[-1]) for status, types in stored.values()] == [("cancelled", "run_started", "run_failed")] * RUNS
+    ends = [(status, types[0], types[-1]) for status, types in stored.values()]
+    assert ends == [("cancelled", "run_started", "run_failed")] * RUNS
     assert len(aborted) == RUNS
     (drained,) = server.log_events("runs_drained")
     assert (drained["ended"], drained["cancelled"]) == (0, RUNS)
@@ -127,5 +129,6 @@ async def test_closing_the_runtime_cancels_runs_still_going_and_writes_their_end
     await runtime.close()
     assert (await run).status == "cancelled"
     assert await pg.fetchval("SELECT status FROM runs WHERE run_id = $1", run_id) == "cancelled"
-    assert await pg.fetchval("SELECT type FROM events WHERE run_id = $1 ORDER BY id DESC LIMIT 1", run_id) == "run_failed"
+    assert await pg.fetchval("SELECT type FROM events WHERE run_id = $1 ORDER BY id DESC LIMIT 1",
+                             run_id) == "run_failed"
     assert sink.dropped == 0 and sink.written == sink.emitted

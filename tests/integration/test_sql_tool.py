@@ -19,7 +19,8 @@ COMPANY_DB = f"stepwise_company_{os.getpid()}"
 READER = f"stepwise_reader_{os.getpid()}"  # roles are cluster-wide: one per session too
 SCHEMA = """
 CREATE TABLE departments (id int PRIMARY KEY, name text NOT NULL);
-CREATE TABLE employees (id int PRIMARY KEY, name text NOT NULL, department_id int REFERENCES departments, salary numeric(10,2));
+CREATE TABLE employees (id int PRIMARY KEY, name text NOT NULL, department_id int REFERENCES departments,
+                        salary numeric(10,2));
 INSERT INTO departments VALUES (1, 'Research'), (2, 'Sales');
 INSERT INTO employees SELECT i, 'employee ' || i, 1 + i % 2, 40000 + i * 100 FROM generate_series(1, 120) i;
 """
@@ -48,7 +49,9 @@ async def test_the_description_shows_tables_columns_types_and_sample_rows(compan
 async def test_a_select_answers_within_the_row_limit(company_url):
     """Rows come back as JSON values with their columns; past the limit they are cut and the cut is said."""
     tool = await SqlTool.connect(company_url, row_limit=50)
-    result = await query(tool, "SELECT d.name, count(*) AS n FROM employees e JOIN departments d ON d.id = e.department_id GROUP BY d.name ORDER BY d.name")
+    result = await query(tool,
+                         "SELECT d.name, count(*) AS n FROM employees e JOIN departments d ON d.id = e.department_id "
+                         "GROUP BY d.name ORDER BY d.name")
     assert result == {"columns": ["name", "n"], "rows": [["Research", 60], ["Sales", 60]], "truncated": False}
     many = await query(tool, "SELECT id, salary FROM employees ORDER BY id")
     assert len(many["rows"]) == 50 and many["truncated"] is True and many["rows"][0] == [1, "40100.00"]
@@ -105,12 +108,16 @@ async def test_a_database_and_a_document_lookup_run_in_parallel_verified_and_cit
     docs = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
     runtime = await Runtime.start(settings_for(database_url, "smollm2", sql_url=company_url, docs_dir=docs))
     plan = msgspec.convert({"steps": [
-        {"id": 1, "kind": "tool", "target": "sql", "input": {"query": "SELECT count(*) AS n FROM employees e JOIN departments d ON d.id = e.department_id WHERE d.name = 'Research'"}, "depends_on": []},
-        {"id": 2, "kind": "tool", "target": "docs", "input": {"query": "vacation days per year", "k": 1}, "depends_on": []},
+        {"id": 1, "kind": "tool", "target": "sql",
+         "input": {"query": "SELECT count(*) AS n FROM employees e JOIN departments d ON d.id = e.department_id "
+                            "WHERE d.name = 'Research'"}, "depends_on": []},
+        {"id": 2, "kind": "tool", "target": "docs", "input": {"query": "vacation days per year", "k": 1},
+         "depends_on": []},
     ]}, type=Plan)
     try:
         # The deadline only bounds a hung run: SmolLM2's composing takes seconds alone and minutes beside another suite.
-        report = await runtime.ask("How many people work in Research, and how many vacation days do they get?", 600, plan=plan)
+        report = await runtime.ask("How many people work in Research, and how many vacation days do they get?", 600,
+                                   plan=plan)
     finally:
         await runtime.close()
     sql, docs_step = report.steps
@@ -136,7 +143,8 @@ async def test_the_planner_answers_a_question_needing_the_database_and_the_docum
 
     docs = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
     # One greedy program (no sampling at temperature): the same plan on every run of the test.
-    runtime = await Runtime.start(settings_for(database_url, "qwen", sql_url=company_url, docs_dir=docs, plan_samples=1))
+    runtime = await Runtime.start(settings_for(database_url, "qwen", sql_url=company_url, docs_dir=docs,
+                                               plan_samples=1))
     try:
         report = await runtime.ask("How many people work in Research, and how many vacation days do they get?", 600)
     finally:
@@ -149,8 +157,10 @@ async def test_the_planner_answers_a_question_needing_the_database_and_the_docum
     assert "60" in report.answer.text and "25" in report.answer.text
     sql, docs_step = by_tool["sql"], by_tool["docs"]
     assert sql.started_at < docs_step.finished_at and docs_step.started_at < sql.finished_at  # in parallel
-    assert all(v.outcome == "pass" for s in (sql, docs_step) for v in s.verdicts) and sql.verdicts and docs_step.verdicts
+    assert all(v.outcome == "pass" for s in (sql, docs_step)
+               for v in s.verdicts) and sql.verdicts and docs_step.verdicts
     reader = next(s for s in report.steps if s.kind == "expert" and docs_step.id in s.depends_on)
     assert {sql.id, reader.id} <= set(report.answer.uses)  # cited: the query and the reading of the documents
     assert "handbook.md:" in report.answer.text  # and the passage the days were read from
-    assert await pg.fetchval("SELECT count(DISTINCT tool) FROM tool_calls WHERE run_id = $1 AND tool IN ('sql', 'docs')", report.run_id) == 2
+    tools_used = "SELECT count(DISTINCT tool) FROM tool_calls WHERE run_id = $1 AND tool IN ('sql', 'docs')"
+    assert await pg.fetchval(tools_used, report.run_id) == 2

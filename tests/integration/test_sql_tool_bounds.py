@@ -35,7 +35,8 @@ async def test_values_within_the_limit_come_back_as_they_are_with_types_nulls_an
     """Numbers, NULLs, JSON, duplicate and unnamed columns, ORDER BY, a final semicolon or a trailing comment."""
     tool = await SqlTool.connect(notes_url)
     for ending in (";", " ;; ", " -- newest first"):
-        result = await query(tool, "SELECT id, score, tags, id, 1 + 1 FROM notes WHERE id <> 2 ORDER BY id DESC" + ending)
+        result = await query(tool,
+                             "SELECT id, score, tags, id, 1 + 1 FROM notes WHERE id <> 2 ORDER BY id DESC" + ending)
         assert result == {"columns": ["id", "score", "tags", "id", "?column?"],
                           "rows": [[3, "2.00", "{}", 3, 2], [1, "1.50", '["a"]', 1, 2]], "truncated": False}
 

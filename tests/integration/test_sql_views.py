@@ -23,7 +23,8 @@ async def test_run_summary_has_one_row_per_run_with_its_counts_and_sums(pg, run)
     """Steps, failed steps, replans, calls, tokens and cost are the run's; the answer is its text."""
     row = await pg.fetchrow("SELECT * FROM run_summary WHERE run_id = $1", run[0])
     assert (row["status"], row["question"], row["answer"]) == ("finished", QUESTION, "Three spiders have 24 legs.")
-    assert (row["steps"], row["failed_steps"], row["replans"], row["model_calls"], row["failed_model_calls"], row["tool_calls"]) == (3, 1, 1, 5, 0, 2)
+    assert (row["steps"], row["failed_steps"], row["replans"], row["model_calls"], row["failed_model_calls"],
+            row["tool_calls"]) == (3, 1, 1, 5, 0, 2)
     assert (row["input_tokens"], row["output_tokens"], row["cached_tokens"]) == (350, 48, 210)
     assert math.isclose(row["cost"], 350e-6) and float(row["latency_ms"]) == 2000.0 and row["deadline_s"] == 60.0
     assert row["error_type"] is None and row["error"] is None
@@ -33,15 +34,22 @@ async def test_step_timeline_gives_each_attempt_its_offsets_calls_and_verdicts(p
     """A step id run twice (before and after the replan) is two rows; calls and verdicts go to the attempt they
     were recorded during, and the worst verdict is named."""
     rows = await pg.fetch("SELECT * FROM step_timeline WHERE run_id = $1 ORDER BY start_ms", run[0])
-    got = [(r["step_id"], r["attempt"], r["status"], float(r["start_ms"]), float(r["end_ms"]), float(r["duration_ms"])) for r in rows]
-    assert got == [(1, 1, "finished", 500.0, 920.0, 420.0), (2, 1, "failed", 920.0, 922.0, 2.0), (2, 2, "finished", 1500.0, 1502.0, 2.0)]
+    got = [(r["step_id"], r["attempt"], r["status"], float(r["start_ms"]), float(r["end_ms"]), float(r["duration_ms"]))
+           for r in rows]
+    assert got == [(1, 1, "finished", 500.0, 920.0, 420.0), (2, 1, "failed", 920.0, 922.0, 2.0),
+                   (2, 2, "finished", 1500.0, 1502.0, 2.0)]
     legs, refused, times = rows
-    assert (legs["experts"], legs["model_calls"], legs["input_tokens"], legs["output_tokens"], legs["tools"]) == (run[1], 2, 70, 3, None)
+    assert (legs["experts"], legs["model_calls"], legs["input_tokens"], legs["output_tokens"],
+            legs["tools"]) == (run[1], 2, 70, 3, None)
     assert (legs["verdicts"], legs["failed_verdicts"], legs["worst_outcome"]) == (4, 1, "retry")
-    assert legs["verdict_summary"] == "numeric_sanity retry, expert_answered pass, numeric_sanity pass, expert_answered pass"
-    assert (refused["tools"], refused["tool_calls"], refused["verdicts"], refused["worst_outcome"]) == ("calculator", 1, 0, None)
-    assert refused["input"] == {"expression": "eight*3"} and refused["error"].startswith("tool_error: calculator refused")
-    assert (times["experts"], times["tool_calls"], times["verdict_summary"], times["output"]) == (None, 1, "tool_recomputed pass", 24)
+    assert legs["verdict_summary"] == ("numeric_sanity retry, expert_answered pass, numeric_sanity "
+                                       "pass, expert_answered pass")
+    assert ((refused["tools"], refused["tool_calls"], refused["verdicts"], refused["worst_outcome"])
+            == ("calculator", 1, 0, None))
+    assert (refused["input"] == {"expression": "eight*3"}
+            and refused["error"].startswith("tool_error: calculator refused"))
+    assert ((times["experts"], times["tool_calls"], times["verdict_summary"], times["output"])
+            == (None, 1, "tool_recomputed pass", 24))
 
 
 async def test_expert_usage_keeps_its_columns_and_adds_runs_p95_speed_and_last_call(pg, run):
@@ -49,7 +57,8 @@ async def test_expert_usage_keeps_its_columns_and_adds_runs_p95_speed_and_last_c
     over their latencies and output tokens per second of generation (after the first token where it is known)."""
     columns = [r["attname"] for r in await pg.fetch(
         "SELECT attname FROM pg_attribute WHERE attrelid = 'expert_usage'::regclass AND attnum > 0 ORDER BY attnum")]
-    assert columns[:14] == ["expert", "backend", "provider", "request_model", "purpose", "calls", "failed_calls", "rerouted_calls",
+    assert columns[:14] == ["expert", "backend", "provider", "request_model", "purpose", "calls", "failed_calls",
+                            "rerouted_calls",
                             "input_tokens", "output_tokens", "cached_tokens", "cost", "p50_latency_ms", "p50_ttft_ms"]
     rows = {r["purpose"]: r for r in await pg.fetch("SELECT * FROM expert_usage WHERE expert = $1", run[1])}
     assert sorted(rows) == ["compose", "expert", "plan", "replan"]

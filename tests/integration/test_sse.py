@@ -48,7 +48,8 @@ async def test_the_stream_carries_every_traced_event_in_order_then_the_report(sm
     assert str(report.run_id) == run_id and [s.output for s in report.steps] == [391, 540, 931]
     assert all(msgspec.json.decode(m["data"])["type"] == m["event"] for m in events)
     smollm2_server.client.get(f"/v1/runs/{run_id}")  # flushes the trace
-    rows = await pg.fetch("SELECT type, payload::text AS payload FROM events WHERE run_id = $1 ORDER BY id", report.run_id)
+    rows = await pg.fetch("SELECT type, payload::text AS payload FROM events WHERE run_id = $1 ORDER BY id",
+                          report.run_id)
     assert [m["event"] for m in events] == [r["type"] for r in rows]
     assert [msgspec.json.decode(m["data"]) for m in events] == [msgspec.json.decode(r["payload"]) for r in rows]
     assert events[-2]["event"] == "answer_ready" and events[-1]["event"] in ("run_finished", "run_failed")
@@ -56,7 +57,9 @@ async def test_the_stream_carries_every_traced_event_in_order_then_the_report(sm
 
 async def test_leaving_the_stream_cancels_the_run(smollm2_server, pg):
     """A client that stops reading after the first event leaves a run recorded as cancelled, not one running on."""
-    body = {"question": "Say hello at length.", "plan": {"steps": [{"id": 1, "kind": "expert", "target": "general", "input": "Write a long story about a cat.", "depends_on": []}]},
+    body = {"question": "Say hello at length.", "plan": {"steps": [{"id": 1, "kind": "expert", "target": "general",
+                                                                    "input": "Write a long story about a cat.",
+                                                                    "depends_on": []}]},
             "stream": True}
     with smollm2_server.client.stream("POST", "/v1/reason", json=body) as reply:
         run_id = reply.headers["x-stepwise-run-id"]

@@ -22,14 +22,16 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 def calc(sid: int, expression: str, *deps: int) -> dict:
-    return {"id": sid, "kind": "tool", "target": "calculator", "input": {"expression": expression}, "depends_on": list(deps)}
+    return {"id": sid, "kind": "tool", "target": "calculator", "input": {"expression": expression},
+            "depends_on": list(deps)}
 
 
 # A fan-out from step 1 to steps 2–4, a join of them in step 5 (which waits for step 4 through its `$4` alone), and an
 # expert step after it: the one step that calls a model.
 FAN_OUT_AND_JOIN = {"steps": [calc(1, "6*7"), calc(2, "$1+8", 1), calc(3, "$1*3", 1), calc(4, "$1-2", 1),
                               calc(5, "$2+$3+$4", 2, 3),
-                              {"id": 6, "kind": "expert", "target": "general", "input": "Write $5 in words.", "depends_on": [5]}]}
+                              {"id": 6, "kind": "expert", "target": "general", "input": "Write $5 in words.",
+                               "depends_on": [5]}]}
 EDGES = {(1, 2), (1, 3), (1, 4), (2, 5), (3, 5), (4, 5), (5, 6)}
 
 
@@ -94,7 +96,8 @@ def fill_of(browser, selector: str) -> str:
 def fan_out_run(smollm2_server) -> RunReport:
     """One real run of the fan-out-and-join plan (its composer is SmolLM2), shared by the tests that only read it."""
     report = run_plan(smollm2_server, "What is (6*7+8)+(6*7*3)+(6*7-2)?", FAN_OUT_AND_JOIN)
-    assert [s.output for s in report.steps[:5]] == [42, 50, 126, 40, 216] and report.steps[5].input == "Write 216 in words."
+    assert [s.output for s in report.steps[:5]] == [42, 50, 126, 40,
+                                                    216] and report.steps[5].input == "Write 216 in words."
     return report
 
 
@@ -106,7 +109,8 @@ def test_every_step_dependency_and_interval_of_a_real_run_is_drawn(smollm2_serve
 
     nodes = {int(n.get_attribute("data-step")): n for n in css(browser, "#dag-svg .node")}
     assert sorted(nodes) == [s.id for s in report.steps]
-    edges = {(int(e.get_attribute("data-from")), int(e.get_attribute("data-to"))) for e in css(browser, "#dag-svg .edge.dep")}
+    edges = {(int(e.get_attribute("data-from")), int(e.get_attribute("data-to")))
+             for e in css(browser, "#dag-svg .edge.dep")}
     assert edges == EDGES and len(css(browser, "#dag-svg .edge.dep")) == len(EDGES)
     bars = sorted(int(b.get_attribute("data-step")) for b in css(browser, "#timeline-svg .step-bar"))
     assert bars == [s.id for s in report.steps]
@@ -131,14 +135,16 @@ def test_node_colours_follow_status_and_match_the_legend(smollm2_server, browser
     for sid, state in states.items():
         assert fills[sid] == fill_of(browser, f"#legend .swatch.state-{state}")
     assert len(set(fills.values())) == 3
-    strokes = {css(browser, f'#dag-svg .node[data-step="{sid}"] .node-box')[0].value_of_css_property("stroke") for sid in states}
+    strokes = {css(browser, f'#dag-svg .node[data-step="{sid}"] .node-box')[0].value_of_css_property("stroke")
+               for sid in states}
     assert len(strokes) == 3
     css(browser, '#dag-svg .node[data-step="2"]')[0].click()
     assert "division by zero" in css(browser, '#detail [data-field="error"]')[0].text
     assert sorted(int(b.get_attribute("data-step")) for b in css(browser, "#timeline-svg .step-bar")) == [1, 2]
 
 
-async def test_clicking_a_node_or_a_bar_shows_the_steps_input_output_verdicts_and_calls(smollm2_server, browser, fan_out_run, pg):
+async def test_clicking_a_node_or_a_bar_shows_the_steps_input_output_verdicts_and_calls(smollm2_server, browser,
+                                                                                        fan_out_run, pg):
     """The detail panel shows the step's input as it ran, its output, its verdicts, and its tool or model calls."""
     report = fan_out_run
     open_page(browser, smollm2_server, report.run_id)
@@ -153,7 +159,8 @@ async def test_clicking_a_node_or_a_bar_shows_the_steps_input_output_verdicts_an
             assert step.input["expression"] in css(browser, '#detail [data-field="tool-calls"]')[0].text
     assert report.steps[4].input == {"expression": "50+126+40"}  # $2+$3+$4 as it ran
 
-    calls = await pg.fetch("SELECT purpose, expert FROM model_calls WHERE run_id = $1 AND step_id = 6 ORDER BY at", report.run_id)
+    calls = await pg.fetch("SELECT purpose, expert FROM model_calls WHERE run_id = $1 AND step_id = 6 ORDER BY at",
+                           report.run_id)
     assert calls and calls[0]["purpose"] == "expert"
     css(browser, '#dag-svg .node[data-step="6"]')[0].click()
     rows = css(browser, '#detail [data-field="model-calls"] tr')[1:]
@@ -168,7 +175,8 @@ def test_the_page_loads_nothing_but_itself(smollm2_server, browser, fan_out_run)
     """No script, style, font or image comes from anywhere: the browser fetched no resource besides the page."""
     open_page(browser, smollm2_server, fan_out_run.run_id)
     assert browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)") == []
-    assert browser.execute_script("return document.querySelectorAll('script[src], link[rel=stylesheet], img').length") == 0
+    fetching = "return document.querySelectorAll('script[src], link[rel=stylesheet], img').length"
+    assert browser.execute_script(fetching) == 0
 
 
 def test_markup_in_a_run_is_shown_as_text(smollm2_server, browser):
@@ -184,9 +192,11 @@ def test_unknown_and_malformed_run_ids_get_html_404_and_400(smollm2_server):
     """An unknown id is a 404 page, a malformed one a 400 page, both naming the id."""
     unknown = uuid.uuid4()
     reply = smollm2_server.client.get(f"/runs/{unknown}")
-    assert reply.status_code == 404 and reply.headers["content-type"].startswith("text/html") and str(unknown) in reply.text
+    assert (reply.status_code == 404 and reply.headers["content-type"].startswith("text/html")
+            and str(unknown) in reply.text)
     reply = smollm2_server.client.get("/runs/not-a-run")
-    assert reply.status_code == 400 and reply.headers["content-type"].startswith("text/html") and "not-a-run" in reply.text
+    assert (reply.status_code == 400 and reply.headers["content-type"].startswith("text/html")
+            and "not-a-run" in reply.text)
 
 
 @pytest.fixture(scope="module")

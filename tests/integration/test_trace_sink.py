@@ -28,15 +28,19 @@ def run_events(run_id: uuid.UUID) -> list[ev.AnyEvent]:
     common = {"run_id": run_id}
     return [
         ev.RunStarted(**common, at=now, question="6*7?", deadline_s=10.0),
-        ev.ModelCalled(**common, at=now, step_id=None, purpose="plan", expert="general", backend="local", provider="llama.cpp",
+        ev.ModelCalled(**common, at=now, step_id=None, purpose="plan", expert="general", backend="local",
+                       provider="llama.cpp",
                        request_model="m", input_tokens=100, output_tokens=20, cached_tokens=80, latency_ms=5.0),
         ev.PlanReady(**common, at=now, plan=Plan([step])),
         ev.StepStarted(**common, at=now, step_id=1, step=step),
-        ev.ToolCalled(**common, at=now, step_id=1, tool="calculator", args=step.input, result=42, error=None, latency_ms=0.1),
-        ev.StepVerified(**common, at=now, step_id=1, verifier="tool_recomputed", outcome="pass", reason="recomputed 42"),
+        ev.ToolCalled(**common, at=now, step_id=1, tool="calculator", args=step.input, result=42, error=None,
+                      latency_ms=0.1),
+        ev.StepVerified(**common, at=now, step_id=1, verifier="tool_recomputed", outcome="pass",
+                        reason="recomputed 42"),
         ev.StepFinished(**common, at=now + 0.001, step_id=1, kind="tool", target="calculator", input=step.input,
                         depends_on=[], started_at=now, output=42),
-        ev.ModelCalled(**common, at=now, step_id=None, purpose="compose", expert="general", backend="local", provider="llama.cpp",
+        ev.ModelCalled(**common, at=now, step_id=None, purpose="compose", expert="general", backend="local",
+                       provider="llama.cpp",
                        request_model="m", input_tokens=50, output_tokens=10, cached_tokens=0, latency_ms=3.0),
         ev.AnswerReady(**common, at=now, answer=Answer("42", [1])),
         ev.RunFinished(**common, at=now + 0.01, latency_ms=10.0),
@@ -56,7 +60,8 @@ async def test_a_runs_events_land_as_one_row_per_fact(database_url, pg):
     for event in run_events(run_id):
         sink.emit(event)
     await sink.close()
-    assert await counts(pg, run_id) == {"events": 10, "steps": 1, "model_calls": 2, "tool_calls": 1, "verdicts": 1, "runs": 1}
+    assert await counts(pg, run_id) == {"events": 10, "steps": 1, "model_calls": 2, "tool_calls": 1, "verdicts": 1,
+                                        "runs": 1}
     run = await pg.fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id)
     assert run["status"] == "finished" and run["answer"] == {"text": "42", "uses": [1]}
     assert (run["model_calls"], run["input_tokens"], run["output_tokens"], run["cached_tokens"]) == (2, 150, 30, 80)
@@ -85,7 +90,8 @@ async def test_a_dropped_connection_is_retried_and_nothing_is_lost(database_url,
     assert await sink.flush(timeout=10)
     # With a timeout, pg_terminate_backend returns once the backend has exited, not when it was merely signalled.
     killed = await pg.fetchval(
-        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE application_name = $1", name
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
+        "WHERE application_name = $1", name
     )
     assert killed == 1
     for event in run_events(second):
@@ -122,7 +128,8 @@ async def test_a_full_queue_counts_what_it_cannot_keep(database_url):
 
 
 async def dead_letters(pg, run_id) -> list:
-    return await pg.fetch("SELECT event_type, payload, error FROM trace_dead_letters WHERE run_id = $1 ORDER BY id", run_id)
+    return await pg.fetch("SELECT event_type, payload, error FROM trace_dead_letters WHERE run_id = $1 ORDER BY id",
+                          run_id)
 
 
 async def test_a_nul_in_text_or_json_is_stored_as_the_replacement_character(database_url, pg):
@@ -156,14 +163,16 @@ async def test_refused_events_are_dead_lettered_and_the_rest_of_their_batch_is_w
     now = events[0].at
     events[4] = ev.ToolCalled(run_id=poisoned, at=now, step_id=1, tool="calculator", args={"expression": "9**9999"},
                               result=9**9999, error=None, latency_ms=0.1)
-    events[5] = ev.StepVerified(run_id=poisoned, at=now, step_id=1, verifier="tool_recomputed", outcome="maybe", reason="?")
+    events[5] = ev.StepVerified(run_id=poisoned, at=now, step_id=1, verifier="tool_recomputed", outcome="maybe",
+                                reason="?")
     events[1] = msgspec.structs.replace(events[1], input_tokens=2**31)
     for event in run_events(first) + events + run_events(last):
         sink.emit(event)  # all queued before the sink starts: one batch
     sink.start()
     await sink.close()
     assert (sink.written, sink.dead_lettered, sink.dropped) == (27, 3, 0)
-    assert await counts(pg, first) == await counts(pg, last) == {"events": 10, "steps": 1, "model_calls": 2, "tool_calls": 1, "verdicts": 1, "runs": 1}
+    assert await counts(pg, first) == await counts(pg, last) == {"events": 10, "steps": 1, "model_calls": 2,
+                                                                 "tool_calls": 1, "verdicts": 1, "runs": 1}
     letters = await dead_letters(pg, poisoned)
     assert [r["event_type"] for r in letters] == ["model_called", "tool_called", "step_verified"]
     assert "OverflowError" in letters[0]["error"] and '"input_tokens": 2147483648' in letters[0]["payload"]
@@ -171,7 +180,8 @@ async def test_refused_events_are_dead_lettered_and_the_rest_of_their_batch_is_w
     assert "CheckViolation" in letters[2]["error"] and '"outcome": "maybe"' in letters[2]["payload"]
     # Stand-ins (in `events` only): the model call, the tool call with its result described; not the verdict, whose
     # outcome no event may carry.
-    assert await counts(pg, poisoned) == {"events": 9, "steps": 1, "model_calls": 1, "tool_calls": 0, "verdicts": 0, "runs": 1}
+    assert await counts(pg, poisoned) == {"events": 9, "steps": 1, "model_calls": 1, "tool_calls": 0, "verdicts": 0,
+                                          "runs": 1}
     assert await pg.fetchval("SELECT status FROM runs WHERE run_id = $1", poisoned) == "finished"
     stored = await load_events(pg, poisoned)
     assert [type(e) for e in stored] == [type(e) for e in events if not isinstance(e, ev.StepVerified)]
@@ -259,7 +269,8 @@ async def test_events_unwritten_at_shutdown_are_spilled_and_the_next_sink_writes
     await sink.close()
     assert (sink.replayed, sink.emitted, sink.written, sink.dropped) == (10, 10, 10, 0)
     assert list(tmp_path.iterdir()) == []
-    assert await counts(pg, run_id) == {"events": 10, "steps": 1, "model_calls": 2, "tool_calls": 1, "verdicts": 1, "runs": 1}
+    assert await counts(pg, run_id) == {"events": 10, "steps": 1, "model_calls": 2, "tool_calls": 1, "verdicts": 1,
+                                        "runs": 1}
     assert fold(await load_events(pg, run_id)) == fold(events)
 
 
@@ -302,7 +313,8 @@ class Switch:
         return db.connect(self.url if self.up else self.dead, timeout=1)
 
 
-async def test_events_past_the_queue_wait_in_files_and_are_written_in_order_once_postgres_is_back(database_url, pg, tmp_path):
+async def test_events_past_the_queue_wait_in_files_and_are_written_in_order_once_postgres_is_back(database_url, pg,
+                                                                                                  tmp_path):
     """With a spill folder, a full queue (Postgres down) sends the events after it to files instead of dropping them;
     once Postgres is back they are written after the queued ones, in order, and the files are gone."""
     postgres = Switch(database_url)
@@ -326,7 +338,8 @@ async def test_events_past_the_queue_wait_in_files_and_are_written_in_order_once
     assert (sink.overflowed, sink.written, sink.dropped) == (7 + 7, 20, 0)
 
 
-async def test_events_past_the_queue_still_unwritten_at_shutdown_are_spilled_after_the_queued_ones(database_url, pg, tmp_path):
+async def test_events_past_the_queue_still_unwritten_at_shutdown_are_spilled_after_the_queued_ones(database_url, pg,
+                                                                                                   tmp_path):
     """Postgres down until after shutdown: the queued events and those waiting in overflow files go to one spill
     file in their order, and the next sink writes them all, the run reading back whole."""
     sink = TraceSink(Switch(database_url), maxsize=3, batch_size=2, retry_max_s=0.05, spill_dir=tmp_path)
@@ -348,7 +361,8 @@ async def test_events_past_the_queue_still_unwritten_at_shutdown_are_spilled_aft
 async def test_overflow_files_of_a_process_that_is_gone_are_set_aside_not_replayed(database_url, tmp_path):
     """A process killed outright leaves its overflow files (the tail of its trace; the head died with its queue):
     the next sink moves them to `abandoned/` and writes none of them; a live process's files are left alone."""
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
     overflow = tmp_path / "overflow"
     overflow.mkdir()
     events = run_events(uuid.uuid4())

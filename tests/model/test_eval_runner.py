@@ -29,7 +29,8 @@ def test_eval_runs_each_mode_then_reports_and_compares(database_url: str, monkey
         assert "accuracy" in out and "latency p50" in out
 
     for mode, eval_run_id in runs.items():
-        (run,) = query_sync(database_url, "SELECT mode, status, item_limit, summary FROM eval_runs WHERE id = $1", eval_run_id)
+        (run,) = query_sync(database_url, "SELECT mode, status, item_limit, summary FROM eval_runs WHERE id = $1",
+                            eval_run_id)
         assert (run["mode"], run["status"], run["item_limit"]) == (mode, "finished", 2) and run["summary"] is not None
         items = query_sync(database_url, """
             SELECT i.item_id, i.status, i.predicted, i.question, r.status AS trace_status, r.question AS trace_question,
@@ -41,7 +42,8 @@ def test_eval_runs_each_mode_then_reports_and_compares(database_url: str, monkey
             assert i["model_calls"] == i["traced_calls"] >= 1
             assert (i["predicted"] is not None) == (i["status"] == "finished")
     direct_events = query_sync(database_url, """
-        SELECT e.type FROM events e JOIN eval_items i USING (run_id) WHERE i.eval_run_id = $1 AND i.item_id = 'gsm_symbolic-42-0'
+        SELECT e.type FROM events e JOIN eval_items i USING (run_id)
+        WHERE i.eval_run_id = $1 AND i.item_id = 'gsm_symbolic-42-0'
         ORDER BY e.id""", runs["direct"])
     assert [e["type"] for e in direct_events] == ["run_started", "model_called", "answer_ready", "run_finished"]
 

@@ -17,13 +17,16 @@ def client(qwen_server):
 
 async def test_the_whole_system_answers_a_chat_completion(client, qwen_server, pg):
     """The planned, verified run answers 144; the completion's id is the run, whose steps the trace holds."""
-    completion = client.chat.completions.create(model="stepwise", messages=[{"role": "user", "content": "What is 12*12?"}])
+    completion = client.chat.completions.create(model="stepwise",
+                                                messages=[{"role": "user", "content": "What is 12*12?"}])
     assert completion.model == "stepwise" and completion.choices[0].finish_reason == "stop"
     assert "144" in completion.choices[0].message.content
     report = qwen_server.client.get(f"/v1/runs/{completion.id}").json()
-    assert report["status"] == "finished" and report["steps"] and report["answer"]["text"] == completion.choices[0].message.content
+    assert (report["status"] == "finished" and report["steps"]
+            and report["answer"]["text"] == completion.choices[0].message.content)
     assert completion.usage.prompt_tokens == report["usage"]["input_tokens"]
-    assert await pg.fetchval("SELECT count(*) FROM steps WHERE run_id = $1::uuid", completion.id) == len(report["steps"])
+    assert await pg.fetchval("SELECT count(*) FROM steps WHERE run_id = $1::uuid",
+                             completion.id) == len(report["steps"])
 
 
 def test_the_whole_system_streams_a_chat_completion_with_earlier_turns_as_context(client, qwen_server):

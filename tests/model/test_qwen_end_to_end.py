@@ -52,7 +52,8 @@ async def test_the_program_planner_answers_931_from_voted_programs(qwen_server, 
     assert "931" in report.answer.text and report.answer.value == 931
     assert all(s.target == "calculator" and s.status == "finished" for s in report.steps)
     qwen_server.client.get(f"/v1/runs/{report.run_id}")  # flushes the trace
-    sampled = await pg.fetchrow("SELECT payload FROM events WHERE run_id = $1 AND type = 'programs_sampled'", report.run_id)
+    sampled = await pg.fetchrow("SELECT payload FROM events WHERE run_id = $1 AND type = 'programs_sampled'",
+                                report.run_id)
     payload = msgspec.json.decode(sampled["payload"]) if isinstance(sampled["payload"], str) else sampled["payload"]
     assert len(payload["programs"]) == 5 and payload["votes"] >= 3 and payload["values"][payload["chosen"]] == 931
 
@@ -71,7 +72,8 @@ async def test_the_json_planner_answers_931_with_overlapping_calculator_steps(qw
 async def test_the_cli_prints_the_same_json_as_the_endpoint(database_url, pg):
     """`stepwise ask --json` prints a run report (the endpoint's JSON) for the same question, answered 931."""
     env = dict(os.environ) | {"DATABASE_URL": database_url, "STEPWISE_MODEL": "qwen", "STEPWISE_PLANNER": "json"}
-    done = subprocess.run([sys.executable, "-m", "app.cli", "ask", "--json", QUESTION], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "app.cli", "ask", "--json", QUESTION], env=env, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     report = msgspec.json.decode(done.stdout, type=RunReport)
     await assert_trace_of_931(pg, report)
@@ -87,7 +89,8 @@ async def test_a_streamed_plan_starts_its_first_step_before_the_planner_finishes
     report = msgspec.json.decode(reply.content, type=RunReport)
     assert "931" in report.answer.text and [s.output for s in report.steps][-1] == 931
     qwen_server.client.get(f"/v1/runs/{report.run_id}")  # flushes the trace
-    events = await pg.fetch("SELECT type, at, payload->>'purpose' AS purpose FROM events WHERE run_id = $1 ORDER BY id", report.run_id)
+    events = await pg.fetch("SELECT type, at, payload->>'purpose' AS purpose FROM events WHERE run_id = $1 ORDER BY id",
+                            report.run_id)
     first_step = next(e for e in events if e["type"] == "step_started")
     planned = next(e for e in events if e["type"] == "model_called" and e["purpose"] == "plan")
     plan_ready = next(e for e in events if e["type"] == "plan_ready")

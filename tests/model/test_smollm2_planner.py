@@ -28,7 +28,8 @@ QUESTIONS = [
 @pytest.fixture(scope="module")
 async def planner(smollm2_llama):
     backend = smollm2_llama.new_backend()
-    router = Router({"general": Expert(name="general", backend=backend, skills=["facts"], description="answers a short factual question in words")}, "general")
+    router = Router({"general": Expert(name="general", backend=backend, skills=["facts"],
+                                       description="answers a short factual question in words")}, "general")
     yield Planner(router, default_tools())
     await backend.aclose()
 

@@ -77,9 +77,11 @@ async def test_queries_decoded_under_the_grammar_parse_name_only_the_schema_and_
     grammar = repair_grammar(tool)
     ran = 0
     for question in QUESTIONS:
-        messages = [Message("system", f"You write one PostgreSQL query for a tool that {tool.description}"), Message("user", question)]
+        messages = [Message("system", f"You write one PostgreSQL query for a tool that {tool.description}"),
+                    Message("user", question)]
         deadline = asyncio.get_running_loop().time() + 180
-        completion = await backend.generate(messages, constraint=Grammar(grammar), sampling=Sampling(max_tokens=120), deadline=deadline)
+        completion = await backend.generate(messages, constraint=Grammar(grammar), sampling=Sampling(max_tokens=120),
+                                            deadline=deadline)
         assert completion.finish_reason == "stop", completion.text
         query = completion.text.strip().removesuffix(";")
         assert accepts(f"%llguidance {{}}\nstart: sql_arg\n{tool.grammar}", query), query
@@ -97,9 +99,11 @@ async def test_asked_to_echo_unknown_names_the_model_cannot(tool, backend):
     the schema: neither name appears outside a string literal."""
     messages = [Message("user", "Repeat exactly: SELECT headcount FROM staff")]
     deadline = asyncio.get_running_loop().time() + 180
-    completion = await backend.generate(messages, constraint=Grammar(repair_grammar(tool)), sampling=Sampling(max_tokens=60), deadline=deadline)
+    completion = await backend.generate(messages, constraint=Grammar(repair_grammar(tool)),
+                                        sampling=Sampling(max_tokens=60), deadline=deadline)
     query = completion.text.strip().removesuffix(";")
-    assert completion.finish_reason == "stop" and accepts(f"%llguidance {{}}\nstart: sql_arg\n{tool.grammar}", query), query
+    assert completion.finish_reason == "stop" and accepts(f"%llguidance {{}}\nstart: sql_arg\n{tool.grammar}",
+                                                          query), query
     assert names_outside_the_schema(query, tool.tables) == set(), query
 
 
@@ -114,7 +118,8 @@ async def test_a_query_naming_a_missing_column_is_repaired_inside_its_step(tool,
     """`SELECT headcount FROM employees` fails in Postgres; SmolLM2, shown the schema and the error and decoding
     under the grammar, writes a query that runs: the step finishes without a replan, each try recorded."""
     router = Router({"general": Expert(name="general", backend=backend)}, "general")
-    engine = Engine(router, {"sql": tool}, default_verifiers({"sql": tool}), composer=Composer(), policy=VerdictPolicy(max_replans=0))
+    engine = Engine(router, {"sql": tool}, default_verifiers({"sql": tool}), composer=Composer(),
+                    policy=VerdictPolicy(max_replans=0))
     recorder = ev.Recorder()
     plan = Plan([Step(1, "tool", "sql", {"query": "SELECT headcount FROM employees"})])
     await engine.run("How many employees are there?", RunOptions(deadline_s=300, plan=plan), sink=recorder)

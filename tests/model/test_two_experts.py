@@ -15,13 +15,15 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def two_expert_server(database_url, repo_root):
     # The JSON planner targets experts by name; the program planner's ask() goes to the default expert.
-    settings = settings_for(database_url, "qwen", experts_file=repo_root / "tests" / "fixtures" / "two_experts.toml", planner="json")
+    settings = settings_for(database_url, "qwen", experts_file=repo_root / "tests" / "fixtures" / "two_experts.toml",
+                            planner="json")
     with LiveServer(settings) as server:
         yield server
 
 
 async def test_a_plan_using_both_experts_is_answered_and_costed_per_expert(two_expert_server, pg):
-    """Each expert serves its own step; SELECT expert, sum(cost) FROM model_calls lists both, priced from the registry."""
+    """Each expert serves its own step; SELECT expert, sum(cost) FROM model_calls lists both, priced from the
+    registry."""
     question = "Ask the fast expert to greet Anna, and ask the general expert for the capital of France."
     reply = two_expert_server.client.post("/v1/reason", json={"question": question})
     report = msgspec.json.decode(reply.content, type=RunReport)
@@ -30,7 +32,8 @@ async def test_a_plan_using_both_experts_is_answered_and_costed_per_expert(two_e
     assert "Paris" in report.answer.text
     assert two_expert_server.client.get(f"/v1/runs/{report.run_id}").status_code == 200  # reading flushes the trace
     rows = await pg.fetch(
-        "SELECT expert, count(*) AS calls, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, sum(cost) AS cost "
+        "SELECT expert, count(*) AS calls, sum(input_tokens) AS input_tokens, sum(output_tokens) AS "
+        "output_tokens, sum(cost) AS cost "
         "FROM model_calls WHERE run_id = $1 GROUP BY expert ORDER BY expert", report.run_id,
     )
     by_expert = {r["expert"]: r for r in rows}

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 class PostgresProxy:
     """Relays 127.0.0.1:`port` to the Postgres of `url`. `cut()` closes every relayed connection and refuses new
-    ones (Postgres down); `refuse_new()` only refuses new ones (existing sessions live on); `restore()` listens again."""
+    ones (Postgres down); `refuse_new()` only refuses new ones (existing sessions live on); `restore()` listens
+    again."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)

@@ -15,7 +15,8 @@ NO_REPAIR = {"max_model_calls": 0}  # a refused step ends the run instead of ask
 
 
 def calculate(server, expression: str):
-    plan = {"steps": [{"id": 1, "kind": "tool", "target": "calculator", "input": {"expression": expression}, "depends_on": []}]}
+    plan = {"steps": [{"id": 1, "kind": "tool", "target": "calculator", "input": {"expression": expression},
+                       "depends_on": []}]}
     return server.client.post("/v1/reason", json={"question": expression, "plan": plan, "budget": NO_REPAIR})
 
 

@@ -20,7 +20,8 @@ ROUTES = {"reason": "/v1/reason", "chat": "/v1/chat/completions"}
 
 
 def calc(sid, expression: str, *deps) -> dict:
-    return {"id": sid, "kind": "tool", "target": "calculator", "input": {"expression": expression}, "depends_on": list(deps)}
+    return {"id": sid, "kind": "tool", "target": "calculator", "input": {"expression": expression},
+            "depends_on": list(deps)}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,9 @@ def nested(depth: int) -> str:
 
 @pytest.mark.parametrize("depth", [990, 1500, 5000])
 @pytest.mark.parametrize(("route", "template"), [
-    ("reason", '{"question": "q", "plan": {"steps": [{"id": 1, "kind": "tool", "target": "calculator", "input": %s, "depends_on": []}]}}'),
+    ("reason",
+     '{"question": "q", "plan": {"steps": [{"id": 1, "kind": "tool", "target": "calculator", '
+     '"input": %s, "depends_on": []}]}}'),
     ("reason", '{"question": "q", "budget": %s}'),
     ("reason", "[%s]"),
     ("chat", '{"model": "stepwise", "messages": [{"role": "user", "content": "hi"}], '
@@ -55,13 +58,15 @@ def nested(depth: int) -> str:
 def test_json_nested_deeper_than_the_limit_is_a_400_saying_so(server, depth, route, template):
     """990–5000 levels (a 500 before: RecursionError while decoding) are refused before decoding, wherever they sit."""
     reply = post(server, route, template % nested(depth))
-    assert reply.status_code == 400 and reply.json()["detail"] == "body: JSON nested more than 64 levels deep is not accepted"
+    assert (reply.status_code == 400
+            and reply.json()["detail"] == "body: JSON nested more than 64 levels deep is not accepted")
 
 
 @pytest.mark.parametrize(("route", "body", "field"), [
     ("reason", {"question": "q", "deadline_s": "10"}, "deadline_s"),
     ("reason", {"question": "q", "plan": {"steps": [calc("1", "1+1")]}}, "plan.steps[0].id"),
-    ("reason", {"question": "q", "plan": {"steps": [calc(1, "1+1"), calc(2, "2", "1")]}}, "plan.steps[1].depends_on[0]"),
+    ("reason", {"question": "q", "plan": {"steps": [calc(1, "1+1"), calc(2, "2", "1")]}},
+     "plan.steps[1].depends_on[0]"),
     ("reason", {"question": "q", "budget": {"max_steps": "3"}}, "budget.max_steps"),
     ("reason", {"question": "q", "stream": "true"}, "stream"),
     ("chat", {"model": "stepwise", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "5"}, "max_tokens"),
@@ -78,10 +83,12 @@ def test_a_number_or_flag_sent_as_a_string_is_a_400_naming_the_field(server, rou
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_a_json_body_sent_as_something_else_is_a_415_saying_the_content_type(server, route, content_type):
     """The body is JSON only when the client says so; anything else (or nothing) is a 415 naming what was sent."""
-    body = json.dumps({"question": "1+1?"} if route == "reason" else {"model": "stepwise", "messages": [{"role": "user", "content": "hi"}]})
+    body = json.dumps({"question": "1+1?"} if route == "reason"
+                      else {"model": "stepwise", "messages": [{"role": "user", "content": "hi"}]})
     reply = post(server, route, body, content_type)
     assert reply.status_code == 415
-    assert reply.json()["detail"] == f"Content-Type: {content_type or 'none'} is not JSON; send the body as application/json"
+    assert reply.json()["detail"] == (f"Content-Type: {content_type or 'none'} is not JSON; send "
+                                      f"the body as application/json")
 
 
 def test_json_with_a_charset_or_a_json_suffix_is_json(server):
@@ -91,7 +98,8 @@ def test_json_with_a_charset_or_a_json_suffix_is_json(server):
         assert reply.status_code == 400 and reply.json()["detail"].startswith("question: Expected `str`")
 
 
-@pytest.mark.parametrize(("step_id", "bound"), [(2**31, "<= 2147483647"), (2**70, "<= 2147483647"), (0, ">= 1"), (-1, ">= 1")])
+@pytest.mark.parametrize(("step_id", "bound"), [(2**31, "<= 2147483647"), (2**70, "<= 2147483647"), (0, ">= 1"),
+                                                (-1, ">= 1")])
 def test_a_step_id_the_trace_cannot_store_is_a_400_never_a_float(server, step_id, bound):
     """Step ids live in integer columns: past 2**31-1 (or below 1) the plan is refused, naming the field; 2**70 is
     never read, or echoed, as a float."""
@@ -105,7 +113,8 @@ def test_the_largest_step_id_runs_and_comes_back_as_the_same_integer(server):
     top = 2**31 - 1
     reply = server.client.post("/v1/reason", json={"question": "What is 6*7?", "plan": {"steps": [calc(top, "6*7")]}})
     report = reply.json()
-    assert report["plan"]["steps"][0]["id"] == top and report["steps"][0]["id"] == top and report["steps"][0]["output"] == 42
+    assert (report["plan"]["steps"][0]["id"] == top and report["steps"][0]["id"] == top
+            and report["steps"][0]["output"] == 42)
     if reply.status_code == 200:  # SmolLM2 composed an answer: it may only cite the plan's step
         assert report["answer"]["uses"] == [top] and f"[{top}]" in reply.text
     assert server.client.get(f"/v1/runs/{report['run_id']}").json() == report
@@ -147,7 +156,8 @@ async def test_health_is_degraded_while_the_trace_sink_cannot_write_and_nothing_
     try:
         admin = await asyncpg.connect(ADMIN_URL)
         try:  # only this server's trace sink session (its application_name, through this relay)
-            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'stepwise' "
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                                "application_name = 'stepwise' "
                                 "AND client_port = ANY($1::int[])", list(proxy.client_ports()))
         finally:
             await admin.close()

@@ -39,7 +39,8 @@ async def run(tool: PythonTool, code: str) -> str:
 def attempt(body: str) -> str:
     """A program that runs `body` (which sets `result`) and prints `done <result>` or `refused <error>`."""
     return ("import os, signal, sys\ntry:\n" + textwrap.indent(body, "    ")
-            + "\nexcept Exception as exc:\n    print('refused', type(exc).__name__, exc)\nelse:\n    print('done', result)")
+            + "\nexcept Exception as exc:\n    print('refused', type(exc).__name__, "
+              "exc)\nelse:\n    print('done', result)")
 
 
 # Starts a process the way subprocess does, without subprocess (3.11's signature of _posixsubprocess.fork_exec; a
@@ -159,7 +160,8 @@ async def test_sqlite_cannot_create_a_database_outside_scratch(tool, tmp_path):
 
 async def test_the_standard_library_is_read_only(tool):
     """os.open(O_WRONLY|O_CREAT) inside the standard library every Python here imports fails; no file appears."""
-    target = Path(sysconfig.get_path("stdlib", vars={"installed_base": sys.base_prefix})) / f"stepwise_probe_{uuid.uuid4().hex}.py"
+    stdlib = Path(sysconfig.get_path("stdlib", vars={"installed_base": sys.base_prefix}))
+    target = stdlib / f"stepwise_probe_{uuid.uuid4().hex}.py"
     try:
         out = await run(tool, attempt(f"fd = os.open({str(target)!r}, os.O_WRONLY | os.O_CREAT)\nresult = fd"))
         assert out.startswith("refused OSError [Errno 30] Read-only file system"), out
@@ -169,8 +171,11 @@ async def test_the_standard_library_is_read_only(tool):
 
 
 async def test_the_host_file_system_is_not_visible(tool):
-    """/ holds only the interpreter's paths and the scratch directory: no /etc, /home, /proc, the repository or /work."""
-    out = await run(tool, "import os\nprint(sorted(os.listdir('/')))\ntry:\n    os.listdir('/etc')\nexcept OSError as exc:\n    print(type(exc).__name__)")
+    """/ holds only the interpreter's paths and the scratch directory: no /etc, /home, /proc, the repository or
+    /work."""
+    out = await run(tool,
+                    "import os\nprint(sorted(os.listdir('/')))\ntry:\n    os.listdir('/etc')\nexcept OSError as exc:\n "
+                    "   print(type(exc).__name__)")
     listing, etc = out.splitlines()
     assert etc == "FileNotFoundError"
     assert not {"etc", "home", "proc", "bin", "var", "work", "sys", "dev"} & set(eval(listing))
@@ -208,7 +213,9 @@ async def test_no_network_reaches_the_hosts_postgres(tool):
     """Postgres listens on the host's 127.0.0.1:5432; from the sandbox's own network namespace nothing answers there."""
     with socket.create_connection(("127.0.0.1", 5432), timeout=2):
         pass  # reachable from the host: the refusal below is the sandbox's doing
-    out = await run(tool, attempt("import socket\nsocket.create_connection(('127.0.0.1', 5432), timeout=2)\nresult = 'connected'"))
+    out = await run(tool,
+                    attempt("import socket\nsocket.create_connection(('127.0.0.1', 5432), "
+                            "timeout=2)\nresult = 'connected'"))
     assert out.startswith("refused ConnectionRefusedError"), out
 
 

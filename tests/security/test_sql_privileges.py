@@ -93,7 +93,8 @@ async def test_as_the_read_only_role_every_attack_is_refused_and_leaves_nothing_
     other = await asyncpg.connect(role_url(scratch.admin_url, APP_ROLE))
     try:
         objects = await admin.fetchval("SELECT count(*) FROM pg_largeobject_metadata")
-        query = ATTACKS[attack].format(out=out, pid=other.get_server_pid(), admin_pid=admin.get_server_pid(), admin=scratch.admin)
+        query = ATTACKS[attack].format(out=out, pid=other.get_server_pid(), admin_pid=admin.get_server_pid(),
+                                       admin=scratch.admin)
         tool = await SqlTool.connect(scratch.reader_url)
         with pytest.raises(ValueError, match="InsufficientPrivilegeError") as refused:
             await ask(tool, query)
@@ -128,19 +129,23 @@ async def test_a_superuser_url_is_refused_at_start_naming_the_role_the_privilege
 @pytest.mark.parametrize(
     ("setup", "named"),
     [
-        ("CREATE ROLE {group} NOLOGIN; GRANT pg_execute_server_program TO {group}; GRANT {group} TO {role}", "member of pg_execute_server_program"),
+        ("CREATE ROLE {group} NOLOGIN; GRANT pg_execute_server_program TO {group}; GRANT {group} TO {role}",
+         "member of pg_execute_server_program"),
         ("GRANT pg_read_server_files TO {role}", "member of pg_read_server_files"),
         ("GRANT pg_write_server_files TO {role}", "member of pg_write_server_files"),
         ("GRANT pg_signal_backend TO {role}", "member of pg_signal_backend"),
         ("GRANT pg_read_all_data TO {role}", "member of pg_read_all_data"),
-        ("ALTER ROLE {role} NOINHERIT; GRANT pg_execute_server_program TO {role}", "member of pg_execute_server_program"),
-        ("CREATE ROLE {group} NOLOGIN SUPERUSER; GRANT {group} TO {role}", f"is a superuser: may run programs, read and write server files and end any session (through role stepwise_sqlsec_group_{PID})"),
+        ("ALTER ROLE {role} NOINHERIT; GRANT pg_execute_server_program TO {role}",
+         "member of pg_execute_server_program"),
+        ("CREATE ROLE {group} NOLOGIN SUPERUSER; GRANT {group} TO {role}",
+         f"is a superuser: may run programs, read and write server files and end any session (through role "
+         f"stepwise_sqlsec_group_{PID})"),
         ("ALTER ROLE {role} CREATEROLE", "has CREATEROLE"),
         ("ALTER ROLE {role} BYPASSRLS", "has BYPASSRLS"),
         ("GRANT EXECUTE ON FUNCTION pg_read_file(text) TO {role}", "may execute pg_read_file()"),
     ],
-    ids=["through a group", "read files", "write files", "signal", "read all data", "noinherit member", "superuser group",
-         "createrole", "bypassrls", "execute pg_read_file"],
+    ids=["through a group", "read files", "write files", "signal", "read all data", "noinherit member",
+         "superuser group", "createrole", "bypassrls", "execute pg_read_file"],
 )
 async def test_a_role_that_reaches_past_its_tables_is_refused_however_it_got_there(scratch, setup, named):
     """Direct or inherited membership of the predefined roles — even NOINHERIT, since one SELECT can SET ROLE with
@@ -191,7 +196,8 @@ async def test_the_admin_itself_or_a_role_owning_tables_is_not_made_the_reader(s
     try:
         with pytest.raises(RoleError, match="is the role running this"):
             await ensure_readonly_role(admin, scratch.admin)
-        await admin.execute(f"DROP ROLE IF EXISTS {owner}; CREATE ROLE {owner}; CREATE TABLE owned (x int); ALTER TABLE owned OWNER TO {owner}")
+        await admin.execute(f"DROP ROLE IF EXISTS {owner}; CREATE ROLE {owner}; CREATE TABLE owned (x int); ALTER "
+                            f"TABLE owned OWNER TO {owner}")
         with pytest.raises(RoleError, match="owns table owned"):
             await ensure_readonly_role(admin, owner)
         assert await admin.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = session_user")
@@ -221,7 +227,8 @@ def test_the_plain_sql_file_makes_the_same_role(scratch):
     try:
         for _ in range(2):
             subprocess.run(["psql", scratch.admin_url, "-q", "-v", f"role={role}", "-v", "schema=public",
-                            "-f", str(REPO / "docs" / "sql-readonly-role.sql")], check=True, capture_output=True, timeout=60)
+                            "-f", str(REPO / "docs" / "sql-readonly-role.sql")], check=True, capture_output=True,
+                           timeout=60)
         tool = run_sync(SqlTool.connect(role_url(scratch.admin_url, role)))
         assert tool.privileges == ()
         with pytest.raises(ValueError, match="pg_execute_server_program"):
@@ -242,14 +249,15 @@ def test_stepwise_serve_with_a_superuser_url_fails_to_start_with_the_refusal(dat
 def test_stepwise_serve_with_the_opt_out_starts_and_warns_what_the_role_may_do(database_url, scratch):
     """With STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE=1 the server goes on starting, after a warning naming the opt-out."""
     env = serve_env(database_url, scratch.admin_url) | {"STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            text=True, cwd=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True, cwd=REPO)
     try:
         warning = read_until(proc, "sql_tool_role_is_privileged", timeout=120)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    assert '"level":"warning"' in warning and "STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE" in warning and "is a superuser" in warning
+    assert ('"level":"warning"' in warning and "STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE" in warning
+            and "is a superuser" in warning)
 
 
 @pytest.fixture(scope="module")
@@ -266,16 +274,19 @@ def reader_server(database_url, scratch):
         ("COPY (SELECT 1) TO PROGRAM 'id > {out}'", "pg_execute_server_program"),
         ("COPY company TO '{out}'", "pg_write_server_files"),
         ("SELECT pg_read_file('/etc/passwd')", "permission denied for function pg_read_file"),
-        ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{trace_db}'", "to terminate"),  # "superuser process" here; "process" for a non-superuser app role
+        # "superuser process" here; "process" for a non-superuser app role
+        ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{trace_db}'", "to terminate"),
     ],
     ids=["shell", "file written", "file read", "trace connections ended"],
 )
-def test_over_http_an_imperative_plan_cannot_escape_through_the_sql_tool(reader_server, database_url, out, attack, refusal):
+def test_over_http_an_imperative_plan_cannot_escape_through_the_sql_tool(reader_server, database_url, out, attack,
+                                                                         refusal):
     """As the issue's attacker did: a caller's plan with one hostile sql step. The step fails naming the missing
     privilege, nothing is written, and the server's own trace connections live: the run is recorded."""
     query = attack.format(out=out, trace_db=database_url.rsplit("/", 1)[1])
     plan = {"steps": [{"id": 1, "kind": "tool", "target": "sql", "input": {"query": query}, "depends_on": []}]}
-    reply = reader_server.client.post("/v1/reason", json={"question": "q", "plan": plan, "budget": {"max_model_calls": 0}})
+    reply = reader_server.client.post("/v1/reason", json={"question": "q", "plan": plan,
+                                                          "budget": {"max_model_calls": 0}})
     report = msgspec.json.decode(reply.content, type=RunReport)
     error = report.steps[0].error
     assert report.steps[0].status == "failed" and "InsufficientPrivilegeError" in error and refusal in error

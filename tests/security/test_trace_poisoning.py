@@ -24,7 +24,8 @@ TERMINAL = {"finished", "failed", "cancelled"}
 
 
 def calc(sid: int, expression: str, *deps: int) -> dict:
-    return {"id": sid, "kind": "tool", "target": "calculator", "input": {"expression": expression}, "depends_on": list(deps)}
+    return {"id": sid, "kind": "tool", "target": "calculator", "input": {"expression": expression},
+            "depends_on": list(deps)}
 
 
 class Ordinary(msgspec.Struct):
@@ -79,7 +80,8 @@ async def test_poison_next_to_30_ordinary_runs_costs_them_nothing(server, pg):
     poisons = {
         "nul question": {"question": "nul \u0000 here", "deadline_s": 30, "plan": {"steps": [calc(1, "1+1")]}},
         "nul output": {"question": "echo a NUL", "deadline_s": 30, "plan": {"steps": [
-            {"id": 1, "kind": "tool", "target": "echo_later", "input": {"text": "a\u0000b", "seconds": 0}, "depends_on": []}]}},
+            {"id": 1, "kind": "tool", "target": "echo_later", "input": {"text": "a\u0000b", "seconds": 0},
+             "depends_on": []}]}},
         "huge result": {"question": "what is 9**5000?", "deadline_s": 30, "plan": {"steps": [calc(1, "9**5000")]}},
         "id 2**31": {"question": "poison: id 2**31", "plan": {"steps": [calc(2**31, "1+1")]}},
         "id 2**70": {"question": "poison: id 2**70", "plan": {"steps": [calc(2**70, "1+1")]}},
@@ -104,12 +106,14 @@ async def test_poison_next_to_30_ordinary_runs_costs_them_nothing(server, pg):
 
     nul_output = replies["nul output"].json()
     assert nul_output["steps"][0]["output"] == "a\u0000b"  # the reply is the run's own report: JSON carries a NUL
-    row = await pg.fetchrow("SELECT s.output, t.result FROM steps s JOIN tool_calls t USING (run_id, step_id) WHERE run_id = $1",
+    row = await pg.fetchrow("SELECT s.output, t.result FROM steps s JOIN tool_calls t USING (run_id, "
+                            "step_id) WHERE run_id = $1",
                             nul_output["run_id"])
     assert (row["output"], row["result"]) == ("a\ufffdb", "a\ufffdb")
 
     huge = replies["huge result"].json()  # the repair the engine then asks the planner for cannot help either
-    assert huge["status"] == "failed" and huge["steps"][0]["status"] == "failed" and "too large" in huge["steps"][0]["error"]
+    assert (huge["status"] == "failed" and huge["steps"][0]["status"] == "failed"
+            and "too large" in huge["steps"][0]["error"])
     assert await pg.fetchval("SELECT status FROM runs WHERE run_id = $1", huge["run_id"]) == "failed"
     assert await pg.fetchval("SELECT error FROM steps WHERE run_id = $1", huge["run_id"]) == huge["steps"][0]["error"]
 
@@ -126,7 +130,8 @@ async def test_poison_next_to_30_ordinary_runs_costs_them_nothing(server, pg):
 async def latin1_url():
     """A trace database in LATIN1: a real Postgres whose encoding lacks most of Unicode, so a question in Japanese is
     data it refuses (UntranslatableCharacter) however the request was validated."""
-    async with scratch_database(f"{TEST_DB}_latin1", options="ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0") as url:
+    async with scratch_database(f"{TEST_DB}_latin1",
+                                options="ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0") as url:
         yield url
 
 
@@ -139,13 +144,15 @@ async def test_an_event_the_database_refuses_is_dead_lettered_and_its_run_stays_
     with LiveServer(settings_for(latin1_url, "smollm2", deadline_s=60.0)) as server:
         with ThreadPoolExecutor(max_workers=11) as pool:
             ordinary = [pool.submit(ordinary_run, server.url, i, no_model) for i in range(10)]
-            poison = pool.submit(send, server.url, {"question": "日本の首都は? 6*7", "plan": {"steps": [calc(1, "6*7")]}, "budget": no_model})
+            poison = pool.submit(send, server.url, {"question": "日本の首都は? 6*7",
+                                                    "plan": {"steps": [calc(1, "6*7")]}, "budget": no_model})
             runs = [future.result() for future in ordinary]
             reply = poison.result()
         assert reply.status_code == 422 and reply.json()["question"] == "日本の首都は? 6*7"
         run_id = reply.json()["run_id"]
         read_back = server.client.get(f"/v1/runs/{run_id}")
-        assert read_back.status_code == 200 and read_back.json()["question"] == r"\u65e5\u672c\u306e\u9996\u90fd\u306f? 6*7"
+        assert (read_back.status_code == 200
+                and read_back.json()["question"] == r"\u65e5\u672c\u306e\u9996\u90fd\u306f? 6*7")
         assert read_back.json()["status"] == "failed" and read_back.json()["steps"] == reply.json()["steps"]
         health = server.client.get("/health").json()
         metrics = server.client.get("/metrics").text
@@ -153,7 +160,8 @@ async def test_an_event_the_database_refuses_is_dead_lettered_and_its_run_stays_
         try:
             for run in runs:
                 await assert_whole(pg, server, run)
-            (letter,) = await pg.fetch("SELECT event_type, payload, error FROM trace_dead_letters WHERE run_id = $1", run_id)
+            (letter,) = await pg.fetch("SELECT event_type, payload, error FROM trace_dead_letters WHERE run_id = $1",
+                                       run_id)
             assert await pg.fetchval("SELECT count(*) FROM trace_dead_letters") == 1
             assert await pg.fetchval("SELECT status FROM runs WHERE run_id = $1", run_id) == "failed"
         finally:

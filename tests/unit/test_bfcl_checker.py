@@ -50,7 +50,8 @@ def first_answer(possible: list[dict], minimal: bool = False) -> list[dict]:
 
 def _pick(allowed_by_key: dict, minimal: bool = False) -> dict:
     """Inside a dict value the answer lists allowed values per key again: pick from those too."""
-    chosen = {key: [a for a in allowed if a != ""] for key, allowed in allowed_by_key.items() if not (minimal and "" in allowed)}
+    chosen = {key: [a for a in allowed if a != ""] for key, allowed in allowed_by_key.items()
+              if not (minimal and "" in allowed)}
     return {key: _value(values[0]) for key, values in chosen.items() if values}
 
 
@@ -100,7 +101,8 @@ def test_bfcl_possible_answers_are_scored_correct(name: str):
     assert len(loaded) >= 100
     failures = []
     for item in loaded:
-        verdicts = [bfcl.score(item, [{"name": n, "arguments": a} for call in first_answer(item.answer, minimal) for n, a in call.items()])
+        verdicts = [bfcl.score(item, [{"name": n, "arguments": a}
+                                      for call in first_answer(item.answer, minimal) for n, a in call.items()])
                     for minimal in (False, True)]
         if not any(v.correct for v in verdicts):
             failures.append((item.id, verdicts[0].note))
@@ -116,7 +118,8 @@ def test_bfcl_checker_agrees_with_bfcl_module(name: str, reference):
     for item in items(name):
         for output in [first_answer(item.answer), *mutants(first_answer(item.answer))]:
             theirs = ast_checker.ast_checker(copy.deepcopy(item.meta["functions"]), copy.deepcopy(output),
-                                             copy.deepcopy(item.answer), language.PYTHON, item.meta["category"], "stepwise")
+                                             copy.deepcopy(item.answer), language.PYTHON, item.meta["category"],
+                                             "stepwise")
             ours = bfcl.check(item.meta["functions"], output, item.answer, item.meta["category"])
             compared += 1
             if theirs["valid"] != ours["valid"] or (not theirs["valid"] and theirs["error_type"] != ours["error_type"]):

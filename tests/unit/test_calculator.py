@@ -50,7 +50,8 @@ def test_the_notation_models_write_means_what_they_mean(expression, value):
 )
 def test_a_comma_groups_thousands_except_between_a_functions_arguments(expression, value):
     """`1,000` is a thousand outside a call's parentheses or a list; inside them commas separate arguments (so
-    `max(1,000, 2)` is max(1, 0, 2), `sum([1,000, 2])` is 3); a group in its own parentheses is read as a number again."""
+    `max(1,000, 2)` is max(1, 0, 2), `sum([1,000, 2])` is 3); a group in its own parentheses is read as a number
+    again."""
     check(expression, value)
 
 
@@ -71,7 +72,8 @@ def test_postfix_factorial_and_percent(expression, value):
     [("gcd(1071, 462)", 21), ("gcd(12, 18, 27)", 3), ("gcd(12.0, 8)", 4), ("lcm(4, 6)", 12), ("lcm(4, 6, 10)", 60),
      ("factorial(5)", 120), ("comb(5, 2)", 10), ("comb(5, 7)", 0), ("perm(5, 2)", 20), ("perm(4)", 24),
      ("sqrt(16)", 4), ("sqrt(16.0)", 4.0), ("sqrt(2)", math.sqrt(2)), ("floor(7.5)", 7), ("floor(-7.5)", -8),
-     ("ceil(7.2)", 8), ("min(7)", 7), ("max([7.5])", 7.5), ("round(2.5)", 3), ("round(-2.5)", -3), ("round(7.45, 1)", 7.5), ("round(2.675, 2)", 2.68),
+     ("ceil(7.2)", 8), ("min(7)", 7), ("max([7.5])", 7.5), ("round(2.5)", 3), ("round(-2.5)", -3),
+     ("round(7.45, 1)", 7.5), ("round(2.675, 2)", 2.68),
      ("round(1234, -2)", 1200), ("round(1250, -2)", 1300), ("round(7, 2)", 7), ("min(3, 1, 2)", 1),
      ("max([1, 5, 2])", 5), ("abs(-4)", 4), ("abs(-4.5)", 4.5), ("sum([1, 2, 3])", 6), ("sum(1, 2, 3)", 6),
      ("sum([])", 0), ("sum([0.5, 0.25])", 0.75), ("pi", math.pi), ("e**2", math.e**2)],
@@ -122,7 +124,8 @@ def test_everything_else_is_refused_by_name(expression, message):
     [("10**400", "10**400 is too large"), ("2**1023*2", "8.98847e+307 * 2 is too large"),
      ("9**9**9", "9**387420489 is too large"), ("10**5000", "10**5000 is too large"), ("2**10**100", "is too large"),
      ("1.5**10000", "1.5**10000 is too large"), ("(1/3)**-1000", "0.333333**-1000 is too large"),
-     ("1e308*10", "1e+308 * 10 is too large"), ("1e999", "inf is too large"), ("pi**1000", "3.14159**1000 is too large"),
+     ("1e308*10", "1e+308 * 10 is too large"), ("1e999", "inf is too large"),
+     ("pi**1000", "3.14159**1000 is too large"),
      ("10**300/1e-300", "1e+300 / 1e-300 is too large"), ("1e308//1e-308", "is too large"),
      ("1" + "0" * 400, "a 401-digit number is too large"), ("factorial(100000)", "factorial(100000) is too large"),
      ("171!", "factorial(171) is too large"), ("factorial(10**300)", "factorial(1e+300) is too large"),
@@ -143,8 +146,10 @@ def test_a_number_past_a_floats_range_is_refused_naming_what_was_too_large(expre
 
 @pytest.mark.parametrize(
     ("expression", "value"),
-    [("2**1023", 2**1023), ("-(2**1023)", -(2**1023)), ("170!", math.factorial(170)), ("perm(170)", math.factorial(170)),
-     ("comb(1020, 510)", math.comb(1020, 510)), ("comb(10**300, 1)", 10**300), ("perm(10**100, 3)", math.perm(10**100, 3)),
+    [("2**1023", 2**1023), ("-(2**1023)", -(2**1023)), ("170!", math.factorial(170)),
+     ("perm(170)", math.factorial(170)),
+     ("comb(1020, 510)", math.comb(1020, 510)), ("comb(10**300, 1)", 10**300),
+     ("perm(10**100, 3)", math.perm(10**100, 3)),
      ("floor(1e308)", 10**308), ("sqrt(10**300)", 10**150), ("lcm(2**500, 3**300)", 2**500 * 3**300),
      ("1.7e308", 1.7e308), ("(2/3)**1000", (2 / 3) ** 1000), ("10**-400", 0)],
 )
@@ -197,7 +202,8 @@ def test_the_description_is_one_short_line_naming_every_function():
     """The planner reads it on every plan, so it stays one line and names what the calculator accepts."""
     description = Calculator.description
     assert "\n" not in description and len(description) <= 120
-    for name in ("gcd", "lcm", "factorial", "n!", "comb", "perm", "sqrt", "floor", "ceil", "round", "min", "max", "abs", "sum"):
+    for name in ("gcd", "lcm", "factorial", "n!", "comb", "perm", "sqrt", "floor", "ceil", "round", "min", "max", "abs",
+                 "sum"):
         assert re.search(rf"(?<!\w){re.escape(name)}(?!\w)", description), name
 
 
@@ -208,7 +214,8 @@ async def test_the_tool_runs_its_arguments():
 
 
 def test_a_call_is_shown_as_its_expression_alone():
-    """`{"expression": "2*3"}` shows as `2*3`; arguments that are not the calculator's are left to the default (None)."""
+    """`{"expression": "2*3"}` shows as `2*3`; arguments that are not the calculator's are left to the default
+    (None)."""
     calculator = Calculator()
     assert calculator.show({"expression": "$1*3"}) == "$1*3"
     assert calculator.show({"query": "SELECT 1"}) is None and calculator.show("2*3") is None

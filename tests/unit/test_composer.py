@@ -41,7 +41,8 @@ def test_a_question_asks_for_one_quantity_unless_its_last_sentence_offers_a_choi
 async def test_a_computed_number_answers_a_quantity_question_without_a_composer_call():
     """The plan's final number is the answer's text and value; the model is called once, for the plan."""
     backend = Samples(["a = 42 * 3\nanswer = a * 7"])
-    report, _ = await run(backend, "A baker sells 42 muffins a day at $3 each. How much does she earn in a week?", samples=1)
+    report, _ = await run(backend, "A baker sells 42 muffins a day at $3 each. How much does she earn in a week?",
+                          samples=1)
     assert report.status == "finished"
     assert report.answer.text == "882" and report.answer.value == 882 and report.answer.uses == [2]
     assert len(backend.calls) == 1
@@ -71,12 +72,14 @@ def test_an_answer_is_ungrounded_when_it_leaves_out_a_required_value_or_states_a
     assert "does not state the result 36" in ungrounded("She pays a lot.", known, [36])
     assert "40 appear in no result" in ungrounded("She pays 36, or 40 with tax.", known, [36])
     assert ungrounded("Corder's is cheaper.", known, []) is None
-    assert "does not state the result Ada Byron" in ungrounded("12 people; founded by someone.", known, [12, "Ada Byron."])
+    assert "does not state the result Ada Byron" in ungrounded("12 people; founded by someone.", known,
+                                                               [12, "Ada Byron."])
 
 
 async def test_an_answer_to_two_things_must_state_both_or_it_is_their_values():
     """A program answering `a, b`: the composer is asked again when its text leaves one out, then the values stand."""
-    backend = Samples(["a = 6 * 10\nb = 5 * 5\nanswer = a, b"], '{"text":"25 days.","uses":[2]}', '{"text":"Days: 25.","uses":[2]}')
+    backend = Samples(["a = 6 * 10\nb = 5 * 5\nanswer = a, b"], '{"text":"25 days.","uses":[2]}',
+                      '{"text":"Days: 25.","uses":[2]}')
     report, _ = await run(backend, "How many people work there, and how many days off do they get?", samples=1)
     assert report.answer.text == "60; 25" and report.answer.uses == [1, 2] and len(backend.calls) == 3
 
@@ -113,9 +116,11 @@ async def test_a_difference_asked_as_how_much_more_is_its_size_and_samples_of_ei
     """"By how much does the larger exceed the smaller?": 9 and -9 are one answer; the answer is 9."""
     from reasoning.questions import asks_for_difference
 
-    question = "A field is 18 m by 12 m; a courtyard is 15 m square. By how many square metres does the larger exceed the smaller?"
+    question = ("A field is 18 m by 12 m; a courtyard is 15 m square. By how many square metres does the "
+                "larger exceed the smaller?")
     assert asks_for_difference(question) and not asks_for_difference("How many eggs does the farm collect in a week?")
-    backend = Samples(["answer = 15 * 15 - 18 * 12", "answer = 18 * 12 - 15 * 15", "answer = 15 * 15 - 216", "answer = 100"])
+    backend = Samples(["answer = 15 * 15 - 18 * 12", "answer = 18 * 12 - 15 * 15", "answer = 15 * 15 - 216",
+                       "answer = 100"])
     report, _ = await run(backend, question, samples=4)
     assert report.answer.text == "9" and report.answer.value == 9
 

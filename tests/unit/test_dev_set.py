@@ -112,7 +112,8 @@ def test_loader_splits_pages_and_scores():
     limit and offset page; expressions score as Game of 24, other answers by type."""
     whole = list(datasets.dev().items())
     dev, held = list(datasets.dev(split="dev").items()), list(datasets.dev(split="heldout").items())
-    assert sorted(i.id for i in dev + held) == sorted(i.id for i in whole) and not {i.id for i in dev} & {i.id for i in held}
+    assert sorted(i.id for i in dev + held) == sorted(i.id for i in whole)
+    assert not {i.id for i in dev} & {i.id for i in held}
     assert all(i.meta["split"] == "dev" for i in dev) and all(i.meta["split"] == "heldout" for i in held)
     assert datasets.dev(split="heldout").name == "dev:heldout" and datasets.load("dev", limit=None).name == "dev"
     assert {i.meta["kind"] for i in whole[:5]} == set(KINDS)
@@ -155,7 +156,8 @@ def test_a_which_question_is_scored_by_the_choice_the_answer_settles_on():
     item = next(i for i in dataset.items() if i.id == "dev-comparison-01")
     assert item.answer == "Marlow" and item.meta["choices"] == ["Marlow", "Pendle"]
     verdicts = {answer: dataset.score(item, answer) for answer in (
-        "Pendle's is cheaper per pen, as it sells 20 pens for 6 euros a pack, whereas Marlow's sells 12 pens for 9 euros a pack.",
+        "Pendle's is cheaper per pen, as it sells 20 pens for 6 euros a pack, whereas Marlow's sells "
+        "12 pens for 9 euros a pack.",
         "Pendle's costs 0.30 euros a pen and Marlow's 0.25. So Marlow's is cheaper.",
         "Marlow's is cheaper than Pendle's.",
         "marlow",

@@ -40,15 +40,18 @@ def test_a_run_ended_by_no_error_class_has_a_status_too() -> None:
 async def test_a_failed_model_call_carries_its_kind_and_the_metrics_count_by_it() -> None:
     """The failed call's event has error_type (its class's kind) beside the message; the metrics label is that kind."""
     down = Scripted(error=errors.BackendUnavailable("refused: the server: port 8000"))
-    router = Router({"a": Expert(name="a", backend=down, skills=["math"]), "b": Expert(name="b", backend=Scripted(), skills=["math"])}, "a")
+    router = Router({"a": Expert(name="a", backend=down, skills=["math"]),
+                     "b": Expert(name="b", backend=Scripted(), skills=["math"])}, "a")
     sink = ev.Recorder()
     ctx = RunContext(uuid.uuid4(), sink, asyncio.get_running_loop().time() + 10, Budget())
     await router.call("a", [Message("user", "q")], ctx, purpose="expert")
     failed, served = sink.events
-    assert (failed.error_type, failed.error) == ("backend_unavailable", "backend_unavailable: refused: the server: port 8000")
+    assert (failed.error_type, failed.error) == ("backend_unavailable",
+                                                 "backend_unavailable: refused: the server: port 8000")
     assert served.error_type is None
     metrics = Metrics()
     for event in sink.events:
         metrics.emit(event)
-    counted = [line for line in metrics.render().decode().splitlines() if line.startswith("stepwise_backend_errors_total")]
+    counted = [line for line in metrics.render().decode().splitlines()
+               if line.startswith("stepwise_backend_errors_total")]
     assert counted == ['stepwise_backend_errors_total{error_type="backend_unavailable",expert="a"} 1.0']

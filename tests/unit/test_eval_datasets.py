@@ -37,7 +37,8 @@ def test_gsm_symbolic_is_the_same_for_the_same_seed():
 
 def test_bfcl_categories_load_with_their_functions():
     """Each BFCL category's items carry the user turn, the function schemas and BFCL's possible answer."""
-    for name, minimum in (("bfcl_simple", 399), ("bfcl_multiple", 199), ("bfcl_parallel", 199), ("bfcl_parallel_multiple", 199)):
+    for name, minimum in (("bfcl_simple", 399), ("bfcl_multiple", 199), ("bfcl_parallel", 199),
+                          ("bfcl_parallel_multiple", 199)):
         items = list(datasets.load(name, limit=None).items())
         assert len(items) >= minimum
         assert all(i.meta["functions"] and i.meta["messages"][-1]["role"] == "user" and i.answer for i in items)

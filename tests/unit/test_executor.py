@@ -68,7 +68,8 @@ async def test_independent_steps_overlap_in_time():
 async def test_a_step_starts_only_after_its_dependencies_finish():
     """Order is respected: a dependent step starts after every step it needs has finished."""
     timeline = Timeline({1: 0.05, 2: 0.1})
-    await run_plan(dag(calc(1, "1"), calc(2, "2"), calc(3, "$1+$2", 1, 2)), timeline, ctx(ev.Recorder(), deadline_in(5)))
+    await run_plan(dag(calc(1, "1"), calc(2, "2"), calc(3, "$1+$2", 1, 2)), timeline,
+                   ctx(ev.Recorder(), deadline_in(5)))
     assert timeline.spans[3][0] >= max(timeline.spans[1][1], timeline.spans[2][1])
 
 
@@ -142,7 +143,8 @@ async def test_a_streamed_step_starts_before_the_plan_is_complete():
     timeline = Timeline({1: 0.05})
     loop = asyncio.get_running_loop()
     stream_started = loop.time()
-    outputs = await run_streamed_plan(arriving(calc(1, "1"), 0.2, calc(2, "$1+1", 1)), admit_all, timeline, ctx(ev.Recorder(), deadline_in(5)))
+    outputs = await run_streamed_plan(arriving(calc(1, "1"), 0.2, calc(2, "$1+1", 1)), admit_all, timeline,
+                                      ctx(ev.Recorder(), deadline_in(5)))
     assert timeline.spans[1][0] - stream_started < 0.2  # before the plan's second step arrived at 0.2 s
     assert timeline.spans[2][0] >= timeline.spans[1][1]
     assert outputs == {1: 10, 2: 20}
@@ -151,7 +153,8 @@ async def test_a_streamed_step_starts_before_the_plan_is_complete():
 async def test_a_streamed_step_that_arrives_before_what_it_needs_waits_for_it():
     """Order of arrival does not matter: a step needing a later step starts when that one finishes."""
     timeline = Timeline({})
-    await run_streamed_plan(arriving(calc(2, "$1", 1), 0.05, calc(1, "1")), admit_all, timeline, ctx(ev.Recorder(), deadline_in(5)))
+    await run_streamed_plan(arriving(calc(2, "$1", 1), 0.05, calc(1, "1")), admit_all, timeline,
+                            ctx(ev.Recorder(), deadline_in(5)))
     assert timeline.spans[2][0] >= timeline.spans[1][1]
 
 

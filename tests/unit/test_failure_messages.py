@@ -23,7 +23,8 @@ def calc(sid: int, expression: str) -> Step:
     return Step(sid, "tool", "calculator", {"expression": expression}, [])
 
 
-async def run(script: Script, question: str, plan: Plan | None = None, deadline_s: float = 10, budget: Budget = Budget()):
+async def run(script: Script, question: str, plan: Plan | None = None, deadline_s: float = 10,
+              budget: Budget = Budget()):
     engine = engine_with(script, default_tools(), policy=VerdictPolicy(max_replans=1))
     recorder = ev.Recorder()
     await engine.run(question, RunOptions(deadline_s=deadline_s, plan=plan, budget=budget), sink=recorder)
@@ -41,7 +42,8 @@ async def test_planner_advice_never_reaches_the_asker():
     report = await run(Script(broken, broken), "What is twice $57?")
     assert report.status == "failed" and report.error.type == "plan_invalid"
     assert "write money without $" not in report.error.message and "step" not in report.error.message
-    assert report.error.message.startswith("No way to answer the question was found") and "Rephrase" in report.error.message
+    assert (report.error.message.startswith("No way to answer the question was found")
+            and "Rephrase" in report.error.message)
     assert "write money without $" in report.error.detail
 
 
@@ -67,7 +69,8 @@ async def test_a_deadline_says_how_long_and_how_to_allow_more():
     """A run that outlives its deadline: the message gives the deadline and the option that allows more time."""
     report = await run(Script(hang=True), "Anything?", deadline_s=0.2)
     assert report.error.type == "deadline_exceeded"
-    assert "0.2s" in report.error.message and "--deadline" in report.error.message and "deadline_s" in report.error.message
+    assert ("0.2s" in report.error.message and "--deadline" in report.error.message
+            and "deadline_s" in report.error.message)
 
 
 async def test_a_budget_names_the_limit_reached():
@@ -87,13 +90,15 @@ def failed_run(error_type: str, error: str):
 def test_a_server_that_cannot_be_reached_is_named_with_how_to_check_it():
     """backend_unavailable: the message keeps the server's address and points at `stepwise experts`."""
     report = failed_run("backend_unavailable", "http://127.0.0.1:9/v1/chat/completions: connection refused")
-    assert "could not be reached (http://127.0.0.1:9" in report.error.message and "stepwise experts" in report.error.message
+    assert ("could not be reached (http://127.0.0.1:9" in report.error.message
+            and "stepwise experts" in report.error.message)
 
 
 def test_a_reply_cut_off_at_max_tokens_says_so():
     """A constrained reply cut off at max_tokens: the message says the token limit cut it and to allow more."""
     report = failed_run("constraint_violated", "the expert output broke its constraint (cut off at max_tokens): EOF")
-    assert "cut off at its token limit (max_tokens)" in report.error.message and "Allow more tokens" in report.error.message
+    assert ("cut off at its token limit (max_tokens)" in report.error.message
+            and "Allow more tokens" in report.error.message)
 
 
 def test_every_failure_message_ends_with_what_to_do():

@@ -22,7 +22,8 @@ def report(**changes):
     return msgspec.structs.replace(fold(events), **changes) if changes else fold(events)
 
 
-@pytest.mark.parametrize(("text", "age"), [("30d", timedelta(days=30)), ("12h", timedelta(hours=12)), ("45m", timedelta(minutes=45)),
+@pytest.mark.parametrize(("text", "age"), [("30d", timedelta(days=30)), ("12h", timedelta(hours=12)),
+                                           ("45m", timedelta(minutes=45)),
                                           ("1.5h", timedelta(minutes=90)), ("90s", timedelta(seconds=90))])
 def test_an_age_is_a_number_and_a_unit(text, age):
     """d, h, m and s; fractions allowed."""
@@ -53,17 +54,22 @@ def test_the_diff_names_changed_added_and_removed_steps_and_verdicts():
     new = report(run_id=uuid.uuid4(), steps=[changed, added], latency_ms=3500.0)
     lines = diff_reports(old, new).splitlines()
     assert lines[1] == "answer:   'Three spiders have 24 legs.' (unchanged)"
-    assert lines[2:6] == ["steps:    2 → 2, 3 changed", "  [1] removed: general: How many legs does a spider have? Reply with a number. → 8",
+    assert lines[2:6] == ["steps:    2 → 2, 3 changed",
+                          "  [1] removed: general: How many legs does a spider have? Reply with a number. → 8",
                           "  [2] calculator: output 24 → 25", "  [3] added: calculator: 8*3 → 1"]
-    assert lines[6:8] == ["verdicts:", "  [2] tool_recomputed:pass → -"] and lines[8] == "latency:  2.0 s → 3.5 s (+1.5 s)"
+    assert lines[6:8] == ["verdicts:",
+                          "  [2] tool_recomputed:pass → -"] and lines[8] == "latency:  2.0 s → 3.5 s (+1.5 s)"
 
 
 def test_a_plan_with_a_cycle_is_still_drawn_whole():
     """An invalid plan (1 needs 2, 2 needs 1) has no root; both steps are shown, not run."""
     run_id = uuid.uuid4()
-    plan = Plan([Step(1, "tool", "calculator", {"expression": "$2"}), Step(2, "tool", "calculator", {"expression": "$1"})])
-    out = render_trace([ev.RunStarted(run_id=run_id, at=1.0, question="q", deadline_s=5.0), ev.PlanReady(run_id=run_id, at=1.1, plan=plan),
-                        ev.RunFailed(run_id=run_id, at=1.2, error_type="plan_invalid", error="cycle", latency_ms=200.0)])
+    plan = Plan([Step(1, "tool", "calculator", {"expression": "$2"}),
+                 Step(2, "tool", "calculator", {"expression": "$1"})])
+    out = render_trace([ev.RunStarted(run_id=run_id, at=1.0, question="q", deadline_s=5.0),
+                        ev.PlanReady(run_id=run_id, at=1.1, plan=plan),
+                        ev.RunFailed(run_id=run_id, at=1.2, error_type="plan_invalid", error="cycle",
+                                     latency_ms=200.0)])
     assert "└─ [1] calculator: $2  (not run)" in out and "[2] calculator: $1  (not run)" in out
 
 
@@ -74,5 +80,6 @@ def test_a_calculator_step_is_shown_by_its_expression_and_another_tools_by_its_a
     sql = msgspec.structs.replace(known.steps[1], id=3, target="sql", input={"query": "SELECT 1"}, depends_on=[])
     lines = tree(report(steps=[*known.steps, sql])).splitlines()
     assert lines[2].startswith("├─ [1] general: How many legs does a spider have? Reply with a number. → 8  ")
-    assert lines[3].startswith("├─ [2] calculator: 8*3 → 24  ") and lines[4].startswith('└─ [3] sql: {"query":"SELECT 1"} → 24  ')
+    assert (lines[3].startswith("├─ [2] calculator: 8*3 → 24  ")
+            and lines[4].startswith('└─ [3] sql: {"query":"SELECT 1"} → 24  '))
     assert "[2] calculator: 8*3 → 24 · " in render_trace(known_run(uuid.uuid4(), 1_800_000_000.0))

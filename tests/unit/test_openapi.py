@@ -38,18 +38,21 @@ def served(application) -> set[tuple[str, str]]:
 
 
 def operations(document: dict) -> dict[tuple[str, str], dict]:
-    return {(method, path): op for path, item in document["paths"].items() for method, op in item.items() if "responses" in op}
+    return {(method, path): op for path, item in document["paths"].items() for method, op in item.items()
+            if "responses" in op}
 
 
 def test_the_document_lists_exactly_the_routes_the_app_serves(document):
     """Every route (the trace page, /metrics and /schema's own included) is an operation, and nothing else is."""
     routes = {(m, p) for m, p in served(app()) if p not in NOT_DOCUMENTED}
-    assert {("get", "/metrics"), ("get", "/runs/{run_id}"), ("get", "/schema"), ("get", "/schema/openapi.json")} <= routes
+    assert {("get", "/metrics"), ("get", "/runs/{run_id}"), ("get", "/schema"),
+            ("get", "/schema/openapi.json")} <= routes
     assert set(operations(document)) == routes
 
 
 def test_a_route_that_runs_documents_every_status_the_error_map_gives(document):
-    """POST /v1/reason and /v1/chat/completions list 200, the body's 400/413/415, 401, and each status of STATUS_BY_ERROR."""
+    """POST /v1/reason and /v1/chat/completions list 200, the body's 400/413/415, 401, and each status of
+    STATUS_BY_ERROR."""
     for key in RUN_ROUTES:
         statuses = {int(s) for s in operations(document)[key]["responses"]}
         assert statuses == {200, 400, 401, 413, 415} | set(STATUS_BY_ERROR.values()), key
@@ -63,8 +66,8 @@ def test_routes_naming_a_run_document_a_bad_id_an_unknown_one_and_the_database_a
 
 
 def test_every_error_status_says_what_its_body_is(document):
-    """Each 4xx/5xx has a description and a body (ErrorBody, a run's report, OpenAI's error, /health's body, an HTML page) except 499,
-    which is sent to nobody."""
+    """Each 4xx/5xx has a description and a body (ErrorBody, a run's report, OpenAI's error, /health's body, an HTML
+    page) except 499, which is sent to nobody."""
     bodies = {"#/components/schemas/ErrorBody", "#/components/schemas/RunReport", "#/components/schemas/ErrorReply",
               "#/components/schemas/Health"}
     for key, op in operations(document).items():
@@ -78,7 +81,8 @@ def test_every_error_status_says_what_its_body_is(document):
             (media_type, content), = response["content"].items()
             if media_type == "text/html":
                 continue
-            assert content["schema"].get("$ref") in bodies or content["schema"]["required"] == ["status_code", "detail"], (key, status)
+            schema = content["schema"]
+            assert schema.get("$ref") in bodies or schema["required"] == ["status_code", "detail"], (key, status)
 
 
 def test_the_documented_401_is_what_a_keyless_request_gets(document):
@@ -89,7 +93,8 @@ def test_the_documented_401_is_what_a_keyless_request_gets(document):
             assert ("401" in op["responses"]) == (path not in OPEN_PATHS), path
             if path in OPEN_PATHS:
                 continue
-            reply = client.request(method.upper(), path.replace("{run_id}", "abcd1234"), json={} if method == "post" else None)
+            reply = client.request(method.upper(), path.replace("{run_id}", "abcd1234"), json={} if method == "post"
+                                   else None)
             assert reply.status_code == 401, (method, path)
 
 

@@ -21,7 +21,8 @@ async def test_the_calls_of_one_step_run_concurrently_and_are_each_verified():
     """The three calls' intervals overlap; results come back in call order; references reach inside calls."""
     plan = Plan([
         Step(1, "tool", "calculator", {"expression": "6*7"}),
-        Step(2, "tools", PARALLEL, calls(("echo_later", {"text": "a"}), ("echo_later", {"text": "b $1"}), ("calculator", {"expression": "$1+1"})), [1]),
+        Step(2, "tools", PARALLEL, calls(("echo_later", {"text": "a"}), ("echo_later", {"text": "b $1"}),
+                                         ("calculator", {"expression": "$1+1"})), [1]),
     ])
     recorder = ev.Recorder()
     await engine().run("q", RunOptions(deadline_s=10, plan=plan), sink=recorder)
@@ -37,10 +38,13 @@ async def test_the_calls_of_one_step_run_concurrently_and_are_each_verified():
 
 
 @pytest.mark.parametrize(("step", "message"), [
-    (Step(1, "tools", "fanout", calls(("calculator", {"expression": "1"}), ("calculator", {"expression": "2"}))), "target is 'parallel'"),
+    (Step(1, "tools", "fanout", calls(("calculator", {"expression": "1"}), ("calculator", {"expression": "2"}))),
+     "target is 'parallel'"),
     (Step(1, "tools", PARALLEL, calls(("calculator", {"expression": "1"}))), "at least two calls"),
-    (Step(1, "tools", PARALLEL, calls(("calculator", {"expression": "1"}), ("search", {"q": "x"}))), "call 2: unknown tool 'search'"),
-    (Step(1, "tools", PARALLEL, calls(("calculator", {"expression": "1"}), ("calculator", {"expr": "1"}))), "call 2: arguments for 'calculator'"),
+    (Step(1, "tools", PARALLEL, calls(("calculator", {"expression": "1"}), ("search", {"q": "x"}))),
+     "call 2: unknown tool 'search'"),
+    (Step(1, "tools", PARALLEL, calls(("calculator", {"expression": "1"}), ("calculator", {"expr": "1"}))),
+     "call 2: arguments for 'calculator'"),
 ])
 def test_bad_calls_are_refused_naming_the_call(step, message):
     """Each call is checked under its own tool's rules, and the error says which call."""
@@ -59,6 +63,8 @@ def test_the_planner_is_offered_tools_steps_only_when_asked():
         return [v["properties"]["kind"]["const"] for v in schema["properties"]["steps"]["items"]["anyOf"]]
 
     assert "tools" not in kinds(plain) and "tools" in kinds(with_calls)
-    variant = next(v for v in with_calls["properties"]["steps"]["items"]["anyOf"] if v["properties"]["kind"]["const"] == "tools")
+    variant = next(v for v in with_calls["properties"]["steps"]["items"]["anyOf"]
+                   if v["properties"]["kind"]["const"] == "tools")
     call = variant["properties"]["input"]["items"]["anyOf"][0]
-    assert call["properties"]["target"] == {"const": "calculator"} and "expression" in call["properties"]["input"]["properties"]
+    assert (call["properties"]["target"] == {"const": "calculator"}
+            and "expression" in call["properties"]["input"]["properties"])

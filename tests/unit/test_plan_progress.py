@@ -120,10 +120,12 @@ def test_ask_json_says_on_stderr_that_the_run_failed_and_why():
     """stdout holds only the report; stderr says the run failed, its type and the asker's message; exit status 1."""
     run_id = uuid.uuid4()
     report = fold([ev.RunStarted(run_id=run_id, at=1.0, question="q", deadline_s=5),
-                   ev.RunFailed(run_id=run_id, at=2.0, error_type="backend_timeout", error="no reply in 30s", latency_ms=1.0)])
+                   ev.RunFailed(run_id=run_id, at=2.0, error_type="backend_timeout", error="no reply in 30s",
+                                latency_ms=1.0)])
     out, err = io.StringIO(), io.StringIO()
     assert show(report, True, out, err) == 1
-    assert out.getvalue().startswith("{") and err.getvalue() == f"the run failed (backend_timeout): {report.error.message}\n"
+    assert (out.getvalue().startswith("{")
+            and err.getvalue() == f"the run failed (backend_timeout): {report.error.message}\n")
     out, err = io.StringIO(), io.StringIO()
     assert show(fold([ev.RunStarted(run_id=run_id, at=1.0, question="q", deadline_s=5)]), True, out, err) == 1
     assert err.getvalue() == ""  # only a failed run is reported there

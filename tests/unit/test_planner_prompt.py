@@ -42,7 +42,8 @@ def test_a_configured_docs_tool_gets_its_own_worked_example():
     assert not any("docs" in t for t in example_targets(default_tools()))
 
 
-SPIDERS = ('{"steps":[{"id":1,"kind":"expert","target":"general","input":"How many legs does a spider have? Reply with a '
+SPIDERS = ('{"steps":[{"id":1,"kind":"expert","target":"general","input":"How many legs does a '
+           'spider have? Reply with a '
            'number.","depends_on":[]},{"id":2,"kind":"tool","target":"calculator","input":{"expression":"$1*3"},"depends_on":[1]}]}')
 
 
@@ -82,6 +83,7 @@ async def test_a_replan_shows_the_steps_as_written_and_one_written_again_is_unch
     (so its result is kept)."""
     planner, backend = _planner(SPIDERS, SPIDERS)
     done = (await planner.plan("How many legs do 3 spiders have?", _ctx())).steps
-    again = await planner.replan("How many legs do 3 spiders have?", _ctx(), ("calculator",), [(done[0], 8)], done[1], "why")
+    again = await planner.replan("How many legs do 3 spiders have?", _ctx(), ("calculator",), [(done[0], 8)], done[1],
+                                 "why")
     assert "expect" not in backend.seen[1][-1].content
     assert "Reply with a number." in backend.seen[1][-1].content and again.steps[0] == done[0]

@@ -47,14 +47,17 @@ def test_a_literal_answer_is_still_a_step(tools):
 
 def test_calls_become_tool_and_expert_steps_and_fstrings_reference_earlier_results(tools):
     """`docs(...)` is a docs step, `ask(f"...{x}")` an expert step whose text refers to x's step."""
-    program = compile_program('hits = docs("vacation days")\nanswer = ask(f"How many days does {hits} say?")', tools, "general")
+    program = compile_program('hits = docs("vacation days")\nanswer = ask(f"How many days does {hits} say?")', tools,
+                              "general")
     docs, ask = program.plan.steps
     assert (docs.kind, docs.target, docs.input) == ("tool", "docs", {"query": "vacation days"})
-    assert (ask.kind, ask.target, ask.input, ask.depends_on) == ("expert", "general", "How many days does ${1} say?", [1])
+    assert (ask.kind, ask.target, ask.input, ask.depends_on) == ("expert", "general", "How many days does ${1} say?",
+                                                                 [1])
 
 
 def test_read_is_a_docs_search_read_by_an_expert_that_may_say_the_documents_do_not_hold_it(tools):
-    """`read(question)` searches the documents for the question and asks the expert to answer from those passages only."""
+    """`read(question)` searches the documents for the question and asks the expert to answer from those passages
+    only."""
     program = compile_program('answer = read("How many vacation days are there?")', tools, "general")
     search, reader = program.plan.steps
     assert search.input == {"query": "How many vacation days are there?", "hops": 2}

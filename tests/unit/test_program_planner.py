@@ -70,7 +70,8 @@ async def test_when_no_sample_compiles_the_model_writes_it_once_more_told_why():
     backend = Samples(["x = 1"] * 5)
     report, _ = await run(backend, "What?")
     assert len(backend.calls) == 2 and backend.calls[1]["sampling"].n == 1
-    assert report.status == "failed" and report.error.type == "plan_invalid" and "never sets `answer`" in report.error.detail
+    assert (report.status == "failed" and report.error.type == "plan_invalid"
+            and "never sets `answer`" in report.error.detail)
 
 
 async def test_a_sample_the_calculator_refuses_loses_its_vote():
@@ -86,8 +87,10 @@ def test_worked_examples_of_a_data_source_are_shown_only_for_questions_about_it(
 
     bank = ExampleBank.default()
     calls = {"sql", "read", "ask", "python"}
-    about_db = bank.retrieve("How many rentals did members in Calder make?", calls, 3, prefer={"sql"}, data={"sql", "read"})
-    word_problem = bank.retrieve("Tom buys 3 boxes of 12 muffins and eats 5. How many are left?", calls, 3, data={"sql", "read"})
+    about_db = bank.retrieve("How many rentals did members in Calder make?", calls, 3, prefer={"sql"},
+                             data={"sql", "read"})
+    word_problem = bank.retrieve("Tom buys 3 boxes of 12 muffins and eats 5. How many are left?", calls, 3,
+                                 data={"sql", "read"})
     assert any("sql" in e.calls for e in about_db)
     assert not any({"sql", "read"} & set(e.calls) for e in word_problem) and len(word_problem) == 3
 
@@ -102,10 +105,12 @@ def test_an_answer_read_from_the_documents_cites_the_passage_it_came_from():
     from tools.calculator import Calculator
     from tools.docs import DocSearch
 
-    tools = {"calculator": Calculator(), "docs": DocSearch(Path(__file__).resolve().parent.parent / "fixtures" / "docs")}
+    tools = {"calculator": Calculator(),
+             "docs": DocSearch(Path(__file__).resolve().parent.parent / "fixtures" / "docs")}
     program = compile_program('answer = read("Who built it?")', tools, "general")
     dag = validate_plan(program.plan, tools, ["general"])
-    outputs = {1: [{"source": "a.md:3", "text": "Built by Orrin Works."}, {"source": "b.md:5", "text": "Orrin Works was founded in 1890."}],
+    outputs = {1: [{"source": "a.md:3", "text": "Built by Orrin Works."},
+                   {"source": "b.md:5", "text": "Orrin Works was founded in 1890."}],
                2: "Orrin Works"}
     assert sources(dag, outputs, "It was built by Orrin Works.") == ["a.md:3"]
     assert sources(dag, outputs, "The documents do not say.") == []
@@ -119,7 +124,8 @@ def test_a_question_fits_the_database_when_it_names_two_of_its_words_or_one_of_i
     from tools.docs import Passage
 
     class Database:
-        description = "runs one query.\nTables: departments(id, name e.g. 'Research', 'Sales'); employees(id, name, salary)"
+        description = ("runs one query.\nTables: departments(id, name e.g. 'Research', 'Sales'); "
+                       "employees(id, name, salary)")
 
     class Documents:
         passages = [Passage("handbook.md:3", "Research staff may work remotely four days a week.")]
@@ -127,14 +133,16 @@ def test_a_question_fits_the_database_when_it_names_two_of_its_words_or_one_of_i
     router = Router({"general": Expert(name="general", backend=Samples([]))}, "general")
     planner = ProgramPlanner(router, {"sql": Database(), "docs": Documents()})
     allowed = ("sql", "docs")
-    assert planner.fitting("How many people work in Research, and how many days may they work remotely?", allowed) == {"sql", "read"}
+    assert planner.fitting("How many people work in Research, and how many days may they work remotely?",
+                           allowed) == {"sql", "read"}
     assert planner.fitting("What is the average salary of the employees?", allowed) == {"sql"}
     assert planner.fitting("Tom buys 3 boxes of 12 muffins and eats 5. How many are left?", allowed) == set()
 
 
 async def test_a_program_answering_two_things_votes_by_both_values_and_the_composer_states_both():
     """`answer = a, b`: samples vote on the pair, and with no single final value the composer writes the answer."""
-    programs = ["a = 6 * 10\nb = 5 * 5\nanswer = a, b", "a = 60\nb = 25\nanswer = a * b", "x = 6 * 10\ny = 25 * 1\nanswer = x, y"]
+    programs = ["a = 6 * 10\nb = 5 * 5\nanswer = a, b", "a = 60\nb = 25\nanswer = a * b",
+                "x = 6 * 10\ny = 25 * 1\nanswer = x, y"]
     backend = Samples(programs, '{"text":"60 people, 25 days each.","uses":[1,2]}')
     report, events = await run(backend, "How many people work there, and how many days off do they get?", samples=3)
     sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
@@ -154,7 +162,8 @@ async def test_programs_of_side_effect_free_tools_vote_by_value_and_ties_go_to_t
         async def run(self, args):
             return {"columns": ["n"], "rows": [[int(args.query)]], "truncated": False}
 
-    programs = ['a = lookup("7")\nanswer = a * 2', 'answer = lookup("14")', 'answer = 3 * 5', 'b = lookup("14")\nanswer = b']
+    programs = ['a = lookup("7")\nanswer = a * 2', 'answer = lookup("14")', 'answer = 3 * 5',
+                'b = lookup("14")\nanswer = b']
     backend = Samples(programs)
     tools = {**default_tools(), "lookup": Lookup()}
     engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=4),
@@ -163,7 +172,8 @@ async def test_programs_of_side_effect_free_tools_vote_by_value_and_ties_go_to_t
     await engine.run("How many?", RunOptions(deadline_s=10), sink=recorder)
     sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
     assert sampled.values == [14, 14, 15, 14] and sampled.votes == 3 and sampled.chosen == 1
-    _, events = await run(Samples(["a = 2 * 3\nanswer = a + 1", "answer = 9 * 1", "b = 1 + 1\nc = b * 2\nanswer = c"]), "How many?", samples=3)
+    _, events = await run(Samples(["a = 2 * 3\nanswer = a + 1", "answer = 9 * 1", "b = 1 + 1\nc = b * 2\nanswer = c"]),
+                          "How many?", samples=3)
     sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
     assert sampled.values == [7, 9, 4] and sampled.chosen == 1
 
@@ -177,7 +187,8 @@ class Batches(Samples):
 
     async def generate(self, messages, **kwargs):
         if isinstance(kwargs.get("constraint"), Grammar):
-            self.programs = self.batches[min(len([c for c in self.calls if isinstance(c.get("constraint"), Grammar)]), len(self.batches) - 1)]
+            self.programs = self.batches[min(len([c for c in self.calls if isinstance(c.get("constraint"), Grammar)]),
+                                             len(self.batches) - 1)]
         return await super().generate(messages, **kwargs)
 
 
@@ -279,8 +290,10 @@ async def test_samples_differing_only_in_their_names_vote_together():
 
 async def test_among_plans_with_as_many_votes_one_that_uses_every_step_wins():
     """A program whose first read nothing uses (it then asks the whole question) loses a tie to one that chains."""
-    forgot = 'river = ask("Which river is it?")\nanswer = ask("On which river stands the town where the Accord was signed?")'
-    chains = 'town = ask("What is the name of the town where the Accord was signed?")\nanswer = ask(f"On which river stands {town}?")'
+    forgot = ('river = ask("Which river is it?")\nanswer = ask("On which river stands the town '
+              'where the Accord was signed?")')
+    chains = ('town = ask("What is the name of the town where the Accord was signed?")\nanswer = ask(f"On '
+              'which river stands {town}?")')
     backend = Samples([forgot, chains], "Carrowdale", "Ferrin", '{"text":"Ferrin.","uses":[2]}')
     _, events = await run(backend, "On which river stands the town where the Accord was signed?", samples=2)
     assert next(e for e in events if isinstance(e, ev.ProgramsSampled)).chosen == 1
@@ -291,7 +304,8 @@ async def test_when_the_rewrite_does_not_compile_a_sample_set_aside_for_copying_
     the run failing for want of a plan."""
     question = "Who founded the bridge's builder?"
     copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
-    backend = Batches([[copy] * 5, ["answer = y + 1"]], "Orrin Works", "Tamsin Vey", '{"text":"Tamsin Vey.","uses":[2]}')
+    backend = Batches([[copy] * 5, ["answer = y + 1"]], "Orrin Works", "Tamsin Vey",
+                      '{"text":"Tamsin Vey.","uses":[2]}')
     report, _ = await run(backend, question)
     assert report.status == "finished" and report.steps[0].input == question
 
@@ -311,12 +325,15 @@ async def test_for_a_question_counting_things_a_fraction_votes_only_when_no_samp
 async def test_without_a_majority_only_the_samples_using_the_most_of_the_questions_numbers_vote():
     """2-2-1 with the 4 grandchildren left out of one pair: the pair using every number wins; a majority skipping a
     number that does not matter still wins."""
-    question = "She knits for her 4 grandchildren: 5 skeins for a vest and 13 for a tunic each. How many skeins does she need?"
-    backend = Samples(["answer = 5 + 13", "answer = 5 + 13", "answer = (5 + 13) * 4", "answer = 4 * (5 + 13)", "answer = 5 * 13"])
+    question = ("She knits for her 4 grandchildren: 5 skeins for a vest and 13 for a tunic each. How "
+                "many skeins does she need?")
+    backend = Samples(["answer = 5 + 13", "answer = 5 + 13", "answer = (5 + 13) * 4", "answer = 4 * (5 + 13)",
+                       "answer = 5 * 13"])
     report, _ = await run(backend, question, samples=5)
     assert report.answer.value == 72
     question = "A basket holds 45 almonds. He has 321 almonds and 7 baskets. How many almonds are left over?"
-    backend = Samples(["answer = 321 - 7 * 45", "answer = 321 % 45", "answer = 321 % 45", "answer = 321 % 45", "answer = 2"])
+    backend = Samples(["answer = 321 - 7 * 45", "answer = 321 % 45", "answer = 321 % 45", "answer = 321 % 45",
+                       "answer = 2"])
     report, _ = await run(backend, question, samples=5)
     assert report.answer.value == 6
 

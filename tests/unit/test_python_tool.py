@@ -33,7 +33,9 @@ async def test_files_in_the_scratch_directory_are_allowed(tool):
 
 async def test_the_standard_library_works_but_nothing_else_is_installed(tool):
     """Modules backed by shared libraries (sqlite3, decimal, zlib, ssl) load; an installed package does not."""
-    assert await run(tool, "import sqlite3, decimal, zlib, ssl\nprint(sqlite3.connect(':memory:').execute('select 6*7').fetchone()[0])") == "42"
+    assert await run(tool,
+                     "import sqlite3, decimal, zlib, "
+                     "ssl\nprint(sqlite3.connect(':memory:').execute('select 6*7').fetchone()[0])") == "42"
     with pytest.raises(ValueError, match="ModuleNotFoundError: No module named 'msgspec'"):
         await run(tool, "import msgspec")
 

@@ -29,7 +29,8 @@ def test_the_embedded_default_is_one_local_expert():
         ('[[experts]]\nname = "a"\nbackend = "local"\ncolour = 1\n', "unknown field `colour`"),
         ('[[experts]]\nname = "a"\nbackend = "sglang"\n', "backend 'sglang' needs a `url`"),
         ('default = "b"\n[[experts]]\nname = "a"\nbackend = "local"\n', "`default` = 'b' is not an expert"),
-        ('[[experts]]\nname = "a"\nbackend = "local"\n[[experts]]\nname = "a"\nbackend = "local"\n', "duplicate expert names"),
+        ('[[experts]]\nname = "a"\nbackend = "local"\n[[experts]]\nname = "a"\nbackend = "local"\n',
+         "duplicate expert names"),
         ('[[experts]]\nname = "a"\nbackend = "local"\nmodel_path = "/m"\n', "`model_path` is for SGLang experts"),
         ("experts = [", "experts.toml"),
     ],
@@ -47,8 +48,10 @@ def test_the_launch_plan_puts_workers_behind_a_router(repo_root):
     assert [item.expert for item in plan] == ["general#1", "general#2", "general#router", "coder"]
     worker = plan[0].argv
     assert worker[:3] == ["python", "-m", "sglang.launch_server"]
-    assert worker[worker.index("--port") + 1] == "30001" and worker[worker.index("--model-path") + 1] == "/models/Qwen2.5-7B-Instruct"
-    assert {"--enable-cache-report", "--enable-metrics"} <= set(worker) and worker[worker.index("--grammar-backend") + 1] == "xgrammar"
+    assert (worker[worker.index("--port") + 1] == "30001"
+            and worker[worker.index("--model-path") + 1] == "/models/Qwen2.5-7B-Instruct")
+    assert {"--enable-cache-report",
+            "--enable-metrics"} <= set(worker) and worker[worker.index("--grammar-backend") + 1] == "xgrammar"
     router = plan[2].argv
     assert router[:3] == ["python", "-m", "sglang_router.launch_router"]
     assert router[router.index("--worker-urls") + 1:] == ["http://127.0.0.1:30001", "http://127.0.0.1:30002"]

@@ -24,7 +24,8 @@ def calc(sid: int, expression: str, *deps: int) -> Step:
     return Step(sid, "tool", "calculator", {"expression": expression}, list(deps))
 
 
-async def run(script: Script, question: str, plan: Plan | None = None, policy: VerdictPolicy = VerdictPolicy(), stream_plan: bool = False):
+async def run(script: Script, question: str, plan: Plan | None = None, policy: VerdictPolicy = VerdictPolicy(),
+              stream_plan: bool = False):
     engine = engine_with(script, default_tools(), policy=policy)
     recorder = ev.Recorder()
     await engine.run(question, RunOptions(deadline_s=10, plan=plan, stream_plan=stream_plan), sink=recorder)
@@ -107,7 +108,8 @@ async def test_a_planned_plan_breaking_a_rule_is_repaired_but_a_callers_is_refus
     report, events = await run(script, "Twice $57?")
     assert report.status == "finished" and report.steps[0].output == 114 and report.replans == 1
     (replanned,) = [e for e in events if isinstance(e, ev.Replanned)]
-    assert replanned.failed_step == 1 and "refers to step 57" in replanned.reason and "write money without $" in replanned.reason
+    assert (replanned.failed_step == 1 and "refers to step 57" in replanned.reason
+            and "write money without $" in replanned.reason)
     assert "broke a rule of plans" in script.seen[1][-1].content
     callers = Script()
     report, events = await run(callers, "Twice $57?", plan=broken)
@@ -116,7 +118,8 @@ async def test_a_planned_plan_breaking_a_rule_is_repaired_but_a_callers_is_refus
 
 async def test_a_streamed_plan_breaking_a_rule_is_repaired_too():
     """With stream_plan, a planned step the rules refuse (`$57`) also goes back to the planner; the repair runs."""
-    script = Script(encode(Plan([calc(1, "$57*2")])), encode(Plan([calc(1, "57*2")])), encode(Answer("114", [1])), streams=True)
+    script = Script(encode(Plan([calc(1, "$57*2")])), encode(Plan([calc(1, "57*2")])), encode(Answer("114", [1])),
+                    streams=True)
     report, events = await run(script, "Twice $57?", stream_plan=True)
     assert report.status == "finished" and report.steps[0].output == 114 and report.replans == 1
     assert "broke a rule of plans" in script.seen[1][-1].content

@@ -77,7 +77,8 @@ async def test_a_failed_query_repaired_on_the_first_try_finishes_the_step():
     report, events, database, planner = await run(script, Plan([Step(1, "tool", "sql", {"query": HEADCOUNT})]))
     assert report.status == "finished" and report.steps[0].output["rows"] == [[3]] and report.replans == 0
     assert database.queries == [HEADCOUNT, COUNT] and planner.told == []
-    assert [(c.args["query"], c.error is None) for c in of(events, ev.ToolCalled)] == [(HEADCOUNT, False), (COUNT, True)]
+    calls = [(c.args["query"], c.error is None) for c in of(events, ev.ToolCalled)]
+    assert calls == [(HEADCOUNT, False), (COUNT, True)]
     (call,) = of(events, ev.ModelCalled)
     assert call.purpose == "repair" and call.step_id == 1
     (sent,) = script.calls
@@ -93,9 +94,11 @@ async def test_a_second_try_sees_both_failures_and_samples():
     report, events, database, _ = await run(script, Plan([Step(1, "tool", "sql", {"query": HEADCOUNT})]))
     assert report.status == "finished" and report.replans == 0
     assert database.queries == [HEADCOUNT, "SELECT salary FROM employees", COUNT]
-    assert len(of(events, ev.ToolCalled)) == 3 and [c.purpose for c in of(events, ev.ModelCalled)] == ["repair", "repair"]
+    assert len(of(events, ev.ToolCalled)) == 3
+    assert [c.purpose for c in of(events, ev.ModelCalled)] == ["repair", "repair"]
     second = script.calls[1]
-    assert HEADCOUNT in second["messages"][-1].content and "SELECT salary FROM employees" in second["messages"][-1].content
+    assert (HEADCOUNT in second["messages"][-1].content
+            and "SELECT salary FROM employees" in second["messages"][-1].content)
     assert second["sampling"].temperature > 0
 
 

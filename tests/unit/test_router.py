@@ -27,7 +27,8 @@ async def call(router: Router, target: str, sink=None, budget: Budget = Budget()
 
 def test_a_name_comes_first_then_experts_sharing_a_skill():
     """Targeting an expert by name tries it first, then others with a common skill; unrelated ones never."""
-    router = Router({"a": expert("a", None, "math"), "b": expert("b", None, "math"), "c": expert("c", None, "poetry")}, "a")
+    router = Router({"a": expert("a", None, "math"), "b": expert("b", None, "math"), "c": expert("c", None, "poetry")},
+                    "a")
     assert [e.name for e in router.candidates("a")] == ["a", "b"]
     assert [e.name for e in router.candidates("math")] == ["a", "b"]
     assert [e.name for e in router.candidates("nobody")] == ["a"]
@@ -36,7 +37,8 @@ def test_a_name_comes_first_then_experts_sharing_a_skill():
 
 def test_a_skill_goes_to_the_least_loaded_expert():
     """Among a skill's experts, the one with the lowest in-flight share of its limit comes first."""
-    router = Router({"a": expert("a", None, "math", max_concurrency=2), "b": expert("b", None, "math", max_concurrency=4)}, "a")
+    router = Router({"a": expert("a", None, "math", max_concurrency=2),
+                     "b": expert("b", None, "math", max_concurrency=4)}, "a")
     router.in_flight.update(a=1, b=1)
     assert [e.name for e in router.candidates("math")] == ["b", "a"]
 

@@ -30,7 +30,8 @@ class SlowExperts:
 
     async def generate(self, messages, **kwargs):
         if messages[0].content != EXPERT_SYSTEM:
-            return Completion(msgspec.json.encode(Answer("done", [1])).decode(), Usage(1, 1, 0), latency_ms=1.0, model="test")
+            return Completion(msgspec.json.encode(Answer("done", [1])).decode(), Usage(1, 1, 0), latency_ms=1.0,
+                              model="test")
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
         self.order.append(messages[-1].content)
@@ -42,8 +43,8 @@ class SlowExperts:
 async def run(plan: Plan, sequential: bool) -> tuple[SlowExperts, list]:
     backend = SlowExperts()
     tools = default_tools()
-    engine = Engine(Router({"general": Expert(name="general", backend=backend)}, "general"), tools, default_verifiers(tools),
-                    policy=VerdictPolicy())
+    engine = Engine(Router({"general": Expert(name="general", backend=backend)}, "general"), tools,
+                    default_verifiers(tools), policy=VerdictPolicy())
     recorder = ev.Recorder()
     await engine.run("q", RunOptions(deadline_s=10, plan=plan, sequential=sequential), sink=recorder)
     return backend, recorder.events

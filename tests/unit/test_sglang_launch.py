@@ -28,7 +28,8 @@ model = "m"
 model_path = "/models/m"
 workers = 3
 """)
-    routers = [item for item in launch_plan(load_registry(registry), python="python") if item.expert.endswith("#router")]
+    routers = [item for item in launch_plan(load_registry(registry), python="python")
+               if item.expert.endswith("#router")]
     assert [r.health_url for r in routers] == ["http://127.0.0.1:30000/readiness", "http://127.0.0.1:31000/readiness"]
     metrics = [r.argv[r.argv.index("--prometheus-port") + 1] for r in routers]
     assert metrics == ["30003", "31004"]

@@ -19,7 +19,8 @@ def test_no_template_writes_the_token_its_tokenizer_adds(name):
 
 
 def test_llama3_is_llama3s_chat_format_after_the_begin_token():
-    """The llama3 prompt is Meta's format without its first token: headers, blank line, <|eot_id|>, an open assistant turn."""
+    """The llama3 prompt is Meta's format without its first token: headers, blank line, <|eot_id|>, an open assistant
+    turn."""
     assert TEMPLATES["llama3"](CHAT) == (
         "<|start_header_id|>system<|end_header_id|>\n\nBe terse.<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"

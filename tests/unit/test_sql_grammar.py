@@ -61,7 +61,8 @@ def company() -> str:
     "SELECT * FROM departments",
     "SELECT DISTINCT region FROM departments ORDER BY region",
     "SELECT name, salary FROM employees WHERE salary > 50000 ORDER BY salary DESC LIMIT 5",
-    "SELECT d.name, count(*) AS headcount FROM employees e JOIN departments d ON e.department_id = d.id GROUP BY d.name",
+    "SELECT d.name, count(*) AS headcount FROM employees e JOIN departments d ON e.department_id = d.id "
+    "GROUP BY d.name",
     "SELECT d.name, round(avg(e.salary), 2) FROM departments AS d LEFT JOIN employees AS e ON e.department_id = d.id "
     "GROUP BY d.name HAVING count(e.id) >= 2 ORDER BY count(e.id) DESC, d.name ASC",
     "SELECT sum(a.hours_allocated) FROM assignments a JOIN projects p ON a.project_id = p.id WHERE p.title = 'Apollo'",

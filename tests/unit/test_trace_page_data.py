@@ -24,7 +24,8 @@ def test_the_page_counts_a_plan_of_two_dependencies_as_two_when_a_step_mentions_
     plan = Plan([Step(1, "tool", "calculator", {"expression": "6*7"}),
                  Step(2, "tool", "calculator", {"expression": "$1+1"}, [1]),
                  Step(3, "expert", "general", "Write $2 in words, as $3 says.", [2])])
-    events = [ev.RunStarted(run_id=RUN, at=1.0, question="q", deadline_s=60.0), ev.PlanReady(run_id=RUN, at=1.1, plan=plan)]
+    events = [ev.RunStarted(run_id=RUN, at=1.0, question="q", deadline_s=60.0),
+              ev.PlanReady(run_id=RUN, at=1.1, plan=plan)]
     data = trace_data(events, now=2.0)
     assert data.needs == {1: [], 2: [1], 3: [2]}
     assert sum(len(n) for n in data.needs.values()) == 2

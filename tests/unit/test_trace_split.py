@@ -67,7 +67,8 @@ class Refusing:
 
 
 class Server:
-    def __init__(self, error: BaseException | None = None, first: BaseException | None = None, closes: bool = False) -> None:
+    def __init__(self, error: BaseException | None = None, first: BaseException | None = None,
+                 closes: bool = False) -> None:
         self.error = error
         self.first = first
         self.closes = closes

@@ -40,7 +40,8 @@ def test_a_parameter_without_a_type_is_refused():
 
 async def test_sync_and_async_tools_run_on_decoded_arguments():
     """Arguments are decoded under the schema; sync functions run off the loop; results are JSON values."""
-    assert await user_tools.convert.run(msgspec.convert({"amount": 10, "rate": 1.5}, user_tools.convert.args_type)) == 15.0
+    assert await user_tools.convert.run(msgspec.convert({"amount": 10, "rate": 1.5},
+                                                        user_tools.convert.args_type)) == 15.0
     assert await user_tools.shout.run(msgspec.convert({"text": "hi"}, user_tools.shout.args_type)) == {"text": "HI"}
     with pytest.raises(msgspec.ValidationError, match="rate"):
         msgspec.convert({"amount": 1, "rate": 0}, user_tools.convert.args_type)
@@ -61,7 +62,8 @@ def engine() -> Engine:
 
 async def test_a_user_tool_runs_in_a_plan_and_is_verified_like_any_other():
     """A deterministic user tool's result is recomputed by the verifier; its output feeds later steps."""
-    plan = Plan([Step(1, "tool", "convert", {"amount": 20, "rate": 1.1}), Step(2, "tool", "calculator", {"expression": "$1*2"}, [1])])
+    plan = Plan([Step(1, "tool", "convert", {"amount": 20, "rate": 1.1}),
+                 Step(2, "tool", "calculator", {"expression": "$1*2"}, [1])])
     recorder = ev.Recorder()
     await engine().run("20 at 1.1, doubled?", RunOptions(deadline_s=10, plan=plan), sink=recorder, run_id=uuid.uuid4())
     report = fold(recorder.events)

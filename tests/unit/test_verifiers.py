@@ -77,7 +77,8 @@ def test_model_verifiers_are_chosen_by_name():
 
 
 def expecting(kind: str, target: str, expect: dict) -> Step:
-    return Step(1, kind, target, "q" if kind == "expert" else {"expression": "1"}, [], expect=msgspec.convert(expect, Expect))
+    return Step(1, kind, target, "q" if kind == "expert" else {"expression": "1"}, [],
+                expect=msgspec.convert(expect, Expect))
 
 
 @pytest.mark.parametrize(
@@ -108,7 +109,8 @@ async def test_numeric_sanity_holds_a_step_to_the_range_and_unit_its_plan_states
 def test_a_step_without_expect_encodes_as_before():
     """`expect` is left out of a step's JSON when the plan does not state it (traces and replies keep their shape)."""
     assert b"expect" not in msgspec.json.encode(Step(1, "tool", "calculator", {"expression": "1"}))
-    assert msgspec.json.decode(b'{"id":1,"kind":"expert","target":"g","input":"q","expect":{"unit":"km"}}', type=Step).expect == Expect(unit="km")
+    assert msgspec.json.decode(b'{"id":1,"kind":"expert","target":"g","input":"q","expect":{"unit":"km"}}',
+                               type=Step).expect == Expect(unit="km")
 
 
 class PowerArgs(msgspec.Struct):
@@ -164,7 +166,8 @@ async def test_an_expert_answer_that_only_repeats_a_name_from_its_question_is_re
     """"Which firm did Corwin Astley own?" → "Corwin Astley" is the subject echoed, not an answer (a reader's question
     sits between "Question:" and its passages); a choice offered with "or" may be answered with one of its names, and
     a reader may always say the passages do not hold the answer."""
-    reader = "Answer from these passages only.\nQuestion: What was the shipping firm of Corwin Astley?\nPassages: [...Corwin Astley...]"
+    reader = ("Answer from these passages only.\nQuestion: What was the shipping firm of Corwin "
+              "Astley?\nPassages: [...Corwin Astley...]")
     step = Step(2, "expert", "general", reader)
     echoed = await ExpertAnswered().verify(step, reader, "Corwin Astley.", no_model)
     assert echoed.outcome == "retry" and "repeats 'Corwin Astley'" in echoed.reason
@@ -172,4 +175,5 @@ async def test_an_expert_answer_that_only_repeats_a_name_from_its_question_is_re
     refusal = "Answer from these passages only.\nQuestion: Who founded not in the documents?\nPassages: [...]"
     assert (await ExpertAnswered().verify(step, refusal, "not in the documents", no_model)).outcome == "pass"
     choice = "Who is older, Ada or Grace?"
-    assert (await ExpertAnswered().verify(Step(1, "expert", "general", choice), choice, "Ada", no_model)).outcome == "pass"
+    assert (await ExpertAnswered().verify(Step(1, "expert", "general", choice), choice, "Ada",
+                                          no_model)).outcome == "pass"
