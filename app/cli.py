@@ -13,8 +13,8 @@ import httpx
 import msgspec
 
 from app import db, embedded
-from app.config import ConfigError
 from app import inspect as inspect_commands
+from app.config import ConfigError
 from app.logs import configure_logging
 from app.migrate import migrate
 from app.modelfiles import ModelFileError, fetch, use_fetched
