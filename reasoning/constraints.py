@@ -1,7 +1,5 @@
-"""The constraint layer: an output type becomes what a backend takes (a JSON schema, a regex, a grammar), and the
-text that comes back is validated against the same type with msgspec. Built on outlines: its DSL turns Python
-types (Literal choices, int, float, bool, its own terms such as `outlines.types.email`) into regexes, and
-outlines_core turns JSON schemas into regexes for servers that take only regexes."""
+"""The constraint layer: the text that comes back from a constrained call is validated against its output type with
+msgspec, and outlines_core turns JSON schemas into regexes for servers that take only regexes."""
 
 from __future__ import annotations
 
@@ -11,8 +9,7 @@ from typing import Any
 import msgspec
 
 from reasoning.errors import OutputInvalid
-from reasoning.plan import inline_refs
-from reasoning.types import Constraint, Grammar, JsonSchema, Regex
+from reasoning.types import Constraint, JsonSchema, Regex
 
 
 class ConstraintViolated(OutputInvalid):
@@ -23,18 +20,6 @@ class ConstraintViolated(OutputInvalid):
 
 def _is_struct(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
-
-
-def constraint_for(output_type: Any, name: str = "output") -> Constraint:
-    """The constraint for an output type: JSON schema for Structs, a regex for everything outlines can express."""
-    if isinstance(output_type, (JsonSchema, Regex, Grammar)):
-        return output_type
-    if _is_struct(output_type):
-        return JsonSchema(name, inline_refs(msgspec.json.schema(output_type)))
-    from outlines.types import dsl  # imported on first use: outlines takes a second to import
-
-    term = output_type if isinstance(output_type, dsl.Term) else dsl.python_types_to_terms(output_type)
-    return Regex(dsl.to_regex(term))
 
 
 def as_regex(constraint: Constraint) -> str:

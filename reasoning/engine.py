@@ -371,7 +371,7 @@ def _one_at_a_time(dag: Dag) -> Dag:
         for need in needs[sid]:
             dependents[need].append(sid)
     return Dag(steps=dag.steps, needs={sid: frozenset(n) for sid, n in needs.items()}, dependents=dependents,
-               roots=order[:1], answer=dag.answer, parts=dag.parts)
+               answer=dag.answer, parts=dag.parts)
 
 
 def _deadline(deadline_s: float | None) -> float:

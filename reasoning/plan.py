@@ -22,7 +22,6 @@ class Dag(msgspec.Struct):
     steps: dict[int, Step]
     needs: dict[int, frozenset[int]]  # depends_on ∪ referenced ids
     dependents: dict[int, list[int]]
-    roots: list[int]
     answer: int | None = None  # the step whose result answers the question, when the plan names one
     # every step the plan names as answering it (several for a question asking several things)
     parts: tuple[int, ...] = ()
@@ -128,15 +127,13 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
     for sid, wanted in needs.items():
         for ref in wanted:
             dependents[ref].append(sid)
-    roots = [sid for sid, wanted in needs.items() if not wanted]
-    _check_acyclic(needs, dependents, roots)
-    parts = () if plan.answer is msgspec.UNSET else tuple(plan.answer) if isinstance(plan.answer,
-                                                                                     list) else (plan.answer,)
+    _check_acyclic(needs, dependents)
+    parts = _answer_parts(plan)
     for part in parts:
         if part not in steps:
             raise PlanInvalid(f"the answer is step {part}, which does not exist")
-    return Dag(steps=steps, needs=needs, dependents=dependents, roots=roots, answer=parts[0] if len(parts) == 1
-               else None, parts=parts)
+    return Dag(steps=steps, needs=needs, dependents=dependents, answer=parts[0] if len(parts) == 1 else None,
+               parts=parts)
 
 
 def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
@@ -146,28 +143,9 @@ def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) 
     if expect is not msgspec.UNSET and expect.min is not None and expect.max is not None and expect.min > expect.max:
         raise PlanInvalid(f"expect: min {expect.min:g} is above max {expect.max:g}", step.id)
     if step.kind == "tools":
-        if step.target != PARALLEL:
-            raise PlanInvalid(f"a tools step's target is {PARALLEL!r}, not {step.target!r}", step.id)
-        if not isinstance(step.input, list) or len(step.input) < 2:
-            raise PlanInvalid("a tools step's input is a list of at least two calls", step.id)
-        for i, call in enumerate(step.input, 1):
-            if not isinstance(call, dict) or set(call) != {"target", "input"}:
-                raise PlanInvalid(f"call {i} needs exactly `target` and `input`", step.id)
-        for i, call in enumerate(step.calls(), 1):
-            try:
-                check_step(call, tools, experts)
-            except PlanInvalid as exc:
-                raise PlanInvalid(f"call {i}: {str(exc).removeprefix(f'step {step.id}: ')}", step.id) from None
+        _check_tools_step(step, tools, experts)
     elif step.kind == "tool":
-        tool = tools.get(step.target)
-        if tool is None:
-            raise PlanInvalid(f"unknown tool {step.target!r} (known: {', '.join(sorted(tools))})", step.id)
-        if not isinstance(step.input, dict):
-            raise PlanInvalid(f"tool {step.target!r} takes an object of arguments, not text", step.id)
-        try:
-            msgspec.convert(step.input, tool.args_type)
-        except msgspec.ValidationError as exc:
-            raise PlanInvalid(f"arguments for {step.target!r}: {exc}", step.id) from exc
+        _check_tool_step(step, tools)
     else:
         if step.target not in experts:
             raise PlanInvalid(f"unknown expert or skill {step.target!r} (known: {', '.join(sorted(experts))})", step.id)
@@ -175,9 +153,42 @@ def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) 
             raise PlanInvalid("an expert step's input must be non-empty text", step.id)
 
 
-def _check_acyclic(needs: dict[int, frozenset[int]], dependents: dict[int, list[int]], roots: list[int]) -> None:
+def _check_tools_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
+    if step.target != PARALLEL:
+        raise PlanInvalid(f"a tools step's target is {PARALLEL!r}, not {step.target!r}", step.id)
+    if not isinstance(step.input, list) or len(step.input) < 2:
+        raise PlanInvalid("a tools step's input is a list of at least two calls", step.id)
+    for i, call in enumerate(step.input, 1):
+        if not isinstance(call, dict) or set(call) != {"target", "input"}:
+            raise PlanInvalid(f"call {i} needs exactly `target` and `input`", step.id)
+    for i, call in enumerate(step.calls(), 1):
+        try:
+            check_step(call, tools, experts)
+        except PlanInvalid as exc:
+            raise PlanInvalid(f"call {i}: {str(exc).removeprefix(f'step {step.id}: ')}", step.id) from None
+
+
+def _check_tool_step(step: Step, tools: Mapping[str, Tool]) -> None:
+    tool = tools.get(step.target)
+    if tool is None:
+        raise PlanInvalid(f"unknown tool {step.target!r} (known: {', '.join(sorted(tools))})", step.id)
+    if not isinstance(step.input, dict):
+        raise PlanInvalid(f"tool {step.target!r} takes an object of arguments, not text", step.id)
+    try:
+        msgspec.convert(step.input, tool.args_type)
+    except msgspec.ValidationError as exc:
+        raise PlanInvalid(f"arguments for {step.target!r}: {exc}", step.id) from exc
+
+
+def _answer_parts(plan: Plan) -> tuple[int, ...]:
+    if plan.answer is msgspec.UNSET:
+        return ()
+    return tuple(plan.answer) if isinstance(plan.answer, list) else (plan.answer,)
+
+
+def _check_acyclic(needs: dict[int, frozenset[int]], dependents: dict[int, list[int]]) -> None:
     waiting = {sid: len(wanted) for sid, wanted in needs.items()}
-    ready = list(roots)
+    ready = [sid for sid, wanted in needs.items() if not wanted]
     seen = 0
     while ready:
         sid = ready.pop()

@@ -140,30 +140,12 @@ def _compile_value(value: ast.expr, line: int, names: dict[str, int | str], step
             return names[name]
         case ast.Constant(value=int() | float() as number) if not isinstance(number, bool):
             return repr(number)
-        case ast.UnaryOp(op=ast.USub(), operand=ast.Constant(value=int() | float() as number)) if not isinstance(number,
-                                                                                                                 bool):
+        case ast.UnaryOp(op=ast.USub(), operand=ast.Constant(value=int() | float() as number)) \
+                if not isinstance(number, bool):
             return repr(-number)
         case ast.Call(func=ast.Name(id=called), args=args, keywords=keywords) if (
                 called == ASK or (called == READ and DOCS in tools) or (called in tools and called != arithmetic)):
-            if len(args) != 1 or keywords and called in (ASK, READ):
-                raise PlanInvalid(f"line {line}: {called}() takes one string")
-            text, needs = _string(args[0], line, names)
-            if called == READ:
-                search = {_first_field(tools[DOCS]): text, "hops": 2}  # two-hop: what the question's subject names too
-                steps.append(Step(len(steps) + 1, "tool", DOCS, search, sorted(needs)))
-                passages = len(steps)
-                reading = prompts.READER_INPUT.format(reader=prompts.READER, question=text, passages=passages)
-                steps.append(Step(len(steps) + 1, "expert", expert, reading, sorted(needs | {passages})))
-            elif called == ASK:
-                steps.append(Step(len(steps) + 1, "expert", expert, text, sorted(needs)))
-            else:
-                arguments = {_first_field(tools[called]): text}
-                for keyword in keywords:
-                    if keyword.arg is None or not isinstance(keyword.value, ast.Constant):
-                        raise PlanInvalid(f"line {line}: {called}() takes literal keyword arguments")
-                    arguments[keyword.arg] = keyword.value.value
-                steps.append(Step(len(steps) + 1, "tool", called, arguments, sorted(needs)))
-            return len(steps)
+            return _compile_call(called, args, keywords, line, names, steps, tools, expert)
     if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and any(
             isinstance(a, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(a, "value", None), str)
             or isinstance(a, ast.JoinedStr)
@@ -173,6 +155,30 @@ def _compile_value(value: ast.expr, line: int, names: dict[str, int | str], step
         raise PlanInvalid(f"line {line}: arithmetic needs the {arithmetic} tool, which is not offered")
     expression, needs = _expression(value, line, names)
     steps.append(Step(len(steps) + 1, "tool", arithmetic, {"expression": expression}, sorted(needs)))
+    return len(steps)
+
+
+def _compile_call(called: str, args: list[ast.expr], keywords: list[ast.keyword], line: int,
+                  names: dict[str, int | str], steps: list[Step], tools: Mapping[str, Tool], expert: str) -> int:
+    """The steps of `ask(...)`, `read(...)` or a tool's call; the id of the last, which holds the value."""
+    if len(args) != 1 or keywords and called in (ASK, READ):
+        raise PlanInvalid(f"line {line}: {called}() takes one string")
+    text, needs = _string(args[0], line, names)
+    if called == READ:
+        search = {_first_field(tools[DOCS]): text, "hops": 2}  # two-hop: what the question's subject names too
+        steps.append(Step(len(steps) + 1, "tool", DOCS, search, sorted(needs)))
+        passages = len(steps)
+        reading = prompts.READER_INPUT.format(reader=prompts.READER, question=text, passages=passages)
+        steps.append(Step(len(steps) + 1, "expert", expert, reading, sorted(needs | {passages})))
+    elif called == ASK:
+        steps.append(Step(len(steps) + 1, "expert", expert, text, sorted(needs)))
+    else:
+        arguments = {_first_field(tools[called]): text}
+        for keyword in keywords:
+            if keyword.arg is None or not isinstance(keyword.value, ast.Constant):
+                raise PlanInvalid(f"line {line}: {called}() takes literal keyword arguments")
+            arguments[keyword.arg] = keyword.value.value
+        steps.append(Step(len(steps) + 1, "tool", called, arguments, sorted(needs)))
     return len(steps)
 
 

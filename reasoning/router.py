@@ -9,7 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from reasoning.constraints import ConstraintViolated, decode_output
 from reasoning.context import RunContext
@@ -138,7 +138,7 @@ def _called(run_id: uuid.UUID, step_id: int | None, purpose: str, expert: Expert
     else:
         error = error_type = None
     usage = c.usage if c is not None else Usage()
-    backend: Any = expert.backend
+    backend = expert.backend
     return ModelCalled(
         run_id=run_id, at=time.time(), step_id=step_id, purpose=purpose, expert=expert.name, backend=expert.kind,
         provider=backend.provider, request_model=c.model if c is not None else backend.model,

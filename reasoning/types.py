@@ -148,10 +148,12 @@ class Verdict(msgspec.Struct):
 
 
 class ModelBackend(Protocol):
-    """Anything that turns messages (plus an optional output constraint) into a completion."""
+    """Anything that turns messages (plus an optional output constraint) into a completion. Optional:
+    `notes() -> list[str]`, what the server's own flags mean for stepwise (shown by `stepwise experts`)."""
 
     provider: str
     model: str
+    base_url: str  # where it is served, shown by GET /v1/experts and `stepwise experts`
 
     async def generate(
         self,
@@ -164,6 +166,14 @@ class ModelBackend(Protocol):
     ) -> Completion:
         """`on_text` receives the text as it is generated (in one piece, at the end, from servers that do not
         stream)."""
+        ...
+
+    async def health(self) -> bool:
+        """Whether it answers now (GET /v1/experts, `stepwise experts`)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release its connections; the fleet calls it once at shutdown."""
         ...
 
 
@@ -230,7 +240,7 @@ class Expert(msgspec.Struct, kw_only=True):
     """A named model with skills; the planner sees name, description and skills, and may target either."""
 
     name: str
-    backend: Any  # a ModelBackend; Any because msgspec cannot type a Protocol
+    backend: ModelBackend  # never encoded or decoded, so msgspec never has to make a type of the protocol
     skills: list[str] = []
     description: str = ""
     kind: str = "local"  # the registry's backend kind, recorded with each call

@@ -200,6 +200,10 @@ class SGLangBackend(_ServerInfo):
         if not complete or last is None:
             # A worker that dies mid-stream behind sglang-router can leave a stream that just ends.
             raise BackendUnavailable(f"{url} ended its stream before the reply was complete")
+        return self._completion(url, text, last, started, ttft_ms)
+
+    def _completion(self, url: str, text: str, last: _Chunk, started: float, ttft_ms: float | None) -> Completion:
+        """The completed stream's reply, from its last chunk's meta_info; an abort SGLang reports is an error."""
         meta = last.meta_info
         finish = meta.finish_reason or {}
         if finish.get("type") == "abort":

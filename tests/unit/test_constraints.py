@@ -1,4 +1,4 @@
-"""The constraint layer: types become JSON schemas or (through outlines) regexes; outputs validate with msgspec."""
+"""The constraint layer: JSON schemas become regexes (through outlines_core); outputs validate with msgspec."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Literal
 
 import msgspec
 import pytest
-from outlines.types import email
 
-from reasoning.constraints import ConstraintViolated, as_regex, constraint_for, decode_output
-from reasoning.types import JsonSchema, Regex
+from reasoning.constraints import ConstraintViolated, as_regex, decode_output
+from reasoning.types import Grammar, JsonSchema, Regex
 
 
 class Verdict(msgspec.Struct, forbid_unknown_fields=True):
@@ -18,30 +17,19 @@ class Verdict(msgspec.Struct, forbid_unknown_fields=True):
     reason: str
 
 
-def test_a_struct_becomes_a_self_contained_json_schema():
-    """msgspec Structs turn into a JSON schema with no $refs, which every backend accepts."""
-    constraint = constraint_for(Verdict, "verdict")
-    assert isinstance(constraint, JsonSchema) and constraint.name == "verdict"
-    assert constraint.schema["required"] == ["ok", "reason"] and "$ref" not in str(constraint.schema)
-
-
 def test_a_json_schema_becomes_a_regex_for_compact_json():
     """outlines_core's regex for the schema accepts msgspec's compact encoding and rejects other shapes."""
-    pattern = as_regex(constraint_for(Verdict))
+    pattern = as_regex(JsonSchema("verdict", msgspec.json.schema(Verdict)))
     assert re.fullmatch(pattern, msgspec.json.encode(Verdict(True, "fine")).decode())
     assert not re.fullmatch(pattern, '{"ok": true, "reason": "spaces"}')
     assert not re.fullmatch(pattern, '{"ok":"yes","reason":"x"}')
 
 
-@pytest.mark.parametrize(
-    ("output_type", "good", "bad"),
-    [(Literal["yes", "no"], "yes", "maybe"), (int, "-42", "4.2"), (float, "3.5e2", "three"), (email, "a@b.io", "a@")],
-)
-def test_python_types_and_outlines_terms_become_regexes(output_type, good, bad):
-    """Literal choices, numbers and outlines' own terms become regexes that admit exactly their values."""
-    constraint = constraint_for(output_type)
-    assert isinstance(constraint, Regex)
-    assert re.fullmatch(constraint.pattern, good) and not re.fullmatch(constraint.pattern, bad)
+def test_a_regex_is_its_own_regex_and_a_grammar_has_none():
+    """A Regex constraint passes through as_regex unchanged; a grammar cannot be said as a regex and says so."""
+    assert as_regex(Regex("yes|no")) == "yes|no"
+    with pytest.raises(TypeError, match="no regex equivalent"):
+        as_regex(Grammar("root ::= \"yes\""))
 
 
 def test_outputs_are_validated_and_violations_are_their_own_error():

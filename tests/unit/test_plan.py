@@ -23,9 +23,9 @@ def check(*steps):
 
 
 def test_a_valid_plan_is_indexed_for_the_executor():
-    """Roots, needs (depends_on plus references) and dependents come out of validation."""
+    """Needs (depends_on plus references) and dependents come out of validation."""
     dag = check(calc(1, "1"), calc(2, "2"), calc(3, "$1+$2", 1, 2))
-    assert dag.roots == [1, 2]
+    assert dag.needs[1] == dag.needs[2] == frozenset()
     assert dag.needs[3] == {1, 2}
     assert dag.dependents == {1: [3], 2: [3], 3: []}
 
