@@ -145,3 +145,33 @@ async def test_recorded_runs_become_a_workload_with_the_answers_evals_recorded(r
         await from_runs(runtime.pool, "nextval('eval_runs_id_seq') > 0")
     with pytest.raises(ValueError, match="without `;`"):
         await from_runs(runtime.pool, "true; DROP TABLE runs")
+
+
+def test_the_command_runs_the_whole_loop(database_url: str, workload, monkeypatch, capsys, tmp_path):
+    """`stepwise optimize FILE …` as typed (the scripted model standing in for the local one the runtime would load):
+    exit 0, the summary lines, the files, and rows for the run it names."""
+    import app.runtime
+    from app.cli import main
+    from tests.conftest import query_sync
+
+    async def scripted_fleet(registry, settings):
+        return Fleet(experts={s.name: Expert(name=s.name, backend=Adder(), max_tokens=s.max_tokens)
+                              for s in registry.experts}, llamas=[])
+
+    monkeypatch.setattr(app.runtime, "build_fleet", scripted_fleet)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    data = tmp_path / "jars.jsonl"
+    data.write_text("".join(f'{{"id": "{name}", "question": "What does the {name} jar hold if it has {a} and then '
+                            f'{b} more?", "answer": {a + b}, "answer_type": "number"}}\n' for name, a, b in QUESTIONS))
+    out = tmp_path / "out"
+    assert main(["optimize", str(data), "--objective", "accuracy", "--max-p50", "20s", "--budget", "3", "--seed", "2",
+                 "--holdout", "0.25", "--concurrency", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    optimize_run_id = int(re.search(r"optimize run (\d+): chosen candidate \d of 3", printed).group(1))
+    assert re.search(r"held out, chosen: accuracy [\d.]+%", printed) and "held out, default" in printed
+    assert {p.name for p in out.iterdir()} >= {CONFIG_FILE, REPORT_FILE, PLOT_FILE}
+    (run,) = query_sync(database_url, "SELECT status, objective, budget, seed FROM optimize_runs WHERE id = $1",
+                        optimize_run_id)
+    assert (run["status"], run["budget"], run["seed"], run["objective"]["max_p50_ms"]) == ("finished", 3, 2, 20000.0)
+    assert len(query_sync(database_url, "SELECT 1 FROM optimize_candidates WHERE optimize_run_id = $1",
+                          optimize_run_id)) == 3
