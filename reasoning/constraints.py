@@ -28,9 +28,9 @@ def as_regex(constraint: Constraint) -> str:
         case Regex(pattern=pattern):
             return pattern
         case JsonSchema(schema=schema):
-            from outlines_core.json_schema import build_regex_from_schema
+            from outlines_core import json_schema  # the package's own name for it (json_schema.py wraps the .so)
 
-            return build_regex_from_schema(json.dumps(schema), whitespace_pattern="")
+            return json_schema.build_regex_from_schema(json.dumps(schema), whitespace_pattern="")
     raise TypeError(f"a grammar has no regex equivalent: {constraint!r}")
 
 

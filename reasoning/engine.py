@@ -10,7 +10,7 @@ import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import structlog
@@ -41,6 +41,16 @@ from reasoning.router import Router
 from reasoning.types import Answer, Ask, Constraint, Message, Plan, Policy, Sampling, Step, Tool, Unfixable, Verifier
 
 
+class PlanWriter(Protocol):
+    """What the engine asks of a planner (the JSON planner, `Planner`, or the program planner)."""
+
+    async def plan(self, question: str, ctx: RunContext, allowed: tuple[str, ...] | None = None,
+                   on_step: Callable[[Step], None] | None = None) -> Plan: ...
+
+    async def replan(self, question: str, ctx: RunContext, allowed: tuple[str, ...], done: list[tuple[Step, Any]],
+                     failed: Step, reason: str, *, invalid: bool = False) -> Plan: ...
+
+
 class Engine:
     def __init__(
         self,
@@ -48,14 +58,14 @@ class Engine:
         tools: Mapping[str, Tool],
         verifiers: Sequence[Verifier],
         *,
-        planner: Planner | None = None,
+        planner: PlanWriter | None = None,
         composer: Composer | None = None,
         policy: Policy,
     ) -> None:
         self.router = router
         self.tools = tools
         self.policy = policy
-        self.planner = planner or Planner(router, tools)
+        self.planner: PlanWriter = planner or Planner(router, tools)
         self.composer = composer or Composer(router)
         self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "tools", "expert")}
 
@@ -185,12 +195,14 @@ class Engine:
         kept: dict[int, Any] = {}
         for replans in itertools.count():
             outputs = dict(kept)
-            streamed = _StreamedPlan(self, question, ctx, allowed) if plan is None else None
-            written = streamed.written if streamed else _first_of_each_id(plan.steps)
+            if plan is None:
+                streamed: _StreamedPlan | None = _StreamedPlan(self, question, ctx, allowed)
+                written, running = streamed.written, streamed.run(run_step, outputs)
+            else:
+                streamed, written = None, _first_of_each_id(plan.steps)
+                running = self._run_checked(plan, dag, allowed, run_step, ctx, outputs, sequential)
             try:
-                if streamed:
-                    return await streamed.run(run_step, outputs), outputs
-                return await self._run_checked(plan, dag, allowed, run_step, ctx, outputs, sequential), outputs
+                return await running, outputs
             except (errors.ToolError, errors.StepRejected, errors.PlanInvalid) as exc:
                 if decide_repair(exc, Tried(replans=replans, planned=planned, written=written), self.policy) == "fail":
                     raise
@@ -201,9 +213,12 @@ class Engine:
             elif not invalid:  # in plan order; a plan refused before it ran leaves `done` as it was
                 done = [(step, outputs[sid]) for sid, step in written.items() if sid in outputs]
             reason = str(failure) if invalid else failure.reason
-            ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=failure.step_id, reason=reason,
+            failed_step = failure.step_id
+            if failed_step is None:  # not reached: decide_repair replans a broken rule only when it names a step
+                raise failure
+            ctx.sink.emit(Replanned(run_id=ctx.run_id, at=time.time(), failed_step=failed_step, reason=reason,
                                     replan=replans + 1))
-            plan = await self.planner.replan(question, ctx, allowed, done, written[failure.step_id], reason,
+            plan = await self.planner.replan(question, ctx, allowed, done, written[failed_step], reason,
                                              invalid=invalid)
             kept, dag = _unchanged(plan, done), None
         raise AssertionError("unreachable: decide_repair fails once the policy's replans are used")

@@ -13,6 +13,10 @@ import msgspec
 
 from reasoning.types import Answer, Outcome, Plan, Step, StepKind
 
+PlanPurpose = Literal["plan", "replan"]
+Purpose = Literal["plan", "replan", "expert", "verify", "compose", "repair"]
+"""What a model call was for (ModelCalled.purpose): planning, a step's expert, a verifier, the composer, a repair."""
+
 CANCELLED = "cancelled"
 """The error (RunFailed: the error type) of a run, step or model call that was cancelled rather than failing itself."""
 
@@ -49,7 +53,7 @@ class PlanProgressed(Event, tag="plan_progressed"):
     one — a step as written. Emitted for each finished line and, between lines, at most once a second, so a client
     or `stepwise ask` shows a planning call of tens of seconds alive without a trace row per token."""
 
-    purpose: Literal["plan", "replan"]
+    purpose: PlanPurpose
     tokens: int
     line: str | None = None
 
@@ -75,7 +79,7 @@ class ModelCalled(Event, _Cancellable, tag="model_called"):
     """One call to one expert, successful or not (`error` says why not; a failed call has no tokens)."""
 
     step_id: int | None
-    purpose: Literal["plan", "replan", "expert", "verify", "compose", "repair"]
+    purpose: Purpose
     expert: str
     backend: str
     provider: str
@@ -198,9 +202,9 @@ class PlanProgress:
 
     __slots__ = ("_sink", "_run_id", "_purpose", "_every_s", "_tokens", "_line", "_last")
 
-    def __init__(self, sink: EventSink, run_id: uuid.UUID, purpose: Literal["plan", "replan"],
-                 every_s: float = 1.0) -> None:
-        self._sink, self._run_id, self._purpose, self._every_s = sink, run_id, purpose, every_s
+    def __init__(self, sink: EventSink, run_id: uuid.UUID, purpose: PlanPurpose, every_s: float = 1.0) -> None:
+        self._sink, self._run_id, self._every_s = sink, run_id, every_s
+        self._purpose: PlanPurpose = purpose
         self._tokens = 0
         self._line = ""
         self._last = time.monotonic()

@@ -39,6 +39,8 @@ class _Execution:
         self.started = 0
 
     def start(self, step: Step) -> None:
+        if self.group is None:
+            raise RuntimeError("steps start only inside run()")
         self.started += 1
         self.group.create_task(self._execute(step), name=f"step:{step.id}")
 
@@ -70,6 +72,8 @@ class _Execution:
     async def run(self, body: Callable[[], Awaitable[None]]) -> dict[int, Any]:
         """Run `body` (which starts steps) and every step it and they start, under the run's deadline."""
         task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a plan runs inside an asyncio task")
         cancelling = task.cancelling()
         try:
             async with asyncio.timeout_at(self.ctx.deadline):

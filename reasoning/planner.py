@@ -112,13 +112,15 @@ class Planner:
         """A plan for `question` that uses only the `allowed` tools (by default, all). `on_step` receives each step
         the moment the model has finished writing it, before the plan is complete."""
         prefix, constraint = self.prompt_for(tuple(self.tools) if allowed is None else allowed)
-        on_text = None
+        on_text: Callable[[str], None] | None = None
         if on_step is not None:
-            scanner = StepScanner()
+            scanner, report_step = StepScanner(), on_step
 
-            def on_text(delta: str) -> None:
+            def relay(delta: str) -> None:
                 for step in scanner.feed(delta):
-                    on_step(stated(step))
+                    report_step(stated(step))
+
+            on_text = relay
 
         _, plan = await self.router.call(
             self.target, [*prefix, Message("user", prompts.PLAN_QUESTION.format(question=question))], ctx,

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Collection, Mapping
+from typing import Any
 
 import msgspec
 
 from reasoning import prompts
 from reasoning.errors import PlanInvalid
-from reasoning.types import Plan, Step, Tool
+from reasoning.types import Plan, Step, Tool, tool_grammar
 
 ANSWER = "answer"
 ASK = "ask"  # the call that asks an expert
@@ -51,10 +52,10 @@ def program_grammar(calls: Collection[str], tools: Mapping[str, Tool] | None = N
     over its database's own tables and columns) is held to it."""
     rhs, rules = ["expr"], []
     for name in sorted(calls):
-        tool = (tools or {}).get(name)
-        if tool is not None and getattr(tool, "grammar", None):
+        grammar = tool_grammar((tools or {}).get(name))
+        if grammar is not None:
             rhs.append(f'"{name}(\\"" {name}_arg "\\")"')
-            rules.append(tool.grammar)
+            rules.append(grammar)
         else:  # the opening quote is part of the literal: otherwise EXPR, being longer, swallows `read(` and the call
             rhs.append(f'"{name}(\\"" STR "\\")" | "{name}(f\\"" STR "\\")"')
     return "\n".join([
@@ -173,7 +174,7 @@ def _compile_call(called: str, args: list[ast.expr], keywords: list[ast.keyword]
     elif called == ASK:
         steps.append(Step(len(steps) + 1, "expert", expert, text, sorted(needs)))
     else:
-        arguments = {_first_field(tools[called]): text}
+        arguments: dict[str, Any] = {_first_field(tools[called]): text}
         for keyword in keywords:
             if keyword.arg is None or not isinstance(keyword.value, ast.Constant):
                 raise PlanInvalid(f"line {line}: {called}() takes literal keyword arguments")

@@ -17,7 +17,7 @@ from typing import Any
 from reasoning import prompts
 from reasoning.context import RunContext
 from reasoning.router import Router
-from reasoning.types import Grammar, Message, Sampling, Tool
+from reasoning.types import Grammar, Message, Sampling, Tool, tool_grammar
 
 TRIES = 2
 MAX_TOKENS = 200  # a query of a few joins; every output token costs ~80 ms on a small CPU
@@ -27,7 +27,7 @@ Attempt = Callable[[dict[str, Any]], Awaitable[tuple[Any, str | None]]]
 
 
 def repairable(tool: Tool) -> bool:
-    return bool(getattr(tool, "grammar", None))
+    return tool_grammar(tool) is not None
 
 
 def argument_rule(tool: Tool) -> str:
@@ -38,7 +38,7 @@ def argument_rule(tool: Tool) -> str:
 def repair_grammar(tool: Tool) -> str:
     """The tool's rules with its argument as the whole output, and a `;` the model may end with (dropped before the
     call): models end SQL with one, and a model denied it, with the end of text unlikely, writes on (`AND x = 1…`)."""
-    return f'%llguidance {{}}\nstart: {argument_rule(tool)} ";"?\n{tool.grammar}'  # type: ignore[attr-defined]
+    return f'%llguidance {{}}\nstart: {argument_rule(tool)} ";"?\n{tool_grammar(tool)}'
 
 
 def repair_messages(tool: Tool, failures: list[tuple[str, str]]) -> list[Message]:
@@ -62,8 +62,8 @@ async def repair_in_step(router: Router, tool: Tool, step_id: int, args: dict[st
         completion, _ = await router.call(router.default, repair_messages(tool, failures), ctx, purpose="repair",
                                           step_id=step_id, constraint=constraint, sampling=sampling)
         args = {**args, field: completion.text.strip().removesuffix(";")}
-        result, error = await attempt(args)
-        if error is None:
+        result, failed = await attempt(args)
+        if failed is None:
             return args, result, None
-        failures.append((args[field], error))
-    return args, None, error
+        failures.append((args[field], failed))
+    return args, None, failures[-1][1]

@@ -62,15 +62,17 @@ class RunReport(msgspec.Struct):
 
 def fold(events: Iterable[ev.AnyEvent]) -> RunReport:  # noqa: C901 -- one flat case per event kind
     """The report of one run from its events, in the order they were emitted."""
-    report: RunReport | None = None
+    events = list(events)
+    started = next((e for e in events if isinstance(e, ev.RunStarted)), None)
+    if started is None:
+        raise ValueError("no run_started event")
+    report = RunReport(run_id=started.run_id, status="running", question=started.question, started_at=started.at)
     steps: dict[int, StepReport] = {}
     failed: int | None = None  # the step that failed last (not merely cancelled): what a failed run's message names
     tool_errors: dict[int, str] = {}  # a step's last tool error, in the tool's own words
     planned = False  # whether the model wrote a plan (else it was the caller's)
     for event in events:
         match event:
-            case ev.RunStarted():
-                report = RunReport(run_id=event.run_id, status="running", question=event.question, started_at=event.at)
             case ev.PlanReady():
                 report.plan = event.plan
             case ev.StepStarted(step=step):
@@ -109,10 +111,9 @@ def fold(events: Iterable[ev.AnyEvent]) -> RunReport:  # noqa: C901 -- one flat 
             case ev.RunFailed():
                 report.status = event.status
                 report.latency_ms = event.latency_ms
-                report.error = _error(event, steps.get(failed) if failed is not None else None, tool_errors.get(failed),
-                                      planned)
-    if report is None:
-        raise ValueError("no run_started event")
+                step_failed = steps.get(failed) if failed is not None else None
+                tool_error = tool_errors.get(failed) if failed is not None else None
+                report.error = _error(event, step_failed, tool_error, planned)
     report.steps = sorted(steps.values(), key=lambda s: s.id)
     return report
 

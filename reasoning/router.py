@@ -9,12 +9,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import TypeVar, overload
 
 from reasoning.constraints import ConstraintViolated, decode_output
 from reasoning.context import RunContext
 from reasoning.errors import BackendError, ReasoningError
-from reasoning.events import CANCELLED, ModelCalled
+from reasoning.events import CANCELLED, ModelCalled, Purpose
 from reasoning.types import Completion, Constraint, Expert, Message, Sampling, Usage
 
 T = TypeVar("T")
@@ -51,13 +51,27 @@ class Router:
             return sorted((self.experts[n] for n in self.skills[target]), key=lambda e: self.load(e.name))
         return [self.experts[self.default]]
 
+    @overload
+    async def call(
+        self, target: str, messages: list[Message], ctx: RunContext, *, purpose: Purpose, step_id: int | None = None,
+        constraint: Constraint | None = None, sampling: Sampling | None = None, output_type: type[T],
+        on_text: Callable[[str], None] | None = None, on_progress: Callable[[str], None] | None = None,
+    ) -> tuple[Completion, T]: ...
+
+    @overload
+    async def call(
+        self, target: str, messages: list[Message], ctx: RunContext, *, purpose: Purpose, step_id: int | None = None,
+        constraint: Constraint | None = None, sampling: Sampling | None = None, output_type: None = None,
+        on_text: Callable[[str], None] | None = None, on_progress: Callable[[str], None] | None = None,
+    ) -> tuple[Completion, None]: ...
+
     async def call(
         self,
         target: str,
         messages: list[Message],
         ctx: RunContext,
         *,
-        purpose: str,
+        purpose: Purpose,
         step_id: int | None = None,
         constraint: Constraint | None = None,
         sampling: Sampling | None = None,
@@ -127,7 +141,7 @@ class Router:
         raise last
 
 
-def _called(run_id: uuid.UUID, step_id: int | None, purpose: str, expert: Expert, c: Completion | None,
+def _called(run_id: uuid.UUID, step_id: int | None, purpose: Purpose, expert: Expert, c: Completion | None,
             latency_ms: float,
             rerouted_from: str | None, failure: ReasoningError | asyncio.CancelledError | None = None) -> ModelCalled:
     """The call as an event; a `failure` is recorded as its kind and as "<kind>: <message>" for the trace."""

@@ -47,8 +47,10 @@ class Step(msgspec.Struct, forbid_unknown_fields=True):
     def calls(self, resolved: list[Any] | None = None) -> list[Step]:
         """A "tools" step's calls (from its input, or from `resolved`, the input with references substituted), each
         as a one-call tool step with this step's id."""
-        return [Step(self.id, "tool", call["target"], call["input"])
-                for call in (self.input if resolved is None else resolved)]
+        calls = self.input if resolved is None else resolved
+        if not isinstance(calls, list):
+            raise TypeError(f"step {self.id} is a {self.kind} step, not a tools step with calls")
+        return [Step(self.id, "tool", call["target"], call["input"]) for call in calls]
 
 
 class Plan(msgspec.Struct, forbid_unknown_fields=True):
@@ -151,9 +153,17 @@ class ModelBackend(Protocol):
     """Anything that turns messages (plus an optional output constraint) into a completion. Optional:
     `notes() -> list[str]`, what the server's own flags mean for stepwise (shown by `stepwise experts`)."""
 
-    provider: str
-    model: str
-    base_url: str  # where it is served, shown by GET /v1/experts and `stepwise experts`
+    # Read-only members (properties here, plain attributes in an implementation): the protocol never assigns them.
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def base_url(self) -> str:
+        """Where it is served, shown by GET /v1/experts and `stepwise experts`."""
+        ...
 
     async def generate(
         self,
@@ -189,16 +199,32 @@ NOT_IN_DOCUMENTS = "not in the documents"
 class Tool(Protocol):
     """A function a step may call; its arguments are decoded under `args_type`'s JSON schema."""
 
-    name: str
-    description: str
-    args_type: type[msgspec.Struct]
-    deterministic: bool
+    # Read-only members: `args_type = MyArgs` in an implementation is a type[MyArgs], which a writable
+    # `type[msgspec.Struct]` member would refuse.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def args_type(self) -> type[msgspec.Struct]: ...
+
+    @property
+    def deterministic(self) -> bool: ...
+
     # Optional: `side_effect_free = True` says running a step again is harmless though its result may differ (the
     # program planner then runs sampled programs' steps to vote on their values).
     # Optional: `show(args) -> str | None` says how a call is shown to the composer and on a terminal (the calculator:
     # its expression alone); without it, or when it returns None, a call is shown as its arguments' JSON.
 
     async def run(self, args: Any) -> Any: ...
+
+
+def tool_grammar(tool: Tool | None) -> str | None:
+    """The tool's optional `grammar`: llguidance Lark rules whose rule `<name>_arg` derives its first argument (the
+    sql tool's SELECTs over its database's tables); programs and in-step repairs decode that argument under it."""
+    return getattr(tool, "grammar", None) or None
 
 
 def shown_call(tool: Tool | None, args: Any) -> str | None:
@@ -220,8 +246,11 @@ class Ask(Protocol):
 class Verifier(Protocol):
     """A check of one step's output; `kinds` names the step kinds it applies to."""
 
-    name: str
-    kinds: frozenset[str]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kinds(self) -> frozenset[str]: ...
 
     async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict: ...
 
@@ -229,7 +258,8 @@ class Verifier(Protocol):
 class Policy(Protocol):
     """Turns a step's verdicts into an action (per step kind); bounds retries per step and replans per run."""
 
-    max_replans: int
+    @property
+    def max_replans(self) -> int: ...
 
     def attempts(self, kind: StepKind) -> int: ...
 

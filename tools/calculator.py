@@ -389,7 +389,8 @@ def _lcm(*values: Value) -> int:
     numbers = [_whole("lcm", v, None) for v in values]
     result = 1
     for number in numbers:  # bounded after each step, so no product grows past two bounded factors
-        result = _bounded(math.lcm(result, number), lambda: f"lcm({', '.join(map(_show, numbers))})")
+        result = math.lcm(result, number)
+        _bounded(result, lambda: f"lcm({', '.join(map(_show, numbers))})")  # raises past the bound
     return result
 
 
@@ -428,9 +429,9 @@ _MAX_ROUND_PLACES = 330  # rounding to more places, or to fewer than -330, no lo
 # name: (function, least arguments, most arguments or None)
 _FUNCTIONS: dict[str, tuple[Callable[..., Value], int, int | None]] = {
     "gcd": (_gcd, 1, None), "lcm": (_lcm, 1, None), "factorial": (_factorial, 1, 1), "comb": (_comb, 2, 2),
-    "perm": (_perm, 1, 2), "sqrt": (_sqrt, 1, 1), "floor": (math.floor, 1, 1), "ceil": (math.ceil, 1, 1),
-    "round": (_round, 1, 2),
-    "min": (lambda *v: min(v), 1, None), "max": (lambda *v: max(v), 1, None), "abs": (abs, 1, 1),
+    "perm": (_perm, 1, 2), "sqrt": (_sqrt, 1, 1), "floor": (lambda x: math.floor(x), 1, 1),
+    "ceil": (lambda x: math.ceil(x), 1, 1), "round": (_round, 1, 2),
+    "min": (lambda *v: min(v), 1, None), "max": (lambda *v: max(v), 1, None), "abs": (lambda x: abs(x), 1, 1),
     "sum": (_sum, 0, None),
 }
 _OPERATORS: dict[type[ast.operator], tuple[str, Callable[[Any, Any], Any]]] = {

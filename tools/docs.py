@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -86,7 +87,7 @@ class DocSearch:
             hop += best_of_name
         return extra + hop
 
-    def _search(self, text: str, k: int, must: set[str] = frozenset()) -> list[dict[str, Any]]:
+    def _search(self, text: str, k: int, must: AbstractSet[str] = frozenset()) -> list[dict[str, Any]]:
         """The k passages that match `text` best (BM25), among those holding every word of `must` (title included)."""
         query = set(words(text))
         scored = []

@@ -144,9 +144,12 @@ class PythonTool:
                 pass_fds=(fd,), start_new_session=True,  # its own group, killed whole
             )
         try:
+            stdin, stdout, stderr = process.stdin, process.stdout, process.stderr
+            if stdin is None or stdout is None or stderr is None:
+                raise RuntimeError("the sandbox started without its pipes")  # not reached: all three are PIPE
             async with asyncio.timeout(self.timeout_s):
-                await _feed(process, args.code.encode())
-                (out, stopped), err = await asyncio.gather(_head(process, budget), _tail(process.stderr))
+                await _feed(stdin, args.code.encode())
+                (out, stopped), err = await asyncio.gather(_head(process, stdout, budget), _tail(stderr))
                 await process.wait()
         except TimeoutError:
             raise ValueError(f"the program ran longer than {self.timeout_s:g}s and was stopped") from None
@@ -167,26 +170,27 @@ class PythonTool:
         return text
 
 
-async def _feed(process: asyncio.subprocess.Process, code: bytes) -> None:
+async def _feed(stdin: asyncio.StreamWriter, code: bytes) -> None:
     """The program goes in on stdin (at most a few kB, within a pipe's buffer); a sandbox that died early is no error
     here: its exit status and stderr say what happened."""
     try:
-        process.stdin.write(code)
-        await process.stdin.drain()
-        process.stdin.close()
+        stdin.write(code)
+        await stdin.drain()
+        stdin.close()
     except (BrokenPipeError, ConnectionResetError):
         pass
 
 
-async def _head(process: asyncio.subprocess.Process, budget: int) -> tuple[bytes, bool]:
+async def _head(process: asyncio.subprocess.Process, stdout: asyncio.StreamReader,
+                budget: int) -> tuple[bytes, bool]:
     """stdout up to `budget` bytes; past it the sandbox is killed, so the server never holds more than that."""
     chunks, size = [], 0
-    while chunk := await process.stdout.read(65536):
+    while chunk := await stdout.read(65536):
         chunks.append(chunk)
         size += len(chunk)
         if size > budget:
             _kill(process)
-            while await process.stdout.read(65536):  # what was already in the pipe: read to the end, not kept
+            while await stdout.read(65536):  # what was already in the pipe: read to the end, not kept
                 pass
             return b"".join(chunks)[:budget], True
     return b"".join(chunks), False

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import msgspec
+from asyncpg.prepared_stmt import PreparedStatement
 
 from reasoning.types import Unfixable
 from tools.sql_grammar import sql_grammar
@@ -116,7 +117,7 @@ class SqlTool:
         return {"columns": columns, "rows": shown, "truncated": len(rows) > len(shown)}
 
     async def _bounded(self, conn: asyncpg.Connection, query: str,
-                       width: int) -> asyncpg.prepared_stmt.PreparedStatement:
+                       width: int) -> PreparedStatement:
         try:
             return await conn.prepare(bounded_query(query, width, self.value_limit))
         except asyncpg.PostgresError as exc:
@@ -184,7 +185,10 @@ PRIVILEGED_FUNCTIONS = ("pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_
 async def role_privileges(conn: asyncpg.Connection) -> list[str]:
     """What the role `conn` logged in as may do beyond reading the tables it was granted, one phrase per privilege,
     counting roles it is a member of directly or through others; empty for a role fit for the sql tool."""
-    me, superuser = await conn.fetchrow("SELECT rolname, rolsuper FROM pg_roles WHERE rolname = session_user")
+    row = await conn.fetchrow("SELECT rolname, rolsuper FROM pg_roles WHERE rolname = session_user")
+    if row is None:  # not reached: the role logged in as is in pg_roles
+        raise Unfixable("the role this connection logged in as is not in pg_roles")
+    me, superuser = row
     if superuser:
         return [PRIVILEGED_ATTRIBUTES["rolsuper"]]  # a superuser is a member of every role: the rest says nothing more
     found = []

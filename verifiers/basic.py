@@ -198,7 +198,9 @@ def _number(value: int | float) -> str:
     """A number as `:g` shows it, without converting an int too large for a float."""
     try:
         return format(value, "g")
-    except OverflowError:
+    except OverflowError:  # only an int can be too large for `:g`, which converts it to a float
+        if isinstance(value, float):
+            raise
         return f"a {int(value.bit_length() * math.log10(2)) + 1}-digit number"
 
 

@@ -23,7 +23,7 @@ class VerdictPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def decide(self, verdicts: Sequence[Verdict], attempt: int, kind: str) -> Outcome:
         """The action for a step's verdicts on its `attempt`-th run (1 = first)."""
-        worst: Outcome = max((v.outcome for v in verdicts), key=SEVERITY.__getitem__, default="pass")
+        worst: Outcome = max((v.outcome for v in verdicts), key=SEVERITY.__getitem__) if verdicts else "pass"
         if worst == "retry" and attempt >= self.attempts(kind):
             return "replan"
         return worst

@@ -42,7 +42,9 @@ class EmbeddedLlama:
     """Owns an in-process llama.cpp server for one GGUF file. Loading takes seconds: call from a thread."""
 
     def __init__(self, model_path: str, *, threads: int = 2, context: int = 8192, parallel: int = 2, name: str = ""):
-        import xllamacpp  # imported here: loading the native library is only needed when a model runs
+        # Imported here: loading the native library is only needed when a model runs. From the extension module
+        # itself, which xllamacpp's package re-exports with `import *` (a checker cannot follow that into a .so).
+        import xllamacpp.xllamacpp as xllamacpp
 
         params = xllamacpp.CommonParams()
         params.model.path = model_path
