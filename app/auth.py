@@ -23,7 +23,7 @@ def _presented(scope: Scope) -> str | None:
     key = headers.get(b"x-api-key")
     if key:
         return key.decode("latin-1").strip()
-    if scope["path"].startswith(PAGE_PREFIX) and scope["method"] == "GET":
+    if scope["type"] == "http" and scope["path"].startswith(PAGE_PREFIX) and scope["method"] == "GET":
         return next(iter(parse_qs(scope.get("query_string", b"").decode("latin-1")).get("key", [])), None)
     return None
 

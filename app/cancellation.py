@@ -54,7 +54,8 @@ class CancelListener:
     @property
     def server_pid(self) -> int | None:
         """The Postgres backend listening for this process (what pg_stat_activity calls it)."""
-        return self._conn.get_server_pid() if self.listening else None
+        conn = self._conn
+        return conn.get_server_pid() if conn is not None and not conn.is_closed() else None
 
     async def start(self) -> None:
         """Listen; raises if Postgres does not answer (the server is starting, so that is a failed start)."""

@@ -21,10 +21,10 @@ def database_url(configured: str | None, data_dir: Path) -> str:
         pgdata.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on headless machines
-            import pgserver
+            from pgserver.postgres_server import get_server
 
             # cleanup_mode=None leaves the server running for the next process, which finds and reuses it.
-            _embedded[pgdata] = pgserver.get_server(pgdata, cleanup_mode=None)
+            _embedded[pgdata] = get_server(pgdata, cleanup_mode=None)
     return _embedded[pgdata].get_uri()
 
 
@@ -38,7 +38,9 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def connect(url: str, timeout: float = 10.0, application_name: str = "stepwise") -> asyncpg.Connection:
-    conn = await asyncpg.connect(url, timeout=timeout, server_settings={"application_name": application_name})
+    # asyncpg leaves `timeout` unannotated, so its default (60) makes checkers read it as int; it takes float seconds.
+    conn = await asyncpg.connect(url, timeout=timeout,  # pyright: ignore[reportArgumentType]
+                                 server_settings={"application_name": application_name})
     await init_connection(conn)
     return conn
 

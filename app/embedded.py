@@ -59,14 +59,17 @@ def stop(pgdata: Path) -> str:
     info = _postmaster(pgdata)
     if info is None or not info.is_running():
         return f"embedded Postgres in {pgdata}: not running"
-    from pgserver._commands import pg_ctl
+    from pgserver import _commands  # its pg_ctl is made at import time by this factory, which a checker can read
+
+    pg_ctl = _commands.create_command_function("pg_ctl")
 
     try:
         # As root, pgserver runs Postgres as its own user `pgserver`, and pg_ctl refuses to run as root.
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user="pgserver" if os.geteuid() == 0 else None, timeout=60)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-        info.process.terminate()
-        info.process.wait(30)
+        if info.process is not None:
+            info.process.terminate()
+            info.process.wait(30)
     return f"embedded Postgres in {pgdata}: stopped (pid {info.pid})"
 
 

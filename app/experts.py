@@ -53,11 +53,12 @@ async def expert_statuses(router: Router) -> list[ExpertStatus]:
 
 def server_notes(spec: ExpertSpec) -> list[str]:
     """Without a running stepwise server: what a remote SGLang expert's flags mean (see SGLangOpenAIBackend.notes)."""
-    if spec.backend != "sglang-openai" or not spec.url:
+    url = spec.url
+    if spec.backend != "sglang-openai" or not url:
         return []
 
     async def ask() -> list[str]:
-        backend = SGLangOpenAIBackend(spec.url, spec.model)
+        backend = SGLangOpenAIBackend(url, spec.model)
         try:
             return await backend.notes()
         finally:
@@ -77,8 +78,8 @@ def launch_plan(registry: Registry, python: str = sys.executable) -> list[Launch
     or `workers` servers on the ports after the expert's and sglang_router on the expert's own `url`."""
     launches: list[Launch] = []
     for spec in registry.experts:
-        if spec.backend not in ("sglang", "sglang-openai") or not spec.model_path:
-            continue
+        if spec.backend not in ("sglang", "sglang-openai") or not spec.model_path or not spec.url:
+            continue  # (the registry's check refuses an SGLang expert without a url)
         url = urlsplit(spec.url)
         host, port = url.hostname or "127.0.0.1", url.port or 30000
         if spec.workers == 1:
@@ -122,7 +123,8 @@ def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen | None = 
     deadline = time.monotonic() + timeout_s
     while True:
         if process is not None and process.poll() is not None:
-            command = " ".join(process.args[:4])
+            args = process.args
+            command = " ".join(map(str, args[:4])) if isinstance(args, (list, tuple)) else str(args)
             raise RuntimeError(f"{command} exited with {process.returncode} before {url} was healthy")
         try:
             if httpx.get(url, timeout=HEALTH_TIMEOUT_S).status_code == 200:

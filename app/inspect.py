@@ -12,6 +12,7 @@ import asyncio
 import re
 import sys
 import uuid
+from collections.abc import Set as AbstractSet
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -187,8 +188,8 @@ def render_trace(events: list[ev.AnyEvent]) -> str:
                         f"{event.purpose:<8} at {start_ms:.1f} ms for {event.latency_ms:.1f} ms · {event.expert} · "
                         f"{event.input_tokens} in ({event.cached_tokens} cached) / "
                         f"{event.output_tokens} out{failed_call}")
-                case ev.ModelCalled():
-                    c = calls.setdefault(event.step_id, _Calls())
+                case ev.ModelCalled(step_id=int() as step_id):
+                    c = calls.setdefault(step_id, _Calls())
                     if event.error is None and event.expert not in c.experts:
                         c.experts.append(event.expert)
                     c.model_calls += 1
@@ -211,7 +212,8 @@ def render_trace(events: list[ev.AnyEvent]) -> str:
     return "\n".join(lines + after)
 
 
-def _step_tree(report: RunReport, calls: dict[int, _Calls], t0: float, kept: set[int] = frozenset()) -> list[str]:
+def _step_tree(report: RunReport, calls: dict[int, _Calls], t0: float,
+               kept: AbstractSet[int] = frozenset()) -> list[str]:
     planned = {s.id: s for s in report.plan.steps} if report.plan else {}
     ran = {s.id: s for s in report.steps}
     ids = sorted(set(planned) | set(ran))
@@ -265,6 +267,8 @@ def _reachable(children: dict[int | None, list[int]], starts: list[int]) -> set[
 def _step_line(sid: int, step: StepReport | None, planned: Step | None, c: _Calls | None, t0: float, also: list[int],
                kept: bool) -> str:
     if step is None:
+        if planned is None:  # not reached: the tree draws the steps that ran or were planned
+            raise ValueError(f"step {sid} neither ran nor was planned")
         return f"[{sid}] {planned.target}: {_shown(planned)}  ({'kept from the plan before' if kept else 'not run'})"
     result = step_result(step)
     timing = f"at {(step.started_at - t0) * 1000:.1f} ms for {step.duration_ms or 0:.1f} ms"
@@ -406,8 +410,9 @@ def diff_reports(old: RunReport, new: RunReport, step_id: int | None = None) -> 
     for sid in ids:
         o, n = olds.get(sid), news.get(sid)
         if o is None or n is None:
-            gone = o is not None
-            s = o if gone else n
+            gone, s = o is not None, o or n
+            if s is None:  # not reached: ids are the steps of one run or the other
+                continue
             step_lines.append(f"  [{sid}] {'removed' if gone else 'added'}: {s.target}: {_shown(s)} → {step_result(s)}")
             changed += 1
             continue

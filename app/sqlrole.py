@@ -32,7 +32,7 @@ async def ensure_readonly_role(conn: asyncpg.Connection, role: str, *, schema: s
     `schema`)."""
     q = _Quoter(conn)
     r, s = await q.ident(role), await q.ident(schema)
-    db = await q.ident(await conn.fetchval("SELECT current_database()"))
+    db = await q.ident(str(await conn.fetchval("SELECT current_database()")))
     async with conn.transaction():
         if await conn.fetchval("SELECT $1 IN (current_user, session_user)", role):
             raise RoleError(f"{role!r} is the role running this: make a new role for the sql tool, e.g. "
@@ -103,7 +103,13 @@ class _Quoter:
         self.conn = conn
 
     async def ident(self, name: str) -> str:
-        return await self.conn.fetchval("SELECT quote_ident($1)", name)
+        return await self._quoted("SELECT quote_ident($1)", name)
 
     async def literal(self, text: str) -> str:
-        return await self.conn.fetchval("SELECT quote_literal($1)", text)
+        return await self._quoted("SELECT quote_literal($1)", text)
+
+    async def _quoted(self, query: str, text: str) -> str:
+        quoted = await self.conn.fetchval(query, text)
+        if not isinstance(quoted, str):  # not reached: both functions return text for text
+            raise RoleError(f"{query} gave {quoted!r} for {text!r}")
+        return quoted

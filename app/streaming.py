@@ -5,7 +5,8 @@ when the client goes away. Either way a run does not outlive the request that st
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 from litestar import Request
 
@@ -33,8 +34,8 @@ class Channel:
     def text(self, piece: str) -> None:
         self._queue.put_nowait(Text(piece))
 
-    async def follow(self,
-                     start: Callable[[Channel], Awaitable[RunReport]]) -> AsyncIterator[AnyEvent | Text | RunReport]:
+    async def follow(self, start: Callable[[Channel], Coroutine[Any, Any, RunReport]],
+                     ) -> AsyncIterator[AnyEvent | Text | RunReport]:
         """Start the run with this channel as its extra sink; yield its events and text as they come, then its
         report. If the consumer stops early, the run is cancelled (and records itself as cancelled)."""
         run = asyncio.create_task(start(self))

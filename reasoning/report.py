@@ -12,12 +12,12 @@ import msgspec
 from reasoning import events as ev
 from reasoning.errors import explain
 from reasoning.plan import render
-from reasoning.types import Answer, Plan, Verdict
+from reasoning.types import Answer, Plan, StepKind, Verdict
 
 
 class StepReport(msgspec.Struct):
     id: int
-    kind: str
+    kind: StepKind
     target: str
     input: Any
     depends_on: list[int]
