@@ -15,7 +15,8 @@ error body.
 
 Refusals the document cannot foresee — a plan's own rules (`plan: …`: ids unique, references to earlier steps, each
 target of its kind, a tool named in `tools`), function names unique in a chat's `tools` and a named `tool_choice`
-naming one of them — are rules between fields that JSON Schema does not state, and a number written with a fraction
+naming one of them — are rules between fields that JSON Schema does not state, a run id prefix more than one stored
+run starts with depends on the data, and a number written with a fraction
 (`5.0`) is an integer to JSON Schema but not to the strict decoder (app/bodies.py); `schema_valid_accepted` counts them
 (by the detail's head) instead of failing, as it counts the short-deadline 504s. With FUZZ_TALLY set, the counts are
 written there as JSON when the process ends.
@@ -36,7 +37,8 @@ import schemathesis
 RUN_HEADER = "x-stepwise-run-id"
 SHORT_DEADLINE_S = 1.0
 # A field path as app/bodies.py and the routes write it: names, indexes, dots (`messages[0].content`, `plan.steps[1]`).
-CROSS_FIELD = ("plan: ", "tool_choice: no tool is named", "tools: function names must be unique")
+CROSS_FIELD = ("plan: ", "tool_choice: no tool is named", "tools: function names must be unique",
+               "run_id: more than one run starts with")  # the last depends on the runs stored, not on the request
 FRACTION = re.compile(r"^[\w.\[\]-]+: Expected `int[^`]*`, got `float`")
 TALLY: Counter[str] = Counter()
 FIELD = re.compile(r"^[A-Za-z_][\w\-]*(?:\[\d+\]|\.[A-Za-z_][\w\-]*)*: \S")
