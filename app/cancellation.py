@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import structlog
 
+from app.db import Connection
+
 log = structlog.get_logger("stepwise.cancellation")
 
 CHANNEL = "stepwise_cancel"
@@ -23,7 +25,7 @@ _ENDED = "SELECT EXISTS (SELECT 1 FROM events WHERE run_id = $1 AND type IN ('ru
 _RETRY_FIRST_S, _RETRY_MAX_S = 0.1, 5.0
 
 
-async def request_cancel(conn: asyncpg.Connection, run_id: uuid.UUID) -> bool:
+async def request_cancel(conn: Connection, run_id: uuid.UUID) -> bool:
     """Ask every replica to cancel `run_id`, unless the trace has its end (then False). The owner may still finish it
     first: the answer is that it was asked to stop, not that it stopped."""
     if await conn.fetchval(_ENDED, run_id):

@@ -1,4 +1,5 @@
-"""The `stepwise` command: serve, migrate, fetch, ask, experts, sql-role; runs, trace, prune, replay (app/inspect.py); db (app/embedded.py)."""
+"""The `stepwise` command: serve, migrate, fetch, ask, experts, sql-role; runs, trace, prune, replay (app/inspect.py);
+db (app/embedded.py)."""
 
 from __future__ import annotations
 
@@ -35,21 +36,31 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     commands.add_parser("migrate", help="apply database migrations")
-    commands.add_parser("fetch", help="download the model weights and eval data into the cache (once; they are not installed)")
+    commands.add_parser("fetch",
+                        help="download the model weights and eval data into the cache (once; they are not installed)")
     ask = commands.add_parser("ask", help="answer one question and print the answer and its steps")
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print the run's report as JSON (the same as POST /v1/reason)")
     ask.add_argument("--deadline", type=float, help="seconds the whole run may take")
-    experts = commands.add_parser("experts", help="list the experts (STEPWISE_EXPERTS or the embedded default), or launch SGLang workers")
+    experts = commands.add_parser("experts",
+                                  help="list the experts (STEPWISE_EXPERTS or the embedded default), or launch SGLang "
+                                       "workers")
     experts.add_argument("action", nargs="?", choices=["list", "launch"], default="list")
     experts.add_argument("--server", help="a running stepwise server to ask for live health and load, e.g. http://127.0.0.1:8000")
-    experts.add_argument("--dry-run", action="store_true", help="launch: print the command lines instead of running them")
-    experts.add_argument("--timeout", type=float, default=900.0, help="launch: seconds to wait for each server's /health")
-    sql_role = commands.add_parser("sql-role", help="create (or repair) the read-only role the sql tool connects as, and print its URL")
+    experts.add_argument("--dry-run", action="store_true",
+                         help="launch: print the command lines instead of running them")
+    experts.add_argument("--timeout", type=float, default=900.0,
+                         help="launch: seconds to wait for each server's /health")
+    sql_role = commands.add_parser("sql-role",
+                                   help="create (or repair) the read-only role the sql tool connects as, and print its "
+                                        "URL")
     sql_role.add_argument("role", help="a new role name, e.g. stepwise_reader")
-    sql_role.add_argument("--url", required=True, help="an admin (superuser) URL of the database the sql tool will query")
-    sql_role.add_argument("--schema", default="public", help="the schema whose tables the role may read (default public)")
-    sql_role.add_argument("--password", action="store_true", help="ask for a password to set (needed unless the server trusts the role)")
+    sql_role.add_argument("--url", required=True,
+                          help="an admin (superuser) URL of the database the sql tool will query")
+    sql_role.add_argument("--schema", default="public",
+                          help="the schema whose tables the role may read (default public)")
+    sql_role.add_argument("--password", action="store_true",
+                          help="ask for a password to set (needed unless the server trusts the role)")
     inspect_commands.add_parsers(commands)
     embedded.add_parser(commands)
     from evals import cli as evals_cli  # here, not at module level: app does not import evals
@@ -98,7 +109,8 @@ def _serve(settings: Settings) -> int:
     from app.serve import GracefulServer, describe_database, describe_model, ready_line
 
     def announce(url: str) -> None:
-        print(ready_line(url, model=describe_model(settings), database=describe_database(settings)), file=sys.stderr, flush=True)
+        print(ready_line(url, model=describe_model(settings), database=describe_database(settings)), file=sys.stderr,
+              flush=True)
 
     app = create_app(settings)
 
@@ -108,14 +120,16 @@ def _serve(settings: Settings) -> int:
 
     # timeout_graceful_shutdown bounds the wait for replies still being sent after the runs have ended (a client
     # reading slowly); past it uvicorn cancels them.
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                            timeout_graceful_shutdown=5)
     GracefulServer(config, announce, drain).run()
     return 0
 
 
 def _fetch(settings: Settings) -> int:
     fetched = fetch(settings.cache_dir, say=lambda line: print(line, file=sys.stderr, flush=True))
-    print(f"fetched {len(fetched)} package(s) into {settings.cache_dir}" if fetched else f"up to date: {settings.cache_dir}")
+    print(f"fetched {len(fetched)} package(s) into {settings.cache_dir}" if fetched
+          else f"up to date: {settings.cache_dir}")
     return 0
 
 
@@ -148,8 +162,10 @@ def _experts(settings: Settings, args: argparse.Namespace) -> int:
         rows = [_offline_status(spec) for spec in registry.experts]
     print(f"{'expert':<14} {'backend':<14} {'healthy':<8} {'load':<7} {'skills':<24} where")
     for row in rows:
-        load = f"{row['in_flight']}/{row['max_concurrency']}" if row["in_flight"] is not None else f"-/{row['max_concurrency']}"
-        print(f"{row['name']:<14} {row['backend']:<14} {str(row['healthy']).lower():<8} {load:<7} {','.join(row['skills']):<24} {row['url'] or row['model']}")
+        in_flight = "-" if row["in_flight"] is None else row["in_flight"]
+        load = f"{in_flight}/{row['max_concurrency']}"
+        print(f"{row['name']:<14} {row['backend']:<14} {str(row['healthy']).lower():<8} {load:<7} "
+              f"{','.join(row['skills']):<24} {row['url'] or row['model']}")
     for row in rows:  # what a server's own flags mean here, e.g. it reports no cached tokens (not a cold cache)
         for note in row.get("notes") or ():
             print(f"{row['name']}: {note}")
@@ -240,7 +256,7 @@ class Progress:
                     print(f"\r\x1b[Kplanning… {tokens} tokens", end="", file=self._stream, flush=True)
                     self._ticking = True
                 return
-            case ev.PlanProgressed(tokens=tokens, line=written):
+            case ev.PlanProgressed(tokens=tokens, line=str() as written):
                 line = f"  {tokens:>4} tokens │ {written[:100]}"
             case ev.PlanReady(plan=plan):
                 line = f"plan: {len(plan.steps)} step(s)"
@@ -259,11 +275,13 @@ class Progress:
 
 def tree(report: RunReport) -> str:
     """The answer, then the run and its steps as a tree."""
-    head = report.answer.text if report.answer else f"No answer. {report.error.message}"
+    said = report.error.message if report.error else ""
+    head = report.answer.text if report.answer else f"No answer. {said}".rstrip()
     u = report.usage
     lines = [
         head,
-        f"run {report.run_id} {report.status} in {(report.latency_ms or 0) / 1000:.1f}s · {u.model_calls} model call(s) · "
+        f"run {report.run_id} {report.status} in {(report.latency_ms or 0) / 1000:.1f}s · {u.model_calls} model "
+        f"call(s) · "
         f"{u.input_tokens} in ({u.cached_tokens} cached) / {u.output_tokens} out tokens",
     ]
     for i, step in enumerate(report.steps):
@@ -274,7 +292,8 @@ def tree(report: RunReport) -> str:
         result = step_result(step)
         after = f" (after {', '.join(map(str, step.depends_on))})" if step.depends_on else ""
         checks = verdict_marks(step.verdicts)
-        lines.append(f"{branch} [{step.id}] {step.target}: {shown} → {result}  {step.duration_ms or 0:.1f} ms{after} {checks}".rstrip())
+        lines.append(f"{branch} [{step.id}] {step.target}: {shown} → {result}  {step.duration_ms or 0:.1f} ms{after} "
+                     f"{checks}".rstrip())
     return "\n".join(lines)
 
 

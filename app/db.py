@@ -8,6 +8,11 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+"""A connection of its own (`connect`) or one lent by the pool (`pool.acquire()`, a proxy forwarding to it): the
+trace's reads, migrations and cancel requests take either."""
 
 _embedded: dict[Path, Any] = {}
 

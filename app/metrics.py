@@ -21,11 +21,21 @@ _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 6
 class TraceCounts(Protocol):
     """What the trace sink counts (app.trace.TraceSink)."""
 
-    written: int
-    dead_lettered: int
-    dropped: int
-    retries: int
-    lag_s: float
+    # Read-only: the sink's lag_s is a property.
+    @property
+    def written(self) -> int: ...
+
+    @property
+    def dead_lettered(self) -> int: ...
+
+    @property
+    def dropped(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
+
+    @property
+    def lag_s(self) -> float: ...
 
 
 class _TraceCounters(Collector):

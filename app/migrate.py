@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.resources
 import re
 
-import asyncpg
 import structlog
 
 from app import db
@@ -32,7 +31,7 @@ def available() -> list[tuple[int, str, str]]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: db.Connection) -> list[str]:
     """Apply what has not been applied; return the names applied now."""
     applied_now = []
     await conn.execute("SELECT pg_advisory_lock($1)", LOCK)

@@ -101,7 +101,8 @@ def check_registry(registry: Registry, where: str) -> None:
         if spec.max_concurrency < 1:
             raise RegistryError(f"{where}: expert {spec.name!r}: `max_concurrency` must be at least 1")
         if spec.model_path and spec.backend not in ("sglang", "sglang-openai"):
-            raise RegistryError(f"{where}: expert {spec.name!r}: `model_path` is for SGLang experts that `stepwise experts launch` starts")
+            raise RegistryError(f"{where}: expert {spec.name!r}: `model_path` is for SGLang experts that `stepwise "
+                                f"experts launch` starts")
 
 
 def default_registry(settings: Settings) -> Registry:
@@ -116,7 +117,8 @@ def default_registry(settings: Settings) -> Registry:
 def registry_for(settings: Settings) -> Registry:
     """The registry, with the roles and decoding limit the configuration file (STEPWISE_CONFIG) sets."""
     registry = load_registry(settings.experts_file) if settings.experts_file else default_registry(settings)
-    named = {"default": settings.executor_expert, "planner": settings.planner_expert, "composer": settings.composer_expert}
+    named = {"default": settings.executor_expert, "planner": settings.planner_expert,
+             "composer": settings.composer_expert}
     roles: dict = {k: v for k, v in named.items() if v is not None}
     if settings.expert_max_tokens is not None:
         roles["experts"] = [msgspec.structs.replace(e, max_tokens=settings.expert_max_tokens) for e in registry.experts]
@@ -148,9 +150,12 @@ async def build_fleet(registry: Registry, settings: Settings) -> Fleet:
             path = await asyncio.to_thread(model_path, spec.model, settings.cache_dir)
             if path not in llamas:
                 llamas[path] = await asyncio.to_thread(
-                    EmbeddedLlama, str(path), threads=settings.threads, context=settings.context, parallel=settings.parallel,
+                    EmbeddedLlama, str(path), threads=settings.threads, context=settings.context,
+                    parallel=settings.parallel,
                 )
             backend = llamas[path].new_backend()
+        elif spec.url is None:  # check_registry refuses this first; here it names what the remote kinds need
+            raise RegistryError(f"expert {spec.name!r}: backend {spec.backend!r} needs a `url`")
         elif spec.backend == "sglang":
             regex_of = None
             if spec.constraint_mode == "regex":

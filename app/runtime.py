@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import asyncpg
@@ -42,7 +42,7 @@ from verifiers.policy import VerdictPolicy
 log = structlog.get_logger("stepwise.runtime")
 
 
-def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool], verifiers: tuple[str, ...] = (),
+def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], verifiers: tuple[str, ...] = (),
                  planner: str = "program", plan_samples: int = 5, compose: str = "auto", plan_more: int = 0,
                  plan_examples: int = 3, plan_temperature: float = 0.7, bank: ExampleBank | None = None) -> Engine:
     router = Router(fleet.experts, registry.default_name)
@@ -61,7 +61,7 @@ def build_engine(fleet: Fleet, registry: Registry, tools: dict[str, Tool], verif
     )
 
 
-def engine_for(settings: Settings, fleet: Fleet, tools: dict[str, Tool]) -> Engine:
+def engine_for(settings: Settings, fleet: Fleet, tools: Mapping[str, Tool]) -> Engine:
     """The engine `settings` describe (planner, verifiers, composer, roles, decoding limits, example bank) on experts
     already built, their backends shared: what Runtime.start builds, and what `stepwise optimize` builds for each
     candidate configuration without loading a model again."""
@@ -99,7 +99,8 @@ class Runtime:
         tools = load_tools(settings.tool_modules)
         if settings.sql_url:
             # a role that can reach past its tables (superuser, pg_execute_server_program…) raises PrivilegedRole here
-            tools["sql"] = await SqlTool.connect(settings.sql_url, allow_privileged_role=settings.sql_allow_privileged_role)
+            tools["sql"] = await SqlTool.connect(settings.sql_url,
+                                                 allow_privileged_role=settings.sql_allow_privileged_role)
             if tools["sql"].privileges:
                 log.warning("sql_tool_role_is_privileged", allowed_by="STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE",
                             role_may=list(tools["sql"].privileges), database=db.redact(settings.sql_url))
@@ -132,7 +133,8 @@ class Runtime:
         self.settings = settings
 
     async def ask(self, question: str, deadline_s: float | None = None, *extra: EventSink,
-                  options: RunOptions | CheckedRun = RunOptions(), run_id: uuid.UUID | None = None, **fields: Any) -> RunReport:
+                  options: RunOptions | CheckedRun = RunOptions(), run_id: uuid.UUID | None = None,
+                  **fields: Any) -> RunReport:
         """Run the engine on one question as `options` say (checked ones are not checked again), with this server's
         defaults for what they leave open; `deadline_s` and keyword `fields` (RunOptions' fields: `plan=…`,
         `sequential=True`) override them. The report comes from the run's own events."""
@@ -141,17 +143,19 @@ class Runtime:
         else:
             options = self._resolved(options, deadline_s, fields)
         run_id = run_id or uuid.uuid4()
-        return await self._tracked(run_id, extra, lambda sink: self.engine.run(question, options, sink=sink, run_id=run_id))
+        return await self._tracked(run_id, extra, lambda sink: self.engine.run(question, options, sink=sink,
+                                                                               run_id=run_id))
 
     async def chat(self, messages: list[Message], *extra: EventSink, options: ChatOptions = ChatOptions(),
-                   on_text: Callable[[str], None] | None = None, run_id: uuid.UUID | None = None, **fields: Any) -> RunReport:
+                   on_text: Callable[[str], None] | None = None, run_id: uuid.UUID | None = None,
+                   **fields: Any) -> RunReport:
         """One conversation turn with one expert, no plan (Engine.chat), tracked and recorded like any run; keyword
         `fields` (ChatOptions' fields) override `options`."""
         options = msgspec.structs.replace(options, **fields)
         options = msgspec.structs.replace(options, deadline_s=options.deadline_s or self.settings.deadline_s)
         run_id = run_id or uuid.uuid4()
-        return await self._tracked(run_id, extra, lambda sink: self.engine.chat(messages, options, sink=sink, run_id=run_id,
-                                                                                on_text=on_text))
+        return await self._tracked(run_id, extra, lambda sink: self.engine.chat(messages, options, sink=sink,
+                                                                                run_id=run_id, on_text=on_text))
 
     def _resolved(self, options: RunOptions, deadline_s: float | None, fields: dict[str, Any]) -> RunOptions:
         """The options with the caller's overrides, and this server's defaults for the deadline and plan streaming."""
@@ -160,11 +164,13 @@ class Runtime:
             options, deadline_s=deadline_s or options.deadline_s or self.settings.deadline_s,
             stream_plan=self.settings.stream_plan if options.stream_plan is None else options.stream_plan)
 
-    async def _tracked(self, run_id: uuid.UUID, extra: tuple[EventSink, ...], start: Callable[[EventSink], Awaitable]) -> RunReport:
+    async def _tracked(self, run_id: uuid.UUID, extra: tuple[EventSink, ...],
+                       start: Callable[[EventSink], Coroutine[Any, Any, Any]]) -> RunReport:
         """Run as a task of its own, listed in `active` so `cancel` can stop it; if this call is cancelled (the client
         went away), the run is cancelled too, and recorded as such, before the cancellation goes on."""
         recorder = Recorder()
-        task = asyncio.create_task(start(FanOut(recorder, self.sink, self.metrics, self._logs, *extra)), name=f"run:{run_id}")
+        task = asyncio.create_task(start(FanOut(recorder, self.sink, self.metrics, self._logs, *extra)),
+                                   name=f"run:{run_id}")
         self.active[run_id] = task
         try:
             await asyncio.wait({task})

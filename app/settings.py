@@ -33,7 +33,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """A Postgres the read-only `sql` tool queries (STEPWISE_SQL_URL); unset, there is no sql tool."""
     sql_allow_privileged_role: bool = False
     """Let the sql tool log in as a superuser or a role that reaches files, programs or other sessions
-    (STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE=1): for throwaway local databases only; without it such a role fails the start."""
+    (STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE=1): for throwaway local databases only; without it such a role fails the
+    start."""
     docs_dir: Path | None = None
     """A folder of .md/.txt files the `docs` tool searches (STEPWISE_DOCS); unset, there is no docs tool."""
     python_tool: bool = False
@@ -97,19 +98,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SystemExit(f"STEPWISE_CONFIG: {exc}") from exc
         values |= {
             "database_url": env.get("DATABASE_URL") or None,
-            "data_dir": Path(env["STEPWISE_DATA_DIR"]) if env.get("STEPWISE_DATA_DIR") else _user_dir(env, "XDG_DATA_HOME", ".local/share"),
-            "cache_dir": Path(env["STEPWISE_CACHE_DIR"]) if env.get("STEPWISE_CACHE_DIR") else _user_dir(env, "XDG_CACHE_HOME", ".cache"),
+            "data_dir": Path(env["STEPWISE_DATA_DIR"]) if env.get("STEPWISE_DATA_DIR")
+            else _user_dir(env, "XDG_DATA_HOME", ".local/share"),
+            "cache_dir": Path(env["STEPWISE_CACHE_DIR"]) if env.get("STEPWISE_CACHE_DIR")
+            else _user_dir(env, "XDG_CACHE_HOME", ".cache"),
             "experts_file": Path(env["STEPWISE_EXPERTS"]) if env.get("STEPWISE_EXPERTS") else None,
             "tool_modules": tuple(m.strip() for m in env.get("STEPWISE_TOOLS", "").split(",") if m.strip()),
             "stream_plan": env.get("STEPWISE_STREAM_PLAN", "").lower() in ("1", "true", "yes"),
             "sql_url": env.get("STEPWISE_SQL_URL") or None,
-            "sql_allow_privileged_role": env.get("STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE", "").lower() in ("1", "true", "yes"),
+            "sql_allow_privileged_role":
+                env.get("STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE", "").lower() in ("1", "true", "yes"),
             "docs_dir": Path(env["STEPWISE_DOCS"]) if env.get("STEPWISE_DOCS") else None,
             "python_tool": env.get("STEPWISE_PYTHON", "").lower() in ("1", "true", "yes"),
             "api_keys": tuple(k.strip() for k in env.get("STEPWISE_API_KEYS", "").split(",") if k.strip()),
         }
         for name, var, kind in (
-            ("model", "STEPWISE_MODEL", str), ("threads", "STEPWISE_THREADS", int), ("context", "STEPWISE_CONTEXT", int),
+            ("model", "STEPWISE_MODEL", str), ("threads", "STEPWISE_THREADS", int),
+            ("context", "STEPWISE_CONTEXT", int),
             ("parallel", "STEPWISE_PARALLEL", int), ("host", "STEPWISE_HOST", str), ("port", "STEPWISE_PORT", int),
             ("deadline_s", "STEPWISE_DEADLINE_S", float), ("log_level", "STEPWISE_LOG_LEVEL", str),
             ("max_body_bytes", "STEPWISE_MAX_BODY_BYTES", int), ("planner", "STEPWISE_PLANNER", str),
