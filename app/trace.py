@@ -36,6 +36,7 @@ import asyncpg
 import msgspec
 import structlog
 
+from app import db
 from reasoning import events as ev
 from reasoning.plan import declared_needs
 from reasoning.types import Step
@@ -44,18 +45,21 @@ log = structlog.get_logger("stepwise.trace")
 
 _COLUMNS = {
     "events": ("run_id", "type", "at", "payload"),
-    "steps": ("run_id", "step_id", "kind", "target", "input", "depends_on", "status", "output", "error", "started_at", "finished_at", "duration_ms"),
+    "steps": ("run_id", "step_id", "kind", "target", "input", "depends_on", "status", "output", "error", "started_at",
+              "finished_at", "duration_ms"),
     "model_calls": ("run_id", "step_id", "at", "purpose", "expert", "backend", "operation", "provider", "request_model",
                     "input_tokens", "output_tokens", "cached_tokens", "latency_ms", "ttft_ms", "cost", "finish_reason",
                     "error", "rerouted_from"),
     "tool_calls": ("run_id", "step_id", "at", "tool", "args", "result", "error", "latency_ms"),
     "verdicts": ("run_id", "step_id", "at", "verifier", "outcome", "reason"),
 }
-_RUN_STARTED = "INSERT INTO runs (run_id, question, status, started_at, deadline_s) VALUES ($1, $2, 'running', $3, $4) ON CONFLICT (run_id) DO NOTHING"
+_RUN_STARTED = ("INSERT INTO runs (run_id, question, status, started_at, deadline_s) VALUES ($1, $2, 'running', $3, "
+                "$4) ON CONFLICT (run_id) DO NOTHING")
 _RUN_ENDED = """
 UPDATE runs SET status = $2, finished_at = $3, error_type = $4, error = $5, latency_ms = $6,
     (model_calls, input_tokens, output_tokens, cached_tokens, cost) = (
-        SELECT count(*), least(coalesce(sum(input_tokens), 0), 2147483647), least(coalesce(sum(output_tokens), 0), 2147483647),
+        SELECT count(*), least(coalesce(sum(input_tokens), 0), 2147483647),
+               least(coalesce(sum(output_tokens), 0), 2147483647),
                least(coalesce(sum(cached_tokens), 0), 2147483647), coalesce(sum(cost), 0)
         FROM model_calls WHERE model_calls.run_id = $1)  -- sums saturate at the integer columns' maximum
 WHERE run_id = $1"""
@@ -81,7 +85,7 @@ def is_connection_error(exc: BaseException) -> bool:
 _decode_event = msgspec.json.Decoder(ev.AnyEvent).decode
 
 
-async def load_events(conn: asyncpg.Connection, run_id: uuid.UUID) -> list[ev.AnyEvent]:
+async def load_events(conn: db.Connection, run_id: uuid.UUID) -> list[ev.AnyEvent]:
     """A run's events as stored, in the order they were emitted (empty for an unknown run)."""
     rows = await conn.fetch("SELECT payload::text AS payload FROM events WHERE run_id = $1 ORDER BY id", run_id)
     return [_decode_event(row["payload"]) for row in rows]
@@ -89,8 +93,8 @@ async def load_events(conn: asyncpg.Connection, run_id: uuid.UUID) -> list[ev.An
 
 def step_needs(step: Step) -> set[int]:
     """The steps `step` waits for, as the trace's readers draw them (the page's edges, `stepwise trace`'s tree): its
-    `depends_on` and its `$N` references (reasoning.plan.declared_needs), never itself — the plan rules refuse a step that
-    names itself (validate_plan, the engine's admit), so a recorded self-reference is no dependency."""
+    `depends_on` and its `$N` references (reasoning.plan.declared_needs), never itself — the plan rules refuse a step
+    that names itself (validate_plan, the engine's admit), so a recorded self-reference is no dependency."""
     return declared_needs(step) - {step.id}
 
 
@@ -121,7 +125,7 @@ class UnknownRun(RunLookupError):
 _RUN_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
 
 
-async def find_run(conn: asyncpg.Connection, text: str) -> uuid.UUID:
+async def find_run(conn: db.Connection, text: str) -> uuid.UUID:
     """The run `text` names: a full run id, or a prefix of at least 4 hex digits (`stepwise runs` prints 8) that exactly
     one recorded run starts with. The one rule for every place a run is named (CLI, API, trace page); raises
     NotARunId, AmbiguousRunId or UnknownRun."""
@@ -194,7 +198,8 @@ class TraceSink:
                 if self._spill_dir is None:
                     self._lose(1, "trace queue full")
                     return
-                self._overflow = _Overflow(self._spill_dir / "overflow", chunk=min(self._batch_size, self._queue.maxsize))
+                self._overflow = _Overflow(self._spill_dir / "overflow",
+                                           chunk=min(self._batch_size, self._queue.maxsize))
                 log.warning("trace_queue_overflowing", queue=self._queue.maxsize, folder=str(self._overflow.folder))
         try:
             self._overflow.append(_json_line(event))
@@ -241,9 +246,11 @@ class TraceSink:
         """Why the trace is falling behind, if it is: Postgres unreachable, or events waiting longer than the limit."""
         found = []
         if self._overflow is not None:
-            found.append(f"trace sink: {self._overflow.count} events past the queue's size waiting in {self._overflow.folder}")
+            found.append(f"trace sink: {self._overflow.count} events past the queue's size waiting "
+                         f"in {self._overflow.folder}")
         if self._retrying_since is not None:
-            found.append(f"trace sink: Postgres unreachable, retrying for {time.monotonic() - self._retrying_since:.1f}s")
+            found.append(f"trace sink: Postgres unreachable, retrying for "
+                         f"{time.monotonic() - self._retrying_since:.1f}s")
         if (lag := self.lag_s) > self._lag_limit_s:
             found.append(f"trace sink: {lag:.1f}s behind (more than {self._lag_limit_s:g}s)")
         return found
@@ -360,7 +367,7 @@ class TraceSink:
         while parts:
             part = parts.pop()
             try:
-                await self._on_connection(lambda conn: write_batch(conn, part))
+                await self._on_connection(lambda conn, part=part: write_batch(conn, part))
             except _Rejected as rejected:
                 if len(part) > 1:
                     parts += [part[len(part) // 2:], part[:len(part) // 2]]  # the first half is popped first
@@ -404,9 +411,11 @@ class TraceSink:
         tag = _tag(event)
         reason = _clean_text(repr(error))[:2000]
         try:
-            await self._on_connection(lambda conn: conn.execute(_DEAD_LETTER, event.run_id, tag, dead_letter_text(event), reason))
+            await self._on_connection(lambda conn: conn.execute(_DEAD_LETTER, event.run_id, tag,
+                                                                dead_letter_text(event), reason))
         except _Rejected as rejected:
-            self._lose(1, f"{tag} of run {event.run_id} refused ({reason}), and so was its dead letter: {rejected.error!r}")
+            self._lose(1, f"{tag} of run {event.run_id} refused ({reason}), and so was its dead letter: "
+                          f"{rejected.error!r}")
             return
         self.dead_lettered += 1
         log.error("trace_event_dead_lettered", run_id=str(event.run_id), event_type=tag, error=reason,
@@ -414,7 +423,7 @@ class TraceSink:
         refusal = None
         for stand_in in _stand_ins(event):
             try:
-                await self._on_connection(lambda conn: write_batch(conn, [stand_in], derived=False))
+                await self._on_connection(lambda conn, stand_in=stand_in: write_batch(conn, [stand_in], derived=False))
                 return
             except _Rejected as rejected:
                 refusal = rejected.error
@@ -510,7 +519,7 @@ class _Overflow:
             self._seal()
 
     def _seal(self) -> None:
-        if self._file is not None:
+        if self._file is not None and self._path is not None:  # opened together in append
             self._file.close()
             self._ready.append(self._path)
             self._file = None
@@ -591,7 +600,7 @@ def _write_spill(folder: Path, lines: list[bytes]) -> Path:
 
 
 def _tag(event: ev.AnyEvent) -> str:
-    return type(event).__struct_config__.tag
+    return str(type(event).__struct_config__.tag)  # every event's tag is a string (Struct, tag="…")
 
 
 def _clean_text(text: str) -> str:
@@ -613,7 +622,8 @@ def _scrub(value: Any, depth: int = 0, *, describe: bool = False, ascii_only: bo
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return value
     if isinstance(value, int):
-        return f"<an integer of {value.bit_length()} bits>" if describe and value.bit_length() > _MAX_INT_BITS else value
+        too_long = describe and value.bit_length() > _MAX_INT_BITS
+        return f"<an integer of {value.bit_length()} bits>" if too_long else value
     if describe and depth >= _MAX_DEPTH and isinstance(value, dict | list | tuple | msgspec.Struct):
         return f"<nested more than {_MAX_DEPTH} levels deep>"
     options = {"describe": describe, "ascii_only": ascii_only}
@@ -651,7 +661,8 @@ def dead_letter_text(event: ev.AnyEvent) -> str:
             return json.dumps(msgspec.to_builtins(value), ensure_ascii=True)
         except Exception as exc:
             failure = exc
-    return f"<a {_tag(event)} event that cannot be rendered: {_clean_text(repr(failure)).encode('ascii', 'backslashreplace').decode()}>"
+    return (f"<a {_tag(event)} event that cannot be rendered: "
+            f"{_clean_text(repr(failure)).encode('ascii', 'backslashreplace').decode()}>")
 
 
 def _stand_ins(event: ev.AnyEvent) -> Iterator[ev.AnyEvent]:
@@ -675,6 +686,21 @@ def _stand_ins(event: ev.AnyEvent) -> Iterator[ev.AnyEvent]:
 async def write_batch(conn: asyncpg.Connection, batch: list[ev.AnyEvent], *, derived: bool = True) -> None:
     """One transaction: a COPY per table, then the runs rows (inserted at start, updated with sums at the end).
     Without `derived`, only the `events` and `runs` rows (a stand-in for a refused event)."""
+    tables, started, answered, ended = _rows(batch)
+    async with conn.transaction():
+        for name, rows in tables.items():
+            if rows and (derived or name == "events"):
+                await conn.copy_records_to_table(name, records=rows, columns=_COLUMNS[name])
+        if started:
+            await conn.executemany(_RUN_STARTED, started)
+        if answered:
+            await conn.executemany(_RUN_ANSWERED, answered)
+        if ended:
+            await conn.executemany(_RUN_ENDED, ended)
+
+
+def _rows(batch: list[ev.AnyEvent]) -> tuple[dict[str, list[tuple]], list[tuple], list[tuple], list[tuple]]:
+    """The batch's rows per table, and the runs rows: started, answered, ended."""
     tables: dict[str, list[tuple]] = {name: [] for name in _COLUMNS}
     started, answered, ended = [], [], []
     for event in map(storable, batch):
@@ -687,7 +713,8 @@ async def write_batch(conn: asyncpg.Connection, batch: list[ev.AnyEvent], *, der
             case ev.RunFinished():
                 ended.append((event.run_id, "finished", _ts(event.at), None, None, event.latency_ms))
             case ev.RunFailed():
-                ended.append((event.run_id, event.status, _ts(event.at), event.error_type, event.error, event.latency_ms))
+                ended.append((event.run_id, event.status, _ts(event.at), event.error_type, event.error,
+                              event.latency_ms))
             case ev.StepFinished() | ev.StepFailed():
                 ok = isinstance(event, ev.StepFinished)
                 tables["steps"].append((
@@ -697,22 +724,16 @@ async def write_batch(conn: asyncpg.Connection, batch: list[ev.AnyEvent], *, der
                 ))
             case ev.ModelCalled():
                 tables["model_calls"].append((
-                    event.run_id, event.step_id, _ts(event.at), event.purpose, event.expert, event.backend, event.operation,
+                    event.run_id, event.step_id, _ts(event.at), event.purpose, event.expert, event.backend,
+                    event.operation,
                     event.provider, event.request_model, event.input_tokens, event.output_tokens, event.cached_tokens,
                     event.latency_ms, event.ttft_ms, event.cost, event.finish_reason, event.error, event.rerouted_from,
                 ))
             case ev.ToolCalled():
-                tables["tool_calls"].append((event.run_id, event.step_id, _ts(event.at), event.tool, event.args, event.result, event.error, event.latency_ms))
+                tables["tool_calls"].append((event.run_id, event.step_id, _ts(event.at), event.tool, event.args,
+                                             event.result, event.error, event.latency_ms))
             case ev.StepVerified():
-                tables["verdicts"].append((event.run_id, event.step_id, _ts(event.at), event.verifier, event.outcome, event.reason))
-    async with conn.transaction():
-        for name, rows in tables.items():
-            if rows and (derived or name == "events"):
-                await conn.copy_records_to_table(name, records=rows, columns=_COLUMNS[name])
-        if started:
-            await conn.executemany(_RUN_STARTED, started)
-        if answered:
-            await conn.executemany(_RUN_ANSWERED, answered)
-        if ended:
-            await conn.executemany(_RUN_ENDED, ended)
+                tables["verdicts"].append((event.run_id, event.step_id, _ts(event.at), event.verifier, event.outcome,
+                                           event.reason))
+    return tables, started, answered, ended
 
