@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Litestar
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, PathItem, Schema
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Parameter,
+    PathItem,
+    Reference,
+    Schema,
+)
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import PathParameter
 
@@ -91,15 +99,15 @@ _DOCS_ROUTES = {
 
 def document_docs_routes(app: Litestar, base: str) -> None:
     """Add the documentation routes to the app's OpenAPI document (built now, served as built)."""
-    openapi = app.openapi_schema
-    fields = {"status_code": Schema(type=OpenAPIType.INTEGER), "detail": Schema(type=OpenAPIType.STRING)}
+    fields: dict[str, Schema | Reference] = {"status_code": Schema(type=OpenAPIType.INTEGER),
+                                             "detail": Schema(type=OpenAPIType.STRING)}
     body = Schema(type=OpenAPIType.OBJECT, required=["status_code", "detail"], properties=fields)
     unauthorized = OpenAPIResponse(description=UNAUTHORIZED[401].description,
                                    content={"application/json": OpenAPIMediaType(schema=body)})
     for suffix, (summary, media_type) in _DOCS_ROUTES.items():
         ok = OpenAPIResponse(description=summary, content={media_type: OpenAPIMediaType(schema=Schema(
             type=OpenAPIType.OBJECT if media_type.endswith("json") else OpenAPIType.STRING))})
-        openapi.paths[base + suffix] = PathItem(get=Operation(
+        _paths(app)[base + suffix] = PathItem(get=Operation(
             summary=summary,
             operation_id="Schema" + "".join(p.title() for p in suffix.replace(".", "/").replace("-", "/").split("/")),
             tags=["documentation"], responses={"200": ok, "401": unauthorized}))
@@ -163,21 +171,32 @@ def document_request_bodies(app: Litestar, bodies: Mapping[str, Any], *, tools: 
     schemas.update(components)  # type: ignore[arg-type]
 
 
+def _paths(app: Litestar) -> dict[str, PathItem]:
+    """The document's paths: Litestar builds them with the document, so they exist once the app has routes."""
+    paths = app.openapi_schema.paths
+    if paths is None:
+        paths = app.openapi_schema.paths = {}
+    return paths
+
+
 def document_run_refs(app: Litestar) -> None:
     """Every `run_id` path parameter with the pattern a run reference has, in the document only: app.trace.find_run
     refuses the rest itself (a 400 naming run_id that says what a run reference is; the trace page, as a page)."""
-    for item in app.openapi_schema.paths.values():
+    for item in _paths(app).values():
         for operation in (item.get, item.delete):
             for parameter in (operation.parameters or []) if operation else []:
-                if getattr(parameter, "name", None) == "run_id" and isinstance(parameter.schema, Schema):
+                if isinstance(parameter, Parameter) and parameter.name == "run_id" \
+                        and isinstance(parameter.schema, Schema):
                     parameter.schema.pattern = RUN_REF_PATTERN
 
 
 def document_streams(app: Litestar, paths: Collection[str]) -> None:
     """The routes whose 200 is Server-Sent Events with `stream: true`: that media type in the document too."""
     for path in paths:
-        operation = app.openapi_schema.paths[path].post
-        ok = operation.responses["200"]
+        operation = _paths(app)[path].post
+        ok = operation.responses.get("200") if operation is not None and operation.responses else None
+        if not isinstance(ok, OpenAPIResponse):
+            raise ValueError(f"POST {path} has no 200 reply in the document to add the stream to")
         events = Schema(type=OpenAPIType.OBJECT, required=["data"],
                         description="With `stream: true`: one Server-Sent Event per run event, then the report",
                         properties={name: Schema(type=OpenAPIType.STRING) for name in ("data", "event", "id")})
