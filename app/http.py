@@ -87,11 +87,14 @@ async def reason(data: JSONBody[ReasonRequest], request: Request,
     def start(*extra: EventSink) -> Awaitable[RunReport]:
         return runtime.ask(data.question, None, *extra, options=checked, run_id=run_id)
 
+    # Litestar documents the return annotation as the 200 body (the report); the stream (document_streams) and the
+    # 499 nobody reads are the handler's other replies, which that annotation cannot also name.
     if data.stream:
-        return ServerSentEvent(_events(start), headers={RUN_HEADER: str(run_id)})
+        return ServerSentEvent(_events(start), headers={RUN_HEADER: str(run_id)})  # pyright: ignore[reportReturnType]
     report = await unless_gone(request, start())
     if report is None:
-        return Response(b"", status_code=499)  # nobody is listening; the trace has the cancelled run
+        # nobody is listening; the trace has the cancelled run
+        return Response(b"", status_code=499)  # pyright: ignore[reportReturnType]
     return Response(report, status_code=status_for(report), headers={RUN_HEADER: str(run_id)})
 
 
