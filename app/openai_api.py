@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -123,9 +123,11 @@ def _messages(request: ChatRequest) -> list[Message]:
         if m.role in ("system", "developer"):
             out.append(Message("system", text))
         elif m.role == "tool":
-            out.append(Message("user", (f"Result of call {m.tool_call_id}: " if m.tool_call_id else "Result of a call: ") + text))
+            out.append(Message("user", (f"Result of call {m.tool_call_id}: " if m.tool_call_id
+                                        else "Result of a call: ") + text))
         elif m.role == "assistant" and m.tool_calls:
-            calls = "; ".join(f"{c.get('function', {}).get('name')}({c.get('function', {}).get('arguments')})" for c in m.tool_calls)
+            calls = "; ".join(f"{c.get('function', {}).get('name')}({c.get('function', {}).get('arguments')})"
+                              for c in m.tool_calls)
             out.append(Message("assistant", f"{text}\nCalled: {calls}".strip()))
         else:
             out.append(Message(m.role, text))
@@ -146,7 +148,8 @@ def question_from(messages: list[Message]) -> str:
 def resolve(request: ChatRequest, runtime: Runtime) -> _Turn:
     experts = runtime.router.experts
     if request.model != SYSTEM_MODEL and request.model not in experts:
-        raise ValidationException(detail=f"model: {request.model!r} is not served here (models: {', '.join([SYSTEM_MODEL, *experts])})")
+        raise ValidationException(detail=f"model: {request.model!r} is not served here (models: "
+                                         f"{', '.join([SYSTEM_MODEL, *experts])})")
     functions = [Function(t.function.name, t.function.description, t.function.parameters) for t in request.tools or []]
     names = [f.name for f in functions]
     if len(set(names)) != len(names):
@@ -160,7 +163,8 @@ def resolve(request: ChatRequest, runtime: Runtime) -> _Turn:
             raise ValidationException(detail=f"tool_choice: no tool is named {choice.function.name!r}")
     constraint = _output_constraint(request.response_format)
     if constraint is not None and choice != "none":
-        raise ValidationException(detail="response_format: a JSON reply and tool calls in one turn are not supported; send one or the other")
+        raise ValidationException(detail="response_format: a JSON reply and tool calls in one turn are not "
+                                         "supported; send one or the other")
     return _Turn(_messages(request), ChatOptions(
         constraint=constraint,
         target=None if request.model == SYSTEM_MODEL else request.model,
@@ -178,7 +182,8 @@ def _output_constraint(fmt: ResponseFormat | None) -> JsonSchema | None:
     if fmt.type == "json_object":
         return JsonSchema("json_object", {"type": "object"})
     if fmt.json_schema is None:
-        raise ValidationException(detail="response_format.json_schema: required when response_format.type is json_schema")
+        raise ValidationException(detail="response_format.json_schema: required when "
+                                         "response_format.type is json_schema")
     return JsonSchema(fmt.json_schema.name, fmt.json_schema.schema or {"type": "object"})
 
 
@@ -192,12 +197,14 @@ async def _run(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, *extra, on_text
 
 def _tool_calls(answer: Answer) -> list[dict]:
     return [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-             "function": {"name": c.name, "arguments": msgspec.json.encode(c.arguments).decode()}} for c in answer.tool_calls]
+             "function": {"name": c.name, "arguments": msgspec.json.encode(c.arguments).decode()}}
+            for c in answer.tool_calls]
 
 
 def _usage(report: RunReport) -> dict:
     u = report.usage
-    return {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.input_tokens + u.output_tokens,
+    return {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
+            "total_tokens": u.input_tokens + u.output_tokens,
             "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
 
 
@@ -232,7 +239,8 @@ class ErrorReply(msgspec.Struct):
                "for what cannot be served: an unknown model or tool, a tool_choice without tools…"),
     **run_failures(ErrorReply, "OpenAI's error object, `error.type` the error type, `id` the run"),
 }))
-async def chat_completions(data: JSONBody[ChatRequest], request: Request, runtime: NamedDependency[Runtime]) -> Response:
+async def chat_completions(data: JSONBody[ChatRequest], request: Request,
+                           runtime: NamedDependency[Runtime]) -> Response:
     """OpenAI's chat completions: `model` "stepwise" (the whole system) or an expert's name (that expert alone);
     `tools`/`tool_choice`/`parallel_tool_calls` as OpenAI defines them; `stream` for `chat.completion.chunk` events."""
     turn = resolve(data, runtime)
@@ -250,13 +258,15 @@ async def chat_completions(data: JSONBody[ChatRequest], request: Request, runtim
     message: dict[str, Any] = {"role": "assistant", "content": answer.text or None}
     if answer.tool_calls:
         message["tool_calls"] = _tool_calls(answer)
-    body = {"id": str(run_id), "object": "chat.completion", "created": int(report.started_at or time.time()), "model": data.model,
+    body = {"id": str(run_id), "object": "chat.completion", "created": int(report.started_at or time.time()),
+            "model": data.model,
             "choices": [{"index": 0, "message": message, "finish_reason": _finish_reason(report), "logprobs": None}],
             "usage": _usage(report)}
     return Response(body, headers=headers)
 
 
-async def _chunks(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, model: str, include_usage: bool) -> AsyncIterator[ServerSentEventMessage]:
+async def _chunks(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, model: str,
+                  include_usage: bool) -> AsyncIterator[ServerSentEventMessage]:
     """Text as the expert writes it (for a direct chat), else the answer when it is composed; the run's progress as SSE
     comments in between (clients skip them; they show a long run is alive); `[DONE]` last."""
     created = int(time.time())
@@ -269,7 +279,10 @@ async def _chunks(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, model: str, 
     streamed_text = turn.options.target is not None and not turn.options.functions
     channel = Channel()
     yield chunk({"role": "assistant", "content": ""})
-    async for item in channel.follow(lambda sink: _run(runtime, turn, run_id, sink, on_text=sink.text if streamed_text else None)):
+    def start(sink: Channel) -> Coroutine[Any, Any, RunReport]:
+        return _run(runtime, turn, run_id, sink, on_text=sink.text if streamed_text else None)
+
+    async for item in channel.follow(start):
         match item:
             case Text():
                 yield chunk({"content": str(item)})
