@@ -28,7 +28,8 @@ async def main(model: str) -> None:
     llama = await asyncio.to_thread(EmbeddedLlama, str(model_path(model, settings.cache_dir)))
     tools = default_tools()
     compact = llama.new_backend()  # sends the compact llguidance grammar
-    router = Router({"general": Expert(name="general", backend=compact, skills=["facts"], description="answers a short factual question")}, "general")
+    router = Router({"general": Expert(name="general", backend=compact, skills=["facts"],
+                                       description="answers a short factual question")}, "general")
     prefix, constraint = Planner(router, tools).prompt_for(tuple(tools))
     flexible = OpenAICompatBackend(llama.base_url, llama.name)  # sends response_format
     rows = {"response_format": [], "compact grammar": []}
@@ -36,13 +37,15 @@ async def main(model: str) -> None:
         # Warm the prefix cache with this question so neither variant pays its prompt and the other not.
         await compact.generate([*prefix, Message("user", f"Q: {question}")], sampling=Sampling(max_tokens=1))
         for name, backend in (("response_format", flexible), ("compact grammar", compact)):
-            c = await backend.generate([*prefix, Message("user", f"Q: {question}")], constraint=constraint, sampling=Sampling(max_tokens=1024))
+            c = await backend.generate([*prefix, Message("user", f"Q: {question}")], constraint=constraint,
+                                       sampling=Sampling(max_tokens=1024))
             rows[name].append((c.usage.output_tokens, c.latency_ms))
     print(f"model: {llama.name}; questions: {len(QUESTIONS)}; medians")
     print("| JSON schema sent as | output tokens | latency ms |")
     print("|---|---|---|")
     for name, values in rows.items():
-        print(f"| {name} | {statistics.median(t for t, _ in values):.0f} | {statistics.median(ms for _, ms in values):.0f} |")
+        print(f"| {name} | {statistics.median(t for t, _ in values):.0f} | "
+              f"{statistics.median(ms for _, ms in values):.0f} |")
     await flexible.aclose()
     await compact.aclose()
     llama.close()

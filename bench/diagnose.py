@@ -23,11 +23,12 @@ from app import db
 from app.logs import LogSink, configure_logging
 from app.trace import TraceSink
 from bench.common import median, scratch_database
-from bench.overhead import fit
 from bench.doubles import chain, engine_for, fan_out, instant_fleet
+from bench.overhead import fit
 from bench.sink import recorded_runs
 from reasoning.events import FanOut, Recorder
 from reasoning.options import RunOptions
+
 
 class DequeEnqueue:
     def __init__(self) -> None:
@@ -39,7 +40,8 @@ class DequeEnqueue:
 
 async def emit(repeats: int) -> None:
     engine = engine_for(instant_fleet())
-    shapes = {("chain", 1): chain(1), ("chain", 8): chain(8), ("chain", 64): chain(64), ("fan-out", 8): fan_out(8), ("fan-out", 64): fan_out(64)}
+    shapes = {("chain", 1): chain(1), ("chain", 8): chain(8), ("chain", 64): chain(64), ("fan-out", 8): fan_out(8),
+              ("fan-out", 64): fan_out(64)}
     variants = {
         "current sinks": lambda: (TraceSink(None, maxsize=10**7), LogSink()),
         # LogSink already tests types by set membership (the other what-if this measured, since adopted).
@@ -83,7 +85,10 @@ async def write(runs: int) -> None:
         try:
             return await many(self, query, args, **kw)
         finally:
-            label = "runs: insert at start" if query.startswith("INSERT") else "runs: update with sums at the end" if "finished_at" in query else "runs: answer"
+            if query.startswith("INSERT"):
+                label = "runs: insert at start"
+            else:
+                label = "runs: update with sums at the end" if "finished_at" in query else "runs: answer"
             spent[label] += time.perf_counter() - t
 
     asyncpg.Connection.copy_records_to_table, asyncpg.Connection.executemany = timed_copy, timed_many

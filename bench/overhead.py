@@ -10,8 +10,8 @@ on every shape, in rotating order) and reported as medians:
 - the same two with a sink that drops every event: what the sinks cost is the difference.
 
 The garbage collector is off while timing and runs between rounds (LangGraph's garbage would otherwise trigger
-collections inside the other variants' timings). Per step = the difference between sizes ÷ the difference in steps (1→8 and 8→64); per run = the 1-step chain minus
-one step (1→8).
+collections inside the other variants' timings). Per step = the difference between sizes ÷ the difference in steps
+(1→8 and 8→64); per run = the 1-step chain minus one step (1→8).
 
     python -m bench.overhead [--repeats 200]
 """
@@ -37,7 +37,8 @@ from reasoning.plan import validate_plan
 from reasoning.types import Plan
 
 SHAPES = [("chain", 1), ("chain", 8), ("chain", 64), ("fan-out", 8), ("fan-out", 64)]
-VARIANTS = ["bare TaskGroup", "LangGraph", "stepwise executor", "stepwise engine", "executor, events dropped", "engine, events dropped"]
+VARIANTS = ["bare TaskGroup", "LangGraph", "stepwise executor", "stepwise engine", "executor, events dropped",
+            "engine, events dropped"]
 TARGET_RUN_US, TARGET_STEP_US = 50.0, 20.0
 
 
@@ -205,7 +206,8 @@ def report(us: dict, repeats: int) -> str:
         if v.startswith("stepwise") or v.endswith("dropped"):
             ok_run, ok_step = per_run <= TARGET_RUN_US, max(per_step, per_branch) <= TARGET_STEP_US
             verdict = (f"per run {'hit' if ok_run else 'miss'} ({per_run / TARGET_RUN_US:.2f}× of 50 µs); "
-                       f"per step {'hit' if ok_step else 'miss'} ({max(per_step, per_branch) / TARGET_STEP_US:.2f}× of 20 µs)")
+                       f"per step {'hit' if ok_step else 'miss'} "
+                       f"({max(per_step, per_branch) / TARGET_STEP_US:.2f}× of 20 µs)")
         fits.append((v, f"{per_run:,.1f}", f"{short:,.1f}", f"{per_step:,.1f}", f"{per_branch:,.1f}", verdict))
     return (f"Medians of {repeats} interleaved repeats.\n\n" + by_size + "\n\n"
             + table(["variant", "per run µs", "per sequential step µs (1→8)", "per sequential step µs (8→64)",

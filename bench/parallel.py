@@ -1,9 +1,9 @@
 """Parallel efficiency: a plan of W independent expert steps through the real Engine (imperative mode), on a model
 backend whose every call takes a fixed latency (asleep on the event loop, like a remote server). The critical path
 of the whole run is two calls (the steps' level, then the composer); of the steps phase (first StepStarted to last
-StepFinished, from the events) one call. A bare asyncio floor (the same sleeps in a TaskGroup, then one more) runs interleaved, to separate the event
-loop's lateness on a loaded machine from the orchestrator's own time. Sequential mode runs the same steps one at a time (the engine's
-`sequential` option).
+StepFinished, from the events) one call. A bare asyncio floor (the same sleeps in a TaskGroup, then one more) runs
+interleaved, to separate the event loop's lateness on a loaded machine from the orchestrator's own time. Sequential
+mode runs the same steps one at a time (the engine's `sequential` option).
 
     python -m bench.parallel [--latency-ms 200] [--repeats 5]
 """
@@ -28,7 +28,8 @@ SEQUENTIAL_WIDTH = 8
 async def timed_run(engine: Engine, width: int, sequential: bool) -> tuple[float, float]:
     """(whole run s, steps phase s), both from the run's own events."""
     recorder = Recorder()
-    await engine.run("bench", RunOptions(deadline_s=120, plan=fan_out(width, "expert"), sequential=sequential), sink=recorder)
+    await engine.run("bench", RunOptions(deadline_s=120, plan=fan_out(width, "expert"), sequential=sequential),
+                     sink=recorder)
     events = recorder.events
     end = events[-1]
     assert isinstance(end, ev.RunFinished), end
@@ -70,7 +71,8 @@ def report(results: dict, latency_s: float, repeats: int) -> str:
     for width in WIDTHS:
         whole, steps = results[width, False]
         floor_whole, _ = results[width, "floor"]
-        rows.append((width, f"{whole * 1000:,.1f}", f"{whole / (2 * latency_s):.4f}", f"{steps * 1000:,.1f}", f"{steps / latency_s:.4f}",
+        rows.append((width, f"{whole * 1000:,.1f}", f"{whole / (2 * latency_s):.4f}", f"{steps * 1000:,.1f}",
+                     f"{steps / latency_s:.4f}",
                      f"{floor_whole / (2 * latency_s):.4f}", f"{(whole - floor_whole) * 1000:+.1f}"))
     seq_whole, seq_steps = results[SEQUENTIAL_WIDTH, True]
     par_whole, par_steps = results[SEQUENTIAL_WIDTH, False]
@@ -86,8 +88,10 @@ def report(results: dict, latency_s: float, repeats: int) -> str:
         f"{seq_steps * 1000:,.1f} ms. Orchestrated over sequential: **{speed:.2f}×** on the steps phase, "
         f"{seq_whole / par_whole:.2f}× on the whole run (one serial composer call in both bounds it near "
         f"({SEQUENTIAL_WIDTH} + 1) ÷ 2 = {(SEQUENTIAL_WIDTH + 1) / 2:.1f}×).\n\n"
-        f"Targets: fan-out 16 ≤ 1.005 × critical path: {'hit' if w16 <= 1.005 else 'miss'} ({w16:.4f}×, whole run; bare asyncio on the same machine in the same run: {w16_floor:.4f}×); "
-        f"orchestrated ≥ 7× faster than sequential at width 8: {'hit' if speed >= 7 else 'miss'} ({speed:.2f}× on the steps phase)."
+        f"Targets: fan-out 16 ≤ 1.005 × critical path: {'hit' if w16 <= 1.005 else 'miss'} ({w16:.4f}×, whole run; "
+        f"bare asyncio on the same machine in the same run: {w16_floor:.4f}×); "
+        f"orchestrated ≥ 7× faster than sequential at width 8: {'hit' if speed >= 7 else 'miss'} "
+        f"({speed:.2f}× on the steps phase)."
     )
 
 

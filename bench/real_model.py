@@ -71,13 +71,17 @@ async def measure(model: str, limit: int) -> str:
                 shares.append(outside / wall)
                 totals[0] += wall
                 totals[1] += outside
-                answer = report.answer.text if report.answer else f"({report.error.type if report.error else report.status})"
-                rows.append((question, len(report.steps), calls, f"{wall:,.0f}", f"{outside:.1f}", f"{outside / wall:.3%}", answer[:60].replace("|", "/")))
+                ended = report.error.type if report.error else report.status
+                answer = report.answer.text if report.answer else f"({ended})"
+                rows.append((question, len(report.steps), calls, f"{wall:,.0f}", f"{outside:.1f}",
+                             f"{outside / wall:.3%}", answer[:60].replace("|", "/")))
                 print(rows[-1], flush=True)
         finally:
             await runtime.close()
-    rows.append(("**all runs**", "", "", f"{totals[0]:,.0f}", f"{totals[1]:.1f}", f"{totals[1] / totals[0]:.3%}", f"median share {median(shares):.3%}"))
-    return (f"`python -m bench.real_model --write` — {header}. Model: `{model}` (load {load_s:.0f} s, not counted); tracing on into a scratch database.\n\n"
+    rows.append(("**all runs**", "", "", f"{totals[0]:,.0f}", f"{totals[1]:.1f}", f"{totals[1] / totals[0]:.3%}",
+                 f"median share {median(shares):.3%}"))
+    return (f"`python -m bench.real_model --write` — {header}. Model: `{model}` (load {load_s:.0f} s, not counted); "
+            f"tracing on into a scratch database.\n\n"
             + table(["question", "steps", "model calls", "run ms", "outside model calls ms", "share", "answer"], rows))
 
 

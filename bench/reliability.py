@@ -110,7 +110,8 @@ async def _chat_stream_then_leave(client: httpx.AsyncClient, tally: Tally) -> No
                 return
 
 
-async def _client(url: str, request: Callable[[httpx.AsyncClient, Tally], Awaitable[None]], tally: Tally, stop: asyncio.Event) -> None:
+async def _client(url: str, request: Callable[[httpx.AsyncClient, Tally], Awaitable[None]], tally: Tally,
+                  stop: asyncio.Event) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         while not stop.is_set():
             try:
@@ -175,7 +176,8 @@ async def _pg_restarts_health_hammered(ctx: Context, seconds: float) -> None:
     finally:
         stop.set()
         await asyncio.gather(*pollers)
-        ctx.notes.append("GET /v1/runs/{id} meanwhile: " + ", ".join(f"{n}× {code}" for code, n in sorted(reads.items(), key=str)))
+        ctx.notes.append("GET /v1/runs/{id} meanwhile: " + ", ".join(f"{n}× {code}" for code,
+                                                                     n in sorted(reads.items(), key=str)))
 
 
 async def _sessions_killed(ctx: Context, seconds: float) -> None:
@@ -275,9 +277,11 @@ class Scenario(msgspec.Struct, frozen=True):
 SCENARIOS = [
     Scenario("baseline", "no fault", _nothing),
     Scenario("postgres_restarted", "Postgres restarted (pg_ctl -m fast) a third of the way in", _pg_restart),
-    Scenario("postgres_restarted_6x", "Postgres restarted six times (fast and immediate stops alternating) while 3 more "
+    Scenario("postgres_restarted_6x",
+             "Postgres restarted six times (fast and immediate stops alternating) while 3 more "
              "pollers ask /health every 5 ms and one reads a run's trace back to back", _pg_restarts_health_hammered),
-    Scenario("sessions_killed", "every second, each of the server's Postgres sessions terminated (pg_terminate_backend)",
+    Scenario("sessions_killed",
+             "every second, each of the server's Postgres sessions terminated (pg_terminate_backend)",
              _sessions_killed),
     Scenario("postgres_down_30s", "Postgres stopped 3 s in, started again 30 s later; 5 s more load", _pg_down_30s),
     Scenario("postgres_down_30s_small_queue", "the same with STEPWISE_TRACE_QUEUE=1000: events past it wait in files",
@@ -285,11 +289,15 @@ SCENARIOS = [
     Scenario("expert_killed", "the expert's process SIGKILLed mid-generation, restarted 2 s later", _expert_killed),
     Scenario("expert_hangs", "8 expert requests wait 60 s (past the runs' 5 s deadline)", _inject(delay_s=60, times=8)),
     Scenario("expert_500", "8 expert requests answer HTTP 500", _inject(status=500, times=8)),
-    Scenario("expert_malformed", "8 expert requests answer 200 with a stream chunk cut off mid-JSON", _inject(malformed=True, times=8)),
-    Scenario("sse_disconnect", "every client leaves its SSE stream at the first step_started", _nothing, _sse_then_leave),
-    Scenario("chat_stream_disconnect", "every client leaves its chat stream at the first chunk with text", _nothing, _chat_stream_then_leave),
+    Scenario("expert_malformed", "8 expert requests answer 200 with a stream chunk cut off mid-JSON",
+             _inject(malformed=True, times=8)),
+    Scenario("sse_disconnect", "every client leaves its SSE stream at the first step_started", _nothing,
+             _sse_then_leave),
+    Scenario("chat_stream_disconnect", "every client leaves its chat stream at the first chunk with text", _nothing,
+             _chat_stream_then_leave),
     Scenario("sigterm_under_load", "SIGTERM half-way; clients keep trying (refused)", _sigterm),
-    Scenario("sigterm_while_postgres_down", "Postgres stopped 2 s in, SIGTERM 3 s later; Postgres started after the exit, "
+    Scenario("sigterm_while_postgres_down",
+             "Postgres stopped 2 s in, SIGTERM 3 s later; Postgres started after the exit, "
              "then the server again (it replays the spill file) and stopped once its trace caught up",
              _sigterm_while_postgres_down),
 ]
@@ -327,7 +335,8 @@ async def _in_progress(url: str) -> int | None:
     return None
 
 
-async def run_scenario(scenario: Scenario, cluster: PostgresCluster, clients: int, seconds: float, logs: Path) -> Result:
+async def run_scenario(scenario: Scenario, cluster: PostgresCluster, clients: int, seconds: float,
+                       logs: Path) -> Result:
     database = f"rel_{scenario.name}"
     admin = await asyncpg.connect(cluster.url)
     try:
@@ -375,13 +384,15 @@ async def run_scenario(scenario: Scenario, cluster: PostgresCluster, clients: in
         ctx.notes.append(f"{closed[-1]['overflowed']} events waited in overflow files")
     conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch("SELECT run_id::text AS run_id, status FROM runs WHERE run_id::text = ANY($1)", list(tally.run_ids))
+        rows = await conn.fetch("SELECT run_id::text AS run_id, status FROM runs WHERE run_id::text = ANY($1)",
+                                list(tally.run_ids))
         events_rows = await conn.fetchval("SELECT count(*) FROM events")
     finally:
         await conn.close()
     stored = Counter(row["status"] for row in rows)
     stored["missing"] = len(tally.run_ids) - len(rows)
-    return Result(scenario, tally, stored, events_rows, closed[-1] if closed else {}, exit_status, lingering, elapsed, ctx.notes)
+    return Result(scenario, tally, stored, events_rows, closed[-1] if closed else {}, exit_status, lingering, elapsed,
+                  ctx.notes)
 
 
 def render(results: list[Result], clients: int, seconds: float) -> str:
@@ -392,16 +403,19 @@ def render(results: list[Result], clients: int, seconds: float) -> str:
         other5 = ", ".join(f"{n}×{code}" for code, n in fives.items() if code != 500) or "0"
         p99 = r.p99_ms()
         rows.append((
-            r.scenario.name, len(t.run_ids), f"{r.recorded} ({r.stored['finished']} finished, {r.stored['failed']} failed, "
+            r.scenario.name, len(t.run_ids),
+            f"{r.recorded} ({r.stored['finished']} finished, {r.stored['failed']} failed, "
             f"{r.stored['cancelled']} cancelled)", r.stored["running"] + r.stored["missing"],
-            f"{sink.get('emitted', '?')} / {r.events_rows}", f"{sink.get('dropped', '?')} / {sink.get('dead_lettered', '?')}",
+            f"{sink.get('emitted', '?')} / {r.events_rows}",
+            f"{sink.get('dropped', '?')} / {sink.get('dead_lettered', '?')}",
             fives.get(500, 0), other5, t.refused, "–" if p99 is None else f"{p99:.0f}",
             "–" if r.lingering < 0 else r.lingering,
             ", ".join(f"{n}× {k}" for k, n in sorted(t.health.items())), "; ".join(r.notes),
         ))
     return (
         f"`python -m bench.reliability --clients {clients} --seconds {seconds:g}` on {machine()}.\n\n"
-        + table(["scenario", "runs started", "recorded in a terminal state", "unrecorded", "trace events emitted / rows written",
+        + table(["scenario", "runs started", "recorded in a terminal state", "unrecorded",
+                 "trace events emitted / rows written",
                  "dropped / dead-lettered", "500s", "other 5xx (failed runs)", "no reply", "p99 ms",
                  "runs still in progress after the load", "GET /health", "server"], rows)
         + "\n\n" + "\n".join(f"- `{r.scenario.name}`: {r.scenario.what} ({r.seconds:.0f} s of load)." for r in results)

@@ -71,10 +71,12 @@ def report(results: list[dict], runs: int) -> str:
     r = results[0]
     rows_s = median(x["rows"] / x["s"] for x in results)
     events_s = median(x["events"] / x["s"] for x in results)
-    return (f"{runs:,} runs of a three-step calculator plan ({r['events']:,} events, {r['rows']:,} rows) emitted at once; "
+    return (f"{runs:,} runs of a three-step calculator plan ({r['events']:,} events, "
+            f"{r['rows']:,} rows) emitted at once; "
             f"medians of {len(results)} repeats.\n\n"
             + table(["events/s", "rows/s", "runs/s", "rows lost"],
-                    [(f"{events_s:,.0f}", f"{rows_s:,.0f}", f"{median(runs / x['s'] for x in results):,.0f}", max(x["dropped"] for x in results))]))
+                    [(f"{events_s:,.0f}", f"{rows_s:,.0f}", f"{median(runs / x['s'] for x in results):,.0f}",
+                      max(x["dropped"] for x in results))]))
 
 
 def main() -> None:
