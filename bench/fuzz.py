@@ -74,7 +74,8 @@ async def run(examples: int, workers: int, seed: int) -> dict:
             started = time.monotonic()
             tally_path = logs / "tally.json"
             proc = await asyncio.to_thread(subprocess.run, st_command(server.base, examples, workers, seed),
-                                           env=st_env(tally_path), capture_output=True, text=True)
+                                           env=st_env(tally_path), capture_output=True, text=True,
+                                           cwd=logs)  # st keeps a .schemathesis folder where it runs
             seconds = time.monotonic() - started
             (logs / "st.txt").write_text(proc.stdout + proc.stderr)
             async with httpx.AsyncClient(timeout=120) as client:

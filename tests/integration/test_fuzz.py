@@ -44,7 +44,8 @@ def test_a_small_fuzz_run_finds_no_5xx_and_no_bad_refusal(server, tmp_path):
     """30 generated cases per operation, every phase, a fixed seed: Schemathesis exits 0 (no check failed), and the
     server's own request counts show every route reached and no 500."""
     result = subprocess.run(st_command(server.base, examples=30, workers=1, seed=14),
-                            env=st_env(tmp_path / "tally.json"), capture_output=True, text=True, timeout=240)
+                            env=st_env(tmp_path / "tally.json"), capture_output=True, text=True, timeout=240,
+                            cwd=tmp_path)  # st keeps a .schemathesis folder where it runs
     assert result.returncode == 0, result.stdout[-6000:]
     routes = requests_by_route(httpx.get(f"{server.base}/metrics").text)
     reached = {route for _, route in routes}
