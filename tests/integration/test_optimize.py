@@ -1,7 +1,7 @@
 """stepwise optimize's loop on the real Postgres and the real engine, with a scripted model in place of a real one:
 candidates become eval runs and optimize_candidates rows, verified correct items become learned examples
 (cross-fitted), the chosen configuration runs on the held-out items beside the default, and the files it writes are
-the ones the server reads. The model test (tests/model/test_optimize_model.py) runs it with SmolLM2."""
+the ones the server reads."""
 
 from __future__ import annotations
 
