@@ -4,7 +4,7 @@
 CREATE TABLE optimize_runs (
     id             bigserial PRIMARY KEY,
     dataset        text NOT NULL,
-    objective      jsonb NOT NULL,             -- limits and weights: max_p50_ms, max_cost_per_item, latency_weight, …
+    objective      jsonb NOT NULL,             -- limits and weights: max_p50_ms, max_cost_per_item, latency_weight, ...
     budget         integer NOT NULL,
     seed           integer NOT NULL,
     train_items    text[] NOT NULL,            -- item ids the candidates ran on
@@ -42,7 +42,7 @@ CREATE VIEW optimize_candidate_scores AS
     LEFT JOIN eval_items i ON i.eval_run_id = ANY (c.eval_run_ids)
     GROUP BY c.optimize_run_id, c.number, c.params, c.score, c.feasible, c.eval_run_ids, o.chosen_number;
 
--- The candidates on the accuracy–latency or the accuracy–cost frontier: none other of the same optimization is at
+-- The candidates on the accuracy-latency or the accuracy-cost frontier: none other of the same optimization is at
 -- least as accurate and at least as fast (cheap), and better in one of the two.
 CREATE VIEW optimize_frontier AS
     SELECT * FROM (
