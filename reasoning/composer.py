@@ -15,6 +15,7 @@ from reasoning.questions import asks_for_difference, asks_for_quantity, chooses,
 from reasoning.router import Router
 from reasoning.types import NOT_IN_DOCUMENTS, Answer, JsonSchema, Message, Sampling, Tool, shown_call
 
+
 def answer_schema(step_ids: list[int], max_chars: int = 400) -> dict:
     return {
         "type": "object",
@@ -104,7 +105,7 @@ class Composer:
         named = _match(options(question), [dag.steps[p].name for p in dag.parts])
         if named is None or not all(is_number(v) for v in values):
             return None
-        ranked = sorted(zip(values, named), key=lambda pair: pair[0], reverse=way == "max")
+        ranked = sorted(zip(values, named, strict=True), key=lambda pair: pair[0], reverse=way == "max")
         if _equal(ranked[0][0], ranked[1][0]):
             return None  # a tie is for the model to say
         (value, option), others = ranked[0], ranked[1:]
@@ -115,7 +116,8 @@ class Composer:
                       tools: Mapping[str, Tool]) -> Answer:
         """The answer to `question` from the plan's results; `tools` (the run's) say how their calls are shown."""
         computed = self.computed(question, dag, outputs)
-        if computed is not None:
+        # `computed` is None without a final step; the second test only tells the type checker so.
+        if computed is not None and dag.answer is not None:
             return Answer(text=render(computed), uses=[dag.answer], value=computed)
         chosen = self.chosen(question, dag, outputs)
         if chosen is not None:
@@ -135,15 +137,17 @@ class Composer:
         # price it was chosen by, so its final value is not required.
         parts = [as_value(outputs[p]) for p in dag.parts]
         if len(parts) > 1 and all(is_number(v) for v in parts) and chooses(question):
-            required = []  # "which is cheaper, A or B?" ends `answer = a, b`: the answer names one, its price may go unsaid
+            # "which is cheaper, A or B?" ends `answer = a, b`: the answer names one, its price may go unsaid
+            required = []
         elif len(parts) > 1:
             required = [v for v in parts if _statable(v)]
         else:
             required = [value] if value is not None and asks_for_quantity(question) else []
         known = _numbers(question) | _numbers(messages[1].content)
-        for attempt in (1, 2):
+        for _attempt in (1, 2):
             _, answer = await self.router.call(
-                self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=sampling, output_type=Answer,
+                self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=sampling,
+                output_type=Answer,
             )
             problem = ungrounded(answer.text, known, required)
             if problem is None or not required:  # without final values to fall back on, a retry is all cost
@@ -174,7 +178,7 @@ def _match(offered: list[str], names: list[Any]) -> list[str] | None:
         if not isinstance(name, str):
             return None
         tokens = set(name.lower().split("_"))
-        hits = [o for o, w in zip(offered, words) if (w - shared) & tokens]
+        hits = [o for o, w in zip(offered, words, strict=True) if (w - shared) & tokens]
         if len(hits) != 1:
             return None
         matched.append(hits[0])
@@ -185,7 +189,8 @@ def sources(dag: Dag, outputs: dict[int, Any], text: str, limit: int = 2) -> lis
     """The `file:line` of the passages (results shaped `[{"source", "text"}, …]`, as document searches return them)
     that hold what the answer rests on: an expert step's answer that the text states, found verbatim in a passage."""
     passages = [p for out in outputs.values() if isinstance(out, list)
-                for p in out if isinstance(p, dict) and isinstance(p.get("source"), str) and isinstance(p.get("text"), str)]
+                for p in out
+                if isinstance(p, dict) and isinstance(p.get("source"), str) and isinstance(p.get("text"), str)]
     if not passages:
         return []
     found: list[str] = []

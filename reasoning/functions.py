@@ -43,10 +43,12 @@ def reply_schema(functions: Sequence[Function], *, required: bool, parallel: boo
     }
     # Small models repeat a call until the tokens run out; a bound makes such an output end (and stay parseable).
     calls["maxItems"] = MAX_PARALLEL_CALLS if parallel else 1
-    with_calls = {"type": "object", "properties": {"tool_calls": calls}, "required": ["tool_calls"], "additionalProperties": False}
+    with_calls = {"type": "object", "properties": {"tool_calls": calls}, "required": ["tool_calls"],
+                  "additionalProperties": False}
     if required:
         return with_calls
-    text = {"type": "object", "properties": {"content": {"type": "string", "minLength": 1}}, "required": ["content"], "additionalProperties": False}
+    text = {"type": "object", "properties": {"content": {"type": "string", "minLength": 1}}, "required": ["content"],
+            "additionalProperties": False}
     return {"anyOf": [with_calls, text]}
 
 
@@ -72,13 +74,14 @@ def function_messages(messages: Sequence[Message], functions: Sequence[Function]
     return [Message("system", system), *(m for m in messages if m.role != "system")]
 
 
-async def call_functions(router: Router, target: str, messages: Sequence[Message], functions: Sequence[Function], ctx: RunContext,
-                         *, required: bool, parallel: bool, max_tokens: int) -> Answer:
+async def call_functions(router: Router, target: str, messages: Sequence[Message], functions: Sequence[Function],
+                         ctx: RunContext, *, required: bool, parallel: bool, max_tokens: int) -> Answer:
     """Ask `target` which of `functions` (unique names: the caller checks) to call; the answer carries the calls (or,
     when none is required, text)."""
     constraint = JsonSchema("tool_calls", reply_schema(functions, required=required, parallel=parallel))
-    _, reply = await router.call(target, function_messages(messages, functions, required=required, parallel=parallel), ctx, purpose="compose",
-                                 constraint=constraint, sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
+    shown = function_messages(messages, functions, required=required, parallel=parallel)
+    _, reply = await router.call(target, shown, ctx, purpose="compose", constraint=constraint,
+                                 sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
     return Answer(text=reply.content, tool_calls=_distinct(reply.tool_calls))
 
 

@@ -9,18 +9,20 @@ import re
 # The question's last sentence asks to choose, or for yes or no, when it has one of these words or starts so.
 # A choice: the ask opens with a question word that names rather than counts ("Who has read more?"), or offers one
 # anywhere ("…, Corder's or Dunn's?", "which"). Mid-sentence "who" is a relative ("the one who goes farther").
-_CHOICE = re.compile(r"^((in|on|at|by|from|to|for|with) )?(which|who|whom|whose|where|when|why)\b|\b(which|whether|or)\b",
-                     re.IGNORECASE)
+_CHOICE = re.compile(r"^((in|on|at|by|from|to|for|with) )?(which|who|whom|whose|where|when|why)\b"
+                     r"|\b(which|whether|or)\b", re.IGNORECASE)
 # A difference asked as "how much more", "by how much does the larger exceed …": a magnitude, never negative.
 _COMPARATIVE = re.compile(r"\b(more|less|fewer|farther|further|longer|shorter|larger|smaller|bigger|greater|higher|"
-                          r"lower|older|younger|exceeds?|cheaper|dearer|heavier|lighter|faster|slower|earlier|later)\b", re.IGNORECASE)
+                          r"lower|older|younger|exceeds?|cheaper|dearer|heavier|lighter|faster|slower|earlier|later)\b",
+                          re.IGNORECASE)
 _ASKS = re.compile(r"\b(how|what)\b", re.IGNORECASE)  # two in one sentence: two things asked, not one number
-_YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b(?! not\b)", re.IGNORECASE)
+_YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b(?! not\b)",
+                     re.IGNORECASE)
 # "How many ogres/plates/students …" counts things, which come whole; "how many hours/metres/dollars …" measures, and
 # a measure may well be fractional.
 _HOW_MANY = re.compile(r"\bhow many\b((?:\s+\w+){0,3})", re.IGNORECASE)
-_MEASURES = re.compile(r"\b(hours?|minutes?|seconds?|days?|weeks?|months?|years?|miles?|kilomet(er|re)s?|km|met(er|re)s?|feet|"
-                       r"foot|inch(es)?|yards?|lit(er|re)s?|gallons?|cups?|ounces?|pounds?|kilograms?|kg|grams?|tons?|"
+_MEASURES = re.compile(r"\b(hours?|minutes?|seconds?|days?|weeks?|months?|years?|miles?|kilomet(er|re)s?|km|"
+                       r"met(er|re)s?|feet|foot|inch(es)?|yards?|lit(er|re)s?|gallons?|cups?|ounces?|pounds?|kilograms?|kg|grams?|tons?|"
                        r"percent|degrees?|dollars?|euros?|square|cubic|times)\b", re.IGNORECASE)
 _TASK = re.compile(r"\b(how|what|which|who|calculate|compute|find|determine|work out)\b", re.IGNORECASE)
 
@@ -65,7 +67,8 @@ _NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?!\w)")
 
 
 def given_numbers(question: str) -> frozenset[float]:
-    """The numbers the question states, but 0 and 1, which a program may well leave implied ("1/5 occupied" is `/ 5`)."""
+    """The numbers the question states, but 0 and 1, which a program may well leave implied ("1/5 occupied" is
+    `/ 5`)."""
     return frozenset(float(n.replace(",", "")) for n in _NUMBER.findall(question)) - {0.0, 1.0}
 
 
@@ -78,12 +81,13 @@ def numbers_used(text: str, given: frozenset[float]) -> float:
 
 
 # Which way a choice goes: "which plan is cheaper" wants the smallest value, "who has read more" the largest.
-_LEAST = re.compile(r"\b(cheaper|cheapest|less|least|fewer|fewest|smaller|smallest|lower|lowest|shorter|shortest|younger|"
-                    r"youngest|slower|slowest|earlier|earliest|lighter|lightest|nearer|nearest|closer|closest|narrower|narrowest|"
-                    r"shallower|shallowest|weaker|weakest|colder|coldest)\b", re.IGNORECASE)
-_MOST = re.compile(r"\b(more|most|larger|largest|bigger|biggest|greater|greatest|higher|highest|longer|longest|older|oldest|"
-                   r"faster|fastest|later|latest|heavier|heaviest|farther|farthest|further|furthest|dearer|dearest|taller|tallest|"
-                   r"wider|widest|deeper|deepest|richer|richest|stronger|strongest|warmer|warmest|hotter|hottest)\b", re.IGNORECASE)
+_LEAST = re.compile(r"\b(cheaper|cheapest|less|least|fewer|fewest|smaller|smallest|lower|lowest|shorter|shortest|"
+                    r"younger|youngest|slower|slowest|earlier|earliest|lighter|lightest|nearer|nearest|closer|closest|"
+                    r"narrower|narrowest|shallower|shallowest|weaker|weakest|colder|coldest)\b", re.IGNORECASE)
+_MOST = re.compile(r"\b(more|most|larger|largest|bigger|biggest|greater|greatest|higher|highest|longer|longest|"
+                   r"older|oldest|faster|fastest|later|latest|heavier|heaviest|farther|farthest|further|furthest|"
+                   r"dearer|dearest|taller|tallest|wider|widest|deeper|deepest|richer|richest|stronger|strongest|"
+                   r"warmer|warmest|hotter|hottest)\b", re.IGNORECASE)
 
 
 def options(question: str) -> list[str]:
