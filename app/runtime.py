@@ -31,7 +31,7 @@ from reasoning.planner import Planner
 from reasoning.program_planner import ProgramPlanner
 from reasoning.report import RunReport, fold
 from reasoning.router import Router
-from reasoning.types import Message, Tool
+from reasoning.types import MAX_TOOL_RESULT_BYTES, Message, Tool
 from tools import load_tools
 from tools.docs import DocSearch
 from tools.python import PythonTool
@@ -44,7 +44,8 @@ log = structlog.get_logger("stepwise.runtime")
 
 def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], verifiers: tuple[str, ...] = (),
                  planner: str = "program", plan_samples: int = 5, compose: str = "auto", plan_more: int = 0,
-                 plan_examples: int = 3, plan_temperature: float = 0.7, bank: ExampleBank | None = None) -> Engine:
+                 plan_examples: int = 3, plan_temperature: float = 0.7, bank: ExampleBank | None = None,
+                 max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES) -> Engine:
     router = Router(fleet.experts, registry.default_name)
     if planner == "program":
         chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples, more=plan_more,
@@ -58,6 +59,7 @@ def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], ve
     return Engine(
         router, tools, default_verifiers(tools, verifiers), policy=VerdictPolicy(),
         planner=chosen, composer=Composer(router, target=registry.composer, always=compose == "always"),
+        max_tool_result_bytes=max_tool_result_bytes,
     )
 
 
@@ -73,7 +75,7 @@ def engine_for(settings: Settings, fleet: Fleet, tools: Mapping[str, Tool]) -> E
     bank = load_bank(settings.example_bank) if settings.example_bank else None
     return build_engine(Fleet(experts, fleet.llamas), registry, tools, settings.verifiers, settings.planner,
                         settings.plan_samples, settings.compose, settings.plan_more, settings.plan_examples,
-                        settings.plan_temperature, bank)
+                        settings.plan_temperature, bank, settings.max_tool_result_bytes)
 
 
 class Runtime:

@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 
 from app.config import ConfigError, config_settings
+from reasoning.types import MAX_TOOL_RESULT_BYTES
 
 
 def _user_dir(env: Mapping[str, str], xdg: str, fallback: str) -> Path:
@@ -82,6 +83,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Keys a client must present (STEPWISE_API_KEYS, comma-separated); empty, the API is open."""
     max_body_bytes: int = 1_048_576
     """Larger request bodies get a 413 (STEPWISE_MAX_BODY_BYTES)."""
+    max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES
+    """A tool call's result larger than this, in bytes of its JSON, is refused: recorded as the call's error, with no
+    result, and the step fails (STEPWISE_MAX_TOOL_RESULT_BYTES; 1 MiB)."""
     shutdown_grace_s: float = 10.0
     """On SIGTERM, how long runs in progress may go on before they are cancelled (STEPWISE_SHUTDOWN_GRACE_S). Each
     later stage is bounded too (cancelled runs recording it 5 s, replies still being sent 5 s, runs started after the
@@ -121,6 +125,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("plan_samples", "STEPWISE_PLAN_SAMPLES", int), ("compose", "STEPWISE_COMPOSE", str),
             ("plan_more", "STEPWISE_PLAN_MORE", int), ("shutdown_grace_s", "STEPWISE_SHUTDOWN_GRACE_S", float),
             ("trace_queue", "STEPWISE_TRACE_QUEUE", int),
+            ("max_tool_result_bytes", "STEPWISE_MAX_TOOL_RESULT_BYTES", int),
         ):
             if env.get(var):
                 try:

@@ -38,7 +38,20 @@ from reasoning.planner import Planner
 from reasoning.repair import repair_in_step, repairable
 from reasoning.repair_decision import Tried, decide_repair
 from reasoning.router import Router
-from reasoning.types import Answer, Ask, Constraint, Message, Plan, Policy, Sampling, Step, Tool, Unfixable, Verifier
+from reasoning.types import (
+    MAX_TOOL_RESULT_BYTES,
+    Answer,
+    Ask,
+    Constraint,
+    Message,
+    Plan,
+    Policy,
+    Sampling,
+    Step,
+    Tool,
+    Unfixable,
+    Verifier,
+)
 
 
 class PlanWriter(Protocol):
@@ -61,10 +74,13 @@ class Engine:
         planner: PlanWriter | None = None,
         composer: Composer | None = None,
         policy: Policy,
+        max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES,
     ) -> None:
         self.router = router
         self.tools = tools
         self.policy = policy
+        self.max_tool_result_bytes = max_tool_result_bytes
+        """A tool call's result over this many bytes of JSON is refused, not kept (types.MAX_TOOL_RESULT_BYTES)."""
         self.planner: PlanWriter = planner or Planner(router, tools)
         self.composer = composer or Composer(router)
         self._verifiers = {kind: [v for v in verifiers if kind in v.kinds] for kind in ("tool", "tools", "expert")}
@@ -269,7 +285,7 @@ class Engine:
             started = time.perf_counter()
             result, error = None, None
             try:
-                result = await tool.run(msgspec.convert(args, tool.args_type))
+                result = self._bounded(await tool.run(msgspec.convert(args, tool.args_type)))
             # ValidationError is a ValueError too; named for clarity
             except (ValueError, msgspec.ValidationError) as exc:
                 error, fixable = str(exc), not isinstance(exc, Unfixable)
@@ -283,6 +299,17 @@ class Engine:
             resolved, result, error = await repair_in_step(self.router, tool, step.id, resolved, error, attempt, ctx)
         if error is not None:
             raise errors.ToolError(step.id, f"{tool.name} refused {resolved!r}: {error}")
+        return result
+
+    def _bounded(self, result: Any) -> Any:
+        """`result` if its JSON is within the bound; otherwise a ValueError giving both sizes, which `_call_tool`
+        records as the call's error (with no result) like any refusal: the result is dropped here, before any event,
+        stream, trace row or later step holds it. A refusal, not a cut: a JSON value cut short would be wrong, not
+        shorter. (Its tool may still be asked again with other arguments, by the step's repair or a replan.)"""
+        size = len(msgspec.json.encode(result))
+        if size > self.max_tool_result_bytes:
+            raise ValueError(f"its result is {size:,} bytes of JSON, over the limit of {self.max_tool_result_bytes:,} "
+                             f"bytes a tool result may take (not kept)")
         return result
 
     async def _ask_expert(self, step: Step, question: str, ctx: RunContext, feedback: str | None = None) -> str:

@@ -137,6 +137,7 @@ def explain(kind: str, detail: str, step: str | None = None, why: str | None = N
     if kind not in _EXPLAINED:
         return detail
     what, todo = _EXPLAINED[kind]
+    what = what.format(detail=detail.rstrip("."))  # before the step and its reason join it: their braces are text
     if step is not None and kind in ("step_failed", "tool_error", "step_rejected"):
         what += f": {step}" + (f" ({why})" if why else "")
-    return f"{what.format(detail=detail.rstrip('.'))}. {todo}"
+    return f"{what}. {todo}"

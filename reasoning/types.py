@@ -196,6 +196,12 @@ class Unfixable(ValueError):
 NOT_IN_DOCUMENTS = "not in the documents"
 
 
+MAX_TOOL_RESULT_BYTES = 1_048_576
+"""The default bound on one tool call's result, in bytes of its JSON (what the trace stores): the engine refuses a
+larger result (the call is recorded with an error and no result, and the step fails), so no tool's output lives whole
+in a run's events, its stream, its trace or a later step. STEPWISE_MAX_TOOL_RESULT_BYTES sets it (app/settings.py)."""
+
+
 class Tool(Protocol):
     """A function a step may call; its arguments are decoded under `args_type`'s JSON schema."""
 

@@ -204,12 +204,19 @@ def _number(value: int | float) -> str:
         return f"a {int(value.bit_length() * math.log10(2)) + 1}-digit number"
 
 
+_SHOWN = 500
+"""Characters of a result a verdict's reason shows: a reason is for a person, and the result itself is in the trace
+(a recomputed one is not, and nothing bounded it: the engine bounds the step's result only)."""
+
+
 def _shown(value: Any, as_text: bool = False) -> str:
-    """repr() (or str()) of a result; a result holding an int too long to print says so instead."""
+    """repr() (or str()) of a result, its first `_SHOWN` characters when longer; a result holding an int too long to
+    print says so instead."""
     try:
-        return str(value) if as_text else repr(value)
+        text = str(value) if as_text else repr(value)
     except ValueError:  # int -> str past sys.get_int_max_str_digits()
         return f"<a {type(value).__name__} holding a number too long to show>"
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}… ({len(text):,} characters)"
 
 
 def _type_name(tp: Any) -> str:
