@@ -26,11 +26,12 @@ DATASETS = {
     "bfcl_parallel_multiple": "parallel_multiple",
 }
 
-_PYTHON_TYPES = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list, "tuple": list, "dict": dict, "any": str}
+_PYTHON_TYPES = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list, "tuple": list,
+                 "dict": dict, "any": str}
 _NESTED = ("array", "tuple")
 _JSON_TYPES = {"integer": "integer", "number": "number", "float": "number", "string": "string", "boolean": "boolean",
-               "bool": "boolean", "array": "array", "list": "array", "dict": "object", "object": "object", "tuple": "array",
-               "any": "string"}  # BFCL's GORILLA_TO_OPENAPI for the types these categories use
+               "bool": "boolean", "array": "array", "list": "array", "dict": "object", "object": "object",
+               "tuple": "array", "any": "string"}  # BFCL's GORILLA_TO_OPENAPI for the types these categories use
 
 
 def data_dir() -> Path:
@@ -156,7 +157,8 @@ def _type_check(param: str, value: Any, allowed: list, described: str, expected:
         if nested is None:
             return result | {"is_variable": is_variable}
         for option in allowed:
-            if type(option) is list and any(not _type_check(param, v, option, str(nested), nested, None)["valid"] for v in value):
+            if type(option) is list and any(not _type_check(param, v, option, str(nested), nested, None)["valid"]
+                                            for v in value):
                 continue
             return {"valid": True, "error": [], "is_variable": is_variable}
         result = _invalid(f"Nested type checking failed for parameter {param!r}.", "type_error:nested")
@@ -168,7 +170,8 @@ def _type_check(param: str, value: Any, allowed: list, described: str, expected:
 
 def _string_check(param: str, value: str, allowed: list) -> dict:
     if _standard(value) not in [_standard(a) for a in allowed if type(a) is str]:
-        return _invalid(f"Invalid value for parameter {param!r}: {value!r}. Expected one of {allowed}.", "value_error:string")
+        return _invalid(f"Invalid value for parameter {param!r}: {value!r}. Expected one of {allowed}.",
+                        "value_error:string")
     return {"valid": True, "error": []}
 
 
@@ -176,7 +179,8 @@ def _list_check(param: str, value: list, allowed: list) -> dict:
     given = [_standard(v) if type(v) is str else v for v in value]
     options = [[_standard(v) if type(v) is str else v for v in option] for option in allowed]
     if given not in options:
-        return _invalid(f"Invalid value for parameter {param!r}: {value!r}. Expected one of {allowed}.", "value_error:list/tuple")
+        return _invalid(f"Invalid value for parameter {param!r}: {value!r}. Expected one of {allowed}.",
+                        "value_error:list/tuple")
     return {"valid": True, "error": []}
 
 
@@ -212,7 +216,7 @@ def _list_dict_check(param: str, value: list, allowed: list) -> dict:
         if len(value) != len(option):
             result = _invalid("Wrong number of dictionaries in the list.", "value_error:list_dict_count")
             continue
-        for given, expected in zip(value, option):
+        for given, expected in zip(value, option, strict=True):  # lengths checked just above
             result = _dict_check(param, given, [expected])
             if not result["valid"]:
                 break
@@ -223,6 +227,10 @@ def _list_dict_check(param: str, value: list, allowed: list) -> dict:
 
 def _simple(function: dict | None, output: dict, possible: dict) -> dict:
     allowed_by_param = next(iter(possible.values()))
+    if function is None:
+        # An item that does not describe the function its answer calls is broken, not answered wrongly: BFCL's
+        # checker fails there too (subscripting None), and this is the same TypeError, with a message.
+        raise TypeError("the expected function is not among the item's functions")
     name = function["name"]
     details = function["parameters"]["properties"]
     if name not in output:
@@ -232,39 +240,52 @@ def _simple(function: dict | None, output: dict, possible: dict) -> dict:
         if param not in given:
             return _invalid(f"Missing required parameter: {param!r}.", "simple_function_checker:missing_required")
     for param, value in given.items():
-        if param not in details or param not in allowed_by_param:
-            return _invalid(f"Unexpected parameter: {param!r}.", "simple_function_checker:unexpected_param")
-        described = details[param]["type"]
-        expected = _PYTHON_TYPES[described]
-        nested = _PYTHON_TYPES[details[param]["items"]["type"]] if described in _NESTED else None
-        if described == "float" and type(value) is int:
-            value = float(value)  # BFCL lets an int stand for a float
-        allowed = allowed_by_param[param]
-        typed = _type_check(param, value, allowed, described, expected, nested)
-        if not typed["valid"]:
-            return typed
-        if not typed["is_variable"]:
-            if expected is dict:
-                special = _dict_check(param, value, allowed)
-            elif expected is list and nested is dict:
-                special = _list_dict_check(param, value, allowed)
-            elif expected is str:
-                special = _string_check(param, value, allowed)
-            elif expected is list:
-                special = _list_check(param, value, allowed)
-            else:
-                special = None
-            if special is not None:
-                if not special["valid"]:
-                    return special
-                continue
-        if value not in allowed:
-            return _invalid(f"Invalid value for parameter {param!r}: {value!r}. Expected one of {allowed}.", "value_error:others")
+        failed = _param_check(param, value, details, allowed_by_param)
+        if failed is not None:
+            return failed
     for param, allowed in allowed_by_param.items():
         if param not in given and "" not in allowed:
             return _invalid(f"Optional parameter {param!r} not provided and not marked as optional.",
                             "simple_function_checker:missing_optional")
     return {"valid": True, "error": [], "error_type": "simple_function_checker:unclear"}
+
+
+def _param_check(param: str, value: Any, details: dict, allowed_by_param: dict) -> dict | None:
+    """None when one given parameter passes; else BFCL's result for its first failure. Apart from `_simple` so that
+    each holds one level of BFCL's checker: the call's shape there, one value's type and content here."""
+    if param not in details or param not in allowed_by_param:
+        return _invalid(f"Unexpected parameter: {param!r}.", "simple_function_checker:unexpected_param")
+    described = details[param]["type"]
+    expected = _PYTHON_TYPES[described]
+    nested = _PYTHON_TYPES[details[param]["items"]["type"]] if described in _NESTED else None
+    if described == "float" and type(value) is int:
+        value = float(value)  # BFCL lets an int stand for a float
+    allowed = allowed_by_param[param]
+    typed = _type_check(param, value, allowed, described, expected, nested)
+    if not typed["valid"]:
+        return typed
+    # A variable's name (see _type_check) is compared as it is, never by the checks for its schema type.
+    special = None if typed["is_variable"] else _typed_value_check(param, value, allowed, expected, nested)
+    if special is not None:
+        return None if special["valid"] else special
+    if value not in allowed:
+        return _invalid(f"Invalid value for parameter {param!r}: {value!r}. Expected one of {allowed}.",
+                        "value_error:others")
+    return None
+
+
+def _typed_value_check(param: str, value: Any, allowed: list, expected: type, nested: type | None) -> dict | None:
+    """BFCL's own comparison for a dict, a list (of dicts or not) or a string; None for other types, which must equal
+    an allowed value exactly."""
+    if expected is dict:
+        return _dict_check(param, value, allowed)
+    if expected is list and nested is dict:
+        return _list_dict_check(param, value, allowed)
+    if expected is str:
+        return _string_check(param, value, allowed)
+    if expected is list:
+        return _list_check(param, value, allowed)
+    return None
 
 
 def _parallel_no_order(functions: list[dict], output: list[dict], possible: list[dict]) -> dict:
@@ -283,6 +304,7 @@ def _parallel_no_order(functions: list[dict], output: list[dict], possible: list
                 break
             errors.append(result["error"])
         else:
-            return {"valid": False, "error": [f"Could not find a matching function for index {i} of possible answers.", *errors],
+            return {"valid": False,
+                    "error": [f"Could not find a matching function for index {i} of possible answers.", *errors],
                     "error_type": "parallel_function_checker_no_order:cannot_find_match"}
     return {"valid": True, "error": []}
