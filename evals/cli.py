@@ -15,16 +15,18 @@ from typing import Any
 from evals.modes import MODES
 
 
-
 def add_parser(commands: Any) -> None:
-    p = commands.add_parser("eval", help="run a dataset through the system and record the results; `eval report RUN…`; `eval compare A B`",
-                            description="stepwise eval DATASET [--mode M --limit N --concurrency C] | eval report RUN… [--out DIR] | eval compare A B")
-    p.add_argument("dataset", help="dev (the bundled dev set, its tools wired), gsm_symbolic, game24, bfcl_simple, bfcl_multiple, "
-                                   "bfcl_parallel, bfcl_parallel_multiple, a .jsonl file of {id, question, answer, answer_type}; "
-                                   "or `report` / `compare`")
+    p = commands.add_parser("eval", help="run a dataset through the system and record the results; "
+                                         "`eval report RUN…`; `eval compare A B`",
+                            description="stepwise eval DATASET [--mode M --limit N --concurrency C] "
+                                        "| eval report RUN… [--out DIR] | eval compare A B")
+    p.add_argument("dataset", help="dev (the bundled dev set, its tools wired), gsm_symbolic, game24, bfcl_simple, "
+                                   "bfcl_multiple, bfcl_parallel, bfcl_parallel_multiple, a .jsonl file of "
+                                   "{id, question, answer, answer_type}; or `report` / `compare`")
     p.add_argument("runs", nargs="*", type=int, help="report: eval run ids; compare: A (the baseline) and B")
-    p.add_argument("--mode", choices=MODES, default="orchestrated", help="direct: one model call; orchestrated: the full system; "
-                                                                        "sequential: the planned steps one at a time")
+    p.add_argument("--mode", choices=MODES, default="orchestrated",
+                   help="direct: one model call; orchestrated: the full system; "
+                        "sequential: the planned steps one at a time")
     p.add_argument("--limit", type=int, help="items to run (default 20; dev: all of the chosen split)")
     p.add_argument("--offset", type=int, default=0, help="skip this many items first")
     p.add_argument("--concurrency", type=int, default=1, help="items in flight at once (default 1)")
@@ -34,7 +36,8 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--deadline", type=float, help="seconds each item's run may take (default STEPWISE_DEADLINE_S)")
     p.add_argument("--sql-url", help="a .jsonl dataset's database for the sql tool (default STEPWISE_SQL_URL)")
     p.add_argument("--docs", type=Path, help="a .jsonl dataset's folder for the docs tool (default STEPWISE_DOCS)")
-    p.add_argument("--out", type=Path, default=Path("eval-report"), help="report: the folder to write (default ./eval-report)")
+    p.add_argument("--out", type=Path, default=Path("eval-report"),
+                   help="report: the folder to write (default ./eval-report)")
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
@@ -113,8 +116,8 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
         raise ValueError("--limit and --concurrency must be at least 1")
     limit = args.limit or (None if args.dataset == "dev" else 20)
     dataset = datasets.load(args.dataset, limit=limit, offset=args.offset, seed=args.seed,
-                            sql_url=args.sql_url or settings.sql_url, docs_dir=args.docs or settings.docs_dir, split=args.split,
-                            kind=args.kind)
+                            sql_url=args.sql_url or settings.sql_url, docs_dir=args.docs or settings.docs_dir,
+                            split=args.split, kind=args.kind)
     items = list(dataset.items())
     first = items[0] if items else None
     if first is None:
@@ -128,8 +131,8 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
     runtime = await Runtime.start(settings)
     right = done = 0
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[score]}"),
-                      TimeElapsedColumn(), console=console) as progress:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[score]}"), TimeElapsedColumn(), console=console) as progress:
             task = progress.add_task(f"{dataset.name} · {args.mode}", total=len(items), score="")
 
             def on_item(item, row) -> None:
@@ -140,7 +143,8 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
 
             summary = await run_eval(runtime, dataset, args.mode, concurrency=args.concurrency, limit=limit,
                                      deadline_s=args.deadline, on_item=on_item,
-                                     config={"offset": args.offset, "seed": args.seed, "split": args.split, "kind": args.kind, "argv": sys.argv[1:],
+                                     config={"offset": args.offset, "seed": args.seed, "split": args.split,
+                                             "kind": args.kind, "argv": sys.argv[1:],
                                              "tools": sorted(runtime.engine.tools)})
     finally:
         await runtime.close()

@@ -79,7 +79,8 @@ def gsm_symbolic(limit: int | None = None, offset: int = 0, seed: int = 42) -> D
     def items() -> Iterator[Item]:
         for index in range(offset, size):
             entry = source[index]
-            yield Item(f"gsm_symbolic-{seed}-{index}", entry["question"], entry["answer"], "number", {"seed": seed, "index": index})
+            yield Item(f"gsm_symbolic-{seed}-{index}", entry["question"], entry["answer"], "number",
+                       {"seed": seed, "index": index})
 
     return Dataset("gsm_symbolic", items, score_number)
 
@@ -91,7 +92,8 @@ class _Row(msgspec.Struct, forbid_unknown_fields=False):
     answer_type: str = "text"
 
 
-def jsonl(path: Path, limit: int | None = None, offset: int = 0, sql_url: str | None = None, docs_dir: Path | None = None) -> Dataset:
+def jsonl(path: Path, limit: int | None = None, offset: int = 0, sql_url: str | None = None,
+          docs_dir: Path | None = None) -> Dataset:
     """A user's dataset: one {id, question, answer, answer_type} per line, answer_type number | text | exact.
     The tools it needs (a database for `sql`, a folder for `docs`) come from the caller's options or env."""
     decode = msgspec.json.Decoder(_Row).decode
@@ -171,7 +173,8 @@ def dev(limit: int | None = None, offset: int = 0, split: str | None = None, kin
     if kind is not None and kind not in kinds:
         raise DatasetError(f"kind {kind!r} is not one of {', '.join(kinds)}")
     chosen = [Item(r.id, r.question, r.answer, r.answer_type, r.meta | {"kind": r.kind, "split": r.split})
-              for r in rows if (split is None or r.split == split) and (kind is None or r.kind == kind)][offset:][:limit]
+              for r in rows
+              if (split is None or r.split == split) and (kind is None or r.kind == kind)][offset:][:limit]
     tools = {"sql_file": DEV_DIR / "company.sql", "docs_dir": DEV_DIR / "docs", "python_tool": True}
     name = ":".join(["dev", *(part for part in (split, kind) if part is not None)])
     return Dataset(name, lambda: iter(chosen), _score_dev, tools)

@@ -75,7 +75,8 @@ async def reader_url(admin_url: str, sql_file: Path, database: str = DATABASE, r
 
 async def _load(admin: asyncpg.Connection, admin_url: str, sql_file: Path, database: str) -> bool:
     mark = fingerprint(sql_file)
-    current = await admin.fetchval("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", database)
+    current = await admin.fetchval(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", database)
     if current == mark:
         return False
     name = await admin.fetchval("SELECT quote_ident($1)", database)

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from evals.scoring import score_by_type
-from evals.types import Dataset, Item
+from evals.types import AnswerType, Dataset, Item
 
 _SELECTED = """
 WITH chosen AS (SELECT run_id, question, started_at FROM runs WHERE ({where}))
@@ -32,7 +32,7 @@ class RunsWorkload(Dataset, frozen=True):
     unanswered: int = 0
 
 
-def answer_type(expected: Any) -> str:
+def answer_type(expected: Any) -> AnswerType:
     """`number` for a number (or a string holding one), else `text` (the expected words appear in the answer)."""
     if isinstance(expected, bool):
         return "text"

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from reasoning.report import RunReport
-from reasoning.types import EXPERT_SYSTEM, Constraint, Function, Message, Regex
-
 from evals.bfcl import json_schema
 from evals.types import Item
+from reasoning.report import RunReport
+from reasoning.types import EXPERT_SYSTEM, Constraint, Function, Message, Regex
 
 Mode = Literal["direct", "orchestrated", "sequential"]
 MODES: tuple[Mode, ...] = ("direct", "orchestrated", "sequential")
@@ -37,8 +36,8 @@ async def run_item(runtime: Any, item: Item, mode: Mode, deadline_s: float) -> R
             raise NotImplementedError("function-call items are one decoded call: run them in direct mode")
         messages = [Message(m["role"], m["content"]) for m in item.meta["messages"]]
         functions = [Function(**json_schema(f)) for f in item.meta["functions"]]
-        return await runtime.chat(messages, functions=functions, require_call=True, parallel_calls=item.meta["parallel"],
-                                  deadline_s=deadline_s)
+        return await runtime.chat(messages, functions=functions, require_call=True,
+                                  parallel_calls=item.meta["parallel"], deadline_s=deadline_s)
     if mode == "direct":
         system, constraint, max_tokens = _DIRECT.get(item.answer_type, (EXPERT_SYSTEM, None, 128))
         return await runtime.chat([Message("system", system), Message("user", item.question)], constraint=constraint,

@@ -27,9 +27,9 @@ async def run_eval(runtime: Any, dataset: Dataset, mode: Mode, *, concurrency: i
     """Run every item of `dataset`; returns the eval run's summary once all rows are written. Items that fail
     (a failed run, an error) are rows too, scored wrong, with the error."""
     items = list(dataset.items())
-    deadline_s = deadline_s or runtime.settings.deadline_s
+    item_deadline_s: float = deadline_s or runtime.settings.deadline_s  # its own name: never None, unlike the option
     eval_run_id = await store.create_run(runtime.pool, dataset.name, mode, model_name(runtime), limit, concurrency,
-                                         (config or {}) | {"deadline_s": deadline_s, "items": len(items)})
+                                         (config or {}) | {"deadline_s": item_deadline_s, "items": len(items)})
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: Item) -> None:
@@ -38,7 +38,7 @@ async def run_eval(runtime: Any, dataset: Dataset, mode: Mode, *, concurrency: i
             row: dict[str, Any] = {"item_id": item.id, "question": item.question, "expected": item.answer,
                                    "kind": item.meta.get("kind"), "split": item.meta.get("split")}
             try:
-                report = await run_item(runtime, item, mode, deadline_s)
+                report = await run_item(runtime, item, mode, item_deadline_s)
             except NotImplementedError:
                 raise
             except Exception as exc:  # one item's crash is that item's row, not the end of the eval
@@ -54,7 +54,8 @@ async def run_eval(runtime: Any, dataset: Dataset, mode: Mode, *, concurrency: i
                 row |= {
                     "run_id": report.run_id, "predicted": msgspec.to_builtins(answer), "status": report.status,
                     "correct": bool(verdict and verdict.correct), "score_note": verdict.note if verdict else None,
-                    "error": f"{report.error.type}: {report.error.detail or report.error.message}" if report.error else None,
+                    "error": (f"{report.error.type}: {report.error.detail or report.error.message}"
+                              if report.error else None),
                     "latency_ms": report.latency_ms, "model_calls": u.model_calls, "input_tokens": u.input_tokens,
                     "output_tokens": u.output_tokens, "cost": u.cost, "steps": len(report.steps),
                 }

@@ -63,7 +63,8 @@ def score_by_type(item: Item, predicted: Any) -> Score:
 
 # Game of 24 ---------------------------------------------------------------------------------------------------
 
-_OPERATORS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
+_OPERATORS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+              ast.Div: lambda a, b: a / b}
 _EXPRESSION = re.compile(r"[\d\s+\-*/×÷().]+")
 
 
@@ -110,13 +111,11 @@ def score_24(item: Item, predicted: Any) -> Score:
     """The answer may be a sentence: every run of expression characters in it (the part before an '=') is tried,
     and one solving the puzzle is enough — a run that uses exactly the four numbers cannot solve it by chance."""
     text = str(predicted or "")
-    candidates = sorted({c.strip(" .\n") for c in _EXPRESSION.findall(text) if re.search(r"\d", c)}, key=len, reverse=True)
+    candidates = sorted({c.strip(" .\n") for c in _EXPRESSION.findall(text) if re.search(r"\d", c)}, key=len,
+                        reverse=True)
     if not candidates:
         return Score(False, "no expression in the answer")
-    first = None
-    for candidate in candidates:
-        verdict = check_24(candidate, item.meta["numbers"])
-        if verdict.correct:
-            return verdict
-        first = first or verdict
-    return first
+    # Checked lazily, longest first: the first that solves it, else the first verdict (the longest run's) says why not.
+    verdicts = (check_24(candidate, item.meta["numbers"]) for candidate in candidates)
+    first = next(verdicts)
+    return first if first.correct else next((v for v in verdicts if v.correct), first)

@@ -41,9 +41,10 @@ class Summary(msgspec.Struct):
     kinds: list[KindScore] = []
 
 
-_SUMMARY = """SELECT eval_run_id, dataset, mode, model, status, items, accuracy::float8 AS accuracy, errors,
+_SUMMARY = ("""SELECT eval_run_id, dataset, mode, model, status, items, accuracy::float8 AS accuracy, errors,
     p50_latency_ms, p95_latency_ms, avg_tokens::float8 AS avg_tokens, avg_output_tokens::float8 AS avg_output_tokens,
-    avg_model_calls::float8 AS avg_model_calls, cost, invalid_plans, unparseable_outputs FROM eval_summary WHERE eval_run_id = ANY($1::bigint[])"""
+    avg_model_calls::float8 AS avg_model_calls, cost, invalid_plans, unparseable_outputs"""
+            " FROM eval_summary WHERE eval_run_id = ANY($1::bigint[])")
 
 _KINDS = """SELECT eval_run_id, kind, items, correct, accuracy::float8 AS accuracy FROM eval_kind_summary
     WHERE eval_run_id = ANY($1::bigint[]) ORDER BY eval_run_id, kind"""
@@ -52,7 +53,8 @@ _KINDS = """SELECT eval_run_id, kind, items, correct, accuracy::float8 AS accura
 async def create_run(pool: asyncpg.Pool, dataset: str, mode: str, model: str, limit: int | None, concurrency: int,
                      config: dict[str, Any]) -> int:
     return await pool.fetchval(
-        "INSERT INTO eval_runs (dataset, mode, model, item_limit, concurrency, config) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO eval_runs (dataset, mode, model, item_limit, concurrency, config)"
+        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         dataset, mode, model, limit, concurrency, config,
     )
 
@@ -60,7 +62,8 @@ async def create_run(pool: asyncpg.Pool, dataset: str, mode: str, model: str, li
 async def add_item(pool: asyncpg.Pool, eval_run_id: int, row: dict[str, Any]) -> None:
     columns = ["eval_run_id", *row]
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    await pool.execute(f"INSERT INTO eval_items ({', '.join(columns)}) VALUES ({placeholders})", eval_run_id, *row.values())
+    await pool.execute(f"INSERT INTO eval_items ({', '.join(columns)}) VALUES ({placeholders})", eval_run_id,
+                       *row.values())
 
 
 async def finish_run(pool: asyncpg.Pool, eval_run_id: int, status: str) -> Summary:
@@ -94,6 +97,7 @@ async def flips(pool: asyncpg.Pool, a: int, b: int) -> tuple[list[str], list[str
     """Items both runs saw: those B gets right that A got wrong, and those B gets wrong that A got right."""
     rows = await pool.fetch(
         "SELECT x.item_id, x.correct AS a, y.correct AS b FROM eval_items x JOIN eval_items y USING (item_id)"
-        " WHERE x.eval_run_id = $1 AND y.eval_run_id = $2 AND x.correct <> y.correct ORDER BY length(x.item_id), x.item_id", a, b,
+        " WHERE x.eval_run_id = $1 AND y.eval_run_id = $2 AND x.correct <> y.correct"
+        " ORDER BY length(x.item_id), x.item_id", a, b,
     )
     return [r["item_id"] for r in rows if r["b"]], [r["item_id"] for r in rows if r["a"]]
