@@ -7,6 +7,7 @@ setting's default (or its environment variable's value). An environment variable
     kind = "program"         # program: programs sampled and voted | json: one greedy plan under the plan's schema
     samples = 5              # programs sampled per plan, voting (self-consistency k); 1 is one greedy program
     more = 0                 # programs sampled once more when no value has a majority of the first (0: never)
+    worked = true            # with no majority on a word problem, a solution worked out in words votes too
     examples = 3             # worked examples shown with each question (the closest ones in the bank)
     temperature = 0.7        # the samples' temperature (a single sample is always greedy)
     bank = "examples.toml"   # a bank of worked examples ([[example]] question, program, calls) replacing the
@@ -51,6 +52,7 @@ class PlannerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, om
     kind: Literal["program", "json"] | None = None
     samples: Positive | None = None
     more: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    worked: bool | None = None
     examples: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] | None = None
     bank: str | None = None
@@ -81,7 +83,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defa
         """The Settings fields this file sets (relative paths resolved against `base`, the file's folder)."""
         p, e = self.planner, self.experts
         values = {
-            "planner": p.kind, "plan_samples": p.samples, "plan_more": p.more, "plan_examples": p.examples,
+            "planner": p.kind, "plan_samples": p.samples, "plan_more": p.more, "plan_worked": p.worked,
+            "plan_examples": p.examples,
             "plan_temperature": p.temperature, "example_bank": (base / p.bank) if p.bank else None,
             "verifiers": tuple(self.verifiers.model) if self.verifiers.model is not None else None,
             "compose": self.composer.mode, "planner_expert": e.planner, "executor_expert": e.executor,

@@ -45,11 +45,11 @@ log = structlog.get_logger("stepwise.runtime")
 def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], verifiers: tuple[str, ...] = (),
                  planner: str = "program", plan_samples: int = 5, compose: str = "auto", plan_more: int = 0,
                  plan_examples: int = 3, plan_temperature: float = 0.7, bank: ExampleBank | None = None,
-                 max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES) -> Engine:
+                 max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES, plan_worked: bool = True) -> Engine:
     router = Router(fleet.experts, registry.default_name)
     if planner == "program":
         chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples, more=plan_more,
-                                examples=plan_examples, temperature=plan_temperature, bank=bank)
+                                worked=plan_worked, examples=plan_examples, temperature=plan_temperature, bank=bank)
     elif planner == "json":
         chosen = Planner(router, tools, target=registry.planner)
     else:
@@ -75,7 +75,7 @@ def engine_for(settings: Settings, fleet: Fleet, tools: Mapping[str, Tool]) -> E
     bank = load_bank(settings.example_bank) if settings.example_bank else None
     return build_engine(Fleet(experts, fleet.llamas), registry, tools, settings.verifiers, settings.planner,
                         settings.plan_samples, settings.compose, settings.plan_more, settings.plan_examples,
-                        settings.plan_temperature, bank, settings.max_tool_result_bytes)
+                        settings.plan_temperature, bank, settings.max_tool_result_bytes, settings.plan_worked)
 
 
 class Runtime:

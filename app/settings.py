@@ -50,6 +50,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     plan_more: int = 0
     """Programs sampled once more when no computed value has a majority of the first samples (STEPWISE_PLAN_MORE;
     0: never)."""
+    plan_worked: bool = True
+    """When no value a word problem's programs computed has a majority, the model also works the problem out in words,
+    and its final number votes (STEPWISE_PLAN_WORKED=0 turns this off)."""
     plan_examples: int = 3
     """Worked examples shown to the program planner with each question (STEPWISE_CONFIG `planner.examples`)."""
     plan_temperature: float = 0.7
@@ -132,6 +135,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     values[name] = kind(env[var])
                 except ValueError as exc:
                     raise SystemExit(f"{var}={env[var]!r} is not a valid {kind.__name__}") from exc
+        if env.get("STEPWISE_PLAN_WORKED"):  # only when set: otherwise a configuration file's `worked` holds
+            values["plan_worked"] = env["STEPWISE_PLAN_WORKED"].lower() not in ("0", "false", "no")
         if env.get("STEPWISE_VERIFIERS"):
             values["verifiers"] = tuple(v.strip() for v in env["STEPWISE_VERIFIERS"].split(",") if v.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from evals.bfcl import json_schema
 from evals.types import Item
+from reasoning.prompts import WORKED_MAX_TOKENS, WORKED_SYSTEM
 from reasoning.report import RunReport
 from reasoning.types import EXPERT_SYSTEM, Constraint, Function, Message, Regex
 
@@ -24,7 +25,7 @@ MODES: tuple[Mode, ...] = ("direct", "orchestrated", "sequential")
 # number, as GSM8K is), and an expression's shape where the answer is an expression (bounded: a small model left to
 # it writes digits until max_tokens).
 _DIRECT: dict[str, tuple[str, Constraint | None, int]] = {
-    "number": ("Solve the problem. Work it out briefly, then end with the final answer as a number.", None, 320),
+    "number": (WORKED_SYSTEM, None, WORKED_MAX_TOKENS),
     "expression": (EXPERT_SYSTEM, Regex(r"[0-9+\-*/() ]{1,40}"), 32),
 }
 

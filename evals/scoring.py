@@ -10,13 +10,10 @@ from fractions import Fraction
 from typing import Any
 
 from evals.types import Item, Score
+from reasoning.questions import numbers_stated
 
-_NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])-?\d+(?:\.\d+)?")
-
-
-def numbers_in(text: str) -> list[float]:
-    """The numbers a text states, in order ("1,234.5" is one number; "v2" is none)."""
-    return [float(m.replace(",", "")) for m in _NUMBER.findall(text)]
+# Read the way the planner reads a worked answer (reasoning/questions.py): "1,234.5" is one number; "v2" is none.
+numbers_in = numbers_stated
 
 
 def score_number(item: Item, predicted: Any, rel_tol: float = 1e-6) -> Score:

@@ -68,6 +68,7 @@ class ProgramsSampled(Event, tag="programs_sampled"):
     errors: list[str | None]
     chosen: int  # index into programs
     votes: int  # samples that agreed with the chosen one
+    worked: float | None = None  # a worked solution's final number, when one was asked for (no majority)
 
 
 class StepStarted(Event, tag="step_started"):

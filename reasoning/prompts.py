@@ -18,7 +18,7 @@ __all__ = [
     "COMPOSE_REJECTED", "COMPOSE_SYSTEM", "COMPOSE_USER", "EXPERT_REJECTED", "EXPERT_SYSTEM", "FUNCTIONS_SEVERAL",
     "FUNCTIONS_SYSTEM", "FUNCTIONS_TEXT_TOO", "NOT_IN_DOCUMENTS", "PLAN_EXAMPLES", "PLAN_RULES", "PLAN_TOOL_EXAMPLES",
     "PROGRAM_ARITHMETIC", "PROGRAM_CALLS", "PROGRAM_INVALID", "PROGRAM_REPLAN", "PROGRAM_SYSTEM", "READER",
-    "REPAIR_SYSTEM", "REPAIR_USER",
+    "REPAIR_SYSTEM", "REPAIR_USER", "WORKED_MAX_TOKENS", "WORKED_SYSTEM",
 ]
 
 # ---- an expert step (reasoning/engine.py)
@@ -104,6 +104,11 @@ PLAN_AGAIN = "Write the whole plan again, with the failed step fixed."
 NUMBER_WANTED = "reply with a number"
 
 # ---- the program planner (reasoning/program_planner.py)
+
+# A worked solution in words, asked for when the sampled programs' values have no majority: its final number then
+# votes among theirs. The same words as the single-call baseline's (evals/modes.py), which is what it is.
+WORKED_SYSTEM = "Solve the problem. Work it out briefly, then end with the final answer as a number."
+WORKED_MAX_TOKENS = 320
 
 # `answer = first, second` keeps both parts of a two-part question (the composer must state each), so they are not
 # to be added; arithmetic lines are Python expressions, which a unit or a `$` would break.

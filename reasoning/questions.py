@@ -66,6 +66,16 @@ def counts_things(question: str) -> bool:
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?!\w)")
 
 
+# A number as a worked answer states it: "1,234.5" is one number, a minus sign belongs to it, "v2" is none. The eval
+# scorer reads answers by the same rule (evals/scoring.py).
+_STATED = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])-?\d+(?:\.\d+)?")
+
+
+def numbers_stated(text: str) -> list[float]:
+    """The numbers a text states, in order."""
+    return [float(m.replace(",", "")) for m in _STATED.findall(text)]
+
+
 def given_numbers(question: str) -> frozenset[float]:
     """The numbers the question states, but 0 and 1, which a program may well leave implied ("1/5 occupied" is
     `/ 5`)."""

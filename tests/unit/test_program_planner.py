@@ -34,9 +34,10 @@ class Samples:
         return Completion(self.answers.pop(0), Usage(10, 5, 0), 1.0, "test")
 
 
-async def run(backend: Samples, question: str, samples: int = 5, always: bool = False):
+async def run(backend: Samples, question: str, samples: int = 5, always: bool = False, worked: bool = False):
     tools = default_tools()
-    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=samples),
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=samples,
+                                                                                worked=worked),
                          composer=lambda router: Composer(router, always=always))
     recorder = ev.Recorder()
     await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
@@ -166,7 +167,7 @@ async def test_programs_of_side_effect_free_tools_vote_by_value_and_ties_go_to_t
                 'b = lookup("14")\nanswer = b']
     backend = Samples(programs)
     tools = {**default_tools(), "lookup": Lookup()}
-    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=4),
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=4, worked=False),
                          composer=lambda router: Composer(router))
     recorder = ev.Recorder()
     await engine.run("How many?", RunOptions(deadline_s=10), sink=recorder)
@@ -198,7 +199,8 @@ async def test_without_a_majority_more_programs_are_sampled_and_all_of_them_vote
     second = ["answer = 1 + 5", "answer = 6 * 1", "answer = 9 - 1", "answer = 4 + 4", "answer = 8 * 1"]
     backend = Batches([first, second])
     tools = default_tools()
-    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5, more=5),
+    engine = engine_with(backend, tools,
+                         planner=lambda router: ProgramPlanner(router, tools, samples=5, more=5, worked=False),
                          composer=lambda router: Composer(router))
     recorder = ev.Recorder()
     await engine.run("What is the number?", RunOptions(deadline_s=10), sink=recorder)
@@ -212,7 +214,8 @@ async def test_a_majority_of_the_first_samples_draws_no_more():
     """Three of five agree: one program call, however many more samples a weak vote would draw."""
     backend = Samples(["answer = 3 + 3", "answer = 2 * 3", "answer = 6", "answer = 2 + 3", "answer = 3 + 4"])
     tools = default_tools()
-    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5, more=5),
+    engine = engine_with(backend, tools,
+                         planner=lambda router: ProgramPlanner(router, tools, samples=5, more=5, worked=False),
                          composer=lambda router: Composer(router))
     await engine.run("What is the number?", RunOptions(deadline_s=10), sink=ev.Recorder())
     assert len(backend.calls) == 1
@@ -364,3 +367,49 @@ async def test_for_a_choice_between_options_a_program_with_one_value_per_option_
     report, _ = await run(backend, "Ash has 14 shelves of 36 boxes; Yew has 19 shelves of 27. Which warehouse holds "
                                    "more boxes, Ash or Yew?", samples=5)
     assert report.answer.text == "Yew, with 513 against 504 for Ash."
+
+
+async def test_without_a_majority_a_worked_solution_votes_for_the_value_it_reaches():
+    """Five word-problem programs computing 4, 5, 6, 7, 9 have no majority: the model works the problem out in words
+    (greedy, unconstrained), and its final number, 7, is one more vote for the program computing it."""
+    programs = ["answer = 2 + 2", "answer = 2 + 3", "answer = 3 + 3", "answer = 3 + 4", "answer = 3 * 3"]
+    backend = Samples(programs, "Each box holds 3 and 4 more come, so 3 + 4 = 7. The answer is 7.")
+    report, events = await run(backend, "How many are there?", worked=True)
+    sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.worked == 7 and sampled.chosen == 3 and sampled.votes == 2
+    assert report.answer.value == 7
+    worked_call = backend.calls[1]
+    assert worked_call.get("constraint") is None and worked_call["sampling"].temperature == 0
+    assert [e.purpose for e in events if isinstance(e, ev.ModelCalled)] == ["plan", "verify"]
+
+
+async def test_a_worked_solution_reaching_no_sampled_value_changes_nothing():
+    """The worked number votes only for a value some program computed: reaching 8, it leaves the tie to the usual rules
+    (the earliest of fewest steps)."""
+    programs = ["answer = 2 + 2", "answer = 2 + 3", "answer = 3 + 3"]
+    _, events = await run(Samples(programs, "So it is 8."), "How many are there?", samples=3, worked=True)
+    sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.worked == 8 and sampled.chosen == 0
+
+
+async def test_a_majority_or_a_query_asks_for_no_worked_solution():
+    """Three of five agreeing need no check; nor do numbers a query computed, which no solution in words can know."""
+    agreeing = Samples(["answer = 3 + 3", "answer = 2 * 3", "answer = 6", "answer = 2 + 3", "answer = 3 + 4"])
+    _, events = await run(agreeing, "How many are there?", worked=True)
+    assert len(agreeing.calls) == 1 and next(e for e in events if isinstance(e, ev.ProgramsSampled)).worked is None
+
+    class Lookup:
+        name, description, deterministic, side_effect_free = "lookup", "looks a number up", False, True
+
+        class args_type(msgspec.Struct):
+            query: str
+
+        async def run(self, args):
+            return {"columns": ["n"], "rows": [[int(args.query)]], "truncated": False}
+
+    tools = {**default_tools(), "lookup": Lookup()}
+    queried = Samples(['answer = lookup("7")', 'answer = lookup("8")', 'answer = lookup("9")'])
+    engine = engine_with(queried, tools, planner=lambda router: ProgramPlanner(router, tools, samples=3),
+                         composer=lambda router: Composer(router))
+    await engine.run("How many?", RunOptions(deadline_s=10), sink=ev.Recorder())
+    assert len(queried.calls) == 1
