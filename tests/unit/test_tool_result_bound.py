@@ -8,6 +8,8 @@ import uuid
 
 import msgspec
 
+from app.registry import Fleet
+from app.runtime import engine_for
 from app.settings import Settings
 from reasoning import events as ev
 from reasoning.engine import Engine
@@ -88,6 +90,11 @@ def test_the_bound_is_a_setting_passed_to_the_engine(tmp_path):
     assert Settings.from_env(env | {"STEPWISE_MAX_TOOL_RESULT_BYTES": "5000"}).max_tool_result_bytes == 5000
     router = Router({"general": Expert(name="general", backend=InstantBackend())}, "general")
     assert Engine(router, {}, [], policy=VerdictPolicy()).max_tool_result_bytes == MAX_TOOL_RESULT_BYTES
+    (tmp_path / "experts.toml").write_text('[[experts]]\nname = "general"\nbackend = "local"\n')
+    settings = Settings.from_env(env | {"STEPWISE_MAX_TOOL_RESULT_BYTES": "5000",
+                                        "STEPWISE_EXPERTS": str(tmp_path / "experts.toml")})
+    fleet = Fleet(experts={"general": Expert(name="general", backend=InstantBackend())}, llamas=[])
+    assert engine_for(settings, fleet, {}).max_tool_result_bytes == 5000  # what `stepwise serve` builds
 
 
 def test_a_failed_step_whose_arguments_or_reason_hold_braces_is_explained():
