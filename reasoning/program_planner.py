@@ -425,8 +425,9 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
       given number out usually means leaving a step out, while a majority may rightly skip a number that does not
       matter.
     A worked solution's number (`worked`) is one more vote, for the value it equals, if a sample computed it.
-    If no sample has a value, compiled samples vote by their plan, ties to the earliest (a plan that reads the
-    documents once is not better than one that reads them twice: a two-hop question needs both)."""
+    If no sample has a value, compiled samples vote by their plan, ties to the plan of the form most samples took
+    (not to the shortest: a plan that reads the documents once is not better than one that reads them twice, when a
+    two-hop question needs both), then to the earliest."""
     magnitude = rules.magnitude
     eligible = set(range(len(programs)))
     if rules.reads and any(p is not None and _reads(p) for p in programs):
@@ -451,9 +452,12 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     if not compiled:
         return None, 0
     counts = Counter(_shape(programs[i]) for i in compiled)
-    # Among plans with as many votes, one whose every step is used: a read nothing uses was a first hop the program
-    # then forgot, asking the whole question in its last line instead.
-    best = max(compiled, key=lambda i: (counts[_shape(programs[i])], not _unused(programs[i]), -i))
+    forms = Counter(_shape(programs[i], worded=False) for i in compiled)
+    # Among plans with as many votes (each plan's own words usually differ: one vote each), one of the form most
+    # samples took (one read, or a read whose answer the next one asks about), then one whose every step is used: a
+    # read nothing uses was a first hop the program then forgot, asking the whole question in its last line instead.
+    best = max(compiled, key=lambda i: (counts[_shape(programs[i])], forms[_shape(programs[i], worded=False)],
+                                        not _unused(programs[i]), -i))
     return best, counts[_shape(programs[best])]
 
 
@@ -494,12 +498,13 @@ def _unused(program: Program | None) -> bool:
     return any(step.id not in used for step in program.plan.steps)
 
 
-def _shape(program: Program | None) -> bytes:
+def _shape(program: Program | None, *, worded: bool = True) -> bytes:
     """What a plan does, without the names its program gave its lines: two samples differing only in a name
-    (`maker` or `builder`) are the same plan and vote together."""
+    (`maker` or `builder`) are the same plan and vote together. Not `worded`, its form alone: which steps call what,
+    on which earlier steps, whatever they ask."""
     assert program is not None
     plan = program.plan
-    steps = [[step.kind, step.target, step.input, step.depends_on] for step in plan.steps]
+    steps = [[step.kind, step.target, step.input if worded else None, step.depends_on] for step in plan.steps]
     return msgspec.json.encode([*steps, plan.answer])
 
 

@@ -3,17 +3,23 @@ every sample, its value and the vote are recorded."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 
 from reasoning import events as ev
 from reasoning.composer import Composer
 from reasoning.options import RunOptions
-from reasoning.program_planner import ProgramPlanner
+from reasoning.program import compile_program
+from reasoning.program_planner import ProgramPlanner, _vote
 from reasoning.report import fold
 from reasoning.router import Router
 from reasoning.types import Completion, Expert, Grammar, Usage
 from tests.doubles import engine_with
 from tools import default_tools
+from tools.docs import DocSearch
+
+DOCS = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
 
 
 class Samples:
@@ -413,3 +419,16 @@ async def test_a_majority_or_a_query_asks_for_no_worked_solution():
                          composer=lambda router: Composer(router))
     await engine.run("How many?", RunOptions(deadline_s=10), sink=ev.Recorder())
     assert len(queried.calls) == 1
+
+
+def test_plans_voting_by_shape_tie_to_the_form_most_samples_took():
+    """Five reading plans, each worded its own way (one vote each): the tie goes to the form three of them share (one
+    read answering), not to the first sample, which reads and then asks a general expert about the answer."""
+    texts = ['when = read("When was the mill built?")\nanswer = ask(f"What year is {when}?")',
+             'answer = read("In which year was the mill built?")', 'answer = read("When was the mill first built?")',
+             'answer = read("What year was the mill built?")',
+             'a = read("Who built the mill?")\nanswer = read(f"When did {a} build the mill?")']
+    tools = {"docs": DocSearch(DOCS)}
+    programs = [compile_program(text, tools, "general") for text in texts]
+    chosen, votes = _vote(programs, [None] * 5, texts=texts)
+    assert (chosen, votes) == (1, 1)
