@@ -124,6 +124,14 @@ async def program_plan_fix_and_replan():
     return [m for seen in backend.seen for m in seen]
 
 
+async def worked_solution():
+    # Two samples asked, one returned: no majority, so the word problem is worked out in words as well.
+    backend = Script("answer = 2 * 3", "Two rows of three make 6.")
+    planner = ProgramPlanner(_router(backend), CALCULATOR, samples=2)
+    await planner.plan("A box holds 2 rows of 3 cups. How many cups are in it?", _ctx(), ("calculator",))
+    return backend.seen[1]
+
+
 async def reader_step():
     program = compile_program('who = read("Who built the Tarn Bridge?")\nanswer = who', {"docs": DOCS}, "general")
     return [Message("user", step.input) for step in program.plan.steps if step.kind == "expert"]
@@ -207,6 +215,8 @@ PROMPTS = {  # how each is built, and the SHA-256 of its messages as JSON
                        "4ae5dc7caa1a0a4fe83ffeb1a97e0ccf6452d3fc41dd59eba86e49b7ac732836"),
     "program_plan_fix_and_replan": (program_plan_fix_and_replan,
                                     "8f7d710cd9aa69355d3979ce87d10d916ae322fffa2384d5e0b78cf71e9f7a7a"),
+    "worked_solution": (worked_solution,
+                        "c749894259b390073d7b106fb05173982bdbbd3ab69af155c849e455cd64eb38"),
     "reader_step": (reader_step,
                     "e7afab19d8ec2f928a058e435416a2043dad5863637a2f34aaf0edb2ec3efaef"),
     "composer_with_a_retry": (composer_with_a_retry,
