@@ -49,7 +49,8 @@ def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], ve
     router = Router(fleet.experts, registry.default_name)
     if planner == "program":
         chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples, more=plan_more,
-                                worked=plan_worked, examples=plan_examples, temperature=plan_temperature, bank=bank)
+                                worked=plan_worked, max_result_bytes=max_tool_result_bytes, examples=plan_examples,
+                                temperature=plan_temperature, bank=bank)
     elif planner == "json":
         chosen = Planner(router, tools, target=registry.planner)
     else:

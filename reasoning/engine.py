@@ -51,6 +51,7 @@ from reasoning.types import (
     Tool,
     Unfixable,
     Verifier,
+    bounded,
 )
 
 
@@ -306,11 +307,7 @@ class Engine:
         records as the call's error (with no result) like any refusal: the result is dropped here, before any event,
         stream, trace row or later step holds it. A refusal, not a cut: a JSON value cut short would be wrong, not
         shorter. (Its tool may still be asked again with other arguments, by the step's repair or a replan.)"""
-        size = len(msgspec.json.encode(result))
-        if size > self.max_tool_result_bytes:
-            raise ValueError(f"its result is {size:,} bytes of JSON, over the limit of {self.max_tool_result_bytes:,} "
-                             f"bytes a tool result may take (not kept)")
-        return result
+        return bounded(result, self.max_tool_result_bytes)
 
     async def _ask_expert(self, step: Step, question: str, ctx: RunContext, feedback: str | None = None) -> str:
         messages = [Message("system", prompts.EXPERT_SYSTEM), Message("user", question)]

@@ -31,7 +31,7 @@ from reasoning.plan import as_value, is_number, substitute
 from reasoning.program import ASK, READ, Program, compile_program, program_grammar
 from reasoning.questions import asks_for_difference, counts_things, given_numbers, numbers_stated, numbers_used, options
 from reasoning.router import Router
-from reasoning.types import Grammar, Message, Plan, Sampling, Step, Tool
+from reasoning.types import MAX_TOOL_RESULT_BYTES, Grammar, Message, Plan, Sampling, Step, Tool, bounded
 
 _Compiled = tuple[list["Program | None"], list["str | None"], list[Any]]  # programs, compile errors, computed values
 
@@ -39,7 +39,8 @@ _Compiled = tuple[list["Program | None"], list["str | None"], list[Any]]  # prog
 class ProgramPlanner:
     def __init__(self, router: Router, tools: Mapping[str, Tool], *, target: str | None = None, samples: int = 5,
                  temperature: float = 0.7, examples: int = 3, arithmetic: str = "calculator",
-                 bank: ExampleBank | None = None, more: int = 0, worked: bool = True):
+                 bank: ExampleBank | None = None, more: int = 0, worked: bool = True,
+                 max_result_bytes: int = MAX_TOOL_RESULT_BYTES):
         self.router = router
         self.tools = tools
         self.target = target or router.default
@@ -48,6 +49,7 @@ class ProgramPlanner:
         self.examples = examples
         self.more = more  # samples drawn once more when no value has a majority (0: never)
         self.worked = worked  # a worked solution in words votes when no value of a word problem has a majority
+        self.max_result_bytes = max_result_bytes  # a sample's tool result over it is refused, as a step's would be
         self.arithmetic = arithmetic
         self.bank = bank or ExampleBank.default()
         self._prefix: dict[tuple[str, ...], tuple[Message, str]] = {}
@@ -237,7 +239,8 @@ class ProgramPlanner:
         for step in steps:
             tool = tools[step.target]
             try:
-                outputs[step.id] = await tool.run(msgspec.convert(substitute(step.input, outputs), tool.args_type))
+                ran = await tool.run(msgspec.convert(substitute(step.input, outputs), tool.args_type))
+                outputs[step.id] = bounded(ran, self.max_result_bytes)
             except (ValueError, msgspec.ValidationError):
                 return _REFUSED
         if program.answer is not None:

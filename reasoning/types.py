@@ -202,6 +202,17 @@ larger result (the call is recorded with an error and no result, and the step fa
 in a run's events, its stream, its trace or a later step. STEPWISE_MAX_TOOL_RESULT_BYTES sets it (app/settings.py)."""
 
 
+def bounded(result: Any, limit: int = MAX_TOOL_RESULT_BYTES) -> Any:
+    """`result` if its JSON is within `limit` bytes; otherwise a ValueError giving both sizes. A refusal, not a cut:
+    a JSON value cut short would be wrong, not shorter. The engine (a step's tool call) and the program planner (a
+    sample's value computed for the vote) both hold tool results to it."""
+    size = len(msgspec.json.encode(result))
+    if size > limit:
+        raise ValueError(f"its result is {size:,} bytes of JSON, over the limit of {limit:,} "
+                         f"bytes a tool result may take (not kept)")
+    return result
+
+
 class Tool(Protocol):
     """A function a step may call; its arguments are decoded under `args_type`'s JSON schema."""
 

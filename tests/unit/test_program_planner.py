@@ -432,3 +432,26 @@ def test_plans_voting_by_shape_tie_to_the_form_most_samples_took():
     programs = [compile_program(text, tools, "general") for text in texts]
     chosen, votes = _vote(programs, [None] * 5, texts=texts)
     assert (chosen, votes) == (1, 1)
+
+
+async def test_a_sample_whose_tool_result_is_over_the_bound_loses_its_vote():
+    """A program's tool result computed for the vote is held to the same bound as a step's (refused, not kept): the
+    sample whose query returns more bytes than the bound loses its vote, and its value is not recorded."""
+    class Rows:
+        name, description, deterministic, side_effect_free = "rows", "returns rows", False, True
+
+        class args_type(msgspec.Struct):
+            query: str
+
+        async def run(self, args):
+            return {"columns": ["n"], "rows": [[7]] * int(args.query), "truncated": False}
+
+    programs = ['answer = rows("5000")', 'answer = rows("1")']
+    tools = {**default_tools(), "rows": Rows()}
+    engine = engine_with(Samples(programs), tools,
+                         planner=lambda router: ProgramPlanner(router, tools, samples=2, max_result_bytes=1000),
+                         composer=lambda router: Composer(router))
+    recorder = ev.Recorder()
+    await engine.run("How many?", RunOptions(deadline_s=10), sink=recorder)
+    sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.values == [None, 7] and sampled.chosen == 1
