@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import structlog
 
-from app.db import Connection
+from stepwise.app.db import Connection
 
 log = structlog.get_logger("stepwise.cancellation")
 

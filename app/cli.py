@@ -1,4 +1,4 @@
-"""The `stepwise` command: serve, migrate, fetch, ask, experts, sql-role; runs, trace, prune, replay (app/inspect.py);
+"""The `stepwise` command: serve, migrate, fetch, ask, experts, sql-role; runs, trace, prune, replay (app/inspection/);
 db (app/embedded.py)."""
 
 from __future__ import annotations
@@ -13,20 +13,18 @@ import asyncpg
 import httpx
 import msgspec
 
-from app import db, embedded
-from app import inspect as inspect_commands
-from app.config import ConfigError
-from app.logs import configure_logging
-from app.migrate import migrate
-from app.modelfiles import ModelFileError, fetch, use_fetched
-from app.registry import ExpertSpec, RegistryError, registry_for
-from app.rendering import call_shown, step_result, verdict_marks
-from app.settings import Settings
-from app.sqlrole import RoleError, ensure_readonly_role, role_url
-from reasoning import events as ev
-from reasoning.plan import render
-from reasoning.report import RunReport
-from tools.sql import PrivilegedRole
+from stepwise.app import db, embedded
+from stepwise.app import inspection as inspect_commands
+from stepwise.app.config import ConfigError
+from stepwise.app.logs import configure_logging
+from stepwise.app.migrate import migrate
+from stepwise.app.modelfiles import ModelFileError, fetch, use_fetched
+from stepwise.app.registry import ExpertSpec, RegistryError, registry_for
+from stepwise.app.rendering import Progress, tree
+from stepwise.app.settings import Settings
+from stepwise.app.sqlrole import RoleError, ensure_readonly_role, role_url
+from stepwise.reasoning.report import RunReport
+from stepwise.tools.sql import PrivilegedRole
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                                   help="list the experts (STEPWISE_EXPERTS or the embedded default), or launch SGLang "
                                        "workers")
     experts.add_argument("action", nargs="?", choices=["list", "launch"], default="list")
-    experts.add_argument("--server", help="a running stepwise server to ask for live health and load, e.g. http://127.0.0.1:8000")
+    experts.add_argument("--server",
+                         help="a running stepwise server to ask for live health and load, e.g. http://127.0.0.1:8000")
     experts.add_argument("--dry-run", action="store_true",
                          help="launch: print the command lines instead of running them")
     experts.add_argument("--timeout", type=float, default=900.0,
@@ -63,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                           help="ask for a password to set (needed unless the server trusts the role)")
     inspect_commands.add_parsers(commands)
     embedded.add_parser(commands)
-    from evals import cli as evals_cli  # here, not at module level: app does not import evals
-    from evals import optimize_cli
+    from stepwise.evals import cli as evals_cli  # here, not at module level: app does not import evals
+    from stepwise.evals import optimize_cli
 
     evals_cli.add_parser(commands)
     optimize_cli.add_parser(commands)
@@ -105,8 +104,8 @@ def _quiet(settings: Settings) -> str:
 def _serve(settings: Settings) -> int:
     import uvicorn
 
-    from app.http import create_app
-    from app.serve import GracefulServer, describe_database, describe_model, ready_line
+    from stepwise.app.routes import create_app
+    from stepwise.app.serve import GracefulServer, describe_database, describe_model, ready_line
 
     def announce(url: str) -> None:
         print(ready_line(url, model=describe_model(settings), database=describe_database(settings)), file=sys.stderr,
@@ -134,7 +133,7 @@ def _fetch(settings: Settings) -> int:
 
 
 def _experts(settings: Settings, args: argparse.Namespace) -> int:
-    from app.experts import launch, launch_plan
+    from stepwise.app.experts import launch, launch_plan
 
     registry = registry_for(settings)
     if args.action == "launch":
@@ -181,7 +180,7 @@ def _offline_status(spec: ExpertSpec) -> dict:
             healthy = httpx.get(spec.url.rstrip("/") + path, timeout=5).status_code == 200
         except httpx.HTTPError:
             healthy = False
-    from app.experts import server_notes
+    from stepwise.app.experts import server_notes
 
     return {"name": spec.name, "backend": spec.backend, "healthy": healthy, "in_flight": None,
             "max_concurrency": spec.max_concurrency, "skills": spec.skills, "url": spec.url, "model": spec.model,
@@ -215,7 +214,7 @@ async def _sql_role(args: argparse.Namespace) -> int:
 
 
 async def _ask(settings: Settings, question: str, as_json: bool, deadline: float | None) -> int:
-    from app.runtime import Runtime  # loads the model library only for commands that need it
+    from stepwise.app.runtime import Runtime  # loads the model library only for commands that need it
 
     print("starting: database, model…", file=sys.stderr)
     runtime = await Runtime.start(settings)
@@ -237,64 +236,6 @@ def show(report: RunReport, as_json: bool, out=None, err=None) -> int:
     else:
         print(tree(report), file=out)
     return 0 if report.status == "finished" else 1
-
-
-class Progress:
-    """One line on stderr per milestone, so a run of tens of seconds shows it is alive; while the planner writes, each
-    line it finishes (a step as written) with the tokens so far — and on a terminal, the count ticking in between."""
-
-    def __init__(self, stream=None) -> None:
-        self._stream = stream or sys.stderr
-        self._ticking = False  # a count is shown on the current line, to be overwritten
-
-    def emit(self, event: ev.AnyEvent) -> None:
-        match event:
-            case ev.RunStarted():
-                line = "planning…"
-            case ev.PlanProgressed(tokens=tokens, line=None):
-                if self._stream.isatty():
-                    print(f"\r\x1b[Kplanning… {tokens} tokens", end="", file=self._stream, flush=True)
-                    self._ticking = True
-                return
-            case ev.PlanProgressed(tokens=tokens, line=str() as written):
-                line = f"  {tokens:>4} tokens │ {written[:100]}"
-            case ev.PlanReady(plan=plan):
-                line = f"plan: {len(plan.steps)} step(s)"
-            case ev.StepFinished(step_id=sid, output=output):
-                line = f"step {sid} done: {render(output)[:80]}"
-            case ev.StepFailed(step_id=sid, error=error):
-                line = f"step {sid} failed: {error}"
-            case ev.AnswerReady():
-                line = "answer ready"
-            case _:
-                return
-        if self._ticking:
-            line, self._ticking = "\r\x1b[K" + line, False
-        print(line, file=self._stream, flush=True)
-
-
-def tree(report: RunReport) -> str:
-    """The answer, then the run and its steps as a tree."""
-    said = report.error.message if report.error else ""
-    head = report.answer.text if report.answer else f"No answer. {said}".rstrip()
-    u = report.usage
-    lines = [
-        head,
-        f"run {report.run_id} {report.status} in {(report.latency_ms or 0) / 1000:.1f}s · {u.model_calls} model "
-        f"call(s) · "
-        f"{u.input_tokens} in ({u.cached_tokens} cached) / {u.output_tokens} out tokens",
-    ]
-    for i, step in enumerate(report.steps):
-        branch = "└─" if i == len(report.steps) - 1 else "├─"
-        shown = call_shown(step.kind, step.target, step.input)
-        if shown is None:
-            shown = render(step.input) if isinstance(step.input, dict) else step.input
-        result = step_result(step)
-        after = f" (after {', '.join(map(str, step.depends_on))})" if step.depends_on else ""
-        checks = verdict_marks(step.verdicts)
-        lines.append(f"{branch} [{step.id}] {step.target}: {shown} → {result}  {step.duration_ms or 0:.1f} ms{after} "
-                     f"{checks}".rstrip())
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 
 if TYPE_CHECKING:  # the bank loads rank_bm25 (numpy): only when a bank is read, not whenever settings are
-    from reasoning.examples import Example, ExampleBank
+    from stepwise.reasoning.examples import Example, ExampleBank
 
 ModelVerifier = Literal["self_consistency", "llm_judge"]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -109,7 +109,7 @@ def config_settings(path: Path) -> dict[str, Any]:
 
 def load_bank(path: Path) -> ExampleBank:
     """A bank of worked examples in examples.toml's format: `[[example]]` tables of question, program, calls."""
-    from reasoning.examples import Example, ExampleBank
+    from stepwise.reasoning.examples import Example, ExampleBank
 
     try:
         raw = tomllib.loads(path.read_text())

@@ -12,8 +12,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from app.serve import describe_database
-from app.settings import Settings
+from stepwise.app.serve import describe_database
+from stepwise.app.settings import Settings
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

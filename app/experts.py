@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from app.registry import ExpertSpec, Registry
-from reasoning.backends.sglang import HEALTH_TIMEOUT_S, SGLangOpenAIBackend
-from reasoning.router import Router
+from stepwise.app.registry import ExpertSpec, Registry
+from stepwise.reasoning.backends.sglang import HEALTH_TIMEOUT_S, SGLangOpenAIBackend
+from stepwise.reasoning.router import Router
 
 
 class ExpertStatus(msgspec.Struct):

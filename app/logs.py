@@ -8,7 +8,7 @@ import sys
 import msgspec
 import structlog
 
-from reasoning import events as ev
+from stepwise.reasoning import events as ev
 
 _encoder = msgspec.json.Encoder(enc_hook=repr)
 # A frozenset of exact types: `type(e) in` costs a tenth of isinstance against a tuple, on every event of every run.

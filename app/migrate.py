@@ -8,7 +8,7 @@ import re
 
 import structlog
 
-from app import db
+from stepwise.app import db
 
 log = structlog.get_logger("stepwise.migrate")
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -20,7 +20,7 @@ starting together wait for it in turn; the first applies what is missing, the ot
 def available() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) of every migration shipped with the package, in order."""
     found = []
-    for entry in importlib.resources.files("migrations").iterdir():
+    for entry in importlib.resources.files("stepwise.migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text()))

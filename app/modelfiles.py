@@ -67,7 +67,8 @@ def qwen_path(cache_dir: Path) -> Path:
 
 def default_cache_dir() -> Path:
     """The cache directory the settings name (STEPWISE_CACHE_DIR, else the XDG cache home's stepwise)."""
-    from app.settings import Settings  # here: Settings reads the whole environment, needed only without a cache_dir
+    # here: Settings reads the whole environment, needed only without a cache_dir
+    from stepwise.app.settings import Settings
 
     return Settings.from_env().cache_dir
 

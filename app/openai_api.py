@@ -19,14 +19,14 @@ from litestar.exceptions import ValidationException
 from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from app.openapi import JSON_BODY, error, guarded, run_failures
-from app.runtime import Runtime
-from app.status import status_for
-from app.streaming import Channel, Text, unless_gone
-from reasoning import events as ev
-from reasoning.options import ChatOptions
-from reasoning.report import RunReport
-from reasoning.types import Answer, Function, JsonSchema, Message
+from stepwise.app.openapi import JSON_BODY, error, guarded, run_failures
+from stepwise.app.runtime import Runtime
+from stepwise.app.status import status_for
+from stepwise.app.streaming import Channel, Text, unless_gone
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.options import ChatOptions
+from stepwise.reasoning.report import RunReport
+from stepwise.reasoning.types import Answer, Function, JsonSchema, Message
 
 SYSTEM_MODEL = "stepwise"
 RUN_HEADER = "X-Stepwise-Run-Id"

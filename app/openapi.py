@@ -25,8 +25,8 @@ from litestar.openapi.spec import (
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import PathParameter
 
-from app.auth import OPEN_PATHS
-from app.status import STATUS_BY_ERROR
+from stepwise.app.auth import OPEN_PATHS
+from stepwise.app.status import STATUS_BY_ERROR
 
 
 class ErrorBody(msgspec.Struct):

@@ -24,12 +24,12 @@ from typing import Literal
 
 import msgspec
 
-from app.modelfiles import model_path
-from app.settings import Settings
-from reasoning.backends.local import EmbeddedLlama
-from reasoning.backends.openai_compat import OpenAICompatBackend
-from reasoning.backends.sglang import SGLangBackend, SGLangOpenAIBackend
-from reasoning.types import Expert
+from stepwise.app.modelfiles import model_path
+from stepwise.app.settings import Settings
+from stepwise.reasoning.backends.local import EmbeddedLlama
+from stepwise.reasoning.backends.openai_compat import OpenAICompatBackend
+from stepwise.reasoning.backends.sglang import SGLangBackend, SGLangOpenAIBackend
+from stepwise.reasoning.types import Expert
 
 BackendKind = Literal["local", "sglang", "sglang-openai", "openai"]
 
@@ -159,7 +159,7 @@ async def build_fleet(registry: Registry, settings: Settings) -> Fleet:
         elif spec.backend == "sglang":
             regex_of = None
             if spec.constraint_mode == "regex":
-                from reasoning.constraints import as_regex
+                from stepwise.reasoning.constraints import as_regex
 
                 regex_of = as_regex
             backend = SGLangBackend(spec.url, spec.model, template=spec.template, regex_of=regex_of)

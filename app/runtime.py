@@ -13,31 +13,31 @@ import asyncpg
 import msgspec
 import structlog
 
-from app import db
-from app.cancellation import CancelListener, request_cancel
-from app.config import load_bank
-from app.logs import LogSink
-from app.metrics import Metrics
-from app.migrate import migrate
-from app.registry import Fleet, Registry, build_fleet, registry_for
-from app.settings import Settings
-from app.trace import TraceSink, find_run, load_events
-from reasoning.composer import Composer
-from reasoning.engine import Engine
-from reasoning.events import AnyEvent, EventSink, FanOut, Recorder
-from reasoning.examples import ExampleBank
-from reasoning.options import ChatOptions, CheckedRun, RunOptions
-from reasoning.planner import Planner
-from reasoning.program_planner import ProgramPlanner
-from reasoning.report import RunReport, fold
-from reasoning.router import Router
-from reasoning.types import MAX_TOOL_RESULT_BYTES, Message, Tool
-from tools import load_tools
-from tools.docs import DocSearch
-from tools.python import PythonTool
-from tools.sql import SqlTool
-from verifiers import default_verifiers
-from verifiers.policy import VerdictPolicy
+from stepwise.app import db
+from stepwise.app.cancellation import CancelListener, request_cancel
+from stepwise.app.config import load_bank
+from stepwise.app.logs import LogSink
+from stepwise.app.metrics import Metrics
+from stepwise.app.migrate import migrate
+from stepwise.app.registry import Fleet, Registry, build_fleet, registry_for
+from stepwise.app.settings import Settings
+from stepwise.app.trace import TraceSink, find_run, load_events
+from stepwise.reasoning.composer import Composer
+from stepwise.reasoning.engine import Engine
+from stepwise.reasoning.events import AnyEvent, EventSink, FanOut, Recorder
+from stepwise.reasoning.examples import ExampleBank
+from stepwise.reasoning.options import ChatOptions, CheckedRun, RunOptions
+from stepwise.reasoning.planner import Planner
+from stepwise.reasoning.program_planner import ProgramPlanner
+from stepwise.reasoning.report import RunReport, fold
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import MAX_TOOL_RESULT_BYTES, Message, Tool
+from stepwise.tools import load_tools
+from stepwise.tools.docs import DocSearch
+from stepwise.tools.python_tool import PythonTool
+from stepwise.tools.sql import SqlTool
+from stepwise.verifiers import default_verifiers
+from stepwise.verifiers.policy import VerdictPolicy
 
 log = structlog.get_logger("stepwise.runtime")
 

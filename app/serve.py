@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from app.settings import Settings
+from stepwise.app.settings import Settings
 
 
 class AnnouncingServer(uvicorn.Server):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import msgspec
 
-from app.config import ConfigError, config_settings
-from reasoning.types import MAX_TOOL_RESULT_BYTES
+from stepwise.app.config import ConfigError, config_settings
+from stepwise.reasoning.types import MAX_TOOL_RESULT_BYTES
 
 
 def _user_dir(env: Mapping[str, str], xdg: str, fallback: str) -> Path:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from reasoning import errors
-from reasoning.constraints import ConstraintViolated
-from reasoning.events import CANCELLED
-from reasoning.report import RunReport
+from stepwise.reasoning import errors
+from stepwise.reasoning.constraints import ConstraintViolated
+from stepwise.reasoning.events import CANCELLED
+from stepwise.reasoning.report import RunReport
 
 
 def _error_classes(cls: type[errors.ReasoningError]) -> Iterator[type[errors.ReasoningError]]:

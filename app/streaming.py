@@ -10,8 +10,8 @@ from typing import Any
 
 from litestar import Request
 
-from reasoning.events import AnyEvent
-from reasoning.report import RunReport
+from stepwise.reasoning.events import AnyEvent
+from stepwise.reasoning.report import RunReport
 
 _END = object()
 

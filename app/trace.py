@@ -36,10 +36,10 @@ import asyncpg
 import msgspec
 import structlog
 
-from app import db
-from reasoning import events as ev
-from reasoning.plan import declared_needs
-from reasoning.types import Step
+from stepwise.app import db
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.plan import declared_needs
+from stepwise.reasoning.types import Step
 
 log = structlog.get_logger("stepwise.trace")
 

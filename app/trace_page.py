@@ -20,11 +20,11 @@ import msgspec
 from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
 
-from app.openapi import DATABASE_DOWN, RunRef, guarded, html_page
-from app.runtime import Runtime
-from app.trace import RunLookupError, step_needs
-from reasoning import events as ev
-from reasoning.report import RunReport, fold
+from stepwise.app.openapi import DATABASE_DOWN, RunRef, guarded, html_page
+from stepwise.app.runtime import Runtime
+from stepwise.app.trace import RunLookupError, step_needs
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.report import RunReport, fold
 
 _encode = msgspec.json.Encoder().encode
 _SLOT = "__RUN_DATA__"
@@ -72,7 +72,7 @@ async def read_trace(runtime: Runtime, run_id: uuid.UUID) -> TraceData | None:
 
 @functools.cache
 def _template() -> str:
-    return resources.files("app").joinpath("static", "trace.html").read_text(encoding="utf-8")
+    return resources.files("stepwise.app").joinpath("static", "trace.html").read_text(encoding="utf-8")
 
 
 def render_page(data: TraceData) -> str:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 
 import asyncpg
 
-from app.migrate import migrate_url
+from stepwise.app.migrate import migrate_url
 
 ADMIN_URL = os.environ.get("STEPWISE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -11,14 +11,14 @@ import asyncio
 import os
 import statistics
 
-from app.modelfiles import model_path
-from app.settings import Settings
-from reasoning.backends.local import EmbeddedLlama
-from reasoning.backends.openai_compat import OpenAICompatBackend
-from reasoning.planner import Planner
-from reasoning.router import Router
-from reasoning.types import Expert, Message, Sampling
-from tools import default_tools
+from stepwise.app.modelfiles import model_path
+from stepwise.app.settings import Settings
+from stepwise.reasoning.backends.local import EmbeddedLlama
+from stepwise.reasoning.backends.openai_compat import OpenAICompatBackend
+from stepwise.reasoning.planner import Planner
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Expert, Message, Sampling
+from stepwise.tools import default_tools
 
 QUESTIONS = ["What is (17*23)+(45*12)?", "What is the capital of France?", "How many seconds are in a week?"]
 

@@ -18,16 +18,16 @@ import time
 
 import asyncpg
 
-import app.trace as trace_module
-from app import db
-from app.logs import LogSink, configure_logging
-from app.trace import TraceSink
+import stepwise.app.trace as trace_module
 from bench.common import median, scratch_database
 from bench.doubles import chain, engine_for, fan_out, instant_fleet
 from bench.overhead import fit
 from bench.sink import recorded_runs
-from reasoning.events import FanOut, Recorder
-from reasoning.options import RunOptions
+from stepwise.app import db
+from stepwise.app.logs import LogSink, configure_logging
+from stepwise.app.trace import TraceSink
+from stepwise.reasoning.events import FanOut, Recorder
+from stepwise.reasoning.options import RunOptions
 
 
 class DequeEnqueue:

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import msgspec
 
-from app.registry import Fleet
-from reasoning.composer import Composer
-from reasoning.engine import Engine
-from reasoning.planner import Planner
-from reasoning.router import Router
-from reasoning.types import Completion, Expert, Plan, Step, Usage
+from stepwise.app.registry import Fleet
+from stepwise.reasoning.composer import Composer
+from stepwise.reasoning.engine import Engine
+from stepwise.reasoning.planner import Planner
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Completion, Expert, Plan, Step, Usage
+from stepwise.tools import default_tools
+from stepwise.verifiers import default_verifiers
+from stepwise.verifiers.policy import VerdictPolicy
 from tests.doubles import InstantBackend
-from tools import default_tools
-from verifiers import default_verifiers
-from verifiers.policy import VerdictPolicy
 
 
 class NoopArgs(msgspec.Struct, forbid_unknown_fields=True):

@@ -25,16 +25,16 @@ import time
 import uuid
 from typing import TypedDict
 
-from app.logs import LogSink, configure_logging
-from app.trace import TraceSink
 from bench.common import median, table
 from bench.doubles import bench_tools, chain, engine_for, fan_out, instant_fleet
-from reasoning.context import RunContext
-from reasoning.events import FanOut, Recorder
-from reasoning.executor import run_plan
-from reasoning.options import RunOptions
-from reasoning.plan import validate_plan
-from reasoning.types import Plan
+from stepwise.app.logs import LogSink, configure_logging
+from stepwise.app.trace import TraceSink
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.events import FanOut, Recorder
+from stepwise.reasoning.executor import run_plan
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.plan import validate_plan
+from stepwise.reasoning.types import Plan
 
 SHAPES = [("chain", 1), ("chain", 8), ("chain", 64), ("fan-out", 8), ("fan-out", 64)]
 VARIANTS = ["bare TaskGroup", "LangGraph", "stepwise executor", "stepwise engine", "executor, events dropped",

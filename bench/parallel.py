@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from app.logs import configure_logging
 from bench.common import median, table
 from bench.doubles import engine_for, fan_out, instant_fleet
-from reasoning import events as ev
-from reasoning.engine import Engine
-from reasoning.events import Recorder
-from reasoning.options import RunOptions
+from stepwise.app.logs import configure_logging
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.engine import Engine
+from stepwise.reasoning.events import Recorder
+from stepwise.reasoning.options import RunOptions
 
 WIDTHS = (1, 2, 4, 8, 16)
 SEQUENTIAL_WIDTH = 8

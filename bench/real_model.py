@@ -12,13 +12,13 @@ import asyncio
 import os
 import time
 
-from app.logs import configure_logging
-from app.runtime import Runtime
-from app.settings import Settings
 from bench.common import machine, median, scratch_database, table
 from bench.sections import write_section
-from reasoning import events as ev
-from reasoning.events import Recorder
+from stepwise.app.logs import configure_logging
+from stepwise.app.runtime import Runtime
+from stepwise.app.settings import Settings
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.events import Recorder
 
 QUESTIONS = [
     "What is (17*23)+(45*12)?",

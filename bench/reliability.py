@@ -38,9 +38,9 @@ import asyncpg
 import httpx
 import msgspec
 
-from app.migrate import migrate_url
-from app.openai_api import RUN_HEADER
 from bench.common import machine, table
+from stepwise.app.migrate import migrate_url
+from stepwise.app.openai_api import RUN_HEADER
 from tests.processes import PostgresCluster, SGLangProcess, StepwiseProcess, experts_file
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,10 +12,10 @@ import subprocess
 import sys
 import time
 
-from app.logs import configure_logging
 from bench import overhead, parallel, server, sink
 from bench import sections as bench_sections
 from bench.common import machine
+from stepwise.app.logs import configure_logging
 
 
 def _print(name: str, text: str) -> None:

@@ -26,8 +26,8 @@ import httpx
 import msgspec
 import psutil
 
-from app.experts import wait_healthy
 from bench.common import median, scratch_database, table
+from stepwise.app.experts import wait_healthy
 
 CLIENTS = (1, 4, 16, 64)
 REPO = Path(__file__).resolve().parent.parent

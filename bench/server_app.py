@@ -19,15 +19,15 @@ import psutil
 import uvicorn
 from litestar import get
 
-import app.trace as trace_module
-from app import db
-from app.http import create_app
-from app.logs import configure_logging
-from app.runtime import Runtime
-from app.settings import Settings
-from app.trace import TraceSink
+import stepwise.app.trace as trace_module
 from bench.doubles import bench_tools, engine_for, instant_fleet
-from reasoning import events as ev
+from stepwise.app import db
+from stepwise.app.logs import configure_logging
+from stepwise.app.routes import create_app
+from stepwise.app.runtime import Runtime
+from stepwise.app.settings import Settings
+from stepwise.app.trace import TraceSink
+from stepwise.reasoning import events as ev
 
 lags_ms: list[float] = []
 _write_batch = trace_module.write_batch

@@ -13,15 +13,15 @@ import time
 
 import asyncpg
 
-from app import db
-from app.logs import configure_logging
-from app.trace import TraceSink
 from bench.common import median, scratch_database, table
 from bench.doubles import engine_for, instant_fleet
 from bench.server import TABLES
-from reasoning.events import Recorder
-from reasoning.options import RunOptions
-from reasoning.types import Plan, Step
+from stepwise.app import db
+from stepwise.app.logs import configure_logging
+from stepwise.app.trace import TraceSink
+from stepwise.reasoning.events import Recorder
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.types import Plan, Step
 
 PLAN = Plan([
     Step(1, "tool", "calculator", {"expression": "17*23"}), Step(2, "tool", "calculator", {"expression": "45*12"}),

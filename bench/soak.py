@@ -27,9 +27,9 @@ import httpx
 import msgspec
 import psutil
 
-from app.openai_api import RUN_HEADER
 from bench.common import machine, scratch_database, table
 from bench.reliability import REASON, write
+from stepwise.app.openai_api import RUN_HEADER
 from tests.processes import SGLangProcess, StepwiseProcess, experts_file
 
 MAX_IN_FLIGHT = 64

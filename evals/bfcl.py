@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from evals.types import Dataset, Item, Score
+from stepwise.evals.types import Dataset, Item, Score
 
 DATASETS = {
     "bfcl_simple": "simple_python",

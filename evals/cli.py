@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evals.modes import MODES
+from stepwise.evals.modes import MODES
 
 
 def add_parser(commands: Any) -> None:
@@ -41,8 +41,8 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from evals.datasets import DatasetError
-    from evals.devdb import DevDatabaseError
+    from stepwise.evals.datasets import DatasetError
+    from stepwise.evals.devdb import DevDatabaseError
 
     try:
         if args.dataset == "report":
@@ -56,8 +56,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
 
 async def _pool(settings: Any):
-    from app import db
-    from app.migrate import migrate
+    from stepwise.app import db
+    from stepwise.app.migrate import migrate
 
     url = await asyncio.to_thread(db.database_url, settings.database_url, settings.data_dir)
     pool = await db.create_pool(url, max_size=2)
@@ -67,7 +67,7 @@ async def _pool(settings: Any):
 
 
 async def _report(settings: Any, runs: list[int], out: Path) -> int:
-    from evals import report, store
+    from stepwise.evals import report, store
 
     if not runs:
         raise ValueError("report: name one or more eval run ids")
@@ -87,7 +87,7 @@ async def _report(settings: Any, runs: list[int], out: Path) -> int:
 
 
 async def _compare(settings: Any, runs: list[int]) -> int:
-    from evals import report, store
+    from stepwise.evals import report, store
 
     if len(runs) != 2:
         raise ValueError("compare: name two eval run ids, the baseline first")
@@ -106,9 +106,9 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from app.runtime import Runtime
-    from evals import datasets, report
-    from evals.runner import run_eval
+    from stepwise.app.runtime import Runtime
+    from stepwise.evals import datasets, report
+    from stepwise.evals.runner import run_eval
 
     if args.runs:
         raise ValueError(f"unexpected arguments {args.runs}: `stepwise eval DATASET [options]`")
@@ -155,8 +155,8 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
 async def _wire_tools(settings: Any, tools: dict[str, Any], console: Any) -> dict[str, Any]:
     """A dataset's tools as settings: a bundled database (`sql_file`) is loaded into a database of its own on the
     eval's Postgres and read through a read-only role; the python tool is offered only if its sandbox starts here."""
-    from app import db
-    from evals import devdb
+    from stepwise.app import db
+    from stepwise.evals import devdb
 
     tools = dict(tools)
     sql_file = tools.pop("sql_file", None)
@@ -165,7 +165,8 @@ async def _wire_tools(settings: Any, tools: dict[str, Any], console: Any) -> dic
         admin_url = await asyncio.to_thread(db.database_url, settings.database_url, settings.data_dir)
         tools["sql_url"] = await devdb.reader_url(admin_url, sql_file)
     if tools.get("python_tool"):
-        from tools.python import PythonTool  # the sandbox is checked by making the tool, as the runtime will
+        # the sandbox is checked by making the tool, as the runtime will
+        from stepwise.tools.python_tool import PythonTool
 
         try:
             await asyncio.to_thread(PythonTool)

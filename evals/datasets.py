@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from evals import bfcl
-from evals.scoring import score_24, score_by_type, score_number
-from evals.types import Dataset, Item, Score
+from stepwise.evals import bfcl
+from stepwise.evals.scoring import score_24, score_by_type, score_number
+from stepwise.evals.types import Dataset, Item, Score
 
 GAME24_SLICE = range(900, 1000)
 """Tree of Thoughts' test slice: rows 900–999 of 24.csv (0-based, as its `--task_start_index 900` reads them)."""

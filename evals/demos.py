@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from reasoning.examples import Example, ExampleBank
+from stepwise.reasoning.examples import Example, ExampleBank
 
 # Items scored correct whose run has steps, every step finished with at least one verdict and none but `pass`,
 # no replan, and exactly one set of sampled programs (the plan's).

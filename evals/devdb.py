@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from app.sqlrole import ensure_readonly_role, role_url
+from stepwise.app.sqlrole import ensure_readonly_role, role_url
 
 DATABASE = "stepwise_dev"
 ROLE = "stepwise_dev_reader"

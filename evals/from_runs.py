@@ -12,8 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from evals.scoring import score_by_type
-from evals.types import AnswerType, Dataset, Item
+from stepwise.evals.scoring import score_by_type
+from stepwise.evals.types import AnswerType, Dataset, Item
 
 _SELECTED = """
 WITH chosen AS (SELECT run_id, question, started_at FROM runs WHERE ({where}))

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from evals.bfcl import json_schema
-from evals.types import Item
-from reasoning.prompts import WORKED_MAX_TOKENS, WORKED_SYSTEM
-from reasoning.report import RunReport
-from reasoning.types import EXPERT_SYSTEM, Constraint, Function, Message, Regex
+from stepwise.evals.bfcl import json_schema
+from stepwise.evals.types import Item
+from stepwise.reasoning.prompts import WORKED_MAX_TOKENS, WORKED_SYSTEM
+from stepwise.reasoning.report import RunReport
+from stepwise.reasoning.types import EXPERT_SYSTEM, Constraint, Function, Message, Regex
 
 Mode = Literal["direct", "orchestrated", "sequential"]
 MODES: tuple[Mode, ...] = ("direct", "orchestrated", "sequential")

@@ -15,10 +15,10 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from app.config import dump_bank, dump_config
-from evals import demos
-from evals.runner import run_eval
-from evals.search import (
+from stepwise.app.config import dump_bank, dump_config
+from stepwise.evals import demos
+from stepwise.evals.runner import run_eval
+from stepwise.evals.search import (
     HAND,
     LEARNED,
     Candidate,
@@ -33,8 +33,8 @@ from evals.search import (
     search_space,
     settings_defaults,
 )
-from evals.types import Dataset, Item
-from reasoning.examples import Example, ExampleBank
+from stepwise.evals.types import Dataset, Item
+from stepwise.reasoning.examples import Example, ExampleBank
 
 CONFIG_FILE, BANK_FILE, REPORT_FILE, PLOT_FILE = "stepwise.toml", "learned_examples.toml", "report.md", "frontier.png"
 
@@ -62,8 +62,8 @@ class Optimizer:
 
     def __init__(self, runtime: Any, dataset: Dataset, train: Sequence[Item], heldout: Sequence[Item], out: Path, *,
                  concurrency: int = 1, deadline_s: float | None = None, say: Callable[[str], None] = lambda _: None):
-        from app.config import load_bank
-        from app.registry import registry_for
+        from stepwise.app.config import load_bank
+        from stepwise.app.registry import registry_for
 
         self.runtime, self.dataset, self.out = runtime, dataset, out
         self.train, self.heldout = list(train), list(heldout)
@@ -176,7 +176,7 @@ class Optimizer:
             " default_heldout_eval_run_id = $5 WHERE id = $1", self.optimize_run_id, chosen.number,
             msgspec.to_builtins(config), heldout[0].eval_run_id if heldout else None,
             heldout[1].eval_run_id if len(heldout) > 1 else None)
-        from evals import optimize_report
+        from stepwise.evals import optimize_report
 
         files = [self.out / CONFIG_FILE, *([bank] if bank else [])]
         files += optimize_report.write(self.out, self, objective, candidates, chosen, heldout)

@@ -63,8 +63,8 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from evals.datasets import DatasetError
-    from evals.devdb import DevDatabaseError
+    from stepwise.evals.datasets import DatasetError
+    from stepwise.evals.devdb import DevDatabaseError
 
     try:
         return asyncio.run(_optimize(settings, args))
@@ -74,11 +74,11 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
 
 async def _workload(settings: Any, args: argparse.Namespace) -> Any:
-    from evals import datasets
+    from stepwise.evals import datasets
 
     if args.from_runs:
-        from evals.cli import _pool
-        from evals.from_runs import workload
+        from stepwise.evals.cli import _pool
+        from stepwise.evals.from_runs import workload
 
         pool = await _pool(settings)
         try:
@@ -96,10 +96,10 @@ async def _optimize(settings: Any, args: argparse.Namespace) -> int:
     import msgspec
     from rich.console import Console
 
-    from app.runtime import Runtime
-    from evals.cli import _wire_tools
-    from evals.optimize import Optimizer
-    from evals.search import Objective, split_items
+    from stepwise.app.runtime import Runtime
+    from stepwise.evals.cli import _wire_tools
+    from stepwise.evals.optimize import Optimizer
+    from stepwise.evals.search import Objective, split_items
 
     if args.budget < 1 or args.concurrency < 1:
         raise ValueError("--budget and --concurrency must be at least 1")
@@ -147,8 +147,8 @@ async def _optimize(settings: Any, args: argparse.Namespace) -> int:
 
 def _dry_run(settings: Any, train: list, heldout: list, objective: Any) -> int:
     """What a run would do: the parts, the objective, candidate 0 and each switch's choices."""
-    from app.registry import registry_for
-    from evals.search import search_space, settings_defaults
+    from stepwise.app.registry import registry_for
+    from stepwise.evals.search import search_space, settings_defaults
 
     registry = registry_for(settings)
     defaults = settings_defaults(settings, registry)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.search import Candidate, Objective, changed, frontier
+from stepwise.evals.search import Candidate, Objective, changed, frontier
 
 
 def _pct(x: float) -> str:
@@ -35,7 +35,7 @@ def _limits(objective: Objective) -> str:
 
 def markdown(optimizer: Any, objective: Objective, candidates: Sequence[Candidate], chosen: Candidate,
              heldout: Sequence[Any], images: Sequence[Path]) -> str:
-    from evals.optimize import BANK_FILE, CONFIG_FILE
+    from stepwise.evals.optimize import BANK_FILE, CONFIG_FILE
 
     on_latency = {c.number for c in frontier(candidates, lambda m: m.p50_ms)}
     on_cost = {c.number for c in frontier(candidates, lambda m: m.cost_per_item)}
@@ -124,7 +124,7 @@ def plot(candidates: Sequence[Candidate], chosen: Candidate, out: Path, title: s
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
-    from evals.optimize import PLOT_FILE
+    from stepwise.evals.optimize import PLOT_FILE
 
     path = out / PLOT_FILE
     fig.savefig(path)
@@ -134,7 +134,7 @@ def plot(candidates: Sequence[Candidate], chosen: Candidate, out: Path, title: s
 
 def write(out: Path, optimizer: Any, objective: Objective, candidates: Sequence[Candidate], chosen: Candidate,
           heldout: Sequence[Any]) -> list[Path]:
-    from evals.optimize import REPORT_FILE
+    from stepwise.evals.optimize import REPORT_FILE
 
     image = plot(candidates, chosen, out, f"stepwise optimize {optimizer.optimize_run_id} · {optimizer.dataset.name} "
                                           f"· train items")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evals.store import Summary
+from stepwise.evals.store import Summary
 
 
 def _pct(value: float | None) -> str:

@@ -10,9 +10,9 @@ from typing import Any
 
 import msgspec
 
-from evals import store
-from evals.modes import Mode, predicted, run_item
-from evals.types import Dataset, Item, Score
+from stepwise.evals import store
+from stepwise.evals.modes import Mode, predicted, run_item
+from stepwise.evals.types import Dataset, Item, Score
 
 
 def model_name(runtime: Any) -> str:

@@ -9,8 +9,8 @@ from collections import Counter
 from fractions import Fraction
 from typing import Any
 
-from evals.types import Item, Score
-from reasoning.questions import numbers_stated
+from stepwise.evals.types import Item, Score
+from stepwise.reasoning.questions import numbers_stated
 
 # Read the way the planner reads a worked answer (reasoning/questions.py): "1,234.5" is one number; "v2" is none.
 numbers_in = numbers_stated

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from app.config import ComposerConfig, Config, ExpertsConfig, PlannerConfig, VerifiersConfig
+from stepwise.app.config import ComposerConfig, Config, ExpertsConfig, PlannerConfig, VerifiersConfig
 
 T = TypeVar("T")
 

@@ -7,13 +7,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from reasoning import prompts
-from reasoning.context import RunContext
-from reasoning.plan import Dag, as_value, is_number, render, substitute
-from reasoning.program import ANSWER
-from reasoning.questions import asks_for_difference, asks_for_quantity, chooses, direction, options
-from reasoning.router import Router
-from reasoning.types import NOT_IN_DOCUMENTS, Answer, JsonSchema, Message, Sampling, Tool, shown_call
+from stepwise.reasoning import prompts
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.plan import Dag, as_value, is_number, render, substitute
+from stepwise.reasoning.program import ANSWER
+from stepwise.reasoning.questions import asks_for_difference, asks_for_quantity, chooses, direction, options
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import NOT_IN_DOCUMENTS, Answer, JsonSchema, Message, Sampling, Tool, shown_call
 
 
 def answer_schema(step_ids: list[int], max_chars: int = 400) -> dict:

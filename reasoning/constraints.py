@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from reasoning.errors import OutputInvalid
-from reasoning.types import Constraint, JsonSchema, Regex
+from stepwise.reasoning.errors import OutputInvalid
+from stepwise.reasoning.types import Constraint, JsonSchema, Regex
 
 
 class ConstraintViolated(OutputInvalid):

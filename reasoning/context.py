@@ -6,9 +6,9 @@ import uuid
 
 import msgspec
 
-from reasoning.errors import BudgetExceeded
-from reasoning.events import EventSink
-from reasoning.types import Usage
+from stepwise.reasoning.errors import BudgetExceeded
+from stepwise.reasoning.events import EventSink
+from stepwise.reasoning.types import Usage
 
 
 class Budget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -15,10 +15,10 @@ from typing import Any, Protocol
 import msgspec
 import structlog
 
-from reasoning import errors, prompts
-from reasoning.composer import Composer
-from reasoning.context import Budget, RunContext
-from reasoning.events import (
+from stepwise.reasoning import errors, prompts
+from stepwise.reasoning.composer import Composer
+from stepwise.reasoning.context import Budget, RunContext
+from stepwise.reasoning.events import (
     CANCELLED,
     AnswerReady,
     EventSink,
@@ -30,15 +30,15 @@ from reasoning.events import (
     StepVerified,
     ToolCalled,
 )
-from reasoning.executor import RunStep, run_plan, run_streamed_plan
-from reasoning.functions import call_functions
-from reasoning.options import ChatOptions, CheckedRun, RunOptions
-from reasoning.plan import Dag, check_step, references, validate_plan
-from reasoning.planner import Planner
-from reasoning.repair import repair_in_step, repairable
-from reasoning.repair_decision import Tried, decide_repair
-from reasoning.router import Router
-from reasoning.types import (
+from stepwise.reasoning.executor import RunStep, run_plan, run_streamed_plan
+from stepwise.reasoning.functions import call_functions
+from stepwise.reasoning.options import ChatOptions, CheckedRun, RunOptions
+from stepwise.reasoning.plan import Dag, check_step, references, validate_plan
+from stepwise.reasoning.planner import Planner
+from stepwise.reasoning.repair import repair_in_step, repairable
+from stepwise.reasoning.repair_decision import Tried, decide_repair
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import (
     MAX_TOOL_RESULT_BYTES,
     Answer,
     Ask,

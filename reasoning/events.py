@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from reasoning.types import Answer, Outcome, Plan, Step, StepKind
+from stepwise.reasoning.types import Answer, Outcome, Plan, Step, StepKind
 
 PlanPurpose = Literal["plan", "replan"]
 Purpose = Literal["plan", "replan", "expert", "verify", "compose", "repair"]

@@ -34,7 +34,7 @@ class ExampleBank:
     @classmethod
     @functools.cache
     def default(cls) -> ExampleBank:
-        text = resources.files("reasoning").joinpath("examples.toml").read_text()
+        text = resources.files("stepwise.reasoning").joinpath("examples.toml").read_text()
         return cls(msgspec.convert(tomllib.loads(text)["example"], list[Example]))
 
     def retrieve(self, question: str, calls: Collection[str], k: int = 3, prefer: Collection[str] = (),

@@ -15,11 +15,11 @@ from typing import Any
 
 import structlog
 
-from reasoning import errors
-from reasoning.context import RunContext
-from reasoning.events import CANCELLED, StepFailed, StepFinished, StepStarted
-from reasoning.plan import Dag, substitute
-from reasoning.types import Step
+from stepwise.reasoning import errors
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.events import CANCELLED, StepFailed, StepFinished, StepStarted
+from stepwise.reasoning.plan import Dag, substitute
+from stepwise.reasoning.types import Step
 
 RunStep = Callable[[Step, Any], Awaitable[Any]]
 """Executes one step given its input with references substituted; returns the step's output."""

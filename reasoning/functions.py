@@ -8,10 +8,10 @@ from typing import Any
 
 import msgspec
 
-from reasoning import prompts
-from reasoning.context import RunContext
-from reasoning.router import Router
-from reasoning.types import Answer, Function, FunctionCall, JsonSchema, Message, Sampling
+from stepwise.reasoning import prompts
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Answer, Function, FunctionCall, JsonSchema, Message, Sampling
 
 MAX_PARALLEL_CALLS = 8
 

@@ -13,9 +13,9 @@ from typing import Annotated
 
 import msgspec
 
-from reasoning.context import Budget
-from reasoning.plan import Dag
-from reasoning.types import Constraint, Function, Plan
+from stepwise.reasoning.context import Budget
+from stepwise.reasoning.plan import Dag
+from stepwise.reasoning.types import Constraint, Function, Plan
 
 __all__ = ["ChatOptions", "CheckedRun", "RunOptions"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from reasoning.errors import PlanInvalid
-from reasoning.types import Plan, Step, Tool
+from stepwise.reasoning.errors import PlanInvalid
+from stepwise.reasoning.types import Plan, Step, Tool
 
 REFERENCE = re.compile(r"\$\{(\d+)\}|\$(\d+)|\$\$")  # `$$` is a literal `$` (how programs keep money as money)
 MAX_STEPS = 8

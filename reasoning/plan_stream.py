@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from reasoning.types import Step
+from stepwise.reasoning.types import Step
 
 _decode_step = msgspec.json.Decoder(Step).decode
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import msgspec
 
-from reasoning import prompts
-from reasoning.context import RunContext
-from reasoning.plan import MAX_STEPS, plan_schema
-from reasoning.plan_stream import StepScanner
-from reasoning.router import Router
-from reasoning.types import Expect, JsonSchema, Message, Plan, Sampling, Step, Tool
+from stepwise.reasoning import prompts
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.plan import MAX_STEPS, plan_schema
+from stepwise.reasoning.plan_stream import StepScanner
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Expect, JsonSchema, Message, Plan, Sampling, Step, Tool
 
 
 def planner_prompt(tools: Mapping[str, Tool], router: Router, max_steps: int = MAX_STEPS) -> str:

@@ -21,9 +21,9 @@ from typing import Any
 
 import msgspec
 
-from reasoning import prompts
-from reasoning.errors import PlanInvalid
-from reasoning.types import Plan, Step, Tool, tool_grammar
+from stepwise.reasoning import prompts
+from stepwise.reasoning.errors import PlanInvalid
+from stepwise.reasoning.types import Plan, Step, Tool, tool_grammar
 
 ANSWER = "answer"
 ASK = "ask"  # the call that asks an expert

@@ -22,16 +22,23 @@ from typing import Any
 
 import msgspec
 
-from reasoning import prompts
-from reasoning.context import RunContext
-from reasoning.errors import PlanInvalid
-from reasoning.events import PlanProgress, PlanPurpose, ProgramsSampled
-from reasoning.examples import ExampleBank
-from reasoning.plan import as_value, is_number, substitute
-from reasoning.program import ASK, READ, Program, compile_program, program_grammar
-from reasoning.questions import asks_for_difference, counts_things, given_numbers, numbers_stated, numbers_used, options
-from reasoning.router import Router
-from reasoning.types import MAX_TOOL_RESULT_BYTES, Grammar, Message, Plan, Sampling, Step, Tool, bounded
+from stepwise.reasoning import prompts
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.errors import PlanInvalid
+from stepwise.reasoning.events import PlanProgress, PlanPurpose, ProgramsSampled
+from stepwise.reasoning.examples import ExampleBank
+from stepwise.reasoning.plan import as_value, is_number, substitute
+from stepwise.reasoning.program import ASK, READ, Program, compile_program, program_grammar
+from stepwise.reasoning.questions import (
+    asks_for_difference,
+    counts_things,
+    given_numbers,
+    numbers_stated,
+    numbers_used,
+    options,
+)
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import MAX_TOOL_RESULT_BYTES, Grammar, Message, Plan, Sampling, Step, Tool, bounded
 
 _Compiled = tuple[list["Program | None"], list["str | None"], list[Any]]  # programs, compile errors, computed values
 

@@ -12,7 +12,7 @@ prompt is in verifiers/model.py, its only user.
 
 from __future__ import annotations
 
-from reasoning.types import EXPERT_SYSTEM, NOT_IN_DOCUMENTS
+from stepwise.reasoning.types import EXPERT_SYSTEM, NOT_IN_DOCUMENTS
 
 __all__ = [
     "COMPOSE_REJECTED", "COMPOSE_SYSTEM", "COMPOSE_USER", "EXPERT_REJECTED", "EXPERT_SYSTEM", "FUNCTIONS_SEVERAL",

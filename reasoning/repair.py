@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from reasoning import prompts
-from reasoning.context import RunContext
-from reasoning.router import Router
-from reasoning.types import Grammar, Message, Sampling, Tool, tool_grammar
+from stepwise.reasoning import prompts
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Grammar, Message, Sampling, Tool, tool_grammar
 
 TRIES = 2
 MAX_TOKENS = 200  # a query of a few joins; every output token costs ~80 ms on a small CPU

@@ -12,8 +12,8 @@ from typing import Literal
 
 import msgspec
 
-from reasoning import errors
-from reasoning.types import Policy
+from stepwise.reasoning import errors
+from stepwise.reasoning.types import Policy
 
 Decision = Literal["replan", "fail"]
 

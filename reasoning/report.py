@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 import msgspec
 
-from reasoning import events as ev
-from reasoning.errors import explain
-from reasoning.plan import render
-from reasoning.types import Answer, Plan, StepKind, Verdict
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.errors import explain
+from stepwise.reasoning.plan import render
+from stepwise.reasoning.types import Answer, Plan, StepKind, Verdict
 
 
 class StepReport(msgspec.Struct):

@@ -11,11 +11,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TypeVar, overload
 
-from reasoning.constraints import ConstraintViolated, decode_output
-from reasoning.context import RunContext
-from reasoning.errors import BackendError, ReasoningError
-from reasoning.events import CANCELLED, ModelCalled, Purpose
-from reasoning.types import Completion, Constraint, Expert, Message, Sampling, Usage
+from stepwise.reasoning.constraints import ConstraintViolated, decode_output
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.errors import BackendError, ReasoningError
+from stepwise.reasoning.events import CANCELLED, ModelCalled, Purpose
+from stepwise.reasoning.types import Completion, Constraint, Expert, Message, Sampling, Usage
 
 T = TypeVar("T")
 

@@ -16,12 +16,12 @@ import httpx
 import pytest
 import uvicorn
 
-from app import db
-from app.http import create_app
-from app.migrate import migrate_url
-from app.modelfiles import default_cache_dir, use_fetched
-from app.settings import Settings
-from app.sqlrole import ensure_readonly_role, role_url
+from stepwise.app import db
+from stepwise.app.migrate import migrate_url
+from stepwise.app.modelfiles import default_cache_dir, use_fetched
+from stepwise.app.routes import create_app
+from stepwise.app.settings import Settings
+from stepwise.app.sqlrole import ensure_readonly_role, role_url
 
 # the eval data's packages (BFCL's checker, reasoning-gym), fetched by `stepwise fetch`
 use_fetched(default_cache_dir())
@@ -111,8 +111,8 @@ async def engineless_app(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     call no model), as an HTTP client; `client.runtime` is the runtime."""
     from types import SimpleNamespace
 
-    from app.runtime import Runtime
-    from app.trace import TraceSink
+    from stepwise.app.runtime import Runtime
+    from stepwise.app.trace import TraceSink
 
     settings = settings_for(database_url, "smollm2")
     pool = await db.create_pool(database_url)
@@ -182,8 +182,8 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def smollm2_llama():
     """The real SmolLM2 under llama.cpp's server, shared by the tests of mechanics."""
-    from app.modelfiles import smollm2_path
-    from reasoning.backends.local import EmbeddedLlama
+    from stepwise.app.modelfiles import smollm2_path
+    from stepwise.reasoning.backends.local import EmbeddedLlama
 
     llama = EmbeddedLlama(str(smollm2_path()), threads=2, parallel=4)
     yield llama

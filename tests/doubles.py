@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reasoning.engine import Engine
-from reasoning.router import Router
-from reasoning.types import Completion, Expert, Policy, Tool, Usage
-from verifiers import default_verifiers
-from verifiers.policy import VerdictPolicy
+from stepwise.reasoning.engine import Engine
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Completion, Expert, Policy, Tool, Usage
+from stepwise.verifiers import default_verifiers
+from stepwise.verifiers.policy import VerdictPolicy
 
 
 class Script:

@@ -3,7 +3,7 @@ may use it): `stepwise serve` in its own process with an experts file, the SGLan
 (so it can be killed like a real one), and a Postgres cluster of our own that can be stopped and restarted without
 touching the shared server on 127.0.0.1:5432.
 
-    StepwiseProcess   `python -m app.cli serve` on a free port, healthy before it is returned; terminate() = SIGTERM
+    StepwiseProcess   `python -m stepwise.app.cli serve` on a free port, healthy when returned; terminate() = SIGTERM
     SGLangProcess     `python -m tests.sglang_server PORT --scripted`; inject() posts a fault; kill() = SIGKILL
     PostgresCluster   initdb into a temporary folder, pg_ctl start/stop/restart on its own port (as the postgres
                       user when root: Postgres refuses to run as root)
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from app.experts import wait_healthy
+from stepwise.app.experts import wait_healthy
 
 REPO = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("STEPWISE_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -71,8 +71,8 @@ class StepwiseProcess:
             "DATABASE_URL": database_url, "STEPWISE_EXPERTS": str(experts),
             "STEPWISE_DATA_DIR": str(log.parent / "data"), "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log = open(log, "ab")  # noqa: SIM115 -- open while the server runs; stop() closes it
-        self.process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port",
-                                         str(self.port)],
+        self.process = subprocess.Popen([sys.executable, "-m", "stepwise.app.cli", "serve", "--host", "127.0.0.1",
+                                         "--port", str(self.port)],
                                         cwd=REPO, env=environment, stdout=self._log, stderr=self._log)
         try:
             wait_healthy(f"{self.url}/health", 60, self.process, poll_s=0.1)

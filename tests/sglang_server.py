@@ -590,8 +590,8 @@ def main() -> None:
     args = parser.parse_args()
     llama_url = None
     if not args.scripted:
-        from app.modelfiles import smollm2_path
-        from reasoning.backends.local import EmbeddedLlama
+        from stepwise.app.modelfiles import smollm2_path
+        from stepwise.reasoning.backends.local import EmbeddedLlama
 
         llama = EmbeddedLlama(str(smollm2_path()), threads=1)
         llama_url = llama.base_url

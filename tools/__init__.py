@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 
-from reasoning.types import Tool
-from tools.calculator import Calculator
-from tools.decorator import FunctionTool, tool
+from stepwise.reasoning.types import Tool
+from stepwise.tools.calculator import Calculator
+from stepwise.tools.decorator import FunctionTool, tool
 
 __all__ = ["FunctionTool", "default_tools", "load_tools", "tool"]
 

@@ -21,8 +21,8 @@ import asyncpg
 import msgspec
 from asyncpg.prepared_stmt import PreparedStatement
 
-from reasoning.types import Unfixable
-from tools.sql_grammar import sql_grammar
+from stepwise.reasoning.types import Unfixable
+from stepwise.tools.sql_grammar import sql_grammar
 
 
 class PrivilegedRole(Exception):

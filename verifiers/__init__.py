@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from reasoning.types import Tool, Verifier
-from verifiers.basic import ExpertAnswered, NumericSanity, ResultTyped, ToolRecomputed
-from verifiers.model import Judge, SelfConsistency
+from stepwise.reasoning.types import Tool, Verifier
+from stepwise.verifiers.basic import ExpertAnswered, NumericSanity, ResultTyped, ToolRecomputed
+from stepwise.verifiers.model import Judge, SelfConsistency
 
 MODEL_VERIFIERS = {"self_consistency": SelfConsistency, "llm_judge": Judge}
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from reasoning.types import NOT_IN_DOCUMENTS, Ask, Expect, Step, Tool, Verdict
-from verifiers.policy import SEVERITY
+from stepwise.reasoning.types import NOT_IN_DOCUMENTS, Ask, Expect, Step, Tool, Verdict
+from stepwise.verifiers.policy import SEVERITY
 
 
 class _ToolCheck:

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from reasoning.types import EXPERT_SYSTEM, Ask, JsonSchema, Message, Step, Verdict
+from stepwise.reasoning.types import EXPERT_SYSTEM, Ask, JsonSchema, Message, Step, Verdict
 
 # The verifiers' prompts. They are here, not in reasoning/prompts.py, because verifiers import only reasoning/types.py
 # (which holds EXPERT_SYSTEM: self-consistency asks an expert step's question again exactly as the step asked it).

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from reasoning.types import Outcome, Verdict
+from stepwise.reasoning.types import Outcome, Verdict
 
 SEVERITY: dict[str, int] = {"pass": 0, "retry": 1, "replan": 2, "fail": 3}
 

@@ -243,7 +243,7 @@ async def sql_answers(admin_url: str) -> list:
     import asyncpg
 
     sys.path.insert(0, str(HERE.parent.parent))
-    from evals import devdb
+    from stepwise.evals import devdb
 
     await devdb.load(admin_url, HERE / "company.sql", SCRATCH_DB)
     conn = await asyncpg.connect(devdb.with_database(admin_url, SCRATCH_DB))

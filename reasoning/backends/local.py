@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reasoning.backends.openai_compat import OpenAICompatBackend
-from reasoning.types import Constraint, Grammar, JsonSchema, Regex
+from stepwise.reasoning.backends.openai_compat import OpenAICompatBackend
+from stepwise.reasoning.types import Constraint, Grammar, JsonSchema, Regex
 
 
 class LlamaCppBackend(OpenAICompatBackend):

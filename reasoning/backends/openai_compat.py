@@ -10,9 +10,19 @@ from typing import Any
 import httpx
 import msgspec
 
-from reasoning.backends.http import RetryPolicy, answers_ok, post_json, stream_chunks
-from reasoning.errors import BackendError
-from reasoning.types import Completion, Constraint, Grammar, JsonSchema, Message, Regex, Sampling, ToolCall, Usage
+from stepwise.reasoning.backends.transport import RetryPolicy, answers_ok, post_json, stream_chunks
+from stepwise.reasoning.errors import BackendError
+from stepwise.reasoning.types import (
+    Completion,
+    Constraint,
+    Grammar,
+    JsonSchema,
+    Message,
+    Regex,
+    Sampling,
+    ToolCall,
+    Usage,
+)
 
 
 class _Usage(msgspec.Struct):

@@ -27,11 +27,21 @@ import httpx
 import msgspec
 import structlog
 
-from reasoning.backends.http import RetryPolicy, answers_ok, post_json, stream_chunks
-from reasoning.backends.openai_compat import OpenAICompatBackend
-from reasoning.backends.templates import TEMPLATES
-from reasoning.errors import BackendError, BackendTimeout, BackendUnavailable, OutputInvalid
-from reasoning.types import Completion, Constraint, Grammar, JsonSchema, Message, Regex, Sampling, ToolCall, Usage
+from stepwise.reasoning.backends.openai_compat import OpenAICompatBackend
+from stepwise.reasoning.backends.templates import TEMPLATES
+from stepwise.reasoning.backends.transport import RetryPolicy, answers_ok, post_json, stream_chunks
+from stepwise.reasoning.errors import BackendError, BackendTimeout, BackendUnavailable, OutputInvalid
+from stepwise.reasoning.types import (
+    Completion,
+    Constraint,
+    Grammar,
+    JsonSchema,
+    Message,
+    Regex,
+    Sampling,
+    ToolCall,
+    Usage,
+)
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ template, that token for the models the template serves, and tests check each te
 
 from __future__ import annotations
 
-from reasoning.types import Message
+from stepwise.reasoning.types import Message
 
 
 def chatml(messages: list[Message]) -> str:

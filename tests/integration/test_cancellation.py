@@ -13,7 +13,7 @@ import httpx
 import msgspec
 import pytest
 
-from reasoning.report import RunReport
+from stepwise.reasoning.report import RunReport
 
 pytestmark = pytest.mark.model
 STORY = {"id": 1, "kind": "expert", "target": "general", "input": "Write a long story about a dragon.",

@@ -13,10 +13,10 @@ import uuid
 import asyncpg
 import pytest
 
-from app import db
-from evals import datasets, devdb, report, store
+from stepwise.app import db
+from stepwise.evals import datasets, devdb, report, store
+from stepwise.tools.sql import SqlArgs, SqlTool
 from tests.conftest import ADMIN_URL, drop_scratch
-from tools.sql import SqlArgs, SqlTool
 
 SCRATCH_DB = f"stepwise_devtest_{os.getpid()}"
 SCRATCH_ROLE = f"stepwise_devtest_reader_{os.getpid()}"

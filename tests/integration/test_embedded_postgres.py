@@ -26,7 +26,7 @@ def data_dir():
 def stepwise(*args: str, data_dir: Path, **extra_env: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items()
            if k != "DATABASE_URL"} | {"STEPWISE_DATA_DIR": str(data_dir)} | extra_env
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "stepwise.app.cli", *args], env=env, capture_output=True, text=True,
                           timeout=180)
 
 

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from app import db
-from evals import store
+from stepwise.app import db
+from stepwise.evals import store
 
 
 @pytest.fixture

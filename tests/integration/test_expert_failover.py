@@ -15,12 +15,12 @@ import uuid
 import httpx
 import pytest
 
-from app.registry import build_fleet, load_registry
-from app.settings import Settings
-from reasoning import events as ev
-from reasoning.context import RunContext
-from reasoning.router import Router
-from reasoning.types import Message, Regex, Sampling
+from stepwise.app.registry import build_fleet, load_registry
+from stepwise.app.settings import Settings
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Message, Regex, Sampling
 
 pytestmark = pytest.mark.model
 
@@ -98,7 +98,7 @@ async def test_a_run_whose_planner_expert_is_dead_ends_recorded_without_waiting_
                                                                                        database_url, pg):
     """With the planning expert's server killed, the run still ends (rerouted, then finished or failed with its
     reason, not by its deadline), and model_calls shows the failed call and who took it over."""
-    from app.runtime import Runtime
+    from stepwise.app.runtime import Runtime
 
     process, url = remote_expert
     registry = write_registry(tmp_path, url)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 @pytest.fixture(scope="module")
 async def server(tmp_path_factory):
-    from app.migrate import migrate_url
+    from stepwise.app.migrate import migrate_url
 
     async with scratch_database("stepwise_test_fuzz") as url:
         await migrate_url(url)

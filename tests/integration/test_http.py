@@ -7,7 +7,7 @@ import uuid
 import msgspec
 import pytest
 
-from reasoning.report import RunReport
+from stepwise.reasoning.report import RunReport
 
 pytestmark = pytest.mark.model
 
@@ -84,7 +84,7 @@ def test_the_cli_lists_a_running_servers_experts(smollm2_server, repo_root):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "app.cli", "experts", "--server", smollm2_server.url],
+    done = subprocess.run([sys.executable, "-m", "stepwise.app.cli", "experts", "--server", smollm2_server.url],
                           capture_output=True, text=True, timeout=60, cwd=repo_root)
     assert done.returncode == 0, done.stderr
     header, row = done.stdout.splitlines()

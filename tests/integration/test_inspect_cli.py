@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from app import db
-from app.cli import main
+from stepwise.app import db
+from stepwise.app.cli import main
 from tests.conftest import query_sync
 from tests.fixtures.known_run import QUESTION, known_run, record
 

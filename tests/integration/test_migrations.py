@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.migrate import available, migrate
+from stepwise.app.migrate import available, migrate
 
 
 async def test_migrations_apply_once_and_a_second_run_changes_nothing(pg):

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from reasoning import events as ev
-from reasoning.engine import Engine
-from reasoning.options import RunOptions
-from reasoning.report import fold
-from reasoning.router import Router
-from reasoning.types import Expert, Plan, Step
-from tools import default_tools
-from verifiers import default_verifiers
-from verifiers.policy import VerdictPolicy
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.engine import Engine
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Expert, Plan, Step
+from stepwise.tools import default_tools
+from stepwise.verifiers import default_verifiers
+from stepwise.verifiers.policy import VerdictPolicy
 
 pytestmark = pytest.mark.model
 

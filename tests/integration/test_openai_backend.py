@@ -7,9 +7,9 @@ import asyncio
 import msgspec
 import pytest
 
-from reasoning.backends.openai_compat import OpenAICompatBackend
-from reasoning.errors import BackendError
-from reasoning.types import JsonSchema, Message, Sampling
+from stepwise.reasoning.backends.openai_compat import OpenAICompatBackend
+from stepwise.reasoning.errors import BackendError
+from stepwise.reasoning.types import JsonSchema, Message, Sampling
 
 pytestmark = pytest.mark.model
 

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from app import db
-from app.config import load_bank, load_config
-from app.registry import Fleet
-from app.runtime import Runtime, engine_for
-from app.settings import Settings
-from app.trace import TraceSink
-from evals.datasets import jsonl
-from evals.optimize import BANK_FILE, CONFIG_FILE, PLOT_FILE, REPORT_FILE, Optimizer
-from evals.search import HAND, LEARNED, Objective, split_items
-from reasoning.types import Completion, Expert, Grammar, Usage
+from stepwise.app import db
+from stepwise.app.config import load_bank, load_config
+from stepwise.app.registry import Fleet
+from stepwise.app.runtime import Runtime, engine_for
+from stepwise.app.settings import Settings
+from stepwise.app.trace import TraceSink
+from stepwise.evals.datasets import jsonl
+from stepwise.evals.optimize import BANK_FILE, CONFIG_FILE, PLOT_FILE, REPORT_FILE, Optimizer
+from stepwise.evals.search import HAND, LEARNED, Objective, split_items
+from stepwise.reasoning.types import Completion, Expert, Grammar, Usage
+from stepwise.tools import load_tools
 from tests.conftest import settings_for
-from tools import load_tools
 
 QUESTIONS = [("plum", 3, 4), ("quince", 12, 30), ("rowan", 7, 8), ("sloe", 21, 5), ("tansy", 40, 2),
              ("umber", 9, 9), ("vetch", 15, 26), ("woad", 6, 11)]
@@ -125,7 +125,7 @@ async def test_an_optimization_is_recorded_and_writes_what_the_server_reads(runt
 async def test_recorded_runs_become_a_workload_with_the_answers_evals_recorded(runtime, workload):
     """--from-runs: the selected runs' questions, once each, with the expected answer of the eval row that recorded
     them; a question no eval scored is counted, not used; the condition runs read-only."""
-    from evals.from_runs import workload as from_runs
+    from stepwise.evals.from_runs import workload as from_runs
 
     items = list(workload.items())[:3]
     run = await Optimizer(runtime, workload, items, [], Path("/nonexistent")).run_items(
@@ -150,15 +150,15 @@ async def test_recorded_runs_become_a_workload_with_the_answers_evals_recorded(r
 def test_the_command_runs_the_whole_loop(database_url: str, workload, monkeypatch, capsys, tmp_path):
     """`stepwise optimize FILE …` as typed (the scripted model standing in for the local one the runtime would load):
     exit 0, the summary lines, the files, and rows for the run it names."""
-    import app.runtime
-    from app.cli import main
+    import stepwise.app.runtime
+    from stepwise.app.cli import main
     from tests.conftest import query_sync
 
     async def scripted_fleet(registry, settings):
         return Fleet(experts={s.name: Expert(name=s.name, backend=Adder(), max_tokens=s.max_tokens)
                               for s in registry.experts}, llamas=[])
 
-    monkeypatch.setattr(app.runtime, "build_fleet", scripted_fleet)
+    monkeypatch.setattr(stepwise.app.runtime, "build_fleet", scripted_fleet)
     monkeypatch.setenv("DATABASE_URL", database_url)
     data = tmp_path / "jars.jsonl"
     data.write_text("".join(f'{{"id": "{name}", "question": "What does the {name} jar hold if it has {a} and then '

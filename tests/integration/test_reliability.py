@@ -13,8 +13,8 @@ import asyncpg
 import httpx
 import pytest
 
-from app.migrate import migrate_url
-from app.openai_api import RUN_HEADER
+from stepwise.app.migrate import migrate_url
+from stepwise.app.openai_api import RUN_HEADER
 from tests.processes import PostgresCluster, SGLangProcess, StepwiseProcess, experts_file, wait_until
 
 PLAN = {"steps": [{"id": 1, "kind": "expert", "target": "general", "input": "Say done.", "depends_on": []}]}

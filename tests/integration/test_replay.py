@@ -9,8 +9,8 @@ import uuid
 import msgspec
 import pytest
 
-from app.cli import main
-from reasoning.report import RunReport
+from stepwise.app.cli import main
+from stepwise.reasoning.report import RunReport
 from tests.conftest import query_sync
 
 pytestmark = pytest.mark.model

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from app import db
-from app.cancellation import CancelListener, request_cancel
-from app.migrate import LOCK, available
+from stepwise.app import db
+from stepwise.app.cancellation import CancelListener, request_cancel
+from stepwise.app.migrate import LOCK, available
 from tests.conftest import query_sync, scratch_database
 from tests.processes import ANSWER, StepwiseProcess, experts_file, wait_until
 from tests.sglang_server import SGLangTestServer

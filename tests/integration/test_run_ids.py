@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
-from app import db
-from app.http import create_app
-from app.trace import find_run
+from stepwise.app import db
+from stepwise.app.routes import create_app
+from stepwise.app.trace import find_run
 from tests.conftest import engineless_app
 from tests.fixtures.known_run import known_run, record
 
@@ -106,7 +106,7 @@ async def test_the_cli_and_the_api_resolve_by_the_same_rule(pg, database_url):
 
 def test_the_openapi_document_says_a_prefix_is_accepted_and_what_fails():
     """/v1/runs/{run_id} documents the prefix and its 400 and 404 (DELETE: 409 too) with the error body."""
-    from app.settings import Settings
+    from stepwise.app.settings import Settings
 
     document = create_app(Settings.from_env()).openapi_schema.to_schema()
     paths, error_body = document["paths"], document["components"]["schemas"]["ErrorBody"]

@@ -9,7 +9,7 @@ import httpx
 import uvicorn
 from litestar import Litestar, get
 
-from app.serve import AnnouncingServer
+from stepwise.app.serve import AnnouncingServer
 
 
 @get("/ping", sync_to_thread=False)
@@ -38,17 +38,17 @@ def test_the_ready_callback_gets_the_bound_url_once_the_port_answers():
 def test_stepwise_serve_prints_one_ready_line_on_stderr(monkeypatch, capsys):
     """`stepwise serve` (with a stand-in app, no model) prints the ready line once, naming the database without
     its password; nothing else on stderr at the default log level."""
-    import app.http
-    import app.serve
-    from app.cli import main
+    import stepwise.app.routes
+    import stepwise.app.serve
+    from stepwise.app.cli import main
 
-    class StopWhenReady(app.serve.GracefulServer):
+    class StopWhenReady(stepwise.app.serve.GracefulServer):
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             self.should_exit = True
 
-    monkeypatch.setattr(app.http, "create_app", lambda settings: Litestar([ping]))
-    monkeypatch.setattr(app.serve, "GracefulServer", StopWhenReady)
+    monkeypatch.setattr(stepwise.app.routes, "create_app", lambda settings: Litestar([ping]))
+    monkeypatch.setattr(stepwise.app.serve, "GracefulServer", StopWhenReady)
     monkeypatch.setenv("DATABASE_URL", "postgresql://ada:s3cret@db.example:6543/traces")
     monkeypatch.setenv("STEPWISE_MODEL", "smollm2")
     monkeypatch.delenv("STEPWISE_EXPERTS", raising=False)

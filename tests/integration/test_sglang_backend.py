@@ -14,12 +14,12 @@ import time
 import msgspec
 import pytest
 
-from reasoning.backends.http import RetryPolicy, post_json
-from reasoning.backends.sglang import SGLangBackend, SGLangOpenAIBackend
-from reasoning.backends.templates import ADDED_BY_TOKENIZER, chatml
-from reasoning.errors import BackendError, BackendTimeout, BackendUnavailable
-from reasoning.options import RunOptions
-from reasoning.types import Grammar, JsonSchema, Message, Regex, Sampling
+from stepwise.reasoning.backends.sglang import SGLangBackend, SGLangOpenAIBackend
+from stepwise.reasoning.backends.templates import ADDED_BY_TOKENIZER, chatml
+from stepwise.reasoning.backends.transport import RetryPolicy, post_json
+from stepwise.reasoning.errors import BackendError, BackendTimeout, BackendUnavailable
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.types import Grammar, JsonSchema, Message, Regex, Sampling
 from tests.sglang_server import SGLangTestServer
 
 pytestmark = pytest.mark.model
@@ -197,7 +197,7 @@ async def test_without_cache_report_the_v1_route_reports_no_cached_tokens_and_sa
 
 async def test_a_schema_sent_as_a_regex_is_honoured(sglang_server):
     """With constraint_mode regex, a JSON schema goes out as outlines' regex for it and the output decodes."""
-    from reasoning.constraints import as_regex
+    from stepwise.reasoning.constraints import as_regex
 
     sglang_server.requests.clear()
     backend = SGLangBackend(sglang_server.url, "smollm2", policy=FAST_RETRY, regex_of=as_regex)
@@ -214,7 +214,7 @@ def test_launch_waits_for_health_and_notices_a_dead_process(sglang_server):
     import subprocess
     import sys
 
-    from app.experts import wait_healthy
+    from stepwise.app.experts import wait_healthy
 
     wait_healthy(f"{sglang_server.url}/health", timeout_s=5)
     dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
@@ -226,14 +226,14 @@ def test_launch_waits_for_health_and_notices_a_dead_process(sglang_server):
 async def test_ready_expert_steps_for_one_sglang_expert_go_as_separate_requests(sglang_server):
     """Two independent expert steps targeting the same SGLang expert reach it as two /generate requests of one prompt
     each (sglang-router refuses a batch; SGLang batches concurrent requests itself), then the composer's call."""
-    from reasoning.engine import Engine
-    from reasoning.events import Recorder
-    from reasoning.report import fold
-    from reasoning.router import Router
-    from reasoning.types import Expert, Plan, Step
-    from tools import default_tools
-    from verifiers import default_verifiers
-    from verifiers.policy import VerdictPolicy
+    from stepwise.reasoning.engine import Engine
+    from stepwise.reasoning.events import Recorder
+    from stepwise.reasoning.report import fold
+    from stepwise.reasoning.router import Router
+    from stepwise.reasoning.types import Expert, Plan, Step
+    from stepwise.tools import default_tools
+    from stepwise.verifiers import default_verifiers
+    from stepwise.verifiers.policy import VerdictPolicy
 
     sglang_server.requests.clear()
     backend = SGLangBackend(sglang_server.url, "smollm2", policy=FAST_RETRY)

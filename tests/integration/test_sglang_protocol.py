@@ -11,13 +11,13 @@ import time
 import httpx
 import pytest
 
-from app.experts import expert_statuses, wait_healthy
-from reasoning.backends.http import RetryPolicy
-from reasoning.backends.sglang import SGLangBackend, SGLangOpenAIBackend
-from reasoning.backends.templates import chatml
-from reasoning.errors import BackendError, BackendTimeout
-from reasoning.router import Router
-from reasoning.types import Expert, Message, Regex, Sampling
+from stepwise.app.experts import expert_statuses, wait_healthy
+from stepwise.reasoning.backends.sglang import SGLangBackend, SGLangOpenAIBackend
+from stepwise.reasoning.backends.templates import chatml
+from stepwise.reasoning.backends.transport import RetryPolicy
+from stepwise.reasoning.errors import BackendError, BackendTimeout
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Expert, Message, Regex, Sampling
 from tests.sglang_server import SGLangTestServer
 
 FAST_RETRY = RetryPolicy(initial_s=0.05)

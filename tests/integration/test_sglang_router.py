@@ -15,11 +15,11 @@ import sys
 import httpx
 import pytest
 
-from app.experts import Launch, launch, router_argv, wait_healthy
-from reasoning.backends.http import RetryPolicy
-from reasoning.backends.sglang import SGLangBackend
-from reasoning.errors import BackendTimeout, BackendUnavailable
-from reasoning.types import Message, Sampling
+from stepwise.app.experts import Launch, launch, router_argv, wait_healthy
+from stepwise.reasoning.backends.sglang import SGLangBackend
+from stepwise.reasoning.backends.transport import RetryPolicy
+from stepwise.reasoning.errors import BackendTimeout, BackendUnavailable
+from stepwise.reasoning.types import Message, Sampling
 
 TOKEN_S = 0.01  # the scripted model's time per token
 

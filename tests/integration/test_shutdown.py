@@ -12,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from app import db
-from app.openai_api import RUN_HEADER
-from app.runtime import Runtime
-from app.trace import TraceSink
-from reasoning.options import RunOptions
-from reasoning.types import Plan, Step
+from stepwise.app import db
+from stepwise.app.openai_api import RUN_HEADER
+from stepwise.app.runtime import Runtime
+from stepwise.app.trace import TraceSink
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.types import Plan, Step
 from tests.conftest import query_sync, settings_for
 from tests.doubles import Script, engine_with
 from tests.processes import ANSWER, StepwiseProcess, experts_file, wait_until

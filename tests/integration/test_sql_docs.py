@@ -7,7 +7,7 @@ import re
 import msgspec
 import pytest
 
-from reasoning.report import RunReport
+from stepwise.reasoning.report import RunReport
 
 pytestmark = pytest.mark.model
 

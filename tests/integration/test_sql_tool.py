@@ -11,9 +11,9 @@ import asyncpg
 import msgspec
 import pytest
 
-from reasoning.types import Plan
+from stepwise.reasoning.types import Plan
+from stepwise.tools.sql import SqlArgs, SqlTool
 from tests.conftest import readonly_role, scratch_database
-from tools.sql import SqlArgs, SqlTool
 
 COMPANY_DB = f"stepwise_company_{os.getpid()}"
 READER = f"stepwise_reader_{os.getpid()}"  # roles are cluster-wide: one per session too
@@ -102,7 +102,7 @@ async def test_a_database_and_a_document_lookup_run_in_parallel_verified_and_cit
     the composed answer cites both (real SmolLM2 composing)."""
     from pathlib import Path
 
-    from app.runtime import Runtime
+    from stepwise.app.runtime import Runtime
     from tests.conftest import settings_for
 
     docs = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
@@ -138,7 +138,7 @@ async def test_the_planner_answers_a_question_needing_the_database_and_the_docum
     states both, citing the steps and the handbook's passage."""
     from pathlib import Path
 
-    from app.runtime import Runtime
+    from stepwise.app.runtime import Runtime
     from tests.conftest import settings_for
 
     docs = Path(__file__).resolve().parent.parent / "fixtures" / "docs"

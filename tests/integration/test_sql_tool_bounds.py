@@ -10,8 +10,8 @@ import tracemalloc
 import msgspec
 import pytest
 
+from stepwise.tools.sql import SqlArgs, SqlTool
 from tests.conftest import readonly_role, scratch_database
-from tools.sql import SqlArgs, SqlTool
 
 DATABASE = f"stepwise_sql_bounds_{os.getpid()}"
 READER = f"stepwise_bounds_reader_{os.getpid()}"

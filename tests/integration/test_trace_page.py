@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from reasoning.report import RunReport
+from stepwise.reasoning.report import RunReport
 from tests.conftest import LiveServer, settings_for
 
 pytestmark = pytest.mark.model

@@ -14,11 +14,11 @@ import uuid
 
 import msgspec
 
-from app import db
-from app.trace import TraceSink, load_events
-from reasoning import events as ev
-from reasoning.report import fold
-from reasoning.types import Answer, Plan, Step
+from stepwise.app import db
+from stepwise.app.trace import TraceSink, load_events
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.types import Answer, Plan, Step
 
 
 def run_events(run_id: uuid.UUID) -> list[ev.AnyEvent]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
+from stepwise.app.cli import main
 from tests.conftest import query_sync
 
 pytestmark = pytest.mark.model

@@ -14,8 +14,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from evals import devdb
-from reasoning.report import RunReport
+from stepwise.evals import devdb
+from stepwise.reasoning.report import RunReport
 from tests.conftest import ADMIN_URL, drop_scratch
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -55,8 +55,8 @@ async def configured(database_url: str, tmp_path_factory):
 
 
 def ask(env: dict[str, str], question: str) -> RunReport:
-    done = subprocess.run([sys.executable, "-m", "app.cli", "ask", "--json", question], env=env, capture_output=True,
-                          text=True, timeout=900, cwd=Path(__file__).parents[2])
+    done = subprocess.run([sys.executable, "-m", "stepwise.app.cli", "ask", "--json", question], env=env,
+                          capture_output=True, text=True, timeout=900, cwd=Path(__file__).parents[2])
     assert done.returncode == 0, done.stderr[-2000:]
     report = msgspec.json.decode(done.stdout, type=RunReport)
     assert report.status == "finished", report.error

@@ -11,7 +11,7 @@ import sys
 import msgspec
 import pytest
 
-from reasoning.report import RunReport
+from stepwise.reasoning.report import RunReport
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 QUESTION = "What is (17*23)+(45*12)?"
@@ -72,8 +72,8 @@ async def test_the_json_planner_answers_931_with_overlapping_calculator_steps(qw
 async def test_the_cli_prints_the_same_json_as_the_endpoint(database_url, pg):
     """`stepwise ask --json` prints a run report (the endpoint's JSON) for the same question, answered 931."""
     env = dict(os.environ) | {"DATABASE_URL": database_url, "STEPWISE_MODEL": "qwen", "STEPWISE_PLANNER": "json"}
-    done = subprocess.run([sys.executable, "-m", "app.cli", "ask", "--json", QUESTION], env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "stepwise.app.cli", "ask", "--json", QUESTION], env=env,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     report = msgspec.json.decode(done.stdout, type=RunReport)
     await assert_trace_of_931(pg, report)

@@ -8,12 +8,12 @@ import uuid
 
 import pytest
 
-from reasoning.context import RunContext
-from reasoning.events import ModelCalled, Recorder
-from reasoning.planner import Planner
-from reasoning.router import Router
-from reasoning.types import Expert
-from tools import default_tools
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.events import ModelCalled, Recorder
+from stepwise.reasoning.planner import Planner
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Expert
+from stepwise.tools import default_tools
 
 pytestmark = pytest.mark.model
 

@@ -14,18 +14,18 @@ import re
 
 import pytest
 
-from reasoning import events as ev
-from reasoning.engine import Engine
-from reasoning.options import RunOptions
-from reasoning.repair import repair_grammar
-from reasoning.report import fold
-from reasoning.router import Router
-from reasoning.types import Answer, Expert, Grammar, Message, Plan, Sampling, Step
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.engine import Engine
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.repair import repair_grammar
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Answer, Expert, Grammar, Message, Plan, Sampling, Step
+from stepwise.tools.sql import SqlArgs, SqlTool
+from stepwise.verifiers import default_verifiers
+from stepwise.verifiers.policy import VerdictPolicy
 from tests.conftest import readonly_role, scratch_database
 from tests.unit.test_sql_grammar import accepts
-from tools.sql import SqlArgs, SqlTool
-from verifiers import default_verifiers
-from verifiers.policy import VerdictPolicy
 
 pytestmark = pytest.mark.model
 

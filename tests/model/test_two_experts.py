@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from reasoning.report import RunReport
+from stepwise.reasoning.report import RunReport
 from tests.conftest import LiveServer, settings_for
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]

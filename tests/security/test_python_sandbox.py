@@ -20,9 +20,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-import tools.python as python_tool
+import stepwise.tools.python_tool as python_tool
+from stepwise.tools.python_tool import PythonArgs, PythonTool
 from tests.conftest import LiveServer, settings_for
-from tools.python import PythonArgs, PythonTool
 
 SANDBOX_UID = 65534
 
@@ -272,8 +272,8 @@ def test_the_server_does_not_start_with_the_python_tool_and_no_sandbox(database_
     """`stepwise serve` with STEPWISE_PYTHON=1 and no bwrap on PATH exits at start with the installation hint."""
     env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "STEPWISE_PYTHON": "1",
            "STEPWISE_MODEL": "smollm2", "DATABASE_URL": database_url}
-    done = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", "9"], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-m", "stepwise.app.cli", "serve", "--port", "9"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode != 0
     assert "bwrap was not found" in done.stderr and "apt-get install -y bubblewrap" in done.stderr
 

@@ -19,11 +19,11 @@ import asyncpg
 import msgspec
 import pytest
 
-from app.cli import main as stepwise
-from app.sqlrole import RoleError, ensure_readonly_role, role_url
-from reasoning.report import RunReport
+from stepwise.app.cli import main as stepwise
+from stepwise.app.sqlrole import RoleError, ensure_readonly_role, role_url
+from stepwise.reasoning.report import RunReport
+from stepwise.tools.sql import PrivilegedRole, SqlArgs, SqlTool
 from tests.conftest import LiveServer, readonly_role, scratch_database, settings_for
-from tools.sql import PrivilegedRole, SqlArgs, SqlTool
 
 PID = os.getpid()
 SCRATCH_DB = f"stepwise_sqlsec_{PID}"
@@ -239,7 +239,8 @@ def test_the_plain_sql_file_makes_the_same_role(scratch):
 
 def test_stepwise_serve_with_a_superuser_url_fails_to_start_with_the_refusal(database_url, scratch):
     """The real server process exits at startup, its output naming the role and the fix; nothing listens."""
-    proc = subprocess.run([sys.executable, "-m", "app.cli", "serve"], env=serve_env(database_url, scratch.admin_url),
+    proc = subprocess.run([sys.executable, "-m", "stepwise.app.cli", "serve"],
+                          env=serve_env(database_url, scratch.admin_url),
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode != 0
     assert f"the sql tool refuses to log in as role {scratch.admin!r}" in proc.stderr
@@ -249,7 +250,7 @@ def test_stepwise_serve_with_a_superuser_url_fails_to_start_with_the_refusal(dat
 def test_stepwise_serve_with_the_opt_out_starts_and_warns_what_the_role_may_do(database_url, scratch):
     """With STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE=1 the server goes on starting, after a warning naming the opt-out."""
     env = serve_env(database_url, scratch.admin_url) | {"STEPWISE_SQL_ALLOW_PRIVILEGED_ROLE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "stepwise.app.cli", "serve"], env=env, stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True, cwd=REPO)
     try:
         warning = read_until(proc, "sql_tool_role_is_privileged", timeout=120)

@@ -14,7 +14,7 @@ import httpx
 import msgspec
 import pytest
 
-from reasoning.report import RunReport
+from stepwise.reasoning.report import RunReport
 from tests.conftest import TEST_DB, LiveServer, scratch_database, settings_for
 from tests.integration.test_sse import read_sse
 

@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from reasoning.backends.openai_compat import OpenAICompatBackend
-from reasoning.errors import BackendUnavailable, DeadlineExceeded
-from reasoning.types import Message
+from stepwise.reasoning.backends.openai_compat import OpenAICompatBackend
+from stepwise.reasoning.errors import BackendUnavailable, DeadlineExceeded
+from stepwise.reasoning.types import Message
 
 
 def closed_port() -> int:

@@ -9,8 +9,8 @@ import types
 
 import pytest
 
-from evals import bfcl
-from evals.types import Item
+from stepwise.evals import bfcl
+from stepwise.evals.types import Item
 
 CATEGORIES = list(bfcl.DATASETS)
 

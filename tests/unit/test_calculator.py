@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.calculator import Calculator, CalculatorArgs, evaluate
+from stepwise.tools.calculator import Calculator, CalculatorArgs, evaluate
 
 
 def check(expression: str, value: int | float) -> None:

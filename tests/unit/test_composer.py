@@ -6,12 +6,12 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from reasoning.composer import results_text, ungrounded
-from reasoning.plan import validate_plan
-from reasoning.questions import asks_for_quantity
-from reasoning.types import Plan, Step
+from stepwise.reasoning.composer import results_text, ungrounded
+from stepwise.reasoning.plan import validate_plan
+from stepwise.reasoning.questions import asks_for_quantity
+from stepwise.reasoning.types import Plan, Step
+from stepwise.tools import default_tools
 from tests.unit.test_program_planner import Samples, run
-from tools import default_tools
 
 
 @pytest.mark.parametrize(("question", "quantity"), [
@@ -87,10 +87,10 @@ async def test_an_answer_to_two_things_must_state_both_or_it_is_their_values():
 def test_the_composer_is_told_whose_value_a_chosen_minimum_is():
     """`answer = min(corder, dunn)` ends in a number; the results name the quantity it came from, so a "which"
     answer can name the shop rather than the price."""
-    from reasoning.composer import results_text
-    from reasoning.plan import validate_plan
-    from reasoning.program import compile_program
-    from tools.calculator import Calculator
+    from stepwise.reasoning.composer import results_text
+    from stepwise.reasoning.plan import validate_plan
+    from stepwise.reasoning.program import compile_program
+    from stepwise.tools.calculator import Calculator
 
     tools = {"calculator": Calculator()}
     program = compile_program("corder = 9 / 36\ndunn = 6 / 20\nanswer = min(corder, dunn)", tools, "general")
@@ -101,10 +101,10 @@ def test_the_composer_is_told_whose_value_a_chosen_minimum_is():
 def test_the_composer_is_told_which_of_several_compared_results_is_largest_and_smallest():
     """`answer = lena, milo` for "who has read more?": the results say by name which is the largest and which the
     smallest, so the choice is not left to the model's reading of two numbers."""
-    from reasoning.composer import results_text
-    from reasoning.plan import validate_plan
-    from reasoning.program import compile_program
-    from tools.calculator import Calculator
+    from stepwise.reasoning.composer import results_text
+    from stepwise.reasoning.plan import validate_plan
+    from stepwise.reasoning.program import compile_program
+    from stepwise.tools.calculator import Calculator
 
     tools = {"calculator": Calculator()}
     program = compile_program("lena = 35 * 12\nmilo = 48 * 9\nanswer = lena, milo", tools, "general")
@@ -114,7 +114,7 @@ def test_the_composer_is_told_which_of_several_compared_results_is_largest_and_s
 
 async def test_a_difference_asked_as_how_much_more_is_its_size_and_samples_of_either_sign_vote_together():
     """"By how much does the larger exceed the smaller?": 9 and -9 are one answer; the answer is 9."""
-    from reasoning.questions import asks_for_difference
+    from stepwise.reasoning.questions import asks_for_difference
 
     question = ("A field is 18 m by 12 m; a courtyard is 15 m square. By how many square metres does the "
                 "larger exceed the smaller?")

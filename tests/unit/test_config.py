@@ -6,14 +6,14 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from app.config import Config, ConfigError, PlannerConfig, dump_bank, dump_config, load_bank, load_config
-from app.registry import Fleet, RegistryError, registry_for
-from app.runtime import engine_for
-from app.settings import Settings
-from reasoning.examples import Example
-from reasoning.types import Expert
+from stepwise.app.config import Config, ConfigError, PlannerConfig, dump_bank, dump_config, load_bank, load_config
+from stepwise.app.registry import Fleet, RegistryError, registry_for
+from stepwise.app.runtime import engine_for
+from stepwise.app.settings import Settings
+from stepwise.reasoning.examples import Example
+from stepwise.reasoning.types import Expert
+from stepwise.tools.calculator import Calculator
 from tests.doubles import InstantBackend
-from tools.calculator import Calculator
 
 FULL = """
 [planner]

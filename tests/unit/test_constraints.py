@@ -8,8 +8,8 @@ from typing import Literal
 import msgspec
 import pytest
 
-from reasoning.constraints import ConstraintViolated, as_regex, decode_output
-from reasoning.types import Grammar, JsonSchema, Regex
+from stepwise.reasoning.constraints import ConstraintViolated, as_regex, decode_output
+from stepwise.reasoning.types import Grammar, JsonSchema, Regex
 
 
 class Verdict(msgspec.Struct, forbid_unknown_fields=True):

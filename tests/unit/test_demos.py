@@ -3,9 +3,9 @@ and the learned bank keeps the hand-written examples first."""
 
 from __future__ import annotations
 
-from evals.demos import bank_with, calls_of, demonstration
-from evals.from_runs import answer_type
-from reasoning.examples import Example, ExampleBank
+from stepwise.evals.demos import bank_with, calls_of, demonstration
+from stepwise.evals.from_runs import answer_type
+from stepwise.reasoning.examples import Example, ExampleBank
 
 
 def test_calls_are_the_tools_ask_and_read_not_arithmetic():

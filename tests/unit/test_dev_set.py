@@ -13,8 +13,8 @@ from fractions import Fraction
 
 import pytest
 
-from evals import datasets
-from evals.scoring import score_24
+from stepwise.evals import datasets
+from stepwise.evals.scoring import score_24
 
 KINDS = ("arithmetic", "comparison", "sql", "docs", "game24")
 ROWS = [json.loads(line) for line in (datasets.DEV_DIR / "items.jsonl").read_text().splitlines() if line.strip()]

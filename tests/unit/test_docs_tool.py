@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tools.docs import DocsArgs, DocSearch
+from stepwise.tools.docs import DocsArgs, DocSearch
 
 FOLDER = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
 
@@ -42,7 +42,7 @@ def test_an_empty_folder_is_refused(tmp_path):
 
 async def test_a_two_hop_search_also_finds_what_the_best_passages_name(tmp_path):
     """hops=2: the names in the first search's passages are searched for too, so the second fact is found."""
-    from tools.docs import DocsArgs, DocSearch
+    from stepwise.tools.docs import DocsArgs, DocSearch
 
     (tmp_path / "bridge.md").write_text("# Tarn Bridge\n\nThe Tarn Bridge was built by Orrin Works in 1890.\n")
     (tmp_path / "works.md").write_text("# Orrin Works\n\nOrrin Works was founded by Hedda Lune, an engineer.\n")
@@ -57,7 +57,7 @@ async def test_a_two_hop_search_also_finds_what_the_best_passages_name(tmp_path)
 async def test_a_passage_is_found_by_its_documents_title_too(tmp_path):
     """A paragraph that does not repeat its subject's name (the bridge's second paragraph, about its maker) is still
     found by a question naming the subject: the document's title counts as words of each of its passages."""
-    from tools.docs import DocsArgs, DocSearch
+    from stepwise.tools.docs import DocsArgs, DocSearch
 
     (tmp_path / "bridge.md").write_text("# Tarn Bridge\n\nThe Tarn Bridge spans the river Oll.\n\n"
                                         "Its ironwork was cast by the Orrin Works.\n")

@@ -8,14 +8,14 @@ import uuid
 
 import pytest
 
-from app.metrics import Metrics
-from app.status import STATUS_BY_ERROR
-from reasoning import errors
-from reasoning import events as ev
-from reasoning.constraints import ConstraintViolated
-from reasoning.context import Budget, RunContext
-from reasoning.router import Router
-from reasoning.types import Expert, Message
+from stepwise.app.metrics import Metrics
+from stepwise.app.status import STATUS_BY_ERROR
+from stepwise.reasoning import errors
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.constraints import ConstraintViolated
+from stepwise.reasoning.context import Budget, RunContext
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Expert, Message
 from tests.doubles import Scripted
 
 STATUSES = [

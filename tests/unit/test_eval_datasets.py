@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from evals import datasets
-from evals.scoring import score_24
+from stepwise.evals import datasets
+from stepwise.evals.scoring import score_24
 
 
 def test_game24_is_tree_of_thoughts_test_slice():

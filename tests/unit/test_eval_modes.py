@@ -7,11 +7,11 @@ import uuid
 
 import pytest
 
-from evals.bfcl import dataset
-from evals.modes import predicted, run_item
-from evals.types import Item
-from reasoning.report import RunReport
-from reasoning.types import Answer, FunctionCall
+from stepwise.evals.bfcl import dataset
+from stepwise.evals.modes import predicted, run_item
+from stepwise.evals.types import Item
+from stepwise.reasoning.report import RunReport
+from stepwise.reasoning.types import Answer, FunctionCall
 
 
 class FakeRuntime:

@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from evals.scoring import check_24, evaluate_24, numbers_in, score_24, score_exact, score_number, score_text
-from evals.types import Item
+from stepwise.evals.scoring import check_24, evaluate_24, numbers_in, score_24, score_exact, score_number, score_text
+from stepwise.evals.types import Item
 
 
 def item(answer, answer_type="number", **meta) -> Item:

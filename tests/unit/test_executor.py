@@ -7,14 +7,14 @@ import uuid
 
 import pytest
 
-from reasoning import errors
-from reasoning import events as ev
-from reasoning.context import RunContext
-from reasoning.errors import PlanInvalid
-from reasoning.executor import run_plan, run_streamed_plan
-from reasoning.plan import references, validate_plan
-from reasoning.types import Plan, Step
-from tools import default_tools
+from stepwise.reasoning import errors
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.errors import PlanInvalid
+from stepwise.reasoning.executor import run_plan, run_streamed_plan
+from stepwise.reasoning.plan import references, validate_plan
+from stepwise.reasoning.types import Plan, Step
+from stepwise.tools import default_tools
 
 TOOLS = default_tools()
 EXPERTS = ["general"]

@@ -8,15 +8,15 @@ import uuid
 
 import msgspec
 
-from app.cli import tree
-from reasoning import events as ev
-from reasoning.context import Budget
-from reasoning.options import RunOptions
-from reasoning.report import fold
-from reasoning.types import Plan, Step
+from stepwise.app.rendering import tree
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.context import Budget
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.types import Plan, Step
+from stepwise.tools import default_tools
+from stepwise.verifiers.policy import VerdictPolicy
 from tests.doubles import Script, engine_with
-from tools import default_tools
-from verifiers.policy import VerdictPolicy
 
 
 def calc(sid: int, expression: str) -> Step:
@@ -104,7 +104,7 @@ def test_a_reply_cut_off_at_max_tokens_says_so():
 def test_every_failure_message_ends_with_what_to_do():
     """Each kind of failure the HTTP map knows reads as a sentence of what failed, then one of what to do, and never
     names its error type (`backend_timeout` is for programs; `cancelled` is also a word)."""
-    from app.status import STATUS_BY_ERROR
+    from stepwise.app.status import STATUS_BY_ERROR
 
     for kind in STATUS_BY_ERROR:
         message = failed_run(kind, "detail").error.message

@@ -1,4 +1,4 @@
-"""The pure parts of app/inspect.py: ages, replay plans, the diff of two reports, the drawing of odd plans."""
+"""The pure parts of app/inspection/: ages, replay plans, the diff of two reports, the drawing of odd plans."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from datetime import timedelta
 import msgspec
 import pytest
 
-from app.cli import tree
-from app.inspect import InspectError, diff_reports, format_age, parse_age, render_trace, replay_plan
-from reasoning import events as ev
-from reasoning.report import fold
-from reasoning.types import Plan, Step
+from stepwise.app.inspection.common import InspectError
+from stepwise.app.inspection.prune import format_age, parse_age
+from stepwise.app.inspection.replay import diff_reports, replay_plan
+from stepwise.app.inspection.trace import render_trace
+from stepwise.app.rendering import tree
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.types import Plan, Step
 from tests.fixtures.known_run import known_run
 
 

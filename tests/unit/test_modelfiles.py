@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from app import modelfiles
-from app.modelfiles import ModelFileError, _verified, assemble, model_path, qwen_path, smollm2_path
+from stepwise.app import modelfiles
+from stepwise.app.modelfiles import ModelFileError, _verified, assemble, model_path, qwen_path, smollm2_path
 
 
 def write_parts(tmp_path, *chunks: bytes):

@@ -10,11 +10,11 @@ import pytest
 from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
 
-from app.auth import OPEN_PATHS
-from app.http import create_app
-from app.metrics import Metrics
-from app.settings import Settings
-from app.status import STATUS_BY_ERROR
+from stepwise.app.auth import OPEN_PATHS
+from stepwise.app.metrics import Metrics
+from stepwise.app.routes import create_app
+from stepwise.app.settings import Settings
+from stepwise.app.status import STATUS_BY_ERROR
 
 # Litestar's catch-all under /schema: it only answers 404 for a documentation page that does not exist.
 NOT_DOCUMENTED = {"/schema/{path}"}

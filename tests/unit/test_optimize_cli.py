@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from app.cli import main
-from evals.optimize_cli import duration_ms
+from stepwise.app.cli import main
+from stepwise.evals.optimize_cli import duration_ms
 
 
 @pytest.mark.parametrize(("text", "ms"), [("20s", 20_000), ("1.5m", 90_000), ("800ms", 800), ("12", 12_000),

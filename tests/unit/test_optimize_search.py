@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from app.config import Config
-from evals.search import (
+from stepwise.app.config import Config
+from stepwise.evals.search import (
     HAND,
     LEARNED,
     NO_VERIFIERS,
@@ -213,9 +213,9 @@ def test_measures_follow_the_eval_rows():
 def test_the_default_candidate_is_what_the_settings_run():
     """Candidate 0 reads the settings and registry: samples, verifiers, roles; experts with limits of their own keep
     them (no max_tokens override)."""
-    from app.registry import ExpertSpec, Registry
-    from app.settings import Settings
-    from evals.search import settings_defaults
+    from stepwise.app.registry import ExpertSpec, Registry
+    from stepwise.app.settings import Settings
+    from stepwise.evals.search import settings_defaults
 
     settings = Settings.from_env({"HOME": "/tmp", "STEPWISE_PLAN_SAMPLES": "3", "STEPWISE_VERIFIERS": "llm_judge"})
     registry = Registry(experts=[ExpertSpec(name="general", backend="local", max_tokens=200),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from reasoning import events as ev
-from reasoning.errors import PlanInvalid
-from reasoning.options import RunOptions
-from reasoning.plan import PARALLEL, plan_schema
-from reasoning.report import fold
-from reasoning.types import Plan, Step
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.errors import PlanInvalid
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.plan import PARALLEL, plan_schema
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.types import Plan, Step
 from tests.unit.test_user_tools import engine
 
 
@@ -54,7 +54,7 @@ def test_bad_calls_are_refused_naming_the_call(step, message):
 
 def test_the_planner_is_offered_tools_steps_only_when_asked():
     """The plan schema has a "tools" variant, embedding every tool's argument schema, only with parallel_calls."""
-    from tools import default_tools
+    from stepwise.tools import default_tools
 
     plain = plan_schema(default_tools(), ["general"])
     with_calls = plan_schema(default_tools(), ["general"], parallel_calls=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from reasoning.errors import PlanInvalid
-from reasoning.plan import inline_refs, plan_schema, references, render, substitute, validate_plan
-from reasoning.types import Plan, Step
-from tools import default_tools
+from stepwise.reasoning.errors import PlanInvalid
+from stepwise.reasoning.plan import inline_refs, plan_schema, references, render, substitute, validate_plan
+from stepwise.reasoning.types import Plan, Step
+from stepwise.tools import default_tools
 
 TOOLS = default_tools()
 EXPERTS = ["general"]

@@ -7,20 +7,21 @@ import io
 import time
 import uuid
 
-from app.cli import Progress, show
-from app.http import _events
-from reasoning import events as ev
-from reasoning.composer import Composer
-from reasoning.engine import Engine
-from reasoning.errors import BackendUnavailable
-from reasoning.options import RunOptions
-from reasoning.program_planner import ProgramPlanner
-from reasoning.report import fold
-from reasoning.router import Router
-from reasoning.types import Completion, Expert, Grammar, Usage
-from tools import default_tools
-from verifiers import default_verifiers
-from verifiers.policy import VerdictPolicy
+from stepwise.app.cli import show
+from stepwise.app.rendering import Progress
+from stepwise.app.routes import _events
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.composer import Composer
+from stepwise.reasoning.engine import Engine
+from stepwise.reasoning.errors import BackendUnavailable
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.program_planner import ProgramPlanner
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Completion, Expert, Grammar, Usage
+from stepwise.tools import default_tools
+from stepwise.verifiers import default_verifiers
+from stepwise.verifiers.policy import VerdictPolicy
 
 PROGRAM = "a = 12 * 2\nb = a + 46\nanswer = b * 2"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from reasoning.plan_stream import StepScanner
-from reasoning.types import Plan, Step
+from stepwise.reasoning.plan_stream import StepScanner
+from stepwise.reasoning.types import Plan, Step
 
 PLAN = Plan([
     Step(1, "tool", "calculator", {"expression": "17*23"}),

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import msgspec
 
-from reasoning import events as ev
-from reasoning.context import RunContext
-from reasoning.options import RunOptions
-from reasoning.planner import Planner, example_turns
-from reasoning.report import fold
-from reasoning.router import Router
-from reasoning.types import Expect, Expert, Step
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.planner import Planner, example_turns
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Expect, Expert, Step
+from stepwise.tools import default_tools
+from stepwise.tools.docs import DocSearch
 from tests.doubles import Script, engine_with
-from tools import default_tools
-from tools.docs import DocSearch
 
 ROUTER = Router({"general": Expert(name="general", backend=None)}, "general")
 DOCS = DocSearch(Path(__file__).resolve().parent.parent / "fixtures" / "docs")

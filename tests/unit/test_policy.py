@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reasoning.types import Verdict
-from verifiers.policy import VerdictPolicy
+from stepwise.reasoning.types import Verdict
+from stepwise.verifiers.policy import VerdictPolicy
 
 POLICY = VerdictPolicy()
 

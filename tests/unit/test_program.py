@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from reasoning.errors import PlanInvalid
-from reasoning.plan import as_value, render, validate_plan
-from reasoning.program import compile_program, program_grammar
-from tools.calculator import Calculator
-from tools.docs import DocSearch
+from stepwise.reasoning.errors import PlanInvalid
+from stepwise.reasoning.plan import as_value, render, validate_plan
+from stepwise.reasoning.program import compile_program, program_grammar
+from stepwise.tools.calculator import Calculator
+from stepwise.tools.docs import DocSearch
 
 DOCS = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
 
@@ -130,7 +130,7 @@ class _Sql:
     """The sql tool as the grammar sees it: its rules over a schema holding the tables the worked examples use."""
 
     def __init__(self) -> None:
-        from tools.sql_grammar import sql_grammar
+        from stepwise.tools.sql_grammar import sql_grammar
 
         self.grammar = sql_grammar({
             "orders": ["id", "customer_id", "placed_on", "amount"], "customers": ["id", "name"],
@@ -140,7 +140,7 @@ class _Sql:
 
 def test_every_worked_example_is_a_program_the_grammar_allows():
     """The planner is shown only examples it could have written itself (checked by llguidance, as llama.cpp runs it)."""
-    from reasoning.examples import ExampleBank
+    from stepwise.reasoning.examples import ExampleBank
 
     grammar = program_grammar(["sql", "docs", "read", "python", "ask"], {"sql": _Sql()})
     for example in ExampleBank.default().examples:

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import msgspec
 
-from reasoning import events as ev
-from reasoning.composer import Composer
-from reasoning.options import RunOptions
-from reasoning.program import compile_program
-from reasoning.program_planner import ProgramPlanner, _vote
-from reasoning.report import fold
-from reasoning.router import Router
-from reasoning.types import Completion, Expert, Grammar, Usage
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.composer import Composer
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.program import compile_program
+from stepwise.reasoning.program_planner import ProgramPlanner, _vote
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Completion, Expert, Grammar, Usage
+from stepwise.tools import default_tools
+from stepwise.tools.docs import DocSearch
 from tests.doubles import engine_with
-from tools import default_tools
-from tools.docs import DocSearch
 
 DOCS = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
 
@@ -90,7 +90,7 @@ async def test_a_sample_the_calculator_refuses_loses_its_vote():
 
 def test_worked_examples_of_a_data_source_are_shown_only_for_questions_about_it():
     """A question naming the database's words gets an sql example; a word problem gets none of sql or read."""
-    from reasoning.examples import ExampleBank
+    from stepwise.reasoning.examples import ExampleBank
 
     bank = ExampleBank.default()
     calls = {"sql", "read", "ask", "python"}
@@ -106,11 +106,11 @@ def test_an_answer_read_from_the_documents_cites_the_passage_it_came_from():
     """The file:line of the passage holding the reader's answer is added to the answer's text."""
     from pathlib import Path
 
-    from reasoning.composer import sources
-    from reasoning.plan import validate_plan
-    from reasoning.program import compile_program
-    from tools.calculator import Calculator
-    from tools.docs import DocSearch
+    from stepwise.reasoning.composer import sources
+    from stepwise.reasoning.plan import validate_plan
+    from stepwise.reasoning.program import compile_program
+    from stepwise.tools.calculator import Calculator
+    from stepwise.tools.docs import DocSearch
 
     tools = {"calculator": Calculator(),
              "docs": DocSearch(Path(__file__).resolve().parent.parent / "fixtures" / "docs")}
@@ -128,7 +128,7 @@ def test_an_answer_read_from_the_documents_cites_the_passage_it_came_from():
 def test_a_question_fits_the_database_when_it_names_two_of_its_words_or_one_of_its_values():
     """`sql` fits a question sharing two words with the database, or naming one of its values (a department called
     Research); `read` fits one naming something the documents mention; a word problem fits neither."""
-    from tools.docs import Passage
+    from stepwise.tools.docs import Passage
 
     class Database:
         description = ("runs one query.\nTables: departments(id, name e.g. 'Research', 'Sales'); "
@@ -230,7 +230,7 @@ async def test_a_majority_of_the_first_samples_draws_no_more():
 def test_a_program_that_sends_the_whole_question_to_its_first_read_is_a_copy():
     """A two-hop question passed whole to the read whose answer the next line looks up is flagged with its line; the
     whole question as the program's last (only) read is a one-hop question's plan and is not."""
-    from reasoning.program_planner import copied_question
+    from stepwise.reasoning.program_planner import copied_question
 
     question = "Who founded the company that built the Kell Viaduct?"
     assert copied_question('maker = read("Who founded the company that built the Kell Viaduct?")\n'
@@ -243,7 +243,7 @@ def test_a_program_that_sends_the_whole_question_to_its_first_read_is_a_copy():
 async def test_a_copied_question_that_names_its_first_hop_as_the_thing_that_did_something_is_asked_that_hop():
     """Every sample reads "Who founded the company that built the bridge?" first, then "Who founded {x}?": the first
     read becomes "Which company built the bridge?", with no second planner call."""
-    from reasoning.program_planner import uncopied
+    from stepwise.reasoning.program_planner import uncopied
 
     question = "Who founded the company that built the bridge?"
     copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
@@ -274,7 +274,7 @@ async def test_when_every_sample_copies_the_question_the_planner_is_told_to_ask_
 def test_a_first_read_that_already_asks_what_the_next_read_asks_about_its_answer_is_a_copy():
     """"Who is the founder of the company …?" then "Who founded {maker}?" asks the second hop twice; "What is the name
     of the company …?" then "Who founded {maker}?" does not."""
-    from reasoning.program_planner import copied_question
+    from stepwise.reasoning.program_planner import copied_question
 
     question = "Who founded the company that built the Kell Viaduct?"
     assert copied_question('maker = read("Who is the founder of the company that built the Kell Viaduct?")\n'
@@ -352,9 +352,9 @@ def test_for_a_question_naming_what_the_documents_hold_a_program_that_reads_them
     in them; without such a name the plain majority stands."""
     from pathlib import Path
 
-    from reasoning.program import compile_program
-    from reasoning.program_planner import _Rules, _vote
-    from tools.docs import DocSearch
+    from stepwise.reasoning.program import compile_program
+    from stepwise.reasoning.program_planner import _Rules, _vote
+    from stepwise.tools.docs import DocSearch
 
     tools = {**default_tools(), "docs": DocSearch(Path(__file__).resolve().parent.parent / "fixtures" / "docs")}
     asking = 'who = ask("Who negotiated the accord?")\nanswer = ask(f"When was {who} born?")'

@@ -11,22 +11,22 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from reasoning import events as ev
-from reasoning.composer import Composer
-from reasoning.context import RunContext
-from reasoning.functions import function_messages
-from reasoning.options import RunOptions
-from reasoning.plan import validate_plan
-from reasoning.planner import Planner, example_turns, planner_prompt
-from reasoning.program import compile_program
-from reasoning.program_planner import ProgramPlanner
-from reasoning.repair import repair_messages
-from reasoning.router import Router
-from reasoning.types import EXPERT_SYSTEM, NOT_IN_DOCUMENTS, Expert, Function, Message, Plan, Step
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.composer import Composer
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.functions import function_messages
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.plan import validate_plan
+from stepwise.reasoning.planner import Planner, example_turns, planner_prompt
+from stepwise.reasoning.program import compile_program
+from stepwise.reasoning.program_planner import ProgramPlanner
+from stepwise.reasoning.repair import repair_messages
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import EXPERT_SYSTEM, NOT_IN_DOCUMENTS, Expert, Function, Message, Plan, Step
+from stepwise.tools import default_tools
+from stepwise.tools.docs import DocSearch
+from stepwise.verifiers.model import Judge, SelfConsistency
 from tests.doubles import Script, engine_with
-from tools import default_tools
-from tools.docs import DocSearch
-from verifiers.model import Judge, SelfConsistency
 
 DOCS = DocSearch(Path(__file__).resolve().parent.parent / "fixtures" / "docs")
 

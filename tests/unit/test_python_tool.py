@@ -9,7 +9,7 @@ import time
 import msgspec
 import pytest
 
-from tools.python import PythonArgs, PythonTool
+from stepwise.tools.python_tool import PythonArgs, PythonTool
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ async def test_output_is_cut_at_the_limit_and_a_flood_stops_the_program():
 async def test_a_program_may_search_with_the_puzzle_helper(tool):
     """`from puzzle import make` is there inside the sandbox: an expression using each number once that equals the
     target, found by exhaustive search, or None."""
-    from evals.scoring import evaluate_24
+    from stepwise.evals.scoring import evaluate_24
 
     found = await run(tool, "from puzzle import make\nprint(make(24, [3, 3, 8, 8]))")
     value, used = evaluate_24(found)  # exact: 8 / (3 - 8 / 3) is 24 only in fractions

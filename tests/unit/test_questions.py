@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reasoning.questions import counts_things
+from stepwise.reasoning.questions import counts_things
 
 
 @pytest.mark.parametrize(("question", "counting"), [
@@ -23,7 +23,7 @@ def test_a_question_counts_things_when_it_asks_how_many_of_something_that_is_not
 
 def test_the_numbers_a_program_uses_are_counted_as_written_or_as_a_percents_fraction():
     """80% used as 0.8 counts; 0 and 1 are never required; a number inside a query's text counts too."""
-    from reasoning.questions import given_numbers, numbers_used
+    from stepwise.reasoning.questions import given_numbers, numbers_used
 
     given = given_numbers("Of 1,200 students, 80% play; 1 in 3 of the rest sing. How many sing?")
     assert given == {1200.0, 80.0, 3.0}
@@ -43,6 +43,6 @@ def test_the_numbers_a_program_uses_are_counted_as_written_or_as_a_percents_frac
 def test_a_choice_offers_the_names_ending_its_ask_and_goes_the_way_its_comparative_says(question, offered, way):
     """The options are the short names joined by "or" after the ask's last comma or colon; cheaper/fewer choose the
     smallest, more/taller the largest."""
-    from reasoning.questions import direction, options
+    from stepwise.reasoning.questions import direction, options
 
     assert options(question) == offered and direction(question) == way

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.experts import launch_plan
-from app.registry import RegistryError, default_registry, load_registry
-from app.settings import Settings
+from stepwise.app.experts import launch_plan
+from stepwise.app.registry import RegistryError, default_registry, load_registry
+from stepwise.app.settings import Settings
 
 
 def write(tmp_path, text: str):

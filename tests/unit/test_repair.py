@@ -7,13 +7,13 @@ import asyncio
 
 import msgspec
 
-from reasoning import events as ev
-from reasoning.options import RunOptions
-from reasoning.report import fold
-from reasoning.types import Answer, Plan, Step
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.types import Answer, Plan, Step
+from stepwise.tools import default_tools
+from stepwise.verifiers.policy import VerdictPolicy
 from tests.doubles import Script, engine_with
-from tools import default_tools
-from verifiers.policy import VerdictPolicy
 
 
 def encode(value) -> str:

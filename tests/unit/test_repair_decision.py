@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reasoning import errors
-from reasoning.repair_decision import Tried, decide_repair
-from verifiers.policy import VerdictPolicy
+from stepwise.reasoning import errors
+from stepwise.reasoning.repair_decision import Tried, decide_repair
+from stepwise.verifiers.policy import VerdictPolicy
 
 WRITTEN = frozenset({1, 2})
 

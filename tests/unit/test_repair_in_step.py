@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from reasoning import events as ev
-from reasoning.options import RunOptions
-from reasoning.repair import repair_grammar
-from reasoning.report import fold
-from reasoning.types import Answer, Grammar, Plan, Step
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.repair import repair_grammar
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.types import Answer, Grammar, Plan, Step
+from stepwise.tools import default_tools
+from stepwise.tools.sql import SqlArgs
+from stepwise.tools.sql_grammar import sql_grammar
 from tests.doubles import Script, engine_with
 from tests.unit.test_sql_grammar import accepts
-from tools import default_tools
-from tools.sql import SqlArgs
-from tools.sql_grammar import sql_grammar
 
 SCHEMA = "  table employees(id integer, name text, salary numeric)"
 HEADCOUNT = "SELECT headcount FROM employees"

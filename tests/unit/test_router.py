@@ -8,11 +8,11 @@ import uuid
 import msgspec
 import pytest
 
-from reasoning import events as ev
-from reasoning.context import Budget, RunContext
-from reasoning.errors import BackendError, BackendUnavailable, BudgetExceeded, OutputInvalid
-from reasoning.router import Router
-from reasoning.types import Answer, Expert, Message
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.context import Budget, RunContext
+from stepwise.reasoning.errors import BackendError, BackendUnavailable, BudgetExceeded, OutputInvalid
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Answer, Expert, Message
 from tests.doubles import Scripted
 
 

@@ -7,15 +7,15 @@ import asyncio
 
 import msgspec
 
-from reasoning import events as ev
-from reasoning.engine import Engine
-from reasoning.options import RunOptions
-from reasoning.report import fold
-from reasoning.router import Router
-from reasoning.types import EXPERT_SYSTEM, Answer, Completion, Expert, Plan, Step, Usage
-from tools import default_tools
-from verifiers import default_verifiers
-from verifiers.policy import VerdictPolicy
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.engine import Engine
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import EXPERT_SYSTEM, Answer, Completion, Expert, Plan, Step, Usage
+from stepwise.tools import default_tools
+from stepwise.verifiers import default_verifiers
+from stepwise.verifiers.policy import VerdictPolicy
 
 
 class SlowExperts:

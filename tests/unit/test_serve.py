@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from app.logs import configure_logging
-from app.serve import describe_database, describe_model, ready_line
-from app.settings import Settings
+from stepwise.app.logs import configure_logging
+from stepwise.app.serve import describe_database, describe_model, ready_line
+from stepwise.app.settings import Settings
 
 
 def settings(**env: str) -> Settings:

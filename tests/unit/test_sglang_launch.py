@@ -3,8 +3,8 @@ and two routers on one host do not fight over the metrics port."""
 
 from __future__ import annotations
 
-from app.experts import launch_plan
-from app.registry import load_registry
+from stepwise.app.experts import launch_plan
+from stepwise.app.registry import load_registry
 
 
 def test_the_router_is_ready_when_it_has_a_worker_and_has_a_metrics_port_of_its_own(tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from reasoning.backends.templates import ADDED_BY_TOKENIZER, TEMPLATES
-from reasoning.types import Message
+from stepwise.reasoning.backends.templates import ADDED_BY_TOKENIZER, TEMPLATES
+from stepwise.reasoning.types import Message
 
 CHAT = [Message("system", "Be terse."), Message("user", "Hi")]
 

@@ -11,8 +11,8 @@ import re
 import llguidance
 import pytest
 
-from evals.datasets import DEV_DIR
-from tools.sql_grammar import nameable, sql_grammar
+from stepwise.evals.datasets import DEV_DIR
+from stepwise.tools.sql_grammar import nameable, sql_grammar
 
 # The small company of issue 11, where the planner wrote `headcount` and `department_name`.
 COMPANY = {

@@ -10,8 +10,8 @@ import httpx
 import msgspec
 import pytest
 
-from reasoning.backends.http import stream_chunks
-from reasoning.errors import BackendError
+from stepwise.reasoning.backends.transport import stream_chunks
+from stepwise.reasoning.errors import BackendError
 
 URL = "http://model.test/generate"
 

@@ -8,21 +8,21 @@ import uuid
 
 import msgspec
 
-from app.registry import Fleet
-from app.runtime import engine_for
-from app.settings import Settings
-from reasoning import events as ev
-from reasoning.engine import Engine
-from reasoning.errors import explain
-from reasoning.options import RunOptions
-from reasoning.report import fold
-from reasoning.router import Router
-from reasoning.types import MAX_TOOL_RESULT_BYTES, Expert, Plan, Step
+from stepwise.app.registry import Fleet
+from stepwise.app.runtime import engine_for
+from stepwise.app.settings import Settings
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.engine import Engine
+from stepwise.reasoning.errors import explain
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import MAX_TOOL_RESULT_BYTES, Expert, Plan, Step
+from stepwise.tools import tool
+from stepwise.verifiers import default_verifiers
+from stepwise.verifiers.basic import ToolRecomputed
+from stepwise.verifiers.policy import VerdictPolicy
 from tests.doubles import InstantBackend
-from tools import tool
-from verifiers import default_verifiers
-from verifiers.basic import ToolRecomputed
-from verifiers.policy import VerdictPolicy
 
 
 @tool

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from app.trace import step_needs
-from app.trace_page import trace_data
-from reasoning import events as ev
-from reasoning.types import Plan, Step
+from stepwise.app.trace import step_needs
+from stepwise.app.trace_page import trace_data
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.types import Plan, Step
 
 RUN = uuid.uuid4()
 

@@ -10,8 +10,8 @@ import uuid
 import asyncpg
 import pytest
 
-from app.trace import TraceSink
-from reasoning import events as ev
+from stepwise.app.trace import TraceSink
+from stepwise.reasoning import events as ev
 
 POISON = 10**5000  # a result JSON cannot hold (the stand-in describes it)
 

@@ -8,16 +8,16 @@ import uuid
 import msgspec
 import pytest
 
-from reasoning import events as ev
-from reasoning.engine import Engine
-from reasoning.errors import PlanInvalid
-from reasoning.options import RunOptions
-from reasoning.plan import tool_args_schema
-from reasoning.report import fold
-from reasoning.types import Plan, Step
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.engine import Engine
+from stepwise.reasoning.errors import PlanInvalid
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.plan import tool_args_schema
+from stepwise.reasoning.report import fold
+from stepwise.reasoning.types import Plan, Step
+from stepwise.tools import load_tools, tool
 from tests.doubles import InstantBackend, engine_with
 from tests.fixtures import user_tools
-from tools import load_tools, tool
 
 
 def test_parameters_become_the_argument_schema():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from reasoning.types import Expect, Step
+from stepwise.reasoning.types import Expect, Step
+from stepwise.tools import default_tools, load_tools
+from stepwise.verifiers import default_verifiers
+from stepwise.verifiers.basic import ExpertAnswered, NumericSanity, ResultTyped, ToolRecomputed
 from tests.fixtures import user_tools
-from tools import default_tools, load_tools
-from verifiers import default_verifiers
-from verifiers.basic import ExpertAnswered, NumericSanity, ResultTyped, ToolRecomputed
 
 STEP = Step(1, "tool", "calculator", {"expression": "6*7"})
 

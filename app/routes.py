@@ -18,12 +18,12 @@ from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from app.auth import key_guard
-from app.bodies import StrictRequest
-from app.experts import ExpertStatus, expert_statuses
-from app.metrics import Metrics, request_counter
-from app.openai_api import RUN_HEADER, SYSTEM_MODEL, ChatRequest, chat_completions, list_models
-from app.openapi import (
+from stepwise.app.auth import key_guard
+from stepwise.app.bodies import StrictRequest
+from stepwise.app.experts import ExpertStatus, expert_statuses
+from stepwise.app.metrics import Metrics, request_counter
+from stepwise.app.openai_api import RUN_HEADER, SYSTEM_MODEL, ChatRequest, chat_completions, list_models
+from stepwise.app.openapi import (
     DATABASE_DOWN,
     JSON_BODY,
     RunRef,
@@ -35,18 +35,18 @@ from app.openapi import (
     guarded,
     run_failures,
 )
-from app.runtime import Runtime
-from app.settings import Settings
-from app.status import status_for
-from app.streaming import Channel, unless_gone
-from app.trace import RunLookupError
-from app.trace_page import trace_page
-from reasoning.context import Budget
-from reasoning.errors import PlanInvalid
-from reasoning.events import AnyEvent, EventSink
-from reasoning.options import RunOptions
-from reasoning.report import RunReport
-from reasoning.types import Plan
+from stepwise.app.runtime import Runtime
+from stepwise.app.settings import Settings
+from stepwise.app.status import status_for
+from stepwise.app.streaming import Channel, unless_gone
+from stepwise.app.trace import RunLookupError
+from stepwise.app.trace_page import trace_page
+from stepwise.reasoning.context import Budget
+from stepwise.reasoning.errors import PlanInvalid
+from stepwise.reasoning.events import AnyEvent, EventSink
+from stepwise.reasoning.options import RunOptions
+from stepwise.reasoning.report import RunReport
+from stepwise.reasoning.types import Plan
 
 _encode = msgspec.json.Encoder().encode
 

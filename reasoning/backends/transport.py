@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from reasoning.errors import BackendError, BackendTimeout, BackendUnavailable, DeadlineExceeded
+from stepwise.reasoning.errors import BackendError, BackendTimeout, BackendUnavailable, DeadlineExceeded
 
 T = TypeVar("T")
 DONE = "[DONE]"  # the last data line of an OpenAI-style stream (SGLang's /generate ends so too)
