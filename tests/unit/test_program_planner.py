@@ -40,6 +40,18 @@ class Samples:
         return Completion(self.answers.pop(0), Usage(10, 5, 0), 1.0, "test")
 
 
+class Lookup:
+    """A tool free of side effects (as sql and python are): a one-cell table of the number it is asked."""
+
+    name, description, deterministic, side_effect_free = "lookup", "looks a number up", False, True
+
+    class args_type(msgspec.Struct):
+        query: str
+
+    async def run(self, args):
+        return {"columns": ["n"], "rows": [[int(args.query)]], "truncated": False}
+
+
 async def run(backend: Samples, question: str, samples: int = 5, always: bool = False, worked: bool = False):
     tools = default_tools()
     engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=samples,
@@ -160,15 +172,6 @@ async def test_a_program_answering_two_things_votes_by_both_values_and_the_compo
 async def test_programs_of_side_effect_free_tools_vote_by_value_and_ties_go_to_the_shortest():
     """A tool that says it is free of side effects (as sql and python do) is run for each sample: samples agreeing on
     its value outvote a lone computed one; with no majority, the program of fewest steps wins."""
-    class Lookup:
-        name, description, deterministic, side_effect_free = "lookup", "looks a number up", False, True
-
-        class args_type(msgspec.Struct):
-            query: str
-
-        async def run(self, args):
-            return {"columns": ["n"], "rows": [[int(args.query)]], "truncated": False}
-
     programs = ['a = lookup("7")\nanswer = a * 2', 'answer = lookup("14")', 'answer = 3 * 5',
                 'b = lookup("14")\nanswer = b']
     backend = Samples(programs)
@@ -403,15 +406,6 @@ async def test_a_majority_or_a_query_asks_for_no_worked_solution():
     agreeing = Samples(["answer = 3 + 3", "answer = 2 * 3", "answer = 6", "answer = 2 + 3", "answer = 3 + 4"])
     _, events = await run(agreeing, "How many are there?", worked=True)
     assert len(agreeing.calls) == 1 and next(e for e in events if isinstance(e, ev.ProgramsSampled)).worked is None
-
-    class Lookup:
-        name, description, deterministic, side_effect_free = "lookup", "looks a number up", False, True
-
-        class args_type(msgspec.Struct):
-            query: str
-
-        async def run(self, args):
-            return {"columns": ["n"], "rows": [[int(args.query)]], "truncated": False}
 
     tools = {**default_tools(), "lookup": Lookup()}
     queried = Samples(['answer = lookup("7")', 'answer = lookup("8")', 'answer = lookup("9")'])
