@@ -40,7 +40,7 @@ from stepwise.reasoning.questions import (
 from stepwise.reasoning.router import Router
 from stepwise.reasoning.types import MAX_TOOL_RESULT_BYTES, Grammar, Message, Plan, Sampling, Step, Tool, bounded
 
-_Compiled = tuple[list["Program | None"], list["str | None"], list[Any]]  # programs, compile errors, computed values
+_Compiled = tuple[list[Program | None], list[str | None], list[Any]]  # programs, compile errors, computed values
 
 
 class ProgramPlanner:
@@ -152,10 +152,11 @@ class ProgramPlanner:
             # 47 of 61 with a majority), and more samples, and a solution worked out in words, make it less of one
             # (re-voted over the same samples: 11 with five more, 13 with the worked solution, 14 with both). Both at
             # once: the wait is the longer of the two, not their sum.
-            checks = self.worked and question is not None and _word_problem(programs, values, self.arithmetic)
             (more_texts, more), worked = await asyncio.gather(
                 self._more(messages, ctx, purpose, grammar, sampling, tools, question),
-                self._worked(question, ctx) if checks and question is not None else _nothing())
+                self._worked(question, ctx)
+                if self.worked and question is not None and _word_problem(programs, values, self.arithmetic)
+                else _nothing())
             texts += more_texts
             programs, errors, values = programs + more[0], errors + more[1], values + more[2]
             chosen, votes = _vote(programs, values, rules, texts, worked=worked)
