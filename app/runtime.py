@@ -22,6 +22,7 @@ from stepwise.app.migrate import migrate
 from stepwise.app.registry import Fleet, Registry, build_fleet, registry_for
 from stepwise.app.settings import Settings
 from stepwise.app.trace import TraceSink, find_run, load_events
+from stepwise.app.trace_process import ProcessSink, TraceWriter
 from stepwise.reasoning.composer import Composer
 from stepwise.reasoning.engine import Engine
 from stepwise.reasoning.events import AnyEvent, EventSink, FanOut, Recorder
@@ -80,7 +81,8 @@ def engine_for(settings: Settings, fleet: Fleet, tools: Mapping[str, Tool]) -> E
 
 
 class Runtime:
-    def __init__(self, settings: Settings, engine: Engine, fleet: Fleet, pool: asyncpg.Pool, sink: TraceSink, url: str):
+    def __init__(self, settings: Settings, engine: Engine, fleet: Fleet, pool: asyncpg.Pool, sink: TraceWriter,
+                 url: str):
         self.settings = settings
         self.engine = engine
         self.router = engine.router
@@ -118,8 +120,13 @@ class Runtime:
         # Events still unwritten at shutdown (Postgres down) are spilled there and replayed by the next start on the
         # same database: the folder is named after it, so a test's or another server's events never land elsewhere.
         spill_dir = settings.data_dir / "trace-spill" / hashlib.sha256(db.redact(url).encode()).hexdigest()[:16]
-        sink = TraceSink(lambda: db.connect(url), maxsize=settings.trace_queue, spill_dir=spill_dir)
-        sink.start()
+        sink: TraceWriter
+        if settings.trace_writer == "process":
+            sink = ProcessSink(url, maxsize=settings.trace_queue, spill_dir=spill_dir, log_level=settings.log_level)
+            await sink.start()
+        else:
+            sink = TraceSink(lambda: db.connect(url), maxsize=settings.trace_queue, spill_dir=spill_dir)
+            sink.start()
         fleet = await build_fleet(registry, settings)
         log.info("runtime_started", experts=sorted(fleet.experts), database=db.redact(url))
         engine = engine_for(settings, fleet, tools)

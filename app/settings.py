@@ -82,6 +82,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trace_queue: int = 100_000
     """Trace events held in memory while Postgres is slow or down (STEPWISE_TRACE_QUEUE); past it they wait in files
     under `data_dir / "trace-spill"`, in order (dropped, and counted, only if those cannot be written)."""
+    trace_writer: str = "process"
+    """Where the trace is written from (STEPWISE_TRACE_WRITER): `process`, a child process the server starts
+    (app.trace_process), so writing it costs the server's event loop almost nothing; `inline`, the server's own
+    event loop."""
     api_keys: tuple[str, ...] = ()
     """Keys a client must present (STEPWISE_API_KEYS, comma-separated); empty, the API is open."""
     max_body_bytes: int = 1_048_576
@@ -127,7 +131,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("max_body_bytes", "STEPWISE_MAX_BODY_BYTES", int), ("planner", "STEPWISE_PLANNER", str),
             ("plan_samples", "STEPWISE_PLAN_SAMPLES", int), ("compose", "STEPWISE_COMPOSE", str),
             ("plan_more", "STEPWISE_PLAN_MORE", int), ("shutdown_grace_s", "STEPWISE_SHUTDOWN_GRACE_S", float),
-            ("trace_queue", "STEPWISE_TRACE_QUEUE", int),
+            ("trace_queue", "STEPWISE_TRACE_QUEUE", int), ("trace_writer", "STEPWISE_TRACE_WRITER", str),
             ("max_tool_result_bytes", "STEPWISE_MAX_TOOL_RESULT_BYTES", int),
         ):
             if env.get(var):
@@ -135,6 +139,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     values[name] = kind(env[var])
                 except ValueError as exc:
                     raise SystemExit(f"{var}={env[var]!r} is not a valid {kind.__name__}") from exc
+        if values.get("trace_writer", "process") not in ("process", "inline"):
+            raise SystemExit(f"STEPWISE_TRACE_WRITER={values['trace_writer']!r}: say `process` or `inline`")
         if env.get("STEPWISE_PLAN_WORKED"):  # only when set: otherwise a configuration file's `worked` holds
             values["plan_worked"] = env["STEPWISE_PLAN_WORKED"].lower() not in ("0", "false", "no")
         if env.get("STEPWISE_VERIFIERS"):

@@ -196,15 +196,15 @@ class TraceSink:
                 return
             except asyncio.QueueFull:
                 if self._spill_dir is None:
-                    self._lose(1, "trace queue full")
+                    self.lose(1, "trace queue full")
                     return
                 self._overflow = _Overflow(self._spill_dir / "overflow",
                                            chunk=min(self._batch_size, self._queue.maxsize))
                 log.warning("trace_queue_overflowing", queue=self._queue.maxsize, folder=str(self._overflow.folder))
         try:
-            self._overflow.append(_json_line(event))
+            self._overflow.append(json_line(event))
         except Exception as exc:  # the disk (OSError), or an event not even a stand-in of can be JSON
-            self._lose(1, f"trace queue full, and not kept in {self._overflow.folder}: {exc!r}")
+            self.lose(1, f"trace queue full, and not kept in {self._overflow.folder}: {exc!r}")
             return
         self.overflowed += 1
         if self._queue.empty():  # the writer is waiting for events: give it the oldest held ones
@@ -227,7 +227,7 @@ class TraceSink:
             try:
                 events.append(_decode_event(line))
             except msgspec.DecodeError as exc:  # a file damaged on disk
-                self._lose(1, f"unreadable line in an overflow file: {exc}")
+                self.lose(1, f"unreadable line in an overflow file: {exc}")
         return events
 
     def start(self) -> None:
@@ -285,7 +285,7 @@ class TraceSink:
                  spilled=self.spilled, dropped=self.dropped, retries=self.retries, replayed=self.replayed,
                  overflowed=self.overflowed)
 
-    def _lose(self, count: int, reason: str) -> None:
+    def lose(self, count: int, reason: str) -> None:
         if count <= 0:
             return
         before, self.dropped = self.dropped, self.dropped + count
@@ -298,18 +298,18 @@ class TraceSink:
         if not events:
             return
         if self._spill_dir is None:
-            self._lose(len(events), reason)
+            self.lose(len(events), reason)
             return
         lines = []
         for event in events:
             try:
-                lines.append(_json_line(event))
+                lines.append(json_line(event))
             except Exception:
-                self._lose(1, f"{reason}; not JSON, nor any stand-in of it: {_tag(event)} of run {event.run_id}")
+                self.lose(1, f"{reason}; not JSON, nor any stand-in of it: {_tag(event)} of run {event.run_id}")
         try:
-            path = _write_spill(self._spill_dir, lines)
+            path = write_spill(self._spill_dir, lines)
         except OSError as exc:
-            self._lose(len(lines), f"{reason}; no spill file written in {self._spill_dir}: {exc!r}")
+            self.lose(len(lines), f"{reason}; no spill file written in {self._spill_dir}: {exc!r}")
             return
         self.spilled += len(lines)
         log.warning("trace_events_spilled", count=len(lines), path=str(path), reason=reason)
@@ -334,13 +334,13 @@ class TraceSink:
                 try:
                     self._queue.put_nowait(_decode_event(line))
                 except msgspec.DecodeError as exc:  # a file damaged since it was written
-                    self._lose(1, f"unreadable line in spill file {path}: {exc}")
+                    self.lose(1, f"unreadable line in spill file {path}: {exc}")
                     continue
                 self.replayed += 1
             claimed.unlink()
             log.info("trace_spill_replayed", path=str(path), lines=len(lines))
         if overflow:
-            _write_spill(self._spill_dir, overflow)
+            write_spill(self._spill_dir, overflow)
 
     async def _drain(self) -> None:
         while True:
@@ -414,7 +414,7 @@ class TraceSink:
             await self._on_connection(lambda conn: conn.execute(_DEAD_LETTER, event.run_id, tag,
                                                                 dead_letter_text(event), reason))
         except _Rejected as rejected:
-            self._lose(1, f"{tag} of run {event.run_id} refused ({reason}), and so was its dead letter: "
+            self.lose(1, f"{tag} of run {event.run_id} refused ({reason}), and so was its dead letter: "
                           f"{rejected.error!r}")
             return
         self.dead_lettered += 1
@@ -545,7 +545,7 @@ class _Overflow:
                 path.unlink()
 
 
-def _json_line(event: ev.AnyEvent) -> bytes:
+def json_line(event: ev.AnyEvent) -> bytes:
     """The event as one JSON line for a file: as stored (`storable`), or, when JSON cannot hold a value of it (an
     integer past 4,300 digits, nesting too deep), its first stand-in: what `events` would hold for it (Postgres
     refuses the original; only its dead letter, not kept here, would be more)."""
@@ -588,7 +588,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _write_spill(folder: Path, lines: list[bytes]) -> Path:
+def write_spill(folder: Path, lines: list[bytes]) -> Path:
     """A new spill file of `lines` in `folder`, named so files sort oldest first; complete or absent (written under
     another name, then renamed), so a sink starting meanwhile never claims half a file."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ asyncio streams, cheap so the 2 cores go to the server; each level stops after a
 Each request is POST /v1/reason with an imperative plan of three calculator steps (two independent, one joining
 them), so no planner call; the composer's call goes to the instant model.
 
-    python -m bench.server [--requests 2000] [--cap-s 15] [--repeats 3]
+    python -m bench.server [--requests 2000] [--cap-s 15] [--repeats 3] [--inline] [--before REF] [--write]
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import httpx
 import msgspec
 import psutil
 
-from bench.common import median, scratch_database, table
+from bench.common import machine, median, scratch_database, table
+from bench.sections import write_section
 from stepwise.app.experts import wait_healthy
 
 CLIENTS = (1, 4, 16, 64)
@@ -168,12 +169,16 @@ def checkout(ref: str) -> str:
     return folder
 
 
-async def measure(requests: int, cap_s: float, repeats: int, before: str | None = None) -> tuple[dict, dict]:
-    """Per (clients, variant) the rows of each repeat; variants: True (tracing on), False (off) and, with `before`
-    (a git ref or a folder of code), "before": tracing on with that code, measured in the same run."""
+async def measure(requests: int, cap_s: float, repeats: int, before: str | None = None,
+                  inline: bool = False) -> tuple[dict, dict]:
+    """Per (clients, variant) the rows of each repeat; variants: True (tracing on), False (off), with `inline`
+    "inline": tracing on written from the server's own loop, and with `before` (a git ref or a folder of code),
+    "before": tracing on with that code, measured in the same run."""
     logs = tempfile.mkdtemp(prefix="stepwise-bench-server-")
     async with scratch_database() as url:
         servers: dict = {True: Server(url, True, logs), False: Server(url, False, logs)}
+        if inline:
+            servers["inline"] = Server(url, True, logs, extra=("--trace-writer", "inline"))
         if before:
             servers["before"] = Server(url, True, logs, cwd=before if Path(before).is_dir() else checkout(before))
         try:
@@ -190,13 +195,15 @@ async def measure(requests: int, cap_s: float, repeats: int, before: str | None 
                         server = servers[trace]
                         before = await count_rows(url) if trace else 0
                         pg = await backends(url) if trace else []
-                        cpu_before = (cpu_s([server.ps]), cpu_s(pg))
+                        writer = server.ps.children()  # the trace writer process, if it has one
+                        cpu_before = (cpu_s([server.ps]), cpu_s(pg), cpu_s(writer))
                         row = await load(server.port, clients, requests, cap_s)
                         stats = await server.stats(reset=True)
                         n = max(row["requests"], 1)
                         row |= {
                             "server_cpu_ms": (cpu_s([server.ps]) - cpu_before[0]) / n * 1000,
                             "pg_cpu_ms": (cpu_s(pg) - cpu_before[1]) / n * 1000,
+                            "writer_cpu_ms": (cpu_s(writer) - cpu_before[2]) / n * 1000,
                             "rows": (await count_rows(url)) - before if trace else 0,
                             "lag_p50": pct(stats["lags_ms"], 0.5), "lag_p99": pct(stats["lags_ms"], 0.99),
                             "lagged_runs": len(stats["lags_ms"]), "dropped": stats["dropped"],
@@ -220,11 +227,13 @@ async def measure(requests: int, cap_s: float, repeats: int, before: str | None 
 
 
 def _label(variant: bool | str, before: str | None) -> str:
-    return {True: "on", False: "off"}.get(variant) or f"on, code of {before}"  # type: ignore[call-overload]
+    labels = {True: "on", False: "off", "inline": "on, written inline"}
+    return labels.get(variant) or f"on, code of {before}"  # type: ignore[call-overload]
 
 
-def report(results: dict, memory: dict, requests: int, cap_s: float, repeats: int, before: str | None = None) -> str:
-    variants = [True, *(["before"] if before else []), False]
+def report(results: dict, memory: dict, requests: int, cap_s: float, repeats: int, before: str | None = None,
+           inline: bool = False) -> str:
+    variants = [True, *(["inline"] if inline else []), *(["before"] if before else []), False]
     rows, rps = [], {}
     for clients in CLIENTS:
         for trace in variants:
@@ -238,6 +247,7 @@ def report(results: dict, memory: dict, requests: int, cap_s: float, repeats: in
                 f"{max(x['dropped'] for x in xs)}" if trace else "–",
                 sum(x["failed"] for x in xs),
                 f"{median(x['server_cpu_ms'] for x in xs):.2f}",
+                f"{median(x['writer_cpu_ms'] for x in xs):.2f}" if trace else "–",
                 f"{median(x['pg_cpu_ms'] for x in xs):.2f}" if trace else "–",
             ))
     costs = {(c, t): 1 - rps[c, t] / rps[c, False] for c in CLIENTS for t in variants if t is not False}
@@ -262,10 +272,12 @@ def report(results: dict, memory: dict, requests: int, cap_s: float, repeats: in
         f"Each level: {requests:,} requests or {cap_s:g} s, whichever first; medians of {repeats} repeats, the "
         f"{len(variants)} servers taking turns level by level. Rows = rows written to runs, events, steps, tool_calls, "
         "model_calls and verdicts during the level; lag = from a run's RunFinished to the commit of the batch holding "
-        "it (p50 / p99 ms); CPU per request = user + system time of the server process, and of the Postgres backends "
-        "serving the scratch database, over the level.\n\n"
+        "it (p50 / p99 ms); CPU per request = user + system time of the server process, of its trace writer process "
+        "(tracing on, written from a child: the default), and of the Postgres backends serving the scratch database, "
+        "over the level.\n\n"
         + table(["clients", "tracing", "req/s", "p50 ms", "p99 ms", "trace rows written", "trace lag p50 / p99 ms",
-                 "rows lost", "failed runs (all repeats)", "server CPU ms/req", "Postgres CPU ms/req"], rows)
+                 "rows lost", "failed runs (all repeats)", "server CPU ms/req", "writer process CPU ms/req",
+                 "Postgres CPU ms/req"], rows)
         + "\n\nThroughput lost to tracing (1 − on ÷ off; negative: noise): " + cost_lines
         + failed_note
         + "\n\n" + table(["tracing", "RSS after warm-up MiB", "RSS after each repeat MiB", "growth from warm-up MiB",
@@ -283,11 +295,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--cap-s", type=float, default=15.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--inline", action="store_true",
+                        help="also a traced server writing its trace from its own loop (STEPWISE_TRACE_WRITER=inline)")
     parser.add_argument("--before", help="a git ref, or a folder holding the code: also a traced server running "
                                          "that code, side by side")
+    parser.add_argument("--write", action="store_true", help="write the result into BENCHMARKS.md (section 3)")
     args = parser.parse_args()
-    results, memory = asyncio.run(measure(args.requests, args.cap_s, args.repeats, args.before))
-    print(report(results, memory, args.requests, args.cap_s, args.repeats, args.before))
+    started = time.perf_counter()
+    results, memory = asyncio.run(measure(args.requests, args.cap_s, args.repeats, args.before, args.inline))
+    body = report(results, memory, args.requests, args.cap_s, args.repeats, args.before, args.inline)
+    print(body)
+    if args.write:
+        command = (f"python -m bench.server --requests {args.requests} --cap-s {args.cap_s:g} --repeats {args.repeats}"
+                   + (" --inline" if args.inline else "") + (f" --before {args.before}" if args.before else ""))
+        write_section("server", f"`{command}` — {machine()}; took {time.perf_counter() - started:.0f} s.\n\n{body}")
 
 
 if __name__ == "__main__":
