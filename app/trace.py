@@ -187,6 +187,7 @@ class TraceSink:
         self.spilled = 0  # unwritten at shutdown, kept in a spill file for the next sink
         self.replayed = 0  # read back from spill files at start (counted in `emitted` too)
         self.overflowed = 0  # events that waited in overflow files (the queue was full)
+        self.on_stored: Callable[[], None] | None = None  # told after each batch is stored (app.trace_process)
 
     def emit(self, event: ev.AnyEvent) -> None:
         self.emitted += 1
@@ -354,6 +355,8 @@ class TraceSink:
                     batch.append(self._queue.get_nowait())
                 self._in_flight = len(batch)
                 await self._store(batch)
+                if self.on_stored is not None:
+                    self.on_stored()
                 if self._overflow is not None and self._queue.empty():
                     self._refill()  # before task_done, so flush() does not return while events wait in files
             finally:

@@ -122,6 +122,14 @@ class ProcessSink:
         return self._count("spilled")
 
     @property
+    def replayed(self) -> int:
+        return self._count("replayed")
+
+    @property
+    def overflowed(self) -> int:
+        return self._count("overflowed")
+
+    @property
     def lag_s(self) -> float:
         """How long the oldest event not yet reported stored has waited (0 when everything is written)."""
         oldest = self._held[0].at if self._held else self._pending_at if self._pending_lines else None
@@ -227,7 +235,7 @@ class ProcessSink:
             self._spill_held("the trace writer process ended before writing them")
         log.info("trace_writer_closed", emitted=self.emitted, written=self.written,
                  dead_lettered=self.dead_lettered, spilled=self.spilled, dropped=self.dropped, retries=self.retries,
-                 restarts=self.restarts)
+                 replayed=self.replayed, overflowed=self.overflowed, restarts=self.restarts)
 
     # -- the child, seen from here -----------------------------------------------------------------------------------
     async def _spawn(self) -> None:
@@ -381,6 +389,9 @@ async def _serve(url: str, queue: int, spill_dir: Path | None) -> None:
     sink.start()
     child = _Child(sink, sys.stdout.buffer)
     child.report(ready=True)  # the server's start waits for this
+    # Reported as soon as a batch is committed: what the server would send again, should this process die, is then
+    # only what is not yet written (the periodic report covers counts that change otherwise).
+    sink.on_stored = child.report
     reporting = asyncio.create_task(child.reporting())
     timeout = 10.0
     while line := await reader.readline():

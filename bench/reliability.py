@@ -13,7 +13,7 @@ Postgres is compared with what clients and the server saw:
 
 - runs started: distinct run ids the clients were given (the run id header), and how many of them Postgres has in a
   terminal state (finished, failed, cancelled) — the rest are runs left unrecorded;
-- trace rows: events the server's trace sink was handed (`emitted`, from its `trace_sink_closed` log line) against
+- trace rows: events the server's trace sink was handed (`emitted`, from its `trace_writer_closed` log line) against
   rows in `events`, and the sink's own dropped and dead-lettered counts;
 - 500s (a bug: an error no handler mapped), other 5xx (a failed run's status by design: 502 expert failed, 504
   deadline), p99 latency of the non-streamed requests, /health answers by status.
@@ -37,6 +37,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import msgspec
+import psutil
 
 from bench.common import machine, table
 from stepwise.app.migrate import migrate_url
@@ -242,7 +243,7 @@ async def _sigterm_while_postgres_down(ctx: Context, seconds: float) -> None:
     await asyncio.sleep(3)
     ctx.stopped_server = True
     stopped = await _stop(ctx.server)
-    spilled = ctx.server.log_events("trace_sink_closed")[-1].get("spilled")
+    spilled = sink_closed(ctx.server).get("spilled")
     ctx.notes.append(f"{stopped}, {spilled} events spilled to a file")
     await asyncio.to_thread(ctx.cluster.start)
     # the next start on the same data folder and database replays the spill file first
@@ -253,8 +254,29 @@ async def _sigterm_while_postgres_down(ctx: Context, seconds: float) -> None:
         await asyncio.to_thread(after.wait, 60)
     finally:
         after.kill()
-    replayed = after.log_events("trace_sink_closed")[-1].get("replayed")
+    replayed = sink_closed(after).get("replayed")
     ctx.notes.append(f"the next start replayed {replayed}")
+
+
+def sink_closed(server: StepwiseProcess) -> dict:
+    """The trace's counts as the server logged them at its stop: the writer process's totals over every child it
+    started (`trace_writer_closed`), or the in-process sink's (`trace_sink_closed`, STEPWISE_TRACE_WRITER=inline)."""
+    for name in ("trace_writer_closed", "trace_sink_closed"):
+        if lines := server.log_events(name):
+            return lines[-1]
+    return {}
+
+
+async def _trace_writer_killed(ctx: Context, seconds: float) -> None:
+    """SIGKILL the server's trace writer process a third and two thirds of the way in (the server starts another)."""
+    for _ in range(2):
+        await asyncio.sleep(seconds / 3)
+        writers = [p for p in psutil.Process(ctx.server.process.pid).children()
+                   if "stepwise.app.trace_process" in " ".join(p.cmdline())]
+        for writer in writers:
+            writer.kill()
+        ctx.notes.append(f"{len(writers)} trace writer process killed")
+    await asyncio.sleep(seconds / 3)
 
 
 def _caught_up(server: StepwiseProcess, timeout_s: float = 60) -> None:
@@ -295,6 +317,8 @@ SCENARIOS = [
              _sse_then_leave),
     Scenario("chat_stream_disconnect", "every client leaves its chat stream at the first chunk with text", _nothing,
              _chat_stream_then_leave),
+    Scenario("trace_writer_killed", "the server's trace writer process SIGKILLed a third and two thirds of the way in",
+             _trace_writer_killed),
     Scenario("sigterm_under_load", "SIGTERM half-way; clients keep trying (refused)", _sigterm),
     Scenario("sigterm_while_postgres_down",
              "Postgres stopped 2 s in, SIGTERM 3 s later; Postgres started after the exit, "
@@ -310,7 +334,7 @@ class Result(msgspec.Struct):
     tally: Tally
     stored: Counter  # runs.status of the clients' run ids, as Postgres has them ("missing": no row)
     events_rows: int
-    sink: dict  # the server's trace_sink_closed counters
+    sink: dict  # the server's trace counters at its stop (sink_closed)
     exit_status: int | None
     lingering: int  # runs the server still counted in progress before it stopped
     seconds: float
@@ -379,9 +403,9 @@ async def run_scenario(scenario: Scenario, cluster: PostgresCluster, clients: in
     finally:
         server.kill()
         expert.close()
-    closed = server.log_events("trace_sink_closed")
-    if closed and closed[-1].get("overflowed"):
-        ctx.notes.append(f"{closed[-1]['overflowed']} events waited in overflow files")
+    closed = sink_closed(server)
+    if closed.get("overflowed"):
+        ctx.notes.append(f"{closed['overflowed']} events waited in overflow files")
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch("SELECT run_id::text AS run_id, status FROM runs WHERE run_id::text = ANY($1)",
@@ -391,8 +415,7 @@ async def run_scenario(scenario: Scenario, cluster: PostgresCluster, clients: in
         await conn.close()
     stored = Counter(row["status"] for row in rows)
     stored["missing"] = len(tally.run_ids) - len(rows)
-    return Result(scenario, tally, stored, events_rows, closed[-1] if closed else {}, exit_status, lingering, elapsed,
-                  ctx.notes)
+    return Result(scenario, tally, stored, events_rows, closed, exit_status, lingering, elapsed, ctx.notes)
 
 
 def render(results: list[Result], clients: int, seconds: float) -> str:

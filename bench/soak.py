@@ -28,7 +28,7 @@ import msgspec
 import psutil
 
 from bench.common import machine, scratch_database, table
-from bench.reliability import REASON, write
+from bench.reliability import REASON, sink_closed, write
 from stepwise.app.openai_api import RUN_HEADER
 from tests.processes import SGLangProcess, StepwiseProcess, experts_file
 
@@ -124,7 +124,7 @@ async def run(minutes: float, rate: float, every_s: float) -> dict:
             server.terminate()
             code = await asyncio.to_thread(server.wait, 90)
             stop = f"exit status {code} {time.monotonic() - started:.1f} s after SIGTERM"
-            closed = server.log_events("trace_sink_closed")[-1]
+            closed = sink_closed(server)
         finally:
             if server is not None:
                 server.kill()
