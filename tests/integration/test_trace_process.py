@@ -144,3 +144,20 @@ def test_the_trace_writer_setting_names_the_variable_when_wrong(tmp_path):
         == "inline"
     with pytest.raises(SystemExit, match="STEPWISE_TRACE_WRITER"):
         Settings.from_env({"STEPWISE_DATA_DIR": str(tmp_path), "STEPWISE_TRACE_WRITER": "thread"})
+
+
+async def test_the_writer_is_told_of_each_batch_as_soon_as_it_is_committed(database_url):
+    """TraceSink.on_stored runs right after a batch commits, with the batch counted: the writer process reports
+    then, so a writer killed later is not resent (and does not write twice) what it had committed."""
+    from stepwise.app import db
+    from stepwise.app.trace import TraceSink
+
+    sink = TraceSink(lambda: db.connect(database_url))
+    seen: list[int] = []
+    sink.on_stored = lambda: seen.append(sink.written)
+    sink.start()
+    for event in run_events(uuid.uuid4()):
+        sink.emit(event)
+    assert await sink.flush(timeout=20)
+    await sink.close()
+    assert seen == [10]
