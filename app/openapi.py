@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import msgspec
 from litestar import Litestar
@@ -27,6 +27,7 @@ from litestar.params import PathParameter
 
 from stepwise.app.auth import OPEN_PATHS
 from stepwise.app.status import STATUS_BY_ERROR
+from stepwise.reasoning.types import Step
 
 
 class ErrorBody(msgspec.Struct):
@@ -133,9 +134,10 @@ def document_request_bodies(app: Litestar, bodies: Mapping[str, Any], *, tools: 
             for option in tools_field.get("anyOf", [tools_field]):
                 if option.get("type") == "array":
                     option["items"] = {"type": "string", "enum": sorted(tools)}
-        if "Step" in components:
-            targets = sorted({*tools, *experts, "parallel"})
-            components["Step"]["properties"]["target"] = {"type": "string", "enum": targets}
+        for variant in get_args(Step):  # each kind of step: any of the names a target may be
+            if variant.__name__ in components:
+                targets = sorted({*tools, *experts, "parallel"})
+                components[variant.__name__]["properties"]["target"] = {"type": "string", "enum": targets}
         if experts and "ChatRequest" in components:
             models = [system_model, *sorted(experts)]
             components["ChatRequest"]["properties"]["model"] = {"type": "string", "enum": models}

@@ -11,7 +11,7 @@ from stepwise.reasoning.composer import Composer
 from stepwise.reasoning.engine import Engine
 from stepwise.reasoning.planner import Planner
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import Completion, Expert, Plan, Step, Usage
+from stepwise.reasoning.types import Completion, Expert, ExpertStep, Plan, Step, ToolStep, Usage
 from stepwise.tools import default_tools
 from stepwise.verifiers import default_verifiers
 from stepwise.verifiers.policy import VerdictPolicy
@@ -81,5 +81,5 @@ def fan_out(n: int, kind: str = "tool") -> Plan:
 
 def _step(i: int, kind: str, deps: list[int]) -> Step:
     if kind == "tool":
-        return Step(i, "tool", "noop", {"x": i}, deps)
-    return Step(i, "expert", "general", f"question {i}", deps)
+        return ToolStep(i, "noop", {"x": i}, deps)
+    return ExpertStep(i, "general", f"question {i}", deps)

@@ -21,11 +21,11 @@ from stepwise.app.logs import configure_logging
 from stepwise.app.trace import TraceSink
 from stepwise.reasoning.events import Recorder
 from stepwise.reasoning.options import RunOptions
-from stepwise.reasoning.types import Plan, Step
+from stepwise.reasoning.types import Plan, ToolStep
 
 PLAN = Plan([
-    Step(1, "tool", "calculator", {"expression": "17*23"}), Step(2, "tool", "calculator", {"expression": "45*12"}),
-    Step(3, "tool", "calculator", {"expression": "$1+$2"}, [1, 2]),
+    ToolStep(1, "calculator", {"expression": "17*23"}), ToolStep(2, "calculator", {"expression": "45*12"}),
+    ToolStep(3, "calculator", {"expression": "$1+$2"}, [1, 2]),
 ])
 
 

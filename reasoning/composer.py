@@ -13,7 +13,17 @@ from stepwise.reasoning.plan import Dag, as_value, is_number, render, substitute
 from stepwise.reasoning.program import ANSWER
 from stepwise.reasoning.questions import asks_for_difference, asks_for_quantity, chooses, direction, options
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import NOT_IN_DOCUMENTS, Answer, JsonSchema, Message, Sampling, Tool, shown_call
+from stepwise.reasoning.types import (
+    NOT_IN_DOCUMENTS,
+    Answer,
+    ExpertStep,
+    JsonSchema,
+    Message,
+    Sampling,
+    Tool,
+    ToolStep,
+    shown_call,
+)
 
 
 def answer_schema(step_ids: list[int], max_chars: int = 400) -> dict:
@@ -35,7 +45,7 @@ def results_text(dag: Dag, outputs: dict[int, Any], tools: Mapping[str, Tool]) -
     lines = []
     for sid, step in dag.steps.items():
         given = substitute(step.input, outputs)
-        shown = shown_call(tools.get(step.target) if step.kind == "tool" else None, given)
+        shown = shown_call(tools.get(step.target) if isinstance(step, ToolStep) else None, given)
         shown = render(given) if shown is None else shown
         named = (prompts.RESULT_NAMED.format(name=step.name)
                  if isinstance(step.name, str) and step.name != ANSWER else "")
@@ -87,7 +97,7 @@ class Composer:
     def computed(self, question: str, dag: Dag, outputs: dict[int, Any]) -> int | float | None:
         """The final value, when it is the whole answer: a number from a plan of tool steps only, to a quantity
         question; else None."""
-        if self.always or dag.answer is None or any(step.kind == "expert" for step in dag.steps.values()):
+        if self.always or dag.answer is None or any(isinstance(step, ExpertStep) for step in dag.steps.values()):
             return None
         value = as_value(outputs[dag.answer])
         if not is_number(value) or not asks_for_quantity(question):
@@ -196,7 +206,7 @@ def sources(dag: Dag, outputs: dict[int, Any], text: str, limit: int = 2) -> lis
     found: list[str] = []
     for sid, step in dag.steps.items():
         said = outputs.get(sid)
-        if step.kind != "expert" or not isinstance(said, str) or not 2 <= len(said.strip(" .")) <= 80:
+        if not isinstance(step, ExpertStep) or not isinstance(said, str) or not 2 <= len(said.strip(" .")) <= 80:
             continue
         fact = re.compile(rf"(?<!\w){re.escape(said.strip(' .'))}(?!\w)", re.IGNORECASE)  # "25", not "250"
         if not fact.search(text):

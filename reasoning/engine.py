@@ -43,12 +43,15 @@ from stepwise.reasoning.types import (
     Answer,
     Ask,
     Constraint,
+    ExpertStep,
     Message,
+    ParallelStep,
     Plan,
     Policy,
     Sampling,
     Step,
     Tool,
+    ToolStep,
     Unfixable,
     Verifier,
     bounded,
@@ -174,9 +177,9 @@ class Engine:
             feedback = None
             ask = self._asker(step, ctx)
             for attempt in range(1, self.policy.attempts(step.kind) + 1):
-                if step.kind == "tool":
+                if isinstance(step, ToolStep):
                     output = await self._call_tool(step, resolved, ctx)
-                elif step.kind == "tools":
+                elif isinstance(step, ParallelStep):
                     output = await self._call_tools(step, resolved, ctx)
                 else:
                     output = await self._ask_expert(step, resolved, ctx, feedback)
@@ -256,7 +259,7 @@ class Engine:
 
         async def ask(messages: list[Message], *, target: str | None = None, constraint: Constraint | None = None,
                       samples: int = 1, temperature: float = 0.0, max_tokens: int = 64) -> list[str]:
-            who = target or (step.target if step.kind == "expert" else self.router.default)
+            who = target or (step.target if isinstance(step, ExpertStep) else self.router.default)
             sampling = Sampling(max_tokens=max_tokens, temperature=temperature)
             replies = await asyncio.gather(*(
                 self.router.call(who, messages, ctx, purpose="verify", step_id=step.id, constraint=constraint,
@@ -267,7 +270,7 @@ class Engine:
 
         return ask
 
-    async def _call_tools(self, step: Step, resolved: list[Any], ctx: RunContext) -> list[Any]:
+    async def _call_tools(self, step: ParallelStep, resolved: list[dict[str, Any]], ctx: RunContext) -> list[Any]:
         """A step's several tool calls, at once; its output is their results in order."""
         try:
             async with asyncio.TaskGroup() as group:
@@ -276,7 +279,7 @@ class Engine:
             raise failed.exceptions[0] from None  # the first call to fail (the others were cancelled)
         return [call.result() for call in calls]
 
-    async def _call_tool(self, step: Step, resolved: Any, ctx: RunContext) -> Any:
+    async def _call_tool(self, step: ToolStep, resolved: dict[str, Any], ctx: RunContext) -> Any:
         tool = self.tools[step.target]
 
         fixable = True
@@ -296,7 +299,7 @@ class Engine:
 
         result, error = await attempt(resolved)
         # rewritten in the step, before a replan
-        if error is not None and fixable and repairable(tool) and isinstance(resolved, dict):
+        if error is not None and fixable and repairable(tool):
             resolved, result, error = await repair_in_step(self.router, tool, step.id, resolved, error, attempt, ctx)
         if error is not None:
             raise errors.ToolError(step.id, f"{tool.name} refused {resolved!r}: {error}")
@@ -309,7 +312,7 @@ class Engine:
         shorter. (Its tool may still be asked again with other arguments, by the step's repair or a replan.)"""
         return bounded(result, self.max_tool_result_bytes)
 
-    async def _ask_expert(self, step: Step, question: str, ctx: RunContext, feedback: str | None = None) -> str:
+    async def _ask_expert(self, step: ExpertStep, question: str, ctx: RunContext, feedback: str | None = None) -> str:
         messages = [Message("system", prompts.EXPERT_SYSTEM), Message("user", question)]
         if feedback:
             messages.append(Message("user", prompts.EXPERT_REJECTED.format(feedback=feedback)))

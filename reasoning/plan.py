@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from stepwise.reasoning.errors import PlanInvalid
-from stepwise.reasoning.types import Plan, Step, Tool
+from stepwise.reasoning.types import ExpertStep, ParallelCall, ParallelStep, Plan, Step, Tool, ToolStep
 
 REFERENCE = re.compile(r"\$\{(\d+)\}|\$(\d+)|\$\$")  # `$$` is a literal `$` (how programs keep money as money)
 MAX_STEPS = 8
@@ -34,9 +34,11 @@ def declared_needs(step: Step) -> set[int]:
 
 
 def references(value: Any) -> set[int]:
-    """The step ids a step input mentions as $N or ${N}, at any depth."""
+    """The step ids a step input mentions as $N or ${N}, at any depth (a parallel call's: in its arguments)."""
     if isinstance(value, str):
         return {int(a or b) for a, b in REFERENCE.findall(value) if a or b}
+    if isinstance(value, ParallelCall):
+        return references(value.input)
     if isinstance(value, dict):
         return set().union(*(references(v) for v in value.values())) if value else set()
     if isinstance(value, list):
@@ -89,7 +91,9 @@ def render(value: Any) -> str:
 
 
 def substitute(value: Any, outputs: Mapping[int, Any]) -> Any:
-    """Replace every $N in the strings of `value` with step N's rendered output."""
+    """Replace every $N in the strings of `value` with step N's rendered output (a parallel call's: in its
+    arguments). The result is JSON data (a parallel call becomes `{"target", "input"}`): a resolved input is what
+    a tool receives, the events carry and the trace gives back, alike in a run and when read from the trace."""
     if isinstance(value, str):
         if "$" not in value:
             return value
@@ -99,6 +103,8 @@ def substitute(value: Any, outputs: Mapping[int, Any]) -> Any:
         return {k: substitute(v, outputs) for k, v in value.items()}
     if isinstance(value, list):
         return [substitute(v, outputs) for v in value]
+    if isinstance(value, ParallelCall):
+        return {"target": value.target, "input": substitute(value.input, outputs)}
     return value
 
 
@@ -137,30 +143,32 @@ def validate_plan(plan: Plan, tools: Mapping[str, Tool], experts: Collection[str
 
 
 def check_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
-    """The rules one step obeys on its own: a known target, an input of the kind the target takes, and a
-    satisfiable `expect`."""
+    """The rules one step obeys on its own: a known target, arguments its tool takes, and a satisfiable `expect`.
+    (That an input has the shape its kind takes — arguments, text, calls — the step's type says: a plan decoded from
+    JSON has it.)"""
     expect = step.expect
     if expect is not msgspec.UNSET and expect.min is not None and expect.max is not None and expect.min > expect.max:
         raise PlanInvalid(f"expect: min {expect.min:g} is above max {expect.max:g}", step.id)
-    if step.kind == "tools":
-        _check_tools_step(step, tools, experts)
-    elif step.kind == "tool":
+    if isinstance(step, ParallelStep):
+        _check_parallel_step(step, tools, experts)
+    elif isinstance(step, ToolStep):
         _check_tool_step(step, tools)
     else:
-        if step.target not in experts:
-            raise PlanInvalid(f"unknown expert or skill {step.target!r} (known: {', '.join(sorted(experts))})", step.id)
-        if not isinstance(step.input, str) or not step.input.strip():
-            raise PlanInvalid("an expert step's input must be non-empty text", step.id)
+        _check_expert_step(step, experts)
 
 
-def _check_tools_step(step: Step, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
+def _check_expert_step(step: ExpertStep, experts: Collection[str]) -> None:
+    if step.target not in experts:
+        raise PlanInvalid(f"unknown expert or skill {step.target!r} (known: {', '.join(sorted(experts))})", step.id)
+    if not step.input.strip():
+        raise PlanInvalid("an expert step's input must be non-empty text", step.id)
+
+
+def _check_parallel_step(step: ParallelStep, tools: Mapping[str, Tool], experts: Collection[str]) -> None:
     if step.target != PARALLEL:
         raise PlanInvalid(f"a tools step's target is {PARALLEL!r}, not {step.target!r}", step.id)
-    if not isinstance(step.input, list) or len(step.input) < 2:
+    if len(step.input) < 2:
         raise PlanInvalid("a tools step's input is a list of at least two calls", step.id)
-    for i, call in enumerate(step.input, 1):
-        if not isinstance(call, dict) or set(call) != {"target", "input"}:
-            raise PlanInvalid(f"call {i} needs exactly `target` and `input`", step.id)
     for i, call in enumerate(step.calls(), 1):
         try:
             check_step(call, tools, experts)
@@ -168,12 +176,10 @@ def _check_tools_step(step: Step, tools: Mapping[str, Tool], experts: Collection
             raise PlanInvalid(f"call {i}: {str(exc).removeprefix(f'step {step.id}: ')}", step.id) from None
 
 
-def _check_tool_step(step: Step, tools: Mapping[str, Tool]) -> None:
+def _check_tool_step(step: ToolStep, tools: Mapping[str, Tool]) -> None:
     tool = tools.get(step.target)
     if tool is None:
         raise PlanInvalid(f"unknown tool {step.target!r} (known: {', '.join(sorted(tools))})", step.id)
-    if not isinstance(step.input, dict):
-        raise PlanInvalid(f"tool {step.target!r} takes an object of arguments, not text", step.id)
     try:
         msgspec.convert(step.input, tool.args_type)
     except msgspec.ValidationError as exc:

@@ -13,7 +13,7 @@ from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.plan import MAX_STEPS, plan_schema
 from stepwise.reasoning.plan_stream import StepScanner
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import Expect, JsonSchema, Message, Plan, Sampling, Step, Tool
+from stepwise.reasoning.types import Expect, ExpertStep, JsonSchema, Message, Plan, Sampling, Step, Tool
 
 
 def planner_prompt(tools: Mapping[str, Tool], router: Router, max_steps: int = MAX_STEPS) -> str:
@@ -46,7 +46,7 @@ def stated(step: Step) -> Step:
     """The step with what it expects stated: an expert question worded as the worked example teaches for a number
     alone ("… Reply with a number.") expects one. The plan schema has no `expect`, so the planner says it in words;
     the verifiers read only `expect`."""
-    if (step.kind == "expert" and step.expect is msgspec.UNSET and isinstance(step.input, str)
+    if (isinstance(step, ExpertStep) and step.expect is msgspec.UNSET
             and prompts.NUMBER_WANTED in step.input.lower()):
         return msgspec.structs.replace(step, expect=Expect(number=True))
     return step
@@ -58,6 +58,13 @@ def as_written(step: Step) -> Step:
     if step.expect == Expect(number=True) and stated(msgspec.structs.replace(step, expect=msgspec.UNSET)) == step:
         return msgspec.structs.replace(step, expect=msgspec.UNSET)
     return step
+
+
+def written_json(step: Step) -> str:
+    """The step's JSON as the planner writes it (`as_written`), `id` first as the plan schema orders it: msgspec writes
+    a tag (`kind`) before the other fields."""
+    fields = msgspec.to_builtins(as_written(step))
+    return msgspec.json.encode({"id": fields["id"], **fields}).decode()
 
 
 def _stated(plan: Plan) -> Plan:
@@ -94,12 +101,11 @@ class Planner:
         """A repaired plan: the planner sees the question, the steps already done with their results, and the
         failure; steps it writes again unchanged keep their results."""
         prefix, constraint = self.prompt_for(allowed)
-        encode = msgspec.json.encode
         lines = [prompts.PLAN_QUESTION.format(question=question), prompts.PLAN_DONE]
-        lines += [prompts.PLAN_DONE_STEP.format(step=encode(as_written(step)).decode(), output=encode(output).decode())
+        lines += [prompts.PLAN_DONE_STEP.format(step=written_json(step), output=msgspec.json.encode(output).decode())
                   for step, output in done] or [prompts.PLAN_NONE_DONE]
         what = prompts.PLAN_BROKE_RULE if invalid else prompts.PLAN_FAILED
-        lines += [what.format(step=encode(as_written(failed)).decode()), prompts.PLAN_WHY.format(reason=reason),
+        lines += [what.format(step=written_json(failed)), prompts.PLAN_WHY.format(reason=reason),
                   prompts.PLAN_AGAIN]
         _, plan = await self.router.call(
             self.target, [*prefix, Message("user", "\n".join(lines))], ctx, purpose="replan",

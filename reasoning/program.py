@@ -23,7 +23,7 @@ import msgspec
 
 from stepwise.reasoning import prompts
 from stepwise.reasoning.errors import PlanInvalid
-from stepwise.reasoning.types import Plan, Step, Tool, tool_grammar
+from stepwise.reasoning.types import ExpertStep, Plan, Step, Tool, ToolStep, tool_grammar
 
 ANSWER = "answer"
 ASK = "ask"  # the call that asks an expert
@@ -107,7 +107,7 @@ def compile_program(text: str, tools: Mapping[str, Tool], expert: str, *, arithm
             steps[-1].name = target
         if target == ANSWER:
             if isinstance(bound, str):  # a literal answer is still computed by a step, so the answer rests on one
-                steps.append(Step(len(steps) + 1, "tool", arithmetic, {"expression": bound}, name=ANSWER))
+                steps.append(ToolStep(len(steps) + 1, arithmetic, {"expression": bound}, name=ANSWER))
                 bound = len(steps)
             answer = bound
             if line != len(module.body):
@@ -125,7 +125,7 @@ def _part(element: ast.expr, line: int, names: dict[str, int | str], steps: list
         raise PlanInvalid(f"line {line}: `answer = a, b` lists names of earlier lines")
     bound = names[element.id]
     if isinstance(bound, str):
-        steps.append(Step(len(steps) + 1, "tool", arithmetic, {"expression": bound}, name=element.id))
+        steps.append(ToolStep(len(steps) + 1, arithmetic, {"expression": bound}, name=element.id))
         bound = names[element.id] = len(steps)
     return bound
 
@@ -155,7 +155,7 @@ def _compile_value(value: ast.expr, line: int, names: dict[str, int | str], step
     if arithmetic not in tools:
         raise PlanInvalid(f"line {line}: arithmetic needs the {arithmetic} tool, which is not offered")
     expression, needs = _expression(value, line, names)
-    steps.append(Step(len(steps) + 1, "tool", arithmetic, {"expression": expression}, sorted(needs)))
+    steps.append(ToolStep(len(steps) + 1, arithmetic, {"expression": expression}, sorted(needs)))
     return len(steps)
 
 
@@ -167,19 +167,19 @@ def _compile_call(called: str, args: list[ast.expr], keywords: list[ast.keyword]
     text, needs = _string(args[0], line, names)
     if called == READ:
         search = {_first_field(tools[DOCS]): text, "hops": 2}  # two-hop: what the question's subject names too
-        steps.append(Step(len(steps) + 1, "tool", DOCS, search, sorted(needs)))
+        steps.append(ToolStep(len(steps) + 1, DOCS, search, sorted(needs)))
         passages = len(steps)
         reading = prompts.READER_INPUT.format(reader=prompts.READER, question=text, passages=passages)
-        steps.append(Step(len(steps) + 1, "expert", expert, reading, sorted(needs | {passages})))
+        steps.append(ExpertStep(len(steps) + 1, expert, reading, sorted(needs | {passages})))
     elif called == ASK:
-        steps.append(Step(len(steps) + 1, "expert", expert, text, sorted(needs)))
+        steps.append(ExpertStep(len(steps) + 1, expert, text, sorted(needs)))
     else:
         arguments: dict[str, Any] = {_first_field(tools[called]): text}
         for keyword in keywords:
             if keyword.arg is None or not isinstance(keyword.value, ast.Constant):
                 raise PlanInvalid(f"line {line}: {called}() takes literal keyword arguments")
             arguments[keyword.arg] = keyword.value.value
-        steps.append(Step(len(steps) + 1, "tool", called, arguments, sorted(needs)))
+        steps.append(ToolStep(len(steps) + 1, called, arguments, sorted(needs)))
     return len(steps)
 
 

@@ -38,7 +38,17 @@ from stepwise.reasoning.questions import (
     options,
 )
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import MAX_TOOL_RESULT_BYTES, Grammar, Message, Plan, Sampling, Step, Tool, bounded
+from stepwise.reasoning.types import (
+    MAX_TOOL_RESULT_BYTES,
+    Grammar,
+    Message,
+    Plan,
+    Sampling,
+    Step,
+    Tool,
+    ToolStep,
+    bounded,
+)
 
 _Compiled = tuple[list[Program | None], list[str | None], list[Any]]  # programs, compile errors, computed values
 
@@ -241,7 +251,7 @@ class ProgramPlanner:
         if program is None:
             return None
         steps = program.plan.steps
-        if not all(s.kind == "tool" and rerunnable(tools.get(s.target)) for s in steps):
+        if not all(isinstance(s, ToolStep) and rerunnable(tools.get(s.target)) for s in steps):
             return None
         outputs: dict[int, Any] = {}
         for step in steps:
@@ -484,7 +494,7 @@ def _word_problem(programs: list[Program | None], values: list[Any], arithmetic:
     """Whether the samples with a number computed it by arithmetic alone: a word problem, which a solution in words
     can check (a query's or a search's number it cannot)."""
     numeric = [p for p, v in zip(programs, values, strict=True) if p is not None and is_number(v)]
-    return bool(numeric) and all(step.kind == "tool" and step.target == arithmetic
+    return bool(numeric) and all(isinstance(step, ToolStep) and step.target == arithmetic
                                  for p in numeric for step in p.plan.steps)
 
 
@@ -495,7 +505,7 @@ def _length(program: Program | None) -> int:
 
 
 def _reads(program: Program) -> bool:
-    return any(step.kind == "tool" and step.target == "docs" for step in program.plan.steps)
+    return any(isinstance(step, ToolStep) and step.target == "docs" for step in program.plan.steps)
 
 
 def _whole(value: Any) -> bool:

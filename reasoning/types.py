@@ -6,7 +6,7 @@ This module imports nothing from the project: tools/ and verifiers/ depend on it
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 import msgspec
 
@@ -31,26 +31,57 @@ StepId = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 """A step id: positive, and within the trace tables' `integer` columns (checked when a plan is decoded)."""
 
 
-class Step(msgspec.Struct, forbid_unknown_fields=True):
-    """One node of a plan: a tool call (input = the tool's arguments), an expert call (input = text), or several
-    tool calls at once (kind "tools", target "parallel", input = [{"target": tool, "input": arguments}, …])."""
+class _StepFields(msgspec.Struct, tag_field="kind", forbid_unknown_fields=True):
+    """What every step has; each kind narrows `input`. `kind` is the tag: msgspec reads and writes it (the JSON
+    is as before, but for `kind` written first) and picks the variant by it."""
 
     id: StepId
-    kind: StepKind
     target: str
-    input: str | dict[str, Any] | list[Any]
+    input: Any
     depends_on: list[StepId] = []
     expect: Expect | msgspec.UnsetType = msgspec.UNSET  # UNSET is left out of the JSON: plans without it look as before
     # the program's name for the result (`total = …`), shown to the composer
     name: str | msgspec.UnsetType = msgspec.UNSET
 
-    def calls(self, resolved: list[Any] | None = None) -> list[Step]:
-        """A "tools" step's calls (from its input, or from `resolved`, the input with references substituted), each
-        as a one-call tool step with this step's id."""
-        calls = self.input if resolved is None else resolved
-        if not isinstance(calls, list):
-            raise TypeError(f"step {self.id} is a {self.kind} step, not a tools step with calls")
-        return [Step(self.id, "tool", call["target"], call["input"]) for call in calls]
+
+class ToolStep(_StepFields, tag="tool"):
+    """A tool call: `target` names the tool, `input` is its arguments."""
+
+    input: dict[str, Any]
+    kind: ClassVar[Literal["tool"]] = "tool"
+
+
+class ExpertStep(_StepFields, tag="expert"):
+    """An expert call: `target` names the expert or skill, `input` is the question (text)."""
+
+    input: str
+    kind: ClassVar[Literal["expert"]] = "expert"
+
+
+class ParallelCall(msgspec.Struct, forbid_unknown_fields=True):
+    """One call of a parallel-tools step: the tool and its arguments."""
+
+    target: str
+    input: dict[str, Any]
+
+
+class ParallelStep(_StepFields, tag="tools"):
+    """Several tool calls at once: `target` is "parallel", `input` the calls; its output is their results in
+    order."""
+
+    input: list[ParallelCall]
+    kind: ClassVar[Literal["tools"]] = "tools"
+
+    def calls(self, resolved: list[dict[str, Any]] | None = None) -> list[ToolStep]:
+        """Its calls, each as a one-call tool step with this step's id: as planned, or as `resolved` (its input with
+        references substituted, which is JSON like every resolved input: `[{"target": …, "input": …}, …]`)."""
+        if resolved is None:
+            return [ToolStep(self.id, call.target, call.input) for call in self.input]
+        return [ToolStep(self.id, call["target"], call["input"]) for call in resolved]
+
+
+Step = ToolStep | ExpertStep | ParallelStep
+"""One node of a plan, by its `kind`: a tool call, an expert call, or several tool calls at once."""
 
 
 class Plan(msgspec.Struct, forbid_unknown_fields=True):

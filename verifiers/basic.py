@@ -15,7 +15,16 @@ from typing import Any
 
 import msgspec
 
-from stepwise.reasoning.types import NOT_IN_DOCUMENTS, Ask, Expect, Step, Tool, Verdict
+from stepwise.reasoning.types import (
+    NOT_IN_DOCUMENTS,
+    Ask,
+    Expect,
+    ExpertStep,
+    ParallelStep,
+    Step,
+    Tool,
+    Verdict,
+)
 from stepwise.verifiers.policy import SEVERITY
 
 
@@ -29,7 +38,7 @@ class _ToolCheck:
         self._tools = tools
 
     async def verify(self, step: Step, resolved_input: Any, output: Any, ask: Ask) -> Verdict:
-        if step.kind == "tools":
+        if isinstance(step, ParallelStep):
             return await each_call(self, step, resolved_input, output, ask)
         return await self.check(self._tools[step.target], resolved_input, output)
 
@@ -84,7 +93,7 @@ class NumericSanity:
         if any(isinstance(n, float) and not math.isfinite(n) for n in numbers):
             return Verdict(self.name, "fail", f"not a finite number in {_shown(output)}")
         if step.expect is not msgspec.UNSET and (broken := _unmet(step.expect, output)):
-            return Verdict(self.name, "retry" if step.kind == "expert" else "replan", broken)
+            return Verdict(self.name, "retry" if isinstance(step, ExpertStep) else "replan", broken)
         return Verdict(self.name, "pass", f"{len(numbers)} finite number(s)" if numbers else "no numbers")
 
 
@@ -140,7 +149,8 @@ def _question(resolved_input: Any) -> str:
     return text
 
 
-async def each_call(verifier: Any, step: Step, calls: list[Any], results: list[Any], ask: Ask) -> Verdict:
+async def each_call(verifier: Any, step: ParallelStep, calls: list[dict[str, Any]], results: list[Any],
+                    ask: Ask) -> Verdict:
     """A tool verifier applied to every call of a "tools" step; the worst verdict stands, its reason names the call."""
     verdicts = await asyncio.gather(*(
         verifier.verify(call, call.input, result, ask) for call, result in zip(step.calls(calls), results, strict=True)

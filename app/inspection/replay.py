@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+import msgspec
+
 from stepwise.app.inspection.common import InspectError, connect, resolve_run
 from stepwise.app.rendering import Progress, brief, step_result
 from stepwise.app.settings import Settings
@@ -42,7 +44,11 @@ def replay_plan(old: RunReport, step_id: int | None, same_plan: bool) -> Plan | 
         if step is None:
             ran = ", ".join(str(s.id) for s in old.steps) or "none"
             raise InspectError(f"run {old.run_id} has no recorded step {step_id} (steps: {ran})")
-        return Plan(steps=[Step(id=step.id, kind=step.kind, target=step.target, input=step.input, depends_on=[])])
+        recorded = {"id": step.id, "kind": step.kind, "target": step.target, "input": step.input, "depends_on": []}
+        try:
+            return Plan(steps=[msgspec.convert(recorded, Step)])
+        except msgspec.ValidationError as exc:
+            raise InspectError(f"step {step_id}'s recorded input is not a {step.kind} step's: {exc}") from None
     if same_plan:
         if old.plan is None:
             raise InspectError(f"run {old.run_id} recorded no plan")

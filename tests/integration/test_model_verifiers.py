@@ -10,7 +10,7 @@ from stepwise.reasoning.engine import Engine
 from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.report import fold
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import Expert, Plan, Step
+from stepwise.reasoning.types import Expert, ExpertStep, Plan
 from stepwise.tools import default_tools
 from stepwise.verifiers import default_verifiers
 from stepwise.verifiers.policy import VerdictPolicy
@@ -27,7 +27,7 @@ async def test_self_consistency_and_the_judge_record_their_verdicts(smollm2_llam
     engine = Engine(router, tools, default_verifiers(tools, ("self_consistency", "llm_judge")),
                     policy=VerdictPolicy(max_retries={"expert": 0}, max_replans=0))
     recorder = ev.Recorder()
-    plan = Plan([Step(1, "expert", "general", "What is the capital of France?")])
+    plan = Plan([ExpertStep(1, "general", "What is the capital of France?")])
     await engine.run("Capital of France?", RunOptions(deadline_s=120, plan=plan), sink=recorder)
     await backend.aclose()
     verdicts = {v.verifier: v for v in fold(recorder.events).steps[0].verdicts}

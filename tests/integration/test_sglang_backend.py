@@ -230,7 +230,7 @@ async def test_ready_expert_steps_for_one_sglang_expert_go_as_separate_requests(
     from stepwise.reasoning.events import Recorder
     from stepwise.reasoning.report import fold
     from stepwise.reasoning.router import Router
-    from stepwise.reasoning.types import Expert, Plan, Step
+    from stepwise.reasoning.types import Expert, ExpertStep, Plan
     from stepwise.tools import default_tools
     from stepwise.verifiers import default_verifiers
     from stepwise.verifiers.policy import VerdictPolicy
@@ -240,7 +240,7 @@ async def test_ready_expert_steps_for_one_sglang_expert_go_as_separate_requests(
     router = Router({"remote": Expert(name="remote", backend=backend, kind="sglang", skills=["facts"])}, "remote")
     tools = default_tools()
     engine = Engine(router, tools, default_verifiers(tools), policy=VerdictPolicy())
-    plan = Plan([Step(1, "expert", "remote", "Name a fruit."), Step(2, "expert", "remote", "Name a colour.")])
+    plan = Plan([ExpertStep(1, "remote", "Name a fruit."), ExpertStep(2, "remote", "Name a colour.")])
     recorder = Recorder()
     await engine.run("A fruit and a colour?", RunOptions(deadline_s=60, plan=plan), sink=recorder)
     await backend.aclose()

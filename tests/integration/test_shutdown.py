@@ -17,7 +17,7 @@ from stepwise.app.openai_api import RUN_HEADER
 from stepwise.app.runtime import Runtime
 from stepwise.app.trace import TraceSink
 from stepwise.reasoning.options import RunOptions
-from stepwise.reasoning.types import Plan, Step
+from stepwise.reasoning.types import ExpertStep, Plan
 from tests.conftest import query_sync, settings_for
 from tests.doubles import Script, engine_with
 from tests.processes import ANSWER, StepwiseProcess, experts_file, wait_until
@@ -122,7 +122,7 @@ async def test_closing_the_runtime_cancels_runs_still_going_and_writes_their_end
     runtime = Runtime(settings_for(database_url, "smollm2"), engine_with(expert, {}), _NoFleet(),
                       await db.create_pool(database_url), sink, database_url)
     run_id = uuid.uuid4()
-    plan = Plan([Step(1, "expert", "general", "Say done.")])
+    plan = Plan([ExpertStep(1, "general", "Say done.")])
     run = asyncio.create_task(runtime.ask("Say done.", 60, options=RunOptions(plan=plan), run_id=run_id))
     while not expert.calls:  # the run is waiting on its expert
         await asyncio.sleep(0.01)

@@ -18,13 +18,13 @@ from stepwise.app import db
 from stepwise.app.trace import TraceSink, load_events
 from stepwise.reasoning import events as ev
 from stepwise.reasoning.report import fold
-from stepwise.reasoning.types import Answer, Plan, Step
+from stepwise.reasoning.types import Answer, Plan, ToolStep
 
 
 def run_events(run_id: uuid.UUID) -> list[ev.AnyEvent]:
     """A complete small run's events, as the engine would emit them."""
     now = time.time()
-    step = Step(1, "tool", "calculator", {"expression": "6*7"})
+    step = ToolStep(1, "calculator", {"expression": "6*7"})
     common = {"run_id": run_id}
     return [
         ev.RunStarted(**common, at=now, question="6*7?", deadline_s=10.0),

@@ -20,7 +20,7 @@ from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.repair import repair_grammar
 from stepwise.reasoning.report import fold
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import Answer, Expert, Grammar, Message, Plan, Sampling, Step
+from stepwise.reasoning.types import Answer, Expert, Grammar, Message, Plan, Sampling, ToolStep
 from stepwise.tools.sql import SqlArgs, SqlTool
 from stepwise.verifiers import default_verifiers
 from stepwise.verifiers.policy import VerdictPolicy
@@ -121,7 +121,7 @@ async def test_a_query_naming_a_missing_column_is_repaired_inside_its_step(tool,
     engine = Engine(router, {"sql": tool}, default_verifiers({"sql": tool}), composer=Composer(),
                     policy=VerdictPolicy(max_replans=0))
     recorder = ev.Recorder()
-    plan = Plan([Step(1, "tool", "sql", {"query": "SELECT headcount FROM employees"})])
+    plan = Plan([ToolStep(1, "sql", {"query": "SELECT headcount FROM employees"})])
     await engine.run("How many employees are there?", RunOptions(deadline_s=300, plan=plan), sink=recorder)
     report = fold(recorder.events)
     calls = [e for e in recorder.events if isinstance(e, ev.ToolCalled)]

@@ -9,7 +9,7 @@ import pytest
 from stepwise.reasoning.composer import results_text, ungrounded
 from stepwise.reasoning.plan import validate_plan
 from stepwise.reasoning.questions import asks_for_quantity
-from stepwise.reasoning.types import Plan, Step
+from stepwise.reasoning.types import Plan, ToolStep
 from stepwise.tools import default_tools
 from tests.unit.test_program_planner import Samples, run
 
@@ -170,7 +170,7 @@ def test_each_step_is_shown_to_the_composer_as_its_tool_shows_its_calls():
     """The calculator's call is its expression (references substituted), a tool with `show` is shown its way, one
     without by its arguments as JSON; the core names no tool."""
     tools = {**default_tools(), "lookup": _Lookup(), "quoted": _Quoted()}
-    plan = Plan(steps=[Step(1, "tool", "lookup", {"word": "ox"}), Step(2, "tool", "quoted", {"word": "ox"}),
-                       Step(3, "tool", "calculator", {"expression": "$1*3"}, [1])], answer=3)
+    plan = Plan(steps=[ToolStep(1, "lookup", {"word": "ox"}), ToolStep(2, "quoted", {"word": "ox"}),
+                       ToolStep(3, "calculator", {"expression": "$1*3"}, [1])], answer=3)
     text = results_text(validate_plan(plan, tools, ["general"]), {1: 2, 2: 2, 3: 6}, tools)
     assert text.splitlines()[:3] == ['[1] lookup({"word":"ox"}) = 2', "[2] quoted(«ox») = 2", "[3] calculator(2*3) = 6"]

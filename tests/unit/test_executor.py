@@ -13,7 +13,7 @@ from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.errors import PlanInvalid
 from stepwise.reasoning.executor import run_plan, run_streamed_plan
 from stepwise.reasoning.plan import references, validate_plan
-from stepwise.reasoning.types import Plan, Step
+from stepwise.reasoning.types import Plan, Step, ToolStep
 from stepwise.tools import default_tools
 
 TOOLS = default_tools()
@@ -21,7 +21,7 @@ EXPERTS = ["general"]
 
 
 def calc(sid: int, expression: str, *deps: int) -> Step:
-    return Step(sid, "tool", "calculator", {"expression": expression}, list(deps))
+    return ToolStep(sid, "calculator", {"expression": expression}, list(deps))
 
 
 def dag(*steps: Step):

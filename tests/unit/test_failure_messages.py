@@ -13,14 +13,14 @@ from stepwise.reasoning import events as ev
 from stepwise.reasoning.context import Budget
 from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.report import fold
-from stepwise.reasoning.types import Plan, Step
+from stepwise.reasoning.types import Plan, Step, ToolStep
 from stepwise.tools import default_tools
 from stepwise.verifiers.policy import VerdictPolicy
 from tests.doubles import Script, engine_with
 
 
 def calc(sid: int, expression: str) -> Step:
-    return Step(sid, "tool", "calculator", {"expression": expression}, [])
+    return ToolStep(sid, "calculator", {"expression": expression}, [])
 
 
 async def run(script: Script, question: str, plan: Plan | None = None, deadline_s: float = 10,

@@ -16,7 +16,7 @@ from stepwise.app.inspection.trace import render_trace
 from stepwise.app.rendering import tree
 from stepwise.reasoning import events as ev
 from stepwise.reasoning.report import fold
-from stepwise.reasoning.types import Plan, Step
+from stepwise.reasoning.types import Plan, ToolStep
 from tests.fixtures.known_run import known_run
 
 
@@ -43,7 +43,7 @@ def test_an_age_without_a_known_unit_is_refused(text):
 
 def test_a_step_replay_is_that_step_alone_with_its_resolved_input_and_no_dependencies():
     """Step 2's last attempt ran `8*3`; the one-step plan keeps its id, kind and target."""
-    assert replay_plan(report(), 2, False) == Plan([Step(2, "tool", "calculator", {"expression": "8*3"}, [])])
+    assert replay_plan(report(), 2, False) == Plan([ToolStep(2, "calculator", {"expression": "8*3"}, [])])
     assert replay_plan(report(), None, True) == report().plan and replay_plan(report(), None, False) is None
     with pytest.raises(InspectError, match="no recorded step 7"):
         replay_plan(report(), 7, False)
@@ -67,8 +67,8 @@ def test_the_diff_names_changed_added_and_removed_steps_and_verdicts():
 def test_a_plan_with_a_cycle_is_still_drawn_whole():
     """An invalid plan (1 needs 2, 2 needs 1) has no root; both steps are shown, not run."""
     run_id = uuid.uuid4()
-    plan = Plan([Step(1, "tool", "calculator", {"expression": "$2"}),
-                 Step(2, "tool", "calculator", {"expression": "$1"})])
+    plan = Plan([ToolStep(1, "calculator", {"expression": "$2"}),
+                 ToolStep(2, "calculator", {"expression": "$1"})])
     out = render_trace([ev.RunStarted(run_id=run_id, at=1.0, question="q", deadline_s=5.0),
                         ev.PlanReady(run_id=run_id, at=1.1, plan=plan),
                         ev.RunFailed(run_id=run_id, at=1.2, error_type="plan_invalid", error="cycle",

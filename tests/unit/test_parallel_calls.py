@@ -9,20 +9,20 @@ from stepwise.reasoning.errors import PlanInvalid
 from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.plan import PARALLEL, plan_schema
 from stepwise.reasoning.report import fold
-from stepwise.reasoning.types import Plan, Step
+from stepwise.reasoning.types import ParallelCall, ParallelStep, Plan, ToolStep
 from tests.unit.test_user_tools import engine
 
 
-def calls(*pairs) -> list[dict]:
-    return [{"target": target, "input": args} for target, args in pairs]
+def calls(*pairs) -> list[ParallelCall]:
+    return [ParallelCall(target, args) for target, args in pairs]
 
 
 async def test_the_calls_of_one_step_run_concurrently_and_are_each_verified():
     """The three calls' intervals overlap; results come back in call order; references reach inside calls."""
     plan = Plan([
-        Step(1, "tool", "calculator", {"expression": "6*7"}),
-        Step(2, "tools", PARALLEL, calls(("echo_later", {"text": "a"}), ("echo_later", {"text": "b $1"}),
-                                         ("calculator", {"expression": "$1+1"})), [1]),
+        ToolStep(1, "calculator", {"expression": "6*7"}),
+        ParallelStep(2, PARALLEL, calls(("echo_later", {"text": "a"}), ("echo_later", {"text": "b $1"}),
+                                        ("calculator", {"expression": "$1+1"})), [1]),
     ])
     recorder = ev.Recorder()
     await engine().run("q", RunOptions(deadline_s=10, plan=plan), sink=recorder)
@@ -38,12 +38,12 @@ async def test_the_calls_of_one_step_run_concurrently_and_are_each_verified():
 
 
 @pytest.mark.parametrize(("step", "message"), [
-    (Step(1, "tools", "fanout", calls(("calculator", {"expression": "1"}), ("calculator", {"expression": "2"}))),
+    (ParallelStep(1, "fanout", calls(("calculator", {"expression": "1"}), ("calculator", {"expression": "2"}))),
      "target is 'parallel'"),
-    (Step(1, "tools", PARALLEL, calls(("calculator", {"expression": "1"}))), "at least two calls"),
-    (Step(1, "tools", PARALLEL, calls(("calculator", {"expression": "1"}), ("search", {"q": "x"}))),
+    (ParallelStep(1, PARALLEL, calls(("calculator", {"expression": "1"}))), "at least two calls"),
+    (ParallelStep(1, PARALLEL, calls(("calculator", {"expression": "1"}), ("search", {"q": "x"}))),
      "call 2: unknown tool 'search'"),
-    (Step(1, "tools", PARALLEL, calls(("calculator", {"expression": "1"}), ("calculator", {"expr": "1"}))),
+    (ParallelStep(1, PARALLEL, calls(("calculator", {"expression": "1"}), ("calculator", {"expr": "1"}))),
      "call 2: arguments for 'calculator'"),
 ])
 def test_bad_calls_are_refused_naming_the_call(step, message):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 import pytest
 
 from stepwise.reasoning.errors import PlanInvalid
 from stepwise.reasoning.plan import inline_refs, plan_schema, references, render, substitute, validate_plan
-from stepwise.reasoning.types import Plan, Step
+from stepwise.reasoning.types import ExpertStep, ParallelCall, ParallelStep, Plan, ToolStep
 from stepwise.tools import default_tools
 
 TOOLS = default_tools()
@@ -15,7 +17,7 @@ EXPERTS = ["general"]
 
 
 def calc(sid, expression, *deps):
-    return Step(sid, "tool", "calculator", {"expression": expression}, list(deps))
+    return ToolStep(sid, "calculator", {"expression": expression}, list(deps))
 
 
 def check(*steps):
@@ -38,11 +40,10 @@ def test_a_valid_plan_is_indexed_for_the_executor():
         ([calc(1, "1", 9)], "step 1: refers to step 9"),
         ([calc(1, "1"), calc(1, "2")], "step 1: duplicate step id"),
         ([calc(1, "$1")], "step 1: depends on itself"),
-        ([Step(1, "tool", "search", {"q": "x"})], "unknown tool 'search'"),
-        ([Step(1, "expert", "oracle", "who?")], "unknown expert or skill 'oracle'"),
-        ([Step(1, "tool", "calculator", {"expr": "1"})], "arguments for 'calculator'"),
-        ([Step(1, "tool", "calculator", "1+1")], "takes an object of arguments"),
-        ([Step(1, "expert", "general", " ")], "non-empty text"),
+        ([ToolStep(1, "search", {"q": "x"})], "unknown tool 'search'"),
+        ([ExpertStep(1, "oracle", "who?")], "unknown expert or skill 'oracle'"),
+        ([ToolStep(1, "calculator", {"expr": "1"})], "arguments for 'calculator'"),
+        ([ExpertStep(1, "general", " ")], "non-empty text"),
         ([], "no steps"),
     ],
 )
@@ -50,6 +51,49 @@ def test_invalid_plans_are_rejected_naming_the_step_and_rule(steps, message):
     """Cycles, unknown references, duplicates, unknown targets and bad arguments are refused before anything runs."""
     with pytest.raises(PlanInvalid, match=message):
         check(*steps)
+
+
+@pytest.mark.parametrize(
+    ("step", "path"),
+    [
+        ({"kind": "tool", "target": "calculator", "input": "1+1"}, "$.steps[0].input"),
+        ({"kind": "expert", "target": "general", "input": {"q": "who?"}}, "$.steps[0].input"),
+        ({"kind": "tools", "target": "parallel", "input": [{"target": "calculator"}]}, "$.steps[0].input[0]"),
+        ({"kind": "tools", "target": "parallel", "input": [{"target": "calculator", "input": {}, "x": 1}]},
+         "$.steps[0].input[0]"),
+        ({"kind": "robot", "target": "general", "input": "who?"}, "$.steps[0].kind"),
+    ],
+)
+def test_an_input_not_of_its_kinds_shape_is_refused_when_the_plan_is_decoded(step, path):
+    """A tool step's input is arguments, an expert step's text, a tools step's calls: anything else fails to decode,
+    naming where."""
+    with pytest.raises(msgspec.ValidationError, match=re.escape(path)):
+        msgspec.json.decode(msgspec.json.encode({"steps": [{"id": 1, **step}]}), type=Plan)
+
+
+def test_a_plan_as_stored_before_steps_were_typed_decodes_to_the_same_json():
+    """A step is a ToolStep, ExpertStep or ParallelStep by its `kind`; a plan's JSON (stored in a trace, sent by a
+    caller) decodes to them and encodes to the same JSON values again."""
+    stored = {"steps": [
+        {"id": 1, "kind": "tool", "target": "calculator", "input": {"expression": "6*7"}, "depends_on": []},
+        {"id": 2, "kind": "expert", "target": "general", "input": "Say $1.", "depends_on": [1], "name": "said"},
+        {"id": 3, "kind": "tools", "target": "parallel", "depends_on": [],
+         "input": [{"target": "calculator", "input": {"expression": "1"}},
+                   {"target": "calculator", "input": {"expression": "$1"}}]},
+    ], "answer": 2}
+    plan = msgspec.json.decode(msgspec.json.encode(stored), type=Plan)
+    assert [type(s) for s in plan.steps] == [ToolStep, ExpertStep, ParallelStep]
+    assert [s.kind for s in plan.steps] == ["tool", "expert", "tools"]
+    assert msgspec.json.decode(msgspec.json.encode(plan)) == stored
+
+
+def test_references_and_substitution_reach_into_parallel_calls():
+    """A tools step's calls mention $N in their arguments; substituted, they are JSON, as the events carry them."""
+    step = ParallelStep(1, "parallel", [ParallelCall("calculator", {"expression": "$2"}),
+                                        ParallelCall("calculator", {"expression": "${3}+1"})])
+    assert references(step.input) == {2, 3}
+    assert substitute(step.input, {2: 5, 3: 6.0}) == [{"target": "calculator", "input": {"expression": "5"}},
+                                                      {"target": "calculator", "input": {"expression": "6+1"}}]
 
 
 def test_references_are_found_at_any_depth():

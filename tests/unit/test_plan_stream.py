@@ -5,12 +5,12 @@ from __future__ import annotations
 import msgspec
 
 from stepwise.reasoning.plan_stream import StepScanner
-from stepwise.reasoning.types import Plan, Step
+from stepwise.reasoning.types import ExpertStep, Plan, ToolStep
 
 PLAN = Plan([
-    Step(1, "tool", "calculator", {"expression": "17*23"}),
-    Step(2, "expert", "general", 'Say "}{" and \\ then [stop]', []),
-    Step(3, "tool", "calculator", {"expression": "$1+$2"}, [1, 2]),
+    ToolStep(1, "calculator", {"expression": "17*23"}),
+    ExpertStep(2, "general", 'Say "}{" and \\ then [stop]', []),
+    ToolStep(3, "calculator", {"expression": "$1+$2"}, [1, 2]),
 ])
 
 

@@ -86,4 +86,5 @@ async def test_a_replan_shows_the_steps_as_written_and_one_written_again_is_unch
     again = await planner.replan("How many legs do 3 spiders have?", _ctx(), ("calculator",), [(done[0], 8)], done[1],
                                  "why")
     assert "expect" not in backend.seen[1][-1].content
+    assert '{"id":1,"kind":"expert","target":"general"' in backend.seen[1][-1].content  # in the schema's field order
     assert "Reply with a number." in backend.seen[1][-1].content and again.steps[0] == done[0]

@@ -22,7 +22,16 @@ from stepwise.reasoning.program import compile_program
 from stepwise.reasoning.program_planner import ProgramPlanner
 from stepwise.reasoning.repair import repair_messages
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import EXPERT_SYSTEM, NOT_IN_DOCUMENTS, Expert, Function, Message, Plan, Step
+from stepwise.reasoning.types import (
+    EXPERT_SYSTEM,
+    NOT_IN_DOCUMENTS,
+    Expert,
+    ExpertStep,
+    Function,
+    Message,
+    Plan,
+    ToolStep,
+)
 from stepwise.tools import default_tools
 from stepwise.tools.docs import DocSearch
 from stepwise.verifiers.model import Judge, SelfConsistency
@@ -78,8 +87,8 @@ async def planner_plan_and_replan():
     backend = Script(plan, plan, plan)
     planner = Planner(_router(backend), CALCULATOR)
     await planner.plan("What is 2*3?", _ctx(), ("calculator",))
-    done = [(Step(1, "tool", "calculator", {"expression": "2*3"}), 6)]
-    failed = Step(2, "expert", "general", "Who wrote $1?", [1])
+    done = [(ToolStep(1, "calculator", {"expression": "2*3"}), 6)]
+    failed = ExpertStep(2, "general", "Who wrote $1?", [1])
     await planner.replan("What is 2*3?", _ctx(), ("calculator",), done, failed, "no such book")
     await planner.replan("What is 2*3?", _ctx(), ("calculator",), [], failed, "step 3 does not exist", invalid=True)
     return [m for seen in backend.seen for m in seen]
@@ -117,9 +126,9 @@ async def program_plan_fix_and_replan():
     backend = Script("b = 1 +", "answer = 2 * 3", "answer = 2 * 4", "answer = 2 * 5")
     planner = ProgramPlanner(_router(backend), CALCULATOR, samples=1)
     await planner.plan("What is 2 times 3?", _ctx(), ("calculator",))
-    failed = Step(1, "tool", "calculator", {"expression": "2*3"}, name="total")
+    failed = ToolStep(1, "calculator", {"expression": "2*3"}, name="total")
     await planner.replan("What is 2 times 3?", _ctx(), ("calculator",), [], failed, "division by zero")
-    unnamed = Step(2, "tool", "calculator", {})
+    unnamed = ToolStep(2, "calculator", {})
     await planner.replan("What is 2 times 3?", _ctx(), ("calculator",), [], unnamed, "a rule", invalid=True)
     return [m for seen in backend.seen for m in seen]
 
@@ -134,13 +143,13 @@ async def worked_solution():
 
 async def reader_step():
     program = compile_program('who = read("Who built the Tarn Bridge?")\nanswer = who', {"docs": DOCS}, "general")
-    return [Message("user", step.input) for step in program.plan.steps if step.kind == "expert"]
+    return [Message("user", step.input) for step in program.plan.steps if isinstance(step, ExpertStep)]
 
 
 async def composer_with_a_retry():
     backend = Script('{"text":"It is 7.","uses":[1]}', '{"text":"It is 6.","uses":[1]}')
-    plan = Plan(steps=[Step(1, "tool", "calculator", {"expression": "2*3"}, name="total"),
-                       Step(2, "expert", "general", "Name a number near $1.", [1])], answer=1)
+    plan = Plan(steps=[ToolStep(1, "calculator", {"expression": "2*3"}, name="total"),
+                       ExpertStep(2, "general", "Name a number near $1.", [1])], answer=1)
     dag = validate_plan(plan, CALCULATOR, ["general"])
     await Composer(_router(backend), always=True).compose("What is 2*3?", dag, {1: 6, 2: "six"}, _ctx(), CALCULATOR)
     return [m for seen in backend.seen for m in seen]
@@ -148,8 +157,8 @@ async def composer_with_a_retry():
 
 async def composer_parts():
     backend = Script('{"text":"Ann 3, Bo 4.","uses":[1, 2]}')
-    plan = Plan(steps=[Step(1, "tool", "calculator", {"expression": "1+2"}, name="ann"),
-                       Step(2, "tool", "calculator", {"expression": "2+2"}, name="bo")], answer=[1, 2])
+    plan = Plan(steps=[ToolStep(1, "calculator", {"expression": "1+2"}, name="ann"),
+                       ToolStep(2, "calculator", {"expression": "2+2"}, name="bo")], answer=[1, 2])
     dag = validate_plan(plan, CALCULATOR, ["general"])
     await Composer(_router(backend)).compose("How many has Ann, and how many has Bo?", dag, {1: 3, 2: 4}, _ctx(),
                                             CALCULATOR)
@@ -159,14 +168,14 @@ async def composer_parts():
 async def composer_choice_and_ties():
     backend = Script('{"text":"Marlow\'s.","uses":[1]}', '{"text":"Both 3.","uses":[1, 2]}')
     router = _router(backend)
-    choice = Plan(steps=[Step(1, "tool", "calculator", {"expression": "9 / 36"}, name="marlow"),
-                         Step(2, "tool", "calculator", {"expression": "6 / 20"}, name="pendle"),
-                         Step(3, "tool", "calculator", {"expression": "min($1, $2)"}, [1, 2], name="answer")], answer=3)
+    choice = Plan(steps=[ToolStep(1, "calculator", {"expression": "9 / 36"}, name="marlow"),
+                         ToolStep(2, "calculator", {"expression": "6 / 20"}, name="pendle"),
+                         ToolStep(3, "calculator", {"expression": "min($1, $2)"}, [1, 2], name="answer")], answer=3)
     await Composer(router).compose("Which is cheaper, Marlow's or Pendle's?",
                                    validate_plan(choice, CALCULATOR, ["general"]), {1: 0.25, 2: 0.3, 3: 0.25}, _ctx(),
                                    CALCULATOR)
-    tie = Plan(steps=[Step(1, "tool", "calculator", {"expression": "1+2"}, name="ann"),
-                      Step(2, "tool", "calculator", {"expression": "2+1"}, name="bo")], answer=[1, 2])
+    tie = Plan(steps=[ToolStep(1, "calculator", {"expression": "1+2"}, name="ann"),
+                      ToolStep(2, "calculator", {"expression": "2+1"}, name="bo")], answer=[1, 2])
     await Composer(router).compose("Who has more, Ann or Bo?", validate_plan(tie, CALCULATOR, ["general"]),
                                    {1: 3, 2: 3}, _ctx(), CALCULATOR)
     return [m for seen in backend.seen for m in seen]
@@ -186,7 +195,7 @@ async def repair():
 async def expert_retry():
     backend = Script("", "8", '{"text":"8 legs.","uses":[1]}')
     engine = engine_with(backend, CALCULATOR)
-    plan = Plan(steps=[Step(1, "expert", "general", "How many legs does a spider have?")])
+    plan = Plan(steps=[ExpertStep(1, "general", "How many legs does a spider have?")])
     await engine.run("How many legs does a spider have?", RunOptions(deadline_s=10, plan=plan), sink=ev.Recorder())
     return [m for seen in backend.seen[:2] for m in seen]
 
@@ -198,7 +207,7 @@ async def verifiers():
         seen.extend(messages)
         return ['{"ok":true,"reason":"right"}'] * kwargs.get("samples", 1)
 
-    step = Step(1, "expert", "general", "How many legs does a spider have?")
+    step = ExpertStep(1, "general", "How many legs does a spider have?")
     await SelfConsistency(samples=2).verify(step, step.input, "8", ask)
     await Judge().verify(step, step.input, "8", ask)
     return seen

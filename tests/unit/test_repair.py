@@ -10,7 +10,7 @@ import msgspec
 from stepwise.reasoning import events as ev
 from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.report import fold
-from stepwise.reasoning.types import Answer, Plan, Step
+from stepwise.reasoning.types import Answer, ExpertStep, Plan, Step, ToolStep
 from stepwise.tools import default_tools
 from stepwise.verifiers.policy import VerdictPolicy
 from tests.doubles import Script, engine_with
@@ -21,7 +21,7 @@ def encode(value) -> str:
 
 
 def calc(sid: int, expression: str, *deps: int) -> Step:
-    return Step(sid, "tool", "calculator", {"expression": expression}, list(deps))
+    return ToolStep(sid, "calculator", {"expression": expression}, list(deps))
 
 
 async def run(script: Script, question: str, plan: Plan | None = None, policy: VerdictPolicy = VerdictPolicy(),
@@ -35,7 +35,7 @@ async def run(script: Script, question: str, plan: Plan | None = None, policy: V
 async def test_an_empty_expert_answer_is_retried_with_the_reason_as_feedback():
     """The verifier's 'retry' re-asks the expert, telling it why; the second answer passes."""
     script = Script("", "Paris", encode(Answer("Paris", [1])))
-    report, _ = await run(script, "Capital of France?", Plan([Step(1, "expert", "general", "Capital of France?")]))
+    report, _ = await run(script, "Capital of France?", Plan([ExpertStep(1, "general", "Capital of France?")]))
     assert report.status == "finished" and report.steps[0].output == "Paris"
     assert [v.outcome for v in report.steps[0].verdicts if v.verifier == "expert_answered"] == ["retry", "pass"]
     assert "rejected (expert_answered: empty answer)" in script.seen[1][-1].content

@@ -10,7 +10,7 @@ from stepwise.reasoning import events as ev
 from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.repair import repair_grammar
 from stepwise.reasoning.report import fold
-from stepwise.reasoning.types import Answer, Grammar, Plan, Step
+from stepwise.reasoning.types import Answer, Grammar, Plan, ToolStep
 from stepwise.tools import default_tools
 from stepwise.tools.sql import SqlArgs
 from stepwise.tools.sql_grammar import sql_grammar
@@ -74,7 +74,7 @@ async def test_a_failed_query_repaired_on_the_first_try_finishes_the_step():
     """The model sees the schema first, then the query and its error; its query, decoded under the tool's grammar
     (a final `;` allowed and dropped), runs in the same step and no replan happens."""
     script = Script(COUNT + ";")
-    report, events, database, planner = await run(script, Plan([Step(1, "tool", "sql", {"query": HEADCOUNT})]))
+    report, events, database, planner = await run(script, Plan([ToolStep(1, "sql", {"query": HEADCOUNT})]))
     assert report.status == "finished" and report.steps[0].output["rows"] == [[3]] and report.replans == 0
     assert database.queries == [HEADCOUNT, COUNT] and planner.told == []
     calls = [(c.args["query"], c.error is None) for c in of(events, ev.ToolCalled)]
@@ -91,7 +91,7 @@ async def test_a_failed_query_repaired_on_the_first_try_finishes_the_step():
 async def test_a_second_try_sees_both_failures_and_samples():
     """The first rewrite fails too; the second prompt lists both failed queries, is sampled, and its query runs."""
     script = Script("SELECT salary FROM employees", COUNT)
-    report, events, database, _ = await run(script, Plan([Step(1, "tool", "sql", {"query": HEADCOUNT})]))
+    report, events, database, _ = await run(script, Plan([ToolStep(1, "sql", {"query": HEADCOUNT})]))
     assert report.status == "finished" and report.replans == 0
     assert database.queries == [HEADCOUNT, "SELECT salary FROM employees", COUNT]
     assert len(of(events, ev.ToolCalled)) == 3
@@ -105,8 +105,8 @@ async def test_a_second_try_sees_both_failures_and_samples():
 async def test_after_two_failed_tries_the_step_fails_and_the_run_replans():
     """Two rewrites fail: the step's ToolError names the last query and its error, and the planner's new plan runs."""
     script = Script("SELECT salary FROM employees", "SELECT name FROM employees")
-    replan = Plan([Step(1, "tool", "calculator", {"expression": "1+2"})])
-    report, events, database, planner = await run(script, Plan([Step(1, "tool", "sql", {"query": HEADCOUNT})]), replan)
+    replan = Plan([ToolStep(1, "calculator", {"expression": "1+2"})])
+    report, events, database, planner = await run(script, Plan([ToolStep(1, "sql", {"query": HEADCOUNT})]), replan)
     assert len(database.queries) == 3 and len(of(events, ev.ModelCalled)) == 2
     (replanned,) = of(events, ev.Replanned)
     assert replanned.failed_step == 1 and planner.told == [replanned.reason]
@@ -117,8 +117,8 @@ async def test_after_two_failed_tries_the_step_fails_and_the_run_replans():
 async def test_a_tool_without_a_grammar_goes_straight_to_a_replan():
     """The calculator's refusal is not rewritten in the step: no model call before the planner is asked."""
     script = Script()
-    replan = Plan([Step(1, "tool", "calculator", {"expression": "2+2"})])
-    report, events, _, planner = await run(script, Plan([Step(1, "tool", "calculator", {"expression": "2+"})]), replan)
+    replan = Plan([ToolStep(1, "calculator", {"expression": "2+2"})])
+    report, events, _, planner = await run(script, Plan([ToolStep(1, "calculator", {"expression": "2+"})]), replan)
     assert of(events, ev.ModelCalled) == [] and len(planner.told) == 1
     assert report.status == "finished" and report.steps[0].output == 4
 

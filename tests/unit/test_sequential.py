@@ -12,7 +12,7 @@ from stepwise.reasoning.engine import Engine
 from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.report import fold
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import EXPERT_SYSTEM, Answer, Completion, Expert, Plan, Step, Usage
+from stepwise.reasoning.types import EXPERT_SYSTEM, Answer, Completion, Expert, ExpertStep, Plan, Step, Usage
 from stepwise.tools import default_tools
 from stepwise.verifiers import default_verifiers
 from stepwise.verifiers.policy import VerdictPolicy
@@ -51,7 +51,7 @@ async def run(plan: Plan, sequential: bool) -> tuple[SlowExperts, list]:
 
 
 def ask(sid: int, text: str, *deps: int) -> Step:
-    return Step(sid, "expert", "general", text, list(deps))
+    return ExpertStep(sid, "general", text, list(deps))
 
 
 async def test_independent_steps_overlap_unless_sequential():

@@ -17,7 +17,7 @@ from stepwise.reasoning.errors import explain
 from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.report import fold
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import MAX_TOOL_RESULT_BYTES, Expert, Plan, Step
+from stepwise.reasoning.types import MAX_TOOL_RESULT_BYTES, Expert, Plan, ToolStep
 from stepwise.tools import tool
 from stepwise.verifiers import default_verifiers
 from stepwise.verifiers.basic import ToolRecomputed
@@ -53,7 +53,7 @@ async def run(e: Engine, plan: Plan) -> list[ev.AnyEvent]:
 
 async def test_a_result_at_the_bound_is_kept():
     """`"x" * 98` is 100 bytes of JSON (its quotes): exactly the bound, so it is the step's output."""
-    events = await run(engine(100), Plan([Step(1, "tool", "blurt", {"size": 98})]))
+    events = await run(engine(100), Plan([ToolStep(1, "blurt", {"size": 98})]))
     report = fold(events)
     assert report.status == "finished"
     assert report.steps[0].output == "x" * 98
@@ -62,7 +62,7 @@ async def test_a_result_at_the_bound_is_kept():
 async def test_a_result_over_the_bound_is_refused_and_recorded():
     """One byte more: the call is recorded with no result and an error giving both sizes; the run fails naming it;
     no event holds the text."""
-    events = await run(engine(100), Plan([Step(1, "tool", "blurt", {"size": 99})]))
+    events = await run(engine(100), Plan([ToolStep(1, "blurt", {"size": 99})]))
     [call] = [e for e in events if isinstance(e, ev.ToolCalled)]
     assert call.result is None
     assert call.error is not None and "101 bytes" in call.error and "100 bytes" in call.error
@@ -75,8 +75,8 @@ async def test_a_result_over_the_bound_is_refused_and_recorded():
 async def test_the_bound_counts_every_kind_of_result_and_later_steps_never_see_it():
     """A structured result is measured as the JSON the trace would store; the step after the refused one never
     starts."""
-    plan = Plan([Step(1, "tool", "listing", {"count": 1000}),
-                 Step(2, "tool", "blurt", {"size": 1}, [1])])
+    plan = Plan([ToolStep(1, "listing", {"count": 1000}),
+                 ToolStep(2, "blurt", {"size": 1}, [1])])
     events = await run(engine(1000), plan)
     [call] = [e for e in events if isinstance(e, ev.ToolCalled)]
     assert call.result is None and call.error is not None and "over the limit" in call.error

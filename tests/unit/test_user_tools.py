@@ -14,7 +14,7 @@ from stepwise.reasoning.errors import PlanInvalid
 from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.plan import tool_args_schema
 from stepwise.reasoning.report import fold
-from stepwise.reasoning.types import Plan, Step
+from stepwise.reasoning.types import Plan, ToolStep
 from stepwise.tools import load_tools, tool
 from tests.doubles import InstantBackend, engine_with
 from tests.fixtures import user_tools
@@ -62,8 +62,8 @@ def engine() -> Engine:
 
 async def test_a_user_tool_runs_in_a_plan_and_is_verified_like_any_other():
     """A deterministic user tool's result is recomputed by the verifier; its output feeds later steps."""
-    plan = Plan([Step(1, "tool", "convert", {"amount": 20, "rate": 1.1}),
-                 Step(2, "tool", "calculator", {"expression": "$1*2"}, [1])])
+    plan = Plan([ToolStep(1, "convert", {"amount": 20, "rate": 1.1}),
+                 ToolStep(2, "calculator", {"expression": "$1*2"}, [1])])
     recorder = ev.Recorder()
     await engine().run("20 at 1.1, doubled?", RunOptions(deadline_s=10, plan=plan), sink=recorder, run_id=uuid.uuid4())
     report = fold(recorder.events)
@@ -81,6 +81,6 @@ def test_an_allowlist_narrows_what_may_be_planned_and_run():
     assert {"const": "convert"} in targets and {"const": "calculator"} not in targets
     assert "calculator" not in prefix[0].content and "convert" in prefix[0].content
     with pytest.raises(PlanInvalid, match="unknown tool 'calculator'"):
-        e.check_plan(Plan([Step(1, "tool", "calculator", {"expression": "1"})]), allowed)
+        e.check_plan(Plan([ToolStep(1, "calculator", {"expression": "1"})]), allowed)
     with pytest.raises(ValueError, match="unknown tools \\['search'\\]"):
         e.allowed_tools(["search"])

@@ -5,13 +5,13 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from stepwise.reasoning.types import Expect, Step
+from stepwise.reasoning.types import Expect, ExpertStep, Step, ToolStep
 from stepwise.tools import default_tools, load_tools
 from stepwise.verifiers import default_verifiers
 from stepwise.verifiers.basic import ExpertAnswered, NumericSanity, ResultTyped, ToolRecomputed
 from tests.fixtures import user_tools
 
-STEP = Step(1, "tool", "calculator", {"expression": "6*7"})
+STEP = ToolStep(1, "calculator", {"expression": "6*7"})
 
 
 async def no_model(*args, **kwargs):
@@ -36,7 +36,7 @@ async def test_a_result_must_have_the_type_its_tool_declares():
     check = ResultTyped(tools)
     assert (await check.verify(STEP, {}, 42, no_model)).outcome == "pass"
     assert (await check.verify(STEP, {}, "42 apples", no_model)).outcome == "fail"
-    shout = Step(2, "tool", "shout", {"text": "x"})
+    shout = ToolStep(2, "shout", {"text": "x"})
     assert (await check.verify(shout, {}, {"text": "X"}, no_model)).outcome == "pass"
     assert (await check.verify(shout, {}, ["X"], no_model)).outcome == "fail"
     assert user_tools.convert.result_type is float
@@ -48,7 +48,7 @@ async def test_numbers_must_be_finite_and_a_step_expecting_a_number_must_get_one
     sanity = NumericSanity()
     assert (await sanity.verify(STEP, {}, float("inf"), no_model)).outcome == "fail"
     assert (await sanity.verify(STEP, {}, {"a": [1, float("nan")]}, no_model)).outcome == "fail"
-    ask_number = Step(3, "expert", "general", "How many legs does a spider have?", expect=Expect(number=True))
+    ask_number = ExpertStep(3, "general", "How many legs does a spider have?", expect=Expect(number=True))
     verdict = await sanity.verify(ask_number, ask_number.input, "eight", no_model)
     assert (verdict.outcome, verdict.reason) == ("retry", "asked for a number, got 'eight'")
     assert (await sanity.verify(ask_number, ask_number.input, "8", no_model)).outcome == "pass"
@@ -56,13 +56,13 @@ async def test_numbers_must_be_finite_and_a_step_expecting_a_number_must_get_one
 
 async def test_a_verifier_checks_what_a_step_states_never_how_its_question_is_worded():
     """A question saying "Reply with a number." without `expect` states nothing: an answer in words passes."""
-    worded = Step(3, "expert", "general", "How many legs does a spider have? Reply with a number.")
+    worded = ExpertStep(3, "general", "How many legs does a spider have? Reply with a number.")
     assert (await NumericSanity().verify(worded, worded.input, "eight", no_model)).outcome == "pass"
 
 
 async def test_an_empty_expert_answer_asks_for_a_retry():
     """Whitespace is not an answer."""
-    step = Step(2, "expert", "general", "Who wrote Hamlet?")
+    step = ExpertStep(2, "general", "Who wrote Hamlet?")
     assert (await ExpertAnswered().verify(step, step.input, "  ", no_model)).outcome == "retry"
     assert (await ExpertAnswered().verify(step, step.input, "Shakespeare", no_model)).outcome == "pass"
     assert (await ExpertAnswered().verify(step, step.input, 42, no_model)).outcome == "fail"
@@ -77,8 +77,9 @@ def test_model_verifiers_are_chosen_by_name():
 
 
 def expecting(kind: str, target: str, expect: dict) -> Step:
-    return Step(1, kind, target, "q" if kind == "expert" else {"expression": "1"}, [],
-                expect=msgspec.convert(expect, Expect))
+    wanted = msgspec.convert(expect, Expect)
+    return ExpertStep(1, target, "q", expect=wanted) if kind == "expert" else ToolStep(1, target, {"expression": "1"},
+                                                                                        expect=wanted)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +109,7 @@ async def test_numeric_sanity_holds_a_step_to_the_range_and_unit_its_plan_states
 
 def test_a_step_without_expect_encodes_as_before():
     """`expect` is left out of a step's JSON when the plan does not state it (traces and replies keep their shape)."""
-    assert b"expect" not in msgspec.json.encode(Step(1, "tool", "calculator", {"expression": "1"}))
+    assert b"expect" not in msgspec.json.encode(ToolStep(1, "calculator", {"expression": "1"}))
     assert msgspec.json.decode(b'{"id":1,"kind":"expert","target":"g","input":"q","expect":{"unit":"km"}}',
                                type=Step).expect == Expect(unit="km")
 
@@ -135,7 +136,7 @@ async def test_no_verifier_raises_on_an_int_too_large_for_a_float_or_for_text(ex
     """10**400 is past a float (math.isfinite, float() and :g raise on it), 10**5000 past repr() as well: each is
     finite and of its type — recomputed, typed and sane, every verdict a pass with a reason."""
     tools = {"power": PowerOfTen()}
-    step = Step(1, "tool", "power", {"exponent": exponent})
+    step = ToolStep(1, "power", {"exponent": exponent})
     for verifier in (ToolRecomputed(tools), ResultTyped(tools), NumericSanity()):
         verdict = await verifier.verify(step, {"exponent": exponent}, 10**exponent, no_model)
         assert verdict.outcome == "pass" and verdict.reason, verifier.name
@@ -147,9 +148,9 @@ async def test_a_huge_int_compared_with_a_float_or_a_range_gives_a_verdict_not_a
     """Recomputing 10**400 where the step said 1e308 fails; a huge int outside an expected range asks for a replan,
     saying how many digits it has; a NaN next to a 5,000-digit int still fails, with a reason that can be printed."""
     tools = {"power": PowerOfTen()}
-    step = Step(1, "tool", "power", {"exponent": 400})
+    step = ToolStep(1, "power", {"exponent": 400})
     assert (await ToolRecomputed(tools).verify(step, {"exponent": 400}, 1e308, no_model)).outcome == "fail"
-    huge_step = Step(1, "tool", "power", {"exponent": 5000})
+    huge_step = ToolStep(1, "power", {"exponent": 5000})
     tampered = await ToolRecomputed(tools).verify(huge_step, {"exponent": 5000}, 10**5000 + 1, no_model)
     assert tampered.outcome == "fail" and "too long to show" in tampered.reason
     above = await NumericSanity().verify(expecting("tool", "calculator", {"max": 100}), None, 10**400, no_model)
@@ -168,12 +169,12 @@ async def test_an_expert_answer_that_only_repeats_a_name_from_its_question_is_re
     a reader may always say the passages do not hold the answer."""
     reader = ("Answer from these passages only.\nQuestion: What was the shipping firm of Corwin "
               "Astley?\nPassages: [...Corwin Astley...]")
-    step = Step(2, "expert", "general", reader)
+    step = ExpertStep(2, "general", reader)
     echoed = await ExpertAnswered().verify(step, reader, "Corwin Astley.", no_model)
     assert echoed.outcome == "retry" and "repeats 'Corwin Astley'" in echoed.reason
     assert (await ExpertAnswered().verify(step, reader, "the Marlin Line", no_model)).outcome == "pass"
     refusal = "Answer from these passages only.\nQuestion: Who founded not in the documents?\nPassages: [...]"
     assert (await ExpertAnswered().verify(step, refusal, "not in the documents", no_model)).outcome == "pass"
     choice = "Who is older, Ada or Grace?"
-    assert (await ExpertAnswered().verify(Step(1, "expert", "general", choice), choice, "Ada",
+    assert (await ExpertAnswered().verify(ExpertStep(1, "general", choice), choice, "Ada",
                                           no_model)).outcome == "pass"
