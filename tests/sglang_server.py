@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -193,7 +194,10 @@ class SGLangTestServer:
         self.tokens: dict[str, int] = {}
         self._faults: list[tuple[int | None, float, bool]] = []
         self._abort_events: dict[str, asyncio.Event] = {}
-        self._prompts: list[str] = []  # the scripted model's "radix cache"
+        # The scripted model's "radix cache": distinct prompts, the least recently used dropped past a bound (as
+        # SGLang's cache evicts). Unbounded, the scan of every earlier prompt grew with each request until, in a
+        # 10-minute soak at 20 calls a second, this server stalled and every run hit its deadline.
+        self._prompts: OrderedDict[str, None] = OrderedDict()
         self._started_at = time.monotonic()
         if port is None:
             with socket.socket() as probe:
@@ -245,8 +249,12 @@ class SGLangTestServer:
 
     async def _scripted(self, prompt: str, params: SamplingParams, rid: str) -> AsyncIterator[str | _Done]:
         # ~4 characters a token; the longest prefix shared with an earlier prompt counts as cached (the radix cache).
-        shared = max((len(_common_prefix(prompt, p)) for p in self._prompts), default=0)
-        self._prompts.append(prompt)
+        shared = len(prompt) if prompt in self._prompts else max(
+            (len(_common_prefix(prompt, p)) for p in self._prompts), default=0)
+        self._prompts[prompt] = None
+        self._prompts.move_to_end(prompt)
+        if len(self._prompts) > _CACHED_PROMPTS:
+            self._prompts.popitem(last=False)
         limit = params.max_new_tokens if params.max_new_tokens is not None else 128
         pieces = [self.script[i:i + 4] for i in range(0, len(self.script), 4)] if self.script is not None else None
         text = ""
@@ -565,6 +573,9 @@ class SGLangTestServer:
     def __exit__(self, *exc) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=30)
+
+
+_CACHED_PROMPTS = 256
 
 
 def _common_prefix(a: str, b: str) -> str:
