@@ -356,10 +356,13 @@ class _Child:
 
     def report(self, **extra: Any) -> None:
         status = self.status(**extra)
-        if status != self.last or extra:
+        if self.out is not None and (status != self.last or extra):
             self.last = status
-            self.out.write(json.dumps(status).encode() + b"\n")
-            self.out.flush()
+            try:
+                self.out.write(json.dumps(status).encode() + b"\n")
+                self.out.flush()
+            except (BrokenPipeError, ConnectionError):  # the server is gone: the sink still writes what it holds
+                self.out = None
 
     async def reporting(self) -> None:
         while True:

@@ -117,6 +117,9 @@ async def test_the_writer_ends_with_the_server_after_writing_what_it_holds(datab
     process = sink._process
     assert process is not None and process.stdin is not None
     sink._closing = True  # what this test plays is the server's end, not a death to recover from
+    reading = process._transport.get_pipe_transport(1)  # type: ignore[attr-defined]  # the server's end of stdout
+    assert reading is not None
+    reading.close()  # gone: the writer's reports now meet a broken pipe, which must not stop it
     process.stdin.close()
     assert await asyncio.wait_for(process.wait(), 20) == 0
     assert await counts(pg, run_id) == WHOLE_RUN
