@@ -46,7 +46,8 @@ log = structlog.get_logger("stepwise.runtime")
 def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], verifiers: tuple[str, ...] = (),
                  planner: str = "program", plan_samples: int = 5, compose: str = "auto", plan_more: int = 0,
                  plan_examples: int = 3, plan_temperature: float = 0.7, bank: ExampleBank | None = None,
-                 max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES, plan_worked: bool = True) -> Engine:
+                 max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES, plan_worked: bool = True,
+                 call_samples: int = 5) -> Engine:
     router = Router(fleet.experts, registry.default_name)
     if planner == "program":
         chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples, more=plan_more,
@@ -61,7 +62,7 @@ def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], ve
     return Engine(
         router, tools, default_verifiers(tools, verifiers), policy=VerdictPolicy(),
         planner=chosen, composer=Composer(router, target=registry.composer, always=compose == "always"),
-        max_tool_result_bytes=max_tool_result_bytes,
+        max_tool_result_bytes=max_tool_result_bytes, call_samples=call_samples,
     )
 
 
@@ -77,7 +78,8 @@ def engine_for(settings: Settings, fleet: Fleet, tools: Mapping[str, Tool]) -> E
     bank = load_bank(settings.example_bank) if settings.example_bank else None
     return build_engine(Fleet(experts, fleet.llamas), registry, tools, settings.verifiers, settings.planner,
                         settings.plan_samples, settings.compose, settings.plan_more, settings.plan_examples,
-                        settings.plan_temperature, bank, settings.max_tool_result_bytes, settings.plan_worked)
+                        settings.plan_temperature, bank, settings.max_tool_result_bytes, settings.plan_worked,
+                        settings.call_samples)
 
 
 class Runtime:

@@ -82,6 +82,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trace_queue: int = 100_000
     """Trace events held in memory while Postgres is slow or down (STEPWISE_TRACE_QUEUE); past it they wait in files
     under `data_dir / "trace-spill"`, in order (dropped, and counted, only if those cannot be written)."""
+    call_samples: int = 5
+    """With several function calls allowed (chat `parallel_tool_calls`), replies sampled beside the greedy one; the
+    reply with the most distinct calls answers (STEPWISE_CALL_SAMPLES; 1: the greedy reply alone)."""
     trace_writer: str = "process"
     """Where the trace is written from (STEPWISE_TRACE_WRITER): `process`, a child process the server starts
     (app.trace_process), so writing it costs the server's event loop almost nothing; `inline`, the server's own
@@ -132,6 +135,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("plan_samples", "STEPWISE_PLAN_SAMPLES", int), ("compose", "STEPWISE_COMPOSE", str),
             ("plan_more", "STEPWISE_PLAN_MORE", int), ("shutdown_grace_s", "STEPWISE_SHUTDOWN_GRACE_S", float),
             ("trace_queue", "STEPWISE_TRACE_QUEUE", int), ("trace_writer", "STEPWISE_TRACE_WRITER", str),
+            ("call_samples", "STEPWISE_CALL_SAMPLES", int),
             ("max_tool_result_bytes", "STEPWISE_MAX_TOOL_RESULT_BYTES", int),
         ):
             if env.get(var):

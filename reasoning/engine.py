@@ -79,8 +79,11 @@ class Engine:
         composer: Composer | None = None,
         policy: Policy,
         max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES,
+        call_samples: int = 1,
     ) -> None:
         self.router = router
+        self.call_samples = call_samples
+        """Replies sampled beside the greedy one when several function calls may answer a turn (functions.py)."""
         self.tools = tools
         self.policy = policy
         self.max_tool_result_bytes = max_tool_result_bytes
@@ -112,7 +115,8 @@ class Engine:
             if options.functions:
                 answer = await call_functions(self.router, target, messages, options.functions, ctx,
                                               required=options.require_call,
-                                              parallel=options.parallel_calls, max_tokens=options.max_tokens or 512)
+                                              parallel=options.parallel_calls, max_tokens=options.max_tokens or 512,
+                                              samples=self.call_samples)
             else:
                 sampling = Sampling(max_tokens=options.max_tokens) if options.max_tokens else None
                 completion, _ = await self.router.call(target, list(messages), ctx, purpose="expert", sampling=sampling,

@@ -1,8 +1,10 @@
-"""Calls of caller-defined functions (OpenAI's `tools`): one expert call whose output is decoded under a schema built
-from the functions' own parameter schemas, so a call is never malformed — only possibly the wrong one."""
+"""Calls of caller-defined functions (OpenAI's `tools`): an expert call whose output is decoded under a schema built
+from the functions' own parameter schemas, so a call is never malformed — only possibly the wrong one; where several
+calls may answer, sampled replies beside it (see `call_functions`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +16,7 @@ from stepwise.reasoning.router import Router
 from stepwise.reasoning.types import Answer, Function, FunctionCall, JsonSchema, Message, Sampling
 
 MAX_PARALLEL_CALLS = 8
+_TEMPERATURE = 0.7  # of the sampled replies (the program planner's samples use the same)
 
 
 class _Reply(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,14 +78,38 @@ def function_messages(messages: Sequence[Message], functions: Sequence[Function]
 
 
 async def call_functions(router: Router, target: str, messages: Sequence[Message], functions: Sequence[Function],
-                         ctx: RunContext, *, required: bool, parallel: bool, max_tokens: int) -> Answer:
+                         ctx: RunContext, *, required: bool, parallel: bool, max_tokens: int,
+                         samples: int = 1) -> Answer:
     """Ask `target` which of `functions` (unique names: the caller checks) to call; the answer carries the calls (or,
-    when none is required, text)."""
+    when none is required, text). With several calls allowed and `samples` > 1, that many replies are sampled beside
+    the greedy one, at once, and the one with the most distinct calls answers, the greedy one on a tie: a small
+    model's usual mistake there is one call where the request asks for several (on BFCL's first 50 parallel items,
+    greedy 30 right, with 5 samples 34 — every item any of the six replies had right)."""
     constraint = JsonSchema("tool_calls", reply_schema(functions, required=required, parallel=parallel))
     shown = function_messages(messages, functions, required=required, parallel=parallel)
-    _, reply = await router.call(target, shown, ctx, purpose="compose", constraint=constraint,
-                                 sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
-    return Answer(text=reply.content, tool_calls=_distinct(reply.tool_calls))
+    greedy = router.call(target, shown, ctx, purpose="compose", constraint=constraint,
+                         sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
+    if not parallel or samples <= 1:
+        _, reply = await greedy
+        return Answer(text=reply.content, tool_calls=_distinct(reply.tool_calls))
+    (_, reply), (sampled, _) = await asyncio.gather(greedy, router.call(
+        target, shown, ctx, purpose="compose", constraint=constraint,
+        sampling=Sampling(max_tokens=max_tokens, temperature=_TEMPERATURE, n=samples)))
+    calls = _distinct(reply.tool_calls)
+    if calls:  # a greedy reply in words (no call required) stays one: a sample does not overrule it with calls
+        for text in [sampled.text, *sampled.alternatives][:samples]:
+            other = _decoded(text)
+            if other is not None and len(other) > len(calls):
+                calls = other
+    return Answer(text=reply.content, tool_calls=calls)
+
+
+def _decoded(text: str) -> list[FunctionCall] | None:
+    """A sampled reply's distinct calls (None if it is not a reply: cut off at max_tokens)."""
+    try:
+        return _distinct(msgspec.json.decode(text, type=_Reply).tool_calls)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def _distinct(calls: list[FunctionCall]) -> list[FunctionCall]:

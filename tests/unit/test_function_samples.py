@@ -1,0 +1,90 @@
+"""Where several function calls may answer a turn, replies sampled beside the greedy one can add the calls it left
+out: the reply with the most distinct calls answers, the greedy one on a tie; one call allowed, or a reply in words,
+and the greedy reply stands."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.events import Recorder
+from stepwise.reasoning.functions import call_functions
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Completion, Expert, Function, FunctionCall, Message, Usage
+
+WEATHER = Function(name="weather", description="The weather in a city.",
+                   parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+
+
+def reply(*cities: str) -> str:
+    return json.dumps({"tool_calls": [{"name": "weather", "arguments": {"city": c}} for c in cities]})
+
+
+class Sampler:
+    """A backend answering the greedy call with `greedy` and a sampled call with `samples` (first, alternatives)."""
+
+    provider, model = "test", "test"
+
+    def __init__(self, greedy: str, samples: list[str]) -> None:
+        self.greedy, self.samples = greedy, samples
+        self.calls: list = []
+
+    async def generate(self, messages, *, constraint=None, sampling=None, deadline=None, on_text=None) -> Completion:
+        self.calls.append(sampling)
+        if sampling is None or sampling.n == 1:
+            return Completion(self.greedy, Usage(10, 5, 0), 1.0, "test")
+        return Completion(self.samples[0], Usage(10, 5, 0), 1.0, "test", alternatives=self.samples[1:])
+
+
+async def answer(backend: Sampler, *, parallel: bool = True, required: bool = True, samples: int = 5):
+    router = Router({"general": Expert(name="general", backend=backend)}, "general")
+    ctx = RunContext(uuid.uuid4(), Recorder(), time.monotonic() + 1e6)
+    return await call_functions(router, "general", [Message("user", "Weather in Paris and Rome?")], [WEATHER], ctx,
+                                required=required, parallel=parallel, max_tokens=64, samples=samples)
+
+
+def cities(calls: list[FunctionCall]) -> list[str]:
+    return [c.arguments["city"] for c in calls]
+
+
+async def test_a_sample_with_more_calls_answers_where_the_greedy_reply_made_too_few():
+    """The greedy reply asks for Paris only; a sample asks for both: the sample's calls answer."""
+    backend = Sampler(reply("Paris"), [reply("Paris"), reply("Paris", "Rome"), reply("Rome")])
+    got = await answer(backend)
+    assert cities(got.tool_calls) == ["Paris", "Rome"]
+    assert [s.n for s in backend.calls] == [1, 5]
+
+
+async def test_on_a_tie_the_greedy_reply_stands():
+    """As many calls in a sample as in the greedy reply: the greedy reply's calls answer."""
+    backend = Sampler(reply("Paris", "Rome"), [reply("Paris", "Oslo"), reply("Rome")])
+    assert cities((await answer(backend)).tool_calls) == ["Paris", "Rome"]
+
+
+async def test_repeated_calls_count_once():
+    """A sample repeating one call is one call, not two."""
+    backend = Sampler(reply("Paris"), [reply("Paris", "Paris")])
+    assert cities((await answer(backend)).tool_calls) == ["Paris"]
+
+
+async def test_a_sample_cut_off_mid_reply_is_ignored():
+    """A sampled text that is not a whole reply (cut at max_tokens) takes no part."""
+    backend = Sampler(reply("Paris"), [reply("Paris", "Rome")[:30]])
+    assert cities((await answer(backend)).tool_calls) == ["Paris"]
+
+
+async def test_with_one_call_allowed_or_one_sample_nothing_is_sampled():
+    """Without parallel calls, or with samples set to 1, the greedy reply is the only call made."""
+    for options in ({"parallel": False}, {"samples": 1}):
+        backend = Sampler(reply("Paris"), [reply("Paris", "Rome")])
+        assert cities((await answer(backend, **options)).tool_calls) == ["Paris"]
+        assert len(backend.calls) == 1
+
+
+async def test_a_greedy_reply_in_words_is_not_overruled_by_a_sample_with_calls():
+    """No call required and the greedy reply answers in words: it stands, whatever a sample called."""
+    backend = Sampler(json.dumps({"content": "No function fits."}), [reply("Paris")])
+    got = await answer(backend, required=False)
+    assert got.text == "No function fits." and got.tool_calls == []
