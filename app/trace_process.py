@@ -216,6 +216,10 @@ class ProcessSink:
         """Have the child write what it holds (for at most `timeout` seconds; the rest it spills) and end; what the
         child never took is spilled here."""
         self._closing = True
+        if self._pipe() is None and self._reader is not None:
+            # A child being replaced: let the replacement start (or the wait before it end) first, so a child
+            # started meanwhile is closed too, not left to write what is spilled here.
+            await asyncio.gather(self._reader, return_exceptions=True)
         self._send()
         process = self._process
         if process is not None and process.returncode is None and process.stdin is not None:

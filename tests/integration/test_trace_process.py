@@ -164,3 +164,25 @@ async def test_the_writer_is_told_of_each_batch_as_soon_as_it_is_committed(datab
     assert await sink.flush(timeout=20)
     await sink.close()
     assert seen == [10]
+
+
+async def test_closing_while_a_killed_writer_is_being_replaced_loses_nothing_and_leaves_no_process(database_url, pg,
+                                                                                                   tmp_path):
+    """Close right after the writer was killed: the run it held is written by the replacement or spilled for the
+    next start, and no writer process is left running."""
+    sink = ProcessSink(database_url, spill_dir=tmp_path)
+    await sink.start()
+    run_id = uuid.uuid4()
+    for event in run_events(run_id):
+        sink.emit(event)
+    killed = sink._process
+    assert killed is not None
+    os.kill(killed.pid, signal.SIGKILL)
+    await killed.wait()
+    await sink.close(timeout=5)
+    assert sink._process is None or sink._process.returncode is not None
+    again = ProcessSink(database_url, spill_dir=tmp_path)  # replays whatever was spilled
+    await again.start()
+    await until(lambda: again.written == again.emitted)
+    await again.close()
+    assert await counts(pg, run_id) == WHOLE_RUN and sink.dropped == 0
