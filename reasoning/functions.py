@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from stepwise.reasoning import prompts
+from stepwise.reasoning.constraints import ConstraintViolated
 from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.router import Router
 from stepwise.reasoning.types import Answer, Function, FunctionCall, JsonSchema, Message, Sampling
@@ -92,16 +93,29 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     if not parallel or samples <= 1:
         _, reply = await greedy
         return Answer(text=reply.content, tool_calls=_distinct(reply.tool_calls))
-    (_, reply), (sampled, _) = await asyncio.gather(greedy, router.call(
+    first, second = await asyncio.gather(greedy, router.call(
         target, shown, ctx, purpose="compose", constraint=constraint,
-        sampling=Sampling(max_tokens=max_tokens, temperature=_TEMPERATURE, n=samples)))
-    calls = _distinct(reply.tool_calls)
-    if calls:  # a greedy reply in words (no call required) stays one: a sample does not overrule it with calls
-        for text in [sampled.text, *sampled.alternatives][:samples]:
-            other = _decoded(text)
+        sampling=Sampling(max_tokens=max_tokens, temperature=_TEMPERATURE, n=samples)), return_exceptions=True)
+    for outcome in (first, second):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome  # cancelled: the run is going away
+    if isinstance(first, BaseException) and not isinstance(first, ConstraintViolated):
+        raise first
+    # A sampled call that failed leaves the greedy reply alone; one that broke its constraint gives no reply.
+    sampled = [] if isinstance(second, BaseException) else [second[0].text, *second[0].alternatives][:samples]
+    if isinstance(first, BaseException):  # it broke its constraint: ran into max_tokens (a number repeating digits)
+        text, calls = "", []
+    else:
+        _, reply = first
+        text, calls = reply.content, _distinct(reply.tool_calls)
+    if calls or isinstance(first, ConstraintViolated):  # a greedy reply in words stands: no sample overrules it
+        for sample in sampled:
+            other = _decoded(sample)
             if other is not None and len(other) > len(calls):
                 calls = other
-    return Answer(text=reply.content, tool_calls=calls)
+    if not calls and isinstance(first, ConstraintViolated):
+        raise first
+    return Answer(text=text, tool_calls=calls)
 
 
 def _decoded(text: str) -> list[FunctionCall] | None:

@@ -9,6 +9,7 @@ import time
 import uuid
 
 from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.errors import BackendError
 from stepwise.reasoning.events import Recorder
 from stepwise.reasoning.functions import call_functions
 from stepwise.reasoning.router import Router
@@ -27,7 +28,7 @@ class Sampler:
 
     provider, model = "test", "test"
 
-    def __init__(self, greedy: str, samples: list[str]) -> None:
+    def __init__(self, greedy: str, samples: list[str] | None) -> None:
         self.greedy, self.samples = greedy, samples
         self.calls: list = []
 
@@ -35,6 +36,8 @@ class Sampler:
         self.calls.append(sampling)
         if sampling is None or sampling.n == 1:
             return Completion(self.greedy, Usage(10, 5, 0), 1.0, "test")
+        if self.samples is None:
+            raise BackendError("the sampled call failed")
         return Completion(self.samples[0], Usage(10, 5, 0), 1.0, "test", alternatives=self.samples[1:])
 
 
@@ -88,3 +91,17 @@ async def test_a_greedy_reply_in_words_is_not_overruled_by_a_sample_with_calls()
     backend = Sampler(json.dumps({"content": "No function fits."}), [reply("Paris")])
     got = await answer(backend, required=False)
     assert got.text == "No function fits." and got.tool_calls == []
+
+
+async def test_a_greedy_reply_cut_off_mid_number_is_replaced_by_a_whole_sample():
+    """The greedy reply runs into max_tokens (a number repeating its digits): the sample with the most calls answers
+    instead of the turn failing."""
+    backend = Sampler('{"tool_calls":[{"name":"weather","arguments":{"city":"Pa', [reply("Paris", "Rome")])
+    assert cities((await answer(backend)).tool_calls) == ["Paris", "Rome"]
+
+
+async def test_a_failed_sampled_call_leaves_the_greedy_reply():
+    """The sampled call failing, or none of its texts a whole reply, changes nothing: the greedy reply answers."""
+    for samples in (None, ["{", '{"tool_']):
+        backend = Sampler(reply("Paris"), samples)
+        assert cities((await answer(backend)).tool_calls) == ["Paris"]
