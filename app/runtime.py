@@ -47,7 +47,7 @@ def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], ve
                  planner: str = "program", plan_samples: int = 5, compose: str = "auto", plan_more: int = 0,
                  plan_examples: int = 3, plan_temperature: float = 0.7, bank: ExampleBank | None = None,
                  max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES, plan_worked: bool = True,
-                 call_samples: int = 5) -> Engine:
+                 call_samples: int = 1) -> Engine:
     router = Router(fleet.experts, registry.default_name)
     if planner == "program":
         chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples, more=plan_more,

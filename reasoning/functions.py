@@ -85,7 +85,7 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     when none is required, text). With several calls allowed and `samples` > 1, that many replies are sampled beside
     the greedy one, at once, and the one with the most distinct calls answers, the greedy one on a tie: a small
     model's usual mistake there is one call where the request asks for several (on BFCL's first 50 parallel items,
-    greedy 30 right, with 5 samples 34 — every item any of the six replies had right)."""
+    greedy 30 right, with 5 samples 34 — every item any of the six replies had right; on the next 50, 34 and 35)."""
     constraint = JsonSchema("tool_calls", reply_schema(functions, required=required, parallel=parallel))
     shown = function_messages(messages, functions, required=required, parallel=parallel)
     greedy = router.call(target, shown, ctx, purpose="compose", constraint=constraint,
