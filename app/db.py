@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,31 @@ def database_url(configured: str | None, data_dir: Path) -> str:
     return _embedded[pgdata].get_uri()
 
 
+# A number JSON writes with a positive exponent: msgspec writes floats of 1e16 and more so (1.2345678901234567e19).
+_BIG_FLOAT = re.compile(rb"\de\+?\d")
+# A string (skipped whole, so text that looks like a number stays as it is) or such a number.
+_STRING_OR_BIG_FLOAT = re.compile(rb'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?[eE]\+?\d+')
+
+
+def _exact(match: re.Match[bytes]) -> bytes:
+    token = match.group()
+    return token if token.startswith(b'"') else b"%d.0" % int(float(token))
+
+
+def jsonb_bytes(value: Any) -> bytes:
+    """`value` as JSON jsonb reads back as it was. jsonb keeps a number's digits, not its type: 1.2345678901234567e19
+    would come back as the integer 12345678901234567000, another number than the float. Written as its exact value
+    with a `.0` (12345678901234567168.0), it comes back as the same float."""
+    data = msgspec.json.encode(value)
+    return _STRING_OR_BIG_FLOAT.sub(_exact, data) if _BIG_FLOAT.search(data) else data
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """JSONB in binary format (version byte + JSON), which COPY needs; encoded and decoded by msgspec."""
+    """JSONB in binary format (version byte + JSON), which COPY needs; encoded (`jsonb_bytes`) and decoded by
+    msgspec."""
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", format="binary",
-        encoder=lambda value: b"\x01" + msgspec.json.encode(value),
+        encoder=lambda value: b"\x01" + jsonb_bytes(value),
         decoder=lambda data: msgspec.json.decode(data[1:]),
     )
 

@@ -62,7 +62,9 @@ async def test_a_run_is_answered_and_read_back_identically_from_postgres(smollm2
     assert report.usage.model_calls >= 1 and report.plan is not None
     again = smollm2_server.client.get(f"/v1/runs/{report.run_id}")
     assert again.status_code == 200
-    assert msgspec.json.decode(again.content, type=RunReport) == report
+    stored = msgspec.json.decode(again.content, type=RunReport)
+    assert stored == report, {name: (live, getattr(stored, name)) for name in report.__struct_fields__
+                              if (live := getattr(report, name)) != getattr(stored, name)}
     run = await pg.fetchrow("SELECT * FROM runs WHERE run_id = $1", report.run_id)
     assert run["status"] == report.status and run["model_calls"] == report.usage.model_calls
     assert await pg.fetchval("SELECT count(*) FROM model_calls WHERE run_id = $1",

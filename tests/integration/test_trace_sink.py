@@ -151,6 +151,25 @@ async def test_a_nul_in_text_or_json_is_stored_as_the_replacement_character(data
     assert (call["args"], call["result"], call["error"]) == ({"k\ufffd": "a\ufffdb"}, ["\ufffd"], "e\ufffd")
 
 
+async def test_large_floats_read_back_as_the_same_floats(database_url, pg):
+    """jsonb keeps a number's digits, not its type: a float written as 1.2345678901234567e19 comes back as the integer
+    12345678901234567000, another number. Floats of 1e16 and more are stored by their exact value with a `.0`, so a
+    run's report read back equals the live one."""
+    sink = TraceSink(lambda: db.connect(database_url))
+    sink.start()
+    run_id = uuid.uuid4()
+    events = run_events(run_id)
+    big = [12345678901234567890.0, 1e23, -1.5e300, 2.0**60, 1e16, 1e-7, "1e23 stays text"]
+    events[4] = ev.ToolCalled(run_id=run_id, at=events[4].at, step_id=1, tool="calculator", args={"x": big},
+                              result=big, error=None, latency_ms=0.1)
+    for event in events:
+        sink.emit(event)
+    await sink.close()
+    stored = await load_events(pg, run_id)
+    assert stored[4].result == big and all(type(a) is type(b) for a, b in zip(stored[4].result, big, strict=True))
+    assert fold(stored) == fold(events)
+
+
 async def test_refused_events_are_dead_lettered_and_the_rest_of_their_batch_is_written(database_url, pg):
     """One batch, three runs; the middle one carries what Postgres or asyncpg refuse: a token count past int4 (the
     encoder's OverflowError), a result too long for JSON (ValueError), a verdict outcome the table's CHECK refuses
