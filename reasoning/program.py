@@ -23,6 +23,7 @@ import msgspec
 
 from stepwise.reasoning import prompts
 from stepwise.reasoning.errors import PlanInvalid
+from stepwise.reasoning.plan import declared_needs
 from stepwise.reasoning.types import ExpertStep, Plan, Step, Tool, ToolStep, tool_grammar
 
 ANSWER = "answer"
@@ -43,6 +44,17 @@ class Program(msgspec.Struct):
     def answer(self) -> int | None:
         """The step whose result is the answer, when one is."""
         return self.parts[0] if len(self.parts) == 1 else None
+
+    def needed(self) -> Plan:
+        """The plan without the lines the answer does not rest on, however indirectly: a line whose result nothing
+        uses cannot change the answer, but its failure (a query naming a column that is not there) would fail the
+        run, or cost the sample its vote."""
+        wanted, steps = set(self.parts), []
+        for step in reversed(self.plan.steps):
+            if step.id in wanted:
+                wanted |= declared_needs(step)
+                steps.append(step)
+        return msgspec.structs.replace(self.plan, steps=steps[::-1])
 
 
 def program_grammar(calls: Collection[str], tools: Mapping[str, Tool] | None = None, max_lines: int = MAX_LINES) -> str:

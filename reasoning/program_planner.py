@@ -185,11 +185,11 @@ class ProgramPlanner:
                     kept = next((p for p in (self._compile(text, tools)[0] for text in texts) if p is not None), None)
                     if kept is None:
                         raise
-                    return kept.plan
+                    return kept.needed()
             raise PlanInvalid(f"no sampled program compiled: {errors[0]}")
         program = programs[chosen]
         assert program is not None
-        return program.plan
+        return program.needed()
 
     async def _more(self, messages: list[Message], ctx: RunContext, purpose: PlanPurpose, grammar: str,
                     sampling: Sampling, tools: Mapping[str, Tool],
@@ -250,7 +250,7 @@ class ProgramPlanner:
         None if it cannot be (a model step, a tool with effects) or a tool refused (the sample loses its vote)."""
         if program is None:
             return None
-        steps = program.plan.steps
+        steps = program.needed().steps
         if not all(isinstance(s, ToolStep) and rerunnable(tools.get(s.target)) for s in steps):
             return None
         outputs: dict[int, Any] = {}

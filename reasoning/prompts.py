@@ -125,7 +125,9 @@ PROGRAM_ARITHMETIC = "gcd lcm factorial comb perm sqrt floor ceil round min max 
 # read's asks one fact per call: a read of the whole two-hop question gets its answer (or a guess) back, which the
 # next read then treats as the first hop's (program_planner's copied_question discards such samples).
 PROGRAM_CALLS = {
-    "sql": 'sql("SELECT ...") runs one query on the database below and returns its value (one cell) or rows.',
+    "sql": 'sql("SELECT ...") runs one query on the database below and returns its value (one cell) or rows. One '
+           'query answers the whole question; a row of another table is found by its name in a subquery or a join '
+           '(`WHERE x_id = (SELECT id FROM x WHERE name = \'...\')`), never by a guessed id.',
     "docs": 'docs("words") returns the passages of the documents that match.',
     "read": 'read("question") answers a question from the documents (use it for any fact the documents hold; '
             'one fact per call: for a question about "the X of Y", first `x = read("Who was the X of Y?")`, '

@@ -39,6 +39,18 @@ def test_constants_are_inlined_and_a_bare_name_answer_is_that_step(tools):
     assert program.answer == 1
 
 
+def test_the_plan_run_keeps_only_the_lines_the_answer_rests_on(tools):
+    """A line nothing uses is dropped from the plan that runs; the lines the answer needs, however indirectly, stay
+    with their ids and references."""
+    program = compile_program("spare = 7 * 7\nbase = 4 * 35\nother = spare + 1\nleft = base - 12\n"
+                              "answer = left + 3", tools, "general")
+    needed = program.needed()
+    assert [s.name for s in needed.steps] == ["base", "left", "answer"]
+    assert [s.input["expression"] for s in needed.steps] == ["4 * 35", "$2 - 12", "$4 + 3"]
+    assert needed.answer == program.plan.answer
+    validate_plan(needed, tools, ["general"])
+
+
 def test_a_literal_answer_is_still_a_step(tools):
     """An answer that is a number is computed by a step, so the answer rests on one."""
     program = compile_program("answer = 42", tools, "general")

@@ -449,3 +449,20 @@ async def test_a_sample_whose_tool_result_is_over_the_bound_loses_its_vote():
     await engine.run("How many?", RunOptions(deadline_s=10), sink=recorder)
     sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
     assert sampled.values == [None, 7] and sampled.chosen == 1
+
+
+async def test_a_line_nothing_uses_neither_costs_a_sample_its_vote_nor_runs():
+    """A sample whose unused first line the tool refuses still votes by its answer, and the plan that runs leaves
+    that line out."""
+    programs = ['spare = lookup("not a number")\nanswer = lookup("14")', 'answer = 3 * 5',
+                'spare = lookup("no")\nanswer = lookup("14")']
+    tools = {**default_tools(), "lookup": Lookup()}
+    engine = engine_with(Samples(programs, '{"text":"14","uses":[2]}'), tools,
+                         planner=lambda router: ProgramPlanner(router, tools, samples=3, worked=False),
+                         composer=lambda router: Composer(router))
+    recorder = ev.Recorder()
+    await engine.run("How many?", RunOptions(deadline_s=10), sink=recorder)
+    sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.values == [14, 15, 14] and sampled.votes == 2
+    report = fold(recorder.events)
+    assert report.status == "finished" and [s.input for s in report.plan.steps] == [{"query": "14"}]

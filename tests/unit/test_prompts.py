@@ -221,7 +221,7 @@ PROMPTS = {  # how each is built, and the SHA-256 of its messages as JSON
     "planner_plan_and_replan": (planner_plan_and_replan,
                                 "943c3fb2fb8c3ffa5cf0139579f04af608b220cfb686135757acb0012054383b"),
     "program_system": (program_system,
-                       "4ae5dc7caa1a0a4fe83ffeb1a97e0ccf6452d3fc41dd59eba86e49b7ac732836"),
+                       "97cdc6e32f231c0f1eaf89947952594d4eb762421ef1c32adc465465ca889a18"),
     "program_plan_fix_and_replan": (program_plan_fix_and_replan,
                                     "8f7d710cd9aa69355d3979ce87d10d916ae322fffa2384d5e0b78cf71e9f7a7a"),
     "worked_solution": (worked_solution,
