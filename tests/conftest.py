@@ -75,6 +75,11 @@ async def readonly_role(url: str, role: str, setup: str = "") -> str:
     return role_url(url, role)
 
 
+def deadline_in(seconds: float) -> float:
+    """A deadline `seconds` from now, in event-loop time (as backends and the engine take it)."""
+    return asyncio.get_running_loop().time() + seconds
+
+
 @contextlib.asynccontextmanager
 async def readonly_database(name: str, role: str, setup: str) -> AsyncIterator[str]:
     """A scratch database set up by `setup`, as the URL of its read-only role `role` (as the sql tool is given it);
