@@ -11,11 +11,9 @@ import argparse
 import asyncio
 import time
 
-import asyncpg
-
 from bench.common import median, scratch_database, table
 from bench.doubles import engine_for, instant_fleet
-from bench.server import TABLES
+from bench.server import count_rows
 from stepwise.app import db
 from stepwise.app.logs import configure_logging
 from stepwise.app.trace import TraceSink
@@ -39,14 +37,6 @@ async def recorded_runs(n: int) -> list:
     return events
 
 
-async def rows(url: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        return sum([await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES])
-    finally:
-        await conn.close()
-
-
 async def measure(runs: int, repeats: int) -> list[dict]:
     results = []
     async with scratch_database() as url:
@@ -54,14 +44,14 @@ async def measure(runs: int, repeats: int) -> list[dict]:
             events = await recorded_runs(runs)  # new run ids every repeat
             sink = TraceSink(lambda: db.connect(url), maxsize=len(events) + 1)
             sink.start()
-            before = await rows(url)
+            before = await count_rows(url)
             started = time.perf_counter()
             for event in events:
                 sink.emit(event)
             assert await sink.flush(timeout=300)
             elapsed = time.perf_counter() - started
             await sink.close()
-            written = await rows(url) - before
+            written = await count_rows(url) - before
             results.append({"events": len(events), "rows": written, "s": elapsed, "dropped": sink.dropped})
             print(results[-1], flush=True)
     return results

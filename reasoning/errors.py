@@ -97,6 +97,10 @@ class BackendTimeout(BackendError, kind="backend_timeout", status_code=504):
 
 # kind → (what failed, what the person asking can do). {detail} is the error as recorded, only where it is written in
 # the asker's terms (a deadline, a limit, a server); a plan's rule never is: the asker wrote no plan.
+# Kinds that fail alike for the asker share one explanation.
+_STEP_FAILED = ("A step of the answer failed", "Check the values the question gives, or rephrase it.")
+_UNREADABLE = ("The model's reply could not be read (it broke the format it was asked for)",
+               "Ask again; if it keeps happening, report it with the run id.")
 _EXPLAINED = {
     "plan_invalid": ("No way to answer the question was found: the model's plan for it was not valid, even after it "
                      "was asked to fix it", "Rephrase the question, or ask its parts one at a time."),
@@ -105,13 +109,11 @@ _EXPLAINED = {
                           "or ask a simpler question."),
     "budget_exceeded": ("No answer within the run's limits ({detail})",
                         "Raise the limit it names (the request's budget), or ask a simpler question."),
-    "step_failed": ("A step of the answer failed", "Check the values the question gives, or rephrase it."),
-    "tool_error": ("A step of the answer failed", "Check the values the question gives, or rephrase it."),
+    "step_failed": _STEP_FAILED,
+    "tool_error": _STEP_FAILED,
     "step_rejected": ("A step's result did not pass its checks", "Ask again, or rephrase the question."),
-    "output_invalid": ("The model's reply could not be read (it broke the format it was asked for)",
-                       "Ask again; if it keeps happening, report it with the run id."),
-    "constraint_violated": ("The model's reply could not be read (it broke the format it was asked for)",
-                            "Ask again; if it keeps happening, report it with the run id."),
+    "output_invalid": _UNREADABLE,
+    "constraint_violated": _UNREADABLE,
     "backend_error": ("The model server failed ({detail})",
                       "Ask again later; if it keeps failing, see the model server's log."),
     "backend_unavailable": ("The model server could not be reached ({detail})",

@@ -12,7 +12,7 @@ import msgspec
 from stepwise.reasoning import events as ev
 from stepwise.reasoning.errors import explain
 from stepwise.reasoning.plan import render
-from stepwise.reasoning.types import Answer, Plan, StepKind, Verdict
+from stepwise.reasoning.types import Answer, Plan, StepKind, Usage, Verdict
 
 
 class StepReport(msgspec.Struct):
@@ -30,11 +30,10 @@ class StepReport(msgspec.Struct):
     verdicts: list[Verdict] = []
 
 
-class UsageReport(msgspec.Struct):
+class UsageReport(Usage):
+    """A run's model calls: how many, their tokens summed (Usage's fields) and their cost."""
+
     model_calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
     cost: float = 0.0
 
 

@@ -10,9 +10,11 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 import uvicorn
 
@@ -22,6 +24,7 @@ from stepwise.app.modelfiles import default_cache_dir, use_fetched
 from stepwise.app.routes import create_app
 from stepwise.app.settings import Settings
 from stepwise.app.sqlrole import ensure_readonly_role, role_url
+from stepwise.tools.sql import SqlArgs, SqlTool
 
 # the eval data's packages (BFCL's checker, reasoning-gym), fetched by `stepwise fetch`
 use_fetched(default_cache_dir())
@@ -70,6 +73,24 @@ async def readonly_role(url: str, role: str, setup: str = "") -> str:
     finally:
         await conn.close()
     return role_url(url, role)
+
+
+def deadline_in(seconds: float) -> float:
+    """A deadline `seconds` from now, in event-loop time (as backends and the engine take it)."""
+    return asyncio.get_running_loop().time() + seconds
+
+
+@contextlib.asynccontextmanager
+async def readonly_database(name: str, role: str, setup: str) -> AsyncIterator[str]:
+    """A scratch database set up by `setup`, as the URL of its read-only role `role` (as the sql tool is given it);
+    both dropped at the end."""
+    async with scratch_database(name, roles=[role]) as url:
+        yield await readonly_role(url, role, setup)
+
+
+async def sql_query(tool: SqlTool, sql: str) -> Any:
+    """Run `sql` through the sql tool as a step would: its arguments decoded first."""
+    return await tool.run(msgspec.convert({"query": sql}, SqlArgs))
 
 
 @pytest.fixture(scope="session")

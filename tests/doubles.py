@@ -4,6 +4,7 @@ InstantBackend from here). Nothing here imports pytest, so bench can use it with
     Script          answers a fixed sequence of texts, keeping each call (for what the engine sends)
     Scripted        answers one text after a delay, or raises (for the router's scheduling)
     InstantBackend  answers at once, or after a fixed latency (for measuring the orchestrator)
+    StubTool        a tool that only has to be described or shown: one text argument, a fixed result
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 from stepwise.reasoning.engine import Engine
 from stepwise.reasoning.router import Router
@@ -98,6 +101,19 @@ class InstantBackend:
 
     async def aclose(self) -> None:
         pass
+
+
+class StubTool:
+    """A tool for how tools are described and shown: `args` (the args struct's name) has one text field, `arg`;
+    every call returns `result`."""
+
+    def __init__(self, name: str, description: str, args: str, arg: str, result: Any, *,
+                 deterministic: bool = True) -> None:
+        self.name, self.description, self.deterministic, self.result = name, description, deterministic, result
+        self.args_type = msgspec.defstruct(args, [(arg, str)])
+
+    async def run(self, args: Any) -> Any:
+        return self.result
 
 
 def engine_with(backend: Any, tools: dict[str, Tool], *, policy: Policy = VerdictPolicy(),

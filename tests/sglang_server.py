@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -30,6 +31,9 @@ import uvicorn
 from litestar import Litestar, Request, Response, get, post
 from litestar.params import JSONBody
 from litestar.response import Stream
+
+from stepwise.reasoning.backends.sglang import SGLangBackend
+from stepwise.reasoning.backends.transport import RetryPolicy
 
 # tokenizer_manager._wait_one_response: a non-streamed request notices its client has gone only when this wait for
 # output times out and `request.is_disconnected()` is checked.
@@ -585,6 +589,22 @@ def _common_prefix(a: str, b: str) -> str:
             break
         n += 1
     return a[:n]
+
+
+FAST_RETRY = RetryPolicy(initial_s=0.05)
+"""Retries that keep a test's injected faults quick."""
+
+
+@contextlib.asynccontextmanager
+async def native_backend(server: SGLangTestServer, model: str) -> AsyncIterator[SGLangBackend]:
+    """A native-API client of `server` retrying quickly, the server's recorded requests cleared first; closed at the
+    end."""
+    server.requests.clear()
+    backend = SGLangBackend(server.url, model, policy=FAST_RETRY)
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import msgspec
 
-from stepwise.reasoning.backends.transport import RetryPolicy, answers_ok, post_json, stream_chunks
+from stepwise.reasoning.backends.base import HttpBackend
+from stepwise.reasoning.backends.transport import RetryPolicy, post_json, stream_chunks
 from stepwise.reasoning.errors import BackendError
 from stepwise.reasoning.types import (
     Completion,
@@ -63,7 +64,7 @@ class _Chunk(msgspec.Struct):
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 
 
-class OpenAICompatBackend:
+class OpenAICompatBackend(HttpBackend):
     """Chat completions over HTTP. Cancelling the awaiting task closes the request, which stops generation."""
 
     provider = "openai"
@@ -71,11 +72,8 @@ class OpenAICompatBackend:
 
     def __init__(self, base_url: str, model: str, *, client: httpx.AsyncClient | None = None,
                  api_key: str | None = None, policy: RetryPolicy = RetryPolicy()):
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.policy = policy
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = client or httpx.AsyncClient(headers=headers, timeout=None)
+        super().__init__(base_url, model, client, policy, headers)
 
     def constraint_fields(self, constraint: Constraint) -> dict[str, Any]:
         """The request fields that carry a constraint, in this server's dialect (vLLM's and SGLang's extras)."""
@@ -178,9 +176,3 @@ class OpenAICompatBackend:
             tool_calls=[ToolCall(*calls[i]) for i in sorted(calls)],
             alternatives=["".join(others[i]) for i in sorted(others)],
         )
-
-    async def health(self) -> bool:
-        return await answers_ok(self._client, f"{self.base_url}{self.health_path}")
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

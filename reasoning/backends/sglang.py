@@ -27,9 +27,10 @@ import httpx
 import msgspec
 import structlog
 
+from stepwise.reasoning.backends.base import HttpBackend
 from stepwise.reasoning.backends.openai_compat import OpenAICompatBackend
 from stepwise.reasoning.backends.templates import TEMPLATES
-from stepwise.reasoning.backends.transport import RetryPolicy, answers_ok, post_json, stream_chunks
+from stepwise.reasoning.backends.transport import RetryPolicy, post_json, stream_chunks
 from stepwise.reasoning.errors import BackendError, BackendTimeout, BackendUnavailable, OutputInvalid
 from stepwise.reasoning.types import (
     Completion,
@@ -106,11 +107,13 @@ def sampling_params(constraint: Constraint | None, sampling: Sampling, regex_of=
     return params
 
 
-class _ServerInfo:
-    """What an SGLang server says about its own flags (/server_info; older servers /get_server_info)."""
+class _SGLangServer(HttpBackend):
+    """What both of SGLang's APIs share: its /health (slow to decide) and what the server says about its own flags
+    (/server_info; older servers /get_server_info)."""
 
-    _client: httpx.AsyncClient
-    base_url: str
+    provider = "sglang"
+    health_path = "/health"
+    health_timeout_s = HEALTH_TIMEOUT_S
 
     async def server_info(self) -> dict[str, Any] | None:
         """The server's arguments, or None when it does not say (sglang-router answers /get_server_info with its own
@@ -133,18 +136,12 @@ class _ServerInfo:
         return []
 
 
-class SGLangBackend(_ServerInfo):
-    provider = "sglang"
-    health_path = "/health"
-
+class SGLangBackend(_SGLangServer):
     def __init__(self, base_url: str, model: str, *, template: str = "chatml", client: httpx.AsyncClient | None = None,
                  policy: RetryPolicy = RetryPolicy(), regex_of=None):
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.policy = sglang_policy(policy)
+        super().__init__(base_url, model, client, sglang_policy(policy))
         self._format = TEMPLATES[template]
         self._regex_of = regex_of  # set to send JSON schemas as regexes (constraints.as_regex)
-        self._client = client or httpx.AsyncClient(timeout=None)
         self._aborting: set[asyncio.Task] = set()
         self.aborts = 0  # abort_request calls the server acknowledged
         self._abort_route = True  # False once the server (a router) has answered 404: closing the stream must do
@@ -251,9 +248,6 @@ class SGLangBackend(_ServerInfo):
         else:
             log.warning("sglang abort refused", url=url, rid=rid, status=reply.status_code, body=reply.text[:200])
 
-    async def health(self) -> bool:
-        return await answers_ok(self._client, f"{self.base_url}{self.health_path}", HEALTH_TIMEOUT_S)
-
     async def model_info(self) -> dict[str, Any]:
         """Model facts from /model_info (older servers: /get_model_info)."""
         for path in ("/model_info", "/get_model_info"):
@@ -266,7 +260,7 @@ class SGLangBackend(_ServerInfo):
     async def aclose(self) -> None:
         if self._aborting:  # aborts of calls just cancelled: let them reach the server before the client closes
             await asyncio.wait(set(self._aborting), timeout=ABORT_TIMEOUT_S)
-        await self._client.aclose()
+        await super().aclose()
 
 
 class _Call(msgspec.Struct):
@@ -284,11 +278,8 @@ def _forced(tool_choice: Any) -> bool:
     return tool_choice == "required" or (isinstance(tool_choice, dict) and "function" in tool_choice)
 
 
-class SGLangOpenAIBackend(_ServerInfo, OpenAICompatBackend):
+class SGLangOpenAIBackend(_SGLangServer, OpenAICompatBackend):
     """SGLang's /v1/chat/completions: the base class's dialect (response_format, `regex`, `ebnf`) is SGLang's."""
-
-    provider = "sglang"
-    health_path = "/health"
 
     def __init__(self, base_url: str, model: str, **kwargs: Any) -> None:
         super().__init__(base_url, model, **kwargs)
@@ -313,9 +304,6 @@ class SGLangOpenAIBackend(_ServerInfo, OpenAICompatBackend):
                                 f"{completion.text[:200]!r}") from exc
         tool_calls = [ToolCall(f"call_{i}", c.name, json.dumps(c.parameters)) for i, c in enumerate(calls)]
         return msgspec.structs.replace(completion, text="", tool_calls=tool_calls, finish_reason="tool_calls")
-
-    async def health(self) -> bool:
-        return await answers_ok(self._client, f"{self.base_url}{self.health_path}", HEALTH_TIMEOUT_S)
 
     async def notes(self) -> list[str]:
         info = await self.server_info()

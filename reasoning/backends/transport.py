@@ -85,7 +85,10 @@ async def post_json(
     raise last
 
 
-async def answers_ok(client: httpx.AsyncClient, url: str, timeout_s: float = 5.0) -> bool:
+PROBE_TIMEOUT_S = 5.0
+
+
+async def answers_ok(client: httpx.AsyncClient, url: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
     """Whether GET `url` answers 200 within `timeout_s` (a health probe: never raises)."""
     try:
         reply = await client.get(url, timeout=timeout_s)

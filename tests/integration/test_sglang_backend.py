@@ -16,14 +16,14 @@ import pytest
 
 from stepwise.reasoning.backends.sglang import SGLangBackend, SGLangOpenAIBackend
 from stepwise.reasoning.backends.templates import ADDED_BY_TOKENIZER, chatml
-from stepwise.reasoning.backends.transport import RetryPolicy, post_json
+from stepwise.reasoning.backends.transport import post_json
 from stepwise.reasoning.errors import BackendError, BackendTimeout, BackendUnavailable
 from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.types import Grammar, JsonSchema, Message, Regex, Sampling
-from tests.sglang_server import SGLangTestServer
+from tests.conftest import deadline_in
+from tests.sglang_server import FAST_RETRY, SGLangTestServer, native_backend
 
 pytestmark = pytest.mark.model
-FAST_RETRY = RetryPolicy(initial_s=0.05)
 
 
 class Color(msgspec.Struct, forbid_unknown_fields=True):
@@ -37,10 +37,6 @@ COLOR_SCHEMA = {"type": "object", "properties": {"color": {"enum": ["red", "gree
 ASK = [Message("user", "Name a color and a small number.")]
 
 
-def deadline_in(seconds: float) -> float:
-    return asyncio.get_running_loop().time() + seconds
-
-
 @pytest.fixture(scope="module")
 def reporting_server(smollm2_llama):
     """Started as `stepwise experts launch` starts SGLang: --enable-cache-report and a --tool-call-parser."""
@@ -50,10 +46,8 @@ def reporting_server(smollm2_llama):
 
 @pytest.fixture
 async def native(sglang_server):
-    sglang_server.requests.clear()
-    backend = SGLangBackend(sglang_server.url, "smollm2", policy=FAST_RETRY)
-    yield backend
-    await backend.aclose()
+    async with native_backend(sglang_server, "smollm2") as backend:
+        yield backend
 
 
 async def test_the_native_request_body_is_sglangs_generate_req_input(native, sglang_server):

@@ -14,13 +14,12 @@ import pytest
 from stepwise.app.experts import expert_statuses, wait_healthy
 from stepwise.reasoning.backends.sglang import SGLangBackend, SGLangOpenAIBackend
 from stepwise.reasoning.backends.templates import chatml
-from stepwise.reasoning.backends.transport import RetryPolicy
 from stepwise.reasoning.errors import BackendError, BackendTimeout
 from stepwise.reasoning.router import Router
 from stepwise.reasoning.types import Expert, Message, Regex, Sampling
-from tests.sglang_server import SGLangTestServer
+from tests.conftest import deadline_in
+from tests.sglang_server import FAST_RETRY, SGLangTestServer, native_backend
 
-FAST_RETRY = RetryPolicy(initial_s=0.05)
 ASK = [Message("user", "Sing.")]
 
 
@@ -32,14 +31,8 @@ def scripted():
 
 @pytest.fixture
 async def native(scripted):
-    scripted.requests.clear()
-    backend = SGLangBackend(scripted.url, "scripted", policy=FAST_RETRY)
-    yield backend
-    await backend.aclose()
-
-
-def deadline_in(seconds: float) -> float:
-    return asyncio.get_running_loop().time() + seconds
+    async with native_backend(scripted, "scripted") as backend:
+        yield backend
 
 
 async def wait_for(condition, timeout_s: float = 5.0) -> None:

@@ -20,6 +20,7 @@ from stepwise.reasoning.backends.sglang import SGLangBackend
 from stepwise.reasoning.backends.transport import RetryPolicy
 from stepwise.reasoning.errors import BackendTimeout, BackendUnavailable
 from stepwise.reasoning.types import Message, Sampling
+from tests.conftest import deadline_in
 
 TOKEN_S = 0.01  # the scripted model's time per token
 
@@ -99,10 +100,6 @@ async def backend(cluster):
     client = client_of(cluster)
     yield client
     await client.aclose()
-
-
-def deadline_in(seconds: float) -> float:
-    return asyncio.get_running_loop().time() + seconds
 
 
 def question(i: int) -> list[Message]:

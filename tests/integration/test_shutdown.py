@@ -47,12 +47,13 @@ def start_runs(server: StepwiseProcess, expert: SGLangTestServer, pool: ThreadPo
     return replies
 
 
-def stored_runs(database_url: str, run_ids: list[str]) -> dict[str, tuple[str, list[str]]]:
-    """run id → (runs.status, the types of its events in order), as Postgres holds them."""
+def stored_ends(database_url: str, replies: list[httpx.Response]) -> list[tuple[str, str, str]]:
+    """Each stored run of `replies` as Postgres holds it: (runs.status, its first event's type, its last's)."""
     rows = query_sync(database_url, """
-        SELECT r.run_id::text AS run_id, r.status, array_agg(e.type ORDER BY e.id) AS types
-        FROM runs r JOIN events e USING (run_id) WHERE r.run_id::text = ANY($1) GROUP BY r.run_id, r.status""", run_ids)
-    return {row["run_id"]: (row["status"], list(row["types"])) for row in rows}
+        SELECT r.status, array_agg(e.type ORDER BY e.id) AS types
+        FROM runs r JOIN events e USING (run_id) WHERE r.run_id::text = ANY($1) GROUP BY r.run_id, r.status""",
+                      [reply.headers[RUN_HEADER] for reply in replies])
+    return [(row["status"], row["types"][0], row["types"][-1]) for row in rows]
 
 
 def test_sigterm_stops_accepting_lets_runs_in_flight_finish_and_exits_0(database_url, tmp_path, slow_expert):
@@ -70,11 +71,7 @@ def test_sigterm_stops_accepting_lets_runs_in_flight_finish_and_exits_0(database
     finally:
         server.kill()
     assert [(r.status_code, r.json()["status"]) for r in answered] == [(200, "finished")] * RUNS
-    run_ids = [r.headers[RUN_HEADER] for r in answered]
-    stored = stored_runs(database_url, run_ids)
-    assert len(stored) == RUNS
-    ends = [(status, types[0], types[-1]) for status, types in stored.values()]
-    assert ends == [("finished", "run_started", "run_finished")] * RUNS
+    assert stored_ends(database_url, answered) == [("finished", "run_started", "run_finished")] * RUNS
     (drained,) = server.log_events("runs_drained")
     assert (drained["ended"], drained["cancelled"]) == (RUNS, 0)
     (closed,) = server.log_events("trace_sink_closed")
@@ -97,11 +94,7 @@ def test_runs_still_going_after_the_grace_period_are_cancelled_recorded_and_answ
             server.kill()
         aborted = dict(expert.aborted)
     assert [(r.status_code, r.json()["status"]) for r in answered] == [(499, "cancelled")] * RUNS
-    run_ids = [r.headers[RUN_HEADER] for r in answered]
-    stored = stored_runs(database_url, run_ids)
-    assert len(stored) == RUNS
-    ends = [(status, types[0], types[-1]) for status, types in stored.values()]
-    assert ends == [("cancelled", "run_started", "run_failed")] * RUNS
+    assert stored_ends(database_url, answered) == [("cancelled", "run_started", "run_failed")] * RUNS
     assert len(aborted) == RUNS
     (drained,) = server.log_events("runs_drained")
     assert (drained["ended"], drained["cancelled"]) == (0, RUNS)

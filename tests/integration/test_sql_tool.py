@@ -12,8 +12,9 @@ import msgspec
 import pytest
 
 from stepwise.reasoning.types import Plan
-from stepwise.tools.sql import SqlArgs, SqlTool
-from tests.conftest import readonly_role, scratch_database
+from stepwise.tools.sql import SqlTool
+from tests.conftest import readonly_database
+from tests.conftest import sql_query as query
 
 COMPANY_DB = f"stepwise_company_{os.getpid()}"
 READER = f"stepwise_reader_{os.getpid()}"  # roles are cluster-wide: one per session too
@@ -29,12 +30,8 @@ INSERT INTO employees SELECT i, 'employee ' || i, 1 + i % 2, 40000 + i * 100 FRO
 @pytest.fixture(scope="module")
 async def company_url():
     """The company database as the sql tool sees it: through a read-only role made by `stepwise sql-role`'s function."""
-    async with scratch_database(COMPANY_DB, roles=[READER]) as url:
-        yield await readonly_role(url, READER, SCHEMA)
-
-
-async def query(tool: SqlTool, sql: str):
-    return await tool.run(msgspec.convert({"query": sql}, SqlArgs))
+    async with readonly_database(COMPANY_DB, READER, SCHEMA) as url:
+        yield url
 
 
 async def test_the_description_shows_tables_columns_types_and_sample_rows(company_url):

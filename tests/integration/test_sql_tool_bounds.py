@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import tracemalloc
 
-import msgspec
 import pytest
 
-from stepwise.tools.sql import SqlArgs, SqlTool
-from tests.conftest import readonly_role, scratch_database
+from stepwise.tools.sql import SqlTool
+from tests.conftest import readonly_database
+from tests.conftest import sql_query as query
 
 DATABASE = f"stepwise_sql_bounds_{os.getpid()}"
 READER = f"stepwise_bounds_reader_{os.getpid()}"
@@ -23,12 +23,8 @@ INSERT INTO notes VALUES (1, 'short', 1.50, '["a"]'), (2, repeat('long ', 1000),
 
 @pytest.fixture(scope="module")
 async def notes_url():
-    async with scratch_database(DATABASE, roles=[READER]) as url:
-        yield await readonly_role(url, READER, SCHEMA)
-
-
-async def query(tool: SqlTool, sql: str):
-    return await tool.run(msgspec.convert({"query": sql}, SqlArgs))
+    async with readonly_database(DATABASE, READER, SCHEMA) as url:
+        yield url
 
 
 async def test_values_within_the_limit_come_back_as_they_are_with_types_nulls_and_order(notes_url):

@@ -3,7 +3,6 @@ written by the composer model from the results."""
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 
 from stepwise.reasoning.composer import results_text, ungrounded
@@ -11,6 +10,7 @@ from stepwise.reasoning.plan import validate_plan
 from stepwise.reasoning.questions import asks_for_quantity
 from stepwise.reasoning.types import Plan, ToolStep
 from stepwise.tools import default_tools
+from tests.doubles import StubTool
 from tests.unit.test_program_planner import Samples, run
 
 
@@ -145,22 +145,16 @@ async def test_a_choice_whose_results_do_not_name_the_options_is_written_by_the_
     assert report.answer.text == "Oak." and len(backend.calls) == 2
 
 
-class _Lookup:
+def _lookup() -> StubTool:
     """A tool without `show`: its calls are shown as their arguments."""
-
-    name = "lookup"
-    description = "looks a word up."
-    args_type = msgspec.defstruct("LookupArgs", [("word", str)])
-    deterministic = True
-
-    async def run(self, args):
-        return 1
+    return StubTool("lookup", "looks a word up.", "LookupArgs", "word", 1)
 
 
-class _Quoted(_Lookup):
+class _Quoted(StubTool):
     """A tool that shows its own calls."""
 
-    name = "quoted"
+    def __init__(self) -> None:
+        super().__init__("quoted", "looks a word up.", "LookupArgs", "word", 1)
 
     def show(self, args):
         return f"«{args['word']}»"
@@ -169,7 +163,7 @@ class _Quoted(_Lookup):
 def test_each_step_is_shown_to_the_composer_as_its_tool_shows_its_calls():
     """The calculator's call is its expression (references substituted), a tool with `show` is shown its way, one
     without by its arguments as JSON; the core names no tool."""
-    tools = {**default_tools(), "lookup": _Lookup(), "quoted": _Quoted()}
+    tools = {**default_tools(), "lookup": _lookup(), "quoted": _Quoted()}
     plan = Plan(steps=[ToolStep(1, "lookup", {"word": "ox"}), ToolStep(2, "quoted", {"word": "ox"}),
                        ToolStep(3, "calculator", {"expression": "$1*3"}, [1])], answer=3)
     text = results_text(validate_plan(plan, tools, ["general"]), {1: 2, 2: 2, 3: 6}, tools)

@@ -15,6 +15,7 @@ from stepwise.reasoning.executor import run_plan, run_streamed_plan
 from stepwise.reasoning.plan import references, validate_plan
 from stepwise.reasoning.types import Plan, Step, ToolStep
 from stepwise.tools import default_tools
+from tests.conftest import deadline_in
 
 TOOLS = default_tools()
 EXPERTS = ["general"]
@@ -26,10 +27,6 @@ def calc(sid: int, expression: str, *deps: int) -> Step:
 
 def dag(*steps: Step):
     return validate_plan(Plan(list(steps)), TOOLS, EXPERTS)
-
-
-def deadline_in(seconds: float) -> float:
-    return asyncio.get_running_loop().time() + seconds
 
 
 def ctx(sink, deadline: float) -> RunContext:

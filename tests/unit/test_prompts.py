@@ -35,7 +35,7 @@ from stepwise.reasoning.types import (
 from stepwise.tools import default_tools
 from stepwise.tools.docs import DocSearch
 from stepwise.verifiers.model import Judge, SelfConsistency
-from tests.doubles import Script, engine_with
+from tests.doubles import Script, StubTool, engine_with
 
 DOCS = DocSearch(Path(__file__).resolve().parent.parent / "fixtures" / "docs")
 
@@ -95,31 +95,14 @@ async def planner_plan_and_replan():
 
 
 async def program_system():
-    planner = ProgramPlanner(ROUTER, {**EVERY_TOOL, "python": _Python(), "convert": _Convert()})
+    planner = ProgramPlanner(ROUTER, {**EVERY_TOOL, "python": _PYTHON, "convert": _CONVERT})
     return [planner.prompt_for(allowed)[0]
             for allowed in (("calculator",), ("calculator", "sql", "docs", "python", "convert"))]
 
 
-class _Convert:
-    """A caller's tool: the program planner describes it by its own description."""
-
-    name = "convert"
-    description = "converts an amount between currencies."
-    args_type = msgspec.defstruct("ConvertArgs", [("amount", str)])
-    deterministic = True
-
-    async def run(self, args):
-        return 1.0
-
-
-class _Python:
-    name = "python"
-    description = "runs a Python program."
-    args_type = msgspec.defstruct("CodeArgs", [("code", str)])
-    deterministic = False
-
-    async def run(self, args):
-        return ""
+# A caller's tool: the program planner describes it by its own description.
+_CONVERT = StubTool("convert", "converts an amount between currencies.", "ConvertArgs", "amount", 1.0)
+_PYTHON = StubTool("python", "runs a Python program.", "CodeArgs", "code", "", deterministic=False)
 
 
 async def program_plan_fix_and_replan():
