@@ -9,7 +9,7 @@ from typing import Any
 
 from stepwise.reasoning import prompts
 from stepwise.reasoning.context import RunContext
-from stepwise.reasoning.plan import Dag, as_value, is_number, render, substitute
+from stepwise.reasoning.plan import Dag, as_value, is_number, is_table, render, substitute
 from stepwise.reasoning.program import ANSWER
 from stepwise.reasoning.questions import asks_for_difference, asks_for_quantity, chooses, direction, options
 from stepwise.reasoning.router import Router
@@ -84,9 +84,21 @@ def _equal(a: Any, b: Any) -> bool:
     return is_number(a) and is_number(b) and abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
+# An arithmetic expression as a tool may build one (a puzzle's solution): numbers, + - * / and brackets only, with an
+# operator between two numbers. Two linear scans (a tool's output may be long) and a length a solution has.
+_EXPRESSION_CHARS = re.compile(r"[\d.\s()+\-*/]+")
+_OPERATION = re.compile(r"\d[\s)]*[-+*/][\s(]*\d")
+
+
+def _expression(value: Any) -> bool:
+    return (isinstance(value, str) and len(value) <= 200 and _EXPRESSION_CHARS.fullmatch(value) is not None
+            and _OPERATION.search(value) is not None)
+
+
 class Composer:
     """`always`: every answer is written by the model. Otherwise an answer that is a number the tools computed, to a
-    question asking for a quantity, is that number: a model call there could only restate it (or misstate it)."""
+    question asking for a quantity, is that number, and an arithmetic expression the tools built (a puzzle's
+    solution) is that expression: a model call there could only restate it (or misstate it)."""
 
     def __init__(self, router: Router, *, target: str | None = None, max_chars: int = 400, always: bool = False):
         self.router = router
@@ -94,12 +106,15 @@ class Composer:
         self.max_chars = max_chars
         self.always = always
 
-    def computed(self, question: str, dag: Dag, outputs: dict[int, Any]) -> int | float | None:
-        """The final value, when it is the whole answer: a number from a plan of tool steps only, to a quantity
-        question; else None."""
+    def computed(self, question: str, dag: Dag, outputs: dict[int, Any]) -> int | float | str | None:
+        """The final value, when it is the whole answer, from a plan of tool steps only: a number, to a quantity
+        question, or an arithmetic expression (the composer model, asked to restate one, has put a stray `:` before
+        it); else None."""
         if self.always or dag.answer is None or any(isinstance(step, ExpertStep) for step in dag.steps.values()):
             return None
         value = as_value(outputs[dag.answer])
+        if _expression(value):
+            return value.strip()
         if not is_number(value) or not asks_for_quantity(question):
             return None
         return abs(value) if asks_for_difference(question) else value
@@ -151,8 +166,10 @@ class Composer:
             required = []
         elif len(parts) > 1:
             required = [v for v in parts if _statable(v)]
-        else:
-            required = [value] if value is not None and asks_for_quantity(question) else []
+        elif value is not None and asks_for_quantity(question):
+            required = [value]
+        else:  # a name the result holds is stated as written (the composer model has shortened "Urbano" to "Urban")
+            required = _names(value)
         known = _numbers(question) | _numbers(messages[1].content)
         for _attempt in (1, 2):
             _, answer = await self.router.call(
@@ -233,6 +250,16 @@ def _statable(value: Any) -> bool:
     if is_number(value):
         return True
     return isinstance(value, str) and 0 < len(value.strip(" .")) <= 60 and NOT_IN_DOCUMENTS not in value.lower()
+
+
+def _names(value: Any) -> list[str]:
+    """The names a final value holds: itself if a short text, else the short texts of a one-row table ("which model
+    was ridden most?" is answered by a row of the model and its minutes)."""
+    if isinstance(value, str):
+        return [value] if _statable(value) else []
+    if is_table(value) and len(value["rows"]) == 1 and isinstance(value["rows"][0], list):
+        return [cell for cell in value["rows"][0] if isinstance(cell, str) and _statable(cell)]
+    return []
 
 
 def ungrounded(text: str, known: set[float], required: list[Any]) -> str | None:

@@ -15,6 +15,7 @@ _CHOICE = re.compile(r"^((in|on|at|by|from|to|for|with) )?(which|who|whom|whose|
 _COMPARATIVE = re.compile(r"\b(more|less|fewer|farther|further|longer|shorter|larger|smaller|bigger|greater|higher|"
                           r"lower|older|younger|exceeds?|cheaper|dearer|heavier|lighter|faster|slower|earlier|later)\b",
                           re.IGNORECASE)
+_BY_HOW = re.compile(r"\bby how (much|many)\b", re.IGNORECASE)  # "Which is larger, …? By how much?"
 _ASKS = re.compile(r"\b(how|what)\b", re.IGNORECASE)  # two in one sentence: two things asked, not one number
 _YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b(?! not\b)",
                      re.IGNORECASE)
@@ -52,8 +53,9 @@ def asks_for_quantity(question: str) -> bool:
 
 def asks_for_difference(question: str) -> bool:
     """Whether the question asks for one quantity by comparing two ("How many more eggs does the larger farm
-    collect?"): its answer is the size of the difference."""
-    return asks_for_quantity(question) and bool(_COMPARATIVE.search(ask(question)))
+    collect?", "Which is larger, …? By how much?"): its answer is the size of the difference."""
+    asking = ask(question)
+    return asks_for_quantity(question) and bool(_COMPARATIVE.search(asking) or _BY_HOW.search(asking))
 
 
 def counts_things(question: str) -> bool:

@@ -3,14 +3,19 @@ written by the composer model from the results."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from stepwise.reasoning.composer import results_text, ungrounded
+from stepwise.reasoning import events as ev
+from stepwise.reasoning.composer import Composer, results_text, ungrounded
+from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.plan import validate_plan
+from stepwise.reasoning.program_planner import ProgramPlanner
 from stepwise.reasoning.questions import asks_for_quantity
+from stepwise.reasoning.report import fold
 from stepwise.reasoning.types import Plan, ToolStep
 from stepwise.tools import default_tools
-from tests.doubles import StubTool
+from tests.doubles import StubTool, engine_with
 from tests.unit.test_program_planner import Samples, run
 
 
@@ -168,3 +173,52 @@ def test_each_step_is_shown_to_the_composer_as_its_tool_shows_its_calls():
                        ToolStep(3, "calculator", {"expression": "$1*3"}, [1])], answer=3)
     text = results_text(validate_plan(plan, tools, ["general"]), {1: 2, 2: 2, 3: 6}, tools)
     assert text.splitlines()[:3] == ['[1] lookup({"word":"ox"}) = 2', "[2] quoted(«ox») = 2", "[3] calculator(2*3) = 6"]
+
+
+@pytest.mark.parametrize(("value", "expression"), [
+    ("12 * ((2 + 11) - 11)", True), ("(8 - 3) * 8 / 3", True), (" 6/(1-3/4) ", True), ("12 * (", False),
+    ("Mirela Dunstan", False), ("3 apples + 4", False),
+])
+async def test_an_expression_a_tool_built_is_the_answer_as_it_is(value, expression):
+    """A tool's puzzle solution is the answer (text and value) without a composer call; other text is composed."""
+    tools = {"python": StubTool("python", "runs a program", "PyArgs", "code", value)}
+    composed = msgspec.json.encode({"text": f"It is {value}.", "uses": [1]}).decode()
+    backend = Samples(['answer = python("print(1)")'], composed)
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=1),
+                         composer=lambda router: Composer(router))
+    recorder = ev.Recorder()
+    await engine.run("Using each of 2, 11, 11, 12 once, write an expression equal to 24.", RunOptions(deadline_s=10),
+                     sink=recorder)
+    report = fold(recorder.events)
+    assert report.status == "finished"
+    if expression:
+        assert (report.answer.text, report.answer.value, len(backend.calls)) == (value.strip(), value.strip(), 1)
+    else:
+        assert report.answer.text == f"It is {value}." and len(backend.calls) == 2
+
+
+@pytest.mark.parametrize("question", [
+    "Which is larger, the sum of 3 and 4, or 2 times 5? By how much?",
+    "The old bridge is 40 m long and the new one 52 m. By how many metres do they differ?",
+])
+def test_a_difference_asked_by_how_much_is_a_difference_whatever_the_sentence_before(question):
+    """"By how much?" after a choice asks the difference's size, like "how much more"."""
+    from stepwise.reasoning.questions import asks_for_difference
+
+    assert asks_for_difference(question)
+
+
+async def test_a_name_in_a_one_row_result_is_stated_as_written():
+    """The composer's answer must state the text cells of a one-row result; one that shortens a name is asked again,
+    and the name itself answers when the retry does not state it either."""
+    table = {"columns": ["model", "minutes"], "rows": [["Urbano", 3881]], "truncated": False}
+    tools = {"sql": StubTool("sql", "runs a query", "SqlArgs", "query", table)}
+    backend = Samples(['answer = sql("SELECT model, sum(minutes) FROM rides GROUP BY 1 ORDER BY 2 DESC LIMIT 1")'],
+                      '{"text":"The Urban model, with 3881 minutes.","uses":[1]}',
+                      '{"text":"Urban it is.","uses":[1]}')
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=1),
+                         composer=lambda router: Composer(router))
+    recorder = ev.Recorder()
+    await engine.run("Which model was ridden for the most minutes?", RunOptions(deadline_s=10), sink=recorder)
+    report = fold(recorder.events)
+    assert report.answer.text == "Urbano" and len(backend.calls) == 3
