@@ -136,11 +136,14 @@ class ProgramPlanner:
         shown = failed.name if failed.name is not msgspec.UNSET else prompts.PROGRAM_STEP.format(id=failed.id)
         what = prompts.PROGRAM_BROKE_RULE if invalid else prompts.PROGRAM_FAILED
         messages.append(Message("user", prompts.PROGRAM_REPLAN.format(shown=shown, what=what, reason=reason[:300])))
-        return await self._sample(messages, ctx, allowed, purpose="replan", samples=1)
+        return await self._sample(messages, ctx, allowed, purpose="replan", samples=1, about=question)
 
     async def _sample(self, messages: list[Message], ctx: RunContext, allowed: tuple[str, ...], *, purpose: PlanPurpose,
-                      samples: int | None = None, question: str | None = None) -> Plan:
+                      samples: int | None = None, question: str | None = None, about: str | None = None) -> Plan:
+        """`question`: the question being planned, whose rules the samples vote by; `about` (default: `question`),
+        the question whose names the program's calls must be about (a replan's too)."""
         samples = samples or self.samples
+        about = about or question
         _, grammar = self.prompt_for(allowed)
         tools = {name: self.tools[name] for name in allowed}
         temperature = self.temperature if samples > 1 else 0.0
@@ -153,7 +156,7 @@ class ProgramPlanner:
         texts = [completion.text, *completion.alternatives][:samples]
         if question is not None:  # what runs and is recorded: a copied two-hop question's first read made its first hop
             texts = [uncopied(text, question) or text for text in texts]
-        programs, errors, values = await self._compiled(texts, tools, question)
+        programs, errors, values = await self._compiled(texts, tools, question, about)
         rules = self._rules(question, allowed)
         chosen, votes = _vote(programs, values, rules, texts)
         worked: float | None = None
@@ -178,7 +181,7 @@ class ProgramPlanner:
                 fix = Message("user", prompts.PROGRAM_INVALID.format(error=errors[0]))
                 try:
                     return await self._sample([*messages, Message("assistant", texts[0]), fix], ctx, allowed,
-                                              purpose="replan", samples=1)
+                                              purpose="replan", samples=1, about=about)
                 except PlanInvalid:
                     # The rewrite does not compile either: a sample set aside only for passing the question on still
                     # answers something, where no plan fails the run.
@@ -200,7 +203,7 @@ class ProgramPlanner:
         extra, _ = await self.router.call(self.target, messages, ctx, purpose=purpose, constraint=Grammar(grammar),
                                           sampling=msgspec.structs.replace(sampling, n=self.more))
         texts = [extra.text, *extra.alternatives][:self.more]
-        return texts, await self._compiled(texts, tools, question)
+        return texts, await self._compiled(texts, tools, question, question)
 
     async def _worked(self, question: str, ctx: RunContext) -> float | None:
         """The final number of a solution the model works out in words, greedily (None if it states none). Its
@@ -221,18 +224,19 @@ class ProgramPlanner:
                       options=len(options(question)))
 
     async def _compiled(self, texts: list[str], tools: Mapping[str, Tool],
-                        question: str | None = None) -> _Compiled:
+                        question: str | None = None, about: str | None = None) -> _Compiled:
         """Each sampled text compiled (or its compile error) and its value where it can be computed now. With the
-        question, a program that passes the whole question to a call whose answer it then builds on is an error."""
-        compiled = [self._compile(text, tools, question) for text in texts]
+        question, a program that passes the whole question to a call whose answer it then builds on is an error; with
+        `about`, one whose read or ask is about something else the question does not name."""
+        compiled = [self._compile(text, tools, question, about) for text in texts]
         programs = [program for program, _ in compiled]
         errors = [error for _, error in compiled]
         # At once: a sandboxed program may take seconds, and five of them one after another would add up.
         values = list(await asyncio.gather(*(self._value(p, tools) for p in programs)))
         return programs, errors, values
 
-    def _compile(self, text: str, tools: Mapping[str, Tool],
-                 question: str | None = None) -> tuple[Program | None, str | None]:
+    def _compile(self, text: str, tools: Mapping[str, Tool], question: str | None = None,
+                 about: str | None = None) -> tuple[Program | None, str | None]:
         """A sampled text compiled, or why it does not compile."""
         try:
             program = compile_program(text, tools, self.router.default, arithmetic=self.arithmetic)
@@ -242,6 +246,10 @@ class ProgramPlanner:
             return None, (f"line {line} passes the whole question on; a question about something named through "
                           "another thing asks the first fact alone, then uses its answer in the next call; a question "
                           "needing one fact is one call, on the `answer = ` line")
+        if about is not None and (invented := elsewhere(text, about)):
+            line, names = invented
+            return None, (f"line {line} asks about {', '.join(sorted(names))}, which the question does not name; "
+                          "ask about what the question names")
         return program, None
 
     async def _value(self, program: Program | None, tools: Mapping[str, Tool]) -> Any:
@@ -301,6 +309,31 @@ def copied_question(text: str, question: str) -> int | None:
                 rest = _content(" ".join(str(v.value) for v in argument.values if isinstance(v, ast.Constant)))
                 if rest and rest <= _content(first.value):
                     return line
+    return None
+
+
+def elsewhere(text: str, question: str) -> tuple[int, set[str]] | None:
+    """The first line whose read or ask names things (capitalised words past its first) none of which the question
+    names, and those names: a worked example's call written into a program for another question. Told its first
+    program was invalid, or that a step failed, the small planner has answered a question about an academy with the
+    example's `ask("Who wrote Hamlet?")`, and one about a mathematician with another example's bell founders. One name
+    in common is enough: a call may well name more than the question does ("the Lanthorn Technical Academy")."""
+    said = set(re.findall(r"[a-z0-9]+", question.lower()))
+    try:
+        body = ast.parse(text.strip()).body
+    except SyntaxError:
+        return None
+    for line, _, call in _call_lines(body):
+        if not (isinstance(call.func, ast.Name) and call.func.id in (READ, ASK)):
+            continue
+        argument = call.args[0]
+        if isinstance(argument, ast.JoinedStr):
+            pieces = [v.value for v in argument.values if isinstance(v, ast.Constant)]
+        else:
+            pieces = [argument.value] if isinstance(argument, ast.Constant) else []
+        named = set().union(*(_names(str(piece)) for piece in pieces))
+        if named and not named & said:
+            return line, named
     return None
 
 

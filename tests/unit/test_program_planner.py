@@ -322,6 +322,33 @@ async def test_when_the_rewrite_does_not_compile_a_sample_set_aside_for_copying_
     assert report.status == "finished" and report.steps[0].input == question
 
 
+async def test_a_rewrite_asking_about_something_the_question_does_not_name_is_refused_like_an_invalid_one():
+    """The greedy rewrite answers another question (a worked example's call): refused, so the sample set aside for
+    copying the question runs instead of a confident answer about Hamlet."""
+    question = "Who founded the Orrin Works' parent firm?"
+    copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
+    backend = Batches([[copy] * 5, ['answer = ask("Who wrote Hamlet?")']], "Kell Holdings", "Tamsin Vey",
+                      '{"text":"Tamsin Vey.","uses":[2]}')
+    report, events = await run(backend, question)
+    rewrite = [e for e in events if isinstance(e, ev.ProgramsSampled)][1]
+    assert "asks about hamlet, which the question does not name" in rewrite.errors[0]
+    assert report.status == "finished" and report.steps[0].input == question
+
+
+def test_a_call_is_about_the_question_when_it_names_one_thing_the_question_names():
+    """A read or ask naming only things the question does not name is about something else; one shared name is
+    enough, a call naming nothing is never refused, and the other tools' text is not read."""
+    from stepwise.reasoning.program_planner import elsewhere
+
+    question = "What was the shipping firm of the man who founded the Lanthorn Academy?"
+    assert elsewhere('answer = ask("Who wrote Hamlet?")', question) == (1, {"hamlet"})
+    assert elsewhere('a = read("Who founded the Lanthorn Technical Academy?")\nanswer = read(f"Which firm did '
+                     '{a} own?")', question) is None
+    assert elsewhere('answer = ask("How many legs does a spider have?")', question) is None
+    assert elsewhere('n = read(f"Where did {x} study?")\nanswer = read(f"Who taught at Varn College in {n}?")',
+                     question) == (2, {"varn", "college"})
+
+
 async def test_for_a_question_counting_things_a_fraction_votes_only_when_no_sample_computed_a_whole_number():
     """Three samples computing 8.67 friends lose to two computing 39; a measure ("how many hours") may be fractional."""
     wrong, right = "answer = 26 / 3", "dorothy = 26 / 2\nanswer = dorothy * 3"
