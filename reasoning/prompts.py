@@ -155,8 +155,10 @@ PROGRAM_INVALID = ("That program was invalid ({error}). "
 # ---- reading passages (reasoning/program.py's read())
 
 # The answer alone, so it can be substituted into a later step; and one fixed phrase for "not there", which the
-# composer and the verifiers recognise rather than mistaking it for an answer.
-READER = ("Answer the question from these passages only, briefly: the answer alone (a name, a number, a date). If "
+# composer and the verifiers recognise rather than mistaking it for an answer. Reference texts give a person's years
+# as "(1790–1858)" and never say "born" there: asked for a birth year, the reader took another year from a passage.
+READER = ("Answer the question from these passages only, briefly: the answer alone (a name, a number, a date). "
+          "Years in brackets after a name, as in (1790–1858), are the years of birth and death. If "
           f"they do not contain it, reply: {NOT_IN_DOCUMENTS}.")
 READER_INPUT = "{reader}\nQuestion: {question}\nPassages: ${{{passages}}}"
 
