@@ -361,20 +361,20 @@ async def test_for_a_question_counting_things_a_fraction_votes_only_when_no_samp
     assert abs(report.answer.value - 26 / 3) < 1e-9
 
 
-async def test_without_a_majority_only_the_samples_using_the_most_of_the_questions_numbers_vote():
-    """2-2-1 with the 4 grandchildren left out of one pair: the pair using every number wins; a majority skipping a
-    number that does not matter still wins."""
+async def test_only_the_samples_using_the_most_of_the_questions_numbers_vote_majority_or_not():
+    """2-2-1 with the 4 grandchildren left out of one pair: the pair using every number wins; so does a single sample
+    using every number against three that leave the Saturday out."""
     question = ("She knits for her 4 grandchildren: 5 skeins for a vest and 13 for a tunic each. How "
                 "many skeins does she need?")
     backend = Samples(["answer = 5 + 13", "answer = 5 + 13", "answer = (5 + 13) * 4", "answer = 4 * (5 + 13)",
                        "answer = 5 * 13"])
     report, _ = await run(backend, question, samples=5)
     assert report.answer.value == 72
-    question = "A basket holds 45 almonds. He has 321 almonds and 7 baskets. How many almonds are left over?"
-    backend = Samples(["answer = 321 - 7 * 45", "answer = 321 % 45", "answer = 321 % 45", "answer = 321 % 45",
-                       "answer = 2"])
+    question = "A shop sells 12 pens a day on 5 weekdays and 20 pens on Saturday. How many pens does it sell a week?"
+    backend = Samples(["answer = 12 * 5", "answer = 12 * 5", "answer = 12 * 5", "answer = 12 * 5 + 20",
+                       "answer = 12 + 20"])
     report, _ = await run(backend, question, samples=5)
-    assert report.answer.value == 6
+    assert report.answer.value == 80
 
 
 def test_for_a_question_naming_what_the_documents_hold_a_program_that_reads_them_outvotes_any_that_does_not():
