@@ -159,8 +159,12 @@ class ProgramPlanner:
         programs, errors, values = await self._compiled(texts, tools, question, about)
         rules = self._rules(question, allowed)
         chosen, votes = _vote(programs, values, rules, texts)
+        # Whether the samples agree is asked before those using fewer of the question's numbers lose their votes: a
+        # majority outvoted by one sample using every number is no reason to wait for more (13 of 100 gsm_symbolic
+        # items would have, which the re-vote that chose the rule did not do).
+        _, agreed = _vote(programs, values, rules)
         worked: float | None = None
-        if purpose == "plan" and chosen is not None and _shown(values[chosen]) is not None and 2 * votes <= samples:
+        if purpose == "plan" and chosen is not None and _shown(values[chosen]) is not None and 2 * agreed <= samples:
             # No majority among computed values: the vote is a guess (right on 9 of 39 such gsm_symbolic items, against
             # 47 of 61 with a majority), and more samples, and a solution worked out in words, make it less of one
             # (re-voted over the same samples: 11 with five more, 13 with the worked solution, 14 with both). Both at

@@ -373,8 +373,9 @@ async def test_only_the_samples_using_the_most_of_the_questions_numbers_vote_maj
     question = "A shop sells 12 pens a day on 5 weekdays and 20 pens on Saturday. How many pens does it sell a week?"
     backend = Samples(["answer = 12 * 5", "answer = 12 * 5", "answer = 12 * 5", "answer = 12 * 5 + 20",
                        "answer = 12 + 20"])
-    report, _ = await run(backend, question, samples=5)
+    report, _ = await run(backend, question, samples=5, worked=True)
     assert report.answer.value == 80
+    assert len(backend.calls) == 1  # three samples agreed: no solution worked out in words is waited for
 
 
 def test_for_a_question_naming_what_the_documents_hold_a_program_that_reads_them_outvotes_any_that_does_not():
