@@ -127,7 +127,8 @@ class Composer:
         if self.always or len(dag.parts) < 2 or not chooses(question) or (way := direction(question)) is None:
             return None
         values = [as_value(outputs[p]) for p in dag.parts]
-        named = _match(options(question), [dag.steps[p].name for p in dag.parts])
+        offered, names = options(question), [dag.steps[p].name for p in dag.parts]
+        named = _match(offered, names) or _lettered(offered, names, question)
         if named is None or not all(is_number(v) for v in values):
             return None
         ranked = sorted(zip(values, named, strict=True), key=lambda pair: pair[0], reverse=way == "max")
@@ -210,6 +211,26 @@ def _match(offered: list[str], names: list[Any]) -> list[str] | None:
             return None
         matched.append(hits[0])
     return matched if len(set(matched)) == len(offered) == len(names) else None
+
+
+def _lettered(offered: list[str], names: list[Any], question: str) -> list[str] | None:
+    """Each named result's option when the names differ only in a last part a, b, c… or 1, 2, 3… (`cost_a`,
+    `cost_b`, as a worked example names two shops A and B): the options in the order the question first mentions
+    them. (The composer model, shown `monthly_cost_a` = 1012 and `monthly_cost_b` = 20, called Alder the cheaper.)"""
+    if len(names) != len(offered) or not all(isinstance(n, str) for n in names):
+        return None
+    split = [n.lower().rsplit("_", 1) if "_" in n else ["", n.lower()] for n in names]
+    if len({stem for stem, _ in split}) != 1:
+        return None
+    tags = [tag for _, tag in split]
+    for labels in ("abcdefghij"[:len(names)], "".join(str(i) for i in range(1, len(names) + 1))):
+        if len(labels) == len(names) and sorted(tags) == list(labels):
+            positions = [question.lower().find(o.lower()) for o in offered]
+            if min(positions) < 0:
+                return None
+            mentioned = [o for _, o in sorted(zip(positions, offered, strict=True))]
+            return [mentioned[labels.index(tag)] for tag in tags]
+    return None
 
 
 def sources(dag: Dag, outputs: dict[int, Any], text: str, limit: int = 2) -> list[str]:
