@@ -42,7 +42,8 @@ class SqlTool:
 
     def __init__(self, url: str, schema_text: str, *, row_limit: int = 50, timeout_ms: int = 2000,
                  value_limit: int = 2000, column_limit: int = 100, result_limit: int = 100_000,
-                 privileges: tuple[str, ...] = (), tables: Mapping[str, Sequence[str]] | None = None) -> None:
+                 privileges: tuple[str, ...] = (), tables: Mapping[str, Sequence[str]] | None = None,
+                 listed: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> None:
         self.url = url
         self.privileges = privileges
         """What the role may do beyond reading (see role_privileges): empty unless the caller allowed a privileged
@@ -61,6 +62,10 @@ class SqlTool:
                             + schema_text)
         self.tables = {table: list(columns) for table, columns in (tables or {}).items()}
         """Each table of the public schema with its columns: what a query may name."""
+        self.listed = {table: {name: list(values) for name, values in columns.items()}
+                       for table, columns in (listed or {}).items()}
+        """Per table, the text columns whose every value the description lists, and those values: a filter on one
+        with a text it never holds is refused (`unlisted`)."""
         self.grammar = _grammar(self.tables, f"{self.name}_arg")
         """Lark rules whose rule `sql_arg` derives the queries that fit the schema; None if no table can be named."""
 
@@ -76,11 +81,12 @@ class SqlTool:
                 raise PrivilegedRole(refusal(await conn.fetchval("SELECT session_user"), privileges))
             await conn.execute("SET statement_timeout = 5000")  # describing a large table must not hang the start
             columns = await columns_of(conn)
-            schema_text = await describe(conn, sample_rows, columns)
+            listed = await listed_values(conn, columns)
+            schema_text = await describe(conn, sample_rows, columns, listed)
             tables = {table: [name for name, _ in cols] for table, cols in columns.items()}
         finally:
             await conn.close()
-        return cls(url, schema_text, privileges=tuple(privileges), tables=tables, **options)
+        return cls(url, schema_text, privileges=tuple(privileges), tables=tables, listed=listed, **options)
 
     async def run(self, args: SqlArgs) -> dict[str, Any]:
         try:
@@ -114,6 +120,8 @@ class SqlTool:
             if kept > self.result_limit and shown:
                 break
             shown.append(values)
+        if shown in ([], [[0]], [[None]]) and (problem := unlisted(args.query, self.listed, self.tables)):
+            raise ValueError(f"the query found nothing: {problem}")
         return {"columns": columns, "rows": shown, "truncated": len(rows) > len(shown)}
 
     async def _bounded(self, conn: asyncpg.Connection, query: str,
@@ -239,12 +247,16 @@ async def columns_of(conn: asyncpg.Connection) -> dict[str, list[tuple[str, str]
 
 
 async def describe(conn: asyncpg.Connection, sample_rows: int = 2,
-                   columns: dict[str, list[tuple[str, str]]] | None = None) -> str:
+                   columns: dict[str, list[tuple[str, str]]] | None = None,
+                   listed: dict[str, dict[str, list[str]]] | None = None) -> str:
     """Tables of the public schema with columns, types and a few rows, compact (every token costs time). A text
     column with at most VALUES_SHOWN distinct values lists them: a model filtering on one must spell it exactly."""
+    columns = columns if columns is not None else await columns_of(conn)
+    listed = listed if listed is not None else await listed_values(conn, columns)
     lines = []
-    for table, cols in (columns if columns is not None else await columns_of(conn)).items():
-        shown = [f"{name} {kind}{await _values(conn, table, name) if kind in _TEXT else ''}" for name, kind in cols]
+    for table, cols in columns.items():
+        values = listed.get(table, {})
+        shown = [f"{name} {kind}" + (f" ({', '.join(values[name])})" if name in values else "") for name, kind in cols]
         lines.append(f"  table {table}({', '.join(shown)})")
         samples = await conn.fetch(f'SELECT * FROM "{table}" LIMIT {int(sample_rows)}')
         for sample in samples:
@@ -256,18 +268,70 @@ VALUES_SHOWN = 8
 _TEXT = ("text", "character varying", "character")
 
 
-async def _values(conn: asyncpg.Connection, table: str, column: str) -> str:
-    """` (a, b, c)`: the column's distinct values if there are few and they read unambiguously in a list, else ''."""
+async def listed_values(conn: asyncpg.Connection,
+                        columns: dict[str, list[tuple[str, str]]]) -> dict[str, dict[str, list[str]]]:
+    """Per table, each text column with few distinct values that read unambiguously in a list, and its values."""
+    listed: dict[str, dict[str, list[str]]] = {}
+    for table, cols in columns.items():
+        for name, kind in cols:
+            if kind in _TEXT and (values := await _values(conn, table, name)):
+                listed.setdefault(table, {})[name] = values
+    return listed
+
+
+# `column = 'text'`, the column maybe qualified: a filter whose text a listed column may not hold.
+_EQUALS_TEXT = re.compile(r"(?<![\w.])(?:(\w+)\.)?(\w+)\s*=\s*'((?:[^']|'')*)'")
+# `FROM t`, `JOIN t AS x`, `JOIN t x`: the tables a query reads, by name and alias.
+_FROM = re.compile(r"\b(?:from|join)\s+(\w+)(?:\s+(?:as\s+)?(?!(?:on|where|join|inner|left|right|full|cross|group|"
+                   r"order|limit|having|union|using|natural)\b)(\w+))?", re.IGNORECASE)
+
+
+def unlisted(query: str, listed: Mapping[str, Mapping[str, Sequence[str]]],
+             tables: Mapping[str, Sequence[str]]) -> str | None:
+    """For a query that found nothing (no rows, 0, NULL): a filter comparing a column to a text it does not hold, or
+    None. Either every table the query reads that has the column (the one its qualifier names, if any) lists all its
+    values and the text is none of them, or the column's values are not listed and the text, in any case, is a listed
+    value of another column (`model = 'Electric'` where `kind` holds 'electric'). Such a filter matches nothing, and
+    the query answers 0 instead of failing; the reason names the values and the column holding the text, so a rewrite
+    can fix the filter."""
+    read = {}
+    for table, alias in _FROM.findall(query):
+        if table in tables:
+            read[table] = table
+            if alias:
+                read[alias] = table
+    for qualifier, column, quoted in _EQUALS_TEXT.findall(query):
+        text = quoted.replace("''", "'")
+        if qualifier:
+            having = [read[qualifier]] if qualifier in read and column in tables[read[qualifier]] else []
+        else:
+            having = sorted({t for t in read.values() if column in tables[t]})
+        if not having or any(column in listed.get(t, {}) and text in listed[t][column] for t in having):
+            continue
+        holders = [(t, name, v) for t, columns in listed.items() if t in read.values()
+                   for name, values in columns.items() for v in values
+                   if v.lower() == text.lower() and (t, name) not in {(h, column) for h in having}]
+        hint = "; " + ", ".join(f"'{v}' is a value of {t}.{name}" for t, name, v in holders) if holders else ""
+        if all(column in listed.get(t, {}) for t in having):
+            known = sorted({v for t in having for v in listed[t][column]})
+            return f"{column} has no value '{text}' (its values: {', '.join(known)}){hint}"
+        if holders:
+            return f"no row has {column} '{text}'{hint}"
+    return None
+
+
+async def _values(conn: asyncpg.Connection, table: str, column: str) -> list[str]:
+    """The column's distinct values if there are few and they read unambiguously in a list, else none."""
     try:
         values = await conn.fetch(f"SELECT DISTINCT {_quoted(column)} AS v FROM {_quoted(table)} WHERE "
                                   f"{_quoted(column)} IS NOT NULL "
                                   f"ORDER BY 1 LIMIT {VALUES_SHOWN + 1}")
     except asyncpg.QueryCanceledError:
-        return ""  # too large to scan at start: the sample rows still show some values
+        return []  # too large to scan at start: the sample rows still show some values
     texts = [row["v"] for row in values]
     if not texts or len(texts) > VALUES_SHOWN or any(len(t) > 40 or any(c in t for c in ",()\n") for t in texts):
-        return ""
-    return f" ({', '.join(texts)})"
+        return []
+    return texts
 
 
 def _quoted(identifier: str) -> str:

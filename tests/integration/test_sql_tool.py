@@ -161,3 +161,35 @@ async def test_the_planner_answers_a_question_needing_the_database_and_the_docum
     assert "handbook.md:" in report.answer.text  # and the passage the days were read from
     tools_used = "SELECT count(DISTINCT tool) FROM tool_calls WHERE run_id = $1 AND tool IN ('sql', 'docs')"
     assert await pg.fetchval(tools_used, report.run_id) == 2
+
+
+async def test_a_query_finding_nothing_through_a_filter_on_a_text_the_column_never_holds_is_refused(company_url):
+    """`name = 'research'` matches nothing and would answer 0: refused, naming the column's values and where the text
+    is, so the rewrite can spell it; a value the column holds, a query that found rows, and a column whose values are
+    not listed run as written."""
+    tool = await SqlTool.connect(company_url)
+    with pytest.raises(ValueError, match=r"found nothing: name has no value 'research' \(its values: Research, "
+                                         r"Sales\)$"):
+        await query(tool, "SELECT count(*) FROM departments d WHERE d.name = 'research'")
+    with pytest.raises(ValueError, match=r"found nothing: no row has name 'sales'; 'Sales' is a value of departments"):
+        await query(tool, "SELECT count(*) FROM employees e JOIN departments d ON d.id = e.department_id "
+                          "WHERE e.name = 'sales'")
+    assert (await query(tool, "SELECT count(*) FROM departments WHERE name = 'Sales'"))["rows"] == [[1]]
+    assert (await query(tool, "SELECT count(*) FROM employees WHERE name = 'nobody'"))["rows"] == [[0]]
+    assert (await query(tool, "SELECT count(*) FROM departments WHERE name = 'Sales' OR name = 'x'"))["rows"] == [[1]]
+
+
+def test_a_filter_is_read_against_the_tables_the_query_reads_by_name_or_alias():
+    """Qualifiers resolve through FROM/JOIN aliases; a column of a table the query does not read is not judged."""
+    from stepwise.tools.sql import unlisted
+
+    listed = {"bikes": {"kind": ["cargo", "city", "electric"]}}
+    tables = {"bikes": ["bike_id", "model", "kind"], "rentals": ["member_id", "bike_id", "minutes"]}
+    sub = "SELECT count(DISTINCT member_id) FROM rentals WHERE bike_id IN (SELECT bike_id FROM bikes WHERE {})"
+    assert unlisted(sub.format("model = 'Electric'"), listed, tables) == (
+        "no row has model 'Electric'; 'electric' is a value of bikes.kind")
+    assert unlisted(sub.format("kind = 'Cargo'"), listed, tables) == (
+        "kind has no value 'Cargo' (its values: cargo, city, electric)")
+    assert unlisted("SELECT count(*) FROM rentals r JOIN bikes AS b ON b.bike_id = r.bike_id WHERE b.kind = 'city'",
+                    listed, tables) is None
+    assert unlisted("SELECT count(*) FROM rentals WHERE kind = 'x'", listed, tables) is None
