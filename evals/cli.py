@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,20 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         if args.dataset == "compare":
             return asyncio.run(_compare(settings, args.runs))
         return asyncio.run(_eval(settings, args))
+    except asyncio.CancelledError:  # a SIGTERM (see `cancel_on_sigterm`): the run is recorded as cancelled
+        print("stepwise eval: stopped by SIGTERM; the items done so far are recorded", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except (DatasetError, DevDatabaseError, LookupError, NotImplementedError, ValueError) as exc:
         print(f"stepwise eval: {exc}", file=sys.stderr)
         return 2
+
+
+def cancel_on_sigterm() -> None:
+    """A SIGTERM (a CI job's timeout, `kill`) cancels the running task as Ctrl-C does: the eval run is then closed as
+    `cancelled`, its items and traces written, rather than left `running` by a process that died mid-item."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 async def _pool(settings: Any):
@@ -110,6 +122,7 @@ async def _eval(settings: Any, args: argparse.Namespace) -> int:
     from stepwise.evals import datasets, report
     from stepwise.evals.runner import run_eval
 
+    cancel_on_sigterm()
     if args.runs:
         raise ValueError(f"unexpected arguments {args.runs}: `stepwise eval DATASET [options]`")
     if args.concurrency < 1 or (args.limit is not None and args.limit < 1):

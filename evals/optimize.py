@@ -8,6 +8,7 @@ with the examples learned on the other half, so no item is ever shown its own qu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,9 @@ class Optimizer:
             outcome = await self._run(objective, budget=budget, seed=seed, compare_banks=compare_banks)
             status = "finished"
             return outcome
+        except asyncio.CancelledError:
+            status = "cancelled"
+            raise
         finally:
             await self.pool.execute("UPDATE optimize_runs SET status = $2, finished_at = now() WHERE id = $1",
                                     self.optimize_run_id, status)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
     try:
         return asyncio.run(_optimize(settings, args))
+    except asyncio.CancelledError:  # a SIGTERM: the optimize run and its current eval run are recorded as cancelled
+        print("stepwise optimize: stopped by SIGTERM", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except (DatasetError, DevDatabaseError, LookupError, ValueError) as exc:
         print(f"stepwise optimize: {exc}", file=sys.stderr)
         return 2
@@ -97,8 +101,10 @@ async def _optimize(settings: Any, args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from stepwise.app.runtime import Runtime
-    from stepwise.evals.cli import _wire_tools
+    from stepwise.evals.cli import _wire_tools, cancel_on_sigterm
     from stepwise.evals.optimize import Optimizer
+
+    cancel_on_sigterm()
     from stepwise.evals.search import Objective, split_items
 
     if args.budget < 1 or args.concurrency < 1:

@@ -497,11 +497,10 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     if rules.whole and any(_whole(values[i]) for i in computed):
         computed = [i for i in computed if not is_number(values[i]) or _whole(values[i])]
     if computed:
-        counts = _counts(values, computed, magnitude, worked)
         if texts is not None:
             used = {i: numbers_used(texts[i], rules.given) for i in computed}
             computed = [i for i in computed if used[i] == max(used.values())]
-            counts = _counts(values, computed, magnitude, worked)
+        counts = _counts(values, computed, magnitude, worked)
         best = max(computed, key=lambda i: (counts[_key(values[i], magnitude)], -_length(programs[i]), -i))
         return best, counts[_key(values[best], magnitude)]
     compiled = [i for i, p in enumerate(programs) if i in eligible and p is not None and values[i] is not _REFUSED]

@@ -3,7 +3,12 @@ eval rows linked to real traces; then `eval report` writes markdown and PNG plot
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +65,28 @@ def test_eval_runs_each_mode_then_reports_and_compares(database_url: str, monkey
     assert f"A = eval run {runs['direct']} (gsm_symbolic, direct" in compared
     assert re.search(r"accuracy .* [+-]\d+\.\d points", compared)
     assert re.search(r"latency p50 .* [+−]", compared) and "B − A" in compared
+
+
+def test_a_sigterm_closes_the_eval_run_as_cancelled_with_its_items_kept(database_url: str, tmp_path: Path):
+    """SIGTERM mid-eval: exit 143, the eval run closed as cancelled, the items done so far kept with their traces."""
+    env = {**os.environ, "DATABASE_URL": database_url, "STEPWISE_MODEL": "smollm2", "STEPWISE_DEADLINE_S": "120"}
+    (before,) = query_sync(database_url, "SELECT coalesce(max(id), 0) AS id FROM eval_runs")
+    proc = subprocess.Popen([sys.executable, "-c", "from stepwise.app.cli import main; raise SystemExit(main())",
+                             "eval", "gsm_symbolic", "--limit", "20", "--mode", "direct", "--concurrency", "1"],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        started = time.monotonic()
+        while not query_sync(database_url, "SELECT 1 FROM eval_items i JOIN eval_runs r ON r.id = i.eval_run_id"
+                                           " WHERE r.id > $1", before["id"]):
+            assert proc.poll() is None and time.monotonic() - started < 240, "no item was recorded"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    (run,) = query_sync(database_url, "SELECT id, status, finished_at FROM eval_runs WHERE id > $1", before["id"])
+    assert run["status"] == "cancelled" and run["finished_at"] is not None
+    items = query_sync(database_url, "SELECT i.item_id, r.status FROM eval_items i JOIN runs r USING (run_id)"
+                                     " WHERE i.eval_run_id = $1", run["id"])
+    assert 1 <= len(items) < 20 and all(i["status"] == "finished" for i in items)
