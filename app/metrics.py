@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -15,51 +15,34 @@ from prometheus_client.registry import Collector
 
 from stepwise.reasoning import events as ev
 
+if TYPE_CHECKING:
+    from stepwise.app.trace import TraceCounters
+
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, float("inf"))
-
-
-class TraceCounts(Protocol):
-    """What the trace sink counts (app.trace.TraceSink)."""
-
-    # Read-only: the sink's lag_s is a property.
-    @property
-    def written(self) -> int: ...
-
-    @property
-    def dead_lettered(self) -> int: ...
-
-    @property
-    def dropped(self) -> int: ...
-
-    @property
-    def retries(self) -> int: ...
-
-    @property
-    def lag_s(self) -> float: ...
 
 
 class _TraceCounters(Collector):
     """The trace sink's own counters and lag, read at scrape time."""
 
-    def __init__(self, sink: TraceCounts) -> None:
-        self._sink = sink
+    def __init__(self, read: Callable[[], TraceCounters]) -> None:
+        self._read = read
 
     def collect(self):
-        sink = self._sink
+        counts = self._read()
         for name, value, doc in (
-            ("written", sink.written, "trace events written to Postgres"),
-            ("dead_lettered", sink.dead_lettered,
+            ("written", counts.written, "trace events written to Postgres"),
+            ("dead_lettered", counts.dead_lettered,
              "trace events Postgres refused for their data, kept in trace_dead_letters"),
-            ("dropped", sink.dropped,
+            ("dropped", counts.dropped,
              "trace events lost (queue full, unwritten at shutdown, or not even storable as a dead letter)"),
-            ("retries", sink.retries, "trace writes retried after a connection error"),
+            ("retries", counts.retries, "trace writes retried after a connection error"),
         ):
             family = CounterMetricFamily(f"stepwise_trace_events_{name}", doc)
             family.add_metric([], value)
             yield family
         lag = GaugeMetricFamily("stepwise_trace_lag_seconds",
                                 "how long the oldest trace event not yet stored has waited")
-        lag.add_metric([], sink.lag_s)
+        lag.add_metric([], counts.lag_s)
         yield lag
 
 
@@ -89,8 +72,9 @@ class Metrics:
         self.verdicts = Counter("stepwise_verdicts", "Verifier verdicts by verifier and outcome",
                                 ["verifier", "outcome"], registry=r)
 
-    def watch_trace(self, sink: TraceCounts) -> None:
-        self.registry.register(_TraceCounters(sink))
+    def watch_trace(self, read: Callable[[], TraceCounters]) -> None:
+        """`read`: the trace sink's counts, read at each scrape."""
+        self.registry.register(_TraceCounters(read))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -39,7 +39,7 @@ from stepwise.app.runtime import Runtime
 from stepwise.app.settings import Settings
 from stepwise.app.status import status_for
 from stepwise.app.streaming import Channel, unless_gone
-from stepwise.app.trace import RunLookupError
+from stepwise.app.trace import RunLookupError, TraceCounters, counters
 from stepwise.app.trace_page import trace_page
 from stepwise.reasoning.context import Budget
 from stepwise.reasoning.errors import PlanInvalid
@@ -192,16 +192,6 @@ _CONNECTION_FAILURES = (ConnectionError, asyncpg.PostgresConnectionError, asyncp
                         asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
-class TraceCounters(msgspec.Struct):
-    emitted: int
-    """Events handed to the sink; once all are stored, written + dead_lettered + dropped."""
-    written: int
-    dead_lettered: int
-    dropped: int
-    retries: int
-    lag_s: float
-
-
 class Health(msgspec.Struct):
     status: str
     """`ok`, `degraded` (200: the trace sink retrying or behind) or `down` (503: the database does not answer)."""
@@ -232,9 +222,7 @@ async def health(runtime: NamedDependency[Runtime]) -> Response[Health]:
         model=runtime.settings.model,
         database="down" if down else "ok",
         problems=problems,
-        trace=TraceCounters(emitted=sink.emitted, written=sink.written, dead_lettered=sink.dead_lettered,
-                            dropped=sink.dropped,
-                            retries=sink.retries, lag_s=round(sink.lag_s, 3)),
+        trace=counters(sink),
     )
     return Response(body, status_code=503 if down else 200)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 import uuid
@@ -21,7 +22,7 @@ from stepwise.app.metrics import Metrics
 from stepwise.app.migrate import migrate
 from stepwise.app.registry import Fleet, Registry, build_fleet, registry_for
 from stepwise.app.settings import Settings
-from stepwise.app.trace import TraceSink, find_run, load_events
+from stepwise.app.trace import TraceSink, counters, find_run, load_events
 from stepwise.app.trace_process import ProcessSink, TraceWriter
 from stepwise.reasoning.composer import Composer
 from stepwise.reasoning.engine import Engine
@@ -96,7 +97,7 @@ class Runtime:
         self.started_at = time.time()
         self._logs = LogSink()
         self.metrics = Metrics()
-        self.metrics.watch_trace(sink)
+        self.metrics.watch_trace(functools.partial(counters, sink))
         self.listener: CancelListener | None = None
         """Cancels the runs going on here that another replica is asked to cancel (set by `start`)."""
 

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -40,6 +40,9 @@ from stepwise.app import db
 from stepwise.reasoning import events as ev
 from stepwise.reasoning.plan import declared_needs
 from stepwise.reasoning.types import Step
+
+if TYPE_CHECKING:  # the process sink imports this module
+    from stepwise.app.trace_process import ProcessSink
 
 log = structlog.get_logger("stepwise.trace")
 
@@ -156,6 +159,24 @@ class _Rejected(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(repr(error))
         self.error = error
+
+
+class TraceCounters(msgspec.Struct):
+    """What a trace sink has done so far, as /health and /metrics show it."""
+
+    emitted: int
+    """Events handed to the sink; once all are stored, written + dead_lettered + dropped."""
+    written: int
+    dead_lettered: int
+    dropped: int
+    retries: int
+    lag_s: float
+
+
+def counters(sink: TraceSink | ProcessSink) -> TraceCounters:
+    """The counts of either sink (in-process or in its own process), read now."""
+    return TraceCounters(emitted=sink.emitted, written=sink.written, dead_lettered=sink.dead_lettered,
+                         dropped=sink.dropped, retries=sink.retries, lag_s=round(sink.lag_s, 3))
 
 
 class TraceSink:

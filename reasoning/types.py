@@ -196,15 +196,9 @@ class ModelBackend(Protocol):
         """Where it is served, shown by GET /v1/experts and `stepwise experts`."""
         ...
 
-    async def generate(
-        self,
-        messages: list[Message],
-        *,
-        constraint: Constraint | None = None,
-        sampling: Sampling = Sampling(),
-        deadline: float | None = None,
-        on_text: Callable[[str], None] | None = None,
-    ) -> Completion:
+    async def generate(self, messages: list[Message], *, constraint: Constraint | None = None,
+                       sampling: Sampling = Sampling(), deadline: float | None = None,
+                       on_text: Callable[[str], None] | None = None) -> Completion:
         """`on_text` receives the text as it is generated (in one piece, at the end, from servers that do not
         stream)."""
         ...

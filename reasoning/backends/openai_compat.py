@@ -10,20 +10,11 @@ from typing import Any
 import httpx
 import msgspec
 
+from stepwise.reasoning import types
 from stepwise.reasoning.backends.base import HttpBackend
 from stepwise.reasoning.backends.transport import RetryPolicy, post_json, stream_chunks
 from stepwise.reasoning.errors import BackendError
-from stepwise.reasoning.types import (
-    Completion,
-    Constraint,
-    Grammar,
-    JsonSchema,
-    Message,
-    Regex,
-    Sampling,
-    ToolCall,
-    Usage,
-)
+from stepwise.reasoning.types import Completion, Constraint, Message, Sampling, ToolCall, Usage
 
 
 class _Usage(msgspec.Struct):
@@ -78,12 +69,12 @@ class OpenAICompatBackend(HttpBackend):
     def constraint_fields(self, constraint: Constraint) -> dict[str, Any]:
         """The request fields that carry a constraint, in this server's dialect (vLLM's and SGLang's extras)."""
         match constraint:
-            case JsonSchema(name=name, schema=schema):
+            case types.JsonSchema(name=name, schema=schema):
                 return {"response_format": {"type": "json_schema",
                                             "json_schema": {"name": name, "schema": schema, "strict": True}}}
-            case Regex(pattern=pattern):
+            case types.Regex(pattern=pattern):
                 return {"regex": pattern}
-            case Grammar(text=text):
+            case types.Grammar(text=text):
                 return {"ebnf": text}
         raise TypeError(f"unsupported constraint {constraint!r}")
 

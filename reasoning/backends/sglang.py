@@ -149,15 +149,9 @@ class SGLangBackend(_SGLangServer):
     def request_body(self, prompt: str, params: dict[str, Any], rid: str) -> dict[str, Any]:
         return {"text": prompt, "sampling_params": params, "rid": rid, "stream": True}
 
-    async def generate(
-        self,
-        messages: list[Message],
-        *,
-        constraint: Constraint | None = None,
-        sampling: Sampling = Sampling(),
-        deadline: float | None = None,
-        on_text: Callable[[str], None] | None = None,
-    ) -> Completion:
+    async def generate(self, messages: list[Message], *, constraint: Constraint | None = None,
+                       sampling: Sampling = Sampling(), deadline: float | None = None,
+                       on_text: Callable[[str], None] | None = None) -> Completion:
         rid = uuid.uuid4().hex
         url = f"{self.base_url}/generate"
         body = self.request_body(self._format(messages), sampling_params(constraint, sampling, self._regex_of), rid)
