@@ -214,15 +214,19 @@ def _match(offered: list[str], names: list[Any]) -> list[str] | None:
 
 
 def _lettered(offered: list[str], names: list[Any], question: str) -> list[str] | None:
-    """Each named result's option when the names differ only in a last part a, b, c… or 1, 2, 3… (`cost_a`,
-    `cost_b`, as a worked example names two shops A and B): the options in the order the question first mentions
-    them. (The composer model, shown `monthly_cost_a` = 1012 and `monthly_cost_b` = 20, called Alder the cheaper.)"""
+    """Each named result's option when the names differ only in one part, a, b, c… or 1, 2, 3… (`cost_a`,
+    `cost_b`, as a worked example names two shops A and B; `plan_a_cost`, `plan_b_cost`): the options in the order
+    the question first mentions them. (The composer model, shown `monthly_cost_a` = 1012 and `monthly_cost_b` = 20,
+    called Alder the cheaper.)"""
     if len(names) != len(offered) or not all(isinstance(n, str) for n in names):
         return None
-    split = [n.lower().rsplit("_", 1) if "_" in n else ["", n.lower()] for n in names]
-    if len({stem for stem, _ in split}) != 1:
+    split = [n.lower().split("_") for n in names]
+    if len({len(parts) for parts in split}) != 1:
         return None
-    tags = [tag for _, tag in split]
+    differing = [i for i in range(len(split[0])) if len({parts[i] for parts in split}) > 1]
+    if len(differing) != 1:
+        return None
+    tags = [parts[differing[0]] for parts in split]
     for labels in ("abcdefghij"[:len(names)], "".join(str(i) for i in range(1, len(names) + 1))):
         if len(labels) == len(names) and sorted(tags) == list(labels):
             positions = [question.lower().find(o.lower()) for o in offered]

@@ -144,12 +144,15 @@ async def test_a_choice_between_computed_values_named_after_the_options_is_decid
 
 
 async def test_a_choice_whose_results_are_lettered_takes_the_options_in_the_order_the_question_mentions_them():
-    """`plan_a`/`plan_b` are the first and second option the question mentions (Pine first here), decided without
-    a composer call; names that neither name nor letter the options leave the answer to the composer model."""
-    backend = Samples(["plan_a = 6 / 20\nplan_b = 9 / 36\nanswer = plan_a, plan_b"])
-    report, _ = await run(backend, "Pine charges 6 euros for 20 minutes and Oak 9 euros for 36. Which plan is cheaper "
-                                   "per minute, Oak or Pine?", samples=1)
-    assert report.answer.text == "Oak, with 0.25 against 0.3 for Pine." and len(backend.calls) == 1
+    """`plan_a`/`plan_b` (or `plan_a_cost`/`plan_b_cost`) are the first and second option the question mentions
+    (Pine first here), decided without a composer call; names that neither name nor letter the options leave the
+    answer to the composer model."""
+    for program in ("plan_a = 6 / 20\nplan_b = 9 / 36\nanswer = plan_a, plan_b",
+                    "plan_a_cost = 6 / 20\nplan_b_cost = 9 / 36\nanswer = plan_a_cost, plan_b_cost"):
+        backend = Samples([program])
+        report, _ = await run(backend, "Pine charges 6 euros for 20 minutes and Oak 9 euros for 36. Which plan is "
+                                       "cheaper per minute, Oak or Pine?", samples=1)
+        assert report.answer.text == "Oak, with 0.25 against 0.3 for Pine." and len(backend.calls) == 1
     backend = Samples(["first = 9 / 36\nsecond = 6 / 20\nanswer = first, second"], '{"text":"Oak.","uses":[1,2]}')
     report, _ = await run(backend, "Which plan is cheaper per minute, Oak or Pine?", samples=1)
     assert report.answer.text == "Oak." and len(backend.calls) == 2
