@@ -86,6 +86,29 @@ def test_the_functions_word_problems_need(expression, value):
 
 @pytest.mark.parametrize(
     ("expression", "value"),
+    [("sum(range(1, 21))", 210), ("sum(range(1, 21)) - 15 * 13", 15), ("sum(range(5))", 10),
+     ("sum(range(0, 100, 7))", 735), ("max(range(3))", 2), ("min(range(10, 0, -2))", 2), ("sum(range(2.0, 4))", 5)],
+)
+def test_a_range_is_what_python_means_as_the_argument_of_sum_min_or_max(expression, value):
+    """A coder model writes "the whole numbers from 1 to 20" as `sum(range(1, 21))`: range's Python meaning."""
+    check(expression, value)
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [("range(3)", "only as the argument of sum, min or max"), ("abs(range(3))", "only as the argument"),
+     ("sum(range(10**7))", "10,000,000 numbers, over the 100,000 allowed"), ("sum(range(5, 1))", "range is empty"),
+     ("sum(range(1.5, 3))", "whole numbers, got 1.5"), ("sum(range(1, 5, 0))", "step must not be 0"),
+     ("sum(range())", "1 to 3 arguments"), ("sum(range(1, 2, 3, 4))", "1 to 3 arguments")],
+)
+def test_a_range_anywhere_else_or_too_long_is_refused_by_name(expression, message):
+    """A range is refused outside sum, min and max, past 100,000 numbers, empty, or of fractions."""
+    with pytest.raises(ValueError, match=message):
+        evaluate(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
     [("10/4*2", 5), ("15/100*80", 12), ("sqrt(2)**2", 2.0000000000000004), ("0.5*4", 2.0), ("pi/pi", 1.0),
      ("floor(7/2)", 3), ("2**60/2", 2**59), ("10**300/3*3", 10**300),
      ("0.1+0.2", 0.3), ("19.99*3", 59.97), ("200*(1+10/100)", 220), ("1.5*2", 3.0), ("floor(7.5)", 7)],
