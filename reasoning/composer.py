@@ -198,19 +198,27 @@ class Composer:
 
 def _match(offered: list[str], names: list[Any]) -> list[str] | None:
     """Each named result's option, when every result names exactly one option and every option is named once:
-    `monthly_cost_oak` is Oak's. Words all the options share ("plan A", "plan B") tell nothing."""
+    `monthly_cost_oak` is Oak's, and so are `alders_monthly` (a possessive without its apostrophe) and `plan_ald`
+    (an abbreviation of three letters or more) Alder's. Words all the options share ("plan A", "plan B") tell
+    nothing."""
     words = [set(re.findall(r"[a-z0-9]+", re.sub(r"'s\b", "", o.lower()))) for o in offered]
     shared = set.intersection(*words) if words else set()
     matched = []
     for name in names:
         if not isinstance(name, str):
             return None
-        tokens = set(name.lower().split("_"))
-        hits = [o for o, w in zip(offered, words, strict=True) if (w - shared) & tokens]
+        tokens = name.lower().split("_")
+        hits = [o for o, w in zip(offered, words, strict=True) if any(_refers(t, w - shared) for t in tokens)]
         if len(hits) != 1:
             return None
         matched.append(hits[0])
     return matched if len(set(matched)) == len(offered) == len(names) else None
+
+
+def _refers(token: str, words: set[str]) -> bool:
+    """Whether a part of a result's name names one of an option's words: the word itself, with an `s` after it
+    (`alders`), or its first three letters or more (`ald`)."""
+    return any(token in (word, word + "s") or (len(token) >= 3 and word.startswith(token)) for word in words)
 
 
 def _lettered(offered: list[str], names: list[Any], question: str) -> list[str] | None:
