@@ -208,7 +208,9 @@ def _match(offered: list[str], names: list[Any]) -> list[str] | None:
         if not isinstance(name, str):
             return None
         tokens = name.lower().split("_")
-        hits = [o for o, w in zip(offered, words, strict=True) if any(_refers(t, w - shared) for t in tokens)]
+        # A word itself first: `per_pen_marlow` is Marlow's, though "pen" begins "Pendle".
+        hits = ([o for o, w in zip(offered, words, strict=True) if (w - shared) & set(tokens)]
+                or [o for o, w in zip(offered, words, strict=True) if any(_refers(t, w - shared) for t in tokens)])
         if len(hits) != 1:
             return None
         matched.append(hits[0])
@@ -216,9 +218,9 @@ def _match(offered: list[str], names: list[Any]) -> list[str] | None:
 
 
 def _refers(token: str, words: set[str]) -> bool:
-    """Whether a part of a result's name names one of an option's words: the word itself, with an `s` after it
-    (`alders`), or its first three letters or more (`ald`)."""
-    return any(token in (word, word + "s") or (len(token) >= 3 and word.startswith(token)) for word in words)
+    """Whether a part of a result's name refers to one of an option's words without being it: the word with an `s`
+    after it (`alders`), or its first three letters or more (`ald`)."""
+    return any(token == word + "s" or (len(token) >= 3 and word.startswith(token)) for word in words)
 
 
 def _lettered(offered: list[str], names: list[Any], question: str) -> list[str] | None:

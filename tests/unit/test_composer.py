@@ -141,8 +141,9 @@ async def test_a_choice_between_computed_values_named_after_the_options_is_decid
     backend = Samples(["teal_goals = 7 * 3 + 5 * 2\nteam_wren = 8 * 4\nanswer = teal_goals, team_wren"])
     report, _ = await run(backend, "Which team scored more goals in total, Teal or Wren?", samples=1)
     assert report.answer.text == "Wren, with 32 against 31 for Teal."
-    # A possessive without its apostrophe names an option, so does an abbreviation of three letters or more; two
-    # letters do not, and the composer model answers.
+    # A possessive without its apostrophe names an option, so does an abbreviation of three letters or more (a word
+    # itself first: "pen" begins "Pendle", but `per_pen_alder` is Alder's); two letters do not, and the composer
+    # model answers.
     for program, text in (("alders = 12 + 5 * 2\nbirchs = 20\nanswer = alders, birchs",
                            "Birch, with 20 against 22 for Alder."),
                           ("plan_ald = 12 + 5 * 2\nplan_bir = 20\nanswer = plan_ald, plan_bir",
@@ -151,6 +152,9 @@ async def test_a_choice_between_computed_values_named_after_the_options_is_decid
         backend = Samples([program], '{"text":"Neither.","uses":[1,2]}')
         report, _ = await run(backend, "Which plan is cheaper, Alder or Birch?", samples=1)
         assert report.answer.text == text
+    backend = Samples(["per_pen_alder = 22\nper_pen_pendle = 20\nanswer = per_pen_alder, per_pen_pendle"])
+    report, _ = await run(backend, "Which shop is cheaper per pen, Alder or Pendle?", samples=1)
+    assert report.answer.text == "Pendle, with 20 against 22 for Alder."
 
 
 async def test_a_choice_whose_results_are_lettered_takes_the_options_in_the_order_the_question_mentions_them():
