@@ -103,10 +103,9 @@ async def _optimize(settings: Any, args: argparse.Namespace) -> int:
     from stepwise.app.runtime import Runtime
     from stepwise.evals.cli import _wire_tools, cancel_on_sigterm
     from stepwise.evals.optimize import Optimizer
-
-    cancel_on_sigterm()
     from stepwise.evals.search import Objective, split_items
 
+    cancel_on_sigterm()
     if args.budget < 1 or args.concurrency < 1:
         raise ValueError("--budget and --concurrency must be at least 1")
     console = Console(stderr=True)
