@@ -332,11 +332,12 @@ def _call(name: str, args: list[ast.expr], keywords: list[ast.keyword]) -> Value
         args = args[0].elts
     if len(args) == 1 and _is_range(args[0]) and name in _LISTS_ALLOWED:
         # A coder model writes "the whole numbers from 1 to 20" as `sum(range(1, 21))`: Python's meaning.
-        function, _, _ = _FUNCTIONS[name]
         numbers = _range(args[0])
         if not numbers:
             raise ValueError(f"{name}: the range is empty")
-        return _bounded(function(*numbers), lambda: f"{name} of a range of {len(numbers)} numbers")
+        first, last = numbers[0], numbers[-1]  # in closed form: a sum over 100,000 numbers one by one took 86 ms
+        value = len(numbers) * (first + last) // 2 if name == "sum" else (min if name == "min" else max)(first, last)
+        return _bounded(value, lambda: f"{name} of a range of {len(numbers)} numbers")
     function, least, most = _FUNCTIONS[name]
     if len(args) < least or (most is not None and len(args) > most):
         wanted = f"{least}" if least == most else f"{least} to {most}" if most else f"at least {least}"
@@ -358,8 +359,12 @@ def _range(node: ast.expr) -> range:
     if len(bounds) == 3 and bounds[2] == 0:
         raise ValueError("range: the step must not be 0")
     numbers = range(*bounds)
-    if len(numbers) > _MAX_RANGE:
-        raise ValueError(f"range: {len(numbers):,} numbers, over the {_MAX_RANGE:,} allowed")
+    try:
+        size = len(numbers)
+    except OverflowError:  # more numbers than an index can count
+        size = None
+    if size is None or size > _MAX_RANGE:
+        raise ValueError(f"range: {f'{size:,}' if size else 'too many'} numbers, over the {_MAX_RANGE:,} allowed")
     return numbers
 
 
@@ -451,7 +456,7 @@ def _sum(*values: Value) -> Value:
     return total
 
 
-_MAX_RANGE = 100_000  # numbers a range may give sum, min or max (a sum of them takes ~50 ms)
+_MAX_RANGE = 100_000  # numbers a range may give sum, min or max: far past a word problem's
 _MAX_ROUND_PLACES = 330  # rounding to more places, or to fewer than -330, no longer changes a float's value
 
 # name: (function, least arguments, most arguments or None)

@@ -87,7 +87,9 @@ def test_the_functions_word_problems_need(expression, value):
 @pytest.mark.parametrize(
     ("expression", "value"),
     [("sum(range(1, 21))", 210), ("sum(range(1, 21)) - 15 * 13", 15), ("sum(range(5))", 10),
-     ("sum(range(0, 100, 7))", 735), ("max(range(3))", 2), ("min(range(10, 0, -2))", 2), ("sum(range(2.0, 4))", 5)],
+     ("sum(range(0, 100, 7))", 735), ("max(range(3))", 2), ("min(range(10, 0, -2))", 2), ("sum(range(2.0, 4))", 5),
+     ("sum(range(10, 0, -3))", 22), ("max(range(10, 0, -3))", 10), ("sum(range(100000))", 4999950000),
+     ("sum(range(-5, 3))", -12)],
 )
 def test_a_range_is_what_python_means_as_the_argument_of_sum_min_or_max(expression, value):
     """A coder model writes "the whole numbers from 1 to 20" as `sum(range(1, 21))`: range's Python meaning."""
@@ -98,6 +100,7 @@ def test_a_range_is_what_python_means_as_the_argument_of_sum_min_or_max(expressi
     ("expression", "message"),
     [("range(3)", "only as the argument of sum, min or max"), ("abs(range(3))", "only as the argument"),
      ("sum(range(10**7))", "10,000,000 numbers, over the 100,000 allowed"), ("sum(range(5, 1))", "range is empty"),
+     ("sum(range(10**30))", "too many numbers, over the 100,000"), ("max(range(1e308))", "too many numbers"),
      ("sum(range(1.5, 3))", "whole numbers, got 1.5"), ("sum(range(1, 5, 0))", "step must not be 0"),
      ("sum(range())", "1 to 3 arguments"), ("sum(range(1, 2, 3, 4))", "1 to 3 arguments")],
 )
@@ -187,7 +190,7 @@ def test_numbers_up_to_a_floats_range_are_exact(expression, value):
 # Pieces the property test strings together: the notation, the functions and the numbers that stress the bounds.
 PIECES = ["1", "7", "9", "99", "1e308", "0.5", "10**", "**", "*", "/", "//", "%", "+", "-", "^", "!", "(", ")",
           "[", "]", ",", "1,000", "$", "pi", "e", "gcd(", "lcm(", "factorial(", "comb(", "perm(", "sqrt(", "floor(",
-          "ceil(", "round(", "min(", "max(", "abs(", "sum(", " of ", " ", ".", "×", "÷", "x", "2(", "1j"]
+          "ceil(", "round(", "min(", "max(", "abs(", "sum(", "range(", " of ", " ", ".", "×", "÷", "x", "2(", "1j"]
 
 
 @settings(max_examples=400, deadline=timedelta(milliseconds=200))
