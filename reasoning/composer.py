@@ -209,18 +209,20 @@ def _match(offered: list[str], names: list[Any]) -> list[str] | None:
             return None
         tokens = name.lower().split("_")
         # A word itself first: `per_pen_marlow` is Marlow's, though "pen" begins "Pendle".
-        hits = ([o for o, w in zip(offered, words, strict=True) if (w - shared) & set(tokens)]
-                or [o for o, w in zip(offered, words, strict=True) if any(_refers(t, w - shared) for t in tokens)])
+        scores = [max(_refers(t, w - shared) for t in tokens) for w in words]
+        hits = [o for o, score in zip(offered, scores, strict=True) if score and score == max(scores)]
         if len(hits) != 1:
             return None
         matched.append(hits[0])
     return matched if len(set(matched)) == len(offered) == len(names) else None
 
 
-def _refers(token: str, words: set[str]) -> bool:
-    """Whether a part of a result's name refers to one of an option's words without being it: the word with an `s`
-    after it (`alders`), or its first three letters or more (`ald`)."""
-    return any(token == word + "s" or (len(token) >= 3 and word.startswith(token)) for word in words)
+def _refers(token: str, words: set[str]) -> int:
+    """How a part of a result's name refers to one of an option's words: 2 by being it, 1 by the word with an `s`
+    after it (`alders`) or its first three letters or more (`ald`), else 0."""
+    if token in words:
+        return 2
+    return int(any(token == word + "s" or (len(token) >= 3 and word.startswith(token)) for word in words))
 
 
 def _lettered(offered: list[str], names: list[Any], question: str) -> list[str] | None:
