@@ -30,6 +30,7 @@ from stepwise.evals.search import (
     config_of,
     halves,
     measures_of,
+    sample_limit,
     search,
     search_space,
     settings_defaults,
@@ -160,7 +161,8 @@ class Optimizer:
 
     async def _run(self, objective: Objective, *, budget: int, seed: int, compare_banks: bool) -> Outcome:
         experts = [e.name for e in self.registry.experts]
-        space = search_space(self.defaults, experts, learned=True)
+        space = search_space(self.defaults, experts, learned=True,
+                             sample_limit=sample_limit(self.base, self.registry))
         candidates = await search(self._recorded, space, self.defaults, objective, budget=budget, seed=seed)
         chosen = choose(candidates, objective)
         bank = None

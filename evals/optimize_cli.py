@@ -153,7 +153,7 @@ async def _optimize(settings: Any, args: argparse.Namespace) -> int:
 def _dry_run(settings: Any, train: list, heldout: list, objective: Any) -> int:
     """What a run would do: the parts, the objective, candidate 0 and each switch's choices."""
     from stepwise.app.registry import registry_for
-    from stepwise.evals.search import search_space, settings_defaults
+    from stepwise.evals.search import sample_limit, search_space, settings_defaults
 
     registry = registry_for(settings)
     defaults = settings_defaults(settings, registry)
@@ -161,6 +161,8 @@ def _dry_run(settings: Any, train: list, heldout: list, objective: Any) -> int:
     print(f"held-out items ({len(heldout)}): {', '.join(i.id for i in heldout)}")
     print(f"objective: {objective}")
     print("candidate 0 (the default): " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
-    for name, choices in search_space(defaults, [e.name for e in registry.experts], learned=True).items():
+    space = search_space(defaults, [e.name for e in registry.experts], learned=True,
+                         sample_limit=sample_limit(settings, registry))
+    for name, choices in space.items():
         print(f"  {name}: {' | '.join(map(str, choices))}")
     return 0

@@ -122,9 +122,11 @@ def halves(items: Sequence[T]) -> tuple[list[T], list[T]]:
 # ---------------------------------------------------------------- space
 
 
-def search_space(defaults: dict[str, Any], experts: Sequence[str], *, learned: bool) -> dict[str, list[Any]]:
+def search_space(defaults: dict[str, Any], experts: Sequence[str], *, learned: bool,
+                 sample_limit: int | None = None) -> dict[str, list[Any]]:
     """Each switch's choices, every default among them. Roles are searched only when the registry has more than one
-    expert; the learned bank only when demonstrations can be learned."""
+    expert; the learned bank only when demonstrations can be learned; sample counts (`samples`, `more`) only up to
+    `sample_limit`, the most one call may ask for (None: no limit)."""
     space: dict[str, list[Any]] = {
         "planner": ["program", "json"],
         "samples": [1, 3, 5, 7],
@@ -138,10 +140,20 @@ def search_space(defaults: dict[str, Any], experts: Sequence[str], *, learned: b
     }
     if len(experts) > 1:
         space |= {"planner_expert": list(experts), "executor": list(experts), "composer_expert": list(experts)}
+    if sample_limit is not None:
+        for name in ("samples", "more"):
+            space[name] = [n for n in space[name] if n <= sample_limit]
     for name, value in defaults.items():
         if name in space and value not in space[name]:
             space[name] = [value, *space[name]]
     return space
+
+
+def sample_limit(settings: Any, registry: Any) -> int | None:
+    """The most samples one call may ask for: the embedded model's slots (STEPWISE_PARALLEL) when an expert is local,
+    as llama.cpp refuses a request for more completions than it has slots (a candidate sampling 7 programs on the
+    default 6 slots failed every item at its first call); None when every expert is remote."""
+    return settings.parallel if any(e.backend == "local" for e in registry.experts) else None
 
 
 def canonical(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

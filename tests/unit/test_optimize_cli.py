@@ -47,4 +47,5 @@ def test_a_dry_run_prints_the_split_and_the_space_without_running(capsys, tmp_pa
     printed = capsys.readouterr().out
     assert re.search(r"train items \(8\): ", printed) and re.search(r"held-out items \(2\): ", printed)
     assert "max_p50_ms=20000.0" in printed and "samples=5" in printed and "  bank: hand | learned" in printed
+    assert "  samples: 1 | 3 | 5\n" in printed  # not 7: the embedded model answers at most 6 samples in one call
     assert main(argv) == 0 and capsys.readouterr().out == printed  # the same seed, the same split

@@ -8,6 +8,8 @@ from collections import Counter
 import pytest
 
 from stepwise.app.config import Config
+from stepwise.app.registry import ExpertSpec, Registry, registry_for
+from stepwise.app.settings import Settings
 from stepwise.evals.search import (
     HAND,
     LEARNED,
@@ -21,6 +23,7 @@ from stepwise.evals.search import (
     frontier,
     halves,
     measures_of,
+    sample_limit,
     search,
     search_space,
     split_items,
@@ -82,6 +85,20 @@ def test_the_space_holds_every_default_and_roles_only_with_several_experts():
     assert 4 in space["samples"] and space["bank"] == [HAND] and "executor" not in space
     space = search_space(DEFAULTS, ["general", "fast"], learned=True)
     assert space["bank"] == [HAND, LEARNED] and space["executor"] == ["general", "fast"]
+
+
+def test_sample_counts_stay_within_what_the_embedded_model_serves_in_one_call():
+    """With local experts, no candidate samples more programs in one call than the embedded llama.cpp has slots (it
+    answers such a request with a 400, failing every item); remote experts set no limit."""
+    settings = Settings.from_env({"HOME": "/nonexistent", "STEPWISE_MODEL": "smollm2"})
+    assert settings.parallel == 6 and sample_limit(settings, registry_for(settings)) == 6
+    space = search_space(DEFAULTS, ["general"], learned=True, sample_limit=6)
+    assert space["samples"] == [1, 3, 5] and space["more"] == [0, 3]
+    space = search_space(DEFAULTS, ["general"], learned=True, sample_limit=2)
+    assert space["samples"] == [5, 1] and space["more"] == [0]  # the default stays: it is the running configuration
+    remote = Registry(experts=[ExpertSpec(name="big", backend="sglang", url="http://gpu:30000")])
+    assert sample_limit(settings, remote) is None
+    assert 7 in search_space(DEFAULTS, ["big"], learned=True, sample_limit=None)["samples"]
 
 
 def test_canonical_folds_switches_that_change_nothing():
