@@ -126,7 +126,28 @@ def registry_for(settings: Settings) -> Registry:
         registry = msgspec.structs.replace(registry, **roles)
         where = f"{settings.config_file or 'the configuration'} with {settings.experts_file or 'the default registry'}"
         check_registry(registry, where)
+    check_slots(settings, registry)
     return registry
+
+
+def sample_limit(settings: Settings, registry: Registry) -> int | None:
+    """The most completions one call may ask for: the embedded model's slots (STEPWISE_PARALLEL) when an expert is
+    local, as llama.cpp refuses a request for more completions than it has slots; None when every expert is remote."""
+    return settings.parallel if any(e.backend == "local" for e in registry.experts) else None
+
+
+def check_slots(settings: Settings, registry: Registry) -> None:
+    """Sample counts the embedded model can serve, refused at start rather than as a 400 at every run's first call."""
+    limit = sample_limit(settings, registry)
+    if limit is None:
+        return
+    for name, var, value in (("plan_samples", "STEPWISE_PLAN_SAMPLES", settings.plan_samples),
+                             ("plan_more", "STEPWISE_PLAN_MORE", settings.plan_more),
+                             ("call_samples", "STEPWISE_CALL_SAMPLES", settings.call_samples)):
+        if value > limit:
+            raise RegistryError(f"{name} ({var} or the configuration file) = {value} asks one call for more "
+                                f"completions than the embedded model has slots (STEPWISE_PARALLEL = {limit}): "
+                                f"lower it or raise STEPWISE_PARALLEL")
 
 
 class Fleet(msgspec.Struct):

@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 
 from stepwise.app.config import dump_bank, dump_config
+from stepwise.app.registry import sample_limit
 from stepwise.evals import demos
 from stepwise.evals.runner import run_eval
 from stepwise.evals.search import (
@@ -30,7 +31,6 @@ from stepwise.evals.search import (
     config_of,
     halves,
     measures_of,
-    sample_limit,
     search,
     search_space,
     settings_defaults,

@@ -152,8 +152,8 @@ async def _optimize(settings: Any, args: argparse.Namespace) -> int:
 
 def _dry_run(settings: Any, train: list, heldout: list, objective: Any) -> int:
     """What a run would do: the parts, the objective, candidate 0 and each switch's choices."""
-    from stepwise.app.registry import registry_for
-    from stepwise.evals.search import sample_limit, search_space, settings_defaults
+    from stepwise.app.registry import registry_for, sample_limit
+    from stepwise.evals.search import search_space, settings_defaults
 
     registry = registry_for(settings)
     defaults = settings_defaults(settings, registry)

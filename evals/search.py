@@ -149,13 +149,6 @@ def search_space(defaults: dict[str, Any], experts: Sequence[str], *, learned: b
     return space
 
 
-def sample_limit(settings: Any, registry: Any) -> int | None:
-    """The most samples one call may ask for: the embedded model's slots (STEPWISE_PARALLEL) when an expert is local,
-    as llama.cpp refuses a request for more completions than it has slots (a candidate sampling 7 programs on the
-    default 6 slots failed every item at its first call); None when every expert is remote."""
-    return settings.parallel if any(e.backend == "local" for e in registry.experts) else None
-
-
 def canonical(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     """The params with the switches that change nothing set to their defaults, so two candidates that would run
     alike are one: the JSON planner ignores the program planner's switches, one sample is greedy (no temperature,

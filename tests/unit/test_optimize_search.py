@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from stepwise.app.config import Config
-from stepwise.app.registry import ExpertSpec, Registry, registry_for
+from stepwise.app.registry import ExpertSpec, Registry, RegistryError, registry_for, sample_limit
 from stepwise.app.settings import Settings
 from stepwise.evals.search import (
     HAND,
@@ -23,7 +23,6 @@ from stepwise.evals.search import (
     frontier,
     halves,
     measures_of,
-    sample_limit,
     search,
     search_space,
     split_items,
@@ -99,6 +98,16 @@ def test_sample_counts_stay_within_what_the_embedded_model_serves_in_one_call():
     remote = Registry(experts=[ExpertSpec(name="big", backend="sglang", url="http://gpu:30000")])
     assert sample_limit(settings, remote) is None
     assert 7 in search_space(DEFAULTS, ["big"], learned=True, sample_limit=None)["samples"]
+
+
+@pytest.mark.parametrize("var", ["STEPWISE_PLAN_SAMPLES", "STEPWISE_PLAN_MORE", "STEPWISE_CALL_SAMPLES"])
+def test_a_sample_count_above_the_embedded_models_slots_is_refused_at_start_naming_it(var):
+    """More completions in one call than the embedded model has slots is a configuration error naming the setting
+    and the slots, not a 400 at every run's first call."""
+    env = {"HOME": "/nonexistent", "STEPWISE_MODEL": "smollm2", "STEPWISE_PARALLEL": "5"}
+    with pytest.raises(RegistryError, match=f"{var}.* = 6 .*STEPWISE_PARALLEL = 5"):
+        registry_for(Settings.from_env(env | {var: "6"}))
+    assert registry_for(Settings.from_env(env | {var: "5"})).experts
 
 
 def test_canonical_folds_switches_that_change_nothing():
