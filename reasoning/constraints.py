@@ -37,6 +37,8 @@ def as_regex(constraint: Constraint) -> str:
 def decode_output(text: str, output_type: Any) -> Any:
     """The value of constrained output under its type; ConstraintViolated if it does not validate."""
     try:
+        if hasattr(output_type, "from_text"):  # a reply in a format of its own (function calls' <tool_call> blocks)
+            return output_type.from_text(text)
         if _is_struct(output_type):
             return msgspec.json.decode(text, type=output_type)
         return msgspec.convert(text.strip(), output_type, strict=False)

@@ -1,10 +1,17 @@
-"""Calls of caller-defined functions (OpenAI's `tools`): an expert call whose output is decoded under a schema built
+"""Calls of caller-defined functions (OpenAI's `tools`): an expert call whose output is decoded under a grammar built
 from the functions' own parameter schemas, so a call is never malformed — only possibly the wrong one; where several
-calls may answer, sampled replies beside it (see `call_functions`)."""
+calls may answer, sampled replies beside it (see `call_functions`).
+
+The functions are shown and the calls written the way Qwen2.5's chat template (and the Hermes format many tuned
+models share) shows and writes them: each function one JSON line inside <tools></tools>, each call one
+`<tool_call>` block. On BFCL's parallel items this answered 72 of the first 100 against 64 for our earlier
+`{"tool_calls": [...]}` reply with a one-line catalogue (README, "Function calling")."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,15 +21,33 @@ from stepwise.reasoning import prompts
 from stepwise.reasoning.constraints import ConstraintViolated
 from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import Answer, Function, FunctionCall, JsonSchema, Message, Sampling
+from stepwise.reasoning.types import Answer, Function, FunctionCall, Grammar, Message, Sampling
 
 MAX_PARALLEL_CALLS = 8
 _TEMPERATURE = 0.7  # of the sampled replies (the program planner's samples use the same)
+_OPEN, _CLOSE = "<tool_call>\n", "\n</tool_call>"
+_BLOCK = re.compile(re.escape(_OPEN) + r"(.*?)" + re.escape(_CLOSE), re.S)
 
 
 class _Reply(msgspec.Struct, forbid_unknown_fields=True):
     tool_calls: list[FunctionCall] = []
     content: str = ""
+    cut_off: bool = False  # the reply ran into max_tokens inside a block: the calls before it are whole
+
+    @classmethod
+    def from_text(cls, text: str) -> _Reply:
+        """The calls of a reply of `<tool_call>` blocks (one a line), or its text. A reply cut off at max_tokens
+        inside a block (a small model repeating calls) keeps the whole blocks before it; one without a whole block
+        is no reply."""
+        if not text.startswith("<"):  # words never start with `<` (the grammar): anything else is calls, maybe cut
+            return cls(content=text)
+        blocks = _BLOCK.findall(text)
+        whole = "\n".join(_OPEN + b + _CLOSE for b in blocks)
+        tail = text[len(whole):]  # empty, or the start of a block the tokens ran out in
+        if not blocks or not text.startswith(whole) or not (
+                tail == "" or ("\n" + _OPEN).startswith(tail) or tail.startswith("\n" + _OPEN)):
+            raise msgspec.ValidationError("not a reply of whole <tool_call> blocks")
+        return cls(tool_calls=[msgspec.json.decode(b, type=FunctionCall) for b in blocks], cut_off=text != whole)
 
 
 def _closed(schema: dict[str, Any]) -> dict[str, Any]:
@@ -33,48 +58,39 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def reply_schema(functions: Sequence[Function], *, required: bool, parallel: bool) -> dict[str, Any]:
-    """`{"tool_calls": [{"name": …, "arguments": {…}}, …]}`, each call under its function's parameters; unless a
-    call is required, `{"content": "…"}` is the alternative."""
-    calls: dict[str, Any] = {
-        "type": "array",
-        "items": {"anyOf": [
-            {"type": "object", "properties": {"name": {"const": f.name}, "arguments": _closed(f.parameters)},
-             "required": ["name", "arguments"], "additionalProperties": False}
-            for f in functions
-        ]},
-        "minItems": 1,
-    }
+def reply_grammar(functions: Sequence[Function], *, required: bool, parallel: bool) -> str:
+    """llguidance (Lark) rules of a reply: `<tool_call>` blocks, each `{"name": …, "arguments": {…}}` under its
+    function's parameters (compact JSON), at most MAX_PARALLEL_CALLS (one unless `parallel`); unless a call is
+    required, text not starting with `<` is the alternative."""
+    call = {"anyOf": [
+        {"type": "object", "properties": {"name": {"const": f.name}, "arguments": _closed(f.parameters)},
+         "required": ["name", "arguments"], "additionalProperties": False}
+        for f in functions
+    ], "x-guidance": {"whitespace_flexible": False}}
     # Small models repeat a call until the tokens run out; a bound makes such an output end (and stay parseable).
-    calls["maxItems"] = MAX_PARALLEL_CALLS if parallel else 1
-    with_calls = {"type": "object", "properties": {"tool_calls": calls}, "required": ["tool_calls"],
-                  "additionalProperties": False}
-    if required:
-        return with_calls
-    text = {"type": "object", "properties": {"content": {"type": "string", "minLength": 1}}, "required": ["content"],
-            "additionalProperties": False}
-    return {"anyOf": [with_calls, text]}
+    more = f' ("\\n" call){{0,{MAX_PARALLEL_CALLS - 1}}}' if parallel else ""
+    start = "start: calls" if required else "start: calls | TEXT\nTEXT: /[^<](.|\\n)*/"
+    return "\n".join(["%llguidance {}", start, f"calls: call{more}",
+                      f"call: {json.dumps(_OPEN)} %json {json.dumps(call)} {json.dumps(_CLOSE)}"])
 
 
-def catalogue(functions: Sequence[Function]) -> str:
-    """One line per function: name, parameters (compact JSON) and description — what the model chooses by."""
-    lines = []
-    for f in functions:
-        params = msgspec.json.encode(f.parameters.get("properties", {})).decode()
-        lines.append(prompts.FUNCTION_LINE.format(name=f.name, description=f.description.strip(), parameters=params))
-    return "\n".join(lines)
+def tools_block(functions: Sequence[Function]) -> str:
+    """Each function as the chat template shows a tool: one JSON object a line."""
+    return "".join("\n" + json.dumps({"type": "function", "function": {
+        "name": f.name, "description": f.description, "parameters": f.parameters}}) for f in functions)
 
 
 def function_messages(messages: Sequence[Message], functions: Sequence[Function], *, required: bool,
                       parallel: bool = False) -> list[Message]:
-    """Our instructions and the catalogue first (a prefix the caches can keep), then the caller's system text, then
-    the conversation."""
-    several = prompts.FUNCTIONS_SEVERAL if parallel else ""
-    text_too = "" if required else prompts.FUNCTIONS_TEXT_TOO
-    system = f"{prompts.FUNCTIONS_SYSTEM}{several}{text_too}{prompts.FUNCTIONS_HEADING}{catalogue(functions)}"
+    """The caller's system text (or the default), what a turn of several calls looks like, then the functions and
+    how to call them, as the chat template writes them; then the conversation."""
     theirs = [m.content for m in messages if m.role == "system"]
-    if theirs:
-        system += "\n\n" + "\n".join(theirs)
+    system = "\n".join(theirs) if theirs else prompts.FUNCTIONS_SYSTEM
+    if parallel:
+        system += prompts.FUNCTIONS_SEVERAL
+    if not required:
+        system += prompts.FUNCTIONS_TEXT_TOO
+    system += prompts.FUNCTIONS_TOOLS.format(tools=tools_block(functions))
     return [Message("system", system), *(m for m in messages if m.role != "system")]
 
 
@@ -84,15 +100,15 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     """Ask `target` which of `functions` (unique names: the caller checks) to call; the answer carries the calls (or,
     when none is required, text). With several calls allowed and `samples` > 1, that many replies are sampled beside
     the greedy one, at once, and the one with the most distinct calls answers, the greedy one on a tie: a small
-    model's usual mistake there is one call where the request asks for several (on BFCL's first 50 parallel items,
-    greedy 30 right, with 5 samples 34 — every item any of the six replies had right; on the next 50, 34 and 35)."""
-    constraint = JsonSchema("tool_calls", reply_schema(functions, required=required, parallel=parallel))
+    model's usual mistake there is one call where the request asks for several (measured with the earlier JSON reply: on
+    BFCL's first 50 parallel items, greedy 30 right, with 5 samples 34; on the next 50, 34 and 35)."""
+    constraint = Grammar(reply_grammar(functions, required=required, parallel=parallel))
     shown = function_messages(messages, functions, required=required, parallel=parallel)
     greedy = router.call(target, shown, ctx, purpose="compose", constraint=constraint,
                          sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
     if not parallel or samples <= 1:
         _, reply = await greedy
-        return Answer(text=reply.content, tool_calls=_distinct(reply.tool_calls))
+        return Answer(text=reply.content, tool_calls=_distinct(reply.tool_calls), cut_off=reply.cut_off)
     first, second = await asyncio.gather(greedy, router.call(
         target, shown, ctx, purpose="compose", constraint=constraint,
         sampling=Sampling(max_tokens=max_tokens, temperature=_TEMPERATURE, n=samples)), return_exceptions=True)
@@ -104,26 +120,28 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     # A sampled call that failed leaves the greedy reply alone; one that broke its constraint gives no reply.
     sampled = [] if isinstance(second, BaseException) else [second[0].text, *second[0].alternatives][:samples]
     if isinstance(first, BaseException):  # it broke its constraint: ran into max_tokens (a number repeating digits)
-        text, calls = "", []
+        text, calls, cut = "", [], False
     else:
         _, reply = first
-        text, calls = reply.content, _distinct(reply.tool_calls)
+        text, calls, cut = reply.content, _distinct(reply.tool_calls), reply.cut_off
     if calls or isinstance(first, ConstraintViolated):  # a greedy reply in words stands: no sample overrules it
         for sample in sampled:
             other = _decoded(sample)
             if other is not None and len(other) > len(calls):
-                calls = other
+                calls, cut = other, False
     if not calls and isinstance(first, ConstraintViolated):
         raise first
-    return Answer(text=text, tool_calls=calls)
+    return Answer(text=text, tool_calls=calls, cut_off=cut)
 
 
 def _decoded(text: str) -> list[FunctionCall] | None:
-    """A sampled reply's distinct calls (None if it is not a reply: cut off at max_tokens)."""
+    """A sampled reply's distinct calls (None if it is not a whole reply: cut off at max_tokens, its calls may be a
+    loop's)."""
     try:
-        return _distinct(msgspec.json.decode(text, type=_Reply).tool_calls)
+        reply = _Reply.from_text(text)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
+    return None if reply.cut_off else _distinct(reply.tool_calls)
 
 
 def _distinct(calls: list[FunctionCall]) -> list[FunctionCall]:

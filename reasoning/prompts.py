@@ -16,9 +16,9 @@ from stepwise.reasoning.types import EXPERT_SYSTEM, NOT_IN_DOCUMENTS
 
 __all__ = [
     "COMPOSE_REJECTED", "COMPOSE_SYSTEM", "COMPOSE_USER", "EXPERT_REJECTED", "EXPERT_SYSTEM", "FUNCTIONS_SEVERAL",
-    "FUNCTIONS_SYSTEM", "FUNCTIONS_TEXT_TOO", "NOT_IN_DOCUMENTS", "PLAN_EXAMPLES", "PLAN_RULES", "PLAN_TOOL_EXAMPLES",
-    "PROGRAM_ARITHMETIC", "PROGRAM_CALLS", "PROGRAM_INVALID", "PROGRAM_REPLAN", "PROGRAM_SYSTEM", "READER",
-    "REPAIR_SYSTEM", "REPAIR_USER", "WORKED_MAX_TOKENS", "WORKED_SYSTEM",
+    "FUNCTIONS_SYSTEM", "FUNCTIONS_TEXT_TOO", "FUNCTIONS_TOOLS", "NOT_IN_DOCUMENTS", "PLAN_EXAMPLES", "PLAN_RULES",
+    "PLAN_TOOL_EXAMPLES", "PROGRAM_ARITHMETIC", "PROGRAM_CALLS", "PROGRAM_INVALID", "PROGRAM_REPLAN", "PROGRAM_SYSTEM",
+    "READER", "REPAIR_SYSTEM", "REPAIR_USER", "WORKED_MAX_TOKENS", "WORKED_SYSTEM",
 ]
 
 # ---- an expert step (reasoning/engine.py)
@@ -189,20 +189,23 @@ RESULT_EXTREMES = "Largest: {top} ({top_value}); smallest: {low} ({low_value})."
 
 # ---- caller-defined functions (reasoning/functions.py)
 
-FUNCTIONS_SYSTEM = (
-    "You answer the user by calling functions. The caller runs the calls and returns their results. "
-    "Use only the functions listed, with argument values taken from the request; make several calls at once "
-    "when the request needs several. Reply with JSON."
+# The functions and calls as Qwen2.5's chat template writes them when it is given tools (the same Hermes format many
+# tuned models share): the model reads and writes what it was tuned on. The system text without the caller's is
+# the one that template puts there; the caller's own replaces it.
+FUNCTIONS_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+FUNCTIONS_TOOLS = (
+    "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>{tools}\n</tools>\n\n"
+    "For each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\n<tool_call>\n{{\"name\": <function-name>, \"arguments\": "
+    "<args-json-object>}}\n</tool_call>"
 )
-# Only when no call is required: the schema then offers content as the alternative.
-FUNCTIONS_TEXT_TOO = " If no function fits, reply with content instead of tool_calls."
-# Small models make one call and stop; shown the shape of several, they make one per thing asked.
-FUNCTIONS_SEVERAL = (' A request naming several values (two cities, three years, two metals…) needs one call for '
-                     'each value, all in tool_calls: "weather in Paris and Rome" is '
-                     '{"tool_calls": [{"name": "weather", "arguments": {"city": "Paris"}}, '
-                     '{"name": "weather", "arguments": {"city": "Rome"}}]}.')
-FUNCTIONS_HEADING = "\nFunctions:\n"
-FUNCTION_LINE = "- {name}: {description} Parameters: {parameters}"  # what the model chooses by
+# Only when no call is required: the grammar then offers words (not starting with `<`) as the alternative.
+FUNCTIONS_TEXT_TOO = " If no function fits, answer in words instead."
+# Small models make one call and stop; told what several look like, they make one per thing asked (BFCL parallel,
+# first 50: 31 right without this sentence, 35 with it).
+FUNCTIONS_SEVERAL = (" A request naming several values (two cities, three years, two metals…) needs one call for "
+                     "each value: \"weather in Paris and Rome\" is two tool calls, one for Paris and one for Rome.")
 
 # ---- repairing a tool's argument in its step (reasoning/repair.py)
 

@@ -20,7 +20,9 @@ WEATHER = Function(name="weather", description="The weather in a city.",
 
 
 def reply(*cities: str) -> str:
-    return json.dumps({"tool_calls": [{"name": "weather", "arguments": {"city": c}} for c in cities]})
+    """A reply as the model writes it: one <tool_call> block a call."""
+    return "\n".join("<tool_call>\n" + json.dumps({"name": "weather", "arguments": {"city": c}}) + "\n</tool_call>"
+                     for c in cities)
 
 
 class Sampler:
@@ -88,7 +90,7 @@ async def test_with_one_call_allowed_or_one_sample_nothing_is_sampled():
 
 async def test_a_greedy_reply_in_words_is_not_overruled_by_a_sample_with_calls():
     """No call required and the greedy reply answers in words: it stands, whatever a sample called."""
-    backend = Sampler(json.dumps({"content": "No function fits."}), [reply("Paris")])
+    backend = Sampler("No function fits.", [reply("Paris")])
     got = await answer(backend, required=False)
     assert got.text == "No function fits." and got.tool_calls == []
 
@@ -96,12 +98,12 @@ async def test_a_greedy_reply_in_words_is_not_overruled_by_a_sample_with_calls()
 async def test_a_greedy_reply_cut_off_mid_number_is_replaced_by_a_whole_sample():
     """The greedy reply runs into max_tokens (a number repeating its digits): the sample with the most calls answers
     instead of the turn failing."""
-    backend = Sampler('{"tool_calls":[{"name":"weather","arguments":{"city":"Pa', [reply("Paris", "Rome")])
+    backend = Sampler(reply("Paris", "Rome")[:60], [reply("Paris", "Rome")])
     assert cities((await answer(backend)).tool_calls) == ["Paris", "Rome"]
 
 
 async def test_a_failed_sampled_call_leaves_the_greedy_reply():
     """The sampled call failing, or none of its texts a whole reply, changes nothing: the greedy reply answers."""
-    for samples in (None, ["{", '{"tool_']):
+    for samples in (None, ["<tool_call>\n{", reply("Paris", "Rome")[:-3]]):
         backend = Sampler(reply("Paris"), samples)
         assert cities((await answer(backend)).tool_calls) == ["Paris"]

@@ -1,0 +1,95 @@
+"""A function-calling turn's reply as the model writes it: `<tool_call>` blocks (Qwen2.5's and the Hermes format), at
+most MAX_PARALLEL_CALLS of them where several calls are allowed, one where not, words where no call is required —
+checked against llguidance itself, byte by byte — and decoded back into calls, a reply cut off inside its blocks being
+no reply."""
+
+from __future__ import annotations
+
+import json
+
+import llguidance
+import msgspec
+import pytest
+from llguidance import LLMatcher, LLTokenizer, TokenizerWrapper
+
+from stepwise.reasoning.constraints import ConstraintViolated, decode_output
+from stepwise.reasoning.functions import MAX_PARALLEL_CALLS, _Reply, function_messages, reply_grammar
+from stepwise.reasoning.types import Function, FunctionCall, Message
+
+WEATHER = Function("weather", "The weather in a city.",
+                   {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+
+
+class _Bytes:
+    """A tokenizer of one token a byte (and an end token), so a grammar is checked on exact text."""
+
+    eos_token_id, bos_token_id, special_token_ids = 256, None, [256]
+    tokens = [bytes([i]) for i in range(256)] + [b"<eos>"]
+
+    def __call__(self, text: bytes) -> list[int]:
+        return list(text)
+
+
+_TOKENIZER = LLTokenizer(TokenizerWrapper(_Bytes()))
+
+
+def accepts(grammar: str, text: str) -> bool:
+    matcher = LLMatcher(_TOKENIZER, llguidance.grammar_from("lark", grammar), log_level=0)
+    return matcher.consume_tokens(list(text.encode())) and not matcher.is_error() and matcher.is_accepting()
+
+
+def block(city: str) -> str:
+    return '<tool_call>\n{"name":"weather","arguments":{"city":"' + city + '"}}\n</tool_call>'
+
+
+def test_several_calls_are_blocks_one_a_line_up_to_the_bound():
+    """Parallel calls allowed: one to MAX_PARALLEL_CALLS blocks, a newline between; nothing else."""
+    grammar = reply_grammar([WEATHER], required=True, parallel=True)
+    assert accepts(grammar, block("Paris")) and accepts(grammar, block("Paris") + "\n" + block("Rome"))
+    assert accepts(grammar, "\n".join([block("Oslo")] * MAX_PARALLEL_CALLS))
+    assert not accepts(grammar, "\n".join([block("Oslo")] * (MAX_PARALLEL_CALLS + 1)))
+    assert not accepts(grammar, "Paris") and not accepts(grammar, block("Paris").replace("city", "town"))
+
+
+def test_one_call_allowed_is_one_block_and_words_only_when_no_call_is_required():
+    """Without parallel calls a second block is refused; without a required call, words not starting with `<` are
+    the alternative."""
+    required = reply_grammar([WEATHER], required=True, parallel=False)
+    optional = reply_grammar([WEATHER], required=False, parallel=False)
+    assert accepts(required, block("Paris")) and not accepts(required, block("Paris") + "\n" + block("Rome"))
+    assert not accepts(required, "No function fits.") and accepts(optional, "No function fits.")
+    assert accepts(optional, block("Paris"))
+
+
+def test_a_reply_decodes_into_its_calls_or_its_words():
+    """Blocks become calls (spaced JSON too); words become content; nothing else is a reply."""
+    spaced = "<tool_call>\n" + json.dumps({"name": "weather", "arguments": {"city": "Rome"}}) + "\n</tool_call>"
+    reply = decode_output(block("Paris") + "\n" + spaced, _Reply)
+    assert reply.tool_calls == [FunctionCall("weather", {"city": "Paris"}), FunctionCall("weather", {"city": "Rome"})]
+    assert not reply.cut_off
+    assert decode_output("No function fits.", _Reply) == _Reply(content="No function fits.")
+    for broken in (block("Paris") + " trailing", block("Paris") + "\n" + "Rome"):
+        with pytest.raises(msgspec.ValidationError):
+            _Reply.from_text(broken)
+
+
+def test_a_reply_cut_off_inside_a_block_keeps_the_whole_blocks_before_it():
+    """Run into max_tokens (a small model repeating calls): the whole calls answer, marked cut off; cut inside its
+    first block, it is a violation."""
+    for tail in ("\n", "\n<tool_ca", "\n<tool_call>\n{\"name\":\"wea"):
+        reply = decode_output(block("Paris") + tail, _Reply)
+        assert reply.tool_calls == [FunctionCall("weather", {"city": "Paris"})] and reply.cut_off
+    for cut in (block("Paris")[:30], "<tool"):
+        with pytest.raises(ConstraintViolated):
+            decode_output(cut, _Reply)
+
+
+def test_the_functions_are_shown_as_the_chat_template_shows_tools_after_the_callers_system_text():
+    """The caller's system text (else the template's default) first, then each function one JSON line in <tools>."""
+    messages = function_messages([Message("system", "Be brief."), Message("user", "Weather in Oslo?")], [WEATHER],
+                                 required=True, parallel=False)
+    system = messages[0].content
+    assert system.startswith("Be brief.\n\n# Tools\n") and [m.role for m in messages] == ["system", "user"]
+    line = json.dumps({"type": "function", "function": {"name": "weather", "description": WEATHER.description,
+                                                        "parameters": WEATHER.parameters}})
+    assert f"<tools>\n{line}\n</tools>" in system and system.endswith("</tool_call>")
