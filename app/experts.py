@@ -107,7 +107,8 @@ def router_argv(python: str, host: str, port: int, workers: list[str], metrics_p
 def _server_argv(python: str, spec: ExpertSpec, host: str, port: int) -> list[str]:
     argv = [
         python, "-m", "sglang.launch_server", "--model-path", spec.model_path, "--host", host, "--port", str(port),
-        "--served-model-name", spec.model, "--grammar-backend", "xgrammar", "--enable-cache-report", "--enable-metrics",
+        "--served-model-name", spec.model, "--grammar-backend", "llguidance",  # reads our Lark grammars (as `ebnf`)
+        "--enable-cache-report", "--enable-metrics",
     ]
     if spec.tp_size > 1:
         argv += ["--tp-size", str(spec.tp_size)]

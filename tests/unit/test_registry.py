@@ -42,7 +42,8 @@ def test_a_bad_registry_is_refused_naming_the_problem(tmp_path, text, message):
 
 
 def test_the_launch_plan_puts_workers_behind_a_router(repo_root):
-    """`stepwise experts launch` starts SGLang with cache reports, metrics and xgrammar; two workers get a router."""
+    """`stepwise experts launch` starts SGLang with cache reports, metrics and llguidance (whose Lark grammars programs
+    and function calls are written in); two workers get a router."""
     registry = load_registry(repo_root / "tests" / "fixtures" / "gpu_experts.toml")
     plan = launch_plan(registry, python="python")
     assert [item.expert for item in plan] == ["general#1", "general#2", "general#router", "coder"]
@@ -51,7 +52,7 @@ def test_the_launch_plan_puts_workers_behind_a_router(repo_root):
     assert (worker[worker.index("--port") + 1] == "30001"
             and worker[worker.index("--model-path") + 1] == "/models/Qwen2.5-7B-Instruct")
     assert {"--enable-cache-report",
-            "--enable-metrics"} <= set(worker) and worker[worker.index("--grammar-backend") + 1] == "xgrammar"
+            "--enable-metrics"} <= set(worker) and worker[worker.index("--grammar-backend") + 1] == "llguidance"
     router = plan[2].argv
     assert router[:3] == ["python", "-m", "sglang_router.launch_router"]
     assert router[router.index("--worker-urls") + 1:] == ["http://127.0.0.1:30001", "http://127.0.0.1:30002"]
