@@ -130,21 +130,23 @@ def registry_for(settings: Settings) -> Registry:
     return registry
 
 
-def sample_limit(settings: Settings, registry: Registry) -> int | None:
-    """The most completions one call may ask for: the embedded model's slots (STEPWISE_PARALLEL) when an expert is
-    local, as llama.cpp refuses a request for more completions than it has slots; None when every expert is remote."""
-    return settings.parallel if any(e.backend == "local" for e in registry.experts) else None
+def sample_limit(settings: Settings, registry: Registry, expert: str | None = None) -> int | None:
+    """The most completions one call to `expert` (None: to any expert) may ask for: the embedded model's slots
+    (STEPWISE_PARALLEL) when it is local, as llama.cpp refuses a request for more completions than it has slots; None
+    when it is remote."""
+    specs = [e for e in registry.experts if expert is None or e.name == expert]
+    return settings.parallel if any(e.backend == "local" for e in specs) else None
 
 
 def check_slots(settings: Settings, registry: Registry) -> None:
-    """Sample counts the embedded model can serve, refused at start rather than as a 400 at every run's first call."""
-    limit = sample_limit(settings, registry)
-    if limit is None:
-        return
-    for name, var, value in (("plan_samples", "STEPWISE_PLAN_SAMPLES", settings.plan_samples),
-                             ("plan_more", "STEPWISE_PLAN_MORE", settings.plan_more),
-                             ("call_samples", "STEPWISE_CALL_SAMPLES", settings.call_samples)):
-        if value > limit:
+    """Sample counts the embedded model can serve, refused at start rather than as a 400 at every run's first call:
+    the planner's for the plan's samples, any expert's for function calls (a chat request may name any)."""
+    planner = registry.planner or registry.default_name
+    for name, var, value, expert in (("plan_samples", "STEPWISE_PLAN_SAMPLES", settings.plan_samples, planner),
+                                     ("plan_more", "STEPWISE_PLAN_MORE", settings.plan_more, planner),
+                                     ("call_samples", "STEPWISE_CALL_SAMPLES", settings.call_samples, None)):
+        limit = sample_limit(settings, registry, expert)
+        if limit is not None and value > limit:
             raise RegistryError(f"{name} ({var} or the configuration file) = {value} asks one call for more "
                                 f"completions than the embedded model has slots (STEPWISE_PARALLEL = {limit}): "
                                 f"lower it or raise STEPWISE_PARALLEL")

@@ -1,5 +1,6 @@
 """The constraint layer: the text that comes back from a constrained call is validated against its output type with
-msgspec, and outlines_core turns JSON schemas into regexes for servers that take only regexes."""
+msgspec (or, for a type with a `from_text` classmethod, by it: function calls' `<tool_call>` blocks), and outlines_core
+turns JSON schemas into regexes for servers that take only regexes."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from stepwise.reasoning import prompts
 from stepwise.reasoning.constraints import ConstraintViolated
 from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import Answer, Function, FunctionCall, Grammar, Message, Sampling
+from stepwise.reasoning.types import Answer, Completion, Function, FunctionCall, Grammar, Message, Sampling
 
 MAX_PARALLEL_CALLS = 8
 _TEMPERATURE = 0.7  # of the sampled replies (the program planner's samples use the same)
@@ -29,7 +29,7 @@ _OPEN, _CLOSE = "<tool_call>\n", "\n</tool_call>"
 _BLOCK = re.compile(re.escape(_OPEN) + r"(.*?)" + re.escape(_CLOSE), re.S)
 
 
-class _Reply(msgspec.Struct, forbid_unknown_fields=True):
+class _Reply(msgspec.Struct):
     tool_calls: list[FunctionCall] = []
     content: str = ""
     cut_off: bool = False  # the reply ran into max_tokens inside a block: the calls before it are whole
@@ -39,6 +39,8 @@ class _Reply(msgspec.Struct, forbid_unknown_fields=True):
         """The calls of a reply of `<tool_call>` blocks (one a line), or its text. A reply cut off at max_tokens
         inside a block (a small model repeating calls) keeps the whole blocks before it; one without a whole block
         is no reply."""
+        if not text:  # the grammar allows no empty reply: the backend did not apply it
+            raise msgspec.ValidationError("an empty reply")
         if not text.startswith("<"):  # words never start with `<` (the grammar): anything else is calls, maybe cut
             return cls(content=text)
         blocks = _BLOCK.findall(text)
@@ -61,7 +63,7 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
 def reply_grammar(functions: Sequence[Function], *, required: bool, parallel: bool) -> str:
     """llguidance (Lark) rules of a reply: `<tool_call>` blocks, each `{"name": …, "arguments": {…}}` under its
     function's parameters (compact JSON), at most MAX_PARALLEL_CALLS (one unless `parallel`); unless a call is
-    required, text not starting with `<` is the alternative."""
+    required, text not starting with `<` or a space is the alternative."""
     call = {"anyOf": [
         {"type": "object", "properties": {"name": {"const": f.name}, "arguments": _closed(f.parameters)},
          "required": ["name", "arguments"], "additionalProperties": False}
@@ -69,7 +71,7 @@ def reply_grammar(functions: Sequence[Function], *, required: bool, parallel: bo
     ], "x-guidance": {"whitespace_flexible": False}}
     # Small models repeat a call until the tokens run out; a bound makes such an output end (and stay parseable).
     more = f' ("\\n" call){{0,{MAX_PARALLEL_CALLS - 1}}}' if parallel else ""
-    start = "start: calls" if required else "start: calls | TEXT\nTEXT: /[^<](.|\\n)*/"
+    start = "start: calls" if required else "start: calls | TEXT\nTEXT: /[^<\\s](.|\\n)*/"
     return "\n".join(["%llguidance {}", start, f"calls: call{more}",
                       f"call: {json.dumps(_OPEN)} %json {json.dumps(call)} {json.dumps(_CLOSE)}"])
 
@@ -77,7 +79,8 @@ def reply_grammar(functions: Sequence[Function], *, required: bool, parallel: bo
 def tools_block(functions: Sequence[Function]) -> str:
     """Each function as the chat template shows a tool: one JSON object a line."""
     return "".join("\n" + json.dumps({"type": "function", "function": {
-        "name": f.name, "description": f.description, "parameters": f.parameters}}) for f in functions)
+        "name": f.name, "description": f.description, "parameters": f.parameters}}, ensure_ascii=False)
+        for f in functions)
 
 
 def function_messages(messages: Sequence[Message], functions: Sequence[Function], *, required: bool,
@@ -107,8 +110,7 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     greedy = router.call(target, shown, ctx, purpose="compose", constraint=constraint,
                          sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
     if not parallel or samples <= 1:
-        _, reply = await greedy
-        return Answer(text=reply.content, tool_calls=_distinct(reply.tool_calls), cut_off=reply.cut_off)
+        return _answer(*await greedy)
     first, second = await asyncio.gather(greedy, router.call(
         target, shown, ctx, purpose="compose", constraint=constraint,
         sampling=Sampling(max_tokens=max_tokens, temperature=_TEMPERATURE, n=samples)), return_exceptions=True)
@@ -122,8 +124,8 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     if isinstance(first, BaseException):  # it broke its constraint: ran into max_tokens (a number repeating digits)
         text, calls, cut = "", [], False
     else:
-        _, reply = first
-        text, calls, cut = reply.content, _distinct(reply.tool_calls), reply.cut_off
+        greedy_answer = _answer(*first)
+        text, calls, cut = greedy_answer.text, greedy_answer.tool_calls, greedy_answer.cut_off
     if calls or isinstance(first, ConstraintViolated):  # a greedy reply in words stands: no sample overrules it
         for sample in sampled:
             other = _decoded(sample)
@@ -132,6 +134,13 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     if not calls and isinstance(first, ConstraintViolated):
         raise first
     return Answer(text=text, tool_calls=calls, cut_off=cut)
+
+
+def _answer(completion: Completion, reply: _Reply) -> Answer:
+    """The reply as an answer; cut off when its whole calls end before the tokens did, or its words ran into
+    max_tokens."""
+    cut = reply.cut_off or (not reply.tool_calls and completion.finish_reason == "length")
+    return Answer(text=reply.content, tool_calls=_distinct(reply.tool_calls), cut_off=cut)
 
 
 def _decoded(text: str) -> list[FunctionCall] | None:

@@ -200,7 +200,7 @@ FUNCTIONS_TOOLS = (
     "<tool_call></tool_call> XML tags:\n<tool_call>\n{{\"name\": <function-name>, \"arguments\": "
     "<args-json-object>}}\n</tool_call>"
 )
-# Only when no call is required: the grammar then offers words (not starting with `<`) as the alternative.
+# Only when no call is required: the grammar then offers words (not starting with `<` or a space) as the alternative.
 FUNCTIONS_TEXT_TOO = " If no function fits, answer in words instead."
 # Small models make one call and stop; told what several look like, they make one per thing asked (BFCL parallel,
 # first 50: 31 right without this sentence, 35 with it).

@@ -104,7 +104,9 @@ class Answer(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     text: str
     uses: list[int] = []
     tool_calls: list[FunctionCall] = []
-    cut_off: bool = False  # a direct chat's text stopped at max_tokens (OpenAI's finish_reason "length")
+    # a direct chat's text, or a function-calling turn's words or calls, stopped at max_tokens (OpenAI's finish_reason
+    # "length" for text; with whole calls kept the reply still finishes as "tool_calls", and the trace has the mark)
+    cut_off: bool = False
     value: Any = None  # the plan's final value, typed (a number, text, rows), when the plan names its answer step
     ungrounded: str | None = None  # why the composed text is not grounded in the results, if it is not (after a retry)
 

@@ -1,7 +1,7 @@
 """A function-calling turn's reply as the model writes it: `<tool_call>` blocks (Qwen2.5's and the Hermes format), at
 most MAX_PARALLEL_CALLS of them where several calls are allowed, one where not, words where no call is required —
-checked against llguidance itself, byte by byte — and decoded back into calls, a reply cut off inside its blocks being
-no reply."""
+checked against llguidance itself, byte by byte — and decoded back into calls; a reply cut off at max_tokens keeps its
+whole calls and says it was cut off."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from llguidance import LLMatcher, LLTokenizer, TokenizerWrapper
 from stepwise.reasoning.constraints import ConstraintViolated, decode_output
 from stepwise.reasoning.functions import MAX_PARALLEL_CALLS, _Reply, function_messages, reply_grammar
 from stepwise.reasoning.types import Function, FunctionCall, Message
+from tests.unit.test_function_samples import Sampler, answer
 
 WEATHER = Function("weather", "The weather in a city.",
                    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
@@ -58,6 +59,7 @@ def test_one_call_allowed_is_one_block_and_words_only_when_no_call_is_required()
     optional = reply_grammar([WEATHER], required=False, parallel=False)
     assert accepts(required, block("Paris")) and not accepts(required, block("Paris") + "\n" + block("Rome"))
     assert not accepts(required, "No function fits.") and accepts(optional, "No function fits.")
+    assert not accepts(optional, "\n" + block("Paris"))  # words do not start with a space (calls hidden in them)
     assert accepts(optional, block("Paris"))
 
 
@@ -68,7 +70,7 @@ def test_a_reply_decodes_into_its_calls_or_its_words():
     assert reply.tool_calls == [FunctionCall("weather", {"city": "Paris"}), FunctionCall("weather", {"city": "Rome"})]
     assert not reply.cut_off
     assert decode_output("No function fits.", _Reply) == _Reply(content="No function fits.")
-    for broken in (block("Paris") + " trailing", block("Paris") + "\n" + "Rome"):
+    for broken in (block("Paris") + " trailing", block("Paris") + "\n" + "Rome", ""):
         with pytest.raises(msgspec.ValidationError):
             _Reply.from_text(broken)
 
@@ -93,3 +95,16 @@ def test_the_functions_are_shown_as_the_chat_template_shows_tools_after_the_call
     line = json.dumps({"type": "function", "function": {"name": "weather", "description": WEATHER.description,
                                                         "parameters": WEATHER.parameters}})
     assert f"<tools>\n{line}\n</tools>" in system and system.endswith("</tool_call>")
+
+
+async def test_words_cut_off_at_max_tokens_say_so():
+    """No call required and the words run into max_tokens: the answer is marked cut off (OpenAI's "length")."""
+    class Cut(Sampler):
+        async def generate(self, messages, **kwargs):
+            completion = await super().generate(messages, **kwargs)
+            return msgspec.structs.replace(completion, finish_reason="length")
+
+    got = await answer(Cut("No function fi", None), required=False, samples=1)
+    assert got.text == "No function fi" and got.cut_off and got.tool_calls == []
+    whole = await answer(Sampler("No function fits.", None), required=False, samples=1)
+    assert not whole.cut_off

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+import msgspec
 import pytest
 
 from stepwise.app.config import Config
-from stepwise.app.registry import ExpertSpec, Registry, RegistryError, registry_for, sample_limit
+from stepwise.app.registry import ExpertSpec, Registry, RegistryError, check_slots, registry_for, sample_limit
 from stepwise.app.settings import Settings
 from stepwise.evals.search import (
     HAND,
@@ -108,6 +109,16 @@ def test_a_sample_count_above_the_embedded_models_slots_is_refused_at_start_nami
     with pytest.raises(RegistryError, match=f"{var}.* = 6 .*STEPWISE_PARALLEL = 5"):
         registry_for(Settings.from_env(env | {var: "6"}))
     assert registry_for(Settings.from_env(env | {var: "5"})).experts
+
+
+def test_plan_samples_are_bounded_by_the_planners_slots_only():
+    """A remote planner beside a local expert: the plan's samples go to the remote one, so no local bound applies."""
+    settings = Settings.from_env({"HOME": "/nonexistent", "STEPWISE_PARALLEL": "2", "STEPWISE_PLAN_SAMPLES": "5"})
+    registry = Registry(experts=[ExpertSpec(name="small", backend="local", model="smollm2"),
+                                 ExpertSpec(name="big", backend="sglang", url="http://gpu:30000")], planner="big")
+    check_slots(settings, registry)
+    with pytest.raises(RegistryError, match="plan_samples"):
+        check_slots(settings, msgspec.structs.replace(registry, planner="small"))
 
 
 def test_canonical_folds_switches_that_change_nothing():
