@@ -24,6 +24,7 @@ from stepwise.app.runtime import Runtime
 from stepwise.app.status import status_for
 from stepwise.app.streaming import Channel, Text, unless_gone
 from stepwise.reasoning import events as ev
+from stepwise.reasoning.functions import tool_results, written_calls
 from stepwise.reasoning.options import ChatOptions
 from stepwise.reasoning.report import RunReport
 from stepwise.reasoning.types import Answer, Function, JsonSchema, Message
@@ -116,21 +117,29 @@ def _text(message: ChatMessage, index: int) -> str:
 
 
 def _messages(request: ChatRequest) -> list[Message]:
-    """OpenAI's roles onto the three every chat template knows; tool traffic is spelled out in words."""
-    out = []
+    """OpenAI's roles onto the three every chat template knows; tool traffic as the chat template writes it (calls as
+    `<tool_call>` blocks, consecutive results as one user turn of `<tool_response>` blocks), the format the model
+    writes its own calls in."""
+    out: list[Message] = []
+    results: list[str] = []
     for i, m in enumerate(request.messages):
         text = _text(m, i)
+        if m.role == "tool":
+            results.append(text)
+            continue
+        if results:
+            out.append(Message("user", tool_results(results)))
+            results = []
         if m.role in ("system", "developer"):
             out.append(Message("system", text))
-        elif m.role == "tool":
-            out.append(Message("user", (f"Result of call {m.tool_call_id}: " if m.tool_call_id
-                                        else "Result of a call: ") + text))
         elif m.role == "assistant" and m.tool_calls:
-            calls = "; ".join(f"{c.get('function', {}).get('name')}({c.get('function', {}).get('arguments')})"
-                              for c in m.tool_calls)
-            out.append(Message("assistant", f"{text}\nCalled: {calls}".strip()))
+            calls = [(str(c.get("function", {}).get("name")), str(c.get("function", {}).get("arguments") or "{}"))
+                     for c in m.tool_calls]
+            out.append(Message("assistant", written_calls(text, calls)))
         else:
             out.append(Message(m.role, text))
+    if results:
+        out.append(Message("user", tool_results(results)))
     if not any(m.role == "user" for m in out):
         raise ValidationException(detail="messages: at least one user message is needed (the last one is the question)")
     return out

@@ -83,6 +83,25 @@ def tools_block(functions: Sequence[Function]) -> str:
         for f in functions)
 
 
+def written_calls(text: str, calls: Sequence[tuple[str, str]]) -> str:
+    """An earlier assistant turn's calls (name, arguments as JSON text) as the model writes them, after its words: one
+    block a call, so a conversation shows the model one format."""
+    blocks = []
+    for name, arguments in calls:
+        try:
+            value: Any = json.loads(arguments)
+        except ValueError:
+            value = arguments  # as the caller sent it
+        blocks.append(_OPEN + json.dumps({"name": name, "arguments": value}, ensure_ascii=False,
+                                         separators=(",", ":")) + _CLOSE)
+    return "\n".join([text, *blocks] if text else blocks)
+
+
+def tool_results(results: Sequence[str]) -> str:
+    """The results of calls, as the chat template gives them back: one user turn, a `<tool_response>` block each."""
+    return "\n".join(f"<tool_response>\n{r}\n</tool_response>" for r in results)
+
+
 def function_messages(messages: Sequence[Message], functions: Sequence[Function], *, required: bool,
                       parallel: bool = False) -> list[Message]:
     """The caller's system text (or the default), what a turn of several calls looks like, then the functions and

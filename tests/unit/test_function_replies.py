@@ -108,3 +108,21 @@ async def test_words_cut_off_at_max_tokens_say_so():
     assert got.text == "No function fi" and got.cut_off and got.tool_calls == []
     whole = await answer(Sampler("No function fits.", None), required=False, samples=1)
     assert not whole.cut_off
+
+
+def test_earlier_tool_traffic_reads_as_the_template_writes_it():
+    """A conversation's earlier calls come back as `<tool_call>` blocks after the assistant's words, and consecutive
+    results as one user turn of `<tool_response>` blocks: the model sees the one format it writes calls in."""
+    from stepwise.app.openai_api import ChatMessage, ChatRequest, _messages
+
+    request = ChatRequest(model="general", messages=[
+        ChatMessage("user", "Weather in Paris and Rome?"),
+        ChatMessage("assistant", None, tool_calls=[
+            {"id": "call_0", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}},
+            {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "not json"}}]),
+        ChatMessage("tool", "18 C", tool_call_id="call_0"), ChatMessage("tool", "21 C", tool_call_id="call_1"),
+        ChatMessage("user", "Which is warmer?")])
+    shown = _messages(request)
+    assert [m.role for m in shown] == ["user", "assistant", "user", "user"]
+    assert shown[1].content == block("Paris") + '\n<tool_call>\n{"name":"weather","arguments":"not json"}\n</tool_call>'
+    assert shown[2].content == "<tool_response>\n18 C\n</tool_response>\n<tool_response>\n21 C\n</tool_response>"
