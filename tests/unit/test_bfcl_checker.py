@@ -152,12 +152,14 @@ def test_bfcl_json_schema_maps_types_and_closes_objects():
     assert params["properties"]["d"]["properties"]["e"] == {"type": "string", "enum": ["p", "q"]}
 
 
-def test_bfcl_json_schema_shows_defaults_and_the_language_note_as_bfcl_does():
-    """A parameter's default stays in the schema and the description ends with BFCL's Python note, as BFCL shows
-    functions to a model (a model not told a default guesses a value for the parameter)."""
-    function = {"name": "f", "description": "Finds it.", "parameters": {"type": "dict", "required": ["a"], "properties": {
-        "a": {"type": "string", "description": "x"}, "year": {"type": "integer", "description": "y", "default": 2000}}}}
+def test_bfcl_json_schema_keeps_each_parameters_default():
+    """A parameter's default stays in the schema, as BFCL shows it to a model (a model not told a default guesses a
+    value for the parameter); the description is the function's own."""
+    properties = {"a": {"type": "string", "description": "x"},
+                  "year": {"type": "integer", "description": "y", "default": 2000}}
+    function = {"name": "f", "description": "Finds it.",
+                "parameters": {"type": "dict", "required": ["a"], "properties": properties}}
     schema = bfcl.json_schema(function)
-    assert schema["description"] == "Finds it. Note that the provided function is in Python 3 syntax."
+    assert schema["description"] == "Finds it."
     assert schema["parameters"]["properties"]["year"] == {"type": "integer", "description": "y", "default": 2000}
     assert "default" not in schema["parameters"]["properties"]["a"]
