@@ -23,6 +23,15 @@ class _Usage(msgspec.Struct):
     prompt_tokens_details: dict[str, Any] | None = None
 
 
+def _merged(seen: _Usage, usage: _Usage) -> _Usage:
+    """The usage so far with a usage chunk added. One request for several completions gets from llama.cpp one usage
+    chunk after each completion, each with that completion's tokens and the same prompt (read once); from a server
+    sending one chunk for the whole request, that chunk."""
+    if not seen.prompt_tokens and not seen.completion_tokens:
+        return usage
+    return msgspec.structs.replace(seen, completion_tokens=seen.completion_tokens + usage.completion_tokens)
+
+
 class _FunctionDelta(msgspec.Struct):
     name: str | None = None
     arguments: str | None = None
@@ -151,7 +160,7 @@ class OpenAICompatBackend(HttpBackend):
                         entry[2] += call.function.arguments or ""
                     finish_reason = choice.finish_reason or finish_reason
                 if chunk.usage is not None:
-                    usage = chunk.usage
+                    usage = _merged(usage, chunk.usage)
         except httpx.TransportError as exc:
             raise BackendError(f"{url} broke off mid-stream: {exc!r}") from exc
         finally:

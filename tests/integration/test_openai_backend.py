@@ -9,7 +9,7 @@ import pytest
 
 from stepwise.reasoning.backends.openai_compat import OpenAICompatBackend
 from stepwise.reasoning.errors import BackendError
-from stepwise.reasoning.types import JsonSchema, Message, Sampling
+from stepwise.reasoning.types import JsonSchema, Message, Regex, Sampling
 
 pytestmark = pytest.mark.model
 
@@ -38,6 +38,21 @@ async def test_json_schema_output_streamed_with_usage_and_time_to_first_token(sm
     assert second.usage.cached_tokens > 30
     assert 0 < first.ttft_ms <= first.latency_ms
     assert await backend.health()
+    await backend.aclose()
+
+
+async def test_several_completions_of_one_request_count_every_completions_tokens(smollm2_llama):
+    """Three completions of one request (llama.cpp's n_cmpl, as the program planner samples): the output tokens are
+    all three's, the prompt's counted once. Each is held by a regex longer than max_tokens, so each is 5 tokens."""
+    backend = smollm2_llama.new_backend()
+    deadline = asyncio.get_running_loop().time() + 60
+    one = await backend.generate([Message("user", "Write letters.")], constraint=Regex("[a-z]{60}"),
+                                 sampling=Sampling(max_tokens=5, temperature=0.7), deadline=deadline)
+    three = await backend.generate([Message("user", "Write letters.")], constraint=Regex("[a-z]{60}"),
+                                   sampling=Sampling(max_tokens=5, temperature=0.7, n=3), deadline=deadline)
+    assert len(three.alternatives) == 2 and three.finish_reason == "length"
+    assert one.usage.output_tokens == 5 and three.usage.output_tokens == 15
+    assert three.usage.input_tokens == one.usage.input_tokens > 0
     await backend.aclose()
 
 
