@@ -133,8 +133,8 @@ def _messages(request: ChatRequest) -> list[Message]:
         if m.role in ("system", "developer"):
             out.append(Message("system", text))
         elif m.role == "assistant" and m.tool_calls:
-            calls = [(str(c.get("function", {}).get("name")), str(c.get("function", {}).get("arguments") or "{}"))
-                     for c in m.tool_calls]
+            functions = [c.get("function", {}) for c in m.tool_calls]
+            calls = [(str(f.get("name")), str(f.get("arguments") or "{}")) for f in functions]
             out.append(Message("assistant", written_calls(text, calls)))
         else:
             out.append(Message(m.role, text))

@@ -140,19 +140,17 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
         raise first
     # A sampled call that failed leaves the greedy reply alone; one that broke its constraint gives no reply.
     sampled = [] if isinstance(second, BaseException) else [second[0].text, *second[0].alternatives][:samples]
-    if isinstance(first, BaseException):  # it broke its constraint: ran into max_tokens (a number repeating digits)
-        text, calls, cut = "", [], False
-    else:
-        greedy_answer = _answer(*first)
-        text, calls, cut = greedy_answer.text, greedy_answer.tool_calls, greedy_answer.cut_off
-    if calls or isinstance(first, ConstraintViolated):  # a greedy reply in words stands: no sample overrules it
+    # The greedy reply broke its constraint: it ran into max_tokens (a number repeating digits).
+    best = Answer(text="") if isinstance(first, BaseException) else _answer(*first)
+    # A greedy reply in words stands: no sample overrules it.
+    if best.tool_calls or isinstance(first, ConstraintViolated):
         for sample in sampled:
             other = _decoded(sample)
-            if other is not None and len(other) > len(calls):
-                calls, cut = other, False
-    if not calls and isinstance(first, ConstraintViolated):
+            if other is not None and len(other) > len(best.tool_calls):
+                best = Answer(text=best.text, tool_calls=other)
+    if not best.tool_calls and isinstance(first, ConstraintViolated):
         raise first
-    return Answer(text=text, tool_calls=calls, cut_off=cut)
+    return best
 
 
 def _answer(completion: Completion, reply: _Reply) -> Answer:
