@@ -466,6 +466,9 @@ _FUNCTIONS: dict[str, tuple[Callable[..., Value], int, int | None]] = {
     "ceil": (lambda x: math.ceil(x), 1, 1), "round": (_round, 1, 2),
     "min": (lambda *v: min(v), 1, None), "max": (lambda *v: max(v), 1, None), "abs": (lambda x: abs(x), 1, 1),
     "sum": (_sum, 0, None),
+    # Not in the description (the planner's prompt stays as measured): a coder model writes `int(year)` around a
+    # number an `ask` answered, and a run failed on it.
+    "int": (lambda x: math.trunc(x), 1, 1),
 }
 _OPERATORS: dict[type[ast.operator], tuple[str, Callable[[Any, Any], Any]]] = {
     ast.Add: ("+", operator.add), ast.Sub: ("-", operator.sub), ast.Mult: ("*", operator.mul),

@@ -84,6 +84,14 @@ def test_the_functions_word_problems_need(expression, value):
     check(expression, value)
 
 
+@pytest.mark.parametrize(("expression", "value"), [("int(1868)", 1868), ("int(7.9)", 7), ("int(-7.9)", -7),
+                                                 ("int(10/4)", 2), ("int(2.5*4)", 10)])
+def test_int_is_pythons_truncation(expression, value):
+    """`int(x)`, which a coder model writes around a number it was given (a year an `ask` answered), is Python's:
+    toward zero."""
+    check(expression, value)
+
+
 @pytest.mark.parametrize(
     ("expression", "value"),
     [("sum(range(1, 21))", 210), ("sum(range(1, 21)) - 15 * 13", 15), ("sum(range(5))", 10),
