@@ -70,6 +70,7 @@ class ExpertsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, om
     planner: str | None = None
     executor: str | None = None
     composer: str | None = None
+    cascade: str | None = None
     max_tokens: Positive | None = None
 
 
@@ -88,7 +89,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defa
             "plan_temperature": p.temperature, "example_bank": (base / p.bank) if p.bank else None,
             "verifiers": tuple(self.verifiers.model) if self.verifiers.model is not None else None,
             "compose": self.composer.mode, "planner_expert": e.planner, "executor_expert": e.executor,
-            "composer_expert": e.composer, "expert_max_tokens": e.max_tokens,
+            "composer_expert": e.composer, "cascade_expert": e.cascade, "expert_max_tokens": e.max_tokens,
         }
         return {k: v for k, v in values.items() if v is not None}
 

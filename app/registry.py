@@ -34,6 +34,10 @@ from stepwise.reasoning.types import Expert
 BackendKind = Literal["local", "sglang", "sglang-openai", "openai"]
 
 
+NO_CASCADE = "none"
+"""The cascade switch's value for no cascade (`experts.cascade`, STEPWISE_CASCADE), overriding a registry's own."""
+
+
 class RegistryError(ValueError):
     """The registry file is unreadable or breaks a rule; the message names the file and the field."""
 
@@ -65,6 +69,9 @@ class Registry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     default: str | None = None
     planner: str | None = None
     composer: str | None = None
+    cascade: str | None = None
+    """A cheaper expert that answers each expert step first; the step's own expert answers only when a verifier
+    rejects that answer or it finds nothing in the documents (FrugalGPT's cascade)."""
 
     @property
     def default_name(self) -> str:
@@ -89,7 +96,7 @@ def check_registry(registry: Registry, where: str) -> None:
         raise RegistryError(f"{where}: no experts")
     if len(set(names)) != len(names):
         raise RegistryError(f"{where}: duplicate expert names in {names}")
-    for field in ("default", "planner", "composer"):
+    for field in ("default", "planner", "composer", "cascade"):
         value = getattr(registry, field)
         if value is not None and value not in names:
             raise RegistryError(f"{where}: `{field}` = {value!r} is not an expert (experts: {', '.join(names)})")
@@ -118,8 +125,10 @@ def registry_for(settings: Settings) -> Registry:
     """The registry, with the roles and decoding limit the configuration file (STEPWISE_CONFIG) sets."""
     registry = load_registry(settings.experts_file) if settings.experts_file else default_registry(settings)
     named = {"default": settings.executor_expert, "planner": settings.planner_expert,
-             "composer": settings.composer_expert}
+             "composer": settings.composer_expert, "cascade": settings.cascade_expert}
     roles: dict = {k: v for k, v in named.items() if v is not None}
+    if roles.get("cascade") == NO_CASCADE:
+        roles["cascade"] = None
     if settings.expert_max_tokens is not None:
         roles["experts"] = [msgspec.structs.replace(e, max_tokens=settings.expert_max_tokens) for e in registry.experts]
     if roles:

@@ -63,7 +63,7 @@ def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], ve
     return Engine(
         router, tools, default_verifiers(tools, verifiers), policy=VerdictPolicy(),
         planner=chosen, composer=Composer(router, target=registry.composer, always=compose == "always"),
-        max_tool_result_bytes=max_tool_result_bytes, call_samples=call_samples,
+        max_tool_result_bytes=max_tool_result_bytes, call_samples=call_samples, cascade=registry.cascade,
     )
 
 

@@ -65,6 +65,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The default expert, answering expert steps, overriding the registry's `default` (`experts.executor`)."""
     composer_expert: str | None = None
     """The expert that writes answers, overriding the registry's `composer` (`experts.composer`)."""
+    cascade_expert: str | None = None
+    """A cheaper expert asked each expert step first, overriding the registry's `cascade`; `none` turns a registry's
+    cascade off (STEPWISE_CASCADE, STEPWISE_CONFIG `experts.cascade`)."""
     expert_max_tokens: int | None = None
     """Every expert's decoding limit for its steps, overriding the registry's `max_tokens` (`experts.max_tokens`)."""
     config_file: Path | None = None
@@ -136,7 +139,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("plan_samples", "STEPWISE_PLAN_SAMPLES", int), ("compose", "STEPWISE_COMPOSE", str),
             ("plan_more", "STEPWISE_PLAN_MORE", int), ("shutdown_grace_s", "STEPWISE_SHUTDOWN_GRACE_S", float),
             ("trace_queue", "STEPWISE_TRACE_QUEUE", int), ("trace_writer", "STEPWISE_TRACE_WRITER", str),
-            ("call_samples", "STEPWISE_CALL_SAMPLES", int),
+            ("call_samples", "STEPWISE_CALL_SAMPLES", int), ("cascade_expert", "STEPWISE_CASCADE", str),
             ("max_tool_result_bytes", "STEPWISE_MAX_TOOL_RESULT_BYTES", int),
         ):
             if env.get(var):

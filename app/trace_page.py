@@ -38,6 +38,7 @@ class TraceData(msgspec.Struct):
     model_calls: list[ev.ModelCalled]
     tool_calls: list[ev.ToolCalled]
     replans: list[ev.Replanned]
+    escalations: list[ev.StepEscalated]  # a cascade's cheaper expert's answers not kept
     deadline_s: float
     now: float  # the server's clock when read: a step still running is drawn up to here
 
@@ -45,7 +46,7 @@ class TraceData(msgspec.Struct):
 def trace_data(events: list[ev.AnyEvent], now: float) -> TraceData:
     """The page's data from a run's events, in the order they were emitted."""
     planned: dict[int, Any] = {}  # id → Step as last planned (a repaired plan may change a step)
-    model_calls, tool_calls, replans, deadline_s = [], [], [], 0.0
+    model_calls, tool_calls, replans, escalations, deadline_s = [], [], [], [], 0.0
     for event in events:
         match event:
             case ev.RunStarted():
@@ -60,8 +61,10 @@ def trace_data(events: list[ev.AnyEvent], now: float) -> TraceData:
                 tool_calls.append(event)
             case ev.Replanned():
                 replans.append(event)
+            case ev.StepEscalated():
+                escalations.append(event)
     needs = {sid: sorted(step_needs(step)) for sid, step in sorted(planned.items())}
-    return TraceData(fold(events), needs, model_calls, tool_calls, replans, deadline_s, now)
+    return TraceData(fold(events), needs, model_calls, tool_calls, replans, escalations, deadline_s, now)
 
 
 async def read_trace(runtime: Runtime, run_id: uuid.UUID) -> TraceData | None:

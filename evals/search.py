@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from stepwise.app.config import ComposerConfig, Config, ExpertsConfig, PlannerConfig, VerifiersConfig
+from stepwise.app.registry import NO_CASCADE
 
 T = TypeVar("T")
 
@@ -139,7 +140,8 @@ def search_space(defaults: dict[str, Any], experts: Sequence[str], *, learned: b
         "bank": [HAND, LEARNED] if learned else [HAND],
     }
     if len(experts) > 1:
-        space |= {"planner_expert": list(experts), "executor": list(experts), "composer_expert": list(experts)}
+        space |= {"planner_expert": list(experts), "executor": list(experts), "composer_expert": list(experts),
+                  "cascade": [NO_CASCADE, *experts]}
     if sample_limit is not None:
         for name in ("samples", "more"):
             space[name] = [n for n in space[name] if n <= sample_limit]
@@ -152,8 +154,10 @@ def search_space(defaults: dict[str, Any], experts: Sequence[str], *, learned: b
 def canonical(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     """The params with the switches that change nothing set to their defaults, so two candidates that would run
     alike are one: the JSON planner ignores the program planner's switches, one sample is greedy (no temperature,
-    no extra samples)."""
+    no extra samples), a cascade to the expert that answers anyway is none."""
     out = dict(params)
+    if "cascade" in out and out["cascade"] == out.get("executor"):
+        out["cascade"] = NO_CASCADE
     if out.get("planner") == "json":
         for name in ("samples", "more", "examples", "temperature", "bank"):
             if name in out:
@@ -177,7 +181,8 @@ def settings_defaults(settings: Any, registry: Any) -> dict[str, Any]:
     }
     if len(registry.experts) > 1:
         defaults |= {"planner_expert": registry.planner or registry.default_name, "executor": registry.default_name,
-                     "composer_expert": registry.composer or registry.default_name}
+                     "composer_expert": registry.composer or registry.default_name,
+                     "cascade": registry.cascade or NO_CASCADE}
     return defaults
 
 
@@ -191,7 +196,8 @@ def config_of(params: dict[str, Any], bank: str | None = None) -> Config:
         verifiers=VerifiersConfig(model=verifiers),
         composer=ComposerConfig(mode=params["compose"]),
         experts=ExpertsConfig(planner=params.get("planner_expert"), executor=params.get("executor"),
-                              composer=params.get("composer_expert"), max_tokens=params["max_tokens"]),
+                              composer=params.get("composer_expert"), cascade=params.get("cascade"),
+                              max_tokens=params["max_tokens"]),
     )
 
 

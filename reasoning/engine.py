@@ -27,6 +27,7 @@ from stepwise.reasoning.events import (
     RunFailed,
     RunFinished,
     RunStarted,
+    StepEscalated,
     StepVerified,
     ToolCalled,
 )
@@ -40,6 +41,7 @@ from stepwise.reasoning.repair_decision import Tried, decide_repair
 from stepwise.reasoning.router import Router
 from stepwise.reasoning.types import (
     MAX_TOOL_RESULT_BYTES,
+    NOT_IN_DOCUMENTS,
     Answer,
     Ask,
     Constraint,
@@ -53,6 +55,7 @@ from stepwise.reasoning.types import (
     Tool,
     ToolStep,
     Unfixable,
+    Verdict,
     Verifier,
     bounded,
 )
@@ -80,8 +83,11 @@ class Engine:
         policy: Policy,
         max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES,
         call_samples: int = 1,
+        cascade: str | None = None,
     ) -> None:
         self.router = router
+        self.cascade = cascade
+        """A cheaper expert asked each expert step first; its planned expert only when that answer is not kept."""
         self.call_samples = call_samples
         """Replies sampled beside the greedy one when several function calls may answer a turn (functions.py)."""
         self.tools = tools
@@ -178,6 +184,10 @@ class Engine:
 
         async def run_step(step: Step, resolved: Any) -> Any:
             """Run, verify, and act on the verdicts: retry with the reasons as feedback, or give up on the step."""
+            if isinstance(step, ExpertStep) and self.cascade not in (None, step.target):
+                kept = await self._cheaper_first(step, resolved, ctx)
+                if kept is not None:
+                    return kept
             feedback = None
             ask = self._asker(step, ctx)
             for attempt in range(1, self.policy.attempts(step.kind) + 1):
@@ -187,11 +197,7 @@ class Engine:
                     output = await self._call_tools(step, resolved, ctx)
                 else:
                     output = await self._ask_expert(step, resolved, ctx, feedback)
-                verdicts = [await verifier.verify(step, resolved, output, ask)
-                            for verifier in self._verifiers[step.kind]]
-                for v in verdicts:
-                    sink.emit(StepVerified(run_id=run_id, at=time.time(), step_id=step.id, verifier=v.verifier,
-                                           outcome=v.outcome, reason=v.reason))
+                verdicts = await self._verified(step, resolved, output, ask, ctx)
                 action = self.policy.decide(verdicts, attempt, step.kind)
                 if action == "pass":
                     return output
@@ -257,6 +263,29 @@ class Engine:
         ctx.check_steps(len(dag.steps))
         await run_plan(_one_at_a_time(dag) if sequential else dag, run_step, ctx, outputs)
         return dag
+
+    async def _verified(self, step: Step, resolved: Any, output: Any, ask: Ask, ctx: RunContext) -> list[Verdict]:
+        """Every verifier of the step's kind on its output, each verdict recorded."""
+        verdicts = [await verifier.verify(step, resolved, output, ask) for verifier in self._verifiers[step.kind]]
+        for v in verdicts:
+            ctx.sink.emit(StepVerified(run_id=ctx.run_id, at=time.time(), step_id=step.id, verifier=v.verifier,
+                                       outcome=v.outcome, reason=v.reason))
+        return verdicts
+
+    async def _cheaper_first(self, step: ExpertStep, question: str, ctx: RunContext) -> str | None:
+        """The cascade's cheaper expert's answer to an expert step, if the step's verifiers pass it at once (their own
+        model calls going to that expert too) and it is not the reader's "not in the documents"; else None, with the
+        escalation recorded (FrugalGPT's cascade: the planned expert then answers as without one)."""
+        assert self.cascade is not None
+        cheap = msgspec.structs.replace(step, target=self.cascade)
+        output = await self._ask_expert(cheap, question, ctx)
+        verdicts = await self._verified(cheap, question, output, self._asker(cheap, ctx), ctx)
+        rejected = "; ".join(f"{v.verifier}: {v.reason}" for v in verdicts if v.outcome != "pass")
+        if not rejected and NOT_IN_DOCUMENTS not in output.lower():
+            return output
+        ctx.sink.emit(StepEscalated(run_id=ctx.run_id, at=time.time(), step_id=step.id, from_expert=self.cascade,
+                                    to_expert=step.target, reason=rejected or f"answered: {output[:200]}"))
+        return None
 
     def _asker(self, step: Step, ctx: RunContext) -> Ask:
         """Model calls for this step's verifiers: through the router, traced and budgeted, purpose "verify"."""

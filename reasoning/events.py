@@ -133,6 +133,16 @@ class StepFailed(_StepEnded, _Cancellable, tag="step_failed"):
     error: str
 
 
+class StepEscalated(Event, tag="step_escalated"):
+    """A cascade's cheaper expert answered an expert step and its answer was not kept (a verifier did not pass it,
+    or it found nothing in the documents): the step is asked again of `to_expert`, its planned expert."""
+
+    step_id: int
+    from_expert: str
+    to_expert: str
+    reason: str
+
+
 class Replanned(Event, tag="replanned"):
     """A step failed for good; the planner was asked for a repaired plan. Completed steps it keeps are not re-run."""
 
@@ -162,7 +172,7 @@ class RunFailed(Event, tag="run_failed"):
 
 AnyEvent = (
     RunStarted | PlanProgressed | PlanReady | ProgramsSampled | StepStarted | ModelCalled | ToolCalled | StepVerified
-    | StepFinished | StepFailed | Replanned | AnswerReady | RunFinished | RunFailed
+    | StepFinished | StepFailed | StepEscalated | Replanned | AnswerReady | RunFinished | RunFailed
 )
 
 
