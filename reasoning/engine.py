@@ -183,7 +183,8 @@ class Engine:
         plan, allowed, sequential = checked.options.plan, checked.allowed, checked.options.sequential
 
         async def run_step(step: Step, resolved: Any) -> Any:
-            """Run, verify, and act on the verdicts: retry with the reasons as feedback, or give up on the step."""
+            """Run (an expert step on the cascade's cheaper expert first, if there is one), verify, and act on the
+            verdicts: retry with the reasons as feedback, or give up on the step."""
             if isinstance(step, ExpertStep) and self.cascade not in (None, step.target):
                 kept = await self._cheaper_first(step, resolved, ctx)
                 if kept is not None:
