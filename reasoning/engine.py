@@ -202,7 +202,7 @@ class Engine:
                 action = self.policy.decide(verdicts, attempt, step.kind)
                 if action == "pass":
                     return output
-                feedback = "; ".join(f"{v.verifier}: {v.reason}" for v in verdicts if v.outcome != "pass")
+                feedback = _reasons(verdicts)
                 if action != "retry":
                     raise errors.StepRejected(step.id, f"{action}: {feedback}", repairable=action == "replan")
             raise AssertionError("unreachable: decide() turns the last retry into a replan")
@@ -281,11 +281,12 @@ class Engine:
         cheap = msgspec.structs.replace(step, target=self.cascade)
         output = await self._ask_expert(cheap, question, ctx)
         verdicts = await self._verified(cheap, question, output, self._asker(cheap, ctx), ctx)
-        rejected = "; ".join(f"{v.verifier}: {v.reason}" for v in verdicts if v.outcome != "pass")
-        if not rejected and NOT_IN_DOCUMENTS not in output.lower():
+        passed = self.policy.decide(verdicts, 1, step.kind) == "pass"
+        if passed and NOT_IN_DOCUMENTS not in output.lower():
             return output
         ctx.sink.emit(StepEscalated(run_id=ctx.run_id, at=time.time(), step_id=step.id, from_expert=self.cascade,
-                                    to_expert=step.target, reason=rejected or f"answered: {output[:200]}"))
+                                    to_expert=step.target,
+                                    reason=f"answered: {output[:200]}" if passed else _reasons(verdicts)))
         return None
 
     def _asker(self, step: Step, ctx: RunContext) -> Ask:
@@ -448,6 +449,11 @@ def _one_at_a_time(dag: Dag) -> Dag:
             dependents[need].append(sid)
     return Dag(steps=dag.steps, needs={sid: frozenset(n) for sid, n in needs.items()}, dependents=dependents,
                answer=dag.answer, parts=dag.parts)
+
+
+def _reasons(verdicts: Sequence[Verdict]) -> str:
+    """What the verdicts that did not pass say, as feedback for a retry or the reason of an escalation."""
+    return "; ".join(f"{v.verifier}: {v.reason}" for v in verdicts if v.outcome != "pass")
 
 
 def _deadline(deadline_s: float | None) -> float:

@@ -422,7 +422,8 @@ async def test_without_a_majority_a_worked_solution_votes_for_the_value_it_reach
 
 async def test_a_worked_solution_wins_a_tie_it_takes_part_in():
     """4, 4, 5, 6, 7 with a worked 5: five has two votes as four has, and the worked solution's value wins the tie
-    (re-voting 100 recorded gsm_symbolic items: +2 -0 against the tie going to the shorter or earlier program)."""
+    (re-voting two runs' recorded gsm_symbolic samples: +2 -0 and +0 -0 against the tie going to the shorter or
+    earlier program)."""
     programs = ["answer = 2 + 2", "answer = 1 + 3", "answer = 2 + 3", "answer = 3 + 3", "answer = 3 + 4"]
     report, events = await run(Samples(programs, "So it is 5."), "How many are there?", worked=True)
     sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
