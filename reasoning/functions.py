@@ -129,7 +129,7 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     greedy = router.call(target, shown, ctx, purpose="compose", constraint=constraint,
                          sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
     if not parallel or samples <= 1:
-        return _answer(*await greedy)
+        return _typed(_answer(*await greedy), functions)
     first, second = await asyncio.gather(greedy, router.call(
         target, shown, ctx, purpose="compose", constraint=constraint,
         sampling=Sampling(max_tokens=max_tokens, temperature=_TEMPERATURE, n=samples)), return_exceptions=True)
@@ -150,7 +150,30 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
                 best = Answer(text=best.text, tool_calls=other)
     if not best.tool_calls and isinstance(first, ConstraintViolated):
         raise first
-    return best
+    return _typed(best, functions)
+
+
+_FLOATS = frozenset({"float", "double"})
+
+
+def _typed(answer: Answer, functions: Sequence[Function]) -> Answer:
+    """The calls with each whole number the caller's schema declares a float (OpenAPI's `format: float`/`double`)
+    written as one: JSON does not tell `3` from `3.0`, the grammar lets the model write either, and a caller decoding
+    the arguments strictly (a list of floats) refuses the integer."""
+    schemas = {f.name: f.parameters for f in functions}
+    calls = [FunctionCall(c.name, _as_declared(c.arguments, schemas.get(c.name, {}))) for c in answer.tool_calls]
+    return msgspec.structs.replace(answer, tool_calls=calls) if calls else answer
+
+
+def _as_declared(value: Any, schema: dict[str, Any]) -> Any:
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        return {k: _as_declared(v, properties.get(k, {})) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_declared(v, schema.get("items", {})) for v in value]
+    if type(value) is int and schema.get("format") in _FLOATS:
+        return float(value)
+    return value
 
 
 def _answer(completion: Completion, reply: _Reply) -> Answer:

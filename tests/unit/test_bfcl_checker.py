@@ -139,14 +139,14 @@ def test_bfcl_score_reads_openai_style_calls():
 
 
 def test_bfcl_json_schema_maps_types_and_closes_objects():
-    """BFCL's dict/float/tuple/any become object/number/array/string; declared parameters only."""
+    """BFCL's dict/float/tuple/any become object/number (format float)/array/string; declared parameters only."""
     function = {"name": "f", "description": "d", "parameters": {"type": "dict", "required": ["a"], "properties": {
         "a": {"type": "float", "description": "x"}, "b": {"type": "tuple", "items": {"type": "integer"}},
         "c": {"type": "any"}, "d": {"type": "dict", "properties": {"e": {"type": "string", "enum": ["p", "q"]}}}}}}
     schema = bfcl.json_schema(function)
     params = schema["parameters"]
     assert params["type"] == "object" and params["additionalProperties"] is False and params["required"] == ["a"]
-    assert params["properties"]["a"] == {"type": "number", "description": "x"}
+    assert params["properties"]["a"] == {"type": "number", "format": "float", "description": "x"}
     assert params["properties"]["b"] == {"type": "array", "items": {"type": "integer"}}
     assert params["properties"]["c"] == {"type": "string"}
     assert params["properties"]["d"]["properties"]["e"] == {"type": "string", "enum": ["p", "q"]}

@@ -126,3 +126,23 @@ def test_earlier_tool_traffic_reads_as_the_template_writes_it():
     assert [m.role for m in shown] == ["user", "assistant", "user", "user"]
     assert shown[1].content == block("Paris") + '\n<tool_call>\n{"name":"weather","arguments":"not json"}\n</tool_call>'
     assert shown[2].content == "<tool_response>\n18 C\n</tool_response>\n<tool_response>\n21 C\n</tool_response>"
+
+
+async def test_a_whole_number_where_the_schema_says_float_is_written_as_a_float():
+    """OpenAPI's `format: float` (or `double`) on a number, alone, in a list or in an object: the model's `3` is
+    returned as `3.0`, so a caller decoding the arguments strictly gets the type it declared; a plain number, an
+    integer and a boolean stay as written."""
+    numbers = Function("scale", "Scales points.", {"type": "object", "properties": {
+        "factor": {"type": "number", "format": "float"},
+        "points": {"type": "array", "items": {"type": "number", "format": "double"}},
+        "origin": {"type": "object", "properties": {"x": {"type": "number", "format": "float"}}},
+        "count": {"type": "integer"}, "plain": {"type": "number"}, "flag": {"type": "boolean"}}})
+    written = {"factor": 3, "points": [1, 2.5], "origin": {"x": 0}, "count": 2, "plain": 4, "flag": True}
+    text = "<tool_call>\n" + json.dumps({"name": "scale", "arguments": written}) + "\n</tool_call>"
+    got = await answer(Sampler(text, None), functions=(numbers,), samples=1)
+    arguments = got.tool_calls[0].arguments
+    assert arguments == written
+    assert type(arguments["factor"]) is float and [type(p) for p in arguments["points"]] == [float, float]
+    assert type(arguments["origin"]["x"]) is float
+    assert type(arguments["count"]) is int and type(arguments["plain"]) is int and arguments["flag"] is True
+    assert json.loads(json.dumps(arguments))["factor"] == 3.0 and "3.0" in json.dumps(arguments)

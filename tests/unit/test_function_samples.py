@@ -43,11 +43,12 @@ class Sampler:
         return Completion(self.samples[0], Usage(10, 5, 0), 1.0, "test", alternatives=self.samples[1:])
 
 
-async def answer(backend: Sampler, *, parallel: bool = True, required: bool = True, samples: int = 5):
+async def answer(backend: Sampler, *, parallel: bool = True, required: bool = True, samples: int = 5,
+                 functions: tuple[Function, ...] = (WEATHER,)):
     router = Router({"general": Expert(name="general", backend=backend)}, "general")
     ctx = RunContext(uuid.uuid4(), Recorder(), time.monotonic() + 1e6)
-    return await call_functions(router, "general", [Message("user", "Weather in Paris and Rome?")], [WEATHER], ctx,
-                                required=required, parallel=parallel, max_tokens=64, samples=samples)
+    return await call_functions(router, "general", [Message("user", "Weather in Paris and Rome?")], list(functions),
+                                ctx, required=required, parallel=parallel, max_tokens=64, samples=samples)
 
 
 def cities(calls: list[FunctionCall]) -> list[str]:
