@@ -13,7 +13,7 @@ import pytest
 from llguidance import LLMatcher, LLTokenizer, TokenizerWrapper
 
 from stepwise.reasoning.constraints import ConstraintViolated, decode_output
-from stepwise.reasoning.functions import MAX_PARALLEL_CALLS, _Reply, function_messages, reply_grammar
+from stepwise.reasoning.functions import MAX_PARALLEL_CALLS, _Reply, function_messages, reply_grammar, tools_block
 from stepwise.reasoning.types import Function, FunctionCall, Message
 from tests.unit.test_function_samples import Sampler, answer
 
@@ -146,3 +146,14 @@ async def test_a_whole_number_where_the_schema_says_float_is_written_as_a_float(
     assert type(arguments["origin"]["x"]) is float
     assert type(arguments["count"]) is int and type(arguments["plain"]) is int and arguments["flag"] is True
     assert json.loads(json.dumps(arguments))["factor"] == 3.0 and "3.0" in json.dumps(arguments)
+
+
+def test_the_model_is_not_shown_a_float_format_the_server_applies_itself():
+    """`format: float` on a number is left out of the tools block (shown, it changed other values the model wrote);
+    any other format, and a parameter named `format`, are shown as the caller wrote them."""
+    function = Function("f", "d", {"type": "object", "properties": {
+        "rate": {"type": "number", "format": "float"}, "when": {"type": "string", "format": "date-time"},
+        "format": {"type": "string"}, "sizes": {"type": "array", "items": {"type": "number", "format": "double"}}}})
+    shown = json.loads(tools_block([function]))["function"]["parameters"]["properties"]
+    assert shown == {"rate": {"type": "number"}, "when": {"type": "string", "format": "date-time"},
+                     "format": {"type": "string"}, "sizes": {"type": "array", "items": {"type": "number"}}}
