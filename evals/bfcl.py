@@ -75,7 +75,7 @@ def json_schema(function: dict) -> dict:
         kind = _JSON_TYPES.get(spec.get("type", "string"), "string")
         out: dict[str, Any] = {"type": kind}
         if spec.get("type") == "float":
-            out["format"] = "float"  # as OpenAPI writes it: the server then returns a whole number as a float
+            out["format"] = "float"
         if spec.get("description"):
             out["description"] = spec["description"]
         if "enum" in spec:

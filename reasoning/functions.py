@@ -87,12 +87,23 @@ def tools_block(functions: Sequence[Function]) -> str:
 
 
 def _unformatted(schema: Any) -> Any:
-    if isinstance(schema, list):
-        return [_unformatted(s) for s in schema]
+    """A schema less each float format `_as_declared` applies: the same walk (properties, items), the same test."""
     if not isinstance(schema, dict):
         return schema
-    return {k: _unformatted(v) for k, v in schema.items()
-            if not (k == "format" and isinstance(v, str) and v in _FLOATS and schema.get("type") == "number")}
+    out = {k: v for k, v in schema.items() if not (k == "format" and _declares_float(schema))}
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: _unformatted(v) for k, v in out["properties"].items()}
+    if "items" in out:
+        out["items"] = _unformatted(out["items"])
+    return out
+
+
+def _declares_float(schema: Any) -> bool:
+    """A number schema of OpenAPI's float formats (`type` alone or in a list, as in `["number", "null"]`)."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("format"), str) or schema["format"] not in _FLOATS:
+        return False
+    kind = schema.get("type")
+    return kind == "number" or (isinstance(kind, list) and "number" in kind)
 
 
 def written_calls(text: str, calls: Sequence[tuple[str, str]]) -> str:
@@ -165,7 +176,6 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     return _typed(best, functions)
 
 
-
 def _typed(answer: Answer, functions: Sequence[Function]) -> Answer:
     """The calls with each whole number the caller's schema declares a float (OpenAPI's `format: float`/`double`)
     written as one: JSON does not tell `3` from `3.0`, the grammar lets the model write either, and a caller decoding
@@ -175,14 +185,22 @@ def _typed(answer: Answer, functions: Sequence[Function]) -> Answer:
     return msgspec.structs.replace(answer, tool_calls=calls) if calls else answer
 
 
-def _as_declared(value: Any, schema: dict[str, Any]) -> Any:
+def _as_declared(value: Any, schema: Any) -> Any:
+    """The value with the floats its schema declares; what the walk cannot follow (`anyOf`, `$ref`, a list of item
+    schemas) stays as the model wrote it."""
+    if not isinstance(schema, dict):
+        return value
     if isinstance(value, dict):
         properties = schema.get("properties", {})
-        return {k: _as_declared(v, properties.get(k, {})) for k, v in value.items()}
+        return {k: _as_declared(v, properties.get(k) if isinstance(properties, dict) else None)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [_as_declared(v, schema.get("items", {})) for v in value]
-    if type(value) is int and schema.get("format") in _FLOATS:
-        return float(value)
+        return [_as_declared(v, schema.get("items")) for v in value]
+    if type(value) is int and _declares_float(schema):
+        try:
+            return float(value)
+        except OverflowError:  # a model repeating digits past a double's range: the number as written
+            return value
     return value
 
 
