@@ -8,6 +8,7 @@ setting's default (or its environment variable's value). An environment variable
     samples = 5              # programs sampled per plan, voting (self-consistency k); 1 is one greedy program
     more = 0                 # programs sampled once more when no value has a majority of the first (0: never)
     worked = true            # with no majority on a word problem, a solution worked out in words votes too
+    worked_samples = 0       # more such solutions beside it, sampled, each one more vote (0: the greedy one alone)
     examples = 3             # worked examples shown with each question (the closest ones in the bank)
     temperature = 0.7        # the samples' temperature (a single sample is always greedy)
     bank = "examples.toml"   # a bank of worked examples ([[example]] question, program, calls) replacing the
@@ -53,6 +54,7 @@ class PlannerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, om
     samples: Positive | None = None
     more: Annotated[int, msgspec.Meta(ge=0)] | None = None
     worked: bool | None = None
+    worked_samples: Annotated[int, msgspec.Meta(ge=0)] | None = None
     examples: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] | None = None
     bank: str | None = None
@@ -85,7 +87,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defa
         p, e = self.planner, self.experts
         values = {
             "planner": p.kind, "plan_samples": p.samples, "plan_more": p.more, "plan_worked": p.worked,
-            "plan_examples": p.examples,
+            "plan_worked_samples": p.worked_samples, "plan_examples": p.examples,
             "plan_temperature": p.temperature, "example_bank": (base / p.bank) if p.bank else None,
             "verifiers": tuple(self.verifiers.model) if self.verifiers.model is not None else None,
             "compose": self.composer.mode, "planner_expert": e.planner, "executor_expert": e.executor,

@@ -153,6 +153,8 @@ def check_slots(settings: Settings, registry: Registry) -> None:
     planner = registry.planner or registry.default_name
     for name, var, value, expert in (("plan_samples", "STEPWISE_PLAN_SAMPLES", settings.plan_samples, planner),
                                      ("plan_more", "STEPWISE_PLAN_MORE", settings.plan_more, planner),
+                                     ("plan_worked_samples", "STEPWISE_PLAN_WORKED_SAMPLES",
+                                      settings.plan_worked_samples, planner),
                                      ("call_samples", "STEPWISE_CALL_SAMPLES", settings.call_samples, None)):
         limit = sample_limit(settings, registry, expert)
         if limit is not None and value > limit:

@@ -48,11 +48,12 @@ def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], ve
                  planner: str = "program", plan_samples: int = 5, compose: str = "auto", plan_more: int = 0,
                  plan_examples: int = 3, plan_temperature: float = 0.7, bank: ExampleBank | None = None,
                  max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES, plan_worked: bool = True,
-                 call_samples: int = 1) -> Engine:
+                 call_samples: int = 1, plan_worked_samples: int = 0) -> Engine:
     router = Router(fleet.experts, registry.default_name)
     if planner == "program":
         chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples, more=plan_more,
-                                worked=plan_worked, max_result_bytes=max_tool_result_bytes, examples=plan_examples,
+                                worked=plan_worked, worked_samples=plan_worked_samples,
+                                max_result_bytes=max_tool_result_bytes, examples=plan_examples,
                                 temperature=plan_temperature, bank=bank)
     elif planner == "json":
         chosen = Planner(router, tools, target=registry.planner)
@@ -80,7 +81,7 @@ def engine_for(settings: Settings, fleet: Fleet, tools: Mapping[str, Tool]) -> E
     return build_engine(Fleet(experts, fleet.llamas), registry, tools, settings.verifiers, settings.planner,
                         settings.plan_samples, settings.compose, settings.plan_more, settings.plan_examples,
                         settings.plan_temperature, bank, settings.max_tool_result_bytes, settings.plan_worked,
-                        settings.call_samples)
+                        settings.call_samples, settings.plan_worked_samples)
 
 
 class Runtime:

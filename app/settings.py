@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     plan_worked: bool = True
     """When no value a word problem's programs computed has a majority, the model also works the problem out in words,
     and its final number votes (STEPWISE_PLAN_WORKED=0 turns this off)."""
+    plan_worked_samples: int = 0
+    """More solutions worked out in words beside that greedy one, sampled at the planner's temperature at once, each
+    number one more vote (STEPWISE_PLAN_WORKED_SAMPLES; 0: the greedy one alone)."""
     plan_examples: int = 3
     """Worked examples shown to the program planner with each question (STEPWISE_CONFIG `planner.examples`)."""
     plan_temperature: float = 0.7
@@ -138,6 +141,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("max_body_bytes", "STEPWISE_MAX_BODY_BYTES", int), ("planner", "STEPWISE_PLANNER", str),
             ("plan_samples", "STEPWISE_PLAN_SAMPLES", int), ("compose", "STEPWISE_COMPOSE", str),
             ("plan_more", "STEPWISE_PLAN_MORE", int), ("shutdown_grace_s", "STEPWISE_SHUTDOWN_GRACE_S", float),
+            ("plan_worked_samples", "STEPWISE_PLAN_WORKED_SAMPLES", int),
             ("trace_queue", "STEPWISE_TRACE_QUEUE", int), ("trace_writer", "STEPWISE_TRACE_WRITER", str),
             ("call_samples", "STEPWISE_CALL_SAMPLES", int), ("cascade_expert", "STEPWISE_CASCADE", str),
             ("max_tool_result_bytes", "STEPWISE_MAX_TOOL_RESULT_BYTES", int),

@@ -69,6 +69,7 @@ class ProgramsSampled(Event, tag="programs_sampled"):
     chosen: int  # index into programs
     votes: int  # samples that agreed with the chosen one
     worked: float | None = None  # a worked solution's final number, when one was asked for (no majority)
+    worked_sampled: list[float | None] = []  # sampled worked solutions' numbers (STEPWISE_PLAN_WORKED_SAMPLES)
 
 
 class StepStarted(Event, tag="step_started"):

@@ -34,10 +34,11 @@ class Samples:
 
     async def generate(self, messages, **kwargs):
         self.calls.append(kwargs)
+        n = kwargs["sampling"].n
         if isinstance(kwargs.get("constraint"), Grammar):
-            n = kwargs["sampling"].n
             return Completion(self.programs[0], Usage(10, 5, 0), 1.0, "test", alternatives=self.programs[1:n])
-        return Completion(self.answers.pop(0), Usage(10, 5, 0), 1.0, "test")
+        texts = [self.answers.pop(0) for _ in range(n)]
+        return Completion(texts[0], Usage(10, 5, 0), 1.0, "test", alternatives=texts[1:])
 
 
 class Lookup:
@@ -52,10 +53,12 @@ class Lookup:
         return {"columns": ["n"], "rows": [[int(args.query)]], "truncated": False}
 
 
-async def run(backend: Samples, question: str, samples: int = 5, always: bool = False, worked: bool = False):
+async def run(backend: Samples, question: str, samples: int = 5, always: bool = False, worked: bool = False,
+              worked_samples: int = 0):
     tools = default_tools()
     engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=samples,
-                                                                                worked=worked),
+                                                                                worked=worked,
+                                                                                worked_samples=worked_samples),
                          composer=lambda router: Composer(router, always=always))
     recorder = ev.Recorder()
     await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
@@ -378,6 +381,18 @@ async def test_only_the_samples_using_the_most_of_the_questions_numbers_vote_maj
     assert len(backend.calls) == 1  # three samples agreed: no solution worked out in words is waited for
 
 
+async def test_a_sample_leaving_a_number_out_keeps_its_vote_when_a_worked_solution_reached_its_value():
+    """Two samples leave the 2 spare pens out (6 * 5 = 30) and one uses it (32): with no majority the worked
+    solution also reaches 30, so 30's two samples and the worked number outvote the one sample using every number."""
+    question = "A box holds 6 rows of 5 pens. Tom has 2 spare pens in a drawer. How many pens are in the box?"
+    programs = ["answer = 6 * 5", "answer = 5 * 6", "answer = 6 * 5 + 2", "answer = 6 + 5", "answer = 6 * 2"]
+    report, events = await run(Samples(programs, "Six rows of five pens make 30."), question, worked=True)
+    sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
+    assert report.answer.value == 30 and sampled.votes == 3
+    _, events = await run(Samples(programs, "So 6 * 5 + 2 = 32 pens."), question, worked=True)
+    assert next(e for e in events if isinstance(e, ev.ProgramsSampled)).chosen == 2
+
+
 def test_for_a_question_naming_what_the_documents_hold_a_program_that_reads_them_outvotes_any_that_does_not():
     """Two samples asking the general expert lose to one reading the documents, when the question names something
     in them; without such a name the plain majority stands."""
@@ -418,6 +433,28 @@ async def test_without_a_majority_a_worked_solution_votes_for_the_value_it_reach
     worked_call = backend.calls[1]
     assert worked_call.get("constraint") is None and worked_call["sampling"].temperature == 0
     assert [e.purpose for e in events if isinstance(e, ev.ModelCalled)] == ["plan", "verify"]
+
+
+async def test_sampled_worked_solutions_each_vote_beside_the_greedy_one():
+    """With two worked solutions sampled beside the greedy one (at the programs' temperature, one call of two
+    completions, at the same time), each final number is a vote: greedy 7, sampled 5 and 5 make 5 three votes against
+    7's two; the event records the greedy number and the sampled ones."""
+    programs = ["answer = 2 + 2", "answer = 2 + 3", "answer = 3 + 3", "answer = 3 + 4", "answer = 3 * 3"]
+    backend = Samples(programs, "So it is 7.", "Then 2 + 3 = 5.", "It makes 5 in all.")
+    report, events = await run(backend, "How many are there?", worked=True, worked_samples=2)
+    sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.worked == 7 and sampled.worked_sampled == [5, 5]
+    assert sampled.chosen == 1 and sampled.votes == 3 and report.answer.value == 5
+    greedy, drawn = backend.calls[1]["sampling"], backend.calls[2]["sampling"]
+    assert (greedy.temperature, greedy.n) == (0, 1) and (drawn.temperature, drawn.n) == (0.7, 2)
+
+
+def test_of_values_tied_on_votes_the_one_more_worked_solutions_reached_wins():
+    """4 and 5 each have two votes, one worked solution reaching each, a second reaching 5: five wins."""
+    programs = [compile_program(f"answer = {v}", default_tools(), "general") for v in (4, 4, 5, 6)]
+    chosen, votes = _vote(programs, [4, 4, 5, 6], worked=[4, 5, 5])
+    assert (chosen, votes) == (2, 3)
+    assert _vote(programs, [4, 4, 5, 6], worked=[4, None, 5]) == (0, 3)
 
 
 async def test_a_worked_solution_wins_a_tie_it_takes_part_in():
