@@ -21,6 +21,7 @@ kind = "program"
 samples = 3
 more = 2
 worked = false
+worked_samples = 2
 examples = 1
 temperature = 0.4
 bank = "learned.toml"
@@ -58,7 +59,7 @@ def test_every_switch_of_the_file_becomes_a_setting(tmp_path):
     (tmp_path / "stepwise.toml").write_text(FULL)
     s = Settings.from_env(env(tmp_path, STEPWISE_CONFIG=str(tmp_path / "stepwise.toml")))
     assert (s.planner, s.plan_samples, s.plan_more, s.plan_examples, s.plan_temperature) == ("program", 3, 2, 1, 0.4)
-    assert s.plan_worked is False
+    assert (s.plan_worked, s.plan_worked_samples) == (False, 2)
     assert s.example_bank == tmp_path / "learned.toml"
     assert (s.verifiers, s.compose) == (("self_consistency",), "always")
     roles = (s.planner_expert, s.executor_expert, s.composer_expert, s.expert_max_tokens)
@@ -81,6 +82,8 @@ def test_an_environment_variable_wins_over_the_file(tmp_path):
     assert (s.plan_samples, s.verifiers, s.plan_more) == (7, ("llm_judge",), 2)
     assert Settings.from_env(env(tmp_path, STEPWISE_CONFIG=str(tmp_path / "stepwise.toml"),
                                  STEPWISE_PLAN_WORKED="1")).plan_worked is True
+    assert Settings.from_env(env(tmp_path, STEPWISE_CONFIG=str(tmp_path / "stepwise.toml"),
+                                 STEPWISE_PLAN_WORKED_SAMPLES="0")).plan_worked_samples == 0
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,8 @@ def test_sample_counts_stay_within_what_the_embedded_model_serves_in_one_call():
     assert 7 in search_space(DEFAULTS, ["big"], learned=True, sample_limit=None)["samples"]
 
 
-@pytest.mark.parametrize("var", ["STEPWISE_PLAN_SAMPLES", "STEPWISE_PLAN_MORE", "STEPWISE_CALL_SAMPLES"])
+@pytest.mark.parametrize("var", ["STEPWISE_PLAN_SAMPLES", "STEPWISE_PLAN_MORE", "STEPWISE_PLAN_WORKED_SAMPLES",
+                                 "STEPWISE_CALL_SAMPLES"])
 def test_a_sample_count_above_the_embedded_models_slots_is_refused_at_start_naming_it(var):
     """More completions in one call than the embedded model has slots is a configuration error naming the setting
     and the slots, not a 400 at every run's first call."""
