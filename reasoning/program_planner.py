@@ -515,8 +515,8 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
         if texts is not None:
             used = {i: numbers_used(texts[i], rules.given) for i in computed}
             # A value a solution worked out in words also reached keeps its votes: two ways of working agreeing
-            # say the number left out was not needed (re-voting one run's recorded samples of 100 gsm_symbolic items:
-            # +1 -0 with the greedy solution alone, +2 -1 with two sampled beside it).
+            # say the number left out was not needed (re-voting two runs' recorded samples of 100 gsm_symbolic items
+            # with the greedy solution alone: +1 -0 and +2 -2; with two sampled beside it, the first run: +2 -1).
             computed = [i for i in computed if used[i] == max(used.values()) or _agrees(values[i], worked, magnitude)]
         counts = _counts(values, computed, magnitude, worked)
         # A tie the worked solution takes part in goes to its value (re-voting two runs' recorded samples of 100
