@@ -512,17 +512,18 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     if rules.whole and any(_whole(values[i]) for i in computed):
         computed = [i for i in computed if not is_number(values[i]) or _whole(values[i])]
     if computed:
+        reached = {i: _reached_by(values[i], worked, magnitude) for i in computed}
         if texts is not None:
             used = {i: numbers_used(texts[i], rules.given) for i in computed}
             # A value a solution worked out in words also reached keeps its votes: two ways of working agreeing
             # say the number left out was not needed (re-voting two runs' recorded samples of 100 gsm_symbolic items
             # with the greedy solution alone: +1 -0 and +2 -2; with two sampled beside it, the first run: +2 -1).
-            computed = [i for i in computed if used[i] == max(used.values()) or _agrees(values[i], worked, magnitude)]
+            computed = [i for i in computed if used[i] == max(used.values()) or reached[i]]
         counts = _counts(values, computed, magnitude, worked)
-        # A tie the worked solution takes part in goes to its value (re-voting two runs' recorded samples of 100
-        # gsm_symbolic items: +2 -0 and +0 -0 against the tie going to the shorter program).
-        best = max(computed, key=lambda i: (counts[_key(values[i], magnitude)], _agrees(values[i], worked, magnitude),
-                                            -_length(programs[i]), -i))
+        # A tie worked solutions take part in goes to the value more of them reached (with the greedy one alone,
+        # re-voting two runs' recorded samples of 100 gsm_symbolic items: +2 -0 and +0 -0 against the tie going to the
+        # shorter program).
+        best = max(computed, key=lambda i: (counts[_key(values[i], magnitude)], reached[i], -_length(programs[i]), -i))
         return best, counts[_key(values[best], magnitude)]
     compiled = [i for i, p in enumerate(programs) if i in eligible and p is not None and values[i] is not _REFUSED]
     if not compiled:
@@ -549,8 +550,8 @@ def _counts(values: list[Any], computed: list[int], magnitude: bool,
     return counts
 
 
-def _agrees(value: Any, worked: Sequence[float | None], magnitude: bool) -> int:
-    """How many worked solutions reached a sample's value."""
+def _reached_by(value: Any, worked: Sequence[float | None], magnitude: bool) -> int:
+    """How many of the worked solutions reached a sample's value (0: none, or none asked for)."""
     return sum(number is not None and _key(value, magnitude) == _key(number, magnitude) for number in worked)
 
 

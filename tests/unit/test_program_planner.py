@@ -450,7 +450,8 @@ async def test_sampled_worked_solutions_each_vote_beside_the_greedy_one():
 
 
 def test_of_values_tied_on_votes_the_one_more_worked_solutions_reached_wins():
-    """4 and 5 each have two votes, one worked solution reaching each, a second reaching 5: five wins."""
+    """4 (two samples, one worked solution) and 5 (one sample, two worked solutions) have three votes each: five,
+    which more worked solutions reached, wins; with one of those two stating no number, four has the most votes."""
     programs = [compile_program(f"answer = {v}", default_tools(), "general") for v in (4, 4, 5, 6)]
     chosen, votes = _vote(programs, [4, 4, 5, 6], worked=[4, 5, 5])
     assert (chosen, votes) == (2, 3)
