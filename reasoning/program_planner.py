@@ -316,7 +316,7 @@ def copied_question(text: str, question: str) -> int | None:
         first = call.args[0]
         if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
             continue
-        if _normal(first.value) in asked:
+        if _normal(first.value) in asked and _built_on(body[line:], target):
             return line
         for _, _, later in calls:
             argument = later.args[0]
@@ -327,6 +327,20 @@ def copied_question(text: str, question: str) -> int | None:
                 if rest and rest <= _content(first.value):
                     return line
     return None
+
+
+def _built_on(later: list[ast.stmt], target: str | None) -> bool:
+    """Whether a later line uses `target`'s value in more than passing it on under another name (`answer = year`):
+    the whole question read, then only renamed, is a one-hop plan written in two lines."""
+    names = {target}
+    for statement in later:
+        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Name):
+            if statement.value.id in names:
+                names |= {t.id for t in statement.targets if isinstance(t, ast.Name)}
+            continue
+        if any(isinstance(node, ast.Name) and node.id in names for node in ast.walk(statement)):
+            return True
+    return False
 
 
 def elsewhere(text: str, question: str) -> tuple[int, set[str]] | None:

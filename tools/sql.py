@@ -89,6 +89,9 @@ class SqlTool:
         return cls(url, schema_text, privileges=tuple(privileges), tables=tables, listed=listed, **options)
 
     async def run(self, args: SqlArgs) -> dict[str, Any]:
+        if same := self_compared(args.query):
+            raise ValueError(f"the condition {same} compares a column with itself and holds on every row: compare "
+                             "it with a value (a value found by an earlier step goes into the query's text)")
         try:
             conn = await asyncpg.connect(self.url, timeout=10)
         except (OSError, asyncpg.PostgresError) as exc:
@@ -284,6 +287,18 @@ _EQUALS_TEXT = re.compile(r"(?<![\w.])(?:(\w+)\.)?(\w+)\s*=\s*'((?:[^']|'')*)'")
 # `FROM t`, `JOIN t AS x`, `JOIN t x`: the tables a query reads, by name and alias.
 _FROM = re.compile(r"\b(?:from|join)\s+(\w+)(?:\s+(?:as\s+)?(?!(?:on|where|join|inner|left|right|full|cross|group|"
                    r"order|limit|having|union|using|natural)\b)(\w+))?", re.IGNORECASE)
+
+
+# `branch_id = branch_id`, `b.id = b.id`: one name (a letter first: `1 = 1` is an idiom) on both sides of `=`.
+_SELF_EQUAL = re.compile(r"(?<![\w.])([a-z_]\w*(?:\.\w+)?)\s*=\s*\1(?![\w.(])", re.IGNORECASE)
+
+
+def self_compared(query: str) -> str | None:
+    """A condition comparing a column with itself (`branch_id = branch_id`), or None. It holds on every row with a
+    value, so the query counts or sums everything: the small planner writes it when it means a value an earlier line
+    of its program found, naming that line's variable inside the query's text."""
+    found = _SELF_EQUAL.search(re.sub(r"'(?:[^']|'')*'", "''", query))
+    return found.group(0) if found else None
 
 
 def unlisted(query: str, listed: Mapping[str, Mapping[str, Sequence[str]]],

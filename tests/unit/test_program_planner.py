@@ -246,6 +246,18 @@ def test_a_program_that_sends_the_whole_question_to_its_first_read_is_a_copy():
     assert copied_question('answer = read("Who founded the company that built the Kell Viaduct?")', question) is None
 
 
+def test_the_whole_question_read_once_and_passed_on_under_the_answers_name_is_not_a_copy():
+    """`x = read(question)` then `answer = x` is a one-hop plan written in two lines: nothing builds on the read's
+    answer, so it is not flagged; arithmetic or a later read on it is."""
+    from stepwise.reasoning.program_planner import copied_question
+
+    question = "In which year was the Kell Viaduct opened?"
+    assert copied_question(f'year = read("{question}")\nanswer = year', question) is None
+    assert copied_question(f'year = read("{question}")\nanswer = year - 10', question) == 1
+    assert copied_question(f'year = read("{question}")\nwhen = year\nanswer = read(f"Who ruled in {{when}}?")',
+                           question) == 1
+
+
 async def test_a_copied_question_that_names_its_first_hop_as_the_thing_that_did_something_is_asked_that_hop():
     """Every sample reads "Who founded the company that built the bridge?" first, then "Who founded {x}?": the first
     read becomes "Which company built the bridge?", with no second planner call."""
