@@ -311,8 +311,6 @@ def copied_question(text: str, question: str) -> int | None:
         return None
     calls = _call_lines(body)
     for line, target, call in calls:
-        if line == len(body):  # the last line may read the whole question: a one-hop question
-            continue
         first = call.args[0]
         if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
             continue
@@ -330,17 +328,25 @@ def copied_question(text: str, question: str) -> int | None:
 
 
 def _built_on(later: list[ast.stmt], target: str | None) -> bool:
-    """Whether a later line uses `target`'s value in more than passing it on under another name (`answer = year`):
-    the whole question read, then only renamed, is a one-hop plan written in two lines."""
+    """Whether a later line uses `target`'s value in more than passing it on, under another name (`answer = year`)
+    or as a part of the answer (`answer = year, place`): the whole question read, then only passed on, is a one-hop
+    plan (the program's last line reading it is one too: nothing follows)."""
     names = {target}
     for statement in later:
-        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Name):
-            if statement.value.id in names:
+        if isinstance(statement, ast.Assign) and _passed_on(statement.value):
+            if any(isinstance(node, ast.Name) and node.id in names for node in ast.walk(statement.value)):
                 names |= {t.id for t in statement.targets if isinstance(t, ast.Name)}
             continue
-        if any(isinstance(node, ast.Name) and node.id in names for node in ast.walk(statement)):
+        if any(isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in names
+               for node in ast.walk(statement)):
             return True
     return False
+
+
+def _passed_on(value: ast.expr) -> bool:
+    """A name, or a tuple of names: a value handed on as it is."""
+    return isinstance(value, ast.Name) or isinstance(value, ast.Tuple) and all(
+        isinstance(e, ast.Name) for e in value.elts)
 
 
 def elsewhere(text: str, question: str) -> tuple[int, set[str]] | None:

@@ -90,8 +90,9 @@ class SqlTool:
 
     async def run(self, args: SqlArgs) -> dict[str, Any]:
         if same := self_compared(args.query):
-            raise ValueError(f"the condition {same} compares a column with itself and holds on every row: compare "
-                             "it with a value (a value found by an earlier step goes into the query's text)")
+            raise ValueError(f"the condition {same} compares a column with itself and holds on every row where it "
+                             "has a value: compare it with a value (one an earlier step found goes into the query's "
+                             "text)")
         try:
             conn = await asyncpg.connect(self.url, timeout=10)
         except (OSError, asyncpg.PostgresError) as exc:
@@ -290,15 +291,21 @@ _FROM = re.compile(r"\b(?:from|join)\s+(\w+)(?:\s+(?:as\s+)?(?!(?:on|where|join|
 
 
 # `branch_id = branch_id`, `b.id = b.id`: one name (a letter first: `1 = 1` is an idiom) on both sides of `=`.
-_SELF_EQUAL = re.compile(r"(?<![\w.])([a-z_]\w*(?:\.\w+)?)\s*=\s*\1(?![\w.(])", re.IGNORECASE)
+# A whole condition `x = x` (`branch_id = branch_id`, `b.id = B.ID`): one name (a letter first, not a literal:
+# `1 = 1` and `true = true` are idioms) on both sides, bounded by a clause's keyword, a bracket or the end, so that
+# `x = x + 1` or `price = price::int` (real tests) are not one.
+_SELF_EQUAL = re.compile(
+    r"(?:^|\(|\b(?:where|and|or|on|when|having|not)\b)\s*(?!(?:true|false|null)\b)(([a-z_]\w*(?:\.\w+)?)\s*=\s*\2)"
+    r"\s*(?=$|[);]|\b(?:and|or|then|else|end|group|order|limit|offset|having|window|join|inner|left|right|full|cross|"
+    r"union|intersect|except)\b)", re.IGNORECASE)
 
 
 def self_compared(query: str) -> str | None:
     """A condition comparing a column with itself (`branch_id = branch_id`), or None. It holds on every row with a
     value, so the query counts or sums everything: the small planner writes it when it means a value an earlier line
     of its program found, naming that line's variable inside the query's text."""
-    found = _SELF_EQUAL.search(re.sub(r"'(?:[^']|'')*'", "''", query))
-    return found.group(0) if found else None
+    found = _SELF_EQUAL.search(re.sub(r"'(?:[^']|'')*'", "''", query))  # single-quoted text: the grammar's only quoting
+    return found.group(1) if found else None
 
 
 def unlisted(query: str, listed: Mapping[str, Mapping[str, Sequence[str]]],

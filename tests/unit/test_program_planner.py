@@ -246,9 +246,8 @@ def test_a_program_that_sends_the_whole_question_to_its_first_read_is_a_copy():
     assert copied_question('answer = read("Who founded the company that built the Kell Viaduct?")', question) is None
 
 
-def test_the_whole_question_read_once_and_passed_on_under_the_answers_name_is_not_a_copy():
-    """`x = read(question)` then `answer = x` is a one-hop plan written in two lines: nothing builds on the read's
-    answer, so it is not flagged; arithmetic or a later read on it is."""
+def test_the_whole_question_read_once_and_only_passed_on_is_not_a_copy():
+    """A whole-question read only renamed or put in the answer is no copy; one that arithmetic or a read uses is."""
     from stepwise.reasoning.program_planner import copied_question
 
     question = "In which year was the Kell Viaduct opened?"
@@ -256,6 +255,9 @@ def test_the_whole_question_read_once_and_passed_on_under_the_answers_name_is_no
     assert copied_question(f'year = read("{question}")\nanswer = year - 10', question) == 1
     assert copied_question(f'year = read("{question}")\nwhen = year\nanswer = read(f"Who ruled in {{when}}?")',
                            question) == 1
+    both = "When did the Kell Viaduct open? Who designed it?"
+    assert copied_question('opened = read("When did the Kell Viaduct open?")\nby = read("Who designed the Kell '
+                           'Viaduct?")\nanswer = opened, by', both) is None
 
 
 async def test_a_copied_question_that_names_its_first_hop_as_the_thing_that_did_something_is_asked_that_hop():
