@@ -1,0 +1,78 @@
+"""One call among several functions: the function is chosen first, as the chat template starts a call
+(`{"name": "…"` spaced), and the call is then decoded under that function alone; the prompt is the same for both
+model calls. Words, where no call is required, answer at the choice. A turn of one function, or of several calls,
+is one model call as before."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.events import Recorder
+from stepwise.reasoning.functions import call_functions, name_grammar
+from stepwise.reasoning.router import Router
+from stepwise.reasoning.types import Completion, Expert, Function, Message, Usage
+from tests.unit.test_function_replies import WEATHER, accepts, call
+
+TIME = Function("local_time", "The local time in a city.",
+                {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+HEAD = '<tool_call>\n{"name": "'
+
+
+class Scripted:
+    """A backend answering its calls in order with `texts`, keeping each call's messages and constraint."""
+
+    provider, model = "test", "test"
+
+    def __init__(self, *texts: str) -> None:
+        self.texts = list(texts)
+        self.seen: list[tuple[list[Message], str]] = []
+
+    async def generate(self, messages, *, constraint=None, sampling=None, deadline=None, on_text=None) -> Completion:
+        self.seen.append((list(messages), constraint.text))
+        return Completion(self.texts.pop(0), Usage(10, 5, 0), 1.0, "test")
+
+
+async def turn(backend: Scripted, functions: list[Function], *, required: bool = True, parallel: bool = False):
+    router = Router({"general": Expert(name="general", backend=backend)}, "general")
+    ctx = RunContext(uuid.uuid4(), Recorder(), time.monotonic() + 1e6)
+    return await call_functions(router, "general", [Message("user", "What time is it in Oslo?")], functions, ctx,
+                                required=required, parallel=parallel, max_tokens=64)
+
+
+def test_the_choice_is_a_calls_start_as_the_template_spaces_it_naming_one_of_the_functions():
+    """`{"name": "local_time"` spaced, up to the name's closing quote; not compact, not a name not offered."""
+    grammar = name_grammar([WEATHER, TIME], required=True)
+    assert accepts(grammar, HEAD + 'local_time"') and accepts(grammar, HEAD + 'weather"')
+    assert not accepts(grammar, '<tool_call>\n{"name":"local_time"') and not accepts(grammar, HEAD + 'clock"')
+    assert not accepts(grammar, "It is noon.")
+    assert accepts(name_grammar([WEATHER, TIME], required=False), "It is noon.")
+
+
+async def test_the_call_is_decoded_under_the_chosen_function_alone_after_the_same_prompt():
+    """Two model calls: the choice, then the call, whose grammar refuses the function not chosen."""
+    backend = Scripted(HEAD + 'local_time"', call("local_time", {"city": "Oslo"}).replace(" ", ""))
+    got = await turn(backend, [WEATHER, TIME])
+    assert [(c.name, c.arguments) for c in got.tool_calls] == [("local_time", {"city": "Oslo"})]
+    (first_prompt, _), (second_prompt, grammar) = backend.seen
+    assert first_prompt == second_prompt and '"name": "weather"' in first_prompt[0].content  # all functions shown
+    assert accepts(grammar, '<tool_call>\n{"name":"local_time","arguments":{"city":"Oslo"}}\n</tool_call>')
+    assert not accepts(grammar, '<tool_call>\n{"name":"weather","arguments":{"city":"Oslo"}}\n</tool_call>')
+
+
+async def test_words_at_the_choice_answer_with_no_second_call():
+    """No call required and the model answers in words: those words are the answer, after one model call."""
+    backend = Scripted("No function fits.")
+    got = await turn(backend, [WEATHER, TIME], required=False)
+    assert got.text == "No function fits." and got.tool_calls == [] and len(backend.seen) == 1
+
+
+async def test_one_function_or_several_calls_take_one_model_call():
+    """Nothing to choose (one function), or a turn allowing several calls: the reply is decoded at once."""
+    one = Scripted(call("weather", {"city": "Oslo"}))
+    assert (await turn(one, [WEATHER])).tool_calls[0].name == "weather" and len(one.seen) == 1
+    reply = "\n".join([call("weather", {"city": "Oslo"}), call("local_time", {"city": "Oslo"})])
+    several = Scripted(reply)
+    got = await turn(several, [WEATHER, TIME], parallel=True)
+    assert [c.name for c in got.tool_calls] == ["weather", "local_time"] and len(several.seen) == 1
