@@ -197,7 +197,8 @@ def _output_constraint(fmt: ResponseFormat | None) -> JsonSchema | None:
 
 
 async def _run(runtime: Runtime, turn: _Turn, run_id: uuid.UUID, *extra, on_text=None) -> RunReport:
-    """The whole system for a plain question; one expert call for a turn with tools or a response_format."""
+    """The whole system for a plain question; one expert call for a turn with tools (two for one call among several
+    functions: the function first) or a response_format."""
     options = turn.options
     if options.target is None and not options.functions and options.constraint is None:
         return await runtime.ask(question_from(turn.messages), None, *extra, run_id=run_id)

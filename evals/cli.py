@@ -26,7 +26,8 @@ def add_parser(commands: Any) -> None:
                                    "{id, question, answer, answer_type}; or `report` / `compare`")
     p.add_argument("runs", nargs="*", type=int, help="report: eval run ids; compare: A (the baseline) and B")
     p.add_argument("--mode", choices=MODES, default="orchestrated",
-                   help="direct: one model call; orchestrated: the full system; "
+                   help="direct: one model call (two for one function call among several functions); "
+                        "orchestrated: the full system; "
                         "sequential: the planned steps one at a time")
     p.add_argument("--limit", type=int, help="items to run (default 20; dev: all of the chosen split)")
     p.add_argument("--offset", type=int, default=0, help="skip this many items first")

@@ -34,7 +34,7 @@ async def run_item(runtime: Any, item: Item, mode: Mode, deadline_s: float) -> R
     """The item's run, as a report folded from its own events."""
     if item.answer_type == "function_calls":
         if mode != "direct":
-            raise NotImplementedError("function-call items are one decoded call: run them in direct mode")
+            raise NotImplementedError("function-call items are one decoded turn: run them in direct mode")
         messages = [Message(m["role"], m["content"]) for m in item.meta["messages"]]
         functions = [Function(**json_schema(f)) for f in item.meta["functions"]]
         return await runtime.chat(messages, functions=functions, require_call=True,

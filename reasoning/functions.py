@@ -1,6 +1,7 @@
 """Calls of caller-defined functions (OpenAI's `tools`): an expert call whose output is decoded under a grammar built
-from the functions' own parameter schemas, so a call is never malformed — only possibly the wrong one; where several
-calls may answer, sampled replies beside it (see `call_functions`).
+from the functions' own parameter schemas, so a call is never malformed — only possibly the wrong one; for one call
+among several functions, a call choosing the function before it (`_choose`); where several calls may answer,
+sampled replies beside it (see `call_functions`).
 
 The functions are shown and the calls written the way Qwen2.5's chat template (and the Hermes format many tuned
 models share) shows and writes them: each function one JSON line inside <tools></tools>, each call one
@@ -95,9 +96,14 @@ def name_grammar(functions: Sequence[Function], *, required: bool) -> str:
     """llguidance (Lark) rules of a call's start as the chat template writes it, `{"name": "…"` spaced, up to the
     name's closing quote: the choice of function alone; unless a call is required, the same words as `reply_grammar`
     offer."""
-    names = " | ".join(json.dumps(f.name) for f in functions)
+    names = " | ".join(json.dumps(_as_written(f.name)) for f in functions)  # as the JSON text writes each name
     return "\n".join(["%llguidance {}", _start("head", required=required),
                       f'head: {json.dumps(_OPEN + _NAMED)} name "\\""', f"name: {names}"])
+
+
+def _as_written(name: str) -> str:
+    """A name as it stands between a JSON string's quotes, escapes and all (the tools block shows it so)."""
+    return json.dumps(name, ensure_ascii=False)[1:-1]
 
 
 def _start(rule: str, *, required: bool) -> str:
@@ -175,14 +181,15 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     when none is required, text). With several calls allowed and `samples` > 1, that many replies are sampled beside
     the greedy one, at once, and the one with the most distinct calls answers, the greedy one on a tie: a small
     model's usual mistake there is one call where the request asks for several (measured with the earlier JSON reply: on
-    BFCL's first 50 parallel items, greedy 30 right, with 5 samples 34; on the next 50, 34 and 35)."""
+    BFCL's first 50 parallel items, greedy 30 right, with 5 samples 34; on the next 50, 34 and 35). One call among
+    several functions takes two model calls: the function is chosen first (`_choose`)."""
     shown = function_messages(messages, functions, required=required, parallel=parallel)
     options = functions
     if not parallel and len(functions) > 1:
         choice = await _choose(router, target, shown, functions, ctx, required=required, max_tokens=max_tokens)
         if isinstance(choice, Answer):
             return choice
-        options = [choice]
+        options, required = [choice], True  # chosen: the call follows, words had their turn at the choice
     constraint = Grammar(reply_grammar(options, required=required, parallel=parallel))
     greedy = router.call(target, shown, ctx, purpose="compose", constraint=constraint,
                          sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
@@ -222,8 +229,11 @@ async def _choose(router: Router, target: str, shown: list[Message], functions: 
                                            constraint=Grammar(name_grammar(functions, required=required)),
                                            sampling=Sampling(max_tokens=max_tokens), output_type=_Choice)
     if not choice.name:
-        return Answer(text=choice.content, cut_off=completion.finish_reason == "length")
-    return next(f for f in functions if f.name == choice.name)
+        return _answer(completion, _Reply(content=choice.content))
+    chosen = next((f for f in functions if f.name == choice.name), None)
+    if chosen is None:  # the backend did not apply the grammar
+        raise ConstraintViolated(f"the choice named {choice.name!r}, which is not one of the functions")
+    return chosen
 
 
 def _typed(answer: Answer, functions: Sequence[Function]) -> Answer:

@@ -5,14 +5,18 @@ is one model call as before."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+
+import msgspec
 
 from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.events import Recorder
 from stepwise.reasoning.functions import call_functions, name_grammar
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.types import Completion, Expert, Function, Message, Usage
+from stepwise.reasoning.types import Expert, Function, Message
+from tests.doubles import Script
 from tests.unit.test_function_replies import WEATHER, accepts, call
 
 TIME = Function("local_time", "The local time in a city.",
@@ -20,21 +24,7 @@ TIME = Function("local_time", "The local time in a city.",
 HEAD = '<tool_call>\n{"name": "'
 
 
-class Scripted:
-    """A backend answering its calls in order with `texts`, keeping each call's messages and constraint."""
-
-    provider, model = "test", "test"
-
-    def __init__(self, *texts: str) -> None:
-        self.texts = list(texts)
-        self.seen: list[tuple[list[Message], str]] = []
-
-    async def generate(self, messages, *, constraint=None, sampling=None, deadline=None, on_text=None) -> Completion:
-        self.seen.append((list(messages), constraint.text))
-        return Completion(self.texts.pop(0), Usage(10, 5, 0), 1.0, "test")
-
-
-async def turn(backend: Scripted, functions: list[Function], *, required: bool = True, parallel: bool = False):
+async def turn(backend: Script, functions: list[Function], *, required: bool = True, parallel: bool = False):
     router = Router({"general": Expert(name="general", backend=backend)}, "general")
     ctx = RunContext(uuid.uuid4(), Recorder(), time.monotonic() + 1e6)
     return await call_functions(router, "general", [Message("user", "What time is it in Oslo?")], functions, ctx,
@@ -52,27 +42,59 @@ def test_the_choice_is_a_calls_start_as_the_template_spaces_it_naming_one_of_the
 
 async def test_the_call_is_decoded_under_the_chosen_function_alone_after_the_same_prompt():
     """Two model calls: the choice, then the call, whose grammar refuses the function not chosen."""
-    backend = Scripted(HEAD + 'local_time"', call("local_time", {"city": "Oslo"}).replace(" ", ""))
+    backend = Script(HEAD + 'local_time"', call("local_time", {"city": "Oslo"}).replace(" ", ""))
     got = await turn(backend, [WEATHER, TIME])
     assert [(c.name, c.arguments) for c in got.tool_calls] == [("local_time", {"city": "Oslo"})]
-    (first_prompt, _), (second_prompt, grammar) = backend.seen
+    first_prompt, second_prompt = backend.seen
     assert first_prompt == second_prompt and '"name": "weather"' in first_prompt[0].content  # all functions shown
+    grammar = backend.calls[1]["constraint"].text
     assert accepts(grammar, '<tool_call>\n{"name":"local_time","arguments":{"city":"Oslo"}}\n</tool_call>')
     assert not accepts(grammar, '<tool_call>\n{"name":"weather","arguments":{"city":"Oslo"}}\n</tool_call>')
 
 
 async def test_words_at_the_choice_answer_with_no_second_call():
     """No call required and the model answers in words: those words are the answer, after one model call."""
-    backend = Scripted("No function fits.")
+    backend = Script("No function fits.")
     got = await turn(backend, [WEATHER, TIME], required=False)
-    assert got.text == "No function fits." and got.tool_calls == [] and len(backend.seen) == 1
+    assert got.text == "No function fits." and got.tool_calls == [] and len(backend.seen) == 1 and not got.cut_off
+
+
+async def test_words_cut_off_at_the_choice_say_so():
+    """Words that ran into max_tokens at the choice are the answer, marked cut off (OpenAI's "length")."""
+    class Cut(Script):
+        async def generate(self, messages, **kwargs):
+            return msgspec.structs.replace(await super().generate(messages, **kwargs), finish_reason="length")
+
+    got = await turn(Cut("No function fi"), [WEATHER, TIME], required=False)
+    assert got.text == "No function fi" and got.cut_off
+
+
+async def test_a_function_chosen_where_no_call_is_required_is_called_not_answered_in_words():
+    """Words had their turn at the choice: the call that follows must be a call of the chosen function."""
+    backend = Script(HEAD + 'weather"', call("weather", {"city": "Oslo"}).replace(" ", ""))
+    got = await turn(backend, [WEATHER, TIME], required=False)
+    assert got.tool_calls[0].name == "weather"
+    grammar = backend.calls[1]["constraint"].text
+    assert not accepts(grammar, "It is sunny.")
+
+
+async def test_a_name_json_escapes_is_chosen_as_the_tools_block_writes_it():
+    """A name with a quote or a backslash is matched escaped, as it stands in JSON, and decoded back."""
+    odd = Function('say\\"hi"', "Says hi.", {"type": "object", "properties": {}})
+    head = HEAD + json.dumps(odd.name)[1:]  # escaped, up to its closing quote
+    grammar = name_grammar([odd, WEATHER], required=True)
+    assert accepts(grammar, head) and not accepts(grammar, HEAD + odd.name + '"')
+    backend = Script(head, "<tool_call>\n" + json.dumps({"name": odd.name, "arguments": {}}, separators=(",", ":"))
+                     + "\n</tool_call>")
+    got = await turn(backend, [odd, WEATHER])
+    assert got.tool_calls[0].name == odd.name
 
 
 async def test_one_function_or_several_calls_take_one_model_call():
     """Nothing to choose (one function), or a turn allowing several calls: the reply is decoded at once."""
-    one = Scripted(call("weather", {"city": "Oslo"}))
+    one = Script(call("weather", {"city": "Oslo"}))
     assert (await turn(one, [WEATHER])).tool_calls[0].name == "weather" and len(one.seen) == 1
     reply = "\n".join([call("weather", {"city": "Oslo"}), call("local_time", {"city": "Oslo"})])
-    several = Scripted(reply)
+    several = Script(reply)
     got = await turn(several, [WEATHER, TIME], parallel=True)
     assert [c.name for c in got.tool_calls] == ["weather", "local_time"] and len(several.seen) == 1
