@@ -67,6 +67,20 @@ UPDATE runs SET status = $2, finished_at = $3, error_type = $4, error = $5, late
         FROM model_calls WHERE model_calls.run_id = $1)  -- sums saturate at the integer columns' maximum
 WHERE run_id = $1"""
 _RUN_ANSWERED = "UPDATE runs SET answer = $2 WHERE run_id = $1"
+# A run started and ended within one batch (most runs: a batch gathers 50 ms of events) gets its runs row whole, all
+# of the batch's such runs in one statement, instead of three statements a run (BENCHMARKS.md, section 4, measures
+# the two). On conflict (a batch sent again after a writer died) the row is rewritten with the same values.
+_WHOLE_COLUMNS = ("run_id", "question", "status", "started_at", "finished_at", "deadline_s", "answer", "error_type",
+                  "error", "latency_ms", "model_calls", "input_tokens", "output_tokens", "cached_tokens", "cost")
+_WHOLE_TYPES = ("uuid", "text", "text", "timestamptz", "timestamptz", "float8", "jsonb", "text", "text", "float8",
+                "int4", "int4", "int4", "int4", "float8")
+_RUNS_WHOLE = (
+    f"INSERT INTO runs ({', '.join(_WHOLE_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_WHOLE_TYPES, 1))
+    + ") ON CONFLICT (run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _WHOLE_COLUMNS[1:])
+)
+_INT4_MAX = 2**31 - 1  # the sums saturate at the integer columns' maximum, as _RUN_ENDED's do
 _DEAD_LETTER = "INSERT INTO trace_dead_letters (run_id, event_type, payload, error) VALUES ($1, $2, $3, $4)"
 # Errors after which the same rows may succeed on a new connection (or once the server recovers); anything else
 # refuses the data. SQLSTATE classes: 08 connection, 53 insufficient resources (disk full, out of memory, too many
@@ -664,15 +678,21 @@ def _scrub(value: Any, depth: int = 0, *, describe: bool = False, ascii_only: bo
 def storable(event: ev.AnyEvent) -> ev.AnyEvent:
     """The event with text Postgres cannot store replaced by U+FFFD: NUL (refused by text and jsonb alike) and lone
     surrogates (not UTF-8). Its JSON is looked at first, so an ordinary event is returned as it is, unwalked."""
+    return _stored(event)[0]
+
+
+def _stored(event: ev.AnyEvent) -> tuple[ev.AnyEvent, Any]:
+    """`storable(event)` and its `events.payload`: the JSON looked at, when the event needed no change (so the
+    writer does not encode each event twice), else the changed event."""
     try:
-        if _NUL_IN_JSON not in msgspec.json.encode(event):
-            return event
+        data = msgspec.json.encode(event)
+        if _NUL_IN_JSON not in data:
+            return event, msgspec.Raw(data)
     except Exception:  # lone surrogates, or a value JSON cannot hold (the latter is the dead letters' business)
         pass
-    try:
-        return _scrub(event)
-    except RecursionError:
-        return event
+    with contextlib.suppress(RecursionError):
+        event = _scrub(event)
+    return event, event
 
 
 def dead_letter_text(event: ev.AnyEvent) -> str:
@@ -708,27 +728,61 @@ def _stand_ins(event: ev.AnyEvent) -> Iterator[ev.AnyEvent]:
 
 
 async def write_batch(conn: asyncpg.Connection, batch: list[ev.AnyEvent], *, derived: bool = True) -> None:
-    """One transaction: a COPY per table, then the runs rows (inserted at start, updated with sums at the end).
-    Without `derived`, only the `events` and `runs` rows (a stand-in for a refused event)."""
-    tables, started, answered, ended = _rows(batch)
+    """One transaction: a COPY per table, then the runs rows: those of runs the batch holds from start to end whole,
+    in one statement; the others inserted at start and updated with sums at the end. Without `derived`, only the
+    `events` and `runs` rows (a stand-in for a refused event)."""
+    tables, runs = _rows(batch)
+    whole = runs.whole() if derived else []
     async with conn.transaction():
         for name, rows in tables.items():
             if rows and (derived or name == "events"):
                 await conn.copy_records_to_table(name, records=rows, columns=_COLUMNS[name])
-        if started:
-            await conn.executemany(_RUN_STARTED, started)
-        if answered:
-            await conn.executemany(_RUN_ANSWERED, answered)
-        if ended:
-            await conn.executemany(_RUN_ENDED, ended)
+        if whole:
+            await conn.execute(_RUNS_WHOLE, *map(list, zip(*whole, strict=True)))
+        done = {row[0] for row in whole}
+        for statement, rows in ((_RUN_STARTED, runs.started), (_RUN_ANSWERED, runs.answered),
+                                (_RUN_ENDED, runs.ended)):
+            if rows := [row for row in rows if row[0] not in done]:
+                await conn.executemany(statement, rows)
 
 
-def _rows(batch: list[ev.AnyEvent]) -> tuple[dict[str, list[tuple]], list[tuple], list[tuple], list[tuple]]:
-    """The batch's rows per table, and the runs rows: started, answered, ended."""
+class _Runs:
+    """The runs rows a batch makes: each run's start, answer and end as _RUN_STARTED, _RUN_ANSWERED and _RUN_ENDED
+    take them, and the sums of its model calls in the batch."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple] = []
+        self.answered: list[tuple] = []
+        self.ended: list[tuple] = []
+        self.calls: dict[uuid.UUID, list] = {}
+
+    def called(self, event: ev.ModelCalled) -> None:
+        sums = self.calls.setdefault(event.run_id, [0, 0, 0, 0, 0.0])
+        for i, value in enumerate((1, event.input_tokens, event.output_tokens, event.cached_tokens, event.cost)):
+            sums[i] += value or 0
+
+    def whole(self) -> list[tuple]:
+        """Rows (_WHOLE_COLUMNS) of the runs started and ended in the batch: no earlier batch wrote a row of theirs,
+        so their model calls are the batch's (later events of a run, if any, come after its end)."""
+        started = {row[0]: row for row in reversed(self.started)}  # the first start wins, as ON CONFLICT DO NOTHING
+        answers = {run_id: answer for run_id, answer in self.answered}
+        rows = {}
+        for run_id, status, finished_at, error_type, error, latency_ms in self.ended:
+            if (start := started.get(run_id)) is not None:
+                calls, *tokens, cost = self.calls.get(run_id, (0, 0, 0, 0, 0.0))
+                rows[run_id] = (run_id, start[1], status, start[2], finished_at, start[3], answers.get(run_id),
+                                error_type, error, latency_ms, min(calls, _INT4_MAX),
+                                *(min(t, _INT4_MAX) for t in tokens), cost)
+        return list(rows.values())
+
+
+def _rows(batch: list[ev.AnyEvent]) -> tuple[dict[str, list[tuple]], _Runs]:
+    """The batch's rows per table, and its runs rows."""
     tables: dict[str, list[tuple]] = {name: [] for name in _COLUMNS}
-    started, answered, ended = [], [], []
-    for event in map(storable, batch):
-        tables["events"].append((event.run_id, type(event).__struct_config__.tag, _ts(event.at), event))
+    runs = _Runs()
+    started, answered, ended = runs.started, runs.answered, runs.ended
+    for event, payload in map(_stored, batch):
+        tables["events"].append((event.run_id, type(event).__struct_config__.tag, _ts(event.at), payload))
         match event:
             case ev.RunStarted():
                 started.append((event.run_id, event.question, _ts(event.at), event.deadline_s))
@@ -747,6 +801,7 @@ def _rows(batch: list[ev.AnyEvent]) -> tuple[dict[str, list[tuple]], list[tuple]
                     _ts(event.started_at), _ts(event.at), (event.at - event.started_at) * 1000,
                 ))
             case ev.ModelCalled():
+                runs.called(event)
                 tables["model_calls"].append((
                     event.run_id, event.step_id, _ts(event.at), event.purpose, event.expert, event.backend,
                     event.operation,
@@ -759,5 +814,5 @@ def _rows(batch: list[ev.AnyEvent]) -> tuple[dict[str, list[tuple]], list[tuple]
             case ev.StepVerified():
                 tables["verdicts"].append((event.run_id, event.step_id, _ts(event.at), event.verifier, event.outcome,
                                            event.reason))
-    return tables, started, answered, ended
+    return tables, runs
 

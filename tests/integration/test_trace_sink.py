@@ -15,15 +15,15 @@ import uuid
 import msgspec
 
 from stepwise.app import db
-from stepwise.app.trace import TraceSink, load_events
+from stepwise.app.trace import TraceSink, load_events, write_batch
 from stepwise.reasoning import events as ev
 from stepwise.reasoning.report import fold
 from stepwise.reasoning.types import Answer, Plan, ToolStep
 
 
-def run_events(run_id: uuid.UUID) -> list[ev.AnyEvent]:
+def run_events(run_id: uuid.UUID, now: float | None = None) -> list[ev.AnyEvent]:
     """A complete small run's events, as the engine would emit them."""
-    now = time.time()
+    now = time.time() if now is None else now
     step = ToolStep(1, "calculator", {"expression": "6*7"})
     common = {"run_id": run_id}
     return [
@@ -68,6 +68,55 @@ async def test_a_runs_events_land_as_one_row_per_fact(database_url, pg):
     step = await pg.fetchrow("SELECT * FROM steps WHERE run_id = $1", run_id)
     assert step["input"] == {"expression": "6*7"} and step["output"] == 42 and step["finished_at"] > step["started_at"]
     assert sink.dropped == 0
+
+
+def variants(run_id: uuid.UUID, now: float) -> dict[str, list[ev.AnyEvent]]:
+    """The small run finished, failed, and with token counts whose sums pass the integer columns' maximum."""
+    events = run_events(run_id, now)
+    failed = [*events[:-2], ev.RunFailed(run_id=run_id, at=events[-1].at, error_type="deadline",
+                                         error="past its deadline", latency_ms=9.0)]
+    big = [msgspec.structs.replace(e, input_tokens=2**31 - 1) if isinstance(e, ev.ModelCalled) else e for e in events]
+    return {"finished": events, "failed": failed, "big": big}
+
+
+async def runs_row(pg, run_id) -> dict:
+    row = dict(await pg.fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id))
+    del row["run_id"]
+    return row
+
+
+async def test_a_run_held_whole_by_one_batch_gets_the_same_runs_row_as_one_written_event_by_event(database_url, pg):
+    """Runs started and ended in one batch get their runs rows in one statement: status, answer, times, error and
+    summed usage (saturating at the column's maximum) as the per-event path writes them."""
+    conn = await db.connect(database_url)
+    try:
+        for name in ("finished", "failed", "big"):
+            whole, piecewise, now = uuid.uuid4(), uuid.uuid4(), time.time()
+            await write_batch(conn, variants(whole, now)[name])
+            for event in variants(piecewise, now)[name]:
+                await write_batch(conn, [event])
+            made = await runs_row(pg, whole)
+            assert made == await runs_row(pg, piecewise), name
+            assert made["status"] == ("failed" if name == "failed" else "finished")
+        assert made["input_tokens"] == 2**31 - 1 and made["model_calls"] == 2
+    finally:
+        await conn.close()
+
+
+async def test_a_batch_written_again_leaves_one_runs_row_as_it_was(database_url, pg):
+    """A batch sent again (a writer that died between committing it and reporting it) rewrites its whole runs' rows
+    with the same values: one row, unchanged."""
+    conn = await db.connect(database_url)
+    try:
+        run_id = uuid.uuid4()
+        events = run_events(run_id)
+        await write_batch(conn, events)
+        first = await runs_row(pg, run_id)
+        await write_batch(conn, events)
+        assert await pg.fetchval("SELECT count(*) FROM runs WHERE run_id = $1", run_id) == 1
+        assert await runs_row(pg, run_id) == first
+    finally:
+        await conn.close()
 
 
 async def test_a_dropped_connection_is_retried_and_nothing_is_lost(database_url, pg):

@@ -24,6 +24,7 @@ from stepwise.evals.search import (
     frontier,
     halves,
     measures_of,
+    sampling_error,
     search,
     search_space,
     split_items,
@@ -141,11 +142,12 @@ def test_params_become_the_configuration_file():
 
 
 def surface(params) -> Measures:
-    """A made-up workload: more samples are more accurate and slower; the judge adds accuracy and latency."""
+    """A made-up workload of 100 items: more samples are more accurate and slower; the judge adds accuracy and
+    latency."""
     accuracy = 0.3 + 0.05 * params["samples"] + (0.1 if "llm_judge" in params["verifiers"] else 0)
     accuracy += 0.05 if params["bank"] == LEARNED else 0
     latency = 1000.0 * (2 + params["samples"] + (4 if "llm_judge" in params["verifiers"] else 0))
-    return Measures(items=10, accuracy=min(accuracy, 1.0), p50_ms=latency, cost_per_item=latency / 1e6)
+    return Measures(items=100, accuracy=min(accuracy, 1.0), p50_ms=latency, cost_per_item=latency / 1e6)
 
 
 def stub(seen: list):
@@ -208,9 +210,22 @@ def cand(number, accuracy, p50_ms, cost=0.0, objective=NO_LIMITS) -> Candidate:
 def test_choose_takes_the_most_accurate_within_the_limits():
     """A more accurate candidate over the p50 limit loses to a less accurate one within it."""
     limit = Objective(max_p50_ms=20_000)
-    picks = [cand(0, 0.5, 15_000, objective=limit), cand(1, 0.9, 30_000, objective=limit),
-             cand(2, 0.7, 19_000, objective=limit)]
+    picks = [cand(0, 0.3, 15_000, objective=limit), cand(1, 0.9, 30_000, objective=limit),
+             cand(2, 0.8, 19_000, objective=limit)]
     assert choose(picks, limit).number == 2
+
+
+def test_a_gain_within_the_train_items_sampling_error_does_not_displace_the_default():
+    """One item more of 15 (80.0% against 86.7%) is level with the default, so the faster default stays; a gain
+    well past the error (80% against 100% on 40 items) wins; equal scores still go to the faster."""
+    def on(items, number, accuracy, p50_ms):
+        m = Measures(items, accuracy, p50_ms, 0.0)
+        return Candidate(number=number, params={}, measures=m, score=m.accuracy, feasible=True)
+
+    assert sampling_error(Measures(15, 0.8, 0, 0), Measures(15, 13 / 15, 0, 0)) > 1 / 15
+    assert choose([on(15, 0, 0.8, 42_400), on(15, 3, 13 / 15, 47_700)], NO_LIMITS).number == 0
+    assert choose([on(40, 0, 0.8, 42_400), on(40, 3, 1.0, 47_700)], NO_LIMITS).number == 3
+    assert choose([on(15, 0, 0.8, 42_400), on(15, 3, 13 / 15, 30_000)], NO_LIMITS).number == 3
 
 
 def test_choose_breaks_ties_by_latency_then_the_default():
