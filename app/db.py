@@ -35,7 +35,8 @@ def database_url(configured: str | None, data_dir: Path) -> str:
 
 
 # A number JSON writes with a positive exponent: msgspec writes floats of 1e16 and more so (1.2345678901234567e19).
-# Only a token standing between JSON's delimiters: a looser test (a digit, "e", a digit) also matched the hex of
+# Only a token standing between JSON's delimiters, as msgspec writes compact JSON (no spaces; the only JSON handed
+# in as msgspec.Raw is msgspec's own, app.trace._stored): a looser test (a digit, "e", a digit) also matched the hex of
 # run ids, in nearly half of the trace's events, and the rewrite below then took over half of the time the trace
 # writer spends making a batch's rows (cProfile over bench.sink's events).
 _BIG_FLOAT = re.compile(rb"(?:^|[:\[,])-?\d+(?:\.\d+)?e\+?\d+(?:$|[,\]}])")

@@ -67,9 +67,10 @@ UPDATE runs SET status = $2, finished_at = $3, error_type = $4, error = $5, late
         FROM model_calls WHERE model_calls.run_id = $1)  -- sums saturate at the integer columns' maximum
 WHERE run_id = $1"""
 _RUN_ANSWERED = "UPDATE runs SET answer = $2 WHERE run_id = $1"
-# A run started and ended within one batch (most runs: a batch gathers 50 ms of events) gets its runs row whole, all
-# of the batch's such runs in one statement, instead of three statements a run (BENCHMARKS.md, section 4, measures
-# the two). On conflict (a batch sent again after a writer died) the row is rewritten with the same values.
+# A run started and ended within one batch (a batch gathers 50 ms of events, so runs without a slow model call: a
+# server under load of imperative plans) gets its runs row whole, all of the batch's such runs in one statement,
+# instead of three statements a run (BENCHMARKS.md, section 4). On conflict (a batch sent again after a writer
+# died) the row is rewritten with the same values.
 _WHOLE_COLUMNS = ("run_id", "question", "status", "started_at", "finished_at", "deadline_s", "answer", "error_type",
                   "error", "latency_ms", "model_calls", "input_tokens", "output_tokens", "cached_tokens", "cost")
 _WHOLE_TYPES = ("uuid", "text", "text", "timestamptz", "timestamptz", "float8", "jsonb", "text", "text", "float8",

@@ -60,10 +60,12 @@ def markdown(optimizer: Any, objective: Objective, candidates: Sequence[Candidat
                      f"{marks.strip() or '–'} | {', '.join(map(str, c.eval_run_ids))} |")
     lines += ["", f"Chosen: candidate {chosen.number} ({changed(chosen.params, candidates[0].params) or 'the default'})"
               + ("" if chosen.feasible else ", though no candidate met the limits: the closest one") + f". "
-              f"Its configuration: `{CONFIG_FILE}`. A candidate displaces the default only when its score beats the "
-              "default's by more than the sampling error of the train items' accuracy"
-              + (f" (±{100 * sampling_error(candidates[0].measures, chosen.measures):.1f} points against the chosen "
-                 "one)" if chosen.number != candidates[0].number else "") + ".", ""]
+              f"Its configuration: `{CONFIG_FILE}`."
+              + (" An accuracy above the default's by no more than the train items' sampling error counts as level "
+                 "with it; p50, then cost, decide between level candidates"
+                 + (f" (±{100 * sampling_error(candidates[0].measures, chosen.measures):.1f} points between the "
+                    "default and the chosen one)" if chosen.feasible and chosen.number != 0 else "") + "."
+                 if candidates[0].feasible else ""), ""]
     lines += heldout_lines(heldout)
     lines += [f"![frontiers]({p.name})" for p in images]
     lines += ["", "In SQL: `SELECT * FROM optimize_candidate_scores WHERE optimize_run_id = "

@@ -257,17 +257,19 @@ async def search(evaluate: Evaluate, space: dict[str, list[Any]], defaults: dict
 
 def sampling_error(a: Measures, b: Measures) -> float:
     """One standard error of the difference between two accuracies measured on the same number of items (the
-    fewer of the two), at their mean: what two runs of one configuration differ by on such items, roughly."""
-    p, n = (a.accuracy + b.accuracy) / 2, min(a.items, b.items)
+    fewer of the two), at their mean moved toward one half as Agresti and Coull do ((k + 1) / (n + 2)), so that one
+    item of 15 stays within it at the ends too: what two runs of one configuration differ by, roughly."""
+    n = min(a.items, b.items)
+    p = ((a.accuracy + b.accuracy) / 2 * n + 1) / (n + 2)
     return math.sqrt(2 * p * (1 - p) / n) if n else 0.0
 
 
 def choose(candidates: Sequence[Candidate], objective: Objective) -> Candidate:
     """The best feasible candidate: highest score, then lower p50, lower cost, the earlier one (the default wins a
-    tie). A score above the default's by no more than the sampling error of the train items' accuracy counts as the
-    default's (level with it, so p50 and cost decide): on 15 items one item more is 6.7 points, and a candidate
-    chosen for it lost 12 points to the default on held-out items (README, "Tune it to your workload"). With none
-    feasible, the one closest to the limits."""
+    tie). An accuracy above the default's by no more than the sampling error of the train items counts as the
+    default's (so that gain alone does not win, and p50 and cost decide between level candidates): on 15 items one
+    item more is 6.7 points, and a candidate chosen for it lost 12 points to the default on held-out items (README,
+    "Tune it to your workload"). With none feasible, the one closest to the limits."""
     if not candidates:
         raise ValueError("no candidate was evaluated")
     feasible = [c for c in candidates if c.feasible]
@@ -275,10 +277,10 @@ def choose(candidates: Sequence[Candidate], objective: Objective) -> Candidate:
         default = next((c for c in feasible if c.number == 0), None)
 
         def score(c: Candidate) -> float:
-            if default is not None and default.score < c.score <= default.score + sampling_error(default.measures,
-                                                                                                  c.measures):
-                return default.score
-            return c.score
+            if default is None:
+                return c.score
+            gain = c.measures.accuracy - default.measures.accuracy
+            return c.score - gain if 0 < gain <= sampling_error(default.measures, c.measures) else c.score
 
         return min(feasible, key=lambda c: (-score(c), c.measures.p50_ms, c.measures.cost_per_item, c.number))
 

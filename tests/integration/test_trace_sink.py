@@ -103,6 +103,29 @@ async def test_a_run_held_whole_by_one_batch_gets_the_same_runs_row_as_one_writt
         await conn.close()
 
 
+async def test_a_batch_mixing_whole_runs_and_a_run_begun_earlier_writes_each_row_as_event_by_event(database_url, pg):
+    """A finished run, a failed one without an answer, and the end of a run begun in an earlier batch, in one batch:
+    each runs row as the per-event path writes it."""
+    conn = await db.connect(database_url)
+    try:
+        now = time.time()
+        ids = {name: (uuid.uuid4(), uuid.uuid4()) for name in ("finished", "failed", "begun")}
+        for copy in (0, 1):
+            made = {name: variants(ids[name][copy], now)["failed" if name == "failed" else "finished"]
+                    for name in ids}
+            if copy == 0:
+                await write_batch(conn, made["begun"][:3])
+                await write_batch(conn, made["finished"] + made["failed"] + made["begun"][3:])
+            else:
+                for event in made["finished"] + made["failed"] + made["begun"]:
+                    await write_batch(conn, [event])
+        for name, (batched, piecewise) in ids.items():
+            assert await runs_row(pg, batched) == await runs_row(pg, piecewise), name
+        assert (await runs_row(pg, ids["failed"][0]))["answer"] is None
+    finally:
+        await conn.close()
+
+
 async def test_a_batch_written_again_leaves_one_runs_row_as_it_was(database_url, pg):
     """A batch sent again (a writer that died between committing it and reporting it) rewrites its whole runs' rows
     with the same values: one row, unchanged."""

@@ -226,6 +226,15 @@ def test_a_gain_within_the_train_items_sampling_error_does_not_displace_the_defa
     assert choose([on(15, 0, 0.8, 42_400), on(15, 3, 13 / 15, 47_700)], NO_LIMITS).number == 0
     assert choose([on(40, 0, 0.8, 42_400), on(40, 3, 1.0, 47_700)], NO_LIMITS).number == 3
     assert choose([on(15, 0, 0.8, 42_400), on(15, 3, 13 / 15, 30_000)], NO_LIMITS).number == 3
+    assert choose([on(15, 0, 14 / 15, 42_400), on(15, 3, 1.0, 47_700)], NO_LIMITS).number == 0
+
+
+def test_the_margin_discounts_accuracy_only_not_a_weighted_objectives_latency():
+    """With a weight on latency, 20 points more of accuracy (past the error) still win though the score gap is small."""
+    mix = Objective(latency_weight=0.01)
+    picks = [cand(0, 0.8, 42_400, objective=mix), cand(1, 1.0, 60_000, objective=mix)]
+    picks = [msgspec.structs.replace(c, measures=msgspec.structs.replace(c.measures, items=15)) for c in picks]
+    assert choose(picks, mix).number == 1
 
 
 def test_choose_breaks_ties_by_latency_then_the_default():

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import asyncpg
+import msgspec
 import pytest
 
 from stepwise.app.trace import TraceSink
@@ -19,6 +20,11 @@ POISON = 10**5000  # a result JSON cannot hold (the stand-in describes it)
 def tool_called(n: int, result: object = 0) -> ev.ToolCalled:
     return ev.ToolCalled(run_id=uuid.UUID(int=1), at=time.time(), step_id=n, tool="calculator", args={}, result=result,
                          error=None, latency_ms=0.1)
+
+
+def payload(value):
+    """The event an `events` row's payload holds: its JSON as the sink sends it (msgspec.Raw), or the event itself."""
+    return msgspec.json.decode(value, type=ev.AnyEvent) if isinstance(value, msgspec.Raw) else value
 
 
 class Refusing:
@@ -54,9 +60,10 @@ class Refusing:
             first, self.server.first = self.server.first, None
             self.closed = self.server.closes
             raise first
-        if any(record[3].result == POISON for record in records if isinstance(record[3], ev.ToolCalled)):
+        events = [payload(record[3]) for record in records]
+        if any(event.result == POISON for event in events if isinstance(event, ev.ToolCalled)):
             raise self.server.error
-        self._staged += [record[3] for record in records]
+        self._staged += events
 
     async def executemany(self, query: str, rows: list) -> None:
         pass
