@@ -233,7 +233,7 @@ class ProgramPlanner:
             return _Rules()
         return _Rules(magnitude=asks_for_difference(question), whole=counts_things(question),
                       given=given_numbers(question), reads=READ in self.fitting(question, allowed),
-                      options=len(options(question)))
+                      options=len(options(question)), arithmetic=self.arithmetic)
 
     async def _compiled(self, texts: list[str], tools: Mapping[str, Tool],
                         question: str | None = None, about: str | None = None) -> _Compiled:
@@ -497,6 +497,7 @@ class _Rules(msgspec.Struct, frozen=True):
     given: frozenset[float] = frozenset()
     reads: bool = False
     options: int = 0
+    arithmetic: str = "calculator"  # the tool whose programs are word problems' (the sign rule)
 
 
 def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Rules(),
@@ -512,6 +513,10 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
       fact only the documents hold);
     - for a question counting things (`whole`), a fraction, when some sample computed a whole number: 8.67 friends
       is a wrong program however many samples wrote it;
+    - for a word problem (every computed sample arithmetic alone) not asking a difference's size, a negative number,
+      when another sample computed one that is not: the amount a word problem asks for is not below zero, and a
+      sample reaching one subtracted the wrong way round (re-voting two runs' recorded samples of gsm_symbolic
+      items, 100 and 56: +1 -0 and +0 -0);
     - a sample using fewer of the question's numbers (`given`) than another: leaving a given number out usually
       means leaving a step out, even when most samples leave it out (re-voting recorded samples: +2 −0 on 100
       gsm_symbolic items and +1 −0 on the dev set's computed numbers, against applying it only without a majority),
@@ -531,6 +536,10 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     computed = [i for i, v in enumerate(values) if i in eligible and v is not None and v is not _REFUSED]
     if rules.whole and any(_whole(values[i]) for i in computed):
         computed = [i for i in computed if not is_number(values[i]) or _whole(values[i])]
+    signs = {values[i] >= 0 for i in computed if is_number(values[i])}
+    if not magnitude and len(signs) == 2 and _word_problem(
+            [programs[i] for i in computed], [values[i] for i in computed], rules.arithmetic):
+        computed = [i for i in computed if not is_number(values[i]) or values[i] >= 0]
     if computed:
         reached = {i: _reached_by(values[i], worked, magnitude) for i in computed}
         if texts is not None:
