@@ -490,14 +490,15 @@ def _key(value: Any, magnitude: bool = False) -> Any:
 class _Rules(msgspec.Struct, frozen=True):
     """What the question says about its answer, for the vote: a difference's size (`magnitude`: 9 and -9 are one
     answer), a count (`whole`), the numbers it gives (`given`), names the documents hold (`reads`), how many options
-    it offers to choose from (`options`)."""
+    it offers to choose from (`options`); and the arithmetic tool (`arithmetic`), whose programs alone make a word
+    problem (None, as for a replan: no word-problem rule)."""
 
     magnitude: bool = False
     whole: bool = False
     given: frozenset[float] = frozenset()
     reads: bool = False
     options: int = 0
-    arithmetic: str = "calculator"  # the tool whose programs are word problems' (the sign rule)
+    arithmetic: str | None = None
 
 
 def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Rules(),
@@ -516,7 +517,8 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     - for a word problem (every computed sample arithmetic alone) not asking a difference's size, a negative number,
       when another sample computed one that is not: the amount a word problem asks for is not below zero, and a
       sample reaching one subtracted the wrong way round (re-voting two runs' recorded samples of gsm_symbolic
-      items, 100 and 56: +1 -0 and +0 -0);
+      items, 100 and 56: +1 -0 and +0 -0; a negative majority is then no majority, so the run waits for a worked
+      solution, which those re-votes could not measure);
     - a sample using fewer of the question's numbers (`given`) than another: leaving a given number out usually
       means leaving a step out, even when most samples leave it out (re-voting recorded samples: +2 −0 on 100
       gsm_symbolic items and +1 −0 on the dev set's computed numbers, against applying it only without a majority),
@@ -536,9 +538,8 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     computed = [i for i, v in enumerate(values) if i in eligible and v is not None and v is not _REFUSED]
     if rules.whole and any(_whole(values[i]) for i in computed):
         computed = [i for i in computed if not is_number(values[i]) or _whole(values[i])]
-    signs = {values[i] >= 0 for i in computed if is_number(values[i])}
-    if not magnitude and len(signs) == 2 and _word_problem(
-            [programs[i] for i in computed], [values[i] for i in computed], rules.arithmetic):
+    if (rules.arithmetic is not None and not magnitude and _word_problem(programs, values, rules.arithmetic)
+            and len({values[i] >= 0 for i in computed if is_number(values[i])}) == 2):
         computed = [i for i in computed if not is_number(values[i]) or values[i] >= 0]
     if computed:
         reached = {i: _reached_by(values[i], worked, magnitude) for i in computed}

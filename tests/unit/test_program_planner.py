@@ -396,15 +396,17 @@ async def test_only_the_samples_using_the_most_of_the_questions_numbers_vote_maj
 
 
 def test_a_negative_amount_loses_its_vote_to_a_sample_computing_one_that_is_not():
-    """Word-problem programs computing -204, 42, 26, 1.5 and 10: the negative one, which would win the five-way tie
-    as the shortest, subtracted the wrong way round and loses its vote; with every sample negative, or a question
-    asking a difference's size (where -204 and 204 are one answer), nothing is taken away."""
+    """Word-problem programs computing -204, 42, 26, 1.5 and 10: the negative one loses its vote; with every sample
+    negative, a difference's size asked (-204 and 204 one answer), or no word problem, nothing is taken away."""
     texts = ["answer = 6 - 210", "a = 40 + 1\nanswer = a + 1", "a = 20 + 5\nanswer = a + 1",
              "a = 3 / 1\nanswer = a / 2", "a = 5 * 1\nanswer = a * 2"]
     programs = [compile_program(t, default_tools(), "general") for t in texts]
-    assert _vote(programs, [-204, 42, 26, 1.5, 10]) == (1, 1)
-    assert _vote(programs, [-204, -42, -26, -1.5, -10]) == (0, 1)
-    assert _vote(programs, [-204, 42, 26, 1.5, 10], _Rules(magnitude=True)) == (0, 1)
+    rules = _Rules(arithmetic="calculator")
+    assert _vote(programs, [-204, 42, 26, 1.5, 10], rules) == (1, 1)
+    assert _vote(programs, [-204, 42, 26, 1.5, 10]) == (0, 1)  # the shortest, earliest: without the rule
+    assert _vote(programs, [-204, -42, -26, -1.5, -10], rules) == (0, 1)
+    assert _vote(programs, [-204, 42, 26, 1.5, 10], _Rules(magnitude=True, arithmetic="calculator")) == (0, 1)
+    assert _vote(programs, [-204, 42, 26, 1.5, 10], _Rules(arithmetic="lookup")) == (0, 1)
 
 
 async def test_a_sample_leaving_a_number_out_keeps_its_vote_when_a_worked_solution_reached_its_value():
