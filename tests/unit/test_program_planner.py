@@ -571,3 +571,40 @@ async def test_a_line_nothing_uses_neither_costs_a_sample_its_vote_nor_runs():
     assert sampled.values == [14, 15, 14] and sampled.votes == 2
     report = fold(recorder.events)
     assert report.status == "finished" and [s.input for s in report.plan.steps] == [{"query": "14"}]
+
+
+def test_a_second_read_about_a_thing_the_question_names_plainly_is_a_needless_hop():
+    """A read asking the question with an earlier answer in place of a plainly named thing is flagged with its line;
+    in place of a thing named through another ("the company that built …", "the bridge's builder") or of a pronoun,
+    it is a hop and is not."""
+    from stepwise.reasoning.program_planner import needless_hop
+
+    question = "In which year was the Kell Viaduct opened?"
+    assert needless_hop('v = read("What was the Kell Viaduct opened?")\n'
+                        'answer = read(f"In which year was {v} opened?")', question) == 2
+    assert needless_hop('v = read("Where is the Kell Viaduct?")\n'
+                        'answer = read(f"In which year was the {v} Viaduct opened?")', question) == 2
+    assert needless_hop(f'answer = read("{question}")', question) is None
+    assert needless_hop('m = read("Which company built the Kell Viaduct?")\nanswer = read(f"Who founded {m}?")',
+                        "Who founded the company that built the Kell Viaduct?") is None
+    assert needless_hop('m = read("Which company built the bridge?")\nanswer = read(f"Who founded {m}?")',
+                        "Who founded the Kell bridge's builder?") is None
+    assert needless_hop('m = read("Which viaduct crosses the Kell?")\nanswer = read(f"When was {m} opened?")',
+                        "A viaduct crosses the Kell. When was it opened?") is None
+
+
+async def test_samples_hopping_needlessly_lose_to_one_reading_the_question():
+    """Three of five samples read the plainly named thing first and then ask the question about its answer: they do
+    not compile, and a program reading the question once runs."""
+    question = "When was the Orrin expense policy last revised?"
+    hop = 'p = read("What is the Orrin expense policy?")\nanswer = read(f"When was {p} last revised?")'
+    backend = Samples([hop, hop, f'answer = read("{question}")', hop, f'when = read("{question}")\nanswer = when'],
+                      "In 2021.", '{"text":"In 2021.","uses":[2]}')
+    tools = {**default_tools(), "docs": DocSearch(DOCS)}
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5, worked=False),
+                         composer=lambda router: Composer(router))
+    recorder = ev.Recorder()
+    await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
+    sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
+    assert [e is not None and "line 2" in e for e in sampled.errors] == [True, True, False, True, False]
+    assert [s.target for s in fold(recorder.events).steps] == ["docs", "general"]
