@@ -154,9 +154,7 @@ class ProgramPlanner:
         completion, _ = await self.router.call(self.target, messages, ctx, purpose=purpose,
                                                constraint=Grammar(grammar), sampling=sampling,
                                                on_progress=PlanProgress(ctx.sink, ctx.run_id, purpose))
-        texts = [completion.text, *completion.alternatives][:samples]
-        if question is not None:  # what runs and is recorded: a copied two-hop question's first read made its first hop
-            texts = [uncopied(text, question) or text for text in texts]
+        texts = self._rewritten([completion.text, *completion.alternatives][:samples], about, allowed)
         programs, errors, values = await self._compiled(texts, tools, question, about)
         rules = self._rules(question, allowed)
         chosen, votes = _vote(programs, values, rules, texts)
@@ -200,6 +198,15 @@ class ProgramPlanner:
         assert program is not None
         return program.needed()
 
+    def _rewritten(self, texts: list[str], question: str | None, allowed: tuple[str, ...]) -> list[str]:
+        """The sampled programs as they run and are recorded: for a question naming what the documents hold, asking
+        the documents (`reading`), and each first hop asking for the thing the next hop needs (`first_hops`)."""
+        if question is None:
+            return texts
+        if READ in self.fitting(question, allowed):
+            texts = [reading(text) or text for text in texts]
+        return [first_hops(text, question) or text for text in texts]
+
     async def _more(self, messages: list[Message], ctx: RunContext, purpose: PlanPurpose, grammar: str,
                     sampling: Sampling, tools: Mapping[str, Tool],
                     question: str | None) -> tuple[list[str], _Compiled]:
@@ -208,7 +215,7 @@ class ProgramPlanner:
             return [], ([], [], [])
         extra, _ = await self.router.call(self.target, messages, ctx, purpose=purpose, constraint=Grammar(grammar),
                                           sampling=msgspec.structs.replace(sampling, n=self.more))
-        texts = [extra.text, *extra.alternatives][:self.more]
+        texts = self._rewritten([extra.text, *extra.alternatives][:self.more], question, tuple(tools))
         return texts, await self._compiled(texts, tools, question, question)
 
     async def _worked(self, question: str, ctx: RunContext) -> list[float | None]:
@@ -387,13 +394,15 @@ def _call_lines(body: list[ast.stmt]) -> list[tuple[int, str | None, ast.Call]]:
     return found
 
 
-def uncopied(text: str, question: str) -> str | None:
-    """The program with its copying first read asking the first hop alone, when the question has the shape that
-    allows it: the later read's own words taken off the question ("Who founded {maker}?" off "Who founded the shipyard
-    that built the ship Tern?") leave the thing the first hop names ("the shipyard that built the ship Tern"), asked
-    for as "Which shipyard built the ship Tern?". None when no line copies the question or the rest is not "the …
-    that/which/who …". The small planner writes the second read right and copies the question into the first with
-    every sample for such questions; told so, it rewrote an example's program instead."""
+def first_hops(text: str, question: str) -> str | None:
+    """The program with each first hop asking for just the thing its answer stands for in a later call, when that
+    later call is one of the question's sentences with the answer in place of a description ("Who founded {maker}?"
+    over "Who founded the shipyard that built the ship Tern?" leaves "the shipyard that built the ship Tern"): that
+    thing asked for as "Which shipyard built the ship Tern?" ("the … that/which/who …"), otherwise as "What is the
+    name of the first winner of the Stellan Prize?". None when no first hop changes. The small planner writes the
+    second read right and words the first hop wrong: it copies the whole question (with every sample, for some
+    questions), asks for a year where the next read needs a person ("In which year was 1850 born?"), or for a town
+    where it needs the academy in that town."""
     source = text.strip()
     try:
         body = ast.parse(source).body
@@ -401,23 +410,52 @@ def uncopied(text: str, question: str) -> str | None:
         return None
     sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
     calls = [(name, call) for _, name, call in _call_lines(body) if name is not None]
+    rewritten = source
     for position, (name, call) in enumerate(calls[:-1]):
         first = call.args[0]
         if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
             continue
-        sentence = next((s for s in sentences if _normal(s) == _normal(first.value)), None)
-        if sentence is None:
+        rests = [rest for _, later in calls[position + 1:] for sentence in sentences
+                 if (rest := _hop_over(sentence, later.args[0], name)) is not None and _description(rest)]
+        segment = ast.get_source_segment(source, first)
+        if not rests or segment is None:
             continue
-        for _, later in calls[position + 1:]:
-            rest = _hop_over(sentence, later.args[0], name)
-            if rest is None:
-                continue
-            shaped = re.fullmatch(r"the (.+?) (?:that|which|who) (.+)", rest, re.IGNORECASE)
-            segment = ast.get_source_segment(source, first)
-            if shaped is None or segment is None:
-                return None
-            return source.replace(segment, json.dumps(f"Which {shaped.group(1)} {shaped.group(2)}?"), 1)
-    return None
+        shaped = re.fullmatch(r"the (.+?) (?:that|which|who) (.+)", rests[0], re.IGNORECASE)
+        if shaped and not _description(f"the {shaped.group(1)}"):  # not "the winner of the prize that …"
+            asked = f"Which {shaped.group(1)} {shaped.group(2)}?"
+        else:
+            asked = f"What is the name of {rests[0]}?"
+        if _normal(asked) != _normal(first.value):
+            rewritten = rewritten.replace(segment, json.dumps(asked), 1)
+    return rewritten if rewritten != source else None
+
+
+def reading(text: str) -> str | None:
+    """The program with each `ask(…)` a `read(…)`, None if it asks nothing: for a question naming what the documents
+    hold, the general expert answers from what it imagines (a year of birth for a diplomat only the documents know;
+    asked the first hop, "John F…"), and the small planner still writes `ask` in every sample for some such
+    questions."""
+    try:
+        body = ast.parse(text.strip()).body
+    except SyntaxError:
+        return None
+    lines = text.strip().split("\n")
+    asks = sorted(((node.func.lineno, node.func.col_offset) for statement in body for node in ast.walk(statement)
+                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == ASK),
+                  reverse=True)
+    for line, column in asks:  # from the end: an earlier replacement does not move a later one
+        # col_offset counts UTF-8 bytes
+        raw = lines[line - 1].encode()
+        lines[line - 1] = (raw[:column] + READ.encode() + raw[column + len(ASK):]).decode()
+    return "\n".join(lines) if asks else None
+
+
+def _description(phrase: str) -> bool:
+    """Whether a phrase names a thing through another: "the founder of …", "the company that built …", "the
+    bridge's builder" (a noun phrase relating its thing to another)."""
+    words = re.findall(r"[A-Za-z]+(?:['’]s)?", phrase)
+    return bool(words) and words[0].lower() in ("the", "a", "an") and any(
+        w.lower() in _RELATING or w.endswith(("'s", "’s")) for w in words)
 
 
 def needless_hop(text: str, question: str) -> int | None:

@@ -263,7 +263,7 @@ def test_the_whole_question_read_once_and_only_passed_on_is_not_a_copy():
 async def test_a_copied_question_that_names_its_first_hop_as_the_thing_that_did_something_is_asked_that_hop():
     """Every sample reads "Who founded the company that built the bridge?" first, then "Who founded {x}?": the first
     read becomes "Which company built the bridge?", with no second planner call."""
-    from stepwise.reasoning.program_planner import uncopied
+    from stepwise.reasoning.program_planner import first_hops
 
     question = "Who founded the company that built the bridge?"
     copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
@@ -271,19 +271,48 @@ async def test_a_copied_question_that_names_its_first_hop_as_the_thing_that_did_
     report, _ = await run(backend, question)
     assert [s.input for s in report.steps] == ["Which company built the bridge?", "Who founded Orrin Works?"]
     assert len([c for c in backend.calls if isinstance(c.get("constraint"), Grammar)]) == 1
-    assert uncopied('y = ask("In which town was the mill that made the sails founded?")\nanswer = ask(f"In which town '
-                    'was {y} founded?")', "In which town was the mill that made the sails founded?") == (
+    assert first_hops('y = ask("In which town was the mill that made the sails founded?")\nanswer = ask(f"In which '
+                      'town was {y} founded?")', "In which town was the mill that made the sails founded?") == (
         'y = ask("Which mill made the sails?")\nanswer = ask(f"In which town was {y} founded?")')
-    assert uncopied('y = ask("Who founded the bridge\'s builder?")\nanswer = ask(f"Who founded {y}?")',
-                    "Who founded the bridge's builder?") is None
+    assert first_hops('y = ask("Who founded the bridge\'s builder?")\nanswer = ask(f"Who is the founder of {y}?")',
+                      "Who founded the bridge's builder?") is None
+
+
+def test_each_first_hop_asks_for_the_thing_the_next_hop_puts_its_answer_in_place_of():
+    """A first hop asking for a year, or for a town, where the next read needs the question's person or academy asks
+    for that thing by the question's own description; a right first hop, or a later read not fitting the question,
+    stays."""
+    from stepwise.reasoning.program_planner import first_hops
+
+    born = "In which year was the first keeper of the Tor lighthouse born?"
+    assert first_hops('k = read("What year was the first keeper of the Tor lighthouse?")\nanswer = read(f"In which '
+                      'year was {k} born?")', born) == ('k = read("What is the name of the first keeper of the Tor '
+                                                       'lighthouse?")\nanswer = read(f"In which year was {k} born?")')
+    taught = "Who founded the academy where the painter Ada Lune taught?"
+    assert first_hops('a = read("Where did Ada Lune teach?")\nanswer = read(f"Who founded {a}?")', taught) == (
+        'a = read("What is the name of the academy where the painter Ada Lune taught?")\n'
+        'answer = read(f"Who founded {a}?")')
+    assert first_hops('m = read("Which company built the Kell Viaduct?")\nanswer = read(f"Who founded {m}?")',
+                      "Who founded the company that built the Kell Viaduct?") is None
+    assert first_hops('a = read("Where did Ada Lune teach?")\nanswer = read(f"Who started {a}?")', taught) is None
+
+
+def test_for_a_question_naming_what_the_documents_hold_every_ask_reads_them():
+    """`ask(…)` becomes `read(…)`, its argument and the rest of the program as written; a program asking nothing is
+    left."""
+    from stepwise.reasoning.program_planner import reading
+
+    assert reading('d = ask("Who négotiated the Accord?")\nanswer = ask(f"When was {d} born?")') == (
+        'd = read("Who négotiated the Accord?")\nanswer = read(f"When was {d} born?")')
+    assert reading("answer = 3 + 4") is None
 
 
 async def test_when_every_sample_copies_the_question_the_planner_is_told_to_ask_the_first_fact():
     """Five samples asking the whole question first, in a shape that names no first hop: none runs; one greedy
     rewrite is asked for with the reason."""
     question = "Who founded the bridge's builder?"
-    copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
-    good = 'x = ask("Which company built the bridge?")\nanswer = ask(f"Who founded {x}?")'
+    copy = f'x = ask("{question}")\nanswer = ask(f"Who is the founder of {{x}}?")'
+    good = 'x = ask("Which company built the bridge?")\nanswer = ask(f"Who is the founder of {x}?")'
     backend = Batches([[copy] * 5, [good]], "Orrin Works", "Tamsin Vey", '{"text":"Tamsin Vey.","uses":[2]}')
     report, _ = await run(backend, question)
     grammar_calls = [c for c in backend.calls if isinstance(c.get("constraint"), Grammar)]
@@ -310,7 +339,7 @@ async def test_samples_differing_only_in_their_names_vote_together():
     """`maker` and `builder` name the same read: those two samples outvote a third plan written once."""
     a = 'maker = ask("Which company built the bridge?")\nanswer = ask(f"Who founded {maker}?")'
     b = 'builder = ask("Which company built the bridge?")\nanswer = ask(f"Who founded {builder}?")'
-    c = 'who = ask("Who designed the bridge?")\nanswer = ask(f"Who founded {who}?")'
+    c = 'who = ask("Who designed the bridge?")\nanswer = ask(f"Who taught {who}?")'
     backend = Samples([c, a, b], "Orrin Works", "Tamsin Vey", '{"text":"Tamsin Vey.","uses":[2]}')
     report, events = await run(backend, "Who founded the company that built the bridge?", samples=3)
     sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
@@ -332,7 +361,7 @@ async def test_when_the_rewrite_does_not_compile_a_sample_set_aside_for_copying_
     """Every sample copies the question and the greedy rewrite is invalid: the first copying sample runs rather than
     the run failing for want of a plan."""
     question = "Who founded the bridge's builder?"
-    copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
+    copy = f'x = ask("{question}")\nanswer = ask(f"Who is the founder of {{x}}?")'
     backend = Batches([[copy] * 5, ["answer = y + 1"]], "Orrin Works", "Tamsin Vey",
                       '{"text":"Tamsin Vey.","uses":[2]}')
     report, _ = await run(backend, question)
