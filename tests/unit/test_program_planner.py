@@ -280,8 +280,8 @@ async def test_a_copied_question_that_names_its_first_hop_as_the_thing_that_did_
 
 def test_each_first_hop_asks_for_the_thing_the_next_hop_puts_its_answer_in_place_of():
     """A first hop asking for a year, or for a town, where the next read needs the question's person or academy asks
-    for that thing by the question's own description; a right first hop, or a later read not fitting the question,
-    stays."""
+    for that thing by the question's own description; a first hop asking for just that thing, or a later read not
+    fitting the question, stays."""
     from stepwise.reasoning.program_planner import first_hops
 
     born = "In which year was the first keeper of the Tor lighthouse born?"
@@ -294,6 +294,10 @@ def test_each_first_hop_asks_for_the_thing_the_next_hop_puts_its_answer_in_place
         'answer = read(f"Who founded {a}?")')
     assert first_hops('m = read("Which company built the Kell Viaduct?")\nanswer = read(f"Who founded {m}?")',
                       "Who founded the company that built the Kell Viaduct?") is None
+    assert first_hops('k = read("Who was the first keeper of the Tor lighthouse?")\nanswer = read(f"In which year was '
+                      '{k} born?")', born) is None
+    assert first_hops('k = read("When was the first keeper of the Tor lighthouse?")\nanswer = read(f"In which year '
+                      'was {k} born?")', born) is not None
     assert first_hops('a = read("Where did Ada Lune teach?")\nanswer = read(f"Who started {a}?")', taught) is None
 
 
