@@ -298,7 +298,21 @@ def test_each_first_hop_asks_for_the_thing_the_next_hop_puts_its_answer_in_place
                       '{k} born?")', born) is None
     assert first_hops('k = read("When was the first keeper of the Tor lighthouse?")\nanswer = read(f"In which year '
                       'was {k} born?")', born) is not None
+    assert first_hops('a = read("Where is the academy where the painter Ada Lune taught?")\nanswer = read(f"Who '
+                      'founded {a}?")', taught) is not None
     assert first_hops('a = read("Where did Ada Lune teach?")\nanswer = read(f"Who started {a}?")', taught) is None
+    assert first_hops('a = sql("SELECT name FROM academies")\nanswer = read(f"Who founded {a}?")', taught) is None
+
+
+def test_a_first_hop_is_rewritten_where_it_stands():
+    """Of two lines asking the same words, the one whose answer the next hop uses is rewritten; text beyond ASCII
+    stays as written."""
+    from stepwise.reasoning.program_planner import first_hops
+
+    question = "Who founded the café that baked the cake?"
+    copy = f'x = ask("{question}")\n'
+    assert first_hops(f'{copy}y = ask("{question}")\nanswer = ask(f"Who founded {{y}}?")', question) == (
+        f'{copy}y = ask("Which café baked the cake?")\nanswer = ask(f"Who founded {{y}}?")')
 
 
 def test_for_a_question_naming_what_the_documents_hold_every_ask_reads_them():
@@ -311,9 +325,22 @@ def test_for_a_question_naming_what_the_documents_hold_every_ask_reads_them():
     assert reading("answer = 3 + 4") is None
 
 
+def test_a_question_names_what_the_documents_hold_by_a_name_they_hold_word_for_word():
+    """A run of capitalised words the documents hold as it is ("the Tor lighthouse") counts; one word in common with
+    them ("Prize") does not."""
+    from stepwise.reasoning.program_planner import names_documented
+    from stepwise.tools.docs import Passage
+
+    class Docs:
+        passages = [Passage("tor.md:3", "The Tor lighthouse was first lit in 1868. The Tor Prize is given yearly.")]
+
+    assert names_documented("When was the Tor lighthouse first lit?", Docs())
+    assert not names_documented("Who won the Nobel Prize in 1921?", Docs())
+
+
 async def test_when_every_sample_copies_the_question_the_planner_is_told_to_ask_the_first_fact():
-    """Five samples asking the whole question first, in a shape that names no first hop: none runs; one greedy
-    rewrite is asked for with the reason."""
+    """Five samples asking the whole question first, their second call not the question's own words (so no first hop
+    is asked for in them): none runs; one greedy rewrite is asked for with the reason."""
     question = "Who founded the bridge's builder?"
     copy = f'x = ask("{question}")\nanswer = ask(f"Who is the founder of {{x}}?")'
     good = 'x = ask("Which company built the bridge?")\nanswer = ask(f"Who is the founder of {x}?")'
@@ -609,11 +636,11 @@ async def test_a_line_nothing_uses_neither_costs_a_sample_its_vote_nor_runs():
 def test_a_second_read_about_a_thing_the_question_names_plainly_is_a_needless_hop():
     """A read asking the question with an earlier answer in place of a plainly named thing is flagged with its line;
     in place of a thing named through another ("the company that built …", "the bridge's builder") or of a pronoun,
-    it is a hop and is not."""
+    or after a call asking for just that thing (a compound name), it is a hop and is not."""
     from stepwise.reasoning.program_planner import needless_hop
 
     question = "In which year was the Kell Viaduct opened?"
-    assert needless_hop('v = read("What was the Kell Viaduct opened?")\n'
+    assert needless_hop('v = read("When was the Kell Viaduct opened?")\n'
                         'answer = read(f"In which year was {v} opened?")', question) == 2
     assert needless_hop('v = read("Where is the Kell Viaduct?")\n'
                         'answer = read(f"In which year was the {v} Viaduct opened?")', question) == 2
@@ -624,6 +651,8 @@ def test_a_second_read_about_a_thing_the_question_names_plainly_is_a_needless_ho
                         "Who founded the Kell bridge's builder?") is None
     assert needless_hop('m = read("Which viaduct crosses the Kell?")\nanswer = read(f"When was {m} opened?")',
                         "A viaduct crosses the Kell. When was it opened?") is None
+    assert needless_hop('w = read("Who was the first Tor Prize winner?")\nanswer = read(f"When was {w} born?")',
+                        "When was the first Tor Prize winner born?") is None
 
 
 async def test_samples_hopping_needlessly_lose_to_one_reading_the_question():
