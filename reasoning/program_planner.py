@@ -200,13 +200,14 @@ class ProgramPlanner:
 
     def _rewritten(self, texts: list[str], question: str | None, allowed: tuple[str, ...]) -> list[str]:
         """The sampled programs as they run and are recorded, a replan's too: for a question naming a thing the
-        documents name (`names_documented`), asking the documents (`reading`), and each first hop asking for the thing
-        the next hop needs (`first_hops`)."""
+        documents name (`names_documented`), asking the documents (`reading`), each first hop asking for the thing
+        the next hop needs (`first_hops`), and no hop to a thing the question names (`unhopped`)."""
         if question is None:
             return texts
         if "docs" in allowed and names_documented(question, self.tools["docs"]):
             texts = [reading(text) or text for text in texts]
-        return [first_hops(text, question) or text for text in texts]
+        texts = [first_hops(text, question) or text for text in texts]
+        return [unhopped(text, question) or text for text in texts]
 
     async def _more(self, messages: list[Message], ctx: RunContext, purpose: PlanPurpose, grammar: str,
                     sampling: Sampling, tools: Mapping[str, Tool],
@@ -266,9 +267,6 @@ class ProgramPlanner:
             return None, (f"line {line} passes the whole question on; a question about something named through "
                           "another thing asks the first fact alone, then uses its answer in the next call; a question "
                           "needing one fact is one call, on the `answer = ` line")
-        if question is not None and (line := needless_hop(text, question)):
-            return None, (f"line {line} asks about an earlier answer in place of a thing the question names itself; "
-                          "a question about a named thing needs no first hop: one call, on the `answer = ` line")
         if about is not None and (invented := elsewhere(text, about)):
             line, names = invented
             return None, (f"line {line} asks about {', '.join(sorted(names))}, which the question does not name; "
@@ -412,7 +410,7 @@ def first_hops(text: str, question: str) -> str | None:
         return None
     sentences = _sentences(question)
     calls = [(name, call) for _, name, call in _call_lines(body) if name is not None]
-    edits = []
+    edits: list[tuple[ast.expr, str]] = []
     for position, (name, call) in enumerate(calls[:-1]):
         first = call.args[0]
         if not (isinstance(call.func, ast.Name) and call.func.id in (READ, ASK)
@@ -460,7 +458,7 @@ def _document_text(docs: Tool) -> str:
     return " ".join(p.text for p in getattr(docs, "passages", ()))
 
 
-def _spliced(source: str, edits: list[tuple[ast.expr, str]]) -> str:
+def _spliced(source: str, edits: Sequence[tuple[ast.expr, str]]) -> str:
     """`source` with each node's text replaced by the given text, by its position (the same words may stand at two
     places; ast counts columns in UTF-8 bytes), from the end so that no replacement moves another."""
     data = source.encode()
@@ -493,34 +491,38 @@ def _description(phrase: str) -> bool:
     return bool(words) and words[0].lower() in ("the", "a", "an") and _relates(words)
 
 
-def needless_hop(text: str, question: str) -> int | None:
-    """The line of a program's call that asks one of the question's sentences about an earlier call's answer put in
-    place of a thing the sentence names plainly, with no relation to anything else ("In which year was {x} first
-    lit?" over "In which year was the Brannock lighthouse first lit?"), if one does: the question needs no first hop
-    to say what that thing is — unless the earlier call asked who or which is just that thing (`_asks_for`: "Who was
-    the first Tor Prize winner?" before "When was {w} born?", a description written as a compound name; "What is the
-    Tor lighthouse?" asks what it is like). Sampled for a one-fact
-    question (two of five samples, three runs of the new-user test here on 3 December), such programs asked their
-    second read about the first one's answer ("In which year was 1868 first lit?"), which the documents do not hold:
-    a CI run answered "not in the documents". On the dev set's two-hop document questions it set aside one sample
-    in each of two runs (README, Evaluation, "Twentieth session")."""
+def unhopped(text: str, question: str) -> str | None:
+    """The program with each call that is one of the question's sentences, but for an earlier call's answer in place
+    of a thing the sentence names plainly (no relation to anything else: "In which year was {x} first lit?" over "In
+    which year was the Brannock lighthouse first lit?"), asking that sentence itself; None if none is. The question
+    needs no hop to say what that thing is — unless the earlier call asked who or which is just that thing
+    (`_asks_for`: "Who was the first Tor Prize winner?" before "When was {w} born?", a description written as a
+    compound name; "What is the Tor lighthouse?" asks what it is like). The earlier call, now unused, is left out of
+    the plan (`Program.needed`). Sampled for a one-fact question (two of five samples, three runs of the new-user
+    test here on 3 December), such programs asked about the first read's answer ("In which year was 1868 first
+    lit?"), which the documents do not hold: a CI run answered "not in the documents". Refusing such samples instead
+    left a two-hop question with none when all five wrote its second read so ("Under whom did the maker of {x} …?"),
+    and the replan asked about something else."""
+    source = text.strip()
     try:
-        body = ast.parse(text.strip()).body
+        body = ast.parse(source).body
     except SyntaxError:
         return None
     calls = _call_lines(body)
+    edits: list[tuple[ast.expr, str]] = []
     for position, (_, name, call) in enumerate(calls):
         if name is None:
             continue
         first = call.args[0]
         asked = first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
-        for line, _, later in calls[position + 1:]:
-            for sentence in _sentences(question):
-                rest = _hop_over(sentence, later.args[0], name)
-                if rest is not None and _plain_name(rest) and not (asked is not None and _asks_for(asked, rest)
-                                                                    and re.match(r"\s*(?:who|which)\b", asked, re.I)):
-                    return line
-    return None
+        for _, _, later in calls[position + 1:]:
+            sentence = next((sentence for sentence in _sentences(question)
+                             if (rest := _hop_over(sentence, later.args[0], name)) is not None and _plain_name(rest)
+                             and not (asked is not None and _asks_for(asked, rest)
+                                      and re.match(r"\s*(?:who|which)\b", asked, re.I))), None)
+            if sentence is not None and all(node is not later.args[0] for node, _ in edits):
+                edits.append((later.args[0], json.dumps(sentence, ensure_ascii=False)))
+    return _spliced(source, edits) if edits else None
 
 
 def _plain_name(phrase: str) -> bool:
@@ -532,12 +534,12 @@ def _plain_name(phrase: str) -> bool:
 
 
 def _words_of(phrase: str) -> list[str]:
-    return re.findall(r"[A-Za-z]+(?:['’]s)?", phrase)
+    return re.findall(r"[A-Za-z]+(?:['’]s?)?", phrase)
 
 
 def _relates(words: list[str]) -> bool:
     """Whether words relate a thing to another: a relating word ("of", "that", "where" …) or a possessive."""
-    return any(w.lower() in _RELATING or w.endswith(("'s", "’s")) for w in words)
+    return any(w.lower() in _RELATING or w.endswith(("'s", "’s", "'", "’")) for w in words)
 
 
 # Words by which a phrase names a thing through another ("the founder of …", "the company that built …", "the town

@@ -403,7 +403,7 @@ async def test_a_rewrite_asking_about_something_the_question_does_not_name_is_re
     """The greedy rewrite answers another question (a worked example's call): refused, so the sample set aside for
     copying the question runs instead of a confident answer about Hamlet."""
     question = "Who founded the Orrin Works' parent firm?"
-    copy = f'x = ask("{question}")\nanswer = ask(f"Who founded {{x}}?")'
+    copy = f'x = ask("{question}")\nanswer = ask(f"Who is the founder of {{x}}?")'
     backend = Batches([[copy] * 5, ['answer = ask("Who wrote Hamlet?")']], "Kell Holdings", "Tamsin Vey",
                       '{"text":"Tamsin Vey.","uses":[2]}')
     report, events = await run(backend, question)
@@ -633,40 +633,42 @@ async def test_a_line_nothing_uses_neither_costs_a_sample_its_vote_nor_runs():
     assert report.status == "finished" and [s.input for s in report.plan.steps] == [{"query": "14"}]
 
 
-def test_a_second_read_about_a_thing_the_question_names_plainly_is_a_needless_hop():
-    """A read asking the question with an earlier answer in place of a plainly named thing is flagged with its line;
+def test_a_second_read_about_a_thing_the_question_names_plainly_asks_the_question_itself():
+    """A read asking the question with an earlier answer in place of a plainly named thing asks the question as it is;
     in place of a thing named through another ("the company that built …", "the bridge's builder") or of a pronoun,
-    or after a call asking for just that thing (a compound name), it is a hop and is not."""
-    from stepwise.reasoning.program_planner import needless_hop
+    or after a call asking who is just that thing (a compound name), it is a hop and stays."""
+    from stepwise.reasoning.program_planner import unhopped
 
     question = "In which year was the Kell Viaduct opened?"
-    assert needless_hop('v = read("When was the Kell Viaduct opened?")\n'
-                        'answer = read(f"In which year was {v} opened?")', question) == 2
-    assert needless_hop('v = read("Where is the Kell Viaduct?")\n'
-                        'answer = read(f"In which year was the {v} Viaduct opened?")', question) == 2
-    assert needless_hop(f'answer = read("{question}")', question) is None
-    assert needless_hop('m = read("Which company built the Kell Viaduct?")\nanswer = read(f"Who founded {m}?")',
-                        "Who founded the company that built the Kell Viaduct?") is None
-    assert needless_hop('m = read("Which company built the bridge?")\nanswer = read(f"Who founded {m}?")',
-                        "Who founded the Kell bridge's builder?") is None
-    assert needless_hop('m = read("Which viaduct crosses the Kell?")\nanswer = read(f"When was {m} opened?")',
-                        "A viaduct crosses the Kell. When was it opened?") is None
-    assert needless_hop('w = read("Who was the first Tor Prize winner?")\nanswer = read(f"When was {w} born?")',
-                        "When was the first Tor Prize winner born?") is None
+    assert unhopped('v = read("When was the Kell Viaduct opened?")\n'
+                    'answer = read(f"In which year was {v} opened?")', question) == (
+        f'v = read("When was the Kell Viaduct opened?")\nanswer = read("{question}")')
+    assert unhopped('v = read("Where is the Kell Viaduct?")\n'
+                    'answer = read(f"In which year was the {v} Viaduct opened?")', question) == (
+        f'v = read("Where is the Kell Viaduct?")\nanswer = read("{question}")')
+    assert unhopped(f'answer = read("{question}")', question) is None
+    assert unhopped('m = read("Which company built the Kell Viaduct?")\nanswer = read(f"Who founded {m}?")',
+                    "Who founded the company that built the Kell Viaduct?") is None
+    assert unhopped('m = read("Which company built the bridge?")\nanswer = read(f"Who founded {m}?")',
+                    "Who founded the Kell bridge's builder?") is None
+    assert unhopped('m = read("Which viaduct crosses the Kell?")\nanswer = read(f"When was {m} opened?")',
+                    "A viaduct crosses the Kell. When was it opened?") is None
+    assert unhopped('w = read("Who was the first Tor Prize winner?")\nanswer = read(f"When was {w} born?")',
+                    "When was the first Tor Prize winner born?") is None
 
 
-async def test_samples_hopping_needlessly_lose_to_one_reading_the_question():
-    """Three of five samples read the plainly named thing first and then ask the question about its answer: they do
-    not compile, and a program reading the question once runs."""
+async def test_when_every_sample_hops_needlessly_the_question_is_read_once():
+    """Five samples read the plainly named thing first and then ask the question about its answer: each is recorded
+    and run asking the question itself, and the plan leaves the unused first read out."""
     question = "When was the Orrin expense policy last revised?"
     hop = 'p = read("What is the Orrin expense policy?")\nanswer = read(f"When was {p} last revised?")'
-    backend = Samples([hop, hop, f'answer = read("{question}")', hop, f'when = read("{question}")\nanswer = when'],
-                      "In 2021.", '{"text":"In 2021.","uses":[2]}')
+    backend = Samples([hop] * 5, "In 2021.", '{"text":"In 2021.","uses":[2]}')
     tools = {**default_tools(), "docs": DocSearch(DOCS)}
     engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5, worked=False),
                          composer=lambda router: Composer(router))
     recorder = ev.Recorder()
     await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
     sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
-    assert [e is not None and "line 2" in e for e in sampled.errors] == [True, True, False, True, False]
+    assert sampled.errors == [None] * 5 and all(f'read("{question}")' in text for text in sampled.programs)
+    assert fold(recorder.events).steps[0].input["query"] == question
     assert [s.target for s in fold(recorder.events).steps] == ["docs", "general"]
