@@ -4,8 +4,8 @@ question is answered from the documents citing the file. The database and the do
 worked example or eval item knows them. Slow: three CLI runs, each loading the model. (The documents question was
 answered right in two runs of three on 30 November, before ties between plans of different forms went to the form
 most samples took; in three runs of three on 1 December; wrong in a CI run on 3 December, where samples read the
-lighthouse first and then asked about that read's answer ("In which year was 1868 first lit?"), which no longer
-compiles.)"""
+lighthouse first and then asked about that read's answer ("In which year was 1868 first lit?"); such a read now asks
+the question itself.)"""
 
 from __future__ import annotations
 
