@@ -314,9 +314,7 @@ def copied_question(text: str, question: str) -> int | None:
     (or a guess) back, which the second read ("Who founded {maker}?") then looks up as if it were the first hop's: the
     small planner does this with every sample when an example's first line resembles the question."""
     asked = {_normal(s) for s in _sentences(question)}
-    try:
-        body = ast.parse(text.strip()).body
-    except SyntaxError:
+    if (body := _body(text)) is None:
         return None
     calls = _call_lines(body)
     for line, target, call in calls:
@@ -365,9 +363,7 @@ def elsewhere(text: str, question: str) -> tuple[int, set[str]] | None:
     example's `ask("Who wrote Hamlet?")`, and one about a mathematician with another example's bell founders. One name
     in common is enough: a call may well name more than the question does ("the Lanthorn Technical Academy")."""
     said = set(re.findall(r"[a-z0-9]+", question.lower()))
-    try:
-        body = ast.parse(text.strip()).body
-    except SyntaxError:
+    if (body := _body(text)) is None:
         return None
     for line, _, call in _call_lines(body):
         if not (isinstance(call.func, ast.Name) and call.func.id in (READ, ASK)):
@@ -404,9 +400,7 @@ def first_hops(text: str, question: str) -> str | None:
     next read needs a person (which then asks when a year was born), or for a town where it needs the academy in that
     town."""
     source = text.strip()
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
+    if (body := _body(source)) is None:
         return None
     sentences = _sentences(question)
     calls = [(name, call) for _, name, call in _call_lines(body) if name is not None]
@@ -435,9 +429,7 @@ def reading(text: str) -> str | None:
     documents name, the general expert answers from what it imagines (a year of birth for a person only the
     documents know), and the small planner still writes `ask` in every sample for some such questions."""
     source = text.strip()
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
+    if (body := _body(source)) is None:
         return None
     asks = [(node.func, READ) for statement in body for node in ast.walk(statement)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == ASK]
@@ -473,6 +465,14 @@ def _spliced(source: str, edits: Sequence[tuple[ast.expr, str]]) -> str:
     return data.decode()
 
 
+def _body(text: str) -> list[ast.stmt] | None:
+    """A program's statements, None if it does not parse (a sample is checked before it is compiled)."""
+    try:
+        return ast.parse(text.strip()).body
+    except SyntaxError:
+        return None
+
+
 def _sentences(question: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
 
@@ -504,9 +504,7 @@ def unhopped(text: str, question: str) -> str | None:
     left a two-hop question with none when all five wrote its second read so ("Under whom did the maker of {x} …?"),
     and the replan asked about something else."""
     source = text.strip()
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
+    if (body := _body(source)) is None:
         return None
     calls = _call_lines(body)
     edits: list[tuple[ast.expr, str]] = []
