@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from stepwise.reasoning.examples import Example, ExampleBank
+from stepwise.tools.source import parse_module
 
 # Items scored correct whose run has steps, every step finished with at least one verdict and none but `pass`,
 # no replan, and exactly one set of sampled programs (the plan's).
@@ -40,7 +41,7 @@ def calls_of(program: str, tools: Iterable[str], arithmetic: str = "calculator")
     """The calls a program makes that gate when its example is shown: the tools it called (not the arithmetic one,
     whose functions are always there), `ask` and `read` — as examples.toml lists them."""
     known = (set(tools) - {arithmetic, "docs"}) | set(DATA_CALLS)
-    called = {node.func.id for node in ast.walk(ast.parse(program)) if isinstance(node, ast.Call)
+    called = {node.func.id for node in ast.walk(parse_module(program)) if isinstance(node, ast.Call)
               and isinstance(node.func, ast.Name)}
     return tuple(sorted(called & known))
 

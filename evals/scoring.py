@@ -11,6 +11,7 @@ from typing import Any
 
 from stepwise.evals.types import Item, Score
 from stepwise.reasoning.questions import numbers_stated
+from stepwise.tools.source import parse_expression
 
 # Read the way the planner reads a worked answer (reasoning/questions.py): "1,234.5" is one number; "v2" is none.
 numbers_in = numbers_stated
@@ -70,7 +71,7 @@ def evaluate_24(expression: str) -> tuple[Fraction, list[int]]:
     parentheses are accepted (ValueError names anything else); × and ÷ are read as * and /."""
     text = expression.replace("×", "*").replace("÷", "/")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = parse_expression(text.strip())
     except SyntaxError as exc:
         raise ValueError(f"not an expression: {expression!r}") from exc
     used: list[int] = []

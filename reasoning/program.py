@@ -25,6 +25,7 @@ from stepwise.reasoning import prompts
 from stepwise.reasoning.errors import PlanInvalid
 from stepwise.reasoning.plan import declared_needs
 from stepwise.reasoning.types import ExpertStep, Plan, Step, Tool, ToolStep, tool_grammar
+from stepwise.tools.source import parse_module
 
 ANSWER = "answer"
 ASK = "ask"  # the call that asks an expert
@@ -95,7 +96,7 @@ def compile_program(text: str, tools: Mapping[str, Tool], expert: str, *, arithm
     """The Plan a program means; PlanInvalid naming the line and the problem if it is not one. `tools` are the tools
     it may call by name, `expert` the target of `ask`, `arithmetic` the tool that evaluates expressions."""
     try:
-        module = ast.parse(text.strip())
+        module = parse_module(text.strip())
     except SyntaxError as exc:
         raise PlanInvalid(f"line {exc.lineno}: not a valid program line: {exc.msg}") from None
     if not module.body:

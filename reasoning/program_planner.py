@@ -49,6 +49,7 @@ from stepwise.reasoning.types import (
     ToolStep,
     bounded,
 )
+from stepwise.tools.source import parse_module
 
 _Compiled = tuple[list[Program | None], list[str | None], list[Any]]  # programs, compile errors, computed values
 
@@ -469,7 +470,7 @@ def _spliced(source: str, edits: Sequence[tuple[ast.expr, str]]) -> str:
 def _body(text: str) -> list[ast.stmt] | None:
     """A program's statements, None if it does not parse (a sample is checked before it is compiled)."""
     try:
-        return ast.parse(text.strip()).body
+        return parse_module(text.strip()).body
     except SyntaxError:
         return None
 

@@ -34,6 +34,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from stepwise.tools.source import parse_expression
+
 Number = int | float
 
 _MAX_LENGTH = 500
@@ -79,9 +81,9 @@ class Calculator:
         return args["expression"] if isinstance(args, dict) and isinstance(args.get("expression"), str) else None
 
     async def run(self, args: CalculatorArgs) -> Number:
-        # Parsed here, on the event loop: ast.parse in worker threads at once has failed with CPython's "AST
-        # constructor recursion depth mismatch" (1 request in ~24,000 under load). Evaluated off the loop, so
-        # independent steps overlap (the bounds keep each evaluation to milliseconds).
+        # Parsed here, on the event loop: parses in worker threads at once make CPython 3.11's spurious "AST
+        # constructor recursion depth mismatch" likelier (1 request in ~24,000 under load; tools/source.py).
+        # Evaluated off the loop, so independent steps overlap (the bounds keep each evaluation to milliseconds).
         tree = parse(args.expression)
         return await asyncio.to_thread(value_of, tree)
 
@@ -95,9 +97,12 @@ def parse(expression: str) -> ast.Expression:
     text = normalized(expression)
     try:
         # Warnings the parser raises (e.g. "invalid decimal literal") become errors: such text is refused anyway.
-        # (catch_warnings is process-wide; this runs on the event loop, briefly, like every parse here.)
-        with warnings.catch_warnings(action="error"):
-            return ast.parse(text, mode="eval")
+        # catch_warnings is process-wide, so only the parser's categories: a finalizer's ResourceWarning made an
+        # error mid-parse would be raised inside someone else's __del__.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SyntaxWarning)
+            warnings.simplefilter("error", DeprecationWarning)
+            return parse_expression(text)
     except (SyntaxError, ValueError, SyntaxWarning, DeprecationWarning, MemoryError, RecursionError) as exc:
         raise ValueError(f"not an arithmetic expression: {expression!r}") from exc
 
