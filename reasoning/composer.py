@@ -177,6 +177,8 @@ class Composer:
                 self.target, messages, ctx, purpose="compose", constraint=constraint, sampling=sampling,
                 output_type=Answer,
             )
+            # The model has begun an answer with the punctuation that would follow a name (", Engineering has …").
+            answer.text = answer.text.lstrip(" ,;:") or answer.text
             problem = ungrounded(answer.text, known, required)
             if problem is None or not required:  # without final values to fall back on, a retry is all cost
                 break

@@ -65,6 +65,16 @@ def counts_things(question: str) -> bool:
     return bool(found) and not _MEASURES.search(found.group(1))
 
 
+# "How many buses are needed", "enough boxes", "at least": a part of one more is one more, so a count rounds up.
+_ENOUGH = re.compile(r"\b(needs?|needed|enough|at least|required|minimum)\b", re.IGNORECASE)
+
+
+def counts_up(question: str) -> bool:
+    """Whether the question counts what suffices ("How many vans are needed for 30 people?"): a fraction of a thing
+    is then one thing more, where elsewhere it is no thing ("How many full boxes …", "How many tubes does he have?")."""
+    return bool(_ENOUGH.search(ask(question)))
+
+
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?!\w)")
 
 

@@ -61,6 +61,14 @@ async def test_a_choice_between_computed_numbers_is_still_written_by_the_compose
     assert report.answer.text.startswith("Corder's is cheaper") and len(backend.calls) == 2
 
 
+async def test_a_composed_answer_never_starts_with_stray_punctuation():
+    """The composer model has begun an answer ", Engineering has …": the text starts at its first word."""
+    backend = Samples(["corder = 9 / 36\ndunn = 6 / 20\nanswer = min(corder, dunn)"],
+                      '{"text":", Corder\'s is cheaper per pen.","uses":[1,2]}')
+    report, _ = await run(backend, "Which shop is cheaper per pen, Corder's or Dunn's?", samples=1)
+    assert report.answer.text == "Corder's is cheaper per pen."
+
+
 async def test_the_composer_model_writes_every_answer_when_asked_to():
     """With always=True (STEPWISE_COMPOSE=always) a computed number is still composed into a sentence."""
     backend = Samples(["answer = 2 + 2"], '{"text":"Four apples: 4.","uses":[1]}')

@@ -438,6 +438,36 @@ async def test_for_a_question_counting_things_a_fraction_votes_only_when_no_samp
     assert abs(report.answer.value - 26 / 3) < 1e-9
 
 
+async def test_a_count_no_sample_computed_whole_is_rounded_down_in_the_program_that_runs():
+    """Every sample computing 5.5 tubes: the chosen program's answer becomes `floor(…)`, recorded as it runs."""
+    backend = Samples(["ben = 11 / 2\nanswer = ben"] * 5)
+    report, events = await run(backend, "Ana has 11 tubes of paint. Ben has half as many tubes as Ana. "
+                                        "How many tubes does Ben have?")
+    assert report.answer.value == 5
+    sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.programs[sampled.chosen] == "ben = 11 / 2\nanswer = floor(ben)"
+    assert sampled.values[sampled.chosen] == 5
+
+
+async def test_a_count_of_what_suffices_is_rounded_up_and_a_measure_is_left_as_computed():
+    """"How many vans are needed" for 4.5 vans' worth is 5 vans; "how many hours" stays 4.5."""
+    backend = Samples(["answer = 27 / 6"] * 5)
+    report, _ = await run(backend, "27 people travel in vans of 6 seats. How many vans are needed?")
+    assert report.answer.value == 5
+    backend = Samples(["answer = 27 / 6"] * 5)
+    report, _ = await run(backend, "A walk of 27 km at 6 km an hour. How many hours does it take?")
+    assert report.answer.value == 4.5
+
+
+def test_whole_count_rounds_the_answer_lines_value_and_leaves_a_list_of_parts_alone():
+    """The `answer = …` line's expression is wrapped where it stands; `answer = a, b` has no one value to round."""
+    from stepwise.reasoning.program_planner import whole_count
+
+    assert whole_count("a = 15 * 6\nanswer = a / 24", up=False) == "a = 15 * 6\nanswer = floor(a / 24)"
+    assert whole_count("answer = 27 / 6", up=True) == "answer = ceil(27 / 6)"
+    assert whole_count("a = 1\nb = 2\nanswer = a, b", up=False) is None
+
+
 async def test_only_the_samples_using_the_most_of_the_questions_numbers_vote_majority_or_not():
     """2-2-1 with the 4 grandchildren left out of one pair: the pair using every number wins; so does a single sample
     using every number against three that leave the Saturday out."""
@@ -672,3 +702,35 @@ async def test_when_every_sample_hops_needlessly_the_question_is_read_once():
     assert sampled.errors == [None] * 5 and all(f'read("{question}")' in text for text in sampled.programs)
     assert fold(recorder.events).steps[0].input["query"] == question
     assert [s.target for s in fold(recorder.events).steps] == ["docs", "general"]
+
+
+async def test_a_question_naming_what_the_documents_hold_is_read_when_every_sample_made_its_numbers_up():
+    """No number given, no sample reading: the samples' numbers are made up, so the question itself is read, recorded
+    as one more sample that takes no vote."""
+    question = "How many days a week may Research staff work remotely?"
+    invented = ["answer = 5 - 2", "answer = 5 - 3", "answer = 5 - 2", "answer = 7 - 2", "answer = 2 + 1"]
+    backend = Samples(invented, "Four days.", '{"text":"Four days a week.","uses":[2]}')
+    tools = {**default_tools(), "docs": DocSearch(DOCS)}
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5, worked=False),
+                         composer=lambda router: Composer(router))
+    recorder = ev.Recorder()
+    await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
+    sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.programs[:5] == invented and sampled.programs[5] == f'answer = read("{question}")'
+    assert sampled.chosen == 5 and sampled.votes == 0
+    assert [s.target for s in fold(recorder.events).steps] == ["docs", "general"]
+
+
+async def test_a_question_giving_numbers_or_naming_nothing_documented_keeps_its_computed_answer():
+    """Numbers given are the samples' own to compute with; a question naming nothing documented is no reading."""
+    tools = {**default_tools(), "docs": DocSearch(DOCS)}
+    for question in ("Research staff work 12 weeks on site, 3 days a week. How many days is that?",
+                     "How many days are there in a leap year?"):
+        backend = Samples(["answer = 12 * 3"] * 5, '{"text":"36.","uses":[1]}')
+        engine = engine_with(backend, tools,
+                             planner=lambda router: ProgramPlanner(router, tools, samples=5, worked=False),
+                             composer=lambda router: Composer(router))
+        recorder = ev.Recorder()
+        await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
+        sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
+        assert len(sampled.programs) == 5 and sampled.chosen == 0, question
