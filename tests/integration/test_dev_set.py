@@ -15,6 +15,7 @@ import pytest
 
 from stepwise.app import db
 from stepwise.evals import datasets, devdb, report, store
+from stepwise.evals.types import Item
 from stepwise.tools.sql import SqlArgs, SqlTool
 from tests.conftest import ADMIN_URL, drop_scratch
 
@@ -75,13 +76,17 @@ async def test_every_sql_items_reference_query_gives_its_answer(reader_url):
     items = [i for i in ITEMS if i.meta["kind"] == "sql"]
     assert len(items) >= 15
     for item in items:
-        result = await tool.run(SqlArgs(item.meta["check_sql"]))
-        assert len(result["rows"]) == 1 and len(result["columns"]) == 1, item.id
-        (value,) = result["rows"][0]
-        if item.answer_type == "number":
-            assert math.isclose(float(value), float(item.answer), rel_tol=1e-9), (item.id, value, item.answer)
-        else:
-            assert value == item.answer, (item.id, value, item.answer)
+        assert_one_cell(await tool.run(SqlArgs(item.meta["check_sql"])), item)
+
+
+def assert_one_cell(result: dict, item: Item) -> None:
+    """A reference query's result is one row of one column, equal to the item's answer."""
+    assert len(result["rows"]) == 1 and len(result["columns"]) == 1, item.id
+    (value,) = result["rows"][0]
+    if item.answer_type == "number":
+        assert math.isclose(float(value), float(item.answer), rel_tol=1e-9), (item.id, value, item.answer)
+    else:
+        assert value == item.answer, (item.id, value, item.answer)
 
 
 def _has(text: str, words: str) -> bool:

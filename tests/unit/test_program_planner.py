@@ -687,18 +687,23 @@ def test_a_second_read_about_a_thing_the_question_names_plainly_asks_the_questio
                     "When was the first Tor Prize winner born?") is None
 
 
+async def _with_docs(backend: Samples, question: str) -> tuple[ev.Recorder, ev.ProgramsSampled]:
+    """A run of five samples with the fixture documents as the docs tool: its events and its sampled programs."""
+    tools = {**default_tools(), "docs": DocSearch(DOCS)}
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5, worked=False),
+                         composer=lambda router: Composer(router))
+    recorder = ev.Recorder()
+    await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
+    return recorder, next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
+
+
 async def test_when_every_sample_hops_needlessly_the_question_is_read_once():
     """Five samples read the plainly named thing first and then ask the question about its answer: each is recorded
     and run asking the question itself, and the plan leaves the unused first read out."""
     question = "When was the Orrin expense policy last revised?"
     hop = 'p = read("What is the Orrin expense policy?")\nanswer = read(f"When was {p} last revised?")'
     backend = Samples([hop] * 5, "In 2021.", '{"text":"In 2021.","uses":[2]}')
-    tools = {**default_tools(), "docs": DocSearch(DOCS)}
-    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5, worked=False),
-                         composer=lambda router: Composer(router))
-    recorder = ev.Recorder()
-    await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
-    sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
+    recorder, sampled = await _with_docs(backend, question)
     assert sampled.errors == [None] * 5 and all(f'read("{question}")' in text for text in sampled.programs)
     assert fold(recorder.events).steps[0].input["query"] == question
     assert [s.target for s in fold(recorder.events).steps] == ["docs", "general"]
@@ -710,12 +715,7 @@ async def test_a_question_naming_what_the_documents_hold_is_read_when_every_samp
     question = "How many days a week may Research staff work remotely?"
     invented = ["answer = 5 - 2", "answer = 5 - 3", "answer = 5 - 2", "answer = 7 - 2", "answer = 2 + 1"]
     backend = Samples(invented, "Four days.", '{"text":"Four days a week.","uses":[2]}')
-    tools = {**default_tools(), "docs": DocSearch(DOCS)}
-    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5, worked=False),
-                         composer=lambda router: Composer(router))
-    recorder = ev.Recorder()
-    await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
-    sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
+    recorder, sampled = await _with_docs(backend, question)
     assert sampled.programs[:5] == invented and sampled.programs[5] == f'answer = read("{question}")'
     assert sampled.chosen == 5 and sampled.votes == 0
     assert [s.target for s in fold(recorder.events).steps] == ["docs", "general"]
@@ -723,14 +723,7 @@ async def test_a_question_naming_what_the_documents_hold_is_read_when_every_samp
 
 async def test_a_question_giving_numbers_or_naming_nothing_documented_keeps_its_computed_answer():
     """Numbers given are the samples' own to compute with; a question naming nothing documented is no reading."""
-    tools = {**default_tools(), "docs": DocSearch(DOCS)}
     for question in ("Research staff work 12 weeks on site, 3 days a week. How many days is that?",
                      "How many days are there in a leap year?"):
-        backend = Samples(["answer = 12 * 3"] * 5, '{"text":"36.","uses":[1]}')
-        engine = engine_with(backend, tools,
-                             planner=lambda router: ProgramPlanner(router, tools, samples=5, worked=False),
-                             composer=lambda router: Composer(router))
-        recorder = ev.Recorder()
-        await engine.run(question, RunOptions(deadline_s=10), sink=recorder)
-        sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
+        _, sampled = await _with_docs(Samples(["answer = 12 * 3"] * 5, '{"text":"36.","uses":[1]}'), question)
         assert len(sampled.programs) == 5 and sampled.chosen == 0, question
