@@ -186,7 +186,8 @@ class ProgramPlanner:
             values.append(None)
             if program is not None:
                 chosen, votes = len(texts) - 1, 0
-        if (chosen is not None and rules.whole and is_number(values[chosen]) and not _whole(values[chosen])
+        if (chosen is not None and rules.whole and is_number(values[chosen]) and values[chosen] > 0
+                and not _whole(values[chosen])
                 and _word_problem(programs, values, self.arithmetic)):
             await self._count_whole(chosen, texts, programs, values, tools, up=question is not None
                                     and counts_up(question))
@@ -215,11 +216,12 @@ class ProgramPlanner:
     def _unread(self, question: str, allowed: tuple[str, ...], programs: list[Program | None],
                 values: list[Any]) -> bool:
         """Whether the documents must be read though no sample reads them: the question names a thing they name
-        (`names_documented`) and gives no number, and no sample found anything by a query or a search — so every
-        sample with a value computed it from numbers it made up (asked how long a canal the documents describe is,
-        all five samples of one run wrote a made-up length or a query of an unrelated table). Then the question is
-        read whole, the plan recorded as one more sample with no vote."""
-        if "docs" not in allowed or given_numbers(question) or any(p is not None and _reads(p) for p in programs):
+        (`names_documented`), not the database's words, and gives no number, and no sample found anything by a
+        query or a search — so every sample with a value computed it from numbers it made up (asked how long a
+        canal the documents describe is, all five samples of one run wrote a made-up length or a query of an
+        unrelated table). Then the question is read whole, the plan recorded as one more sample with no vote."""
+        if ("docs" not in allowed or given_numbers(question) or "sql" in self.fitting(question, allowed)
+                or any(p is not None and _reads(p) for p in programs)):
             return False
         queried = any(p is not None and v is not None and v is not _REFUSED and not _arithmetic(p, self.arithmetic)
                       for p, v in zip(programs, values, strict=True))
@@ -229,13 +231,14 @@ class ProgramPlanner:
                            tools: Mapping[str, Tool], *, up: bool) -> None:
         """The chosen program, in place, with its answer rounded to a whole number: the question counts things and
         no sample computed a whole number (those that did would have won the vote). A part of a thing is no thing
-        ("half as many tubes as 11"), unless the question counts what suffices (`counts_up`: rounded up). Re-scoring
+        ("half as many tubes as 11"), unless the question counts what suffices (`counts_up`: rounded up); a negative
+        difference is left to the composer, which states its size. Re-scoring
         one run's recorded samples of 100 gsm_symbolic items: 5 such answers (all wrong), 3 made right."""
         counted = whole_count(texts[chosen], up=up)
         program = None if counted is None else self._compile(counted, tools)[0]
-        if counted is None or program is None:
-            return
-        texts[chosen], programs[chosen], values[chosen] = counted, program, await self._value(program, tools)
+        value = None if program is None else await self._value(program, tools)
+        if counted is not None and program is not None and _whole(value):
+            texts[chosen], programs[chosen], values[chosen] = counted, program, value
 
     def _rewritten(self, texts: list[str], question: str | None, allowed: tuple[str, ...]) -> list[str]:
         """The sampled programs as they run and are recorded, a replan's too: for a question naming a thing the

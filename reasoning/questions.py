@@ -65,14 +65,17 @@ def counts_things(question: str) -> bool:
     return bool(found) and not _MEASURES.search(found.group(1))
 
 
-# "How many buses are needed", "enough boxes", "at least": a part of one more is one more, so a count rounds up.
-_ENOUGH = re.compile(r"\b(needs?|needed|enough|at least|required|minimum)\b", re.IGNORECASE)
+# "How many buses are needed", "enough boxes": a part of one more is one more, so a count rounds up; "need to share"
+# is what someone must do, and "full boxes" counts only whole ones.
+_ENOUGH = re.compile(r"\b(needed|required|enough)\b|\bneeds?\b(?!\s+to\b)", re.IGNORECASE)
+_FULL = re.compile(r"\b(full|whole|complete)\b", re.IGNORECASE)
 
 
 def counts_up(question: str) -> bool:
     """Whether the question counts what suffices ("How many vans are needed for 30 people?"): a fraction of a thing
     is then one thing more, where elsewhere it is no thing ("How many full boxes …", "How many tubes does he have?")."""
-    return bool(_ENOUGH.search(ask(question)))
+    asking = ask(question)
+    return bool(_ENOUGH.search(asking)) and not _FULL.search(asking)
 
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?!\w)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import threading
@@ -24,6 +25,7 @@ from stepwise.app.modelfiles import default_cache_dir, use_fetched
 from stepwise.app.routes import create_app
 from stepwise.app.settings import Settings
 from stepwise.app.sqlrole import ensure_readonly_role, role_url
+from stepwise.evals.types import Item
 from stepwise.tools.sql import SqlArgs, SqlTool
 
 # the eval data's packages (BFCL's checker, reasoning-gym), fetched by `stepwise fetch`
@@ -217,3 +219,12 @@ def sglang_server(smollm2_llama):
 
     with SGLangTestServer(smollm2_llama.base_url) as server:
         yield server
+
+def assert_one_cell(result: dict, item: Item) -> None:
+    """A reference query's result is one row of one column, equal to the item's answer."""
+    assert len(result["rows"]) == 1 and len(result["columns"]) == 1, item.id
+    (value,) = result["rows"][0]
+    if item.answer_type == "number":
+        assert math.isclose(float(value), float(item.answer), rel_tol=1e-9), (item.id, value, item.answer)
+    else:
+        assert value == item.answer, (item.id, value, item.answer)

@@ -98,7 +98,7 @@ def parse(expression: str) -> ast.Expression:
     try:
         # Warnings the parser raises (e.g. "invalid decimal literal") become errors: such text is refused anyway.
         # catch_warnings is process-wide, so only the parser's categories: a finalizer's ResourceWarning made an
-        # error mid-parse would be raised inside someone else's __del__.
+        # error mid-parse was raised inside someone else's __del__ (a DeprecationWarning there still would be).
         with warnings.catch_warnings():
             warnings.simplefilter("error", SyntaxWarning)
             warnings.simplefilter("error", DeprecationWarning)

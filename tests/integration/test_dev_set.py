@@ -5,7 +5,6 @@ kind of each item, so accuracy per kind is in the summary and in SQL."""
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import uuid
@@ -15,9 +14,8 @@ import pytest
 
 from stepwise.app import db
 from stepwise.evals import datasets, devdb, report, store
-from stepwise.evals.types import Item
 from stepwise.tools.sql import SqlArgs, SqlTool
-from tests.conftest import ADMIN_URL, drop_scratch
+from tests.conftest import ADMIN_URL, assert_one_cell, drop_scratch
 
 SCRATCH_DB = f"stepwise_devtest_{os.getpid()}"
 SCRATCH_ROLE = f"stepwise_devtest_reader_{os.getpid()}"
@@ -78,15 +76,6 @@ async def test_every_sql_items_reference_query_gives_its_answer(reader_url):
     for item in items:
         assert_one_cell(await tool.run(SqlArgs(item.meta["check_sql"])), item)
 
-
-def assert_one_cell(result: dict, item: Item) -> None:
-    """A reference query's result is one row of one column, equal to the item's answer."""
-    assert len(result["rows"]) == 1 and len(result["columns"]) == 1, item.id
-    (value,) = result["rows"][0]
-    if item.answer_type == "number":
-        assert math.isclose(float(value), float(item.answer), rel_tol=1e-9), (item.id, value, item.answer)
-    else:
-        assert value == item.answer, (item.id, value, item.answer)
 
 
 def _has(text: str, words: str) -> bool:

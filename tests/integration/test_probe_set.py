@@ -12,8 +12,7 @@ import pytest
 
 from stepwise.evals import datasets, devdb
 from stepwise.tools.sql import SqlArgs, SqlTool
-from tests.conftest import ADMIN_URL, drop_scratch
-from tests.integration.test_dev_set import assert_one_cell
+from tests.conftest import ADMIN_URL, assert_one_cell, drop_scratch
 
 PROBE = datasets.DEV_DIR.parent / "probe"
 SCRATCH_DB = f"stepwise_probetest_{os.getpid()}"

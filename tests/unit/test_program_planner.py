@@ -459,6 +459,13 @@ async def test_a_count_of_what_suffices_is_rounded_up_and_a_measure_is_left_as_c
     assert report.answer.value == 4.5
 
 
+async def test_a_negative_fraction_of_a_difference_is_left_for_the_composer_to_state_its_size():
+    """Rounding -3.5 down would state 4 as the difference's size: a negative value is not rounded."""
+    backend = Samples(["answer = 5 / 2 - 6"] * 5)
+    report, _ = await run(backend, "Ann has half of 5 apples. Ben has 6. How many more apples does Ben have than Ann?")
+    assert report.answer.value == 3.5
+
+
 def test_whole_count_rounds_the_answer_lines_value_and_leaves_a_list_of_parts_alone():
     """The `answer = …` line's expression is wrapped where it stands; `answer = a, b` has no one value to round."""
     from stepwise.reasoning.program_planner import whole_count
@@ -710,8 +717,7 @@ async def test_when_every_sample_hops_needlessly_the_question_is_read_once():
 
 
 async def test_a_question_naming_what_the_documents_hold_is_read_when_every_sample_made_its_numbers_up():
-    """No number given, no sample reading: the samples' numbers are made up, so the question itself is read, recorded
-    as one more sample that takes no vote."""
+    """No number given and no sample reading: the question is read, recorded as one more sample with no vote."""
     question = "How many days a week may Research staff work remotely?"
     invented = ["answer = 5 - 2", "answer = 5 - 3", "answer = 5 - 2", "answer = 7 - 2", "answer = 2 + 1"]
     backend = Samples(invented, "Four days.", '{"text":"Four days a week.","uses":[2]}')

@@ -52,11 +52,14 @@ def test_a_choice_offers_the_names_ending_its_ask_and_goes_the_way_its_comparati
     ("27 people travel in vans of 6 seats. How many vans are needed?", True),
     ("How many boxes does she need for 50 eggs?", True),
     ("How many tables are enough for 30 guests?", True),
+    ("How many people lead at least one project?", False),
+    ("How many slices does each friend get if they need to share 8 slices among 3?", False),
+    ("How many full boxes are needed for 50 eggs?", False),
     ("How many full boxes of 12 can she fill with 50 eggs?", False),
     ("Ben has half as many tubes as Ana. How many tubes does Ben have?", False),
 ])
 def test_a_count_of_what_suffices_rounds_up(question, up):
-    """"Needed", "need", "enough", "at least" in the ask count what suffices; a count of what there is does not."""
+    """"Needed", "need" (not "need to"), "enough" count what suffices, unless full ones are counted."""
     from stepwise.reasoning.questions import counts_up
 
     assert counts_up(question) is up

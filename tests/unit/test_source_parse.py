@@ -55,8 +55,8 @@ def _parse_nested() -> None:
 
 def test_a_finalizer_parsing_mid_parse_is_what_cpython_trips_on(collector_every_allocation):
     """The condition is real on this interpreter: plain ast.parse fails under it (so the tests below test something)."""
-    if sys.version_info[:2] != (3, 11):
-        pytest.skip("the shared depth record is 3.11's (the interpreter this project runs on and CI uses)")
+    if not (3, 11) <= sys.version_info[:3] < (3, 11, 8):
+        pytest.skip("the bug is known here on 3.11.7 (this machine's and CI's); later interpreters may have it fixed")
     failures = 0
     for _ in range(20):
         _garbage(_parse_nested)
@@ -98,8 +98,7 @@ def test_the_calculator_evaluates_while_finalizers_parse(collector_every_allocat
 
 
 def test_the_calculator_does_not_make_other_codes_warnings_errors(collector_every_allocation):
-    """A ResourceWarning a finalizer emits during the calculator's parse stays a warning (the filter that refuses
-    a parser's warnings is process-wide, so it names only the parser's categories)."""
+    """A finalizer's ResourceWarning during the calculator's parse stays a warning, not an error in its __del__."""
     raised: list[BaseException | None] = []
     hook = sys.unraisablehook
     sys.unraisablehook = lambda unraisable: raised.append(unraisable.exc_value)
