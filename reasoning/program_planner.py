@@ -189,8 +189,7 @@ class ProgramPlanner:
         if (chosen is not None and rules.whole and is_number(values[chosen]) and values[chosen] > 0
                 and not _whole(values[chosen])
                 and _word_problem(programs, values, self.arithmetic)):
-            await self._count_whole(chosen, texts, programs, values, tools, up=question is not None
-                                    and counts_up(question))
+            await self._count_whole(chosen, texts, programs, values, tools, up=rules.up)
         ctx.sink.emit(ProgramsSampled(run_id=ctx.run_id, at=time.time(), programs=texts,
                                       values=[_shown(v) for v in values], errors=errors,
                                       chosen=chosen if chosen is not None else -1, votes=votes,
@@ -282,7 +281,7 @@ class ProgramPlanner:
         """How the samples for this question vote (none of the question's rules for a replan, which has no question)."""
         if question is None:
             return _Rules()
-        return _Rules(magnitude=asks_for_difference(question), whole=counts_things(question),
+        return _Rules(magnitude=asks_for_difference(question), whole=counts_things(question), up=counts_up(question),
                       given=given_numbers(question), reads=READ in self.fitting(question, allowed),
                       options=len(options(question)), arithmetic=self.arithmetic)
 
@@ -684,12 +683,13 @@ def _key(value: Any, magnitude: bool = False) -> Any:
 
 class _Rules(msgspec.Struct, frozen=True):
     """What the question says about its answer, for the vote: a difference's size (`magnitude`: 9 and -9 are one
-    answer), a count (`whole`), the numbers it gives (`given`), names the documents hold (`reads`), how many options
-    it offers to choose from (`options`); and the arithmetic tool (`arithmetic`), whose programs alone make a word
-    problem (None, as for a replan: no word-problem rule)."""
+    answer), a count (`whole`; of what suffices, `up`), the numbers it gives (`given`), names the documents hold
+    (`reads`), how many options it offers to choose from (`options`); and the arithmetic tool (`arithmetic`), whose
+    programs alone make a word problem (None, as for a replan: no word-problem rule)."""
 
     magnitude: bool = False
     whole: bool = False
+    up: bool = False  # a count of what suffices: a fraction rounds up (`counts_up`)
     given: frozenset[float] = frozenset()
     reads: bool = False
     options: int = 0
