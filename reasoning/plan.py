@@ -53,8 +53,10 @@ def is_number(value: Any) -> bool:
 
 def as_value(output: Any) -> Any:
     """A step output as the value later steps use: a table (`{"columns", "rows"}`, what query tools return) of one
-    cell is that cell, of one column the list of its values; anything else is itself."""
-    if isinstance(output, dict) and isinstance(output.get("columns"), list) and isinstance(output.get("rows"), list):
+    cell is that cell, of one column the list of its values, unless rows were cut off (`truncated`): a sum or a
+    count of the rows shown would be wrong, so it stays a table, which arithmetic refuses; anything else is itself."""
+    if (isinstance(output, dict) and isinstance(output.get("columns"), list) and isinstance(output.get("rows"), list)
+            and output.get("truncated") is not True):
         rows, columns = output["rows"], output["columns"]
         if len(columns) == 1 and len(rows) == 1 and isinstance(rows[0], list) and len(rows[0]) == 1:
             return _number(rows[0][0])

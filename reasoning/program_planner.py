@@ -99,14 +99,16 @@ class ProgramPlanner:
 
     def fitting(self, question: str, allowed: tuple[str, ...]) -> set[str]:
         """The data calls the question seems to be about: `sql` when it names at least two words of the database
-        (tables, columns, listed values) or a name among them, `read` when a name in it (a capitalised word past the
-        first) occurs in the
-        documents. Their worked examples are then shown; other data calls' are not."""
+        (tables, columns, listed values), a name among them or a name of several words its rows hold, `read` when a
+        name in it (a capitalised word past the first) occurs in the documents. Their worked examples are then shown;
+        other data calls' are not."""
         asked, named = _stems(question), _names(question)
         fit = set()
         known = _vocabulary(self.tools["sql"]) if "sql" in allowed else frozenset()
-        # Two shared words, or one name: a name the database holds (a department "Research") is no coincidence.
-        if len(asked & known) >= 2 or named & known:
+        held = getattr(self.tools["sql"], "names", frozenset()) if "sql" in allowed else frozenset()
+        # Two shared words, or one name: a name the database holds (a department "Research") is no coincidence; nor is
+        # a name of several words one of its rows holds ("Hugo Wolff"), where one word alone ("Jonas") may well be.
+        if len(asked & known) >= 2 or named & known or name_phrases(question) & held:
             fit.add("sql")
         if "docs" in allowed and named & _vocabulary(self.tools["docs"]):
             fit.add(READ)
@@ -659,6 +661,17 @@ def _content(text: str) -> frozenset[str]:
 def _names(text: str) -> set[str]:
     """Capitalised words past a sentence's first word, lower case: the names a question mentions."""
     return {m.group(1).lower() for m in re.finditer(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-z]{2,})", text.strip())} - _COMMON
+
+
+def name_phrases(text: str) -> set[str]:
+    """Every run of two to four capitalised words in the text, lower case, a possessive's 's dropped: the names of
+    several words it may mention ("hugo wolff" in "Who is Hugo Wolff's manager?")."""
+    found = set()
+    for run in re.finditer(r"[A-Z][\w-]*(?:['’]s)?(?:\s+[A-Z][\w-]*(?:['’]s)?)+", text):
+        words = [re.sub(r"['’]s$", "", w).lower() for w in run.group(0).split()]
+        found.update(" ".join(words[i:j]) for i in range(len(words))
+                     for j in range(i + 2, min(i + 4, len(words)) + 1))
+    return found
 
 
 @functools.lru_cache(maxsize=64)

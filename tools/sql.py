@@ -14,7 +14,7 @@ role it logs in as before it is offered, and refuses one that can reach past the
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Annotated, Any
 
 import asyncpg
@@ -43,7 +43,8 @@ class SqlTool:
     def __init__(self, url: str, schema_text: str, *, row_limit: int = 50, timeout_ms: int = 2000,
                  value_limit: int = 2000, column_limit: int = 100, result_limit: int = 100_000,
                  privileges: tuple[str, ...] = (), tables: Mapping[str, Sequence[str]] | None = None,
-                 listed: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> None:
+                 listed: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+                 names: Collection[str] = ()) -> None:
         self.url = url
         self.privileges = privileges
         """What the role may do beyond reading (see role_privileges): empty unless the caller allowed a privileged
@@ -66,6 +67,9 @@ class SqlTool:
                        for table, columns in (listed or {}).items()}
         """Per table, the text columns whose every value the description lists, and those values: a filter on one
         with a text it never holds is refused (`unlisted`)."""
+        self.names = frozenset(names)
+        """The texts of several words the database holds (`held_names`), in lower case: a question naming one ("Who
+        is Dana Kell's manager?") is about the database, though its words are not the schema's."""
         self.grammar = _grammar(self.tables, f"{self.name}_arg")
         """Lark rules whose rule `sql_arg` derives the queries that fit the schema; None if no table can be named."""
 
@@ -83,10 +87,12 @@ class SqlTool:
             columns = await columns_of(conn)
             listed = await listed_values(conn, columns)
             schema_text = await describe(conn, sample_rows, columns, listed)
+            names = await held_names(conn, columns)
             tables = {table: [name for name, _ in cols] for table, cols in columns.items()}
         finally:
             await conn.close()
-        return cls(url, schema_text, privileges=tuple(privileges), tables=tables, listed=listed, **options)
+        return cls(url, schema_text, privileges=tuple(privileges), tables=tables, listed=listed, names=names,
+                   **options)
 
     async def run(self, args: SqlArgs) -> dict[str, Any]:
         if same := self_compared(args.query):
@@ -281,6 +287,27 @@ async def listed_values(conn: asyncpg.Connection,
             if kind in _TEXT and (values := await _values(conn, table, name)):
                 listed.setdefault(table, {})[name] = values
     return listed
+
+
+NAMES_READ = 5000  # distinct values read per text column at start: a larger table's names are not known ahead
+
+
+async def held_names(conn: asyncpg.Connection, columns: dict[str, list[tuple[str, str]]]) -> set[str]:
+    """The short texts of two to four words the text columns hold, in lower case (people's, places' and things'
+    names: "hugo wolff"), at most NAMES_READ a column; a column too large to read in the start's time gives none."""
+    names: set[str] = set()
+    for table, cols in columns.items():
+        for name, kind in cols:
+            if kind not in _TEXT:
+                continue
+            try:
+                rows = await conn.fetch(f"SELECT DISTINCT {_quoted(name)} AS v FROM {_quoted(table)} WHERE "
+                                        f"length({_quoted(name)}) <= 60 AND {_quoted(name)} ~ '^\\S+( \\S+){{1,3}}$' "
+                                        f"LIMIT {NAMES_READ}")
+            except asyncpg.QueryCanceledError:
+                continue
+            names.update(row["v"].lower() for row in rows)
+    return names
 
 
 # `column = 'text'`, the column maybe qualified: a filter whose text a listed column may not hold.

@@ -43,6 +43,14 @@ async def test_the_description_shows_tables_columns_types_and_sample_rows(compan
     assert 'e.g. {"id":1,"name":"Research"}' in tool.description
 
 
+async def test_the_tool_knows_the_names_of_several_words_its_rows_hold(company_url):
+    """Texts of two to four words (an employee's name) are what a question may name a row by; single words are the
+    listed values' business, and nothing is read from a column that is not text."""
+    tool = await SqlTool.connect(company_url)
+    assert "employee 7" in tool.names and "employee 120" in tool.names
+    assert "research" not in tool.names and "40100.00" not in tool.names
+
+
 async def test_a_select_answers_within_the_row_limit(company_url):
     """Rows come back as JSON values with their columns; past the limit they are cut and the cut is said."""
     tool = await SqlTool.connect(company_url, row_limit=50)

@@ -104,9 +104,23 @@ def test_a_range_is_what_python_means_as_the_argument_of_sum_min_or_max(expressi
     check(expression, value)
 
 
+@pytest.mark.parametrize(("expression", "value"), [("len([4, 5, 9])", 3), ("len([])", 0), ("len([7, 8]) * 2", 4),
+                                                 ("len(range(1, 11))", 10), ("len(range(5, 1))", 0)])
+def test_len_counts_a_list_or_a_range(expression, value):
+    """`len(members)` of a query's column of distinct values is how a coder model counts them."""
+    check(expression, value)
+
+
+@pytest.mark.parametrize("expression", ["len(5)", "len(2, 3)", "len()"])
+def test_len_of_anything_but_one_list_is_refused(expression):
+    """A number has no length: `len` takes one list or range, as in Python."""
+    with pytest.raises(ValueError, match="len takes one list"):
+        evaluate(expression)
+
+
 @pytest.mark.parametrize(
     ("expression", "message"),
-    [("range(3)", "only as the argument of sum, min or max"), ("abs(range(3))", "only as the argument"),
+    [("range(3)", "only as the argument of sum, min, max or len"), ("abs(range(3))", "only as the argument"),
      ("sum(range(10**7))", "10,000,000 numbers, over the 100,000 allowed"), ("sum(range(5, 1))", "range is empty"),
      ("sum(range(10**30))", "too many numbers, over the 100,000"), ("max(range(1e308))", "too many numbers"),
      ("sum(range(1.5, 3))", "whole numbers, got 1.5"), ("sum(range(1, 5, 0))", "step must not be 0"),

@@ -127,6 +127,13 @@ def test_a_one_cell_table_is_its_value_and_a_one_column_table_a_list():
     assert as_value(table) == table
 
 
+def test_a_column_cut_off_at_the_row_limit_stays_a_table():
+    """Rows past the limit were not fetched: summing or counting those shown would be a wrong number, so the result
+    stays a table, which arithmetic refuses, rather than a list that looks whole."""
+    cut = {"columns": ["id"], "rows": [[1], [2]], "truncated": True}
+    assert as_value(cut) == cut
+
+
 def _accepts(lark: str, text: str) -> bool:
     import llguidance
 
@@ -146,7 +153,8 @@ class _Sql:
 
         self.grammar = sql_grammar({
             "orders": ["id", "customer_id", "placed_on", "amount"], "customers": ["id", "name"],
-            "staff": ["id", "name", "team", "salary"], "products": ["id", "name", "category"],
+            "staff": ["id", "name", "team", "salary", "manager_id"], "products": ["id", "name", "category"],
+            "students": ["id", "name"], "courses": ["id", "title"], "enrollments": ["student_id", "course_id"],
         }, "sql_arg")
 
 

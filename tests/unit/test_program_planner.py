@@ -161,6 +161,23 @@ def test_a_question_fits_the_database_when_it_names_two_of_its_words_or_one_of_i
     assert planner.fitting("Tom buys 3 boxes of 12 muffins and eats 5. How many are left?", allowed) == set()
 
 
+def test_a_question_fits_the_database_when_it_names_a_row_by_a_name_of_several_words():
+    """A person the database holds, named whole ("Hugo Wolff's"), makes `sql` fit though no schema word is asked
+    about; one word of such a name alone ("Hugo") does not, nor does a name the database lacks."""
+    from stepwise.reasoning.program_planner import name_phrases
+
+    class Database:
+        description = "runs one query.\nTables: employees(id, name, manager_id)"
+        names = frozenset({"hugo wolff", "cora rowe"})
+
+    router = Router({"general": Expert(name="general", backend=Samples([]))}, "general")
+    planner = ProgramPlanner(router, {"sql": Database()})
+    assert name_phrases("Who is Hugo Wolff’s manager?") == {"hugo wolff"}
+    assert planner.fitting("Who is Hugo Wolff's manager?", ("sql",)) == {"sql"}
+    assert planner.fitting("Whom did Hugo meet?", ("sql",)) == set()
+    assert planner.fitting("Who is Ida Brandt's manager?", ("sql",)) == set()
+
+
 async def test_a_program_answering_two_things_votes_by_both_values_and_the_composer_states_both():
     """`answer = a, b`: samples vote on the pair, and with no single final value the composer writes the answer."""
     programs = ["a = 6 * 10\nb = 5 * 5\nanswer = a, b", "a = 60\nb = 25\nanswer = a * b",
@@ -189,6 +206,34 @@ async def test_programs_of_side_effect_free_tools_vote_by_value_and_ties_go_to_t
                           "How many?", samples=3)
     sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
     assert sampled.values == [7, 9, 4] and sampled.chosen == 1
+
+
+class Column:
+    """A query tool free of side effects: one column of the ids 1 to n, or the count alone when asked for it."""
+
+    name, description, deterministic, side_effect_free = "lookup", "looks ids up", False, True
+
+    class args_type(msgspec.Struct):
+        query: str
+
+    async def run(self, args):
+        n = int(args.query.split()[-1])
+        if args.query.startswith("count"):
+            return {"columns": ["count"], "rows": [[n]], "truncated": False}
+        return {"columns": ["id"], "rows": [[i] for i in range(1, n + 1)], "truncated": False}
+
+
+async def test_a_program_counting_a_column_with_len_votes_with_one_counting_in_the_query():
+    """`len(ids)` of a one-column result is the number of its values: it agrees with a query that counts."""
+    programs = ['ids = lookup("ids 12")\nanswer = len(ids)', 'answer = lookup("count 12")', 'answer = lookup("count 9")']
+    tools = {**default_tools(), "lookup": Column()}
+    engine = engine_with(Samples(programs), tools,
+                         planner=lambda router: ProgramPlanner(router, tools, samples=3, worked=False),
+                         composer=lambda router: Composer(router))
+    recorder = ev.Recorder()
+    await engine.run("How many different members?", RunOptions(deadline_s=10), sink=recorder)
+    sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.values == [12, 12, 9] and sampled.votes == 2
 
 
 class Batches(Samples):
