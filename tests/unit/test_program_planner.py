@@ -225,7 +225,8 @@ class Column:
 
 async def test_a_program_counting_a_column_with_len_votes_with_one_counting_in_the_query():
     """`len(ids)` of a one-column result is the number of its values: it agrees with a query that counts."""
-    programs = ['ids = lookup("ids 12")\nanswer = len(ids)', 'answer = lookup("count 12")', 'answer = lookup("count 9")']
+    programs = ['ids = lookup("ids 12")\nanswer = len(ids)', 'answer = lookup("count 12")',
+                'answer = lookup("count 9")']
     tools = {**default_tools(), "lookup": Column()}
     engine = engine_with(Samples(programs), tools,
                          planner=lambda router: ProgramPlanner(router, tools, samples=3, worked=False),
