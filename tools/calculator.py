@@ -39,6 +39,9 @@ from stepwise.tools.source import parse_expression
 Number = int | float
 
 _MAX_LENGTH = 500
+_MAX_INPUT = 20_000  # before `len([...])` of a substituted column is counted (50 values of up to 400 characters)
+# `len([...])` with a flat list inside: a JSON list a query's column became when substituted.
+_LEN_OF_LIST = re.compile(r"\blen\(\s*(\[[^\[\]]*\])\s*\)")
 _FLOAT_MAX = sys.float_info.max
 _INT_MAX = int(_FLOAT_MAX)
 _LOG10_MAX = math.log10(_FLOAT_MAX)
@@ -64,8 +67,9 @@ _LISTS_ALLOWED = frozenset({"sum", "min", "max", "len"})
 
 
 class CalculatorArgs(msgspec.Struct, forbid_unknown_fields=True):
-    # As long as the evaluator reads: a query's column of up to 50 values substituted into `len(..)` or `sum(..)`.
-    expression: Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_LENGTH)]
+    # A query's column of up to 50 values substituted into `len(..)` (names too) or `sum(..)`; a `len([...])` counts
+    # first, and what is left must be within _MAX_LENGTH.
+    expression: Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_INPUT)]
 
 
 class Calculator:
@@ -128,6 +132,8 @@ def value_of(tree: ast.Expression) -> Number:
 
 def normalized(expression: str) -> str:
     """The expression in Python's notation: models' spellings replaced, postfix ! and % rewritten as calls."""
+    if len(expression) <= _MAX_INPUT:
+        expression = _LEN_OF_LIST.sub(_counted, expression)
     if len(expression) > _MAX_LENGTH:
         raise ValueError(f"expression longer than {_MAX_LENGTH} characters")
     text = expression.translate(_SPELLINGS).strip()
@@ -152,6 +158,18 @@ def normalized(expression: str) -> str:
         call = f"factorial({operand})" if found.group() == "!" else f"({operand}/100)"
         text = text[:start] + call + text[found.end():]
     return text
+
+
+def _counted(found: re.Match[str]) -> str:
+    """`len([...])` of a JSON list of numbers or texts (a query's column, substituted) as its count: the texts
+    themselves are no arithmetic, and need not pass its checks. Anything else is left to the evaluator."""
+    try:
+        items = msgspec.json.decode(found.group(1))
+    except msgspec.DecodeError:
+        return found.group()
+    if not isinstance(items, list) or any(isinstance(i, (list, dict)) for i in items):
+        return found.group()
+    return str(len(items))
 
 
 def _without_thousands_separators(text: str) -> str:

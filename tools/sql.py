@@ -289,21 +289,27 @@ async def listed_values(conn: asyncpg.Connection,
     return listed
 
 
-NAMES_READ = 5000  # distinct values read per text column at start: a larger table's names are not known ahead
+NAMES_READ = 5000  # distinct values kept per text column: a larger table's names are not all known ahead
+NAMES_SCANNED = 100_000  # rows read per column for them, so a large table costs a bounded scan, not a full one
+# Two to four words: a name ("Hugo Wolff"), not a single word (listed values) nor a sentence. program_planner's
+# name_phrases reads runs of two to four capitalised words out of a question to match against these.
+_NAME_TEXT = r"^[^[:space:]]+( [^[:space:]]+){1,3}$"
 
 
 async def held_names(conn: asyncpg.Connection, columns: dict[str, list[tuple[str, str]]]) -> set[str]:
     """The short texts of two to four words the text columns hold, in lower case (people's, places' and things'
-    names: "hugo wolff"), at most NAMES_READ a column; a column too large to read in the start's time gives none."""
+    names: "hugo wolff"), at most NAMES_READ a column from its first NAMES_SCANNED rows; a column too slow to read
+    in the start's statement timeout gives none."""
     names: set[str] = set()
     for table, cols in columns.items():
         for name, kind in cols:
             if kind not in _TEXT:
                 continue
+            column = f"{_quoted(name)}::text"  # a character(n) value without its padding
             try:
-                rows = await conn.fetch(f"SELECT DISTINCT {_quoted(name)} AS v FROM {_quoted(table)} WHERE "
-                                        f"length({_quoted(name)}) <= 60 AND {_quoted(name)} ~ '^\\S+( \\S+){{1,3}}$' "
-                                        f"LIMIT {NAMES_READ}")
+                rows = await conn.fetch(f"SELECT DISTINCT v FROM (SELECT {column} AS v FROM {_quoted(table)} "
+                                        f"LIMIT {NAMES_SCANNED}) s WHERE octet_length(v) <= 240 AND v ~ $1 "
+                                        f"LIMIT {NAMES_READ}", _NAME_TEXT)
             except asyncpg.QueryCanceledError:
                 continue
             names.update(row["v"].lower() for row in rows)

@@ -111,6 +111,15 @@ def test_len_counts_a_list_or_a_range(expression, value):
     check(expression, value)
 
 
+def test_len_counts_a_substituted_column_of_names():
+    """A query's column of names, substituted as JSON, is counted: its texts are not arithmetic and need not be."""
+    names = "[" + ", ".join(f'"Person {i}"' for i in range(50)) + "]"
+    check(f"len({names})", 50)
+    check('len(["Ana Ruiz", "Bo Li"]) * 2', 4)
+    with pytest.raises(ValueError, match="character not allowed"):
+        evaluate('sum(["Ana Ruiz"])')
+
+
 @pytest.mark.parametrize("expression", ["len(5)", "len(2, 3)", "len()"])
 def test_len_of_anything_but_one_list_is_refused(expression):
     """A number has no length: `len` takes one list or range, as in Python."""

@@ -10,7 +10,7 @@ import pytest
 from stepwise.reasoning.errors import PlanInvalid
 from stepwise.reasoning.plan import as_value, render, validate_plan
 from stepwise.reasoning.program import compile_program, program_grammar
-from stepwise.tools.calculator import Calculator
+from stepwise.tools.calculator import Calculator, evaluate
 from stepwise.tools.docs import DocSearch
 
 DOCS = Path(__file__).resolve().parent.parent / "fixtures" / "docs"
@@ -132,6 +132,8 @@ def test_a_column_cut_off_at_the_row_limit_stays_a_table():
     stays a table, which arithmetic refuses, rather than a list that looks whole."""
     cut = {"columns": ["id"], "rows": [[1], [2]], "truncated": True}
     assert as_value(cut) == cut
+    with pytest.raises(ValueError, match="not allowed"):
+        evaluate(f"len({render(cut)})")
 
 
 def _accepts(lark: str, text: str) -> bool:

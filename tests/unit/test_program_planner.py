@@ -220,13 +220,16 @@ class Column:
         n = int(args.query.split()[-1])
         if args.query.startswith("count"):
             return {"columns": ["count"], "rows": [[n]], "truncated": False}
+        if args.query.startswith("names"):
+            return {"columns": ["name"], "rows": [[f"Member {i}"] for i in range(1, n + 1)], "truncated": False}
         return {"columns": ["id"], "rows": [[i] for i in range(1, n + 1)], "truncated": False}
 
 
 async def test_a_program_counting_a_column_with_len_votes_with_one_counting_in_the_query():
-    """`len(ids)` of a one-column result is the number of its values: it agrees with a query that counts."""
+    """`len(ids)` of a one-column result, of ids or of names, is the number of its values: it agrees with a query
+    that counts."""
     programs = ['ids = lookup("ids 12")\nanswer = len(ids)', 'answer = lookup("count 12")',
-                'answer = lookup("count 9")']
+                'who = lookup("names 12")\nanswer = len(who)']
     tools = {**default_tools(), "lookup": Column()}
     engine = engine_with(Samples(programs), tools,
                          planner=lambda router: ProgramPlanner(router, tools, samples=3, worked=False),
@@ -234,7 +237,7 @@ async def test_a_program_counting_a_column_with_len_votes_with_one_counting_in_t
     recorder = ev.Recorder()
     await engine.run("How many different members?", RunOptions(deadline_s=10), sink=recorder)
     sampled = next(e for e in recorder.events if isinstance(e, ev.ProgramsSampled))
-    assert sampled.values == [12, 12, 9] and sampled.votes == 2
+    assert sampled.values == [12, 12, 12] and sampled.votes == 3
 
 
 class Batches(Samples):
