@@ -218,7 +218,7 @@ PROMPTS = {  # how each is built, and the SHA-256 of its messages as JSON
     "composer_parts": (composer_parts,
                        "d68cdab9cf42b81fedb797b3575c27776e163fa491c3f15012b36d1d602fd450"),
     "function_calls": (function_calls,
-                       "4e3759f731c6d9c30310d148c2eb516275d036470e8fbe546153f262585c05e7"),
+                       "1e9661544541f3a71ade86ff80d736690138a389bffca9355f8c7cc41b28bd97"),
     "repair": (repair,
                "aadc65ad522028ef93d67f640b580752a6afbcccbf93c069c104baa600f10716"),
     "expert_retry": (expert_retry,
