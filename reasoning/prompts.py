@@ -202,8 +202,8 @@ FUNCTIONS_TOOLS = (
 )
 # Only when no call is required: the grammar then offers words (not starting with `<` or a space) as the alternative.
 FUNCTIONS_TEXT_TOO = " If no function fits, answer in words instead."
-# Small models make one call and stop; told what several look like, they make one per thing asked (BFCL parallel,
-# first 50: 31 right without the first sentence, 35 with it). Shown four calls for two values of two things, they also
+# Small models make one call and stop; told in a sentence what several look like, they make one per thing asked (BFCL
+# parallel, first 50: 31 right without such a sentence, 35 with it). Shown four calls for two values of two things, they also
 # write a call per pair (first 100: 75 → 79, +4 −0; parallel_multiple's first 50: 41 → 40, one extra call). Told in
 # words alone (no calls shown) that pairs need a call each, the model changed no reply that was wrong (0 of 25).
 FUNCTIONS_SEVERAL = (
