@@ -202,10 +202,10 @@ FUNCTIONS_TOOLS = (
 )
 # Only when no call is required: the grammar then offers words (not starting with `<` or a space) as the alternative.
 FUNCTIONS_TEXT_TOO = " If no function fits, answer in words instead."
-# Small models make one call and stop; told in a sentence what several look like, they make one per thing asked (BFCL
-# parallel, first 50: 31 right without such a sentence, 35 with it). Shown four calls for two values of two things, they also
-# write a call per pair (first 100: 75 → 79, +4 −0; parallel_multiple's first 50: 41 → 40, one extra call). Told in
-# words alone (no calls shown) that pairs need a call each, the model changed no reply that was wrong (0 of 25).
+# Small models make one call and stop; told in a sentence what several look like, they make one per thing asked
+# (BFCL parallel, first 50: 31 right without such a sentence, 35 with it). Shown four calls for two values of two
+# things, they also write a call per pair (first 100: 75 → 79, +4 −0; parallel_multiple's first 50: 41 → 40, one extra
+# call). Told in words alone (no calls shown) that pairs need a call each, the model changed no wrong reply (0 of 25).
 FUNCTIONS_SEVERAL = (
     " A request naming several values (two cities, three years, two metals…) needs one call for each value, and "
     "one call for each pair where it names several values of two things. For example, \"the price of gold and "
