@@ -7,7 +7,10 @@ enclosing grammar's.
 What a context-free grammar can check, it checks exactly: table names, `table.column` pairs, and each table's own
 aliases in FROM/JOIN. What it cannot — which alias a query bound to which table — it approximates: an alias is a
 prefix of its table's name (1–3 letters, optionally a digit: `e`, `emp`, `s2`), and `alias.column` may name a
-column of any table with that prefix; a bare column may be any table's.
+column of any table with that prefix; a bare column may be any table's. A self-join names its second copy by its
+role (`employees e JOIN employees m ON m.id = e.manager_id`), so a single letter no table begins with (optionally
+with a digit) is an alias of any table, its columns any table's: without it, a model writing `SELECT m` for a
+manager's name was held to `manager_id`, and `SELECT s` to `salary`.
 
 The queries are one line with no double quote, backslash, `;` or brace, so they sit inside a double-quoted program
 string as they are. Keywords are upper case and identifiers lower case, which also keeps the lexer unambiguous:
@@ -56,7 +59,9 @@ def sql_grammar(tables: Mapping[str, Sequence[str]], rule: str = "sql_arg", *, v
 
     # Qualifiers: every alias form of every table (a prefix and maybe a digit), and full table names; each may be
     # followed by the columns of every table it could stand for.
-    qualified: dict[str, set[str]] = {}
+    roles = "".join(sorted(set("abcdefghijklmnopqrstuvwxyz") - {t[0] for t in schema}))
+    role = f"[{roles}][1-9]?" if roles else None  # an alias by role: any table's
+    qualified: dict[str, set[str]] = {role: set(columns)} if role else {}
     for table, cols in schema.items():
         for prefix in _prefixes(table):
             qualified.setdefault(_alias_pattern([prefix]), set()).update(cols)
@@ -74,7 +79,7 @@ def sql_grammar(tables: Mapping[str, Sequence[str]], rule: str = "sql_arg", *, v
     for i, table in enumerate(schema):
         froms.append(f"{r}_t{i}")
         lines.append(f'{r}_t{i}: "{table}" (" AS " {R}_A{i} | " " {R}_A{i})?')
-        lines.append(f"{R}_A{i}: /{_alias_pattern(_prefixes(table))}/")
+        lines.append(f"{R}_A{i}: /{_alias_pattern(_prefixes(table))}{'|' + role if role else ''}/")
     literal = f"{R}_NUM | {R}_STR" + (f" | {value}" if value else "")
     return "\n".join([
         f"{r}: {r}_select",

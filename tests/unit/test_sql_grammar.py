@@ -77,9 +77,12 @@ def company() -> str:
     "SELECT sum(CASE WHEN salary >= 60000 THEN 1 ELSE 0 END) FROM employees WHERE name <> 'O''Brien'",
     "SELECT coalesce(sum(budget), 0) FROM projects WHERE lower(title) = 'apollo' AND deadline >= '2025-01-01'",
     "SELECT d.* FROM departments d WHERE -d.budget < -100",
+    "SELECT m.name FROM employees e JOIN employees m ON m.id = e.department_id WHERE e.name = 'Hugo Wolff'",
+    "SELECT b2.title FROM projects b2",
 ])
 def test_the_queries_database_questions_need_are_accepted(company, query):
-    """Selections, joins with per-table aliases, aggregates, grouping, ordering, subqueries, literals."""
+    """Selections, joins with per-table aliases or a role's letter (a self-join's `m`), aggregates, grouping,
+    ordering, subqueries, literals."""
     assert accepts(company, query)
 
 
@@ -88,8 +91,9 @@ def test_the_queries_database_questions_need_are_accepted(company, query):
     "SELECT department_name FROM departments",
     "SELECT * FROM staff",  # no such table
     "SELECT employees.budget FROM employees",  # a column of another table, qualified by this one
-    "SELECT x.name FROM employees x",  # an alias that is no prefix of its table
+    "SELECT em.name FROM employees ex",  # an alias that is no prefix of its table, nor a single letter
     "SELECT e.name FROM employees d",  # an alias of another table
+    "SELECT a.name FROM employees a",  # a single letter another table begins with is that table's alias
     "SELECT p.salary FROM projects p",  # no table starting with p has a salary
     "SELECT name FROM employees AS as",  # a reserved word as an alias
     "select name from employees",  # keywords are upper case
