@@ -34,6 +34,7 @@ from stepwise.reasoning.questions import (
     counts_things,
     counts_up,
     given_numbers,
+    numbers_in,
     numbers_stated,
     numbers_used,
     options,
@@ -102,17 +103,22 @@ class ProgramPlanner:
         (tables, columns, listed values), a name among them or a name of several words its rows hold, `read` when a
         name in it (a capitalised word past the first) occurs in the documents. Their worked examples are then shown;
         other data calls' are not."""
-        asked, named = _stems(question), _names(question)
         fit = set()
         known = _vocabulary(self.tools["sql"]) if "sql" in allowed else frozenset()
-        held = getattr(self.tools["sql"], "names", frozenset()) if "sql" in allowed else frozenset()
-        # Two shared words, or one name: a name the database holds (a department "Research") is no coincidence; nor is
-        # a name of several words one of its rows holds ("Hugo Wolff"), where one word alone ("Jonas") may well be.
-        if len(asked & known) >= 2 or named & known or name_phrases(question) & held:
+        if len(_stems(question) & known) >= 2 or self.names_row(question, allowed):
             fit.add("sql")
-        if "docs" in allowed and named & _vocabulary(self.tools["docs"]):
+        if "docs" in allowed and _names(question) & _vocabulary(self.tools["docs"]):
             fit.add(READ)
         return fit
+
+    def names_row(self, question: str, allowed: tuple[str, ...]) -> bool:
+        """Whether the question names something the database holds: a name among its listed values (a department
+        "Research") or a name of several words one of its rows holds ("Hugo Wolff"), where one word alone ("Jonas")
+        may well be a coincidence. Two shared words are no name ("hours" and "budget" in a word problem)."""
+        if "sql" not in allowed:
+            return False
+        held = getattr(self.tools["sql"], "names", frozenset())
+        return bool(_names(question) & _vocabulary(self.tools["sql"]) or name_phrases(question) & held)
 
     def _messages(self, question: str, allowed: tuple[str, ...]) -> list[Message]:
         system, _ = self.prompt_for(allowed)
@@ -283,8 +289,10 @@ class ProgramPlanner:
         """How the samples for this question vote (none of the question's rules for a replan, which has no question)."""
         if question is None:
             return _Rules()
+        fit = self.fitting(question, allowed)
+        queries = READ not in fit and self.names_row(question, allowed)
         return _Rules(magnitude=asks_for_difference(question), whole=counts_things(question), up=counts_up(question),
-                      given=given_numbers(question), reads=READ in self.fitting(question, allowed),
+                      given=given_numbers(question), stated=numbers_in(question), reads=READ in fit, queries=queries,
                       options=len(options(question)), arithmetic=self.arithmetic)
 
     async def _compiled(self, texts: list[str], tools: Mapping[str, Tool],
@@ -664,14 +672,43 @@ def _names(text: str) -> set[str]:
 
 
 def name_phrases(text: str) -> set[str]:
-    """Every run of two to four capitalised words in the text, lower case, a possessive's 's dropped: the names of
-    several words it may mention ("hugo wolff" in "Who is Hugo Wolff's manager?")."""
+    """Every run of two to four words of a name in the text, lower case, a possessive's 's dropped: the names of
+    several words it may mention ("hugo wolff" in "Who is Hugo Wolff's manager?"). A name's words are capitalised in
+    any script ("Éva Müller"), may hold an apostrophe or a hyphen ("Seán O'Neil", "Anna-Lena Roth"), and may join
+    through a lower-case particle ("Ludwig van Beethoven", "Maria de la Cruz"), which neither starts nor ends one."""
     found = set()
-    for run in re.finditer(r"[A-Z][\w-]*(?:['’]s)?(?:\s+[A-Z][\w-]*(?:['’]s)?)+", text):
-        words = [re.sub(r"['’]s$", "", w).lower() for w in run.group(0).split()]
-        found.update(" ".join(words[i:j]) for i in range(len(words))
-                     for j in range(i + 2, min(i + 4, len(words)) + 1))
+    words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
+    run: list[str] = []
+    for index, (start, _, word) in enumerate(words):
+        joined = index > 0 and text[words[index - 1][1]:start].isspace()
+        if not joined:
+            _add_runs(run, found)
+            run = []
+        if word[0].isupper() or (run and word in _PARTICLES):
+            run.append(word)
+            if word[0].isupper() and re.search(r"['’]s$", word):  # a possessive ends the name
+                _add_runs(run, found)
+                run = []
+        else:
+            _add_runs(run, found)
+            run = []
+    _add_runs(run, found)
     return found
+
+
+_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+# Lower-case words inside a name: "van", "de la", "bin".
+_PARTICLES = frozenset("van von der den de del della di da du la le ten ter bin ibn al".split())
+
+
+def _add_runs(run: list[str], found: set[str]) -> None:
+    """The run's phrases of two to four words that start and end with a capitalised word, into `found`."""
+    while run and not run[-1][0].isupper():  # a particle the name did not go on after
+        run.pop()
+    words = [re.sub(r"['’]s$", "", w).lower() for w in run]
+    capital = [w[0].isupper() for w in run]
+    found.update(" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 2, min(i + 4, len(words)) + 1)
+                 if capital[i] and capital[j - 1])
 
 
 @functools.lru_cache(maxsize=64)
@@ -696,15 +733,18 @@ def _key(value: Any, magnitude: bool = False) -> Any:
 
 class _Rules(msgspec.Struct, frozen=True):
     """What the question says about its answer, for the vote: a difference's size (`magnitude`: 9 and -9 are one
-    answer), a count (`whole`; of what suffices, `up`), the numbers it gives (`given`), names the documents hold
-    (`reads`), how many options it offers to choose from (`options`); and the arithmetic tool (`arithmetic`), whose
-    programs alone make a word problem (None, as for a replan: no word-problem rule)."""
+    answer), a count (`whole`; of what suffices, `up`), the numbers it gives (`given`; `stated`, 0 and 1 too), names
+    the documents hold (`reads`), a thing the database holds and none the documents name (`queries`), how many
+    options it offers to choose from (`options`); and the arithmetic tool (`arithmetic`), whose programs alone make a
+    word problem (None, as for a replan: no word-problem rule)."""
 
     magnitude: bool = False
     whole: bool = False
     up: bool = False  # a count of what suffices: a fraction rounds up (`counts_up`)
     given: frozenset[float] = frozenset()
+    stated: frozenset[float] = frozenset()  # every number the question states, 0 and 1 too
     reads: bool = False
+    queries: bool = False
     options: int = 0
     arithmetic: str | None = None
 
@@ -720,8 +760,17 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     - for a question naming what the documents hold (`reads`), a program that does not read them, when another
       does: the general-knowledge expert would answer from what it imagines (it named a famous real person for a
       fact only the documents hold);
+    - for a question about the database alone (`queries`), a program reading the documents, when another sample
+      queries the database: the reader finds nothing about a row only the database holds, or something else (a
+      probe's "Who is Hugo Wolff's manager?" was read from the documents by 4 of 5 samples);
+    - a query finding a row by an id the question does not state (`WHERE project_id = 8` for "the Cobalt
+      project"), when another sample's query does not: the id is a guess, however many samples made it (a probe's
+      sql question tied 2-2 between two guessed ids and two subqueries finding the project by its name, and the tie
+      went to a guess);
     - for a question counting things (`whole`), a fraction, when some sample computed a whole number: 8.67 friends
-      is a wrong program however many samples wrote it;
+      is a wrong program however many samples wrote it, when two others agree on 39 — but not when most samples
+      computed that fraction and no two agree on a whole number (the fraction is then rounded: `_count_whole`): four
+      of five computing 1,351.5 books lost to a fifth's 1,590 in a probe's run;
     - for a word problem (every computed sample arithmetic alone) not asking a difference's size, a negative number,
       when another sample computed one that is not: the amount a word problem asks for is not below zero, and a
       sample reaching one subtracted the wrong way round (re-voting three runs' recorded samples of gsm_symbolic
@@ -740,11 +789,15 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     eligible = set(range(len(programs)))
     if rules.reads and any(p is not None and _reads(p) for p in programs):
         eligible = {i for i, p in enumerate(programs) if p is not None and _reads(p)}
+    if rules.queries and any(p is not None and _queries(p) for p in programs):
+        eligible = {i for i in eligible if (p := programs[i]) is not None and not _reads(p)}
     if rules.options > 1 and any(i in eligible and p is not None and len(p.parts) == rules.options
                                  for i, p in enumerate(programs)):
         eligible = {i for i in eligible if len(getattr(programs[i], "parts", ())) == rules.options}
     computed = [i for i, v in enumerate(values) if i in eligible and v is not None and v is not _REFUSED]
-    if rules.whole and any(_whole(values[i]) for i in computed):
+    if any(not _guesses_id(programs[i], rules.stated) for i in computed):
+        computed = [i for i in computed if not _guesses_id(programs[i], rules.stated)]
+    if rules.whole and any(_whole(values[i]) for i in computed) and not _fraction_agreed(values, computed, magnitude):
         computed = [i for i in computed if not is_number(values[i]) or _whole(values[i])]
     if (rules.arithmetic is not None and not magnitude
             and len({values[i] >= 0 for i in computed if is_number(values[i])}) == 2
@@ -777,6 +830,31 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     best = max(compiled, key=lambda i: (counts[_shape(programs[i])], forms[_shape(programs[i], worded=False)],
                                         not _unused(programs[i]), -i))
     return best, counts[_shape(programs[best])]
+
+
+def _fraction_agreed(values: list[Any], computed: list[int], magnitude: bool) -> bool:
+    """Whether more than half of all the samples computed one and the same fraction, and no two samples one and the
+    same whole number: a lone whole number may be any other program's, two agreeing are evidence of a count."""
+    counted = Counter(_key(values[i], magnitude) for i in computed if is_number(values[i]))
+    fractions = [n for value, n in counted.items() if not float(value).is_integer()]
+    return bool(fractions) and 2 * max(fractions) > len(values) and all(
+        n == 1 for value, n in counted.items() if float(value).is_integer())
+
+
+# An id column compared with a number: `project_id = 8`, `p.id IN (3, 4)`.
+_ID_NUMBER = re.compile(r"\b(?:\w*_)?id\s*(?:=\s*(\d+(?:\.\d+)?)|in\s*\(([\d\s,.]+)\))", re.IGNORECASE)
+
+
+def _guesses_id(program: Program | None, stated: frozenset[float]) -> bool:
+    """Whether a query of the program compares an id with a number the question does not state."""
+    if program is None:
+        return False
+    for step in program.plan.steps:
+        if isinstance(step, ToolStep) and step.target == "sql" and isinstance(query := step.input.get("query"), str):
+            for one, listed in _ID_NUMBER.findall(query):
+                if any(float(n) not in stated for n in re.findall(r"\d+(?:\.\d+)?", one or listed)):
+                    return True
+    return False
 
 
 def _counts(values: list[Any], computed: list[int], magnitude: bool,
@@ -814,6 +892,10 @@ def _length(program: Program | None) -> int:
 
 def _reads(program: Program) -> bool:
     return any(isinstance(step, ToolStep) and step.target == "docs" for step in program.plan.steps)
+
+
+def _queries(program: Program) -> bool:
+    return any(isinstance(step, ToolStep) and step.target == "sql" for step in program.plan.steps)
 
 
 def _whole(value: Any) -> bool:

@@ -94,7 +94,12 @@ def numbers_stated(text: str) -> list[float]:
 def given_numbers(question: str) -> frozenset[float]:
     """The numbers the question states, but 0 and 1, which a program may well leave implied ("1/5 occupied" is
     `/ 5`)."""
-    return frozenset(float(n.replace(",", "")) for n in _NUMBER.findall(question)) - {0.0, 1.0}
+    return numbers_in(question) - {0.0, 1.0}
+
+
+def numbers_in(text: str) -> frozenset[float]:
+    """Every number the text states, 0 and 1 too."""
+    return frozenset(float(n.replace(",", "")) for n in _NUMBER.findall(text))
 
 
 def numbers_used(text: str, given: frozenset[float]) -> float:

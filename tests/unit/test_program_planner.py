@@ -176,6 +176,21 @@ def test_a_question_fits_the_database_when_it_names_a_row_by_a_name_of_several_w
     assert planner.fitting("Who is Hugo Wolff's manager?", ("sql",)) == {"sql"}
     assert planner.fitting("Whom did Hugo meet?", ("sql",)) == set()
     assert planner.fitting("Who is Ida Brandt's manager?", ("sql",)) == set()
+    assert planner._rules("Who is Hugo Wolff's manager?", ("sql",)).queries
+    assert not planner._rules("Who is Ida Brandt's manager?", ("sql",)).queries
+
+
+def test_a_name_of_several_words_is_read_with_accents_apostrophes_hyphens_and_particles():
+    """Names written as people write them are found whole: capitals of any script, O'Neil, Anna-Lena, "van", "de la"."""
+    from stepwise.reasoning.program_planner import name_phrases
+
+    assert name_phrases("Where does Seán O'Neil work?") == {"seán o'neil"}
+    assert name_phrases("What does Éva Müller earn?") == {"éva müller"}
+    assert "anna-lena roth" in name_phrases("Which projects does Anna-Lena Roth lead?")
+    assert "ludwig van beethoven" in name_phrases("Is Ludwig van Beethoven a member?")
+    assert name_phrases("Who hired Maria de la Cruz?") == {"maria de la cruz"}
+    assert name_phrases("Ask Tom. Ben Lee came.") == {"ask tom", "ben lee"}
+    assert name_phrases("Tom met van Beethoven.") == set()  # a particle neither starts nor ends a name
 
 
 async def test_a_program_answering_two_things_votes_by_both_values_and_the_composer_states_both():
@@ -487,6 +502,37 @@ async def test_for_a_question_counting_things_a_fraction_votes_only_when_no_samp
     assert abs(report.answer.value - 26 / 3) < 1e-9
 
 
+async def test_a_fraction_most_samples_computed_outvotes_a_lone_whole_number_and_is_rounded():
+    """Four samples computing 1,351.5 books outvote one computing 1,590: a single whole number is no evidence of a
+    count; the fraction is rounded down as it runs."""
+    left = "books = 1250 + 340\ngiven = books * 15 / 100\nanswer = books - given"
+    backend = Samples([left, left, "books = 1250 + 340\nanswer = books", left, left])
+    report, _ = await run(backend, "A library had 1250 books. It bought 340 more, then gave away 15% of all its "
+                                   "books. How many books does the library have now?")
+    assert report.answer.value == 1351
+
+
+def test_a_query_finding_a_row_by_an_id_the_question_does_not_state_loses_its_vote():
+    """Two queries guessing the project's id lose to two finding it by its name; an id the question states is no
+    guess."""
+    from stepwise.reasoning.program import compile_program
+    from stepwise.reasoning.program_planner import _Rules, _vote
+
+    class Sql:
+        name, description, deterministic, side_effect_free = "sql", "runs one query", False, True
+
+        class args_type(msgspec.Struct):
+            query: str
+
+    tools = {**default_tools(), "sql": Sql()}
+    guessed = 'answer = sql("SELECT sum(hours) FROM assignments WHERE project_id = 8")'
+    named = ('answer = sql("SELECT sum(hours) FROM assignments WHERE project_id = '
+             '(SELECT id FROM projects WHERE name = \'Cobalt\')")')
+    programs = [compile_program(text, tools, "general") for text in (guessed, guessed, named, named)]
+    assert _vote(programs, [230, 230, 260, 260], _Rules()) == (2, 2)
+    assert _vote(programs, [230, 230, 260, 260], _Rules(stated=frozenset({8.0}))) == (0, 2)
+
+
 async def test_a_count_no_sample_computed_whole_is_rounded_down_in_the_program_that_runs():
     """Every sample computing 5.5 tubes: the chosen program's answer becomes `floor(…)`, recorded as it runs."""
     backend = Samples(["ben = 11 / 2\nanswer = ben"] * 5)
@@ -582,6 +628,34 @@ def test_for_a_question_naming_what_the_documents_hold_a_program_that_reads_them
     programs = [compile_program(text, tools, "general") for text in (asking, asking, reading)]
     assert _vote(programs, [None] * 3, _Rules(reads=True)) == (2, 1)
     assert _vote(programs, [None] * 3, _Rules()) == (0, 2)
+
+
+def test_for_a_question_about_the_database_alone_a_program_querying_it_outvotes_those_reading_the_documents():
+    """Three samples reading the documents lose to one querying the database when the question fits the database and
+    names nothing the documents hold; a program doing arithmetic alone keeps its vote, and without the rule the
+    readers' majority stands."""
+    from pathlib import Path
+
+    from stepwise.reasoning.program import compile_program
+    from stepwise.reasoning.program_planner import _Rules, _vote
+    from stepwise.tools.docs import DocSearch
+
+    class Sql:
+        name, description, deterministic, side_effect_free = "sql", "runs one query", False, True
+
+        class args_type(msgspec.Struct):
+            query: str
+
+    tools = {**default_tools(), "sql": Sql(),
+             "docs": DocSearch(Path(__file__).resolve().parent.parent / "fixtures" / "docs")}
+    reading = 'answer = read("Who is Hugo Wolff\'s manager?")'
+    querying = ('answer = sql("SELECT m.name FROM employees e JOIN employees m ON m.id = e.manager_id '
+                'WHERE e.name = \'Hugo Wolff\'")')
+    programs = [compile_program(text, tools, "general") for text in (reading, reading, reading, querying)]
+    assert _vote(programs, [None] * 4, _Rules(queries=True)) == (3, 1)
+    assert _vote(programs, [None] * 4, _Rules()) == (0, 3)
+    sums = [compile_program(text, tools, "general") for text in ("answer = 2 + 3", "answer = 2 + 3", querying)]
+    assert _vote(sums, [5, 5, 7], _Rules(queries=True)) == (0, 2)
 
 
 async def test_for_a_choice_between_options_a_program_with_one_value_per_option_outvotes_a_single_number():
