@@ -171,6 +171,11 @@ class Composer:
             required = [value]
         else:  # a name the result holds is stated as written (the composer model has shortened "Urbano" to "Urban")
             required = _names(value)
+        # A single quantity is stated last: readers (and scorers) take an answer's last number as its result, and the
+        # composer model has answered a canal's length by copying the passage that holds it ("It is 31 kilometres
+        # long and was opened in 1851. …").
+        last = (_single_number(value) if len(parts) <= 1 and asks_for_quantity(question)
+                and not asks_for_difference(question) else None)
         known = _numbers(question) | _numbers(messages[1].content)
         for _attempt in (1, 2):
             _, answer = await self.router.call(
@@ -179,7 +184,7 @@ class Composer:
             )
             # The model has begun an answer with the punctuation that would follow a name (", Engineering has …").
             answer.text = answer.text.lstrip(" ,;:") or answer.text
-            problem = ungrounded(answer.text, known, required)
+            problem = ungrounded(answer.text, known, required, last)
             if problem is None or not required:  # without final values to fall back on, a retry is all cost
                 break
             messages = [*messages, Message("assistant", answer.text),
@@ -301,10 +306,10 @@ def _names(value: Any) -> list[str]:
     return []
 
 
-def ungrounded(text: str, known: set[float], required: list[Any]) -> str | None:
+def ungrounded(text: str, known: set[float], required: list[Any], last: float | None = None) -> str | None:
     """Why an answer is not grounded in the results, or None: every number it states must appear in the question or
-    the results (rounded to 2 decimals, as people write money), and each required value (a number, or a short text
-    such as a name) must be stated."""
+    the results (rounded to 2 decimals, as people write money), each required value (a number, or a short text
+    such as a name) must be stated, and `last`, if given, must be the last number stated."""
     stated = _numbers(text)
     for value in required:
         if is_number(value):
@@ -315,4 +320,16 @@ def ungrounded(text: str, known: set[float], required: list[Any]) -> str | None:
     stray = [n for n in stated if not any(abs(n - k) <= 0.005 or abs(n - round(k, 2)) < 1e-9 for k in known)]
     if stray:
         return f"{', '.join(format(n, 'g') for n in stray[:3])} appear in no result"
+    ordered = _NUMBER.findall(text)
+    if last is not None and ordered and abs(float(ordered[-1].replace(",", "")) - last) > max(0.005, abs(last) * 1e-6):
+        return f"it states {ordered[-1]} after the result {render(last)}; state the result alone"
+    return None
+
+
+def _single_number(value: Any) -> float | None:
+    """The number a final value is: itself, or the one number a short text states ("31", "31 kilometres")."""
+    if is_number(value):
+        return float(value)
+    if isinstance(value, str) and len(value) <= 60 and len(found := _numbers(value)) == 1:
+        return next(iter(found))
     return None

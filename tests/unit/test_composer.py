@@ -76,6 +76,18 @@ async def test_the_composer_model_writes_every_answer_when_asked_to():
     assert report.answer.text == "Four apples: 4." and report.answer.value == 4 and len(backend.calls) == 2
 
 
+async def test_a_single_quantity_is_stated_last_or_the_composer_is_asked_again():
+    """An answer copying a passage ("It is 31 kilometres long and was opened in 1851.") ends with a number that is
+    not the result: the composer is asked again; an answer stating the result last stands."""
+    question = "In 2020 Ann had 2 apples and got 2 more. How many apples are there?"
+    backend = Samples(["answer = 2 + 2"], '{"text":"There are 4 apples, as in 2020.","uses":[1]}',
+                      '{"text":"There are 4 apples.","uses":[1]}')
+    report, _ = await run(backend, question, samples=1, always=True)
+    assert report.answer.text == "There are 4 apples." and len(backend.calls) == 3
+    assert "states 2020 after the result 4" in ungrounded("4 apples, as in 2020.", {4.0, 2020.0}, [4], 4)
+    assert ungrounded("In 2020 there were 4.", {4.0, 2020.0}, [4], 4) is None
+
+
 def test_an_answer_is_ungrounded_when_it_leaves_out_a_required_value_or_states_a_number_no_result_has():
     """Each required value must be stated (numbers to 2 decimals, as money is written; names as written); every
     number must come from somewhere."""
