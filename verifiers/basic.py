@@ -141,11 +141,11 @@ class ExpertAnswered:
 
 
 def _question(resolved_input: Any) -> str:
-    """The question an expert step asks: its input, or the part after "Question:" up to the passages a reader is
-    given."""
+    """The question an expert step asks: its input, or a reader's, after the last "Question:" (its passages come
+    before it; up to "Passages:" where they come after)."""
     text = resolved_input if isinstance(resolved_input, str) else ""
     if "Question:" in text:
-        text = text.split("Question:", 1)[1].split("\nPassages:", 1)[0]
+        text = text.rsplit("Question:", 1)[1].split("\nPassages:", 1)[0]
     return text
 
 

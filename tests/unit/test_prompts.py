@@ -210,7 +210,7 @@ PROMPTS = {  # how each is built, and the SHA-256 of its messages as JSON
     "worked_solution": (worked_solution,
                         "c749894259b390073d7b106fb05173982bdbbd3ab69af155c849e455cd64eb38"),
     "reader_step": (reader_step,
-                    "07763443c307266f3bda5a9e09869dd0916f97ad42a970c57ddce6550add49e1"),
+                    "162f41bf4e39b3fe7e6dd2a126de79be238540674990c3126d6674ff3cf15b68"),
     "composer_with_a_retry": (composer_with_a_retry,
                               "298510f06c72055d2929f410087ab5b9732874d9607c28718e624da1a235fa00"),
     "composer_choice_and_ties": (composer_choice_and_ties,

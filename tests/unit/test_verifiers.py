@@ -165,15 +165,15 @@ async def test_a_huge_int_compared_with_a_float_or_a_range_gives_a_verdict_not_a
 
 async def test_an_expert_answer_that_only_repeats_a_name_from_its_question_is_retried():
     """"Which firm did Corwin Astley own?" → "Corwin Astley" is the subject echoed, not an answer (a reader's question
-    sits between "Question:" and its passages); a choice offered with "or" may be answered with one of its names, and
+    follows "Question:", after its passages); a choice offered with "or" may be answered with one of its names, and
     a reader may always say the passages do not hold the answer."""
-    reader = ("Answer from these passages only.\nQuestion: What was the shipping firm of Corwin "
-              "Astley?\nPassages: [...Corwin Astley...]")
+    reader = ("Answer from these passages only.\nPassages: [...Corwin Astley... Question: none]\nQuestion: What was "
+              "the shipping firm of Corwin Astley?")
     step = ExpertStep(2, "general", reader)
     echoed = await ExpertAnswered().verify(step, reader, "Corwin Astley.", no_model)
     assert echoed.outcome == "retry" and "repeats 'Corwin Astley'" in echoed.reason
     assert (await ExpertAnswered().verify(step, reader, "the Marlin Line", no_model)).outcome == "pass"
-    refusal = "Answer from these passages only.\nQuestion: Who founded not in the documents?\nPassages: [...]"
+    refusal = "Answer from these passages only.\nPassages: [...]\nQuestion: Who founded not in the documents?"
     assert (await ExpertAnswered().verify(step, refusal, "not in the documents", no_model)).outcome == "pass"
     choice = "Who is older, Ada or Grace?"
     assert (await ExpertAnswered().verify(ExpertStep(1, "general", choice), choice, "Ada",
