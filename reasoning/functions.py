@@ -22,6 +22,7 @@ from stepwise.reasoning import prompts
 from stepwise.reasoning.constraints import ConstraintViolated
 from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.router import Router
+from stepwise.reasoning.stated import Stated, stated_arguments
 from stepwise.reasoning.types import Answer, Completion, Function, FunctionCall, Grammar, Message, Sampling
 
 MAX_PARALLEL_CALLS = 8
@@ -114,7 +115,7 @@ def _start(rule: str, *, required: bool) -> str:
 
 def tools_block(functions: Sequence[Function]) -> str:
     """Each function as the chat template shows a tool: one JSON object a line, less a number's float format, which
-    the server applies itself (`_typed`) and which, shown, changed other values the model wrote (bfcl_multiple's
+    the server applies itself (`_finished`) and which, shown, changed other values the model wrote (bfcl_multiple's
     first 100: −2 +0 on the same items)."""
     return "".join("\n" + json.dumps({"type": "function", "function": {
         "name": f.name, "description": f.description, "parameters": _unformatted(f.parameters)}}, ensure_ascii=False)
@@ -194,7 +195,7 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     greedy = router.call(target, shown, ctx, purpose="compose", constraint=constraint,
                          sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
     if not parallel or samples <= 1:
-        return _typed(_answer(*await greedy), functions)
+        return _finished(_answer(*await greedy), functions, messages)
     first, second = await asyncio.gather(greedy, router.call(
         target, shown, ctx, purpose="compose", constraint=constraint,
         sampling=Sampling(max_tokens=max_tokens, temperature=_TEMPERATURE, n=samples)), return_exceptions=True)
@@ -215,7 +216,7 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
                 best = Answer(text=best.text, tool_calls=other)
     if not best.tool_calls and isinstance(first, ConstraintViolated):
         raise first
-    return _typed(best, functions)
+    return _finished(best, functions, messages)
 
 
 async def _choose(router: Router, target: str, shown: list[Message], functions: Sequence[Function], ctx: RunContext,
@@ -236,13 +237,21 @@ async def _choose(router: Router, target: str, shown: list[Message], functions: 
     return chosen
 
 
-def _typed(answer: Answer, functions: Sequence[Function]) -> Answer:
-    """The calls with each whole number the caller's schema declares a float (OpenAPI's `format: float`/`double`)
-    written as one: JSON does not tell `3` from `3.0`, the grammar lets the model write either, and a caller decoding
-    the arguments strictly (a list of floats) refuses the integer."""
+def _finished(answer: Answer, functions: Sequence[Function], messages: Sequence[Message]) -> Answer:
+    """The calls as the caller gets them: each optional argument the conversation does not state left out
+    (`reasoning/stated.py`: the model's guess, where the caller's function has its own default; on BFCL's first 100
+    parallel items 79 → 81 and first 50 parallel_multiple 40 → 41, README "Function calling"), and each whole number
+    the caller's schema declares a float (OpenAPI's `format: float`/`double`) written as one: JSON does not tell `3`
+    from `3.0`, the grammar lets the model write either, and a caller decoding the arguments strictly (a list of
+    floats) refuses the integer. Calls already made count as stated, so an argument a tool's result gave is kept."""
+    if not answer.tool_calls:
+        return answer
+    stated = Stated("\n".join(m.content for m in messages if m.role != "system"))
     schemas = {f.name: f.parameters for f in functions}
-    calls = [FunctionCall(c.name, _as_declared(c.arguments, schemas.get(c.name, {}))) for c in answer.tool_calls]
-    return msgspec.structs.replace(answer, tool_calls=calls) if calls else answer
+    calls = [FunctionCall(c.name, _as_declared(stated_arguments(c.arguments, schemas.get(c.name, {}), stated),
+                                               schemas.get(c.name, {})))
+             for c in answer.tool_calls]
+    return msgspec.structs.replace(answer, tool_calls=calls)
 
 
 def _as_declared(value: Any, schema: Any) -> Any:

@@ -139,7 +139,8 @@ async def test_a_whole_number_where_the_schema_says_float_is_written_as_a_float(
         "factor": {"type": "number", "format": "float"},
         "points": {"type": "array", "items": {"type": ["number", "null"], "format": "double"}},
         "origin": {"type": "object", "properties": {"x": {"type": "number", "format": "float"}}},
-        "count": {"type": "integer"}, "plain": {"type": "number"}, "flag": {"type": "boolean"}}})
+        "count": {"type": "integer"}, "plain": {"type": "number"}, "flag": {"type": "boolean"}},
+        "required": ["factor", "points", "origin", "count", "plain", "flag"]})  # kept though the request states none
     written = {"factor": 3, "points": [1, 2.5], "origin": {"x": 0}, "count": 2, "plain": 4, "flag": True}
     for samples in (1, 3):  # the greedy reply alone, and the reply chosen among sampled ones
         got = await answer(Sampler(call("scale", written), [call("scale", written)] * 3), functions=(numbers,),
@@ -152,7 +153,7 @@ async def test_a_schema_the_walk_cannot_follow_leaves_the_call_as_written():
     """A property schema `true`, a list of item schemas, a format that is no string: the values stay as written."""
     odd = Function("f", "d", {"type": "object", "properties": {
         "any": True, "pair": {"type": "array", "items": [{"type": "number", "format": "float"}]},
-        "n": {"type": "number", "format": {"float": 1}}}})
+        "n": {"type": "number", "format": {"float": 1}}}, "required": ["any", "pair", "n"]})
     written = {"any": 1, "pair": [1], "n": 2}
     got = await answer(Sampler(call("f", written), None), functions=(odd,), samples=1)
     assert msgspec.json.encode(got.tool_calls[0].arguments) == b'{"any":1,"pair":[1],"n":2}'

@@ -44,10 +44,11 @@ class Sampler:
 
 
 async def answer(backend: Sampler, *, parallel: bool = True, required: bool = True, samples: int = 5,
-                 functions: tuple[Function, ...] = (WEATHER,)):
+                 functions: tuple[Function, ...] = (WEATHER,), messages: list[Message] | None = None):
     router = Router({"general": Expert(name="general", backend=backend)}, "general")
     ctx = RunContext(uuid.uuid4(), Recorder(), time.monotonic() + 1e6)
-    return await call_functions(router, "general", [Message("user", "Weather in Paris and Rome?")], list(functions),
+    messages = messages or [Message("user", "Weather in Paris and Rome?")]
+    return await call_functions(router, "general", messages, list(functions),
                                 ctx, required=required, parallel=parallel, max_tokens=64, samples=samples)
 
 

@@ -1,0 +1,83 @@
+"""Whether a conversation states a value a model wrote into a function call's argument: an optional argument the
+request gives no value for is the model's guess (a year range for "during the presidency of …", a permittivity of
+8854, a date for "next Friday"), and a caller's function is better served by its own default than by a guess.
+
+The test is deliberately lenient — a value counts as stated when the text says it in any usual way — because what it
+drops is gone: a number as written (a unit glued to it apart: "6mm"), as its hundredth (a percent's fraction:
+5% → 0.05) or as a small number word; a string whose letters occur in the text, or whose every word of three letters
+or more begins, in its first four letters, like a word of the text ("Dollar" for "dollars", "detailed" for "in
+detail"); a list or an object whose every element is stated. A flag (true/false) and null are never guesses
+of a value."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from stepwise.reasoning.questions import numbers_in
+
+_WORD_NUMBERS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "eleven": 11, "twelve": 12, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100,
+    "thousand": 1000, "dozen": 12, "half": 0.5, "once": 1, "twice": 2, "single": 1, "double": 2, "triple": 3,
+    "first": 1, "second": 2, "third": 3, "zero": 0, "none": 0,
+}
+_WORDS = re.compile(r"[^\W_]+")
+_GLUED = re.compile(r"(\d)([^\W\d_])")
+_PREFIX = 4  # letters two forms of a word share: dollar/dollars, detail/detailed, transit/transportation
+_MISSING = object()
+
+
+class Stated:
+    """What a text states: its numbers and its words, read once for every value tested against it."""
+
+    def __init__(self, text: str) -> None:
+        lowered = text.lower()
+        self._letters = _letters(lowered)
+        words = _WORDS.findall(lowered)
+        self._prefixes = {w[:_PREFIX] for w in words}
+        unglued = _GLUED.sub(r"\1 \2", text)  # "6mm", "5km": the number apart from its unit
+        numbers = set(numbers_in(unglued)) | {float(_WORD_NUMBERS[w]) for w in words if w in _WORD_NUMBERS}
+        self._numbers = {round(n, 9) for n in numbers} | {round(n / 100, 9) for n in numbers}
+
+    def states(self, value: Any) -> bool:
+        """Whether the text states the value (the module's rule)."""
+        if value is None or isinstance(value, bool):
+            return True
+        if isinstance(value, int | float):
+            return round(float(value), 9) in self._numbers
+        if isinstance(value, str):
+            return self._states_text(value.lower())
+        if isinstance(value, list):
+            return all(self.states(v) for v in value)
+        if isinstance(value, dict):
+            return all(self.states(v) for v in value.values())
+        return True
+
+    def _states_text(self, value: str) -> bool:
+        letters = _letters(value)
+        if letters and letters in self._letters:
+            return True
+        words = [w for w in _WORDS.findall(value) if len(w) >= 3]
+        return bool(words) and all(w[:_PREFIX] in self._prefixes for w in words)
+
+
+def _letters(text: str) -> str:
+    """The text's letters and digits alone: "New York, NY" and "new-york ny" read the same."""
+    return "".join(_WORDS.findall(text))
+
+
+def stated_arguments(arguments: Mapping[str, Any], parameters: Mapping[str, Any], stated: Stated) -> dict[str, Any]:
+    """The arguments less each optional one (not in the schema's `required`) whose value the text does not state and
+    which is not the parameter's declared default (the same call either way)."""
+    required = set(parameters.get("required", ()))
+    properties = parameters.get("properties", {})
+    properties = properties if isinstance(properties, Mapping) else {}
+
+    def declared_default(name: str) -> Any:
+        spec = properties.get(name)
+        return spec.get("default", _MISSING) if isinstance(spec, Mapping) else _MISSING
+
+    return {name: value for name, value in arguments.items()
+            if name in required or stated.states(value) or value == declared_default(name)}

@@ -1,0 +1,63 @@
+"""An optional argument of a function call whose value the conversation does not state is the model's guess and is
+left out; required arguments, flags and a parameter's own default stay. What counts as stated is lenient: a number as
+written, as a percent's fraction or a number word; a string by its letters or by the starts of its words."""
+
+from __future__ import annotations
+
+from stepwise.reasoning.stated import Stated, stated_arguments
+from stepwise.reasoning.types import Function, FunctionCall, Message
+from tests.unit.test_function_replies import call
+from tests.unit.test_function_samples import Sampler, answer
+
+FIELD = Function("field", "The electric field of a charge.", {"type": "object", "properties": {
+    "charge": {"type": "number"}, "distance": {"type": "number"},
+    "permittivity": {"type": "number"}, "medium": {"type": "string", "default": "vacuum"},
+    "unit": {"type": "string"}, "detailed": {"type": "boolean"}}, "required": ["charge", "distance"]})
+
+
+def test_numbers_count_as_written_as_a_fraction_of_a_percent_or_in_words():
+    """5% states 0.05, "twelve" 12, "6mm" 6; "5,10 and 15" states 5, 10 and 15, never 510; 1,500 is one number."""
+    text = Stated("A rate of 5% for twelve months, smoothed at 6mm, for 5,10 and 15 years, 1,500 dollars.")
+    assert all(text.states(n) for n in (0.05, 5, 12, 6, 10, 15, 1500, 1500.0))
+    assert not any(text.states(n) for n in (510, 8854, 2023, 0.5))
+
+
+def test_strings_count_by_their_letters_or_by_the_starts_of_their_words():
+    """Case, spaces and punctuation aside ("new-york" is "New York"), or every word of three letters or more
+    beginning like one of the text's ("Dollar" for "dollars", "detailed" for "in detail")."""
+    text = Stated("Convert 200 dollars from New York, in detail, for case XY1234.")
+    assert all(text.states(s) for s in ("new-york", "NEWYORK", "Dollar", "detailed", "xy1234", ["Dollar", "New York"]))
+    assert not any(text.states(s) for s in ("Vegan", "2023-05-15", "ZZ9999", ["Dollar", "euro"]))
+
+
+def test_flags_and_null_are_never_guesses():
+    """True, False and null say nothing a request could state; an object is stated when each of its values is."""
+    text = Stated("Weather in Paris.")
+    assert text.states(True) and text.states(False) and text.states(None)
+    assert text.states({"city": "Paris"}) and not text.states({"city": "Rome"})
+
+
+def test_only_optional_unstated_arguments_that_are_not_the_default_are_left_out():
+    """The permittivity and the unit are guesses; the required charge and distance stay whatever they are, the
+    medium stays as the declared default, the flag stays."""
+    written = {"charge": 5, "distance": 7, "permittivity": 8854, "medium": "vacuum", "unit": "N/C", "detailed": True}
+    kept = stated_arguments(written, FIELD.parameters, Stated("The field of a 5 C charge 2 m away?"))
+    assert kept == {"charge": 5, "distance": 7, "medium": "vacuum", "detailed": True}
+
+
+async def test_the_calls_a_caller_gets_leave_unstated_optional_arguments_out():
+    """Through a function-calling turn: the greedy reply's guessed permittivity is gone, its stated unit kept."""
+    written = call("field", {"charge": 5, "distance": 2, "permittivity": 8854, "unit": "N/C"})
+    got = await answer(Sampler(written, None), functions=(FIELD,), samples=1,
+                       messages=[Message("user", "The field of a 5 C charge 2 m away, in N/C?")])
+    assert got.tool_calls == [FunctionCall("field", {"charge": 5, "distance": 2, "unit": "N/C"})]
+
+
+async def test_a_value_an_earlier_turn_gave_counts_as_stated():
+    """A tool's result, given back as a user turn, states the values the next call takes from it."""
+    written = call("field", {"charge": 5, "distance": 2, "permittivity": 8.854})
+    got = await answer(Sampler(written, None), functions=(FIELD,), samples=1, messages=[
+        Message("user", "The field of a 5 C charge 2 m away, with the permittivity looked up first?"),
+        Message("assistant", call("lookup", {"name": "permittivity"})),
+        Message("user", "<tool_response>\n8.854\n</tool_response>")])
+    assert got.tool_calls[0].arguments["permittivity"] == 8.854
