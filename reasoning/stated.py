@@ -3,11 +3,11 @@ request gives no value for is the model's guess (a year range for "during the pr
 8854, a date for "next Friday"), and a caller's function is better served by its own default than by a guess.
 
 The test is deliberately lenient — a value counts as stated when the text says it in any usual way — because what it
-drops is gone: a number as written (a unit glued to it apart: "6mm"), as its hundredth (a percent's fraction:
-5% → 0.05) or as a small number word; a string whose letters occur in the text, or whose every word of three letters
-or more begins, in its first four letters, like a word of the text ("Dollar" for "dollars", "detailed" for "in
-detail"); a list or an object whose every element is stated. A flag (true/false) and null are never guesses
-of a value."""
+drops is gone: a number as written, its sign aside (a unit glued to it apart: "6mm"), as its hundredth (a percent's
+fraction: 5% → 0.05) or as a small number word, and 0 and 1, which a request leaves implied ("starts from rest", "a
+ticket"); a string whose letters occur in the text, or whose every word of three letters or more begins, in its
+first four letters, like a word of the text ("Dollar" for "dollars", "detailed" for "in detail"); a list or an
+object whose every element is stated. A flag (true/false) and null are never guesses of a value."""
 
 from __future__ import annotations
 
@@ -39,14 +39,14 @@ class Stated:
         self._prefixes = {w[:_PREFIX] for w in words}
         unglued = _GLUED.sub(r"\1 \2", text)  # "6mm", "5km": the number apart from its unit
         numbers = set(numbers_in(unglued)) | {float(_WORD_NUMBERS[w]) for w in words if w in _WORD_NUMBERS}
-        self._numbers = {round(n, 9) for n in numbers} | {round(n / 100, 9) for n in numbers}
+        self._numbers = {round(n, 9) for n in numbers} | {round(n / 100, 9) for n in numbers} | {0.0, 1.0}
 
     def states(self, value: Any) -> bool:
         """Whether the text states the value (the module's rule)."""
         if value is None or isinstance(value, bool):
             return True
         if isinstance(value, int | float):
-            return round(float(value), 9) in self._numbers
+            return round(abs(float(value)), 9) in self._numbers
         if isinstance(value, str):
             return self._states_text(value.lower())
         if isinstance(value, list):

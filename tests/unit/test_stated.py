@@ -16,9 +16,11 @@ FIELD = Function("field", "The electric field of a charge.", {"type": "object", 
 
 
 def test_numbers_count_as_written_as_a_fraction_of_a_percent_or_in_words():
-    """5% states 0.05, "twelve" 12, "6mm" 6; "5,10 and 15" states 5, 10 and 15, never 510; 1,500 is one number."""
+    """5% states 0.05, "twelve" 12, "6mm" 6, 5 also -5; "5,10 and 15" states 5, 10 and 15, never 510; 1,500 is one
+    number."""
     text = Stated("A rate of 5% for twelve months, smoothed at 6mm, for 5,10 and 15 years, 1,500 dollars.")
     assert all(text.states(n) for n in (0.05, 5, 12, 6, 10, 15, 1500, 1500.0))
+    assert text.states(-5) and text.states(0) and text.states(1)  # a sign aside; 0 and 1 are left implied
     assert not any(text.states(n) for n in (510, 8854, 2023, 0.5))
 
 
