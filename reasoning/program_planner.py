@@ -795,8 +795,9 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
                                  for i, p in enumerate(programs)):
         eligible = {i for i in eligible if len(getattr(programs[i], "parts", ())) == rules.options}
     computed = [i for i, v in enumerate(values) if i in eligible and v is not None and v is not _REFUSED]
-    if any(not _guesses_id(programs[i], rules.stated) for i in computed):
-        computed = [i for i in computed if not _guesses_id(programs[i], rules.stated)]
+    guessed = {i for i in computed if _guesses_id(programs[i], rules.stated)}
+    if len(guessed) < len(computed):
+        computed = [i for i in computed if i not in guessed]
     if rules.whole and any(_whole(values[i]) for i in computed) and not _fraction_agreed(values, computed, magnitude):
         computed = [i for i in computed if not is_number(values[i]) or _whole(values[i])]
     if (rules.arithmetic is not None and not magnitude
@@ -890,12 +891,17 @@ def _length(program: Program | None) -> int:
     return len(program.plan.steps)
 
 
+def _calls(program: Program, tool: str) -> bool:
+    """Whether a step of the program calls the tool."""
+    return any(isinstance(step, ToolStep) and step.target == tool for step in program.plan.steps)
+
+
 def _reads(program: Program) -> bool:
-    return any(isinstance(step, ToolStep) and step.target == "docs" for step in program.plan.steps)
+    return _calls(program, "docs")
 
 
 def _queries(program: Program) -> bool:
-    return any(isinstance(step, ToolStep) and step.target == "sql" for step in program.plan.steps)
+    return _calls(program, "sql")
 
 
 def _whole(value: Any) -> bool:
