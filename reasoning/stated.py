@@ -46,7 +46,10 @@ class Stated:
         if value is None or isinstance(value, bool):
             return True
         if isinstance(value, int | float):
-            return round(abs(float(value)), 9) in self._numbers
+            try:
+                return round(abs(float(value)), 9) in self._numbers
+            except OverflowError:  # an integer past a double's range: no text states it
+                return False
         if isinstance(value, str):
             return self._states_text(value.lower())
         if isinstance(value, list):
@@ -71,7 +74,8 @@ def _letters(text: str) -> str:
 def stated_arguments(arguments: Mapping[str, Any], parameters: Mapping[str, Any], stated: Stated) -> dict[str, Any]:
     """The arguments less each optional one (not in the schema's `required`) whose value the text does not state and
     which is not the parameter's declared default (the same call either way)."""
-    required = set(parameters.get("required", ()))
+    required = parameters.get("required", ())
+    required = {r for r in required if isinstance(r, str)} if isinstance(required, list | tuple) else set()
     properties = parameters.get("properties", {})
     properties = properties if isinstance(properties, Mapping) else {}
 
@@ -79,5 +83,10 @@ def stated_arguments(arguments: Mapping[str, Any], parameters: Mapping[str, Any]
         spec = properties.get(name)
         return spec.get("default", _MISSING) if isinstance(spec, Mapping) else _MISSING
 
-    return {name: value for name, value in arguments.items()
-            if name in required or stated.states(value) or value == declared_default(name)}
+    def kept(name: str, value: Any) -> bool:
+        try:
+            return name in required or stated.states(value) or value == declared_default(name)
+        except RecursionError:  # nested past Python's stack (a schema that leaves an array's items open): kept
+            return True
+
+    return {name: value for name, value in arguments.items() if kept(name, value)}

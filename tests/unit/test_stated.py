@@ -63,3 +63,14 @@ async def test_a_value_an_earlier_turn_gave_counts_as_stated():
         Message("assistant", call("lookup", {"name": "permittivity"})),
         Message("user", "<tool_response>\n8.854\n</tool_response>")])
     assert got.tool_calls[0].arguments["permittivity"] == 8.854
+
+
+def test_values_no_text_could_hold_are_handled_not_raised():
+    """An integer past a double's range is not stated; a value nested past Python's stack is kept (not judged); a
+    schema whose `required` is no list leaves every argument optional."""
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    odd_schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": 5}
+    kept = stated_arguments({"n": 10**400, "deep": deep}, odd_schema, Stated("Nothing stated here."))
+    assert list(kept) == ["deep"]
