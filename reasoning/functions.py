@@ -248,9 +248,10 @@ def _finished(answer: Answer, functions: Sequence[Function], messages: Sequence[
         return answer
     stated = Stated("\n".join(m.content for m in messages if m.role != "system"))
     schemas = {f.name: f.parameters for f in functions}
-    calls = [FunctionCall(c.name, _as_declared(stated_arguments(c.arguments, schemas.get(c.name, {}), stated),
-                                               schemas.get(c.name, {})))
-             for c in answer.tool_calls]
+    calls = []
+    for call in answer.tool_calls:
+        schema = schemas.get(call.name, {})
+        calls.append(FunctionCall(call.name, _as_declared(stated_arguments(call.arguments, schema, stated), schema)))
     return msgspec.structs.replace(answer, tool_calls=calls)
 
 
