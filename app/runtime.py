@@ -20,7 +20,7 @@ from stepwise.app.config import load_bank
 from stepwise.app.logs import LogSink
 from stepwise.app.metrics import Metrics
 from stepwise.app.migrate import migrate
-from stepwise.app.registry import Fleet, Registry, build_fleet, registry_for
+from stepwise.app.registry import Fleet, Registry, build_fleet, registry_for, sample_limit
 from stepwise.app.settings import Settings
 from stepwise.app.trace import TraceSink, counters, find_run, load_events
 from stepwise.app.trace_process import ProcessSink, TraceWriter
@@ -48,7 +48,7 @@ def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], ve
                  planner: str = "program", plan_samples: int = 5, compose: str = "auto", plan_more: int = 0,
                  plan_examples: int = 3, plan_temperature: float = 0.7, bank: ExampleBank | None = None,
                  max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES, plan_worked: bool = True,
-                 call_samples: int = 1, plan_worked_samples: int = 0) -> Engine:
+                 call_samples: int = 1, plan_worked_samples: int = 0, call_recheck: int = 1) -> Engine:
     router = Router(fleet.experts, registry.default_name)
     if planner == "program":
         chosen = ProgramPlanner(router, tools, target=registry.planner, samples=plan_samples, more=plan_more,
@@ -64,7 +64,8 @@ def build_engine(fleet: Fleet, registry: Registry, tools: Mapping[str, Tool], ve
     return Engine(
         router, tools, default_verifiers(tools, verifiers), policy=VerdictPolicy(),
         planner=chosen, composer=Composer(router, target=registry.composer, always=compose == "always"),
-        max_tool_result_bytes=max_tool_result_bytes, call_samples=call_samples, cascade=registry.cascade,
+        max_tool_result_bytes=max_tool_result_bytes, call_samples=call_samples, call_recheck=call_recheck,
+        cascade=registry.cascade,
     )
 
 
@@ -81,7 +82,14 @@ def engine_for(settings: Settings, fleet: Fleet, tools: Mapping[str, Tool]) -> E
     return build_engine(Fleet(experts, fleet.llamas), registry, tools, settings.verifiers, settings.planner,
                         settings.plan_samples, settings.compose, settings.plan_more, settings.plan_examples,
                         settings.plan_temperature, bank, settings.max_tool_result_bytes, settings.plan_worked,
-                        settings.call_samples, settings.plan_worked_samples)
+                        settings.call_samples, settings.plan_worked_samples, _recheck(settings, registry))
+
+
+def _recheck(settings: Settings, registry: Registry) -> int:
+    """The replies a recheck samples, at most the embedded model's slots: a default, unlike the sample counts a
+    caller sets (refused above the slots at start), so it fits itself to STEPWISE_PARALLEL."""
+    limit = sample_limit(settings, registry)
+    return settings.call_recheck if limit is None else min(settings.call_recheck, limit)
 
 
 class Runtime:

@@ -92,6 +92,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """With several function calls allowed (chat `parallel_tool_calls`), replies sampled beside the greedy one; the
     reply with the most distinct calls answers (STEPWISE_CALL_SAMPLES; 1, the default: the greedy reply alone. On
     BFCL parallel items 50-99, 5 samples: 35 right against 34, at 3x the latency, so it is not on by default)."""
+    call_recheck: int = 5
+    """With several function calls allowed, replies sampled when the greedy reply carries a value the conversation
+    does not state (a guess: "AAPL,GOOGL,MSFT" packed into one call for three companies named); the reply with the most
+    distinct calls answers, the greedy one on a tie (STEPWISE_CALL_RECHECK, at most the embedded model's slots; 1 or 0:
+    never). Only such replies pay for it (README, "Function calling")."""
     trace_writer: str = "process"
     """Where the trace is written from (STEPWISE_TRACE_WRITER): `process`, a child process the server starts
     (app.trace_process), so writing it costs the server's event loop almost nothing; `inline`, the server's own
@@ -144,6 +149,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("plan_worked_samples", "STEPWISE_PLAN_WORKED_SAMPLES", int),
             ("trace_queue", "STEPWISE_TRACE_QUEUE", int), ("trace_writer", "STEPWISE_TRACE_WRITER", str),
             ("call_samples", "STEPWISE_CALL_SAMPLES", int), ("cascade_expert", "STEPWISE_CASCADE", str),
+            ("call_recheck", "STEPWISE_CALL_RECHECK", int),
             ("max_tool_result_bytes", "STEPWISE_MAX_TOOL_RESULT_BYTES", int),
         ):
             if env.get(var):

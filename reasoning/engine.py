@@ -83,6 +83,7 @@ class Engine:
         policy: Policy,
         max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES,
         call_samples: int = 1,
+        call_recheck: int = 1,
         cascade: str | None = None,
     ) -> None:
         self.router = router
@@ -90,6 +91,8 @@ class Engine:
         """A cheaper expert asked each expert step first; its planned expert only when that answer is not kept."""
         self.call_samples = call_samples
         """Replies sampled beside the greedy one when several function calls may answer a turn (functions.py)."""
+        self.call_recheck = call_recheck
+        """Replies sampled after a greedy reply of such a turn that carries a value the conversation does not state."""
         self.tools = tools
         self.policy = policy
         self.max_tool_result_bytes = max_tool_result_bytes
@@ -122,7 +125,7 @@ class Engine:
                 answer = await call_functions(self.router, target, messages, options.functions, ctx,
                                               required=options.require_call,
                                               parallel=options.parallel_calls, max_tokens=options.max_tokens or 512,
-                                              samples=self.call_samples)
+                                              samples=self.call_samples, recheck=self.call_recheck)
             else:
                 sampling = Sampling(max_tokens=options.max_tokens) if options.max_tokens else None
                 completion, _ = await self.router.call(target, list(messages), ctx, purpose="expert", sampling=sampling,

@@ -21,8 +21,9 @@ import msgspec
 from stepwise.reasoning import prompts
 from stepwise.reasoning.constraints import ConstraintViolated
 from stepwise.reasoning.context import RunContext
+from stepwise.reasoning.questions import spaced_lists
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.stated import Stated, stated_arguments
+from stepwise.reasoning.stated import Stated, guessed, stated_arguments
 from stepwise.reasoning.types import Answer, Completion, Function, FunctionCall, Grammar, Message, Sampling
 
 MAX_PARALLEL_CALLS = 8
@@ -164,7 +165,9 @@ def tool_results(results: Sequence[str]) -> str:
 def function_messages(messages: Sequence[Message], functions: Sequence[Function], *, required: bool,
                       parallel: bool = False) -> list[Message]:
     """The caller's system text (or the default), what a turn of several calls looks like, then the functions and
-    how to call them, as the chat template writes them; then the conversation."""
+    how to call them, as the chat template writes them; then the conversation, its user turns' lists of numbers
+    spaced (`questions.spaced_lists`: on BFCL's first 100 parallel items, "5,10 and 15" and "1,5 and 10" were read as
+    510 and 15 unspaced, as three numbers spaced)."""
     theirs = [m.content for m in messages if m.role == "system"]
     system = "\n".join(theirs) if theirs else prompts.FUNCTIONS_SYSTEM
     if parallel:
@@ -172,19 +175,25 @@ def function_messages(messages: Sequence[Message], functions: Sequence[Function]
     if not required:
         system += prompts.FUNCTIONS_TEXT_TOO
     system += prompts.FUNCTIONS_TOOLS.format(tools=tools_block(functions))
-    return [Message("system", system), *(m for m in messages if m.role != "system")]
+    return [Message("system", system), *(Message(m.role, spaced_lists(m.content)) if m.role == "user" else m
+                                         for m in messages if m.role != "system")]
 
 
 async def call_functions(router: Router, target: str, messages: Sequence[Message], functions: Sequence[Function],
                          ctx: RunContext, *, required: bool, parallel: bool, max_tokens: int,
-                         samples: int = 1) -> Answer:
+                         samples: int = 1, recheck: int = 1) -> Answer:
     """Ask `target` which of `functions` (unique names: the caller checks) to call; the answer carries the calls (or,
     when none is required, text). With several calls allowed and `samples` > 1, that many replies are sampled beside
     the greedy one, at once, and the one with the most distinct calls answers, the greedy one on a tie: a small
     model's usual mistake there is one call where the request asks for several (measured with the earlier JSON reply: on
-    BFCL's first 50 parallel items, greedy 30 right, with 5 samples 34; on the next 50, 34 and 35). One call among
+    BFCL's first 50 parallel items, greedy 30 right, with 5 samples 34; on the next 50, 34 and 35). With one greedy
+    reply (`samples` 1), `recheck` > 1 replies are sampled after it only where one of its values is a guess (one the
+    conversation does not state, `stated.guessed`), and the same rule picks (BFCL parallel: three companies' tickers
+    packed into one call's "AAPL,GOOGL,MSFT", which the request does not state; 2 of 5 samples made the three calls).
+    One call among
     several functions takes two model calls: the function is chosen first (`_choose`)."""
     shown = function_messages(messages, functions, required=required, parallel=parallel)
+    stated = Stated("\n".join(m.content for m in messages if m.role != "system"))
     options = functions
     if not parallel and len(functions) > 1:
         choice = await _choose(router, target, shown, functions, ctx, required=required, max_tokens=max_tokens)
@@ -195,28 +204,55 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     greedy = router.call(target, shown, ctx, purpose="compose", constraint=constraint,
                          sampling=Sampling(max_tokens=max_tokens), output_type=_Reply)
     if not parallel or samples <= 1:
-        return _finished(_answer(*await greedy), functions, messages)
-    first, second = await asyncio.gather(greedy, router.call(
-        target, shown, ctx, purpose="compose", constraint=constraint,
-        sampling=Sampling(max_tokens=max_tokens, temperature=_TEMPERATURE, n=samples)), return_exceptions=True)
+        answer = _answer(*await greedy)
+        if not parallel or recheck <= 1 or not _guesses(_finished(answer, functions, stated), functions, stated):
+            return _finished(answer, functions, stated)
+        try:
+            sampled = await _sampled(router, target, shown, ctx, constraint, max_tokens=max_tokens, n=recheck)
+        except Exception:  # noqa: BLE001 -- the samples failed (their grammar, the backend): the greedy reply stands
+            sampled = []
+        return _finished(_most_calls(answer, sampled), functions, stated)
+    first, second = await asyncio.gather(
+        greedy, _sampled(router, target, shown, ctx, constraint, max_tokens=max_tokens, n=samples),
+        return_exceptions=True)
     for outcome in (first, second):
         if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
             raise outcome  # cancelled: the run is going away
     if isinstance(first, BaseException) and not isinstance(first, ConstraintViolated):
         raise first
     # A sampled call that failed leaves the greedy reply alone; one that broke its constraint gives no reply.
-    sampled = [] if isinstance(second, BaseException) else [second[0].text, *second[0].alternatives][:samples]
+    sampled = [] if isinstance(second, BaseException) else second
     # The greedy reply broke its constraint: it ran into max_tokens (a number repeating digits).
     best = Answer(text="") if isinstance(first, BaseException) else _answer(*first)
     # A greedy reply in words stands: no sample overrules it.
     if best.tool_calls or isinstance(first, ConstraintViolated):
-        for sample in sampled:
-            other = _decoded(sample)
-            if other is not None and len(other) > len(best.tool_calls):
-                best = Answer(text=best.text, tool_calls=other)
+        best = _most_calls(best, sampled)
     if not best.tool_calls and isinstance(first, ConstraintViolated):
         raise first
-    return _finished(best, functions, messages)
+    return _finished(best, functions, stated)
+
+
+async def _sampled(router: Router, target: str, shown: list[Message], ctx: RunContext, constraint: Grammar, *,
+                   max_tokens: int, n: int) -> list[str]:
+    """`n` replies sampled in one call, as texts."""
+    completion, _ = await router.call(target, shown, ctx, purpose="compose", constraint=constraint,
+                                      sampling=Sampling(max_tokens=max_tokens, temperature=_TEMPERATURE, n=n))
+    return [completion.text, *completion.alternatives][:n]
+
+
+def _most_calls(best: Answer, sampled: Sequence[str]) -> Answer:
+    """`best` (the greedy reply), unless a whole sampled reply has more distinct calls: then the first with most."""
+    for sample in sampled:
+        other = _decoded(sample)
+        if other is not None and len(other) > len(best.tool_calls):
+            best = Answer(text=best.text, tool_calls=other)
+    return best
+
+
+def _guesses(answer: Answer, functions: Sequence[Function], stated: Stated) -> bool:
+    """Whether a call carries a value the conversation does not state (`stated.guessed`)."""
+    schemas = {f.name: f.parameters for f in functions}
+    return any(guessed(c.arguments, schemas.get(c.name, {}), stated) for c in answer.tool_calls)
 
 
 async def _choose(router: Router, target: str, shown: list[Message], functions: Sequence[Function], ctx: RunContext,
@@ -237,7 +273,7 @@ async def _choose(router: Router, target: str, shown: list[Message], functions: 
     return chosen
 
 
-def _finished(answer: Answer, functions: Sequence[Function], messages: Sequence[Message]) -> Answer:
+def _finished(answer: Answer, functions: Sequence[Function], stated: Stated) -> Answer:
     """The calls as the caller gets them: each optional argument the conversation does not state left out
     (`reasoning/stated.py`: the model's guess, where the caller's function has its own default; on BFCL's first 100
     parallel items 79 → 81 and first 50 parallel_multiple 40 → 41, README "Function calling"), and each whole number
@@ -246,7 +282,6 @@ def _finished(answer: Answer, functions: Sequence[Function], messages: Sequence[
     floats) refuses the integer. Calls already made count as stated, so an argument a tool's result gave is kept."""
     if not answer.tool_calls:
         return answer
-    stated = Stated("\n".join(m.content for m in messages if m.role != "system"))
     schemas = {f.name: f.parameters for f in functions}
     calls = []
     for call in answer.tool_calls:

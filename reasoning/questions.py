@@ -97,6 +97,17 @@ def given_numbers(question: str) -> frozenset[float]:
     return numbers_in(question) - {0.0, 1.0}
 
 
+# A comma between digits that does not open a thousands group (three digits, then no digit) separates a list: "5,10
+# and 15" are three numbers, as `_NUMBER` reads them.
+_LIST_COMMA = re.compile(r"(?<=\d),(?=\d)(?!\d{3}(?!\d))")
+
+
+def spaced_lists(text: str) -> str:
+    """The text with a space after each list comma between numbers ("5,10 and 15" → "5, 10 and 15"; "15,000"
+    stays): read unspaced, the default model wrote 510 and 15 for "5,10 and 15" in every one of six samples."""
+    return _LIST_COMMA.sub(", ", text)
+
+
 def numbers_in(text: str) -> frozenset[float]:
     """Every number the text states, 0 and 1 too."""
     return frozenset(float(n.replace(",", "")) for n in _NUMBER.findall(text))

@@ -76,17 +76,31 @@ def stated_arguments(arguments: Mapping[str, Any], parameters: Mapping[str, Any]
     which is not the parameter's declared default (the same call either way)."""
     required = parameters.get("required", ())
     required = {r for r in required if isinstance(r, str)} if isinstance(required, list | tuple) else set()
+    guesses = guessed(arguments, parameters, stated)
+    return {name: value for name, value in arguments.items() if name in required or name not in guesses}
+
+
+def guessed(arguments: Mapping[str, Any], parameters: Mapping[str, Any], stated: Stated) -> set[str]:
+    """The arguments whose value the text does not state and the parameter neither declares as its default nor
+    offers among its `enum` (the model's pick among the caller's own options)."""
     properties = parameters.get("properties", {})
     properties = properties if isinstance(properties, Mapping) else {}
 
-    def declared_default(name: str) -> Any:
+    def guess(name: str, value: Any) -> bool:
         spec = properties.get(name)
-        return spec.get("default", _MISSING) if isinstance(spec, Mapping) else _MISSING
-
-    def kept(name: str, value: Any) -> bool:
+        spec = spec if isinstance(spec, Mapping) else {}
         try:
-            return name in required or stated.states(value) or value == declared_default(name)
-        except RecursionError:  # nested past Python's stack (a schema that leaves an array's items open): kept
-            return True
+            return not stated.states(value) and value != spec.get("default", _MISSING) and not _offered(spec, value)
+        except RecursionError:  # nested past Python's stack (a schema that leaves an array's items open): no guess
+            return False
 
-    return {name: value for name, value in arguments.items() if kept(name, value)}
+    return {name for name, value in arguments.items() if guess(name, value)}
+
+
+def _offered(spec: Mapping[str, Any], value: Any) -> bool:
+    """Whether the schema offers the value among its `enum`, or each element of a list among its items' `enum`."""
+    items = spec.get("items")
+    if isinstance(value, list) and isinstance(items, Mapping):
+        return bool(value) and all(_offered(items, v) for v in value)
+    options = spec.get("enum")
+    return isinstance(options, list) and any(value == o and type(value) is type(o) for o in options)

@@ -102,6 +102,13 @@ def test_the_functions_are_shown_as_the_chat_template_shows_tools_after_the_call
     assert f"<tools>\n{line}\n</tools>" in system and system.endswith("</tool_call>")
 
 
+def test_the_users_lists_of_numbers_are_shown_spaced():
+    """"5,10 and 15" is shown "5, 10 and 15" in a user turn (unspaced, the model wrote 510); other turns as sent."""
+    messages = function_messages([Message("user", "Weather on days 5,10 and 15?"), Message("assistant", "2,30")],
+                                 [WEATHER], required=True, parallel=True)
+    assert [m.content for m in messages[1:]] == ["Weather on days 5, 10 and 15?", "2,30"]
+
+
 async def test_words_cut_off_at_max_tokens_say_so():
     """No call required and the words run into max_tokens: the answer is marked cut off (OpenAI's "length")."""
     class Cut(Sampler):

@@ -44,12 +44,14 @@ class Sampler:
 
 
 async def answer(backend: Sampler, *, parallel: bool = True, required: bool = True, samples: int = 5,
-                 functions: tuple[Function, ...] = (WEATHER,), messages: list[Message] | None = None):
+                 functions: tuple[Function, ...] = (WEATHER,), messages: list[Message] | None = None,
+                 recheck: int = 1):
     router = Router({"general": Expert(name="general", backend=backend)}, "general")
     ctx = RunContext(uuid.uuid4(), Recorder(), time.monotonic() + 1e6)
     messages = messages or [Message("user", "Weather in Paris and Rome?")]
     return await call_functions(router, "general", messages, list(functions),
-                                ctx, required=required, parallel=parallel, max_tokens=64, samples=samples)
+                                ctx, required=required, parallel=parallel, max_tokens=64, samples=samples,
+                                recheck=recheck)
 
 
 def cities(calls: list[FunctionCall]) -> list[str]:
@@ -109,3 +111,29 @@ async def test_a_failed_sampled_call_leaves_the_greedy_reply():
     for samples in (None, ["<tool_call>\n{", reply("Paris", "Rome")[:-3]]):
         backend = Sampler(reply("Paris"), samples)
         assert cities((await answer(backend)).tool_calls) == ["Paris"]
+
+
+async def test_a_greedy_reply_carrying_a_guess_is_rechecked_and_a_sample_with_more_calls_answers():
+    """The greedy reply's one call names a city the question does not state: replies are sampled after it, and one
+    that asks for each city the question names answers."""
+    backend = Sampler(reply("Madrid"), [reply("Madrid"), reply("Paris", "Rome")])
+    got = await answer(backend, samples=1, recheck=4)
+    assert cities(got.tool_calls) == ["Paris", "Rome"]
+    assert [s.n for s in backend.calls] == [1, 4]
+
+
+async def test_a_greedy_reply_of_stated_values_is_not_rechecked():
+    """Every value stated: the greedy reply answers alone, one model call."""
+    backend = Sampler(reply("Paris"), [reply("Paris", "Rome")])
+    got = await answer(backend, samples=1, recheck=4)
+    assert cities(got.tool_calls) == ["Paris"] and [s.n for s in backend.calls] == [1]
+
+
+async def test_a_failed_recheck_leaves_the_greedy_reply_and_one_call_allowed_is_never_rechecked():
+    """The samples' call fails: the greedy reply answers; where one call is allowed there is no recheck at all."""
+    failed = Sampler(reply("Madrid"), None)
+    assert cities((await answer(failed, samples=1, recheck=4)).tool_calls) == ["Madrid"]
+    assert [s.n for s in failed.calls] == [1, 4]
+    single = Sampler(reply("Madrid"), [reply("Paris")])
+    assert cities((await answer(single, parallel=False, samples=1, recheck=4)).tool_calls) == ["Madrid"]
+    assert [s.n for s in single.calls] == [1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stepwise.reasoning.questions import counts_things
+from stepwise.reasoning.questions import counts_things, numbers_in, spaced_lists
 
 
 @pytest.mark.parametrize(("question", "counting"), [
@@ -63,3 +63,16 @@ def test_a_count_of_what_suffices_rounds_up(question, up):
     from stepwise.reasoning.questions import counts_up
 
     assert counts_up(question) is up
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("Find the factorial of 5,10 and 15.", "Find the factorial of 5, 10 and 15."),
+    ("for 1,5 and 10 years", "for 1, 5 and 10 years"),
+    ("$15,000 and 1,234,567.5 people", "$15,000 and 1,234,567.5 people"),
+    ("sides 2,4,8 and 12,3456", "sides 2, 4, 8 and 12, 3456"),
+    ("a, b and 5, 10", "a, b and 5, 10"),
+])
+def test_a_list_of_numbers_is_spaced_where_a_comma_does_not_open_a_thousands_group(text, shown):
+    """A comma between digits is a list's unless three digits and no more follow it; a list is shown spaced."""
+    assert spaced_lists(text) == shown
+    assert numbers_in(spaced_lists(text)) == numbers_in(text)

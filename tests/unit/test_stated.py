@@ -74,3 +74,15 @@ def test_values_no_text_could_hold_are_handled_not_raised():
     odd_schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": 5}
     kept = stated_arguments({"n": 10**400, "deep": deep}, odd_schema, Stated("Nothing stated here."))
     assert list(kept) == ["deep"]
+
+
+def test_a_value_among_the_parameters_own_options_is_a_pick_not_a_guess():
+    """"backstage access" asks for the offered "Backstage Pass": a value among the parameter's `enum` (each element,
+    for a list of them) stays; a value outside it, or of another type than the option, is still a guess."""
+    schema = {"type": "object", "properties": {
+        "add_ons": {"type": "array", "items": {"type": "string", "enum": ["Backstage Pass", "VIP Seating"]}},
+        "tier": {"type": "integer", "enum": [1, 2, 3]}, "seat": {"type": "string", "enum": ["aisle"]}}}
+    text = Stated("A ticket with backstage access.")
+    written = {"add_ons": ["Backstage Pass"], "tier": 3, "seat": "window"}
+    assert stated_arguments(written, schema, text) == {"add_ons": ["Backstage Pass"], "tier": 3}
+    assert stated_arguments({"add_ons": ["Backstage Pass", "Meet"], "tier": 3.0}, schema, text) == {}
