@@ -11,7 +11,7 @@ import uuid
 from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.errors import BackendError
 from stepwise.reasoning.events import Recorder
-from stepwise.reasoning.functions import call_functions
+from stepwise.reasoning.functions import MAX_PARALLEL_CALLS, call_functions
 from stepwise.reasoning.router import Router
 from stepwise.reasoning.types import Completion, Expert, Function, FunctionCall, Message, Usage
 
@@ -137,3 +137,19 @@ async def test_a_failed_recheck_leaves_the_greedy_reply_and_one_call_allowed_is_
     single = Sampler(reply("Madrid"), [reply("Paris")])
     assert cities((await answer(single, parallel=False, samples=1, recheck=4)).tool_calls) == ["Madrid"]
     assert [s.n for s in single.calls] == [1]
+
+
+async def test_calls_free_of_guesses_count_before_calls():
+    """A sample with more calls, each of a city the question does not name, leaves a greedy reply of a named one."""
+    backend = Sampler(reply("Paris"), [reply("Madrid", "Lisbon", "Oslo")])
+    assert cities((await answer(backend)).tool_calls) == ["Paris"]
+
+
+async def test_a_reply_that_ran_to_the_bound_of_calls_is_a_loop():
+    """A sample of MAX_PARALLEL_CALLS calls takes no part; a greedy one is rechecked and a whole sample answers."""
+    loop = reply(*(["Paris", "Rome"] + [f"Paris {i}" for i in range(MAX_PARALLEL_CALLS - 2)]))
+    ignored = Sampler(reply("Paris"), [loop])
+    assert cities((await answer(ignored)).tool_calls) == ["Paris"]
+    rechecked = Sampler(loop, [loop, reply("Paris", "Rome")])
+    assert cities((await answer(rechecked, samples=1, recheck=3)).tool_calls) == ["Paris", "Rome"]
+    assert [s.n for s in rechecked.calls] == [1, 3]
