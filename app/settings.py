@@ -90,13 +90,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     under `data_dir / "trace-spill"`, in order (dropped, and counted, only if those cannot be written)."""
     call_samples: int = 1
     """With several function calls allowed (chat `parallel_tool_calls`), replies sampled beside the greedy one; the
-    reply with the most distinct calls answers (STEPWISE_CALL_SAMPLES; 1, the default: the greedy reply alone. On
-    BFCL parallel items 50-99, 5 samples: 35 right against 34, at 3x the latency, so it is not on by default)."""
+    reply with the most calls free of guesses, then the most calls, answers (functions._best; STEPWISE_CALL_SAMPLES;
+    1, the default: the greedy reply alone. On BFCL parallel items 50-99, 5 samples: 35 right against 34, at 3x the
+    latency, so it is not on by default)."""
     call_recheck: int = 5
     """With several function calls allowed, replies sampled when the greedy reply carries a value the conversation
-    does not state (a guess: "AAPL,GOOGL,MSFT" packed into one call for three companies named); the reply with the most
-    distinct calls answers, the greedy one on a tie (STEPWISE_CALL_RECHECK, at most the embedded model's slots; 1 or 0:
-    never). Only such replies pay for it (README, "Function calling")."""
+    does not state (a guess: "AAPL,GOOGL,MSFT" packed into one call for three companies named), or that ran to the
+    bound of calls (a loop); `functions._best` picks, as for call_samples (STEPWISE_CALL_RECHECK, at most the
+    embedded model's slots; 1 or 0: never). Only such replies pay for it (README, "Function calling")."""
     trace_writer: str = "process"
     """Where the trace is written from (STEPWISE_TRACE_WRITER): `process`, a child process the server starts
     (app.trace_process), so writing it costs the server's event loop almost nothing; `inline`, the server's own

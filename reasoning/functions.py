@@ -270,9 +270,11 @@ def _guesses(answer: Answer, functions: Sequence[Function], stated: Stated) -> i
 
 
 def _looped(reply: _Reply) -> bool:
-    """A reply that ran to the bound of calls: a small model repeating calls, the grammar stopped it (on BFCL's
-    parallel_multiple, 4 of the first 100 replies, each wrong; 2 of BFCL's 1,000+ parallel answers have 8 calls)."""
-    return len(reply.tool_calls) >= MAX_PARALLEL_CALLS
+    """A reply whose distinct calls ran to the bound: a small model making up call after call until the grammar
+    stopped it (on BFCL's parallel_multiple, 4 of the first 100 replies, each wrong; of BFCL's answers, 2 of
+    parallel's 200 have 8 calls and none of parallel_multiple's 200). Repeating the same calls to the bound is not
+    one: the repeats are dropped (`_distinct`), and counted, they had such replies rechecked and one right one lost."""
+    return len(_distinct(reply.tool_calls)) >= MAX_PARALLEL_CALLS
 
 
 async def _choose(router: Router, target: str, shown: list[Message], functions: Sequence[Function], ctx: RunContext,

@@ -146,10 +146,14 @@ async def test_calls_free_of_guesses_count_before_calls():
 
 
 async def test_a_reply_that_ran_to_the_bound_of_calls_is_a_loop():
-    """A sample of MAX_PARALLEL_CALLS calls takes no part; a greedy one is rechecked and a whole sample answers."""
+    """A sample of MAX_PARALLEL_CALLS distinct calls takes no part; a greedy one is rechecked and a whole sample
+    answers; the same calls repeated to the bound are the calls once, not a loop."""
     loop = reply(*(["Paris", "Rome"] + [f"Paris {i}" for i in range(MAX_PARALLEL_CALLS - 2)]))
     ignored = Sampler(reply("Paris"), [loop])
     assert cities((await answer(ignored)).tool_calls) == ["Paris"]
     rechecked = Sampler(loop, [loop, reply("Paris", "Rome")])
     assert cities((await answer(rechecked, samples=1, recheck=3)).tool_calls) == ["Paris", "Rome"]
     assert [s.n for s in rechecked.calls] == [1, 3]
+    repeated = Sampler(reply(*["Paris", "Rome"] * (MAX_PARALLEL_CALLS // 2)), [reply("Paris", "Rome", "Oslo")])
+    assert cities((await answer(repeated, samples=1, recheck=3)).tool_calls) == ["Paris", "Rome"]
+    assert [s.n for s in repeated.calls] == [1]
