@@ -113,6 +113,21 @@ def test_a_sample_count_above_the_embedded_models_slots_is_refused_at_start_nami
     assert registry_for(Settings.from_env(env | {var: "5"})).experts
 
 
+def test_the_recheck_a_default_sets_fits_itself_to_the_slots_instead_of_refusing_to_start():
+    """STEPWISE_CALL_RECHECK's default of 5 on an embedded model of 2 slots samples 2 (a count the caller set above
+    the slots, as STEPWISE_CALL_SAMPLES, is refused); a remote expert takes the count as set."""
+    from stepwise.app.runtime import _recheck
+
+    settings = Settings.from_env({"HOME": "/nonexistent", "STEPWISE_PARALLEL": "2", "STEPWISE_PLAN_SAMPLES": "2"})
+    assert settings.call_recheck == 5
+    local = registry_for(settings)
+    check_slots(settings, local)
+    assert _recheck(settings, local) == 2
+    remote = Registry(experts=[ExpertSpec(name="big", backend="sglang", url="http://gpu:30000")])
+    assert _recheck(settings, remote) == 5
+    assert Settings.from_env({"HOME": "/nonexistent", "STEPWISE_CALL_RECHECK": "1"}).call_recheck == 1
+
+
 def test_plan_samples_are_bounded_by_the_planners_slots_only():
     """A remote planner beside a local expert: the plan's samples go to the remote one, so no local bound applies."""
     settings = Settings.from_env({"HOME": "/nonexistent", "STEPWISE_PARALLEL": "2", "STEPWISE_PLAN_SAMPLES": "5"})
