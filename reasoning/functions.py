@@ -23,7 +23,7 @@ from stepwise.reasoning.constraints import ConstraintViolated
 from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.questions import spaced_lists
 from stepwise.reasoning.router import Router
-from stepwise.reasoning.stated import Stated, guessed, stated_arguments
+from stepwise.reasoning.stated import Stated, guessed, stated_arguments, without_defaults
 from stepwise.reasoning.types import Answer, Completion, Function, FunctionCall, Grammar, Message, Sampling
 
 MAX_PARALLEL_CALLS = 8
@@ -301,14 +301,20 @@ def _finished(answer: Answer, functions: Sequence[Function], stated: Stated) -> 
     parallel items 79 → 81 and first 50 parallel_multiple 40 → 41, README "Function calling"), and each whole number
     the caller's schema declares a float (OpenAPI's `format: float`/`double`) written as one: JSON does not tell `3`
     from `3.0`, the grammar lets the model write either, and a caller decoding the arguments strictly (a list of
-    floats) refuses the integer. Calls already made count as stated, so an argument a tool's result gave is kept."""
+    floats) refuses the integer. Calls already made count as stated, so an argument a tool's result gave is kept. A
+    call that differs from an earlier one only by arguments set to their declared default is the same call, dropped
+    (a sample repeated a census query with its default year left out, and outnumbered the right reply)."""
     if not answer.tool_calls:
         return answer
     schemas = {f.name: f.parameters for f in functions}
-    calls = []
+    calls, seen = [], []
     for call in answer.tool_calls:
         schema = schemas.get(call.name, {})
-        calls.append(FunctionCall(call.name, _as_declared(stated_arguments(call.arguments, schema, stated), schema)))
+        arguments = _as_declared(stated_arguments(call.arguments, schema, stated), schema)
+        same = (call.name, without_defaults(arguments, schema))
+        if same not in seen:
+            seen.append(same)
+            calls.append(FunctionCall(call.name, arguments))
     return msgspec.structs.replace(answer, tool_calls=calls)
 
 

@@ -85,6 +85,22 @@ def stated_arguments(arguments: Mapping[str, Any], parameters: Mapping[str, Any]
     return {name: value for name, value in arguments.items() if name in required or name not in guesses}
 
 
+def without_defaults(arguments: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments less those set to their parameter's declared default: the same call either way."""
+    properties = parameters.get("properties", {})
+    properties = properties if isinstance(properties, Mapping) else {}
+    def default(name: str, value: Any) -> bool:
+        declared = _default(properties.get(name))
+        return value == declared and isinstance(value, bool) == isinstance(declared, bool)  # 1 is not true
+
+    return {name: value for name, value in arguments.items() if not default(name, value)}
+
+
+def _default(spec: Any) -> Any:
+    """A parameter's declared default, or a value equal to nothing."""
+    return spec.get("default", _MISSING) if isinstance(spec, Mapping) else _MISSING
+
+
 def guessed(arguments: Mapping[str, Any], parameters: Mapping[str, Any], stated: Stated) -> set[str]:
     """The arguments whose value the text does not state and the parameter neither declares as its default nor
     offers among its `enum` (the model's pick among the caller's own options)."""
@@ -95,7 +111,7 @@ def guessed(arguments: Mapping[str, Any], parameters: Mapping[str, Any], stated:
         spec = properties.get(name)
         spec = spec if isinstance(spec, Mapping) else {}
         try:
-            return not stated.states(value) and value != spec.get("default", _MISSING) and not _offered(spec, value)
+            return not stated.states(value) and value != _default(spec) and not _offered(spec, value)
         except RecursionError:  # nested past Python's stack (a schema that leaves an array's items open): no guess
             return False
 

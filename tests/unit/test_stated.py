@@ -4,7 +4,7 @@ written, as a percent's fraction or a number word; a string by its letters or by
 
 from __future__ import annotations
 
-from stepwise.reasoning.stated import Stated, stated_arguments
+from stepwise.reasoning.stated import Stated, stated_arguments, without_defaults
 from stepwise.reasoning.types import Function, FunctionCall, Message
 from tests.unit.test_function_replies import call
 from tests.unit.test_function_samples import Sampler, answer
@@ -86,3 +86,16 @@ def test_a_value_among_the_parameters_own_options_is_a_pick_not_a_guess():
     written = {"add_ons": ["Backstage Pass"], "tier": 3, "seat": "window"}
     assert stated_arguments(written, schema, text) == {"add_ons": ["Backstage Pass"], "tier": 3}
     assert stated_arguments({"add_ons": ["Backstage Pass", "Meet"], "tier": 3.0}, schema, text) == {}
+
+
+async def test_a_call_that_differs_only_by_an_argument_set_to_its_default_is_the_same_call():
+    """The medium written as its default "vacuum" in one call and left out of the next: one call, the first."""
+    first = call("field", {"charge": 5, "distance": 2, "medium": "vacuum"})
+    again = call("field", {"charge": 5, "distance": 2})
+    other = call("field", {"charge": 5, "distance": 3})
+    got = await answer(Sampler("\n".join([first, again, other]), None), functions=(FIELD,), samples=1,
+                       messages=[Message("user", "The field of a 5 C charge 2 m and 3 m away?")])
+    assert got.tool_calls == [FunctionCall("field", {"charge": 5, "distance": 2, "medium": "vacuum"}),
+                              FunctionCall("field", {"charge": 5, "distance": 3})]
+    assert without_defaults({"medium": "vacuum", "detailed": 1}, {"properties": {
+        "medium": {"default": "vacuum"}, "detailed": {"default": True}}}) == {"detailed": 1}
