@@ -114,11 +114,13 @@ def numbers_in(text: str) -> frozenset[float]:
 
 
 def numbers_used(text: str, given: frozenset[float]) -> float:
-    """The share of the given numbers a text (a program) uses, as written or a percent as its fraction (80 as 0.8)."""
+    """The share of the given numbers a text (a program) uses, as written, or a percent as its fraction (80 as 0.8)
+    or as the factor of a rise or a fall by it (25 as 1.25 or 0.75: "rises 25%" is `* 1.25`)."""
     if not given:
         return 1.0
     written = {round(float(n.replace(",", "")), 9) for n in _NUMBER.findall(text)}
-    return sum(round(n, 9) in written or round(n / 100, 9) in written for n in given) / len(given)
+    return sum(any(round(form, 9) in written for form in (n, n / 100, 1 + n / 100, 1 - n / 100))
+               for n in given) / len(given)
 
 
 # Which way a choice goes: "which plan is cheaper" wants the smallest value, "who has read more" the largest.

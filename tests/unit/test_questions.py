@@ -32,6 +32,16 @@ def test_the_numbers_a_program_uses_are_counted_as_written_or_as_a_percents_frac
     assert numbers_used('answer = sql("SELECT count(*) FROM t WHERE n > 80")', frozenset({80.0})) == 1.0
 
 
+def test_a_percent_used_as_the_factor_of_a_rise_or_a_fall_counts_as_used():
+    """A 25% rise written `* 1.25` and a 25% fall `* 0.75` use the 25, as `* 25 / 100` does."""
+    from stepwise.reasoning.questions import given_numbers, numbers_used
+
+    given = given_numbers("16 shares at $32 rise 25%, then fall 25%. What are they worth?")
+    assert numbers_used("answer = 16 * 32 * 1.25 * 0.75", given) == 1.0
+    assert numbers_used("answer = 16 * 32 * 25 / 100", given) == 1.0
+    assert numbers_used("answer = 16 * 32 * 1.5", given) == 2 / 3
+
+
 @pytest.mark.parametrize(("question", "offered", "way"), [
     ("For 200 minutes a month, which plan is cheaper, Oak or Pine?", ["Oak", "Pine"], "min"),
     ("Which shop is cheaper per pen, Corder's or Dunn's?", ["Corder's", "Dunn's"], "min"),
