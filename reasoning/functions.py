@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -194,6 +194,7 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     several functions takes two model calls: the function is chosen first (`_choose`)."""
     shown = function_messages(messages, functions, required=required, parallel=parallel)
     stated = Stated("\n".join(m.content for m in messages if m.role != "system"))
+    schemas = {f.name: f.parameters for f in functions}  # what `_finished` and `_best` read each call by
     options = functions
     if not parallel and len(functions) > 1:
         choice = await _choose(router, target, shown, functions, ctx, required=required, max_tokens=max_tokens)
@@ -207,14 +208,14 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
         completion, reply = await greedy
         answer = _answer(completion, reply)
         looped = _looped(reply)
-        checked = _finished(answer, functions, stated)
-        if not parallel or recheck <= 1 or not (looped or _guesses(checked, functions, stated)):
+        checked = _finished(answer, schemas, stated)
+        if not parallel or recheck <= 1 or not (looped or _guesses(checked, schemas, stated)):
             return checked
         try:
             sampled = await _sampled(router, target, shown, ctx, constraint, max_tokens=max_tokens, n=recheck)
         except Exception:  # noqa: BLE001 -- the samples failed (their grammar, the backend): the greedy reply stands
             sampled = []
-        return _finished(_best(answer, sampled, functions, stated, whole=not looped), functions, stated)
+        return _finished(_best(answer, sampled, schemas, stated, whole=not looped), schemas, stated)
     first, second = await asyncio.gather(
         greedy, _sampled(router, target, shown, ctx, constraint, max_tokens=max_tokens, n=samples),
         return_exceptions=True)
@@ -230,10 +231,10 @@ async def call_functions(router: Router, target: str, messages: Sequence[Message
     # A greedy reply in words stands: no sample overrules it.
     if best.tool_calls or isinstance(first, ConstraintViolated):
         whole = not isinstance(first, BaseException) and not _looped(first[1])
-        best = _best(best, sampled, functions, stated, whole=whole)
+        best = _best(best, sampled, schemas, stated, whole=whole)
     if not best.tool_calls and isinstance(first, ConstraintViolated):
         raise first
-    return _finished(best, functions, stated)
+    return _finished(best, schemas, stated)
 
 
 async def _sampled(router: Router, target: str, shown: list[Message], ctx: RunContext, constraint: Grammar, *,
@@ -244,15 +245,15 @@ async def _sampled(router: Router, target: str, shown: list[Message], ctx: RunCo
     return [completion.text, *completion.alternatives][:n]
 
 
-def _best(greedy: Answer, sampled: Sequence[str], functions: Sequence[Function], stated: Stated, *,
+def _best(greedy: Answer, sampled: Sequence[str], schemas: Mapping[str, Any], stated: Stated, *,
           whole: bool) -> Answer:
     """The reply with the most calls free of guesses (as the caller gets them: `_finished`, `stated.guessed`), then
     the most calls; the greedy one on a tie in the first, unless it is not `whole` (it looped to the bound, or broke
     its constraint): then the best whole sample. Counting calls alone, samples that looped or packed guesses into
     more calls won (BFCL parallel, first 100: 8 looping calls replaced 4 right ones)."""
     def key(calls: list[FunctionCall]) -> tuple[int, int]:
-        finished = _finished(Answer(text="", tool_calls=calls), functions, stated)
-        return len(finished.tool_calls) - _guesses(finished, functions, stated), len(calls)
+        finished = _finished(Answer(text="", tool_calls=calls), schemas, stated)
+        return len(finished.tool_calls) - _guesses(finished, schemas, stated), len(calls)
 
     best, best_key = greedy, (key(greedy.tool_calls)[0], MAX_PARALLEL_CALLS + 1) if whole else (-1, -1)
     for sample in sampled:
@@ -262,10 +263,9 @@ def _best(greedy: Answer, sampled: Sequence[str], functions: Sequence[Function],
     return best
 
 
-def _guesses(answer: Answer, functions: Sequence[Function], stated: Stated) -> int:
+def _guesses(answer: Answer, schemas: Mapping[str, Any], stated: Stated) -> int:
     """How many of the calls (as `_finished` leaves them: the guesses left are required arguments') carry a value
     the conversation does not state (`stated.guessed`)."""
-    schemas = {f.name: f.parameters for f in functions}
     return sum(1 for c in answer.tool_calls if guessed(c.arguments, schemas.get(c.name, {}), stated))
 
 
@@ -295,7 +295,7 @@ async def _choose(router: Router, target: str, shown: list[Message], functions: 
     return chosen
 
 
-def _finished(answer: Answer, functions: Sequence[Function], stated: Stated) -> Answer:
+def _finished(answer: Answer, schemas: Mapping[str, Any], stated: Stated) -> Answer:
     """The calls as the caller gets them: each optional argument the conversation does not state left out
     (`reasoning/stated.py`: the model's guess, where the caller's function has its own default; on BFCL's first 100
     parallel items 79 → 81 and first 50 parallel_multiple 40 → 41, README "Function calling"), and each whole number
@@ -306,7 +306,6 @@ def _finished(answer: Answer, functions: Sequence[Function], stated: Stated) -> 
     (a sample repeated a census query with its default year left out, and outnumbered the right reply)."""
     if not answer.tool_calls:
         return answer
-    schemas = {f.name: f.parameters for f in functions}
     calls, seen = [], []
     for call in answer.tool_calls:
         schema = schemas.get(call.name, {})

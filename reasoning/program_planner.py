@@ -30,6 +30,7 @@ from stepwise.reasoning.examples import ExampleBank
 from stepwise.reasoning.plan import as_value, is_number, substitute
 from stepwise.reasoning.program import ANSWER, ASK, READ, Program, compile_program, program_grammar
 from stepwise.reasoning.questions import (
+    IMPLIED,
     asks_for_difference,
     counts_things,
     counts_up,
@@ -292,7 +293,7 @@ class ProgramPlanner:
         fit = self.fitting(question, allowed)
         queries = READ not in fit and self.names_row(question, allowed)
         return _Rules(magnitude=asks_for_difference(question), whole=counts_things(question), up=counts_up(question),
-                      given=given_numbers(question), stated=numbers_in(question), reads=READ in fit, queries=queries,
+                      stated=numbers_in(question), reads=READ in fit, queries=queries,
                       options=len(options(question)), arithmetic=self.arithmetic)
 
     async def _compiled(self, texts: list[str], tools: Mapping[str, Tool],
@@ -733,7 +734,7 @@ def _key(value: Any, magnitude: bool = False) -> Any:
 
 class _Rules(msgspec.Struct, frozen=True):
     """What the question says about its answer, for the vote: a difference's size (`magnitude`: 9 and -9 are one
-    answer), a count (`whole`; of what suffices, `up`), the numbers it gives (`given`; `stated`, 0 and 1 too), names
+    answer), a count (`whole`; of what suffices, `up`), the numbers it states (`stated`; `given`, those but 0 and 1), names
     the documents hold (`reads`), a thing the database holds and none the documents name (`queries`), how many
     options it offers to choose from (`options`); and the arithmetic tool (`arithmetic`), whose programs alone make a
     word problem (None, as for a replan: no word-problem rule)."""
@@ -741,12 +742,16 @@ class _Rules(msgspec.Struct, frozen=True):
     magnitude: bool = False
     whole: bool = False
     up: bool = False  # a count of what suffices: a fraction rounds up (`counts_up`)
-    given: frozenset[float] = frozenset()
     stated: frozenset[float] = frozenset()  # every number the question states, 0 and 1 too
     reads: bool = False
     queries: bool = False
     options: int = 0
     arithmetic: str | None = None
+
+    @property
+    def given(self) -> frozenset[float]:
+        """The numbers a program is expected to use (`questions.given_numbers`: 0 and 1 may stay implied)."""
+        return self.stated - IMPLIED
 
 
 def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Rules(),

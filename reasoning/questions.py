@@ -91,10 +91,12 @@ def numbers_stated(text: str) -> list[float]:
     return [float(m.replace(",", "")) for m in _STATED.findall(text)]
 
 
+IMPLIED = frozenset({0.0, 1.0})  # numbers a program may well leave implied ("1/5 occupied" is `/ 5`)
+
+
 def given_numbers(question: str) -> frozenset[float]:
-    """The numbers the question states, but 0 and 1, which a program may well leave implied ("1/5 occupied" is
-    `/ 5`)."""
-    return numbers_in(question) - {0.0, 1.0}
+    """The numbers the question states, but those a program may leave implied (`IMPLIED`)."""
+    return numbers_in(question) - IMPLIED
 
 
 # A comma between digits that does not open a thousands group (three digits, then no digit) separates a list: "5,10
