@@ -88,9 +88,25 @@ class Calculator:
     async def run(self, args: CalculatorArgs) -> Number:
         # Parsed here, on the event loop: parses in worker threads at once make CPython 3.11's spurious "AST
         # constructor recursion depth mismatch" likelier (1 request in ~24,000 under load; tools/source.py).
-        # Evaluated off the loop, so independent steps overlap (the bounds keep each evaluation to milliseconds).
+        # An expression whose cost can grow (`_costly`) is evaluated off the loop, so the loop serves others meanwhile
+        # (the bounds keep it to milliseconds); a plain one takes microseconds, less than a worker thread's hand-off.
         tree = parse(args.expression)
-        return await asyncio.to_thread(value_of, tree)
+        return await asyncio.to_thread(value_of, tree) if _costly(tree) else value_of(tree)
+
+
+# Operations whose cost grows with their arguments (checked before they run, but up to milliseconds), and the size of
+# a tree past which even plain arithmetic is handed to a worker thread.
+_GROWING = frozenset({"factorial", "comb", "perm", "lcm"})
+_PLAIN_NODES = 64
+
+
+def _costly(tree: ast.Expression) -> bool:
+    """Whether evaluating the tree may take more than microseconds: a power, a growing function, or many nodes."""
+    for count, node in enumerate(ast.walk(tree)):
+        if count > _PLAIN_NODES or isinstance(node, ast.Pow) or (
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _GROWING):
+            return True
+    return False
 
 
 def evaluate(expression: str) -> Number:

@@ -265,9 +265,30 @@ def test_the_description_is_one_short_line_naming_every_function():
 
 
 async def test_the_tool_runs_its_arguments():
-    """The tool entry point evaluates its decoded arguments (off the event loop)."""
+    """The tool entry point evaluates its decoded arguments."""
     assert await Calculator().run(CalculatorArgs(expression="45*12")) == 540
     assert await Calculator().run(CalculatorArgs(expression="gcd(1071,462) + 7!")) == 5061
+
+
+@pytest.mark.parametrize(("expression", "off_the_loop"), [
+    ("45*12", False), ("(17*23)+(45*12)/4 - 3%", False), ("2**10", True), ("7!", True), ("comb(40, 20)", True),
+    ("lcm(4, 6)", True), ("+".join(["1"] * 40), True),
+])
+async def test_what_may_take_long_is_evaluated_off_the_event_loop(monkeypatch, expression, off_the_loop):
+    """A power, factorial, comb, perm, lcm or a long expression goes to a worker thread; plain arithmetic (microseconds,
+    less than the hand-off) is evaluated on the loop; the value is the same either way."""
+    import stepwise.tools.calculator as module
+
+    handed: list[str] = []
+    real = module.asyncio.to_thread
+
+    async def to_thread(function, *args):
+        handed.append(expression)
+        return await real(function, *args)
+
+    monkeypatch.setattr(module.asyncio, "to_thread", to_thread)
+    assert await Calculator().run(CalculatorArgs(expression=expression)) == evaluate(expression)
+    assert bool(handed) is off_the_loop
 
 
 def test_a_call_is_shown_as_its_expression_alone():
