@@ -175,3 +175,44 @@ def test_the_model_is_not_shown_a_float_format_the_server_applies_itself():
     shown = json.loads(tools_block([function]))["function"]["parameters"]["properties"]
     assert shown == {"rate": {"type": "number"}, "when": {"type": "string", "format": "date-time"},
                      "format": {"type": "string"}, "sizes": {"type": "array", "items": {"type": "number"}}}
+
+
+ROUTE = Function("route", "A route between two places.", {"type": "object", "properties": {
+    "to": {"type": "string", "description": "Where to."},
+    "mode": {"type": "string", "description": "The mode of transportation (walk, bike, transit, drive).",
+             "default": "walk"},
+    "unit": {"type": "string", "description": "The unit ('km' or 'miles'). Default is 'km'."},
+    "city": {"type": "string", "description": "A city on the way (e.g. Lyon, Turin)."},
+}, "required": ["to"]})
+
+
+def _route(**arguments: str) -> str:
+    written = json.dumps({"name": "route", "arguments": arguments}, separators=(",", ":"))
+    return "<tool_call>\n" + written + "\n</tool_call>"
+
+
+def test_values_a_description_lists_in_parentheses_are_the_only_ones_decoded():
+    """"(walk, bike, transit, drive)" and "('km' or 'miles')" are the caller's options, decoded as an enum; examples
+    ("e.g. Lyon, Turin") and free text stay open; what the model is shown is the schema as sent."""
+    grammar = reply_grammar([ROUTE], required=True, parallel=False)
+    assert accepts(grammar, _route(to="Rome", mode="transit", unit="miles", city="Genoa"))
+    assert not accepts(grammar, _route(to="Rome", mode="public transportation"))
+    assert not accepts(grammar, _route(to="Rome", unit="kilometres"))
+    assert "enum" not in tools_block([ROUTE])
+
+
+@pytest.mark.parametrize(("description", "default", "values"), [
+    ("The type of paint (Watercolor, Oil, Acrylic).", None, ["Watercolor", "Oil", "Acrylic"]),
+    ("The colour (red, green, or blue)", None, ["red", "green", "blue"]),
+    ("The format of the result (percentage or fraction).", "percentage", ["percentage", "fraction"]),
+    ("The format (percentage or fraction).", "ratio", None),  # its default is none of them: not the whole list
+    ("A city (such as Paris, Rome)", None, None),
+    ("The city (New York, London)", None, None),  # names of several words are examples more often than options
+    ("The unit (cm)", None, None),
+])
+def test_a_listed_value_set_is_read_only_where_it_is_a_whole_list_of_words(description, default, values):
+    """Two or more single words in parentheses, no "e.g."/"such as", the default (if any) among them."""
+    from stepwise.reasoning.functions import listed
+
+    spec = {"type": "string", "description": description} | ({"default": default} if default else {})
+    assert listed({"type": "object", "properties": {"p": spec}})["properties"]["p"].get("enum") == values
