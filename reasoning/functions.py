@@ -81,7 +81,8 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
 
 # A description's values in parentheses, one word each: "The mode of transportation (walk, bike, transit, drive)",
 # "The temperature unit ('Celsius' or 'Fahrenheit')"; not examples ("e.g.", "such as", "etc.", "for example").
-_LISTED = re.compile(r"\(\s*(['\"]?[A-Za-z][\w-]*['\"]?(?:\s*(?:,|\bor\b|,\s*or\b)\s*['\"]?[A-Za-z][\w-]*['\"]?)+)\s*\)")
+_WORD = r"['\"]?[A-Za-z][\w-]*['\"]?"
+_LISTED = re.compile(rf"\(\s*({_WORD}(?:\s*(?:,|\bor\b|,\s*or\b)\s*{_WORD})+)\s*\)")
 _EXAMPLES = re.compile(r"\b(?:e\.g\.|eg|such as|etc|example|examples|like|i\.e\.)", re.IGNORECASE)
 _SEPARATOR = re.compile(r"\s*(?:,\s*or\b|,|\bor\b)\s*")
 

@@ -734,8 +734,8 @@ def _key(value: Any, magnitude: bool = False) -> Any:
 
 class _Rules(msgspec.Struct, frozen=True):
     """What the question says about its answer, for the vote: a difference's size (`magnitude`: 9 and -9 are one
-    answer), a count (`whole`; of what suffices, `up`), the numbers it states (`stated`; `given`, those but 0 and 1), names
-    the documents hold (`reads`), a thing the database holds and none the documents name (`queries`), how many
+    answer), a count (`whole`; of what suffices, `up`), the numbers it states (`stated`; `given`, those but 0 and
+    1), names the documents hold (`reads`), a thing the database holds and none the documents name (`queries`), how many
     options it offers to choose from (`options`); and the arithmetic tool (`arithmetic`), whose programs alone make a
     word problem (None, as for a replan: no word-problem rule)."""
 

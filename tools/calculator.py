@@ -89,9 +89,13 @@ class Calculator:
         # Parsed here, on the event loop: parses in worker threads at once make CPython 3.11's spurious "AST
         # constructor recursion depth mismatch" likelier (1 request in ~24,000 under load; tools/source.py).
         # An expression whose cost can grow (`_costly`) is evaluated off the loop, so the loop serves others meanwhile
-        # (the bounds keep it to milliseconds); a plain one takes microseconds, less than a worker thread's hand-off.
+        # (the bounds keep it to milliseconds); a plain one takes microseconds, less than a worker thread's hand-off,
+        # after one turn of the loop: steps started together all start before any ends, as with any awaited tool.
         tree = parse(args.expression)
-        return await asyncio.to_thread(value_of, tree) if _costly(tree) else value_of(tree)
+        if _costly(tree):
+            return await asyncio.to_thread(value_of, tree)
+        await asyncio.sleep(0)
+        return value_of(tree)
 
 
 # Operations whose cost grows with their arguments (checked before they run, but up to milliseconds), and the size of
