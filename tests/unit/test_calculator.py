@@ -291,6 +291,22 @@ async def test_what_may_take_long_is_evaluated_off_the_event_loop(monkeypatch, e
     assert bool(handed) is off_the_loop
 
 
+async def test_independent_plain_evaluations_all_start_before_any_ends():
+    """Evaluated on the loop, plain arithmetic still yields once first: steps started together overlap, as the trace
+    of a plan's independent steps shows them."""
+    import asyncio
+
+    log: list[tuple[str, str]] = []
+
+    async def timed(expression: str) -> None:
+        log.append(("start", expression))
+        await Calculator().run(CalculatorArgs(expression=expression))
+        log.append(("end", expression))
+
+    await asyncio.gather(timed("17*23"), timed("45*12"))
+    assert [kind for kind, _ in log] == ["start", "start", "end", "end"]
+
+
 def test_a_call_is_shown_as_its_expression_alone():
     """`{"expression": "2*3"}` shows as `2*3`; arguments that are not the calculator's are left to the default
     (None)."""
