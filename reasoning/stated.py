@@ -87,13 +87,19 @@ def stated_arguments(arguments: Mapping[str, Any], parameters: Mapping[str, Any]
 
 def without_defaults(arguments: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The arguments less those set to their parameter's declared default: the same call either way."""
-    properties = parameters.get("properties", {})
-    properties = properties if isinstance(properties, Mapping) else {}
+    properties = _properties(parameters)
+
     def default(name: str, value: Any) -> bool:
         declared = _default(properties.get(name))
         return value == declared and isinstance(value, bool) == isinstance(declared, bool)  # 1 is not true
 
     return {name: value for name, value in arguments.items() if not default(name, value)}
+
+
+def _properties(parameters: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A parameters schema's `properties`, or none where it has no such mapping."""
+    properties = parameters.get("properties", {})
+    return properties if isinstance(properties, Mapping) else {}
 
 
 def _default(spec: Any) -> Any:
@@ -104,8 +110,7 @@ def _default(spec: Any) -> Any:
 def guessed(arguments: Mapping[str, Any], parameters: Mapping[str, Any], stated: Stated) -> set[str]:
     """The arguments whose value the text does not state and the parameter neither declares as its default nor
     offers among its `enum` (the model's pick among the caller's own options)."""
-    properties = parameters.get("properties", {})
-    properties = properties if isinstance(properties, Mapping) else {}
+    properties = _properties(parameters)
 
     def guess(name: str, value: Any) -> bool:
         spec = properties.get(name)
