@@ -722,14 +722,28 @@ def _vocabulary(tool: Tool) -> frozenset[str]:
 
 def _key(value: Any, magnitude: bool = False) -> Any:
     """Values that vote together: numbers equal to 9 significant digits (by size alone when the question asks for a
-    difference's size: 9 and -9 are one answer written two ways), text equal ignoring case and spaces."""
+    difference's size: 9 and -9 are one answer written two ways), a number printed as text (a sandboxed program's
+    output) as that number, text equal ignoring case and spaces, and the parts of a several-part answer each so, by
+    size: a part that is a difference ("Which is larger, …, and by how much?") is the same part either way round
+    (two samples' `1024, 1000, 24` and `1024, 1000, -24` lost, a vote each, to a third sample's one)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
         return float(f"{abs(value) if magnitude else value:.9g}")
     if isinstance(value, str):
-        return " ".join(value.lower().split())
+        try:
+            return _key(float(value), magnitude)
+        except ValueError:
+            return " ".join(value.lower().split())
+    if isinstance(value, list):
+        return tuple(_key(part, magnitude=True) for part in value)
     return msgspec.json.encode(value)
+
+
+def _empty(value: Any) -> bool:
+    """A value that answers nothing: a sandboxed program printing nothing, or `None` (a function it called returned
+    nothing). It has no vote: one such sample won a tie of single votes over two that agreed but for a sign."""
+    return isinstance(value, str) and value.strip().lower() in ("", "none")
 
 
 class _Rules(msgspec.Struct, frozen=True):
@@ -799,7 +813,8 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     if rules.options > 1 and any(i in eligible and p is not None and len(p.parts) == rules.options
                                  for i, p in enumerate(programs)):
         eligible = {i for i in eligible if len(getattr(programs[i], "parts", ())) == rules.options}
-    computed = [i for i, v in enumerate(values) if i in eligible and v is not None and v is not _REFUSED]
+    computed = [i for i, v in enumerate(values)
+                if i in eligible and v is not None and v is not _REFUSED and not _empty(v)]
     guessed = {i for i in computed if _guesses_id(programs[i], rules.stated)}
     if len(guessed) < len(computed):
         computed = [i for i in computed if i not in guessed]

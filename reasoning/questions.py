@@ -115,12 +115,18 @@ def numbers_in(text: str) -> frozenset[float]:
     return frozenset(float(n.replace(",", "")) for n in _NUMBER.findall(text))
 
 
+# A range's stop: "the whole numbers from 1 to 20" is `range(1, 21)`, which uses the 20 the question gives.
+_RANGE_STOP = re.compile(r"\brange\(\s*[^,()]*,\s*(\d+)\s*[,)]")
+
+
 def numbers_used(text: str, given: frozenset[float]) -> float:
     """The share of the given numbers a text (a program) uses, as written, or a percent as its fraction (80 as 0.8)
-    or as the factor of a rise or a fall by it (25 as 1.25 or 0.75: "rises 25%" is `* 1.25`)."""
+    or as the factor of a rise or a fall by it (25 as 1.25 or 0.75: "rises 25%" is `* 1.25`), or a last number
+    counted to as a range's stop (20 as `range(1, 21)`)."""
     if not given:
         return 1.0
     written = {round(float(n.replace(",", "")), 9) for n in _NUMBER.findall(text)}
+    written |= {float(stop) - 1 for stop in _RANGE_STOP.findall(text)}
     return sum(any(round(form, 9) in written for form in (n, n / 100, 1 + n / 100, 1 - n / 100))
                for n in given) / len(given)
 
