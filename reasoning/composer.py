@@ -9,7 +9,7 @@ from typing import Any
 
 from stepwise.reasoning import prompts
 from stepwise.reasoning.context import RunContext
-from stepwise.reasoning.plan import Dag, as_value, is_number, is_table, render, substitute
+from stepwise.reasoning.plan import Dag, as_value, is_number, is_table, last_part, render, substitute
 from stepwise.reasoning.program import ANSWER
 from stepwise.reasoning.questions import asks_for_difference, asks_for_quantity, chooses, direction, options
 from stepwise.reasoning.router import Router
@@ -110,9 +110,13 @@ class Composer:
         """The final value, when it is the whole answer, from a plan of tool steps only: a number, to a quantity
         question, or an arithmetic expression (the composer model, asked to restate one, has put a stray `:` before
         it); else None."""
-        if self.always or dag.answer is None or any(isinstance(step, ExpertStep) for step in dag.steps.values()):
+        if self.always or any(isinstance(step, ExpertStep) for step in dag.steps.values()):
             return None
-        value = as_value(outputs[dag.answer])
+        if dag.answer is None:  # several parts: to a quantity question, the last one is the quantity (`last_part`)
+            if len(dag.parts) < 2 or not is_number(value := last_part([as_value(outputs[p]) for p in dag.parts])):
+                return None
+        else:
+            value = as_value(outputs[dag.answer])
         if _expression(value):
             return value.strip()
         if not is_number(value) or not asks_for_quantity(question):
@@ -143,8 +147,9 @@ class Composer:
         """The answer to `question` from the plan's results; `tools` (the run's) say how their calls are shown."""
         computed = self.computed(question, dag, outputs)
         # `computed` is None without a final step; the second test only tells the type checker so.
-        if computed is not None and dag.answer is not None:
-            return Answer(text=render(computed), uses=[dag.answer], value=computed)
+        if computed is not None:
+            return Answer(text=render(computed), uses=[dag.answer] if dag.answer is not None else [dag.parts[-1]],
+                          value=computed)
         chosen = self.chosen(question, dag, outputs)
         if chosen is not None:
             return chosen

@@ -65,6 +65,13 @@ def as_value(output: Any) -> Any:
     return output
 
 
+def last_part(value: Any) -> Any:
+    """The quantity a several-part answer gives last, for a question asking one quantity: the worked examples' form
+    `answer = a, b, difference` names what the quantity was computed from first (a field's and a courtyard's area,
+    then by how much the one exceeds the other). Anything else is itself."""
+    return value[-1] if isinstance(value, list) and value and is_number(value[-1]) else value
+
+
 def is_table(value: Any) -> bool:
     return isinstance(value, dict) and "columns" in value and "rows" in value
 

@@ -27,11 +27,12 @@ from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.errors import PlanInvalid
 from stepwise.reasoning.events import PlanProgress, PlanPurpose, ProgramsSampled
 from stepwise.reasoning.examples import ExampleBank
-from stepwise.reasoning.plan import as_value, is_number, substitute
+from stepwise.reasoning.plan import as_value, is_number, last_part, substitute
 from stepwise.reasoning.program import ANSWER, ASK, READ, Program, compile_program, program_grammar
 from stepwise.reasoning.questions import (
     IMPLIED,
     asks_for_difference,
+    asks_for_quantity,
     counts_things,
     counts_up,
     given_numbers,
@@ -292,7 +293,8 @@ class ProgramPlanner:
             return _Rules()
         fit = self.fitting(question, allowed)
         queries = READ not in fit and self.names_row(question, allowed)
-        return _Rules(magnitude=asks_for_difference(question), whole=counts_things(question), up=counts_up(question),
+        return _Rules(magnitude=asks_for_difference(question), quantity=asks_for_quantity(question),
+                      whole=counts_things(question), up=counts_up(question),
                       stated=numbers_in(question), reads=READ in fit, queries=queries,
                       options=len(options(question)), arithmetic=self.arithmetic)
 
@@ -754,6 +756,7 @@ class _Rules(msgspec.Struct, frozen=True):
     word problem (None, as for a replan: no word-problem rule)."""
 
     magnitude: bool = False
+    quantity: bool = False  # one quantity asked: a several-part answer votes by its last part (`last_part`)
     whole: bool = False
     up: bool = False  # a count of what suffices: a fraction rounds up (`counts_up`)
     stated: frozenset[float] = frozenset()  # every number the question states, 0 and 1 too
@@ -799,12 +802,17 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
       means leaving a step out, even when most samples leave it out (re-voting recorded samples: +2 −0 on 100
       gsm_symbolic items and +1 −0 on the dev set's computed numbers, against applying it only without a majority),
       unless a worked solution reached its value.
+    A question asking one quantity answered in several parts (`a, b, difference`) votes by the last part, which
+    the composer answers with (`plan.last_part`): the same quantity as another sample's single value.
     Each worked solution's number (`worked`) is one more vote, for the value it equals, if a sample computed it; of
     values tied on votes, the one more worked solutions reached wins.
     If no sample has a value, compiled samples vote by their plan, ties to the plan of the form most samples took
     (not to the shortest: a plan that reads the documents once is not better than one that reads them twice, when a
     two-hop question needs both), then to the earliest."""
     magnitude = rules.magnitude
+    if rules.quantity:
+        values = [last_part(v) if p is not None and len(p.parts) > 1 else v
+                  for p, v in zip(programs, values, strict=True)]
     eligible = set(range(len(programs)))
     if rules.reads and any(p is not None and _reads(p) for p in programs):
         eligible = {i for i, p in enumerate(programs) if p is not None and _reads(p)}

@@ -53,6 +53,17 @@ async def test_a_computed_number_answers_a_quantity_question_without_a_composer_
     assert len(backend.calls) == 1
 
 
+async def test_a_quantity_question_answered_in_several_parts_is_answered_by_the_last_part_without_a_composer_call():
+    """`answer = field, courtyard, difference` to "by how many square metres does the larger exceed the smaller?"
+    is the difference's size, 9, however the program subtracted."""
+    backend = Samples(["field = 18 * 12\ncourtyard = 15 ** 2\ndifference = field - courtyard\n"
+                       "answer = field, courtyard, difference"])
+    report, _ = await run(backend, "A field is 18 m by 12 m; a courtyard is a square with 15 m sides. By how many "
+                                   "square metres does the larger area exceed the smaller?", samples=1)
+    assert report.answer.text == "9" and report.answer.value == 9 and report.answer.uses == [3]
+    assert len(backend.calls) == 1
+
+
 async def test_a_choice_between_computed_numbers_is_still_written_by_the_composer():
     """Which-questions need the names the numbers belong to: the composer model writes the answer."""
     backend = Samples(["corder = 9 / 36\ndunn = 6 / 20\nanswer = min(corder, dunn)"],

@@ -856,3 +856,37 @@ async def test_a_question_giving_numbers_or_naming_nothing_documented_keeps_its_
                      "How many days are there in a leap year?"):
         _, sampled = await _with_docs(Samples(["answer = 12 * 3"] * 5, '{"text":"36.","uses":[1]}'), question)
         assert len(sampled.programs) == 5 and sampled.chosen == 0, question
+
+
+def test_the_parts_of_a_several_part_answer_vote_by_their_size():
+    """Two samples answering `1024, 1000, 24` and `1024, 1000, -24` agree (a difference written either way round)
+    and outvote single samples, an output of `None` among them, which has no vote at all."""
+    tools = default_tools()
+    texts = ["a = 2 ** 10\nb = 10 ** 3\nd = a - b\nanswer = a, b, d", "answer = 7",
+             "a = 2 ** 10\nb = 10 ** 3\nd = b - a\nanswer = b, d",
+             "a = 2 ** 10\nb = 10 ** 3\nd = b - a\nanswer = a, b, d"]
+    programs = [compile_program(text, tools, "general") for text in texts]
+    chosen, votes = _vote(programs, [[1024, 1000, 24], "None", [1000, -24], [1024, 1000, -24]], _Rules())
+    assert (chosen, votes) == (0, 2)
+    assert _vote(programs[1:3], ["None", [1000, -24]], _Rules()) == (1, 1)
+
+
+def test_a_number_printed_as_text_votes_with_the_same_number_computed():
+    """A sandboxed program's printed `720` and the calculator's 720 are one answer, against a lone other value."""
+    tools = default_tools()
+    programs = [compile_program(text, tools, "general") for text in ("answer = 720", "answer = 700 + 20", "answer = 5")]
+    assert _vote(programs, [5, "720", 720], _Rules())[1] == 2
+
+
+def test_to_a_question_asking_one_quantity_a_several_part_answer_votes_by_its_last_part():
+    """`216, 225, 9` and a lone `9` are one answer to "by how much does the larger exceed the smaller?", against two
+    samples' 441; a one-part list (a query's column) keeps its whole value."""
+    tools = default_tools()
+    texts = ["a = 18 * 12\nb = 15 ** 2\nd = b - a\nanswer = a, b, d", "answer = 225 - 216",
+             "answer = 216 + 225", "answer = 225 + 216"]
+    programs = [compile_program(text, tools, "general") for text in texts]
+    values = [[216, 225, 9], 9, 441, 441]
+    assert _vote(programs, values, _Rules(magnitude=True))[0] in (2, 3)
+    assert _vote(programs, values, _Rules(magnitude=True, quantity=True))[1] == 2
+    single = [compile_program("answer = 5 + 4", tools, "general")] * 3
+    assert _vote(single, [[3, 9], [5, 9], 9], _Rules(quantity=True)) == (0, 1)

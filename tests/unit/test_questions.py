@@ -86,3 +86,11 @@ def test_a_list_of_numbers_is_spaced_where_a_comma_does_not_open_a_thousands_gro
     """A comma between digits is a list's unless three digits and no more follow it; a list is shown spaced."""
     assert spaced_lists(text) == shown
     assert numbers_in(spaced_lists(text)) == numbers_in(text)
+
+
+def test_a_range_stop_counts_the_last_number_it_counts_to_as_used():
+    """"The whole numbers from 1 to 20" is `range(1, 21)`: the 20 is used; a stop alone says nothing of its start."""
+    from stepwise.reasoning.questions import numbers_used
+
+    assert numbers_used("answer = sum(range(1, 21)) - 15 * 13", frozenset({20.0, 15.0, 13.0})) == 1.0
+    assert numbers_used("answer = sum(range(21))", frozenset({20.0})) == 0.0
