@@ -121,13 +121,15 @@ _RANGE_STOP = re.compile(r"\brange\(\s*[^,()]*,\s*(\d+)\s*[,)]")
 
 def numbers_used(text: str, given: frozenset[float]) -> float:
     """The share of the given numbers a text (a program) uses, as written, or a percent as its fraction (80 as 0.8)
-    or as the factor of a rise or a fall by it (25 as 1.25 or 0.75: "rises 25%" is `* 1.25`), or a last number
-    counted to as a range's stop (20 as `range(1, 21)`)."""
+    or as the factor of a rise or a fall by it (25 as 1.25 or 0.75: "rises 25%" is `* 1.25`), in a unit a hundred
+    or a thousand times larger or smaller (750 ml as 0.75 litres, 1.50 euros as 150 cents), or as the last number
+    counted to by a range's stop (20 as `range(1, 21)`)."""
     if not given:
         return 1.0
     written = {round(float(n.replace(",", "")), 9) for n in _NUMBER.findall(text)}
     written |= {float(stop) - 1 for stop in _RANGE_STOP.findall(text)}
-    return sum(any(round(form, 9) in written for form in (n, n / 100, 1 + n / 100, 1 - n / 100))
+    return sum(any(round(form, 9) in written for form in (n, n / 100, 1 + n / 100, 1 - n / 100, n / 1000, n * 100,
+                                                           n * 1000))
                for n in given) / len(given)
 
 

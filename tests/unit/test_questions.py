@@ -94,3 +94,12 @@ def test_a_range_stop_counts_the_last_number_it_counts_to_as_used():
 
     assert numbers_used("answer = sum(range(1, 21)) - 15 * 13", frozenset({20.0, 15.0, 13.0})) == 1.0
     assert numbers_used("answer = sum(range(21))", frozenset({20.0})) == 0.0
+
+
+def test_a_number_converted_to_a_unit_a_hundred_or_a_thousand_times_apart_counts_as_used():
+    """"A 750 ml bottle" priced per litre is `/ 0.75`; "1.50 euros" in cents is 150: the numbers are used."""
+    from stepwise.reasoning.questions import numbers_used
+
+    assert numbers_used("answer = (3.60 / 2 - 1.50 / 0.75) * 100", frozenset({2.0, 3.6, 750.0, 1.5})) == 1.0
+    assert numbers_used("answer = 150 * 4", frozenset({1.5, 4.0})) == 1.0
+    assert numbers_used("answer = 3.60 / 2", frozenset({2.0, 3.6, 750.0})) == 2 / 3
