@@ -341,45 +341,12 @@ def _finished(answer: Answer, schemas: Mapping[str, Any], stated: Stated) -> Ans
     calls, seen = [], []
     for call in answer.tool_calls:
         schema = schemas.get(call.name, {})
-        arguments = _as_fractions(_as_declared(stated_arguments(call.arguments, schema, stated), schema), schema,
-                                  stated)
+        arguments = _as_declared(stated_arguments(call.arguments, schema, stated), schema)
         same = (call.name, without_defaults(arguments, schema))
         if same not in seen:
             seen.append(same)
             calls.append(FunctionCall(call.name, arguments))
     return msgspec.structs.replace(answer, tool_calls=calls)
-
-
-# A parameter taking a rate as a fraction: its name or description says rate, return or yield, or decimal, and not
-# percent (a "rate in percentage" takes 4 for 4%).
-_RATE = re.compile(r"(?:\b|_)(rate|return|yield|decimal)(?:\b|_)", re.IGNORECASE)
-_PERCENTAGE = re.compile(r"percent", re.IGNORECASE)
-
-
-def _as_fractions(arguments: dict[str, Any], parameters: Mapping[str, Any], stated: Stated) -> dict[str, Any]:
-    """The arguments with each percent the conversation states ("4%", "4 percent") as its fraction, 0.04, where the
-    model wrote 4 into a number parameter taking a rate (`_RATE`: "The annual interest rate.", "as a decimal"), as
-    a rate is passed to a function: a loan's interest computed at a rate of 4 is 100 times too much. The model writes
-    either form (on BFCL's first 100 parallel_multiple items, 2 calls of 4.0 for "4%" where the function's own
-    checker wants 0.04); its description's "percent" ("in percentage") keeps the number as written."""
-    properties = parameters.get("properties")
-    if not isinstance(properties, dict):
-        return arguments
-    out = dict(arguments)
-    for name, value in arguments.items():
-        spec = properties.get(name)
-        if (isinstance(spec, dict) and _number_type(spec) and type(value) in (int, float) and value > 1
-                and round(float(value), 9) in stated.percents):
-            about = f"{name} {spec.get('description', '')}"
-            if _RATE.search(about) and (not _PERCENTAGE.search(about) or "decimal" in about.lower()):
-                out[name] = value / 100
-    return out
-
-
-def _number_type(spec: Mapping[str, Any]) -> bool:
-    """A schema of JSON's `number` type (alone or in a list), not `integer`."""
-    kind = spec.get("type")
-    return kind == "number" or (isinstance(kind, list) and "number" in kind)
 
 
 def _as_declared(value: Any, schema: Any) -> Any:

@@ -29,7 +29,6 @@ _WORD_NUMBERS = {
     "first": 1, "second": 2, "third": 3, "zero": 0, "none": 0,
 }
 _WORDS = re.compile(r"[^\W_]+")
-_PERCENT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)", re.IGNORECASE)
 _GLUED = re.compile(r"(\d)([^\W\d_])")
 _PREFIX = 4  # letters two forms of a word share: dollar/dollars, detail/detailed, transit/transportation
 _MISSING = object()
@@ -46,8 +45,6 @@ class Stated:
         unglued = _GLUED.sub(r"\1 \2", text)  # "6mm", "5km": the number apart from its unit
         numbers = set(numbers_in(unglued)) | {float(_WORD_NUMBERS[w]) for w in words if w in _WORD_NUMBERS}
         self._numbers = {round(n, 9) for n in numbers} | {round(n / 100, 9) for n in numbers} | {0.0, 1.0}
-        # the numbers it states as a percent ("4%", "4 percent"), which a rate takes as a fraction
-        self.percents = frozenset(round(float(n), 9) for n in _PERCENT.findall(text))
 
     def states(self, value: Any) -> bool:
         """Whether the text states the value (the module's rule)."""

@@ -14,7 +14,7 @@ from llguidance import LLMatcher, LLTokenizer, TokenizerWrapper
 
 from stepwise.reasoning.constraints import ConstraintViolated, decode_output
 from stepwise.reasoning.functions import MAX_PARALLEL_CALLS, _Reply, function_messages, reply_grammar, tools_block
-from stepwise.reasoning.types import Answer, Function, FunctionCall, Message
+from stepwise.reasoning.types import Function, FunctionCall, Message
 from tests.unit.test_function_samples import Sampler, answer
 
 WEATHER = Function("weather", "The weather in a city.",
@@ -216,25 +216,3 @@ def test_a_listed_value_set_is_read_only_where_it_is_a_whole_list_of_words(descr
 
     spec = {"type": "string", "description": description} | ({"default": default} if default else {})
     assert listed({"type": "object", "properties": {"p": spec}})["properties"]["p"].get("enum") == values
-
-
-@pytest.mark.parametrize(("name", "description", "written", "sent"), [
-    ("interest_rate", "The annual interest rate.", 4, 0.04),
-    ("rate", "The annual interest rate, as a decimal.", 4.0, 0.04),
-    ("annual_return", "The expected annual return on investment.", 4, 0.04),
-    ("interest_rate", "The annual interest rate.", 0.04, 0.04),
-    ("depreciation_rate", "The annual depreciation rate in percentage.", 4, 4),
-    ("lightness", "The desired lightness level in percentage.", 4, 4),
-    ("interest_rate", "The annual interest rate.", 5, 5),
-])
-def test_a_percent_the_request_states_goes_to_a_rate_as_its_fraction(name, description, written, sent):
-    """"At 4%" into a rate parameter is 0.04, as rates are passed; a parameter "in percentage" keeps 4, and a
-    number the request does not state as a percent is left as written."""
-    from stepwise.reasoning.functions import _finished
-    from stepwise.reasoning.stated import Stated
-
-    schema = {"type": "object", "properties": {name: {"type": "number", "description": description}},
-              "required": [name]}
-    answer = Answer(text="", tool_calls=[FunctionCall("loan", {name: written})])
-    finished = _finished(answer, {"loan": schema}, Stated("What do I pay on a loan of 5000 at 4% a year?"))
-    assert finished.tool_calls[0].arguments[name] == sent
