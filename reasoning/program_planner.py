@@ -722,6 +722,9 @@ def _vocabulary(tool: Tool) -> frozenset[str]:
     return _stems(text)
 
 
+_NUMBER_TEXT = re.compile(r"\s*-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*")
+
+
 def _key(value: Any, magnitude: bool = False) -> Any:
     """Values that vote together: numbers equal to 9 significant digits (by size alone when the question asks for a
     difference's size: 9 and -9 are one answer written two ways), a number printed as text (a sandboxed program's
@@ -733,10 +736,9 @@ def _key(value: Any, magnitude: bool = False) -> Any:
     if isinstance(value, (int, float)):
         return float(f"{abs(value) if magnitude else value:.9g}")
     if isinstance(value, str):
-        try:
+        if _NUMBER_TEXT.fullmatch(value):  # not float()'s "nan" or "Infinity": a name may be such a word
             return _key(float(value), magnitude)
-        except ValueError:
-            return " ".join(value.lower().split())
+        return " ".join(value.lower().split())
     if isinstance(value, list):
         return tuple(_key(part, magnitude=True) for part in value)
     return msgspec.json.encode(value)

@@ -876,6 +876,7 @@ def test_a_number_printed_as_text_votes_with_the_same_number_computed():
     tools = default_tools()
     programs = [compile_program(text, tools, "general") for text in ("answer = 720", "answer = 700 + 20", "answer = 5")]
     assert _vote(programs, [5, "720", 720], _Rules())[1] == 2
+    assert _vote(programs, ["Nan", "nan", 5], _Rules())[1] == 2  # a name, not a number that equals nothing
 
 
 def test_to_a_question_asking_one_quantity_a_several_part_answer_votes_by_its_last_part():
