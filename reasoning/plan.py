@@ -76,12 +76,20 @@ def is_table(value: Any) -> bool:
     return isinstance(value, dict) and "columns" in value and "rows" in value
 
 
+_NUMBER_TEXT = re.compile(r"\s*-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*")
+
+
+def number_text(text: str) -> float | None:
+    """The number a text is written as (`"42.50"`, `" -3 "`, `"1e5"`), or None: not float()'s "nan", "Infinity" or
+    "1_000", since a name or a code may be such a word."""
+    return float(text) if _NUMBER_TEXT.fullmatch(text) else None
+
+
 def _number(cell: Any) -> Any:
     """Databases print numerics as text (`"42.50"`); a cell that is a number in text is that number."""
     if isinstance(cell, str):
-        try:
-            number = float(cell)
-        except ValueError:
+        number = number_text(cell)
+        if number is None:
             return cell
         return int(number) if number.is_integer() and abs(number) < 2**53 and "." not in cell else number
     return cell

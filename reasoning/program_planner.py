@@ -27,7 +27,7 @@ from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.errors import PlanInvalid
 from stepwise.reasoning.events import PlanProgress, PlanPurpose, ProgramsSampled
 from stepwise.reasoning.examples import ExampleBank
-from stepwise.reasoning.plan import as_value, is_number, last_part, substitute
+from stepwise.reasoning.plan import as_value, is_number, last_part, number_text, substitute
 from stepwise.reasoning.program import ANSWER, ASK, READ, Program, compile_program, program_grammar
 from stepwise.reasoning.questions import (
     IMPLIED,
@@ -722,9 +722,6 @@ def _vocabulary(tool: Tool) -> frozenset[str]:
     return _stems(text)
 
 
-_NUMBER_TEXT = re.compile(r"\s*-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*")
-
-
 def _key(value: Any, magnitude: bool = False) -> Any:
     """Values that vote together: numbers equal to 9 significant digits (by size alone when the question asks for a
     difference's size: 9 and -9 are one answer written two ways), a number printed as text (a sandboxed program's
@@ -736,8 +733,8 @@ def _key(value: Any, magnitude: bool = False) -> Any:
     if isinstance(value, (int, float)):
         return float(f"{abs(value) if magnitude else value:.9g}")
     if isinstance(value, str):
-        if _NUMBER_TEXT.fullmatch(value):  # not float()'s "nan" or "Infinity": a name may be such a word
-            return _key(float(value), magnitude)
+        if (number := number_text(value)) is not None:
+            return _key(number, magnitude)
         return " ".join(value.lower().split())
     if isinstance(value, list):
         return tuple(_key(part, magnitude=True) for part in value)

@@ -127,6 +127,12 @@ def test_a_one_cell_table_is_its_value_and_a_one_column_table_a_list():
     assert as_value(table) == table
 
 
+def test_a_cell_is_a_number_only_when_written_as_one():
+    """A name such as "Nan" or "Infinity", or a code such as "1_000", stays text, as the vote reads it too."""
+    column = {"columns": ["name"], "rows": [["Nan"], ["Infinity"], ["1_000"], [" -3 "]], "truncated": False}
+    assert as_value(column) == ["Nan", "Infinity", "1_000", -3]
+
+
 def test_a_column_cut_off_at_the_row_limit_stays_a_table():
     """Rows past the limit were not fetched: summing or counting those shown would be a wrong number, so the result
     stays a table, which arithmetic refuses, rather than a list that looks whole."""
