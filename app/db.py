@@ -58,13 +58,15 @@ def jsonb_bytes(value: Any) -> bytes:
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """JSONB in binary format (version byte + JSON), which COPY needs; encoded (`jsonb_bytes`) and decoded by
-    msgspec."""
+    """JSONB and JSON in binary format, which COPY needs (jsonb's a version byte + JSON, json's the JSON itself),
+    encoded and decoded by msgspec (jsonb's as `jsonb_bytes`: json keeps a number as written)."""
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", format="binary",
         encoder=lambda value: b"\x01" + jsonb_bytes(value),
         decoder=lambda data: msgspec.json.decode(data[1:]),
     )
+    await conn.set_type_codec("json", schema="pg_catalog", format="binary", encoder=msgspec.json.encode,
+                              decoder=msgspec.json.decode)
 
 
 async def connect(url: str, timeout: float = 10.0, application_name: str = "stepwise") -> asyncpg.Connection:

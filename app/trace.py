@@ -783,37 +783,38 @@ def _rows(batch: list[ev.AnyEvent]) -> tuple[dict[str, list[tuple]], _Runs]:
     runs = _Runs()
     started, answered, ended = runs.started, runs.answered, runs.ended
     for event, payload in map(_stored, batch):
-        tables["events"].append((event.run_id, type(event).__struct_config__.tag, _ts(event.at), payload))
+        at = _ts(event.at)  # once per event, not per row: making datetimes was a fifth of this loop (cProfile)
+        tables["events"].append((event.run_id, type(event).__struct_config__.tag, at, payload))
         match event:
             case ev.RunStarted():
-                started.append((event.run_id, event.question, _ts(event.at), event.deadline_s))
+                started.append((event.run_id, event.question, at, event.deadline_s))
             case ev.AnswerReady():
                 answered.append((event.run_id, event.answer))
             case ev.RunFinished():
-                ended.append((event.run_id, "finished", _ts(event.at), None, None, event.latency_ms))
+                ended.append((event.run_id, "finished", at, None, None, event.latency_ms))
             case ev.RunFailed():
-                ended.append((event.run_id, event.status, _ts(event.at), event.error_type, event.error,
+                ended.append((event.run_id, event.status, at, event.error_type, event.error,
                               event.latency_ms))
             case ev.StepFinished() | ev.StepFailed():
                 ok = isinstance(event, ev.StepFinished)
                 tables["steps"].append((
                     event.run_id, event.step_id, event.kind, event.target, event.input, event.depends_on,
                     "finished" if ok else "failed", event.output if ok else None, None if ok else event.error,
-                    _ts(event.started_at), _ts(event.at), (event.at - event.started_at) * 1000,
+                    _ts(event.started_at), at, (event.at - event.started_at) * 1000,
                 ))
             case ev.ModelCalled():
                 runs.called(event)
                 tables["model_calls"].append((
-                    event.run_id, event.step_id, _ts(event.at), event.purpose, event.expert, event.backend,
+                    event.run_id, event.step_id, at, event.purpose, event.expert, event.backend,
                     event.operation,
                     event.provider, event.request_model, event.input_tokens, event.output_tokens, event.cached_tokens,
                     event.latency_ms, event.ttft_ms, event.cost, event.finish_reason, event.error, event.rerouted_from,
                 ))
             case ev.ToolCalled():
-                tables["tool_calls"].append((event.run_id, event.step_id, _ts(event.at), event.tool, event.args,
+                tables["tool_calls"].append((event.run_id, event.step_id, at, event.tool, event.args,
                                              event.result, event.error, event.latency_ms))
             case ev.StepVerified():
-                tables["verdicts"].append((event.run_id, event.step_id, _ts(event.at), event.verifier, event.outcome,
+                tables["verdicts"].append((event.run_id, event.step_id, at, event.verifier, event.outcome,
                                            event.reason))
     return tables, runs
 
