@@ -47,8 +47,9 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 
 @contextlib.asynccontextmanager
-async def scratch_database(prefix: str = "stepwise_bench") -> AsyncIterator[str]:
-    """A migrated database created for this benchmark and dropped after it, whatever happens."""
+async def scratch_database(prefix: str = "stepwise_bench", *, migrated: bool = True) -> AsyncIterator[str]:
+    """A database created for this benchmark and dropped after it, whatever happens; migrated by this code unless not
+    `migrated` (for a server of other code, which migrates it itself)."""
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = await asyncpg.connect(ADMIN_URL)
     try:
@@ -57,7 +58,8 @@ async def scratch_database(prefix: str = "stepwise_bench") -> AsyncIterator[str]
         await admin.close()
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
-        await migrate_url(url)
+        if migrated:
+            await migrate_url(url)
         yield url
     finally:
         admin = await asyncpg.connect(ADMIN_URL)

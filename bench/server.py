@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -52,6 +53,7 @@ def free_port() -> int:
 class Server:
     def __init__(self, url: str, trace: bool, logs: str, extra: tuple[str, ...] = (), cwd: str | None = None) -> None:
         self.trace = trace
+        self.url = url
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "bench.server_app", "--database", url, "--port", str(self.port)]
@@ -175,12 +177,19 @@ async def measure(requests: int, cap_s: float, repeats: int, before: str | None 
     "inline": tracing on written from the server's own loop, and with `before` (a git ref or a folder of code),
     "before": tracing on with that code, measured in the same run."""
     logs = tempfile.mkdtemp(prefix="stepwise-bench-server-")
-    async with scratch_database() as url:
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(scratch_database())
         servers: dict = {True: Server(url, True, logs), False: Server(url, False, logs)}
         if inline:
             servers["inline"] = Server(url, True, logs, extra=("--trace-writer", "inline"))
         if before:
-            servers["before"] = Server(url, True, logs, cwd=before if Path(before).is_dir() else checkout(before))
+            # A database of its own, migrated by that code: its tables may differ from this code's (`events.payload`
+            # was jsonb before migration 0008), and its writer encodes rows for its own.
+            own = await stack.enter_async_context(scratch_database(migrated=False))
+            code = before if Path(before).is_dir() else checkout(before)
+            subprocess.run([sys.executable, "-c", "import asyncio, sys; from stepwise.app.migrate import migrate_url; "
+                            "asyncio.run(migrate_url(sys.argv[1]))", own], cwd=code, check=True, capture_output=True)
+            servers["before"] = Server(own, True, logs, cwd=code)
         try:
             for server in servers.values():  # warm up: imports, first-call paths, allocator pools
                 await load(server.port, 16, 500, cap_s)
@@ -193,8 +202,8 @@ async def measure(requests: int, cap_s: float, repeats: int, before: str | None 
                     order = order[1:] + order[:1]  # each variant first in turn
                     for trace in order:
                         server = servers[trace]
-                        before = await count_rows(url) if trace else 0
-                        pg = await backends(url) if trace else []
+                        before = await count_rows(server.url) if trace else 0
+                        pg = await backends(server.url) if trace else []
                         writer = server.ps.children()  # the trace writer process, if it has one
                         cpu_before = (cpu_s([server.ps]), cpu_s(pg), cpu_s(writer))
                         row = await load(server.port, clients, requests, cap_s)
@@ -204,7 +213,7 @@ async def measure(requests: int, cap_s: float, repeats: int, before: str | None 
                             "server_cpu_ms": (cpu_s([server.ps]) - cpu_before[0]) / n * 1000,
                             "pg_cpu_ms": (cpu_s(pg) - cpu_before[1]) / n * 1000,
                             "writer_cpu_ms": (cpu_s(writer) - cpu_before[2]) / n * 1000,
-                            "rows": (await count_rows(url)) - before if trace else 0,
+                            "rows": (await count_rows(server.url)) - before if trace else 0,
                             "lag_p50": pct(stats["lags_ms"], 0.5), "lag_p99": pct(stats["lags_ms"], 0.99),
                             "lagged_runs": len(stats["lags_ms"]), "dropped": stats["dropped"],
                             "flushed": stats["flushed"],
