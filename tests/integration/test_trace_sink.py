@@ -242,6 +242,24 @@ async def test_large_floats_read_back_as_the_same_floats(database_url, pg):
     assert fold(stored) == fold(events)
 
 
+async def test_an_events_payload_is_stored_as_the_json_the_sink_wrote(database_url, pg):
+    """`events.payload` is json (migration 0008), not jsonb: the text as written, keys in the event's order, read
+    back byte for byte; `->>` still reads a field."""
+    assert await pg.fetchval("SELECT data_type FROM information_schema.columns "
+                             "WHERE table_name = 'events' AND column_name = 'payload'") == "json"
+    sink = TraceSink(lambda: db.connect(database_url))
+    sink.start()
+    run_id = uuid.uuid4()
+    events = run_events(run_id)
+    for event in events:
+        sink.emit(event)
+    await sink.close()
+    rows = await pg.fetch("SELECT payload::text AS text, payload->>'type' AS type FROM events WHERE run_id = $1 "
+                          "ORDER BY id", run_id)
+    assert [r["text"] for r in rows] == [msgspec.json.encode(e).decode() for e in events]
+    assert rows[0]["type"] == "run_started"
+
+
 async def test_refused_events_are_dead_lettered_and_the_rest_of_their_batch_is_written(database_url, pg):
     """One batch, three runs; the middle one carries what Postgres or asyncpg refuse: a token count past int4 (the
     encoder's OverflowError), a result too long for JSON (ValueError), a verdict outcome the table's CHECK refuses
