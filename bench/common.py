@@ -49,7 +49,7 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 @contextlib.asynccontextmanager
 async def scratch_database(prefix: str = "stepwise_bench", *, migrated: bool = True) -> AsyncIterator[str]:
     """A database created for this benchmark and dropped after it, whatever happens; migrated by this code unless not
-    `migrated` (for a server of other code, which migrates it itself)."""
+    `migrated` (for other code to migrate: bench.server's `--before`)."""
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = await asyncpg.connect(ADMIN_URL)
     try:
