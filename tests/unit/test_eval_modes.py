@@ -48,7 +48,7 @@ async def test_a_bfcl_item_is_one_required_call_under_its_functions_and_its_call
 
 async def test_number_items_get_room_to_work_directly_and_the_whole_system_otherwise():
     """direct: one chat turn without a constraint and with a budget for working that solutions end within (640
-    tokens: at 320, 20 of gsm_symbolic's first 50 were cut off); sequential: Runtime.ask with sequential=True; the
+    tokens: at 320, 21 of gsm_symbolic's first 50 were cut off); sequential: Runtime.ask with sequential=True; the
     prediction is the answer's text."""
     item = Item("q1", "What is 6*7?", "42", "number")
     runtime = FakeRuntime(Answer("6*7 is 42"))
