@@ -90,12 +90,17 @@ class _Row(msgspec.Struct, forbid_unknown_fields=False):
     question: str
     answer: str | int | float
     answer_type: str = "text"
+    kind: str | None = None
+    meta: dict[str, Any] = {}
 
 
 def jsonl(path: Path, limit: int | None = None, offset: int = 0, sql_url: str | None = None,
           docs_dir: Path | None = None) -> Dataset:
-    """A user's dataset: one {id, question, answer, answer_type} per line, answer_type number | text | exact.
-    The tools it needs (a database for `sql`, a folder for `docs`) come from the caller's options or env."""
+    """A user's dataset: one {id, question, answer, answer_type} per line, answer_type number | text | exact |
+    expression, with an optional `kind` (accuracy is then reported per kind) and `meta`: `choices` for a "which of
+    these" question (the option the answer settles on is scored, `score_choice`), `numbers` for an `expression`
+    (a Game of 24: the expression must use each exactly once and make 24). The tools it needs (a database for
+    `sql`, a folder for `docs`) come from the caller's options or env."""
     decode = msgspec.json.Decoder(_Row).decode
     rows: list[Item] = []
     try:
@@ -109,17 +114,35 @@ def jsonl(path: Path, limit: int | None = None, offset: int = 0, sql_url: str | 
             row = decode(line)
         except msgspec.DecodeError as exc:
             raise DatasetError(f"{path}:{number}: {exc}") from exc
-        if row.answer_type not in ("number", "text", "exact"):
-            raise DatasetError(f"{path}:{number}: answer_type {row.answer_type!r} is not number, text or exact")
-        if row.answer_type == "number":
-            try:
-                float(row.answer)
-            except ValueError as exc:
-                raise DatasetError(f"{path}:{number}: answer {row.answer!r} is not a number") from exc
-        rows.append(Item(str(row.id), row.question, row.answer, row.answer_type))
+        if (problem := _row_problem(row)) is not None:
+            raise DatasetError(f"{path}:{number}: {problem}")
+        meta = row.meta | ({"kind": row.kind} if row.kind is not None else {})
+        rows.append(Item(str(row.id), row.question, row.answer, row.answer_type, meta))  # type: ignore[arg-type]
     chosen = rows[offset:][:limit]
     tools = {k: v for k, v in (("sql_url", sql_url), ("docs_dir", docs_dir)) if v}
-    return Dataset(path.stem, lambda: iter(chosen), score_by_type, tools)
+    return Dataset(path.stem, lambda: iter(chosen), score_item, tools)
+
+
+def _row_problem(row: _Row) -> str | None:
+    """What is wrong with a user's row, naming the field, or None."""
+    if row.answer_type not in ("number", "text", "exact", "expression"):
+        return f"answer_type {row.answer_type!r} is not number, text, exact or expression"
+    if row.answer_type == "number":
+        try:
+            float(row.answer)
+        except ValueError:
+            return f"answer {row.answer!r} is not a number"
+    numbers = row.meta.get("numbers")
+    if row.answer_type == "expression" and not (
+            isinstance(numbers, list) and numbers and all(type(n) is int for n in numbers)):
+        return "an expression's meta.numbers must be the list of integers it must use"
+    if "choices" in row.meta:
+        choices = row.meta["choices"]
+        if not (isinstance(choices, list) and len(choices) >= 2 and all(isinstance(c, str) for c in choices)):
+            return "meta.choices must be a list of at least two option names"
+        if str(row.answer) not in choices:
+            return f"answer {row.answer!r} is not one of meta.choices"
+    return None
 
 
 DEV_DIR = Path(__file__).resolve().parent / "dev"
@@ -151,7 +174,8 @@ def score_choice(item: Item, predicted: Any) -> Score:
     return Score(False, f"names none of {', '.join(choices)}")
 
 
-def _score_dev(item: Item, predicted: Any) -> Score:
+def score_item(item: Item, predicted: Any) -> Score:
+    """An item of the dev set or a user's file: by its answer type, a "which of these" question by its choice."""
     if item.answer_type == "expression":
         return score_24(item, predicted)
     if "choices" in item.meta:
@@ -177,7 +201,7 @@ def dev(limit: int | None = None, offset: int = 0, split: str | None = None, kin
               if (split is None or r.split == split) and (kind is None or r.kind == kind)][offset:][:limit]
     tools = {"sql_file": DEV_DIR / "company.sql", "docs_dir": DEV_DIR / "docs", "python_tool": True}
     name = ":".join(["dev", *(part for part in (split, kind) if part is not None)])
-    return Dataset(name, lambda: iter(chosen), _score_dev, tools)
+    return Dataset(name, lambda: iter(chosen), score_item, tools)
 
 
 NAMES = ("gsm_symbolic", "game24", *bfcl.DATASETS, "dev")

@@ -1,48 +1,68 @@
-"""The out-of-domain probe set (evals/probe) against real parts: its company.sql loaded into a scratch database on the
-test Postgres and read through a read-only role; every database item's reference query, run by the sql tool, gives
-the item's answer; every document item's answer is in the probe's articles."""
+"""The out-of-domain probe sets (evals/probe, evals/probe2) against real parts: each set's company.sql loaded into a
+scratch database on the test Postgres and read through a read-only role; every database item's reference query, run by
+the sql tool, gives the item's answer; every document item's answer is in the set's articles, each hop's words in the
+article it names; every computed item's check, and every puzzle's solution, gives its answer."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
 from stepwise.evals import datasets, devdb
+from stepwise.evals.scoring import check_24
 from stepwise.tools.sql import SqlArgs, SqlTool
 from tests.conftest import ADMIN_URL, assert_one_cell, drop_scratch
 
-PROBE = datasets.DEV_DIR.parent / "probe"
-SCRATCH_DB = f"stepwise_probetest_{os.getpid()}"
-SCRATCH_ROLE = f"stepwise_probetest_reader_{os.getpid()}"
-ITEMS = list(datasets.jsonl(PROBE / "items.jsonl").items())
-# The reference queries ride in each line's `meta`, which a user's .jsonl may carry and the loader leaves aside.
-CHECKS = {row["id"]: row.get("meta", {}).get("check_sql")
-          for row in map(json.loads, (PROBE / "items.jsonl").read_text().splitlines())}
+SETS = {"probe": {"sql": 12, "docs": 10}, "probe2": {"sql": 8, "docs": 8, "arithmetic": 6, "comparison": 5,
+                                                     "game24": 5}}
 
 
-@pytest.fixture(scope="module")
-async def reader_url():
-    """company.sql in a scratch database, and the URL of a read-only role on it; both dropped afterwards."""
-    yield await devdb.reader_url(ADMIN_URL, PROBE / "company.sql", SCRATCH_DB, SCRATCH_ROLE)
-    await drop_scratch(SCRATCH_DB, [SCRATCH_ROLE])
+def _items(name: str) -> list[datasets.Item]:
+    return list(datasets.jsonl(datasets.DEV_DIR.parent / name / "items.jsonl").items())
 
 
-async def test_every_database_items_reference_query_gives_its_answer(reader_url):
+def _of_kind(name: str, kind: str) -> list[datasets.Item]:
+    items = [i for i in _items(name) if i.id.startswith(f"{name}-{kind}-")]
+    assert len(items) == SETS[name][kind]
+    return items
+
+
+@pytest.fixture(scope="module", params=sorted(SETS))
+async def probe(request):
+    """A set's name and the URL of a read-only role on its company.sql in a scratch database; both dropped after."""
+    name = request.param
+    database, role = f"stepwise_{name}test_{os.getpid()}", f"stepwise_{name}test_reader_{os.getpid()}"
+    yield name, await devdb.reader_url(ADMIN_URL, datasets.DEV_DIR.parent / name / "company.sql", database, role)
+    await drop_scratch(database, [role])
+
+
+async def test_every_database_items_reference_query_gives_its_answer(probe):
     """One row, one column, equal to the expected answer, through the sql tool as an eval's runs would query."""
+    name, reader_url = probe
     tool = await SqlTool.connect(reader_url)
-    items = [i for i in ITEMS if i.id.startswith("probe-sql-")]
-    assert len(items) == 12
-    for item in items:
-        assert_one_cell(await tool.run(SqlArgs(CHECKS[item.id])), item)
+    for item in _of_kind(name, "sql"):
+        assert_one_cell(await tool.run(SqlArgs(item.meta["check_sql"])), item)
 
 
-def test_every_document_items_answer_is_in_the_articles():
-    """The expected name or year is written in some article, so the question can be answered from them."""
-    text = " ".join(p.read_text() for p in Path(PROBE / "docs").glob("*.md"))
-    items = [i for i in ITEMS if i.id.startswith("probe-docs-")]
-    assert len(items) == 10
-    for item in items:
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_every_document_items_answer_is_in_the_articles(name: str):
+    """The expected name or year is written in some article, and each recorded hop's words in its own article."""
+    docs = datasets.DEV_DIR.parent / name / "docs"
+    text = " ".join(p.read_text() for p in Path(docs).glob("*.md"))
+    for item in _of_kind(name, "docs"):
         assert str(item.answer) in text, item.id
+        for hop in item.meta.get("hops", ()):
+            article = (docs / hop["file"]).read_text()
+            assert all(word in article for word in hop["words"]), (item.id, hop)
+
+
+def test_every_computed_item_of_probe2_checks_out():
+    """Each word problem's and comparison's check computes its answer (a name by its choices); each puzzle's recorded
+    solution makes 24 from its numbers."""
+    for item in _of_kind("probe2", "arithmetic") + _of_kind("probe2", "comparison"):
+        value = eval(item.meta["check"], {"__builtins__": {"round": round, "min": min, "max": max, "abs": abs}})  # noqa: S307
+        assert value == item.answer or str(item.answer) in str(value), (item.id, value)
+    for item in _of_kind("probe2", "game24"):
+        assert check_24(item.meta["solution"], item.meta["numbers"]).correct, item.id

@@ -61,10 +61,31 @@ def test_a_users_jsonl_dataset_is_scored_by_its_answer_types(tmp_path: Path):
     assert not dataset.score(items[2], "yes indeed").correct
 
 
+def test_a_users_jsonl_dataset_may_carry_kinds_choices_and_puzzles(tmp_path: Path):
+    """`kind` travels to the item (accuracy per kind); `meta.choices` scores the option chosen; an `expression` is a
+    Game of 24 over `meta.numbers`."""
+    path = tmp_path / "mixed.jsonl"
+    rows = [{"id": "c", "question": "Which is cheaper, A's or B's?", "answer": "A", "answer_type": "text",
+             "kind": "comparison", "meta": {"choices": ["A", "B"]}},
+            {"id": "g", "question": "Make 24 from 1, 2, 3, 4.", "answer": 24, "answer_type": "expression",
+             "kind": "game24", "meta": {"numbers": [1, 2, 3, 4]}}]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    dataset = datasets.load(str(path))
+    choice, puzzle = dataset.items()
+    assert [choice.meta["kind"], puzzle.meta["kind"]] == ["comparison", "game24"]
+    assert dataset.score(choice, "B costs 3 and A costs 2. So A is cheaper.").correct
+    assert not dataset.score(choice, "B is cheaper than A.").correct  # naming the expected one is not choosing it
+    assert dataset.score(puzzle, "(1 + 2 + 3) * 4").correct
+    assert not dataset.score(puzzle, "4 * 3 * 2").correct  # 1 left out
+
+
 @pytest.mark.parametrize("line, message", [
     ('{"id": 1, "question": "q", "answer": "a", "answer_type": "fuzzy"}', "answer_type 'fuzzy'"),
     ('{"id": 1, "question": "q", "answer": "four", "answer_type": "number"}', "is not a number"),
     ('{"id": 1, "answer": "a"}', "question"),
+    ('{"id": 1, "question": "q", "answer": 24, "answer_type": "expression"}', "meta.numbers"),
+    ('{"id": 1, "question": "q", "answer": "C", "meta": {"choices": ["A", "B"]}}', "not one of meta.choices"),
+    ('{"id": 1, "question": "q", "answer": "A", "meta": {"choices": "A or B"}}', "meta.choices must be a list"),
 ])
 def test_a_bad_jsonl_line_is_named(tmp_path: Path, line: str, message: str):
     """A bad row fails the load with the file, the line number and what is wrong."""
