@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from stepwise.evals.types import Item, Score
-from stepwise.reasoning.questions import numbers_stated
+from stepwise.reasoning.questions import final_number, numbers_stated
 from stepwise.tools.source import parse_expression
 
 # Read the way the planner reads a worked answer (reasoning/questions.py): "1,234.5" is one number; "v2" is none.
@@ -18,16 +18,17 @@ numbers_in = numbers_stated
 
 
 def score_number(item: Item, predicted: Any, rel_tol: float = 1e-6) -> Score:
-    """Correct when the prediction's last number equals the expected one (relative tolerance 1e-6): the last,
-    because an answer sentence states its working before its result more often than after."""
+    """Correct when the prediction's final number equals the expected one (relative tolerance 1e-6): the number in
+    its last `\\boxed{…}` if it marks its result so, else its last number, because an answer sentence states its
+    working before its result more often than after (`questions.final_number`)."""
     expected = float(item.answer)
     if isinstance(predicted, (int, float)) and not isinstance(predicted, bool):
         value = float(predicted)
     else:
-        found = numbers_in(str(predicted or ""))
-        if not found:
+        found = final_number(str(predicted or ""))
+        if found is None:
             return Score(False, "no number in the answer")
-        value = found[-1]
+        value = found
     if math.isclose(value, expected, rel_tol=rel_tol, abs_tol=rel_tol):
         return Score(True)
     return Score(False, f"got {value:g}, expected {expected:g}")

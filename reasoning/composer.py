@@ -128,16 +128,12 @@ class Composer:
         the plan computed one number per option, under a name that says which (`oak = …`, `pine = …`), and the ask
         says which way to choose: the option with the smaller or larger number, stated with the numbers. Else None.
         (The small composer model, shown two named prices, has named the dearer one as the cheaper.)"""
-        if self.always or len(dag.parts) < 2 or not chooses(question) or (way := direction(question)) is None:
+        if self.always:
             return None
-        values = [as_value(outputs[p]) for p in dag.parts]
-        offered, names = options(question), [dag.steps[p].name for p in dag.parts]
-        named = _match(offered, names) or _lettered(offered, names, question)
-        if named is None or not all(is_number(v) for v in values):
+        ranked = ranked_options(question, [dag.steps[p].name for p in dag.parts],
+                                [as_value(outputs[p]) for p in dag.parts])
+        if ranked is None:
             return None
-        ranked = sorted(zip(values, named, strict=True), key=lambda pair: pair[0], reverse=way == "max")
-        if _equal(ranked[0][0], ranked[1][0]):
-            return None  # a tie is for the model to say
         (value, option), others = ranked[0], ranked[1:]
         against = " and ".join(f"{render(v)} for {o}" for v, o in others)
         return Answer(text=f"{option}, with {render(value)} against {against}.", uses=list(dag.parts))
@@ -208,25 +204,51 @@ class Composer:
         return answer
 
 
+def ranked_options(question: str, names: list[Any], values: list[Any]) -> list[tuple[Any, str]] | None:
+    """The options of a choice the question offers ("which plan is cheaper, Oak or Pine?"), each with its number,
+    best first, when the results are one number per option under names that say which (`oak = …`, `pine = …`, or
+    `cost_a`, `cost_b` in the order the question names them) and the ask says which way to choose; None otherwise,
+    and for a tie at the top (for the model to say)."""
+    if len(names) < 2 or not chooses(question) or (way := direction(question)) is None:
+        return None
+    offered = options(question)
+    named = _match(offered, names) or _lettered(offered, names, question)
+    if named is None and len(names) > len(offered):
+        # One result per option beside others naming none (`heron, ibis, difference`: the worked examples' form
+        # for "by how much"); the composer model, shown such three, has answered that the documents do not say.
+        kept = [i for i, name in enumerate(names) if any(_refers_to(name, offered))]
+        if len(kept) == len(offered) and (named := _match(offered, [names[i] for i in kept])) is not None:
+            values = [values[i] for i in kept]
+    if named is None or not all(is_number(v) for v in values):
+        return None
+    ranked = sorted(zip(values, named, strict=True), key=lambda pair: pair[0], reverse=way == "max")
+    return None if _equal(ranked[0][0], ranked[1][0]) else ranked
+
+
 def _match(offered: list[str], names: list[Any]) -> list[str] | None:
     """Each named result's option, when every result names exactly one option and every option is named once:
     `monthly_cost_oak` is Oak's, and so are `alders_monthly` (a possessive without its apostrophe) and `plan_ald`
     (an abbreviation of three letters or more) Alder's. Words all the options share ("plan A", "plan B") tell
     nothing."""
-    words = [set(re.findall(r"[a-z0-9]+", re.sub(r"'s\b", "", o.lower()))) for o in offered]
-    shared = set.intersection(*words) if words else set()
     matched = []
     for name in names:
-        if not isinstance(name, str):
-            return None
-        tokens = name.lower().split("_")
-        # A word itself first: `per_pen_marlow` is Marlow's, though "pen" begins "Pendle".
-        scores = [max(_refers(t, w - shared) for t in tokens) for w in words]
-        hits = [o for o, score in zip(offered, scores, strict=True) if score and score == max(scores)]
+        hits = _refers_to(name, offered)
         if len(hits) != 1:
             return None
         matched.append(hits[0])
     return matched if len(set(matched)) == len(offered) == len(names) else None
+
+
+def _refers_to(name: Any, offered: list[str]) -> list[str]:
+    """The options a result's name refers to best (none, one, or several equally)."""
+    if not isinstance(name, str):
+        return []
+    words = [set(re.findall(r"[a-z0-9]+", re.sub(r"'s\b", "", o.lower()))) for o in offered]
+    shared = set.intersection(*words) if words else set()
+    tokens = name.lower().split("_")
+    # A word itself first: `per_pen_marlow` is Marlow's, though "pen" begins "Pendle".
+    scores = [max(_refers(t, w - shared) for t in tokens) for w in words]
+    return [o for o, score in zip(offered, scores, strict=True) if score and score == max(scores)]
 
 
 def _refers(token: str, words: set[str]) -> int:

@@ -23,11 +23,12 @@ from typing import Any
 import msgspec
 
 from stepwise.reasoning import prompts
+from stepwise.reasoning.composer import ranked_options
 from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.errors import PlanInvalid
 from stepwise.reasoning.events import PlanProgress, PlanPurpose, ProgramsSampled
 from stepwise.reasoning.examples import ExampleBank
-from stepwise.reasoning.plan import as_value, is_number, last_part, number_text, substitute
+from stepwise.reasoning.plan import as_value, is_number, is_table, last_part, number_text, substitute
 from stepwise.reasoning.program import ANSWER, ASK, READ, Program, compile_program, program_grammar
 from stepwise.reasoning.questions import (
     IMPLIED,
@@ -35,9 +36,9 @@ from stepwise.reasoning.questions import (
     asks_for_quantity,
     counts_things,
     counts_up,
+    final_number,
     given_numbers,
     numbers_in,
-    numbers_stated,
     numbers_used,
     options,
 )
@@ -285,7 +286,7 @@ class ProgramPlanner:
         texts: list[str] = []
         for completion, _ in await asyncio.gather(*calls):
             texts += [completion.text, *completion.alternatives]
-        return [_final_number(text) for text in texts[:1 + self.worked_samples]]
+        return [final_number(text) for text in texts[:1 + self.worked_samples]]
 
     def _rules(self, question: str | None, allowed: tuple[str, ...]) -> _Rules:
         """How the samples for this question vote (none of the question's rules for a replan, which has no question)."""
@@ -296,7 +297,8 @@ class ProgramPlanner:
         return _Rules(magnitude=asks_for_difference(question), quantity=asks_for_quantity(question),
                       whole=counts_things(question), up=counts_up(question),
                       stated=numbers_in(question), reads=READ in fit, queries=queries,
-                      options=len(options(question)), arithmetic=self.arithmetic)
+                      options=len(offered := options(question)), asked=question if len(offered) > 1 else None,
+                      arithmetic=self.arithmetic)
 
     async def _compiled(self, texts: list[str], tools: Mapping[str, Tool],
                         question: str | None = None, about: str | None = None) -> _Compiled:
@@ -354,11 +356,6 @@ _REFUSED = object()
 
 async def _none() -> list[float | None]:
     return []
-
-
-def _final_number(text: str) -> float | None:
-    stated = numbers_stated(text)
-    return stated[-1] if stated else None
 
 
 def copied_question(text: str, question: str) -> int | None:
@@ -742,9 +739,13 @@ def _key(value: Any, magnitude: bool = False) -> Any:
 
 
 def _empty(value: Any) -> bool:
-    """A value that answers nothing: a sandboxed program printing nothing, or `None` (a function it called returned
-    nothing). It has no vote: one such sample won a tie of single votes over two that agreed but for a sign."""
-    return isinstance(value, str) and value.strip().lower() in ("", "none")
+    """A value that answers nothing: a sandboxed program printing nothing, `None` (a function it called returned
+    nothing), or a query finding no rows (`[]`, or a table without rows). It has no vote: one such sample won a tie of
+    single votes over two that agreed but for a sign, and two queries finding nothing tied two finding the same
+    department in a probe's run (the tie went to an empty one). Where every sample finds nothing, their plans vote."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("", "none")
+    return (isinstance(value, list) and not value) or (is_table(value) and value["rows"] == [])
 
 
 class _Rules(msgspec.Struct, frozen=True):
@@ -762,6 +763,7 @@ class _Rules(msgspec.Struct, frozen=True):
     reads: bool = False
     queries: bool = False
     options: int = 0
+    asked: str | None = None  # the question, when it offers options: each sample's choice votes (`_by_choice`)
     arithmetic: str | None = None
 
     @property
@@ -797,6 +799,8 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
       sample reaching one subtracted the wrong way round (re-voting three runs' recorded samples of gsm_symbolic
       items, 100, 56 and 100: +1 -0, +0 -0 and +0 -0, and the dev set's arithmetic kind: +0 -0; a negative majority
       is then no majority, so the run waits for a worked solution, which those re-votes could not measure);
+    - for a question choosing between options (`asked`), a sample choosing another option than the one at least
+      two samples and more than any other choose (`_by_choice`): its numbers may differ from theirs, its choice not;
     - a sample using fewer of the question's numbers (`given`) than another: leaving a given number out usually
       means leaving a step out, even when most samples leave it out (re-voting recorded samples: +2 −0 on 100
       gsm_symbolic items and +1 −0 on the dev set's computed numbers, against applying it only without a majority),
@@ -831,6 +835,7 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
             and len({values[i] >= 0 for i in computed if is_number(values[i])}) == 2
             and _word_problem(programs, values, rules.arithmetic)):
         computed = [i for i in computed if not is_number(values[i]) or values[i] >= 0]
+    computed = _by_choice(programs, values, computed, rules.asked)
     if computed:
         reached = {i: _reached_by(values[i], worked, magnitude) for i in computed}
         if texts is not None:
@@ -858,6 +863,29 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     best = max(compiled, key=lambda i: (counts[_shape(programs[i])], forms[_shape(programs[i], worded=False)],
                                         not _unused(programs[i]), -i))
     return best, counts[_shape(programs[best])]
+
+
+def _by_choice(programs: list[Program | None], values: list[Any], computed: list[int],
+               question: str | None) -> list[int]:
+    """For a question choosing between options ("Which café is cheapest: A, B or C?"), the samples whose numbers
+    choose the option at least two samples and more than any other choose (`composer.ranked_options`, as the answer
+    will be made), and those whose choice cannot be told; else all. Samples that differ in their numbers may agree on
+    the choice, which is what the question asks: three of five samples' different prices made one café cheapest in a
+    probe's run, and the tie of single votes by value went to a fourth's."""
+    if question is None:
+        return computed
+    choices = {}
+    for i in computed:
+        program = programs[i]
+        if program is not None and isinstance(values[i], list) and len(values[i]) == len(program.parts):
+            names = {step.id: step.name for step in program.plan.steps}
+            ranked = ranked_options(question, [names.get(p) for p in program.parts], values[i])
+            if ranked is not None:
+                choices[i] = ranked[0][1]
+    ranking = Counter(choices.values()).most_common(2)
+    if not ranking or ranking[0][1] < 2 or len(ranking) > 1 and ranking[1][1] == ranking[0][1]:
+        return computed
+    return [i for i in computed if choices.get(i, ranking[0][0]) == ranking[0][0]]
 
 
 def _fraction_agreed(values: list[Any], computed: list[int], magnitude: bool) -> bool:

@@ -91,6 +91,21 @@ def numbers_stated(text: str) -> list[float]:
     return [float(m.replace(",", "")) for m in _STATED.findall(text)]
 
 
+# A worked answer's marked result, as the model writes it in LaTeX: `\boxed{750}`, `\boxed{54 \text{ euros}}`.
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+
+
+def final_number(text: str) -> float | None:
+    """The number a worked answer ends on: the last in its last `\\boxed{…}` when it marks its result so (a sentence
+    after it may restate the question's numbers: "… swim 750 metres on Sunday to bring his total to 4 kilometres"),
+    else its last number; None if it states none."""
+    boxed = _BOXED.findall(text)
+    for source in (boxed[-1:] + [text]):
+        if numbers := numbers_stated(source):
+            return numbers[-1]
+    return None
+
+
 IMPLIED = frozenset({0.0, 1.0})  # numbers a program may well leave implied ("1/5 occupied" is `/ 5`)
 
 

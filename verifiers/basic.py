@@ -137,7 +137,43 @@ class ExpertAnswered:
             return Verdict(self.name, "retry",
                            f"the answer repeats {said!r}, which the question already gives; answer "
                            f"what it asks about {said}")
+        if (missed := _life_year_missed(resolved_input, said)) is not None:
+            return Verdict(self.name, "retry", missed)
         return Verdict(self.name, "pass", f"{len(output)} characters")
+
+
+# A question asking the year someone was born or died, and a person's years as an encyclopedia gives them, in
+# brackets after the name: "Ysolde Carrack (1836–1911)".
+_YEAR_ASKED = re.compile(r"\b(?:which|what) year\b|^\s*when\b|\bwhen (?:was|were|did)\b", re.IGNORECASE)
+_BORN_OR_DIED = re.compile(r"\b(?:(born|birth)|(die|died|death))\b", re.IGNORECASE)
+_LIFE_YEARS = re.compile(r"([A-Z][\w'’-]*(?:\s+(?:[a-z]{1,3}\s+)?[A-Z][\w'’-]*)*)\s*"
+                         r"\((\d{3,4})\s*[–—-]\s*(\d{3,4})\)")
+
+
+def _life_year_missed(resolved_input: Any, said: str) -> str | None:
+    """Why a reader asked the year a person was born or died has answered another year than the passages give in
+    brackets after that person's name, the one such name the question names; None if it did not (or the passages
+    give no such years). The small reader has answered a passage's other year beside the name: "Ysolde Carrack
+    (1836–1911) … She retired in 1890" gave 1890 for her death, a founding's "in 1822 by … Edda Voss (1790–1861)"
+    1822 for a birth."""
+    text = resolved_input if isinstance(resolved_input, str) else ""
+    if "Passages:" not in text:
+        return None
+    asked = _question(text)
+    event = _BORN_OR_DIED.search(asked)
+    if event is None or not _YEAR_ASKED.search(asked):
+        return None
+    passages = text.split("Passages:", 1)[1].rsplit("\nQuestion:", 1)[0]
+    lives = {(name.strip(), born, died) for name, born, died in _LIFE_YEARS.findall(passages)
+             if name.strip() and name.strip() in asked}
+    if len(lives) != 1:
+        return None
+    ((name, born, died),) = lives
+    year, what = (born, "birth") if event.group(1) else (died, "death")
+    if re.search(rf"(?<!\d){year}(?!\d)", said):
+        return None
+    return (f"the passages give {name} ({born}–{died}): years in brackets after a name are birth and death, so "
+            f"the year of {what} is {year}")
 
 
 def _question(resolved_input: Any) -> str:

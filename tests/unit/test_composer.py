@@ -172,6 +172,11 @@ async def test_a_choice_between_computed_values_named_after_the_options_is_decid
     backend = Samples(["teal_goals = 7 * 3 + 5 * 2\nteam_wren = 8 * 4\nanswer = teal_goals, team_wren"])
     report, _ = await run(backend, "Which team scored more goals in total, Teal or Wren?", samples=1)
     assert report.answer.text == "Wren, with 32 against 31 for Teal."
+    # A result naming no option beside one per option (the worked examples' `difference`) is left aside.
+    backend = Samples(["teal = 7 * 3 + 5 * 2\nwren = 8 * 4\ndifference = abs(teal - wren)\n"
+                       "answer = teal, wren, difference"])
+    report, _ = await run(backend, "Which team scored more goals in total, Teal or Wren?", samples=1)
+    assert report.answer.text == "Wren, with 32 against 31 for Teal." and len(backend.calls) == 1
     # A possessive without its apostrophe names an option, so does an abbreviation of three letters or more (a word
     # itself first: "pen" begins "Pendle", but `per_pen_alder` is Alder's); two letters do not, and the composer
     # model answers.

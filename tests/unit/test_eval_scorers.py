@@ -29,9 +29,14 @@ def test_numbers_in_reads_thousands_separators_and_signs():
     ("70 students, 12 of them", False),  # the last number is the answer
     ("no idea", False),
     (None, False),
+    (r"So \(\boxed{70}\) students came, 12 of them late.", True),  # a marked result, then the question restated
+    (r"\boxed{70 \text{ students}}", True),
+    (r"Not \boxed{12} but \boxed{70}.", True),  # the last one marked
+    (r"\boxed{12} students, 70 in all", False),
 ])
-def test_score_number_takes_the_last_number(predicted, correct):
-    """The last number stated is the answer; it must equal the expected value."""
+def test_score_number_takes_the_boxed_or_else_the_last_number(predicted, correct):
+    """The number in the last `\\boxed{…}` is the answer, else the last number stated; it must equal the expected
+    value."""
     assert score_number(item("70"), predicted).correct is correct
 
 

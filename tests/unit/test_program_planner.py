@@ -533,6 +533,28 @@ def test_a_query_finding_a_row_by_an_id_the_question_does_not_state_loses_its_vo
     assert _vote(programs, [230, 230, 260, 260], _Rules(stated=frozenset({8.0}))) == (0, 2)
 
 
+def test_a_query_finding_no_rows_has_no_vote():
+    """Two queries finding nothing (no rows: `[]`, or a table without rows) do not tie two finding the department;
+    where every query finds nothing, the plans vote (the first of two alike)."""
+    from stepwise.reasoning.program import compile_program
+    from stepwise.reasoning.program_planner import _Rules, _vote
+
+    class Sql:
+        name, description, deterministic, side_effect_free = "sql", "runs one query", False, True
+
+        class args_type(msgspec.Struct):
+            query: str
+
+    tools = {**default_tools(), "sql": Sql()}
+    texts = ['answer = sql("SELECT name FROM departments WHERE id = 9")', 'answer = sql("SELECT name FROM teams")',
+             'answer = sql("SELECT name FROM departments ORDER BY budget DESC LIMIT 1")',
+             'answer = sql("SELECT name FROM departments ORDER BY budget DESC LIMIT 1")']
+    programs = [compile_program(text, tools, "general") for text in texts]
+    nothing = {"columns": ["name", "id"], "rows": []}
+    assert _vote(programs, [[], nothing, "Research", "Research"], _Rules()) == (2, 2)
+    assert _vote(programs, [[], [], [], []], _Rules()) == (2, 2)
+
+
 async def test_a_count_no_sample_computed_whole_is_rounded_down_in_the_program_that_runs():
     """Every sample computing 5.5 tubes: the chosen program's answer becomes `floor(…)`, recorded as it runs."""
     backend = Samples(["ben = 11 / 2\nanswer = ben"] * 5)
@@ -667,6 +689,27 @@ async def test_for_a_choice_between_options_a_program_with_one_value_per_option_
     report, _ = await run(backend, "Ash has 14 shelves of 36 boxes; Yew has 19 shelves of 27. Which warehouse holds "
                                    "more boxes, Ash or Yew?", samples=5)
     assert report.answer.text == "Yew, with 513 against 504 for Ash."
+
+
+async def test_for_a_choice_the_samples_vote_by_the_option_their_numbers_choose():
+    """Five samples price three cafés five ways (no two agree by value), but three of them make Kettle the cheapest:
+    Kettle is the answer, from one of those three, where the vote by value goes to the first sample's Brewhouse."""
+    samples = ["brew = 3.2\nday = 60 * 2.9\nkettle = 60 * 33\nanswer = brew, day, kettle",
+               "brew = 60 * 3.2 - 6 * 3.2\nday = 60 * 2.9\nkettle = 33 * 5\nanswer = brew, day, kettle",
+               "brew = 60 / 10 * 3.2\nday = 60 * 2.9\nkettle = 33 / 12\nanswer = brew, day, kettle",
+               "brew = 60 * 3.2\nday = 2.9\nkettle = 33\nanswer = brew, day, kettle",
+               "brew = 60 * 3.2\nday = 60 * 2.9\nkettle = 33 * 60 / 12\nanswer = brew, day, kettle"]
+    question = ("Brewhouse charges 3.20 a cup, every 10th cup free; Daybreak 2.90 a cup; Kettle 33 for a card of 12 "
+                "cups. Sanna drinks 60 cups a month. Which café is cheapest for her: Brewhouse, Daybreak or Kettle?")
+    report, events = await run(Samples(samples), question, samples=5)
+    sampled = next(e for e in events if isinstance(e, ev.ProgramsSampled))
+    assert sampled.chosen in (1, 2, 4) and report.answer.text.startswith("Kettle, with")
+    programs = [compile_program(text, default_tools(), "general") for text in samples]
+    values = sampled.values
+    assert _vote(programs, values, _Rules(options=3)) == (0, 1)
+    assert _vote(programs, values, _Rules(options=3, asked=question)) == (1, 1)
+    split = [*values[:4], [1, 9, 9]]  # Brewhouse 2, Kettle 2, Daybreak 1: a tie of choices decides nothing
+    assert _vote(programs, split, _Rules(options=3, asked=question)) == _vote(programs, split, _Rules(options=3))
 
 
 async def test_without_a_majority_a_worked_solution_votes_for_the_value_it_reaches():

@@ -178,3 +178,23 @@ async def test_an_expert_answer_that_only_repeats_a_name_from_its_question_is_re
     choice = "Who is older, Ada or Grace?"
     assert (await ExpertAnswered().verify(ExpertStep(1, "general", choice), choice, "Ada",
                                           no_model)).outcome == "pass"
+
+
+async def test_a_reader_asked_a_year_of_birth_or_death_answering_another_year_of_the_passages_is_retried():
+    """"Ysolde Carrack (1836–1911) … She retired in 1890": asked the year she died, 1890 is retried with feedback
+    naming 1911, and 1911 passes; a year no life's brackets decide (a founding) is the reader's to answer."""
+    passages = ('[{"source":"y.md:3","text":"Ysolde Carrack (1836–1911) was a navigator. She retired in 1890."},'
+                '{"source":"m.md:1","text":"The mill was founded in 1822 by Edda Voss."}]')
+
+    def reader(question: str) -> str:
+        return f"Answer from these passages only, as in (1790–1858).\nPassages: {passages}\nQuestion: {question}"
+
+    died = reader("In which year did Ysolde Carrack die?")
+    step = ExpertStep(2, "general", died)
+    wrong = await ExpertAnswered().verify(step, died, "1890", no_model)
+    assert wrong.outcome == "retry" and wrong.reason.endswith("so the year of death is 1911")
+    assert (await ExpertAnswered().verify(step, died, "She died in 1911.", no_model)).outcome == "pass"
+    born = reader("When was Ysolde Carrack born?")
+    assert "the year of birth is 1836" in (await ExpertAnswered().verify(step, born, "1911", no_model)).reason
+    founded = reader("In which year was the mill founded?")
+    assert (await ExpertAnswered().verify(step, founded, "1822", no_model)).outcome == "pass"
