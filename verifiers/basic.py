@@ -146,8 +146,11 @@ class ExpertAnswered:
 # brackets after the name: "Ysolde Carrack (1836–1911)".
 _YEAR_ASKED = re.compile(r"\b(?:which|what) year\b|^\s*when\b|\bwhen (?:was|were|did)\b", re.IGNORECASE)
 _BORN_OR_DIED = re.compile(r"\b(?:(born|birth)|(die|died|death))\b", re.IGNORECASE)
-_LIFE_YEARS = re.compile(r"([A-Z][\w'’-]*(?:\s+(?:[a-z]{1,3}\s+)?[A-Z][\w'’-]*)*)\s*"
-                         r"\((\d{3,4})\s*[–—-]\s*(\d{3,4})\)")
+_LIFE_YEARS = re.compile(r"\((\d{3,4})\s*[–—-]\s*(\d{3,4})\)")
+# The name just before such brackets, matched in a bounded window: anchored at the end of a long text, a pattern of
+# repeated words is tried from every position (seconds on 60 KB of capitalised words).
+_NAME_BEFORE = re.compile(r"([A-Z][\w'’-]*(?:\s+(?:[a-z]{1,3}\s+)?[A-Z][\w'’-]*)*)\s*$")
+_NAME_WINDOW = 80
 
 
 def _life_year_missed(resolved_input: Any, said: str) -> str | None:
@@ -164,8 +167,11 @@ def _life_year_missed(resolved_input: Any, said: str) -> str | None:
     if event is None or not _YEAR_ASKED.search(asked):
         return None
     passages = text.split("Passages:", 1)[1].rsplit("\nQuestion:", 1)[0]
-    lives = {(name.strip(), born, died) for name, born, died in _LIFE_YEARS.findall(passages)
-             if name.strip() and name.strip() in asked}
+    lives = set()
+    for years in _LIFE_YEARS.finditer(passages):
+        before = _NAME_BEFORE.search(passages[max(0, years.start() - _NAME_WINDOW):years.start()])
+        if before is not None and (name := before.group(1)) in asked:
+            lives.add((name, years.group(1), years.group(2)))
     if len(lives) != 1:
         return None
     ((name, born, died),) = lives
