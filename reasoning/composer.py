@@ -211,7 +211,8 @@ def ranked_options(question: str, names: list[Any], values: list[Any]) -> list[t
     and for a tie at the top (for the model to say)."""
     if len(names) < 2 or not chooses(question) or (way := direction(question)) is None:
         return None
-    offered = options(question)
+    if len(offered := options(question)) < 2:
+        return None
     named = _match(offered, names) or _lettered(offered, names, question)
     if named is None and len(names) > len(offered):
         # One result per option beside others naming none (`heron, ibis, difference`: the worked examples' form

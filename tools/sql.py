@@ -100,29 +100,14 @@ class SqlTool:
                              "has a value: compare it with a value (one an earlier step found goes into the query's "
                              "text)")
         try:
-            conn = await asyncpg.connect(self.url, timeout=10)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise ValueError(f"the database is unreachable: {exc}") from exc
-        try:
-            async with conn.transaction(readonly=True):
-                await conn.execute(f"SET LOCAL statement_timeout = {int(self.timeout_ms)}")
-                statement = await conn.prepare(args.query)
-                columns = [a.name for a in statement.get_attributes()]
-                if len(columns) > self.column_limit:
-                    raise ValueError(f"the query returns {len(columns)} columns; at most "
-                                     f"{self.column_limit} can be read")
-                if columns:  # a statement without rows (a write, DDL) runs as it is, for Postgres' own refusal
-                    statement = await self._bounded(conn, args.query, len(columns))
-                cursor = await statement.cursor()
-                rows = await cursor.fetch(self.row_limit + 1)  # one more than shown tells whether there was more
-        except asyncpg.PostgresError as exc:
-            # SQLSTATE 42 (syntax, unknown names) and 22 (data) are the query's fault, which a rewrite may fix; a
-            # missing privilege (42501) or the server's own trouble (timeouts, resources, shutdown) is not.
-            state = str(getattr(exc, "sqlstate", "") or "")
-            fixable = state[:2] in ("42", "22") and state != "42501"
-            raise (ValueError if fixable else Unfixable)(f"{type(exc).__name__}: {exc}{self._hint(exc)}") from None
-        finally:
-            await conn.close()
+            columns, rows = await self._fetch(args.query)
+        except asyncpg.CardinalityViolationError as exc:
+            # `department_id = (SELECT id … WHERE city = 'Ghent')` where two departments are in Ghent: the question
+            # meant any of them. A query comparing with no such subquery is the model's to rewrite.
+            if (widened := _in_subqueries(args.query)) == args.query:
+                raise ValueError(f"{type(exc).__name__}: {exc}; compare with IN (SELECT …) where a subquery may "
+                                 "find several rows") from None
+            return await self._rewritten(widened)
         shown, kept = [], 0
         for row in rows[: self.row_limit]:
             values = [_jsonable(v) for v in _uncut(row, len(columns), self.value_limit)]
@@ -131,8 +116,46 @@ class SqlTool:
                 break
             shown.append(values)
         if shown in ([], [[0]], [[None]]) and (problem := unlisted(args.query, self.listed, self.tables)):
+            if (moved := moved_filter(args.query, self.listed, self.tables)) is not None:
+                # Rewritten here, not by the model: told that 'Ghent' is a value of departments.city, the small
+                # repair model added `AND city = 'Ghent'` to `name = 'Ghent'`, twice, and the run failed.
+                return await self._rewritten(moved)
             raise ValueError(f"the query found nothing: {problem}")
         return {"columns": columns, "rows": shown, "truncated": len(rows) > len(shown)}
+
+    async def _rewritten(self, query: str) -> dict[str, Any]:
+        """The result of a query rewritten here, which says so: the query that ran is in it (`query`)."""
+        result = await self.run(SqlArgs(query))
+        return result | {"query": result.get("query", query)}
+
+    async def _fetch(self, query: str) -> tuple[list[str], list[Any]]:
+        """The query's column names and its first rows (one more than shown tells whether there was more)."""
+        try:
+            conn = await asyncpg.connect(self.url, timeout=10)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ValueError(f"the database is unreachable: {exc}") from exc
+        try:
+            async with conn.transaction(readonly=True):
+                await conn.execute(f"SET LOCAL statement_timeout = {int(self.timeout_ms)}")
+                statement = await conn.prepare(query)
+                columns = [a.name for a in statement.get_attributes()]
+                if len(columns) > self.column_limit:
+                    raise ValueError(f"the query returns {len(columns)} columns; at most "
+                                     f"{self.column_limit} can be read")
+                if columns:  # a statement without rows (a write, DDL) runs as it is, for Postgres' own refusal
+                    statement = await self._bounded(conn, query, len(columns))
+                cursor = await statement.cursor()
+                return columns, await cursor.fetch(self.row_limit + 1)
+        except asyncpg.CardinalityViolationError:
+            raise
+        except asyncpg.PostgresError as exc:
+            # SQLSTATE 42 (syntax, unknown names) and 22 (data) are the query's fault, which a rewrite may fix; a
+            # missing privilege (42501) or the server's own trouble (timeouts, resources, shutdown) is not.
+            state = str(getattr(exc, "sqlstate", "") or "")
+            fixable = state[:2] in ("42", "22") and state != "42501"
+            raise (ValueError if fixable else Unfixable)(f"{type(exc).__name__}: {exc}{self._hint(exc)}") from None
+        finally:
+            await conn.close()
 
     async def _bounded(self, conn: asyncpg.Connection, query: str,
                        width: int) -> PreparedStatement:
@@ -341,6 +364,55 @@ def self_compared(query: str) -> str | None:
     return found.group(1) if found else None
 
 
+def moved_filter(query: str, listed: Mapping[str, Mapping[str, Sequence[str]]],
+                 tables: Mapping[str, Sequence[str]]) -> str | None:
+    """For a query that found nothing: the query with its first filter comparing a column to a text the column does
+    not hold, where exactly one other column of the same table lists that text (`name = 'Ghent'` where
+    departments.city holds 'Ghent'), comparing that column instead (its value as listed); None if no filter is
+    such. Each rewrite moves a filter to a column that holds its text, so rewriting again ends."""
+    read = _read_tables(query, tables)
+    for found in _EQUALS_TEXT.finditer(query):
+        qualifier, column, quoted = found.groups()
+        text = quoted.replace("''", "'")
+        having = _having(qualifier, column, read, tables)
+        if not having or any(column in listed.get(t, {}) and text in listed[t][column] for t in having):
+            continue
+        holders = {(name, v) for t in having for name, values in listed.get(t, {}).items() for v in values
+                   if v.lower() == text.lower() and name != column}
+        if len(holders) == 1:
+            ((name, value),) = holders
+            moved = f"{qualifier + '.' if qualifier else ''}{name} = '{value.replace(chr(39), chr(39) * 2)}'"
+            return query[:found.start()] + moved + query[found.end():]
+    return None
+
+
+_SCALAR_SUBQUERY = re.compile(r"(?<![<>!])=\s*\(\s*(?=select\b)", re.IGNORECASE)
+
+
+def _in_subqueries(query: str) -> str:
+    """The query with each `= (SELECT …)` written `IN (SELECT …)`: the same rows where the subquery finds one, those
+    matching any where it finds several."""
+    return _SCALAR_SUBQUERY.sub("IN (", query)
+
+
+def _read_tables(query: str, tables: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """The tables a query reads, by name and by alias."""
+    read = {}
+    for table, alias in _FROM.findall(query):
+        if table in tables:
+            read[table] = table
+            if alias:
+                read[alias] = table
+    return read
+
+
+def _having(qualifier: str, column: str, read: Mapping[str, str], tables: Mapping[str, Sequence[str]]) -> list[str]:
+    """The tables a filter's column may be of: the one its qualifier names, else every table read that has it."""
+    if qualifier:
+        return [read[qualifier]] if qualifier in read and column in tables[read[qualifier]] else []
+    return sorted({t for t in read.values() if column in tables[t]})
+
+
 def unlisted(query: str, listed: Mapping[str, Mapping[str, Sequence[str]]],
              tables: Mapping[str, Sequence[str]]) -> str | None:
     """For a query that found nothing (no rows, 0, NULL): a filter comparing a column to a text it does not hold, or
@@ -349,18 +421,10 @@ def unlisted(query: str, listed: Mapping[str, Mapping[str, Sequence[str]]],
     value of another column (`model = 'Electric'` where `kind` holds 'electric'). Such a filter matches nothing, and
     the query answers 0 instead of failing; the reason names the values and the column holding the text, so a rewrite
     can fix the filter."""
-    read = {}
-    for table, alias in _FROM.findall(query):
-        if table in tables:
-            read[table] = table
-            if alias:
-                read[alias] = table
+    read = _read_tables(query, tables)
     for qualifier, column, quoted in _EQUALS_TEXT.findall(query):
         text = quoted.replace("''", "'")
-        if qualifier:
-            having = [read[qualifier]] if qualifier in read and column in tables[read[qualifier]] else []
-        else:
-            having = sorted({t for t in read.values() if column in tables[t]})
+        having = _having(qualifier, column, read, tables)
         if not having or any(column in listed.get(t, {}) and text in listed[t][column] for t in having):
             continue
         holders = [(t, name, v) for t, columns in listed.items() if t in read.values()

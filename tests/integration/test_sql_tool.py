@@ -203,6 +203,34 @@ def test_a_filter_is_read_against_the_tables_the_query_reads_by_name_or_alias():
     assert unlisted("SELECT count(*) FROM rentals WHERE kind = 'x'", listed, tables) is None
 
 
+def test_a_filter_on_a_text_one_other_column_of_its_table_holds_is_moved_to_that_column():
+    """`name = 'Ghent'` where departments.city lists 'Ghent' compares city instead (as listed); a text no other
+    column holds, held by a column of another table, or by two columns, is left for the refusal to explain."""
+    from stepwise.tools.sql import moved_filter
+
+    listed = {"departments": {"name": ["Finance", "Sales"], "city": ["Ghent", "Lyon"], "region": ["Lyon", "North"]},
+              "projects": {"status": ["active", "done"]}}
+    tables = {"departments": ["id", "name", "city", "region"], "projects": ["id", "department_id", "status"]}
+    sub = "SELECT count(*) FROM projects p WHERE p.department_id IN (SELECT d.id FROM departments d WHERE {})"
+    assert moved_filter(sub.format("d.name = 'ghent'"), listed, tables) == sub.format("d.city = 'Ghent'")
+    assert moved_filter("SELECT 1 FROM departments WHERE name = 'Ghent'", listed, tables) == (
+        "SELECT 1 FROM departments WHERE city = 'Ghent'")
+    assert moved_filter("SELECT 1 FROM departments WHERE name = 'Paris'", listed, tables) is None
+    assert moved_filter("SELECT 1 FROM departments WHERE name = 'active'", listed, tables) is None
+    assert moved_filter("SELECT 1 FROM departments WHERE name = 'Lyon'", listed, tables) is None  # city or region
+
+
+async def test_a_comparison_with_a_subquery_finding_several_rows_matches_any_of_them(company_url):
+    """`= (SELECT …)` finding two departments fails in Postgres; the tool runs it as `IN (SELECT …)` and says which
+    query ran. A comparison without such a subquery is refused with the way to write it."""
+    tool = await SqlTool.connect(company_url)
+    result = await query(tool, "SELECT count(*) FROM employees WHERE department_id = (SELECT id FROM departments)")
+    assert result["rows"] == [[120]]
+    assert result["query"] == "SELECT count(*) FROM employees WHERE department_id IN (SELECT id FROM departments)"
+    with pytest.raises(ValueError, match=r"more than one row .*compare with IN \(SELECT …\)"):
+        await query(tool, "SELECT count(*) FROM employees WHERE department_id > (SELECT id FROM departments)")
+
+
 def test_a_whole_condition_comparing_a_column_with_itself_is_found_outside_quoted_text():
     """`x = x` as a whole condition is found; part of a longer expression, between two columns or in text it is not."""
     from stepwise.tools.sql import self_compared

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from stepwise.reasoning import events as ev
-from stepwise.reasoning.composer import Composer, results_text, ungrounded
+from stepwise.reasoning.composer import Composer, ranked_options, results_text, ungrounded
 from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.plan import validate_plan
 from stepwise.reasoning.program_planner import ProgramPlanner
@@ -177,6 +177,9 @@ async def test_a_choice_between_computed_values_named_after_the_options_is_decid
                        "answer = teal, wren, difference"])
     report, _ = await run(backend, "Which team scored more goals in total, Teal or Wren?", samples=1)
     assert report.answer.text == "Wren, with 32 against 31 for Teal." and len(backend.calls) == 1
+    # A choice whose options are not names ("2 to the power 10 or 10 cubed") is the composer model's to state.
+    question = "Which is larger, 2 to the power 10 or 10 cubed, and by how much? Give the difference."
+    assert ranked_options(question, ["power", "cubed", "difference"], [1024, 1000, 24]) is None
     # A possessive without its apostrophe names an option, so does an abbreviation of three letters or more (a word
     # itself first: "pen" begins "Pendle", but `per_pen_alder` is Alder's); two letters do not, and the composer
     # model answers.
