@@ -745,7 +745,9 @@ def _empty(value: Any) -> bool:
     department in a probe's run (the tie went to an empty one). Where every sample finds nothing, their plans vote."""
     if isinstance(value, str):
         return value.strip().lower() in ("", "none")
-    return (isinstance(value, list) and not value) or (is_table(value) and value["rows"] == [])
+    if isinstance(value, list):
+        return not value
+    return isinstance(value, dict) and is_table(value) and value["rows"] == []
 
 
 class _Rules(msgspec.Struct, frozen=True):
