@@ -170,7 +170,9 @@ def score_choice(item: Item, predicted: Any) -> Score:
         named = sorted((m.start(), c) for c, p in patterns.items() if (m := p.search(sentence)))
         if named:
             chosen = named[0][1]
-            return Score(True) if chosen == item.answer else Score(False, f"chose {chosen!r}, expected {item.answer!r}")
+            if chosen == str(item.answer):
+                return Score(True)
+            return Score(False, f"chose {chosen!r}, expected {item.answer!r}")
     return Score(False, f"names none of {', '.join(choices)}")
 
 

@@ -217,7 +217,7 @@ def ranked_options(question: str, names: list[Any], values: list[Any]) -> list[t
     if named is None and len(names) > len(offered):
         # One result per option beside others naming none (`heron, ibis, difference`: the worked examples' form
         # for "by how much"); the composer model, shown such three, has answered that the documents do not say.
-        kept = [i for i, name in enumerate(names) if any(_refers_to(name, offered))]
+        kept = [i for i, name in enumerate(names) if _refers_to(name, offered)]
         if len(kept) == len(offered) and (named := _match(offered, [names[i] for i in kept])) is not None:
             values = [values[i] for i in kept]
     if named is None or not all(is_number(v) for v in values):

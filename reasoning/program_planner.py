@@ -871,9 +871,9 @@ def _by_choice(programs: list[Program | None], values: list[Any], computed: list
                question: str | None) -> list[int]:
     """For a question choosing between options ("Which café is cheapest: A, B or C?"), the samples whose numbers
     choose the option at least two samples and more than any other choose (`composer.ranked_options`, as the answer
-    will be made), and those whose choice cannot be told; else all. Samples that differ in their numbers may agree on
-    the choice, which is what the question asks: three of five samples' different prices made one café cheapest in a
-    probe's run, and the tie of single votes by value went to a fourth's."""
+    will be made; a sample whose choice cannot be told is not among them); else all. Samples that differ in their
+    numbers may agree on the choice, which is what the question asks: three of five samples' different prices made
+    one café cheapest in a probe's run, and the tie of single votes by value went to a fourth's."""
     if question is None:
         return computed
     choices = {}
@@ -887,7 +887,7 @@ def _by_choice(programs: list[Program | None], values: list[Any], computed: list
     ranking = Counter(choices.values()).most_common(2)
     if not ranking or ranking[0][1] < 2 or len(ranking) > 1 and ranking[1][1] == ranking[0][1]:
         return computed
-    return [i for i in computed if choices.get(i, ranking[0][0]) == ranking[0][0]]
+    return [i for i in computed if choices.get(i) == ranking[0][0]]
 
 
 def _fraction_agreed(values: list[Any], computed: list[int], magnitude: bool) -> bool:

@@ -13,6 +13,7 @@ role it logs in as before it is offered, and refuses one that can reach past the
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Annotated, Any
@@ -95,6 +96,13 @@ class SqlTool:
                    **options)
 
     async def run(self, args: SqlArgs) -> dict[str, Any]:
+        return await self._run(args.query, rewrites=2)
+
+    async def _run(self, query: str, *, rewrites: int) -> dict[str, Any]:
+        """The query's rows; with `rewrites` left, a filter on the wrong column moved, or `= (SELECT …)` finding
+        several rows widened to IN, and run again (at most that many runs more: a query of many such filters is
+        not run once per filter)."""
+        args = SqlArgs(query)
         if same := self_compared(args.query):
             raise ValueError(f"the condition {same} compares a column with itself and holds on every row where it "
                              "has a value: compare it with a value (one an earlier step found goes into the query's "
@@ -104,10 +112,10 @@ class SqlTool:
         except asyncpg.CardinalityViolationError as exc:
             # `department_id = (SELECT id … WHERE city = 'Ghent')` where two departments are in Ghent: the question
             # meant any of them. A query comparing with no such subquery is the model's to rewrite.
-            if (widened := _in_subqueries(args.query)) == args.query:
+            if not rewrites or (widened := _in_subqueries(args.query)) == args.query:
                 raise ValueError(f"{type(exc).__name__}: {exc}; compare with IN (SELECT …) where a subquery may "
                                  "find several rows") from None
-            return await self._rewritten(widened)
+            return await self._run(widened, rewrites=rewrites - 1)
         shown, kept = [], 0
         for row in rows[: self.row_limit]:
             values = [_jsonable(v) for v in _uncut(row, len(columns), self.value_limit)]
@@ -116,17 +124,14 @@ class SqlTool:
                 break
             shown.append(values)
         if shown in ([], [[0]], [[None]]) and (problem := unlisted(args.query, self.listed, self.tables)):
-            if (moved := moved_filter(args.query, self.listed, self.tables)) is not None:
+            if rewrites and (moved := moved_filter(args.query, self.listed, self.tables)) is not None:
                 # Rewritten here, not by the model: told that 'Ghent' is a value of departments.city, the small
-                # repair model added `AND city = 'Ghent'` to `name = 'Ghent'`, twice, and the run failed.
-                return await self._rewritten(moved)
+                # repair model added `AND city = 'Ghent'` to `name = 'Ghent'`, twice, and the run failed. Should the
+                # rewrite fail too, the reason the query as written found nothing is the one to give.
+                with contextlib.suppress(ValueError):
+                    return await self._run(moved, rewrites=rewrites - 1)
             raise ValueError(f"the query found nothing: {problem}")
         return {"columns": columns, "rows": shown, "truncated": len(rows) > len(shown)}
-
-    async def _rewritten(self, query: str) -> dict[str, Any]:
-        """The result of a query rewritten here, which says so: the query that ran is in it (`query`)."""
-        result = await self.run(SqlArgs(query))
-        return result | {"query": result.get("query", query)}
 
     async def _fetch(self, query: str) -> tuple[list[str], list[Any]]:
         """The query's column names and its first rows (one more than shown tells whether there was more)."""
@@ -146,7 +151,7 @@ class SqlTool:
                     statement = await self._bounded(conn, query, len(columns))
                 cursor = await statement.cursor()
                 return columns, await cursor.fetch(self.row_limit + 1)
-        except asyncpg.CardinalityViolationError:
+        except asyncpg.CardinalityViolationError:  # `run` may widen `= (SELECT …)` to IN and run it again
             raise
         except asyncpg.PostgresError as exc:
             # SQLSTATE 42 (syntax, unknown names) and 22 (data) are the query's fault, which a rewrite may fix; a
@@ -375,24 +380,28 @@ def moved_filter(query: str, listed: Mapping[str, Mapping[str, Sequence[str]]],
         qualifier, column, quoted = found.groups()
         text = quoted.replace("''", "'")
         having = _having(qualifier, column, read, tables)
-        if not having or any(column in listed.get(t, {}) and text in listed[t][column] for t in having):
+        # Only a listed column is known not to hold the text (an unlisted one may, the emptiness being another
+        # filter's), and only in one table is "the same table" a fact.
+        if len(having) != 1 or text in listed.get(having[0], {}).get(column, [text]):
             continue
-        holders = {(name, v) for t in having for name, values in listed.get(t, {}).items() for v in values
+        holders = {(name, v) for name, values in listed[having[0]].items() for v in values
                    if v.lower() == text.lower() and name != column}
         if len(holders) == 1:
             ((name, value),) = holders
-            moved = f"{qualifier + '.' if qualifier else ''}{name} = '{value.replace(chr(39), chr(39) * 2)}'"
+            shown = name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else _quoted(name)
+            moved = f"{qualifier + '.' if qualifier else ''}{shown} = '{value.replace(chr(39), chr(39) * 2)}'"
             return query[:found.start()] + moved + query[found.end():]
     return None
 
 
-_SCALAR_SUBQUERY = re.compile(r"(?<![<>!])=\s*\(\s*(?=select\b)", re.IGNORECASE)
+# Quoted text first, so that a `= (select` inside it is passed over whole.
+_SCALAR_SUBQUERY = re.compile(r"'(?:[^']|'')*'|(?<![<>!])=\s*\(\s*(?=select\b)", re.IGNORECASE)
 
 
 def _in_subqueries(query: str) -> str:
-    """The query with each `= (SELECT …)` written `IN (SELECT …)`: the same rows where the subquery finds one, those
-    matching any where it finds several."""
-    return _SCALAR_SUBQUERY.sub("IN (", query)
+    """The query with each `= (SELECT …)` outside quoted text written `IN (SELECT …)`: the same rows where the
+    subquery finds one, those matching any where it finds several."""
+    return _SCALAR_SUBQUERY.sub(lambda m: m.group(0) if m.group(0).startswith("'") else "IN (", query)
 
 
 def _read_tables(query: str, tables: Mapping[str, Sequence[str]]) -> dict[str, str]:

@@ -117,7 +117,8 @@ def _unmet(expect: Expect, output: Any) -> str | None:
 class ExpertAnswered:
     """An expert's output must be text, and not empty; and it must not merely repeat a name its question gives
     ("Who founded the firm of Corwin Astley?" → "Corwin Astley": small models echo the subject), unless the question
-    offers a choice ("… A or B?"). Either asks for a retry, the reason as feedback."""
+    offers a choice ("… A or B?"); a reader asked the year a person was born or died must answer the year its
+    passages give in brackets after that name (`_life_year_missed`). Each asks for a retry, the reason as feedback."""
 
     name = "expert_answered"
     kinds = frozenset({"expert"})
@@ -170,7 +171,7 @@ def _life_year_missed(resolved_input: Any, said: str) -> str | None:
     lives = set()
     for years in _LIFE_YEARS.finditer(passages):
         before = _NAME_BEFORE.search(passages[max(0, years.start() - _NAME_WINDOW):years.start()])
-        if before is not None and (name := before.group(1)) in asked:
+        if before is not None and _about(asked, name := before.group(1)):
             lives.add((name, years.group(1), years.group(2)))
     if len(lives) != 1:
         return None
@@ -180,6 +181,14 @@ def _life_year_missed(resolved_input: Any, said: str) -> str | None:
         return None
     return (f"the passages give {name} ({born}–{died}): years in brackets after a name are birth and death, so "
             f"the year of {what} is {year}")
+
+
+def _about(asked: str, name: str) -> bool:
+    """Whether the question asks when `name` itself was born or died ("did Ysolde Carrack die", "was she … born",
+    "the death of Ysolde Carrack"), not someone named through them ("Ysolde Carrack's son", "the founder of …")."""
+    named = re.escape(name)
+    return bool(re.search(rf"(?<![\w'’]){named}(?:\s+(?:was|were|is))?\s+(?:born|die|died)\b", asked)
+                or re.search(rf"\b(?:birth|death)\s+of\s+{named}(?![\w'’])", asked))
 
 
 def _question(resolved_input: Any) -> str:

@@ -546,12 +546,13 @@ def test_a_query_finding_no_rows_has_no_vote():
             query: str
 
     tools = {**default_tools(), "sql": Sql()}
-    texts = ['answer = sql("SELECT name FROM departments WHERE id = 9")', 'answer = sql("SELECT name FROM teams")',
+    texts = ['answer = sql("SELECT name FROM units")', 'answer = sql("SELECT name FROM teams")',
              'answer = sql("SELECT name FROM departments ORDER BY budget DESC LIMIT 1")',
              'answer = sql("SELECT name FROM departments ORDER BY budget DESC LIMIT 1")']
     programs = [compile_program(text, tools, "general") for text in texts]
     nothing = {"columns": ["name", "id"], "rows": []}
-    assert _vote(programs, [[], nothing, "Research", "Research"], _Rules()) == (2, 2)
+    assert _vote(programs, [nothing, nothing, "Research", "Research"], _Rules()) == (2, 2)
+    assert _vote(programs, [[], [], "Research", "Research"], _Rules()) == (2, 2)
     assert _vote(programs, [[], [], [], []], _Rules()) == (2, 2)
 
 

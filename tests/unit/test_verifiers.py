@@ -196,6 +196,8 @@ async def test_a_reader_asked_a_year_of_birth_or_death_answering_another_year_of
     assert (await ExpertAnswered().verify(step, died, "She died in 1911.", no_model)).outcome == "pass"
     born = reader("When was Ysolde Carrack born?")
     assert "the year of birth is 1836" in (await ExpertAnswered().verify(step, born, "1911", no_model)).reason
+    son = reader("In which year did Ysolde Carrack's son die?")  # someone named through her
+    assert (await ExpertAnswered().verify(step, son, "1899", no_model)).outcome == "pass"
     founded = reader("In which year was the mill founded?")
     assert (await ExpertAnswered().verify(step, founded, "1822", no_model)).outcome == "pass"
 
@@ -204,7 +206,7 @@ async def test_the_life_years_check_takes_only_the_name_right_before_the_bracket
     """The name is looked for in a bounded window just before the years (a pattern anchored at the end of 60 KB of
     capitalised words took 24 s here): a name written further back, or one the question does not give, decides
     nothing."""
-    far = ("x\nPassages: Ysolde Carrack sailed" + " and sailed" * 10 + " (1836–1911).\nQuestion: When did Ysolde "
+    far = ("x\nPassages: Ysolde Carrack" + " Of The Northern Sea" * 6 + " (1836–1911).\nQuestion: When did Ysolde "
            "Carrack die?")
     assert (await ExpertAnswered().verify(ExpertStep(1, "general", far), far, "1890", no_model)).outcome == "pass"
     long = "x\nPassages: " + "Aa " * 20_000 + "(1200–1300)\nQuestion: When was Aa Aa born?"
