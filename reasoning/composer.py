@@ -232,19 +232,25 @@ def _match(offered: list[str], names: list[Any]) -> list[str] | None:
     (an abbreviation of three letters or more) Alder's. Words all the options share ("plan A", "plan B") tell
     nothing."""
     matched = []
+    words = _option_words(offered)
     for name in names:
-        hits = _refers_to(name, offered)
+        hits = _refers_to(name, offered, words)
         if len(hits) != 1:
             return None
         matched.append(hits[0])
     return matched if len(set(matched)) == len(offered) == len(names) else None
 
 
-def _refers_to(name: Any, offered: list[str]) -> list[str]:
-    """The options a result's name refers to best (none, one, or several equally)."""
+def _option_words(offered: list[str]) -> list[set[str]]:
+    return [set(re.findall(r"[a-z0-9]+", re.sub(r"'s\b", "", o.lower()))) for o in offered]
+
+
+def _refers_to(name: Any, offered: list[str], words: list[set[str]] | None = None) -> list[str]:
+    """The options a result's name refers to best (none, one, or several equally); `words`: `_option_words(offered)`,
+    made once for many names."""
     if not isinstance(name, str):
         return []
-    words = [set(re.findall(r"[a-z0-9]+", re.sub(r"'s\b", "", o.lower()))) for o in offered]
+    words = _option_words(offered) if words is None else words
     shared = set.intersection(*words) if words else set()
     tokens = name.lower().split("_")
     # A word itself first: `per_pen_marlow` is Marlow's, though "pen" begins "Pendle".

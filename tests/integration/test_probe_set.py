@@ -38,12 +38,11 @@ async def probe(request):
     await drop_scratch(database, [role])
 
 
+@pytest.mark.parametrize("probe", ["probe2"], indirect=True)
 async def test_the_sql_tool_moves_a_filter_on_a_city_to_the_city_column(probe):
     """On probe2's database, a department "named" after its city is found by its city: the tool moves the filter and
     answers as the query written right does."""
-    name, reader_url = probe
-    if name != "probe2":
-        return
+    _, reader_url = probe
     tool = await SqlTool.connect(reader_url)
     direct = await tool.run(SqlArgs("SELECT count(*) FROM employees e JOIN departments d ON d.id = e.department_id "
                                     "WHERE d.city = 'Porto'"))
