@@ -298,7 +298,7 @@ class ProgramPlanner:
                       whole=counts_things(question), up=counts_up(question),
                       stated=numbers_in(question), reads=READ in fit, queries=queries,
                       options=len(offered := options(question)), asked=question if len(offered) > 1 else None,
-                      arithmetic=self.arithmetic)
+                      words=_stems(question), arithmetic=self.arithmetic)
 
     async def _compiled(self, texts: list[str], tools: Mapping[str, Tool],
                         question: str | None = None, about: str | None = None) -> _Compiled:
@@ -766,6 +766,7 @@ class _Rules(msgspec.Struct, frozen=True):
     queries: bool = False
     options: int = 0
     asked: str | None = None  # the question, when it offers options: each sample's choice votes (`_by_choice`)
+    words: frozenset[str] = frozenset()  # the question's words (`_stems`), which queries' quoted text may match
     arithmetic: str | None = None
 
     @property
@@ -806,7 +807,10 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     - a sample using fewer of the question's numbers (`given`) than another: leaving a given number out usually
       means leaving a step out, even when most samples leave it out (re-voting recorded samples: +2 −0 on 100
       gsm_symbolic items and +1 −0 on the dev set's computed numbers, against applying it only without a majority),
-      unless a worked solution reached its value.
+      unless a worked solution reached its value;
+    - likewise, a sample whose queries' quoted text matches fewer of the question's words (`words`) than another's:
+      a query leaving out a condition the question states ("How many technicians work in Field Operations?"
+      counted everyone in Field Operations in four samples of five, `role = 'Technician'` in one).
     A question asking one quantity answered in several parts (`a, b, difference`) votes by the last part, which
     the composer answers with (`plan.last_part`): the same quantity as another sample's single value.
     Each worked solution's number (`worked`) is one more vote, for the value it equals, if a sample computed it; of
@@ -840,12 +844,7 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     computed = _by_choice(programs, values, computed, rules.asked)
     if computed:
         reached = {i: _reached_by(values[i], worked, magnitude) for i in computed}
-        if texts is not None:
-            used = {i: numbers_used(texts[i], rules.given) for i in computed}
-            # A value a solution worked out in words also reached keeps its votes: two ways of working agreeing
-            # say the number left out was not needed (re-voting two runs' recorded samples of 100 gsm_symbolic items
-            # with the greedy solution alone: +1 -0 and +2 -2; with two sampled beside it, the first run: +2 -1).
-            computed = [i for i in computed if used[i] == max(used.values()) or reached[i]]
+        computed = _most_complete(programs, computed, rules, texts, reached)
         counts = _counts(values, computed, magnitude, worked)
         # A tie worked solutions take part in goes to the value more of them reached (with the greedy one alone,
         # re-voting two runs' recorded samples of 100 gsm_symbolic items: +2 -0 and +0 -0 against the tie going to the
@@ -865,6 +864,22 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
     best = max(compiled, key=lambda i: (counts[_shape(programs[i])], forms[_shape(programs[i], worded=False)],
                                         not _unused(programs[i]), -i))
     return best, counts[_shape(programs[best])]
+
+
+def _most_complete(programs: list[Program | None], computed: list[int], rules: _Rules, texts: list[str] | None,
+                   reached: Mapping[int, int]) -> list[int]:
+    """The samples using as many of the question's numbers as any (unless a worked solution reached their value),
+    then of those, the ones whose queries' quoted text matches as many of its words as any (see `_vote`)."""
+    if texts is not None:
+        used = {i: numbers_used(texts[i], rules.given) for i in computed}
+        # A value a solution worked out in words also reached keeps its votes: two ways of working agreeing
+        # say the number left out was not needed (re-voting two runs' recorded samples of 100 gsm_symbolic items
+        # with the greedy solution alone: +1 -0 and +2 -2; with two sampled beside it, the first run: +2 -1).
+        computed = [i for i in computed if used[i] == max(used.values()) or reached[i]]
+    if any(_queries(p) for i in computed if (p := programs[i]) is not None):
+        matched = {i: len(_quoted_words(programs[i]) & rules.words) for i in computed}
+        computed = [i for i in computed if matched[i] == max(matched.values())]
+    return computed
 
 
 def _by_choice(programs: list[Program | None], values: list[Any], computed: list[int],
@@ -899,8 +914,8 @@ def _fraction_agreed(values: list[Any], computed: list[int], magnitude: bool) ->
         n == 1 for value, n in counted.items() if float(value).is_integer())
 
 
-# An id column compared with a number: `project_id = 8`, `p.id IN (3, 4)`.
-_ID_NUMBER = re.compile(r"\b(?:\w*_)?id\s*(?:=\s*(\d+(?:\.\d+)?)|in\s*\(([\d\s,.]+)\))", re.IGNORECASE)
+# An id column compared with a number, quoted or not: `project_id = 8`, `project_id = '3'`, `p.id IN (3, 4)`.
+_ID_NUMBER = re.compile(r"\b(?:\w*_)?id\s*(?:=\s*'?(\d+(?:\.\d+)?)'?|in\s*\(([\d\s,.']+)\))", re.IGNORECASE)
 
 
 def _guesses_id(program: Program | None, stated: frozenset[float]) -> bool:
@@ -951,6 +966,15 @@ def _length(program: Program | None) -> int:
 def _calls(program: Program, tool: str) -> bool:
     """Whether a step of the program calls the tool."""
     return any(isinstance(step, ToolStep) and step.target == tool for step in program.plan.steps)
+
+
+def _quoted_words(program: Program | None) -> frozenset[str]:
+    """The words (`_stems`) of the quoted text in the program's queries: what they compare with or match."""
+    assert program is not None
+    quoted = [text for step in program.plan.steps
+              if isinstance(step, ToolStep) and step.target == "sql" and isinstance(q := step.input.get("query"), str)
+              for text in re.findall(r"'((?:[^']|'')*)'", q)]
+    return _stems(" ".join(quoted))
 
 
 def _reads(program: Program) -> bool:

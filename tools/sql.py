@@ -45,7 +45,7 @@ class SqlTool:
                  value_limit: int = 2000, column_limit: int = 100, result_limit: int = 100_000,
                  privileges: tuple[str, ...] = (), tables: Mapping[str, Sequence[str]] | None = None,
                  listed: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
-                 names: Collection[str] = ()) -> None:
+                 names: Collection[str] = (), flags: Collection[str] = ()) -> None:
         self.url = url
         self.privileges = privileges
         """What the role may do beyond reading (see role_privileges): empty unless the caller allowed a privileged
@@ -71,6 +71,9 @@ class SqlTool:
         self.names = frozenset(names)
         """The texts of several words the database holds (`held_names`), in lower case: a question naming one ("Who
         is Dana Kell's manager?") is about the database, though its words are not the schema's."""
+        self.flags = frozenset(flags)
+        """The names of boolean columns: a query comparing one with 1 or 0 compares it with true or false
+        (`in_postgres_types`)."""
         self.grammar = _grammar(self.tables, f"{self.name}_arg")
         """Lark rules whose rule `sql_arg` derives the queries that fit the schema; None if no table can be named."""
 
@@ -90,18 +93,21 @@ class SqlTool:
             schema_text = await describe(conn, sample_rows, columns, listed)
             names = await held_names(conn, columns)
             tables = {table: [name for name, _ in cols] for table, cols in columns.items()}
+            flags = {name for cols in columns.values() for name, kind in cols if kind == "boolean"}
         finally:
             await conn.close()
         return cls(url, schema_text, privileges=tuple(privileges), tables=tables, listed=listed, names=names,
-                   **options)
+                   flags=flags, **options)
 
     async def run(self, args: SqlArgs) -> dict[str, Any]:
         return await self._run(args.query, rewrites=2)
 
     async def _run(self, query: str, *, rewrites: int) -> dict[str, Any]:
-        """The query's rows; with `rewrites` left, a filter on the wrong column moved, or `= (SELECT …)` finding
-        several rows widened to IN, and run again (at most that many runs more: a query of many such filters is
-        not run once per filter)."""
+        """The query's rows; with `rewrites` left, a filter on the wrong column moved, `= (SELECT …)` finding
+        several rows widened to IN, a comparison Postgres has no operator for written in its types
+        (`in_postgres_types`), or a column no table read has renamed to the one that holds its words
+        (`renamed_column`), and run again (at most that many runs more: a query of many such filters is not run
+        once per filter)."""
         args = SqlArgs(query)
         if same := self_compared(args.query):
             raise ValueError(f"the condition {same} compares a column with itself and holds on every row where it "
@@ -116,6 +122,20 @@ class SqlTool:
                 raise ValueError(f"{type(exc).__name__}: {exc}; compare with IN (SELECT …) where a subquery may "
                                  "find several rows") from None
             return await self._run(widened, rewrites=rewrites - 1)
+        except asyncpg.UndefinedColumnError as exc:
+            # `e.name` where employees has `full_name` alone: the one column of the tables read whose name holds the
+            # missing one's words is what the query meant (the general expert answered a run whose samples all
+            # queried `name`).
+            if rewrites and (renamed := renamed_column(args.query, str(exc), self.tables)) is not None:
+                return await self._run(renamed, rewrites=rewrites - 1)
+            raise ValueError(f"{type(exc).__name__}: {exc}{self._hint(exc)}") from None
+        except asyncpg.UndefinedFunctionError as exc:
+            # `is_lead = 1` or `start_date LIKE '2022%'`, as SQLite and MySQL take them: Postgres has no `boolean =
+            # integer` or `date ~~ text`. The query's meaning is not in doubt, so it is rewritten here rather than
+            # sent back to the model (which failed a run on the second).
+            if rewrites and (typed := in_postgres_types(args.query, self.flags)) != args.query:
+                return await self._run(typed, rewrites=rewrites - 1)
+            raise ValueError(f"{type(exc).__name__}: {exc}") from None
         shown, kept = [], 0
         for row in rows[: self.row_limit]:
             values = [_jsonable(v) for v in _uncut(row, len(columns), self.value_limit)]
@@ -151,7 +171,8 @@ class SqlTool:
                     statement = await self._bounded(conn, query, len(columns))
                 cursor = await statement.cursor()
                 return columns, await cursor.fetch(self.row_limit + 1)
-        except asyncpg.CardinalityViolationError:  # `run` may widen `= (SELECT …)` to IN and run it again
+        except (asyncpg.CardinalityViolationError, asyncpg.UndefinedColumnError,
+                asyncpg.UndefinedFunctionError):  # `_run` may rewrite the query and run it again
             raise
         except asyncpg.PostgresError as exc:
             # SQLSTATE 42 (syntax, unknown names) and 22 (data) are the query's fault, which a rewrite may fix; a
@@ -402,6 +423,56 @@ def _in_subqueries(query: str) -> str:
     """The query with each `= (SELECT …)` outside quoted text written `IN (SELECT …)`: the same rows where the
     subquery finds one, those matching any where it finds several."""
     return _SCALAR_SUBQUERY.sub(lambda m: m.group(0) if m.group(0).startswith("'") else "IN (", query)
+
+
+# Quoted text first, passed over whole; then a column (maybe qualified) compared with a lone 1 or 0.
+_FLAG_NUMBER = re.compile(r"'(?:[^']|'')*'|(?<![\w.])((?:\w+\.)?(\w+))\s*(=|<>|!=)\s*([01])(?![\w.])")
+# Quoted text first; then a column (maybe qualified, not already cast) matched with LIKE or ILIKE.
+_LIKE = re.compile(r"'(?:[^']|'')*'|(?<![\w.:])((?:\w+\.)?\w+)(\s+(?:not\s+)?i?like\b)", re.IGNORECASE)
+
+
+def in_postgres_types(query: str, flags: Collection[str]) -> str:
+    """The query, written for SQLite's or MySQL's looser types, in Postgres' (outside quoted text): a boolean column
+    compared with 1 or 0 compared with true or false (`a.is_lead = 1` → `a.is_lead = true`, `is_lead <> 1` →
+    `is_lead = false`), and a column matched with LIKE matched as text (`start_date LIKE '2022%'` →
+    `start_date::text LIKE '2022%'`, a no-op for a text column). Neither has a Postgres operator as written."""
+    def flag(found: re.Match[str]) -> str:
+        if found.group(0).startswith("'") or found.group(2) not in flags:
+            return found.group(0)
+        truth = (found.group(4) == "1") == (found.group(3) == "=")
+        return f"{found.group(1)} = {'true' if truth else 'false'}"
+
+    def like(found: re.Match[str]) -> str:
+        if found.group(0).startswith("'") or found.group(1).lower() in ("not", "and", "or", "where", "on"):
+            return found.group(0)
+        return f"{found.group(1)}::text{found.group(2)}"
+    return _LIKE.sub(like, _FLAG_NUMBER.sub(flag, query))
+
+
+_MISSING_COLUMN = re.compile(r'column "?(?:(\w+)\.)?(\w+)"? does not exist')
+
+
+def renamed_column(query: str, error: str, tables: Mapping[str, Sequence[str]]) -> str | None:
+    """For a query Postgres refused for a column that does not exist (`error`): the query with that column (as
+    qualified, or everywhere unqualified, outside quoted text) renamed to the one column of the tables it could be
+    of (the one its qualifier names, else every table read) whose name holds its words and more (`name` →
+    `full_name`); None if there is not exactly one such column."""
+    found = _MISSING_COLUMN.search(error)
+    if found is None:
+        return None
+    qualifier, column = found.groups()
+    read = _read_tables(query, tables)
+    of = ([read[qualifier]] if qualifier in read else []) if qualifier else sorted(set(read.values()))
+    words = set(column.lower().split("_"))
+    held = {name for table in of for name in tables[table] if words < set(name.lower().split("_"))}
+    if len(held) != 1:
+        return None
+    (name,) = held
+    pattern = (rf"(?<![\w.]){re.escape(qualifier)}\.{re.escape(column)}(?!\w)" if qualifier
+               else rf"(?<![\w.]){re.escape(column)}(?![\w.(])")
+    target = f"{qualifier}.{name}" if qualifier else name
+    return re.sub(rf"'(?:[^']|'')*'|{pattern}",
+                  lambda m: m.group(0) if m.group(0).startswith("'") else target, query, flags=re.IGNORECASE)
 
 
 def _read_tables(query: str, tables: Mapping[str, Sequence[str]]) -> dict[str, str]:

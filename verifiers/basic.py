@@ -118,7 +118,9 @@ class ExpertAnswered:
     """An expert's output must be text, and not empty; and it must not merely repeat a name its question gives
     ("Who founded the firm of Corwin Astley?" → "Corwin Astley": small models echo the subject), unless the question
     offers a choice ("… A or B?"); a reader asked the year a person was born or died must answer the year its
-    passages give in brackets after that name (`_life_year_missed`). Each asks for a retry, the reason as feedback."""
+    passages give in brackets after that name (`_life_year_missed`), and one asked where a person was born the place
+    its passages say that person was born in (`_birthplace_missed`). Each asks for a retry, the reason as
+    feedback."""
 
     name = "expert_answered"
     kinds = frozenset({"expert"})
@@ -138,7 +140,7 @@ class ExpertAnswered:
             return Verdict(self.name, "retry",
                            f"the answer repeats {said!r}, which the question already gives; answer "
                            f"what it asks about {said}")
-        if (missed := _life_year_missed(resolved_input, said)) is not None:
+        if (missed := _life_year_missed(resolved_input, said) or _birthplace_missed(resolved_input, said)) is not None:
             return Verdict(self.name, "retry", missed)
         return Verdict(self.name, "pass", f"{len(output)} characters")
 
@@ -181,6 +183,34 @@ def _life_year_missed(resolved_input: Any, said: str) -> str | None:
         return None
     return (f"the passages give {name} ({born}–{died}): years in brackets after a name are birth and death, so "
             f"the year of {what} is {year}")
+
+
+# "Where was Wendeline Orme born?", "In which town was Wendeline Orme born?": the person asked about.
+_PLACE_ASKED = re.compile(r"\b(?:where|in which \w+|in what \w+)\s+(?:was|were)\s+(.+?)\s+born\b", re.IGNORECASE)
+_PLACE = r"(?:the (?:village|town|city|port) of )?([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)"
+_SENTENCE = 200  # characters between a name and its "born in" within one sentence
+
+
+def _birthplace_missed(resolved_input: Any, said: str) -> str | None:
+    """Why a reader asked where a person was born has answered another place than the passages say that person was
+    born in ("Wendeline Orme (1851–1928) was a meteorologist, born in Windlestrand. She studied at the Arnsgate
+    College …" gave Arnsgate); None if it did not, or the passages name no one such place in a sentence naming
+    the person."""
+    text = resolved_input if isinstance(resolved_input, str) else ""
+    if "Passages:" not in text or (asked := _PLACE_ASKED.search(_question(text))) is None:
+        return None
+    name = asked.group(1).strip()
+    if not name[:1].isupper():  # "the founder of …": someone named through another, the question's first hop
+        return None
+    passages = text.split("Passages:", 1)[1].rsplit("\nQuestion:", 1)[0]
+    places = {found.group(1) for found in re.finditer(
+        rf"(?<![\w'’]){re.escape(name)}(?![\w'’])[^.]{{0,{_SENTENCE}}}?\bborn (?:in|at) {_PLACE}", passages)}
+    if len(places) != 1:
+        return None
+    (place,) = places
+    if re.search(rf"(?<!\w){re.escape(place)}(?!\w)", said, re.IGNORECASE):
+        return None
+    return f"the passages say {name} was born in {place}"
 
 
 def _about(asked: str, name: str) -> bool:

@@ -1,4 +1,4 @@
-"""The out-of-domain probe sets (evals/probe, evals/probe2) against real parts: each set's company.sql loaded into a
+"""The out-of-domain probe sets (evals/probe, probe2, probe3) against real parts: each set's company.sql loaded into a
 scratch database on the test Postgres and read through a read-only role; every database item's reference query, run by
 the sql tool, gives the item's answer; every document item's answer is in the set's articles, each hop's words in the
 article it names; every computed item's check, and every puzzle's solution, gives its answer."""
@@ -16,7 +16,14 @@ from stepwise.tools.sql import SqlArgs, SqlTool
 from tests.conftest import ADMIN_URL, assert_one_cell, drop_scratch
 
 SETS = {"probe": {"sql": 12, "docs": 10}, "probe2": {"sql": 8, "docs": 8, "arithmetic": 6, "comparison": 5,
-                                                     "game24": 5}}
+                                                     "game24": 5},
+        "probe3": {"sql": 16, "docs": 6, "arithmetic": 5, "comparison": 3}}
+SOURCES = {"probe3": "probe2"}  # probe3 asks new questions of probe2's database and articles
+
+
+def _source(name: str) -> Path:
+    """The folder holding a set's company.sql and docs/."""
+    return datasets.DEV_DIR.parent / SOURCES.get(name, name)
 
 
 def _items(name: str) -> list[datasets.Item]:
@@ -34,7 +41,7 @@ async def probe(request):
     """A set's name and the URL of a read-only role on its company.sql in a scratch database; both dropped after."""
     name = request.param
     database, role = f"stepwise_{name}test_{os.getpid()}", f"stepwise_{name}test_reader_{os.getpid()}"
-    yield name, await devdb.reader_url(ADMIN_URL, datasets.DEV_DIR.parent / name / "company.sql", database, role)
+    yield name, await devdb.reader_url(ADMIN_URL, _source(name) / "company.sql", database, role)
     await drop_scratch(database, [role])
 
 
@@ -62,7 +69,7 @@ async def test_every_database_items_reference_query_gives_its_answer(probe):
 @pytest.mark.parametrize("name", sorted(SETS))
 def test_every_document_items_answer_is_in_the_articles(name: str):
     """The expected name or year is written in some article, and each recorded hop's words in its own article."""
-    docs = datasets.DEV_DIR.parent / name / "docs"
+    docs = _source(name) / "docs"
     text = " ".join(p.read_text() for p in Path(docs).glob("*.md"))
     for item in _of_kind(name, "docs"):
         assert str(item.answer) in text, item.id
@@ -71,11 +78,14 @@ def test_every_document_items_answer_is_in_the_articles(name: str):
             assert all(word in article for word in hop["words"]), (item.id, hop)
 
 
-def test_every_computed_item_of_probe2_checks_out():
+@pytest.mark.parametrize("name", ["probe2", "probe3"])
+def test_every_computed_item_checks_out(name: str):
     """Each word problem's and comparison's check computes its answer (a name by its choices); each puzzle's recorded
     solution makes 24 from its numbers."""
-    for item in _of_kind("probe2", "arithmetic") + _of_kind("probe2", "comparison"):
+    for item in _of_kind(name, "arithmetic") + _of_kind(name, "comparison"):
         value = eval(item.meta["check"], {"__builtins__": {"round": round, "min": min, "max": max, "abs": abs}})  # noqa: S307
         assert value == item.answer, (item.id, value)
-    for item in _of_kind("probe2", "game24"):
+        if "choices" in item.meta:
+            assert item.answer in item.meta["choices"], item.id
+    for item in _of_kind(name, "game24") if "game24" in SETS[name] else ():
         assert check_24(item.meta["solution"], item.meta["numbers"]).correct, item.id

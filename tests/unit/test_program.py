@@ -163,6 +163,7 @@ class _Sql:
             "orders": ["id", "customer_id", "placed_on", "amount"], "customers": ["id", "name"],
             "staff": ["id", "name", "team", "salary", "manager_id"], "products": ["id", "name", "category"],
             "students": ["id", "name"], "courses": ["id", "title"], "enrollments": ["student_id", "course_id"],
+            "players": ["id", "name"], "teams": ["id", "name"], "memberships": ["player_id", "team_id", "is_captain"],
         }, "sql_arg")
 
 

@@ -513,8 +513,8 @@ async def test_a_fraction_most_samples_computed_outvotes_a_lone_whole_number_and
 
 
 def test_a_query_finding_a_row_by_an_id_the_question_does_not_state_loses_its_vote():
-    """Two queries guessing the project's id lose to two finding it by its name; an id the question states is no
-    guess."""
+    """Two queries guessing the project's id lose to two finding it by its name, as do three writing the guessed id
+    in quotes (`project_id = '3'`); an id the question states is no guess."""
     from stepwise.reasoning.program import compile_program
     from stepwise.reasoning.program_planner import _Rules, _vote
 
@@ -531,6 +531,31 @@ def test_a_query_finding_a_row_by_an_id_the_question_does_not_state_loses_its_vo
     programs = [compile_program(text, tools, "general") for text in (guessed, guessed, named, named)]
     assert _vote(programs, [230, 230, 260, 260], _Rules()) == (2, 2)
     assert _vote(programs, [230, 230, 260, 260], _Rules(stated=frozenset({8.0}))) == (0, 2)
+    quoted = 'answer = sql("SELECT count(*) FROM assignments WHERE project_id = \'3\' OR project_id IN (\'4\')")'
+    programs = [compile_program(text, tools, "general") for text in (quoted, quoted, quoted, named)]
+    assert _vote(programs, [5, 5, 5, 7], _Rules()) == (3, 1)  # three samples guessing, quoted, lose to one
+
+
+def test_a_query_leaving_out_a_condition_the_question_states_loses_its_vote():
+    """Four queries counting everyone in Field Operations lose to one also matching "technicians" in its quoted
+    text; with no question words to match, the four win as before."""
+    from stepwise.reasoning.program import compile_program
+    from stepwise.reasoning.program_planner import _Rules, _stems, _vote
+
+    class Sql:
+        name, description, deterministic, side_effect_free = "sql", "runs one query", False, True
+
+        class args_type(msgspec.Struct):
+            query: str
+
+    tools = {**default_tools(), "sql": Sql()}
+    everyone = ('answer = sql("SELECT count(*) FROM employees e JOIN departments d ON d.id = e.department_id '
+                'WHERE d.name = \'Field Operations\'")')
+    technicians = everyone[:-2] + ' AND e.role = \'Technician\'")'
+    programs = [compile_program(text, tools, "general") for text in (everyone, everyone, technicians, everyone)]
+    words = _stems("How many technicians work in Field Operations?")
+    assert _vote(programs, [7, 7, 5, 7], _Rules(words=words)) == (2, 1)
+    assert _vote(programs, [7, 7, 5, 7], _Rules()) == (0, 3)
 
 
 def test_a_query_finding_no_rows_has_no_vote():

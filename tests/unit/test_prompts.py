@@ -206,7 +206,7 @@ PROMPTS = {  # how each is built, and the SHA-256 of its messages as JSON
     "program_system": (program_system,
                        "97cdc6e32f231c0f1eaf89947952594d4eb762421ef1c32adc465465ca889a18"),
     "program_plan_fix_and_replan": (program_plan_fix_and_replan,
-                                    "4123ac53a63b233b249e73c205a8b1a6b5fd7c0bc9ae13e91344c29f758145d3"),
+                                    "d41415e30cdbb5c80680743cf6f0d484e1c21448237cabea4d7e7f447d812b2c"),
     "worked_solution": (worked_solution,
                         "c749894259b390073d7b106fb05173982bdbbd3ab69af155c849e455cd64eb38"),
     "reader_step": (reader_step,

@@ -202,6 +202,31 @@ async def test_a_reader_asked_a_year_of_birth_or_death_answering_another_year_of
     assert (await ExpertAnswered().verify(step, founded, "1822", no_model)).outcome == "pass"
 
 
+async def test_a_reader_asked_where_a_person_was_born_answering_another_place_of_the_passages_is_retried():
+    """"Wendeline Orme (1851–1928) was a meteorologist, born in Windlestrand. She studied at the Arnsgate College":
+    asked where she was born, Arnsgate is retried with feedback naming Windlestrand, which passes; passages naming
+    two birthplaces for her, or a question about someone named through her, decide nothing."""
+    orme = ("Wendeline Orme (1851–1928) was a meteorologist, born in Windlestrand. She studied at the Arnsgate "
+            "College of Navigation.")
+    village = "The shipbuilder Jorun Aske and the meteorologist Wendeline Orme were both born in Windlestrand."
+
+    def reader(question: str, *texts: str) -> str:
+        passages = ",".join(f'{{"source":"o.md:{i}","text":"{t}"}}' for i, t in enumerate(texts))
+        return f"Answer from these passages only.\nPassages: [{passages}]\nQuestion: {question}"
+
+    asked = reader("In which town was Wendeline Orme born?", orme, village)
+    step = ExpertStep(2, "general", asked)
+    wrong = await ExpertAnswered().verify(step, asked, "Arnsgate", no_model)
+    assert wrong.outcome == "retry" and wrong.reason == "the passages say Wendeline Orme was born in Windlestrand"
+    assert (await ExpertAnswered().verify(step, asked, "Windlestrand.", no_model)).outcome == "pass"
+    where = reader("Where was Jorun Aske born?", village)
+    assert (await ExpertAnswered().verify(step, where, "Caddermouth", no_model)).outcome == "retry"
+    two = reader("Where was Wendeline Orme born?", orme, "Wendeline Orme was born in Lowenby.")
+    assert (await ExpertAnswered().verify(step, two, "Arnsgate", no_model)).outcome == "pass"
+    through = reader("In which town was the founder of the Herald born?", orme)
+    assert (await ExpertAnswered().verify(step, through, "Arnsgate", no_model)).outcome == "pass"
+
+
 async def test_the_life_years_check_takes_only_the_name_right_before_the_brackets():
     """The name is looked for in a bounded window just before the years (a pattern anchored at the end of 60 KB of
     capitalised words took 24 s here): a name written further back, or one the question does not give, decides
