@@ -808,9 +808,10 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
       means leaving a step out, even when most samples leave it out (re-voting recorded samples: +2 −0 on 100
       gsm_symbolic items and +1 −0 on the dev set's computed numbers, against applying it only without a majority),
       unless a worked solution reached its value;
-    - likewise, a sample whose queries' quoted text matches fewer of the question's words (`words`) than another's:
-      a query leaving out a condition the question states ("How many technicians work in Field Operations?"
-      counted everyone in Field Operations in four samples of five, `role = 'Technician'` in one).
+    - likewise, a sample whose queries compare columns with texts holding fewer of the question's words (`words`)
+      than another's: a query leaving out a condition the question states ("How many technicians work in Field
+      Operations?" counted everyone in Field Operations in four samples of five, `role = 'Technician'` in one). A
+      LIKE's pattern does not count (`role ILIKE '%lead%'` would outvote `is_lead = TRUE`).
     A question asking one quantity answered in several parts (`a, b, difference`) votes by the last part, which
     the composer answers with (`plan.last_part`): the same quantity as another sample's single value.
     Each worked solution's number (`worked`) is one more vote, for the value it equals, if a sample computed it; of
@@ -870,14 +871,15 @@ def _most_complete(programs: list[Program | None], computed: list[int], rules: _
                    reached: Mapping[int, int]) -> list[int]:
     """The samples using as many of the question's numbers as any (unless a worked solution reached their value),
     then of those, the ones whose queries' quoted text matches as many of its words as any (see `_vote`)."""
-    if texts is not None:
-        used = {i: numbers_used(texts[i], rules.given) for i in computed}
-        # A value a solution worked out in words also reached keeps its votes: two ways of working agreeing
-        # say the number left out was not needed (re-voting two runs' recorded samples of 100 gsm_symbolic items
-        # with the greedy solution alone: +1 -0 and +2 -2; with two sampled beside it, the first run: +2 -1).
-        computed = [i for i in computed if used[i] == max(used.values()) or reached[i]]
+    if texts is None:  # the agreement count, before these rules (see `_sample`)
+        return computed
+    used = {i: numbers_used(texts[i], rules.given) for i in computed}
+    # A value a solution worked out in words also reached keeps its votes: two ways of working agreeing
+    # say the number left out was not needed (re-voting two runs' recorded samples of 100 gsm_symbolic items
+    # with the greedy solution alone: +1 -0 and +2 -2; with two sampled beside it, the first run: +2 -1).
+    computed = [i for i in computed if used[i] == max(used.values()) or reached[i]]
     if any(_queries(p) for i in computed if (p := programs[i]) is not None):
-        matched = {i: len(_quoted_words(programs[i]) & rules.words) for i in computed}
+        matched = {i: len(_compared_words(programs[i]) & rules.words) for i in computed}
         computed = [i for i in computed if matched[i] == max(matched.values())]
     return computed
 
@@ -915,7 +917,8 @@ def _fraction_agreed(values: list[Any], computed: list[int], magnitude: bool) ->
 
 
 # An id column compared with a number, quoted or not: `project_id = 8`, `project_id = '3'`, `p.id IN (3, 4)`.
-_ID_NUMBER = re.compile(r"\b(?:\w*_)?id\s*(?:=\s*'?(\d+(?:\.\d+)?)'?|in\s*\(([\d\s,.']+)\))", re.IGNORECASE)
+_ID_NUMBER = re.compile(r"\b(?:\w*_)?id\s*(?:=\s*(?:'(\d+(?:\.\d+)?)'|(\d+(?:\.\d+)?))(?![\w'-])"
+                        r"|in\s*\(([\d\s,.']+)\))", re.IGNORECASE)
 
 
 def _guesses_id(program: Program | None, stated: frozenset[float]) -> bool:
@@ -924,8 +927,8 @@ def _guesses_id(program: Program | None, stated: frozenset[float]) -> bool:
         return False
     for step in program.plan.steps:
         if isinstance(step, ToolStep) and step.target == "sql" and isinstance(query := step.input.get("query"), str):
-            for one, listed in _ID_NUMBER.findall(query):
-                if any(float(n) not in stated for n in re.findall(r"\d+(?:\.\d+)?", one or listed)):
+            for quoted, one, listed in _ID_NUMBER.findall(query):
+                if any(float(n) not in stated for n in re.findall(r"\d+(?:\.\d+)?", quoted or one or listed)):
                     return True
     return False
 
@@ -968,13 +971,18 @@ def _calls(program: Program, tool: str) -> bool:
     return any(isinstance(step, ToolStep) and step.target == tool for step in program.plan.steps)
 
 
-def _quoted_words(program: Program | None) -> frozenset[str]:
-    """The words (`_stems`) of the quoted text in the program's queries: what they compare with or match."""
+# A text a query compares a column with: `= 'Technician'`, `IN ('active', 'planned')` (not a LIKE's pattern, which
+# may match a question's word where the right query tests a flag: `role ILIKE '%lead%'` for `is_lead = TRUE`).
+_COMPARED_TEXT = re.compile(r"(?:=|\bin\s*\(|,)\s*'((?:[^']|'')*)'", re.IGNORECASE)
+
+
+def _compared_words(program: Program | None) -> frozenset[str]:
+    """The words (`_stems`) of the texts the program's queries compare columns with."""
     assert program is not None
-    quoted = [text for step in program.plan.steps
-              if isinstance(step, ToolStep) and step.target == "sql" and isinstance(q := step.input.get("query"), str)
-              for text in re.findall(r"'((?:[^']|'')*)'", q)]
-    return _stems(" ".join(quoted))
+    compared = [text for step in program.plan.steps
+                if isinstance(step, ToolStep) and step.target == "sql" and isinstance(q := step.input.get("query"), str)
+                for text in _COMPARED_TEXT.findall(q)]
+    return _stems(" ".join(compared))
 
 
 def _reads(program: Program) -> bool:

@@ -126,16 +126,15 @@ class SqlTool:
             # `e.name` where employees has `full_name` alone: the one column of the tables read whose name holds the
             # missing one's words is what the query meant (the general expert answered a run whose samples all
             # queried `name`).
-            if rewrites and (renamed := renamed_column(args.query, str(exc), self.tables)) is not None:
-                return await self._run(renamed, rewrites=rewrites - 1)
-            raise ValueError(f"{type(exc).__name__}: {exc}{self._hint(exc)}") from None
+            rewritten = renamed_column(args.query, str(exc), self.tables)
+            return await self._instead(rewritten, rewrites, f"{type(exc).__name__}: {exc}{self._hint(exc)}")
         except asyncpg.UndefinedFunctionError as exc:
             # `is_lead = 1` or `start_date LIKE '2022%'`, as SQLite and MySQL take them: Postgres has no `boolean =
             # integer` or `date ~~ text`. The query's meaning is not in doubt, so it is rewritten here rather than
             # sent back to the model (which failed a run on the second).
-            if rewrites and (typed := in_postgres_types(args.query, self.flags)) != args.query:
-                return await self._run(typed, rewrites=rewrites - 1)
-            raise ValueError(f"{type(exc).__name__}: {exc}") from None
+            rewritten = in_postgres_types(args.query, self.flags)
+            return await self._instead(None if rewritten == args.query else rewritten, rewrites,
+                                       f"{type(exc).__name__}: {exc}")
         shown, kept = [], 0
         for row in rows[: self.row_limit]:
             values = [_jsonable(v) for v in _uncut(row, len(columns), self.value_limit)]
@@ -153,6 +152,14 @@ class SqlTool:
             raise ValueError(f"the query found nothing: {problem}")
         return {"columns": columns, "rows": shown, "truncated": len(rows) > len(shown)}
 
+    async def _instead(self, rewritten: str | None, rewrites: int, reason: str) -> dict[str, Any]:
+        """The rewritten query's rows, if there is one and rewrites are left; else, or should it fail too, the
+        written query's own `reason`, which is what the model wrote and can mend."""
+        if rewritten is not None and rewrites:
+            with contextlib.suppress(ValueError):
+                return await self._run(rewritten, rewrites=rewrites - 1)
+        raise ValueError(reason)
+
     async def _fetch(self, query: str) -> tuple[list[str], list[Any]]:
         """The query's column names and its first rows (one more than shown tells whether there was more)."""
         try:
@@ -162,6 +169,7 @@ class SqlTool:
         try:
             async with conn.transaction(readonly=True):
                 await conn.execute(f"SET LOCAL statement_timeout = {int(self.timeout_ms)}")
+                await conn.execute("SET LOCAL datestyle = 'ISO'")  # a date matched as text is 2022-03-14
                 statement = await conn.prepare(query)
                 columns = [a.name for a in statement.get_attributes()]
                 if len(columns) > self.column_limit:
@@ -437,34 +445,40 @@ def in_postgres_types(query: str, flags: Collection[str]) -> str:
     `is_lead = false`), and a column matched with LIKE matched as text (`start_date LIKE '2022%'` →
     `start_date::text LIKE '2022%'`, a no-op for a text column). Neither has a Postgres operator as written."""
     def flag(found: re.Match[str]) -> str:
-        if found.group(0).startswith("'") or found.group(2) not in flags:
+        if found.group(0).startswith("'") or found.group(2).lower() not in flags:
             return found.group(0)
         truth = (found.group(4) == "1") == (found.group(3) == "=")
         return f"{found.group(1)} = {'true' if truth else 'false'}"
 
     def like(found: re.Match[str]) -> str:
-        if found.group(0).startswith("'") or found.group(1).lower() in ("not", "and", "or", "where", "on"):
+        if found.group(0).startswith("'") or found.group(1).lower() == "not":
             return found.group(0)
         return f"{found.group(1)}::text{found.group(2)}"
     return _LIKE.sub(like, _FLAG_NUMBER.sub(flag, query))
 
 
 _MISSING_COLUMN = re.compile(r'column "?(?:(\w+)\.)?(\w+)"? does not exist')
+# Words a query also uses as type names or in keywords (`DATE '2022-01-01'`, `::date`, `EXTRACT(YEAR FROM …)`).
+_NOT_RENAMED = frozenset({"date", "time", "timestamp", "interval", "year", "month", "day", "text", "numeric"})
 
 
 def renamed_column(query: str, error: str, tables: Mapping[str, Sequence[str]]) -> str | None:
     """For a query Postgres refused for a column that does not exist (`error`): the query with that column (as
-    qualified, or everywhere unqualified, outside quoted text) renamed to the one column of the tables it could be
-    of (the one its qualifier names, else every table read) whose name holds its words and more (`name` →
-    `full_name`); None if there is not exactly one such column."""
+    qualified, or everywhere unqualified outside quoted text) renamed to the one column of its table (the one its
+    qualifier names, or the one table the query reads) whose name holds its words and more (`name` → `full_name`);
+    None if there is not exactly one such column, or either is a key (`manager` is not `manager_id`)."""
     found = _MISSING_COLUMN.search(error)
     if found is None:
         return None
     qualifier, column = found.groups()
-    read = _read_tables(query, tables)
-    of = ([read[qualifier]] if qualifier in read else []) if qualifier else sorted(set(read.values()))
+    read = {alias.lower(): table for alias, table in _read_tables(query, tables).items()}
+    # Unqualified, the column may be any table's; only where one table is read is it that table's.
+    of = [read[qualifier]] if qualifier in read else [] if qualifier else sorted(set(read.values()))
     words = set(column.lower().split("_"))
-    held = {name for table in of for name in tables[table] if words < set(name.lower().split("_"))}
+    if len(of) != 1 or column.lower() in _NOT_RENAMED or "id" in words:
+        return None
+    # A key (`manager` → `manager_id`) is another thing than what it refers to: its id would answer for a name.
+    held = {name for name in tables[of[0]] if words < (more := set(name.lower().split("_"))) and "id" not in more}
     if len(held) != 1:
         return None
     (name,) = held

@@ -104,7 +104,8 @@ def sql_grammar(tables: Mapping[str, Sequence[str]], rule: str = "sql_arg", *, v
         f"{r}_expr: {r}_term ({R}_ADD {r}_term)*",
         f"{r}_term: {r}_factor ({R}_MUL {r}_factor)*",
         f'{r}_factor: {r}_atom ("::" {R}_TYPE)?',
-        f'{r}_atom: {literal} | "NULL" | "TRUE" | "FALSE" | {R}_COL | {R}_QCOL | "-" {r}_atom | "(" {r}_expr ")" | "(" {r}_select ")"'
+        f'{r}_atom: {literal} | "NULL" | "TRUE" | "FALSE" | {R}_COL | {R}_QCOL | "-" {r}_atom | "(" {r}_expr ")"'
+        f' | "(" {r}_select ")"'
         f' | {R}_COUNT "*)" | {R}_COUNT "DISTINCT "? {r}_expr ")" | {R}_AGG "DISTINCT "? {r}_expr ")"'
         f' | {R}_ROUND {r}_expr (", " {R}_INT)? ")" | {R}_FN {r}_expr ")" | {R}_COALESCE {r}_expr (", " {r}_expr)+ ")"'
         f' | "EXTRACT(" ("YEAR" | "MONTH" | "DAY") " FROM " {r}_expr ")"'

@@ -186,9 +186,12 @@ def _life_year_missed(resolved_input: Any, said: str) -> str | None:
 
 
 # "Where was Wendeline Orme born?", "In which town was Wendeline Orme born?": the person asked about.
-_PLACE_ASKED = re.compile(r"\b(?:where|in which \w+|in what \w+)\s+(?:was|were)\s+(.+?)\s+born\b", re.IGNORECASE)
-_PLACE = r"(?:the (?:village|town|city|port) of )?([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)"
-_SENTENCE = 200  # characters between a name and its "born in" within one sentence
+_PLACE_ASKED = re.compile(r"\b(?:where|in (?:which|what) (?:town|city|village|place|port))\s+(?:was|were)\s+(.+?)"
+                          r"\s+born\b", re.IGNORECASE)
+# A place of one to three capitalised words; a month is a date's ("born in March 1836 in …").
+_PLACE = (r"(?:the (?:village|town|city|port) of )?(?!(?:January|February|March|April|May|June|July|August|"
+          r"September|October|November|December)\b)([A-Z][\w'’-]*(?: [A-Z][\w'’-]*){0,2})(?![\w'’-]| [A-Z])")
+_SENTENCE = 200  # characters between a name and its "born in" within one sentence, past no "who" (another person)
 
 
 def _birthplace_missed(resolved_input: Any, said: str) -> str | None:
@@ -204,7 +207,8 @@ def _birthplace_missed(resolved_input: Any, said: str) -> str | None:
         return None
     passages = text.split("Passages:", 1)[1].rsplit("\nQuestion:", 1)[0]
     places = {found.group(1) for found in re.finditer(
-        rf"(?<![\w'’]){re.escape(name)}(?![\w'’])[^.]{{0,{_SENTENCE}}}?\bborn (?:in|at) {_PLACE}", passages)}
+        rf"(?<![\w'’]){re.escape(name)}(?![\w'’])(?:(?!\bwho)[^.]){{0,{_SENTENCE}}}?\bborn (?:in|at) {_PLACE}",
+        passages)}
     if len(places) != 1:
         return None
     (place,) = places

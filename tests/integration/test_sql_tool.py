@@ -24,7 +24,7 @@ CREATE TABLE employees (id int PRIMARY KEY, name text NOT NULL, department_id in
                         salary numeric(10,2));
 INSERT INTO departments VALUES (1, 'Research'), (2, 'Sales');
 INSERT INTO employees SELECT i, 'employee ' || i, 1 + i % 2, 40000 + i * 100 FROM generate_series(1, 120) i;
-CREATE TABLE shifts (employee_id int REFERENCES employees, night boolean NOT NULL, starts date NOT NULL);
+CREATE TABLE shifts (employee_id int REFERENCES employees, night boolean NOT NULL, starts_on date NOT NULL);
 INSERT INTO shifts SELECT i, i % 3 = 0, DATE '2024-01-01' + i FROM generate_series(1, 120) i;
 """
 
@@ -235,40 +235,47 @@ async def test_a_comparison_with_a_subquery_finding_several_rows_matches_any_of_
 
 
 async def test_sqlite_and_mysql_comparisons_postgres_has_no_operator_for_run_in_postgres_types(company_url):
-    """`night = 1` and `starts LIKE '2024-02%'` (as SQLite and MySQL take them) have no operator in Postgres; the
-    tool runs them as `night = true` and `starts::text LIKE '2024-02%'`, which is what they meant, and `night <> 1`
-    as `night = false`. A text column compared with a number stays the query's fault."""
+    """`night = 1` and `starts_on LIKE '2024-02%'` (as SQLite and MySQL take them) have no operator in Postgres;
+    the tool runs them as `night = true` and `starts_on::text LIKE '2024-02%'`, which is what they meant, and
+    `night <> 1` as `night = false`. A text column compared with a number stays the query's fault."""
     tool = await SqlTool.connect(company_url)
     assert tool.flags == {"night"}
     assert (await query(tool, "SELECT count(*) FROM shifts s WHERE s.night = 1"))["rows"] == [[40]]
     assert (await query(tool, "SELECT count(*) FROM shifts WHERE night <> 1"))["rows"] == [[80]]
-    assert (await query(tool, "SELECT count(*) FROM shifts WHERE starts LIKE '2024-02%'"))["rows"] == [[29]]
+    assert (await query(tool, "SELECT count(*) FROM shifts WHERE starts_on LIKE '2024-02%'"))["rows"] == [[29]]
     with pytest.raises(ValueError, match="operator does not exist: text = integer"):
         await query(tool, "SELECT count(*) FROM departments WHERE name = 1")
 
 
-async def test_a_column_no_table_read_has_is_renamed_to_the_one_holding_its_words(company_url):
-    """`s.id` where shifts has `employee_id` alone runs as `s.employee_id`; a column no name holds stays the query's
-    fault, refused with the tables that have it."""
+async def test_a_column_its_table_lacks_is_renamed_to_the_one_holding_its_words(company_url):
+    """`s.starts` where shifts has `starts_on` runs as `s.starts_on`; a column no name holds stays the query's
+    fault, refused with the tables that have it, as does a failed rewrite (with the written query's reason)."""
     tool = await SqlTool.connect(company_url)
-    assert (await query(tool, "SELECT max(s.id) FROM shifts s"))["rows"] == [[120]]
+    assert (await query(tool, "SELECT max(s.starts) FROM shifts s"))["rows"] == [["2024-04-30"]]
     with pytest.raises(ValueError, match="no table has a column headcount"):
         await query(tool, "SELECT headcount FROM departments")
+    with pytest.raises(ValueError, match='column "starts" does not exist'):
+        await query(tool, "SELECT starts FROM shifts WHERE starts_on > 5")  # renamed, it fails: date > integer
 
 
-def test_a_missing_column_is_renamed_only_where_one_column_holds_its_words():
-    """As qualified, or everywhere unqualified outside quoted text; not where two columns, or none, could be meant."""
+def test_a_missing_column_is_renamed_only_where_one_column_of_its_one_table_holds_its_words():
+    """As qualified (any case), or everywhere unqualified outside quoted text when one table is read; not where
+    two columns, or none, could be meant, nor a key for a name, nor a type's name."""
     from stepwise.tools.sql import renamed_column
 
-    tables = {"employees": ["id", "full_name", "manager_id"], "departments": ["id", "name", "short_name"]}
-    assert renamed_column("SELECT m.name FROM employees e JOIN employees m ON m.id = e.manager_id WHERE e.full_name"
+    tables = {"employees": ["id", "full_name", "manager_id", "start_date"], "departments": ["id", "name"],
+              "people": ["id", "first_name", "last_name"]}
+    assert renamed_column("SELECT M.name FROM employees e JOIN employees M ON M.id = e.manager_id WHERE e.full_name"
                           " = 'a name'", "column m.name does not exist", tables) == (
-        "SELECT m.full_name FROM employees e JOIN employees m ON m.id = e.manager_id WHERE e.full_name = 'a name'")
+        "SELECT m.full_name FROM employees e JOIN employees M ON M.id = e.manager_id WHERE e.full_name = 'a name'")
     assert renamed_column("SELECT name FROM employees WHERE name <> 'name'", 'column "name" does not exist',
                           tables) == "SELECT full_name FROM employees WHERE full_name <> 'name'"
-    assert renamed_column("SELECT d.title FROM departments d", "column d.title does not exist", tables) is None
-    people = {"people": ["id", "first_name", "last_name"]}
-    assert renamed_column("SELECT name FROM people", 'column "name" does not exist', people) is None  # two
+    joined = "SELECT name FROM employees e JOIN people p ON p.id = e.id"
+    assert renamed_column(joined, 'column "name" does not exist', tables) is None  # either table's
+    assert renamed_column("SELECT name FROM people", 'column "name" does not exist', tables) is None  # two
+    assert renamed_column("SELECT manager FROM employees", 'column "manager" does not exist', tables) is None
+    assert renamed_column("SELECT 1 FROM employees WHERE start_date > DATE '2022-01-01'",
+                          'column "date" does not exist', tables) is None
 
 
 def test_only_flags_compared_with_a_lone_one_or_zero_and_columns_matched_with_like_are_rewritten():

@@ -537,8 +537,9 @@ def test_a_query_finding_a_row_by_an_id_the_question_does_not_state_loses_its_vo
 
 
 def test_a_query_leaving_out_a_condition_the_question_states_loses_its_vote():
-    """Four queries counting everyone in Field Operations lose to one also matching "technicians" in its quoted
-    text; with no question words to match, the four win as before."""
+    """Four queries counting everyone in Field Operations lose to one also comparing a role with "Technician"; with
+    no question words to match, when agreement is counted, or where the fifth only matches a LIKE pattern, the four
+    win as before."""
     from stepwise.reasoning.program import compile_program
     from stepwise.reasoning.program_planner import _Rules, _stems, _vote
 
@@ -554,8 +555,12 @@ def test_a_query_leaving_out_a_condition_the_question_states_loses_its_vote():
     technicians = everyone[:-2] + ' AND e.role = \'Technician\'")'
     programs = [compile_program(text, tools, "general") for text in (everyone, everyone, technicians, everyone)]
     words = _stems("How many technicians work in Field Operations?")
-    assert _vote(programs, [7, 7, 5, 7], _Rules(words=words)) == (2, 1)
-    assert _vote(programs, [7, 7, 5, 7], _Rules()) == (0, 3)
+    assert _vote(programs, [7, 7, 5, 7], _Rules(words=words), texts=[""] * 4) == (2, 1)
+    assert _vote(programs, [7, 7, 5, 7], _Rules(words=words)) == (0, 3)  # samples' agreement, before the rule
+    assert _vote(programs, [7, 7, 5, 7], _Rules(), texts=[""] * 4) == (0, 3)
+    matched = technicians.replace("= 'Technician'", "ILIKE '%technician%'")
+    programs[2] = compile_program(matched, tools, "general")
+    assert _vote(programs, [7, 7, 5, 7], _Rules(words=words), texts=[""] * 4) == (0, 3)  # a pattern: no condition
 
 
 def test_a_query_finding_no_rows_has_no_vote():

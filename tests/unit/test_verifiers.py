@@ -205,7 +205,8 @@ async def test_a_reader_asked_a_year_of_birth_or_death_answering_another_year_of
 async def test_a_reader_asked_where_a_person_was_born_answering_another_place_of_the_passages_is_retried():
     """"Wendeline Orme (1851–1928) was a meteorologist, born in Windlestrand. She studied at the Arnsgate College":
     asked where she was born, Arnsgate is retried with feedback naming Windlestrand, which passes; passages naming
-    two birthplaces for her, or a question about someone named through her, decide nothing."""
+    two birthplaces for her, a question about someone named through her or about a year, another person's
+    birthplace in her sentence and a month decide nothing."""
     orme = ("Wendeline Orme (1851–1928) was a meteorologist, born in Windlestrand. She studied at the Arnsgate "
             "College of Navigation.")
     village = "The shipbuilder Jorun Aske and the meteorologist Wendeline Orme were both born in Windlestrand."
@@ -225,6 +226,12 @@ async def test_a_reader_asked_where_a_person_was_born_answering_another_place_of
     assert (await ExpertAnswered().verify(step, two, "Arnsgate", no_model)).outcome == "pass"
     through = reader("In which town was the founder of the Herald born?", orme)
     assert (await ExpertAnswered().verify(step, through, "Arnsgate", no_model)).outcome == "pass"
+    year = reader("In which year was Wendeline Orme born?", orme)
+    assert (await ExpertAnswered().verify(step, year, "1851", no_model)).outcome == "pass"
+    pupil = reader("Where was Ada Vell born?", "Ada Vell trained under Lucan Threlkeld, who was born in Arnsgate.")
+    assert (await ExpertAnswered().verify(step, pupil, "Lowenby", no_model)).outcome == "pass"  # his, not hers
+    dated = reader("Where was Ada Vell born?", "Ada Vell was born in March 1836 in Hemmingrove In the spring.")
+    assert (await ExpertAnswered().verify(step, dated, "Hemmingrove", no_model)).outcome == "pass"
 
 
 async def test_the_life_years_check_takes_only_the_name_right_before_the_brackets():
