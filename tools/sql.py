@@ -113,6 +113,8 @@ class SqlTool:
             raise ValueError(f"the condition {same} compares a column with itself and holds on every row where it "
                              "has a value: compare it with a value (one an earlier step found goes into the query's "
                              "text)")
+        if crossed := crossed_key(args.query, self.tables):
+            raise ValueError(crossed)
         try:
             columns, rows = await self._fetch(args.query)
         except asyncpg.CardinalityViolationError as exc:
@@ -396,6 +398,28 @@ def self_compared(query: str) -> str | None:
     of its program found, naming that line's variable inside the query's text."""
     found = _SELF_EQUAL.search(re.sub(r"'(?:[^']|'')*'", "''", query))  # single-quoted text: the grammar's only quoting
     return found.group(1) if found else None
+
+
+# `department_id = (SELECT id FROM employees …)`: a key compared with the ids a subquery finds in some table.
+_KEY_SUBQUERY = re.compile(r"'(?:[^']|'')*'|(?<![\w.])(?:\w+\.)?(\w+)_id\s*(?:=|\bin)\s*\(\s*select\s+(?:\w+\.)?id\s+"
+                           r"from\s+(\w+)", re.IGNORECASE)
+
+
+def crossed_key(query: str, tables: Collection[str]) -> str | None:
+    """Why a query compares a key with the ids of another table than the one it is named after
+    (`department_id = (SELECT id FROM employees …)`, where a table departments exists), or None. Ids of two tables
+    are both numbers, so the query runs and finds nothing or the wrong rows: a count of 0 that two samples agreed on
+    outvoted the right query (a person's projects counted as projects of the department whose id was hers)."""
+    for found in _KEY_SUBQUERY.finditer(query):
+        if found.group(0).startswith("'"):
+            continue
+        stem, table = found.group(1).lower(), found.group(2).lower()
+        named = {stem, f"{stem}s", f"{stem}es", f"{stem[:-1]}ies" if stem.endswith("y") else stem}
+        owners = sorted(t for t in tables if t.lower() in named)
+        if owners and table not in {t.lower() for t in owners}:
+            return (f"{found.group(1)}_id holds ids of {owners[0]}, not of {found.group(2)}: find the {stem} in "
+                    f"{owners[0]}, or join through a table holding both ids")
+    return None
 
 
 def moved_filter(query: str, listed: Mapping[str, Mapping[str, Sequence[str]]],

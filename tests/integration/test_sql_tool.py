@@ -278,6 +278,28 @@ def test_a_missing_column_is_renamed_only_where_one_column_of_its_one_table_hold
                           'column "date" does not exist', tables) is None
 
 
+async def test_a_key_compared_with_another_tables_ids_is_refused_before_it_runs(company_url):
+    """`department_id = (SELECT id FROM employees …)` runs in Postgres (ids are numbers either way) and finds the
+    wrong rows; the tool refuses it, naming the table the key's ids are of."""
+    tool = await SqlTool.connect(company_url)
+    with pytest.raises(ValueError, match="department_id holds ids of departments, not of employees"):
+        await query(tool, "SELECT count(*) FROM employees WHERE department_id = (SELECT id FROM employees "
+                          "WHERE name = 'employee 7')")
+    assert (await query(tool, "SELECT count(*) FROM employees WHERE department_id IN (SELECT d.id FROM departments d "
+                              "WHERE d.name = 'Sales')"))["rows"] == [[60]]
+
+
+def test_a_key_is_crossed_only_where_a_table_is_named_after_it_and_the_subquery_reads_another():
+    """A key named after no table (`manager_id`), one compared with its own table's ids, or quoted text, is not."""
+    from stepwise.tools.sql import crossed_key
+
+    tables = ["departments", "employees", "categories"]
+    assert crossed_key("SELECT 1 FROM e WHERE e.category_id IN (SELECT id FROM employees)", tables) is not None
+    assert crossed_key("SELECT 1 FROM e WHERE manager_id = (SELECT id FROM employees)", tables) is None
+    assert crossed_key("SELECT 1 FROM e WHERE department_id = (SELECT id FROM departments)", tables) is None
+    assert crossed_key("SELECT 1 FROM e WHERE x = 'department_id = (SELECT id FROM employees'", tables) is None
+
+
 def test_only_flags_compared_with_a_lone_one_or_zero_and_columns_matched_with_like_are_rewritten():
     """Quoted text, other columns, other numbers and operands already cast are left as written."""
     from stepwise.tools.sql import in_postgres_types
