@@ -972,8 +972,11 @@ def _calls(program: Program, tool: str) -> bool:
 
 
 # A text a query compares a column with: `= 'Technician'`, `IN ('active', 'planned')` (not a LIKE's pattern, which
-# may match a question's word where the right query tests a flag: `role ILIKE '%lead%'` for `is_lead = TRUE`).
-_COMPARED_TEXT = re.compile(r"(?:=|\bin\s*\(|,)\s*'((?:[^']|'')*)'", re.IGNORECASE)
+# may match a question's word where the right query tests a flag: `role ILIKE '%lead%'` for `is_lead = TRUE`; nor
+# `<=`, `>=` or `!=`).
+_EQUALS_TEXT = re.compile(r"(?<![<>!])=\s*'((?:[^']|'')*)'")
+_IN_LIST = re.compile(r"\bin\s*\(((?:\s*'(?:[^']|'')*'\s*,?)+)\)", re.IGNORECASE)
+_QUOTED = re.compile(r"'((?:[^']|'')*)'")
 
 
 def _compared_words(program: Program | None) -> frozenset[str]:
@@ -981,7 +984,8 @@ def _compared_words(program: Program | None) -> frozenset[str]:
     assert program is not None
     compared = [text for step in program.plan.steps
                 if isinstance(step, ToolStep) and step.target == "sql" and isinstance(q := step.input.get("query"), str)
-                for text in _COMPARED_TEXT.findall(q)]
+                for text in [*_EQUALS_TEXT.findall(q), *(t for listed in _IN_LIST.findall(q)
+                                                          for t in _QUOTED.findall(listed))]]
     return _stems(" ".join(compared))
 
 

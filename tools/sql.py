@@ -402,18 +402,22 @@ def self_compared(query: str) -> str | None:
 
 # `department_id = (SELECT id FROM employees …)`: a key compared with the ids a subquery finds in some table.
 _KEY_SUBQUERY = re.compile(r"'(?:[^']|'')*'|(?<![\w.])(?:\w+\.)?(\w+)_id\s*(?:=|\bin)\s*\(\s*select\s+(?:\w+\.)?id\s+"
-                           r"from\s+(\w+)", re.IGNORECASE)
+                           r"from\s+(?:\w+\.)?(\w+)([^()]*?)(?:\bwhere\b|\))", re.IGNORECASE)
 
 
 def crossed_key(query: str, tables: Collection[str]) -> str | None:
     """Why a query compares a key with the ids of another table than the one it is named after
     (`department_id = (SELECT id FROM employees …)`, where a table departments exists), or None. Ids of two tables
     are both numbers, so the query runs and finds nothing or the wrong rows: a count of 0 that two samples agreed on
-    outvoted the right query (a person's projects counted as projects of the department whose id was hers)."""
+    outvoted the right query (a person's projects counted as projects of the department whose id was hers). Not
+    where the subquery joins, or reads a table whose name holds the key's (`active_employees`); the catalogue's
+    foreign keys are not read, so a key named after one table holding another's ids would be refused."""
     for found in _KEY_SUBQUERY.finditer(query):
         if found.group(0).startswith("'"):
             continue
         stem, table = found.group(1).lower(), found.group(2).lower()
+        if stem in table or re.search(r"\bjoin\b", found.group(3), re.IGNORECASE):
+            continue  # `active_employees` may hold employees' ids; a join's id may be any of its tables'
         named = {stem, f"{stem}s", f"{stem}es", f"{stem[:-1]}ies" if stem.endswith("y") else stem}
         owners = sorted(t for t in tables if t.lower() in named)
         if owners and table not in {t.lower() for t in owners}:

@@ -290,7 +290,8 @@ async def test_a_key_compared_with_another_tables_ids_is_refused_before_it_runs(
 
 
 def test_a_key_is_crossed_only_where_a_table_is_named_after_it_and_the_subquery_reads_another():
-    """A key named after no table (`manager_id`), one compared with its own table's ids, or quoted text, is not."""
+    """A key named after no table (`manager_id`), one compared with its own table's ids, with a joining subquery's
+    or with those of a table whose name holds its own (`active_employees`), or quoted text, is not."""
     from stepwise.tools.sql import crossed_key
 
     tables = ["departments", "employees", "categories"]
@@ -298,6 +299,9 @@ def test_a_key_is_crossed_only_where_a_table_is_named_after_it_and_the_subquery_
     assert crossed_key("SELECT 1 FROM e WHERE manager_id = (SELECT id FROM employees)", tables) is None
     assert crossed_key("SELECT 1 FROM e WHERE department_id = (SELECT id FROM departments)", tables) is None
     assert crossed_key("SELECT 1 FROM e WHERE x = 'department_id = (SELECT id FROM employees'", tables) is None
+    assert crossed_key("SELECT 1 FROM p WHERE department_id = (SELECT d.id FROM employees e JOIN departments d ON "
+                       "d.id = e.department_id WHERE e.id = 3)", tables) is None  # the id may be either table's
+    assert crossed_key("SELECT 1 FROM p WHERE employee_id IN (SELECT id FROM active_employees)", tables) is None
 
 
 def test_only_flags_compared_with_a_lone_one_or_zero_and_columns_matched_with_like_are_rewritten():

@@ -538,8 +538,8 @@ def test_a_query_finding_a_row_by_an_id_the_question_does_not_state_loses_its_vo
 
 def test_a_query_leaving_out_a_condition_the_question_states_loses_its_vote():
     """Four queries counting everyone in Field Operations lose to one also comparing a role with "Technician"; with
-    no question words to match, when agreement is counted, or where the fifth only matches a LIKE pattern, the four
-    win as before."""
+    no question words to match, when agreement is counted, or where the fifth only matches a LIKE pattern or bounds
+    the role, the four win as before."""
     from stepwise.reasoning.program import compile_program
     from stepwise.reasoning.program_planner import _Rules, _stems, _vote
 
@@ -561,6 +561,9 @@ def test_a_query_leaving_out_a_condition_the_question_states_loses_its_vote():
     matched = technicians.replace("= 'Technician'", "ILIKE '%technician%'")
     programs[2] = compile_program(matched, tools, "general")
     assert _vote(programs, [7, 7, 5, 7], _Rules(words=words), texts=[""] * 4) == (0, 3)  # a pattern: no condition
+    bounded = technicians.replace("= 'Technician'", ">= 'Technician'")
+    programs[2] = compile_program(bounded, tools, "general")
+    assert _vote(programs, [7, 7, 5, 7], _Rules(words=words), texts=[""] * 4) == (0, 3)  # nor a bound
 
 
 def test_a_query_finding_no_rows_has_no_vote():
