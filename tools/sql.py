@@ -105,9 +105,9 @@ class SqlTool:
     async def _run(self, query: str, *, rewrites: int) -> dict[str, Any]:
         """The query's rows; with `rewrites` left, a filter on the wrong column moved, `= (SELECT …)` finding
         several rows widened to IN, a comparison Postgres has no operator for written in its types
-        (`in_postgres_types`), or a column no table read has renamed to the one that holds its words
-        (`renamed_column`), and run again (at most that many runs more: a query of many such filters is not run
-        once per filter)."""
+        (`in_postgres_types`), a column no table read has renamed to the one that holds its words
+        (`renamed_column`), or an undefined alias to the one defined with its digit (`realiased`), and run again
+        (at most that many runs more: a query of many such filters is not run once per filter)."""
         args = SqlArgs(query)
         if same := self_compared(args.query):
             raise ValueError(f"the condition {same} compares a column with itself and holds on every row where it "
@@ -130,6 +130,11 @@ class SqlTool:
             # queried `name`).
             rewritten = renamed_column(args.query, str(exc), self.tables)
             return await self._instead(rewritten, rewrites, f"{type(exc).__name__}: {exc}{self._hint(exc)}")
+        except asyncpg.UndefinedTableError as exc:
+            # `s2.name` over `employees e2`: the bank's self-join examples name their copy s2, and the model copies
+            # the alias but not the join (five samples of five, and every repair, in a probe3 run).
+            rewritten = realiased(args.query, str(exc), self.tables)
+            return await self._instead(rewritten, rewrites, f"{type(exc).__name__}: {exc}")
         except asyncpg.UndefinedFunctionError as exc:
             # `is_lead = 1` or `start_date LIKE '2022%'`, as SQLite and MySQL take them: Postgres has no `boolean =
             # integer` or `date ~~ text`. The query's meaning is not in doubt, so it is rewritten here rather than
@@ -181,7 +186,7 @@ class SqlTool:
                     statement = await self._bounded(conn, query, len(columns))
                 cursor = await statement.cursor()
                 return columns, await cursor.fetch(self.row_limit + 1)
-        except (asyncpg.CardinalityViolationError, asyncpg.UndefinedColumnError,
+        except (asyncpg.CardinalityViolationError, asyncpg.UndefinedColumnError, asyncpg.UndefinedTableError,
                 asyncpg.UndefinedFunctionError):  # `_run` may rewrite the query and run it again
             raise
         except asyncpg.PostgresError as exc:
@@ -515,6 +520,26 @@ def renamed_column(query: str, error: str, tables: Mapping[str, Sequence[str]]) 
     target = f"{qualifier}.{name}" if qualifier else name
     return re.sub(rf"'(?:[^']|'')*'|{pattern}",
                   lambda m: m.group(0) if m.group(0).startswith("'") else target, query, flags=re.IGNORECASE)
+
+
+_MISSING_ALIAS = re.compile(r'missing FROM-clause entry for table "([a-z_]+)(\d)"')
+
+
+def realiased(query: str, error: str, tables: Mapping[str, Sequence[str]]) -> str | None:
+    """For a query Postgres refused for an alias it never defined, with a digit (`s2`): the query with that alias,
+    outside quoted text, written as the one alias it defines with the same digit (`e2`); None if there is not
+    exactly one such alias."""
+    found = _MISSING_ALIAS.search(error)
+    if found is None:
+        return None
+    missing, digit = found.group(1) + found.group(2), found.group(2)
+    defined = {alias.lower() for alias, table in _read_tables(query, tables).items()
+               if alias != table and alias.endswith(digit)} - {missing}
+    if len(defined) != 1:
+        return None
+    (alias,) = defined
+    return re.sub(rf"'(?:[^']|'')*'|(?<![\w.]){missing}\.", lambda m: m.group(0) if m.group(0).startswith("'")
+                  else f"{alias}.", query, flags=re.IGNORECASE)
 
 
 def _read_tables(query: str, tables: Mapping[str, Sequence[str]]) -> dict[str, str]:

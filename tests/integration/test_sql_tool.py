@@ -304,6 +304,30 @@ def test_a_key_is_crossed_only_where_a_table_is_named_after_it_and_the_subquery_
     assert crossed_key("SELECT 1 FROM p WHERE employee_id IN (SELECT id FROM active_employees)", tables) is None
 
 
+async def test_an_undefined_alias_is_written_as_the_one_defined_with_its_digit(company_url):
+    """`s2.name` over `employees e2` (a worked example's alias copied without its join) runs as `e2.name`; an alias
+    no defined one shares a digit with stays the query's fault."""
+    tool = await SqlTool.connect(company_url)
+    assert (await query(tool, "SELECT s2.name FROM employees e JOIN departments e2 ON e2.id = e.department_id "
+                              "WHERE e.name = 'employee 7'"))["rows"] == [["Sales"]]
+    with pytest.raises(ValueError, match='missing FROM-clause entry for table "x"'):
+        await query(tool, "SELECT x.name FROM employees e")
+
+
+def test_an_alias_is_realiased_only_to_the_one_alias_with_its_digit():
+    """Not in quoted text; not where two aliases, or none, end with the digit."""
+    from stepwise.tools.sql import realiased
+
+    tables = {"employees": ["id", "name", "manager_id"]}
+    error = 'missing FROM-clause entry for table "s2"'
+    assert realiased("SELECT s2.name FROM employees e JOIN employees e2 ON e2.id = e.manager_id WHERE e.name = "
+                     "'s2.x'", error, tables) == (
+        "SELECT e2.name FROM employees e JOIN employees e2 ON e2.id = e.manager_id WHERE e.name = 's2.x'")
+    assert realiased("SELECT s2.name FROM employees e2 JOIN employees m2 ON m2.id = e2.manager_id", error,
+                     tables) is None
+    assert realiased("SELECT s2.name FROM employees e", error, tables) is None
+
+
 def test_only_flags_compared_with_a_lone_one_or_zero_and_columns_matched_with_like_are_rewritten():
     """Quoted text, other columns, other numbers and operands already cast are left as written."""
     from stepwise.tools.sql import in_postgres_types
