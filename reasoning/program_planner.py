@@ -766,7 +766,7 @@ class _Rules(msgspec.Struct, frozen=True):
     queries: bool = False
     options: int = 0
     asked: str | None = None  # the question, when it offers options: each sample's choice votes (`_by_choice`)
-    words: frozenset[str] = frozenset()  # the question's words (`_stems`), which queries' quoted text may match
+    words: frozenset[str] = frozenset()  # the question's words (`_stems`), which queries' compared texts may hold
     arithmetic: str | None = None
 
     @property
@@ -870,7 +870,8 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
 def _most_complete(programs: list[Program | None], computed: list[int], rules: _Rules, texts: list[str] | None,
                    reached: Mapping[int, int]) -> list[int]:
     """The samples using as many of the question's numbers as any (unless a worked solution reached their value),
-    then of those, the ones whose queries' quoted text matches as many of its words as any (see `_vote`)."""
+    then of those, the ones whose queries compare columns with texts holding as many of its words as any
+    (`_compared_words`; see `_vote`)."""
     if texts is None:  # the agreement count, before these rules (see `_sample`)
         return computed
     used = {i: numbers_used(texts[i], rules.given) for i in computed}

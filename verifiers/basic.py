@@ -169,7 +169,7 @@ def _life_year_missed(resolved_input: Any, said: str) -> str | None:
     event = _BORN_OR_DIED.search(asked)
     if event is None or not _YEAR_ASKED.search(asked):
         return None
-    passages = text.split("Passages:", 1)[1].rsplit("\nQuestion:", 1)[0]
+    passages = _passages(text)
     lives = set()
     for years in _LIFE_YEARS.finditer(passages):
         before = _NAME_BEFORE.search(passages[max(0, years.start() - _NAME_WINDOW):years.start()])
@@ -205,7 +205,7 @@ def _birthplace_missed(resolved_input: Any, said: str) -> str | None:
     name = asked.group(1).strip()
     if not name[:1].isupper():  # "the founder of …": someone named through another, the question's first hop
         return None
-    passages = text.split("Passages:", 1)[1].rsplit("\nQuestion:", 1)[0]
+    passages = _passages(text)
     places = {found.group(1) for found in re.finditer(
         rf"(?<![\w'’]){re.escape(name)}(?![\w'’])(?:(?!\bwho)[^.]){{0,{_SENTENCE}}}?\bborn (?:in|at) {_PLACE}",
         passages)}
@@ -215,6 +215,11 @@ def _birthplace_missed(resolved_input: Any, said: str) -> str | None:
     if re.search(rf"(?<!\w){re.escape(place)}(?!\w)", said, re.IGNORECASE):
         return None
     return f"the passages say {name} was born in {place}"
+
+
+def _passages(text: str) -> str:
+    """A reader's passages: its input after "Passages:", up to its "Question:" where that comes after them."""
+    return text.split("Passages:", 1)[1].rsplit("\nQuestion:", 1)[0]
 
 
 def _about(asked: str, name: str) -> bool:
