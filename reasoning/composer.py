@@ -11,7 +11,7 @@ from stepwise.reasoning import prompts
 from stepwise.reasoning.context import RunContext
 from stepwise.reasoning.plan import Dag, as_value, is_number, is_table, last_part, render, substitute
 from stepwise.reasoning.program import ANSWER
-from stepwise.reasoning.questions import asks_for_difference, asks_for_quantity, chooses, direction, options
+from stepwise.reasoning.questions import ask, asks_for_difference, asks_for_quantity, chooses, direction, options
 from stepwise.reasoning.router import Router
 from stepwise.reasoning.types import (
     NOT_IN_DOCUMENTS,
@@ -222,8 +222,25 @@ def ranked_options(question: str, names: list[Any], values: list[Any]) -> list[t
             values = [values[i] for i in kept]
     if named is None or not all(is_number(v) for v in values):
         return None
+    if _SPEED.search(ask(question)) and all(_timed(name) for name in names):
+        way = "min" if way == "max" else "max"  # the faster route is the one of less time
     ranked = sorted(zip(values, named, strict=True), key=lambda pair: pair[0], reverse=way == "max")
     return None if _equal(ranked[0][0], ranked[1][0]) else ranked
+
+
+# A comparison of speed ("Which route is faster?"), which results naming times ("time_1", "hours_oak") answer the
+# other way round: the faster takes less time.
+_SPEED = re.compile(r"\b(faster|fastest|quicker|quickest|slower|slowest)\b", re.IGNORECASE)
+_TIME_WORDS = frozenset("time times hours hour minutes minute mins min seconds duration journey trip".split())
+
+
+def _timed(name: Any) -> bool:
+    return isinstance(name, str) and bool(_TIME_WORDS & set(_tokens(name)))
+
+
+def _tokens(name: str) -> list[str]:
+    """A result's name in its parts: words and numbers, split at `_` and where a number follows a word (`time1`)."""
+    return re.findall(r"[a-z]+|\d+", name.lower())
 
 
 def _match(offered: list[str], names: list[Any]) -> list[str] | None:
@@ -268,12 +285,12 @@ def _refers(token: str, words: set[str]) -> int:
 
 def _lettered(offered: list[str], names: list[Any], question: str) -> list[str] | None:
     """Each named result's option when the names differ only in one part, a, b, c… or 1, 2, 3… (`cost_a`,
-    `cost_b`, as a worked example names two shops A and B; `plan_a_cost`, `plan_b_cost`): the options in the order
-    the question first mentions them. (The composer model, shown `monthly_cost_a` = 1012 and `monthly_cost_b` = 20,
-    called Alder the cheaper.)"""
+    `cost_b`, as a worked example names two shops A and B; `plan_a_cost`, `plan_b_cost`; `time1`, `time2`): the
+    options in the order the question first mentions them. (The composer model, shown `monthly_cost_a` = 1012 and
+    `monthly_cost_b` = 20, called Alder the cheaper.)"""
     if len(names) != len(offered) or not all(isinstance(n, str) for n in names):
         return None
-    split = [n.lower().split("_") for n in names]
+    split = [_tokens(n) for n in names]
     if len({len(parts) for parts in split}) != 1:
         return None
     differing = [i for i in range(len(split[0])) if len({parts[i] for parts in split}) > 1]

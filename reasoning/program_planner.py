@@ -34,6 +34,7 @@ from stepwise.reasoning.questions import (
     IMPLIED,
     asks_for_difference,
     asks_for_quantity,
+    asks_who,
     counts_things,
     counts_up,
     final_number,
@@ -296,7 +297,7 @@ class ProgramPlanner:
         queries = READ not in fit and self.names_row(question, allowed)
         return _Rules(magnitude=asks_for_difference(question), quantity=asks_for_quantity(question),
                       whole=counts_things(question), up=counts_up(question),
-                      stated=numbers_in(question), reads=READ in fit, queries=queries,
+                      stated=numbers_in(question), reads=READ in fit, queries=queries, person=asks_who(question),
                       options=len(offered := options(question)), asked=question if len(offered) > 1 else None,
                       words=_stems(question), arithmetic=self.arithmetic)
 
@@ -765,6 +766,7 @@ class _Rules(msgspec.Struct, frozen=True):
     reads: bool = False
     queries: bool = False
     options: int = 0
+    person: bool = False  # the question asks who (`asks_who`): a name answers it, a number (an id) does not
     asked: str | None = None  # the question, when it offers options: each sample's choice votes (`_by_choice`)
     words: frozenset[str] = frozenset()  # the question's words (`_stems`), which queries' compared texts may hold
     arithmetic: str | None = None
@@ -812,6 +814,9 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
       than another's: a query leaving out a condition the question states ("How many technicians work in Field
       Operations?" counted everyone in Field Operations in four samples of five, `role = 'Technician'` in one). A
       LIKE's pattern does not count (`role ILIKE '%lead%'` would outvote `is_lead = TRUE`).
+    - for a question asking who (`person`, not offering options), a sample whose value holds no text, when another's
+      does: a person is named, and three samples of five answered "Who does Aino Virtanen report to?" with the
+      manager's id in a probe's run.
     A question asking one quantity answered in several parts (`a, b, difference`) votes by the last part, which
     the composer answers with (`plan.last_part`): the same quantity as another sample's single value.
     Each worked solution's number (`worked`) is one more vote, for the value it equals, if a sample computed it; of
@@ -843,6 +848,8 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
             and _word_problem(programs, values, rules.arithmetic)):
         computed = [i for i in computed if not is_number(values[i]) or values[i] >= 0]
     computed = _by_choice(programs, values, computed, rules.asked)
+    if rules.person and rules.options <= 1 and any(_holds_text(values[i]) for i in computed):
+        computed = [i for i in computed if _holds_text(values[i])]
     if computed:
         reached = {i: _reached_by(values[i], worked, magnitude) for i in computed}
         computed = _most_complete(programs, computed, rules, texts, reached)
@@ -874,7 +881,7 @@ def _most_complete(programs: list[Program | None], computed: list[int], rules: _
     (`_compared_words`; see `_vote`)."""
     if texts is None:  # the agreement count, before these rules (see `_sample`)
         return computed
-    used = {i: numbers_used(texts[i], rules.given) for i in computed}
+    used = {i: numbers_used(live(texts[i]), rules.given) for i in computed}
     # A value a solution worked out in words also reached keeps its votes: two ways of working agreeing
     # say the number left out was not needed (re-voting two runs' recorded samples of 100 gsm_symbolic items
     # with the greedy solution alone: +1 -0 and +2 -2; with two sampled beside it, the first run: +2 -1).
@@ -883,6 +890,22 @@ def _most_complete(programs: list[Program | None], computed: list[int], rules: _
         matched = {i: len(_compared_words(programs[i]) & rules.words) for i in computed}
         computed = [i for i in computed if matched[i] == max(matched.values())]
     return computed
+
+
+def live(text: str) -> str:
+    """The lines of a program its answer rests on, however indirectly (the text itself if it does not parse): a
+    number on a line nothing uses is not used. A probe's sample wrote `days = 6 * 4` for a van's four weeks of six
+    working days, never used it, and outvoted, with every number of the question, the one sample that did use them."""
+    body = _body(text)
+    if not body:
+        return text
+    wanted, kept = {ANSWER}, []
+    for statement in reversed(body):
+        targets = {t.id for t in getattr(statement, "targets", ()) if isinstance(t, ast.Name)}
+        if targets & wanted:
+            wanted |= {node.id for node in ast.walk(statement) if isinstance(node, ast.Name)}
+            kept.append(ast.get_source_segment(text.strip(), statement) or "")
+    return "\n".join(reversed(kept))
 
 
 def _by_choice(programs: list[Program | None], values: list[Any], computed: list[int],
@@ -996,6 +1019,16 @@ def _reads(program: Program) -> bool:
 
 def _queries(program: Program) -> bool:
     return _calls(program, "sql")
+
+
+def _holds_text(value: Any) -> bool:
+    """Whether a value says something in words: a text that is no number, or a list or table holding one."""
+    if isinstance(value, str):
+        return number_text(value) is None
+    if isinstance(value, list):
+        return any(_holds_text(part) for part in value)
+    return isinstance(value, dict) and is_table(value) and any(_holds_text(cell) for row in value["rows"]
+                                                                for cell in row)
 
 
 def _whole(value: Any) -> bool:

@@ -51,6 +51,12 @@ def asks_for_quantity(question: str) -> bool:
     return not _CHOICE.search(asking) and not _YES_NO.match(asking) and len(_ASKS.findall(asking)) < 2
 
 
+def asks_who(question: str) -> bool:
+    """Whether the question asks who someone is ("Who does Aino Virtanen report to?", "To whom …?"): a person, whom
+    a name answers, never a number (a manager's id is no answer to whom someone reports to)."""
+    return bool(re.match(r"\s*(?:(?:to|for|with|by|from) )?(?:who|whom)\b", ask(question), re.IGNORECASE))
+
+
 def asks_for_difference(question: str) -> bool:
     """Whether the question asks for one quantity by comparing two ("How many more eggs does the larger farm
     collect?", "Which is larger, …? By how much?"): its answer is the size of the difference."""
@@ -62,7 +68,21 @@ def counts_things(question: str) -> bool:
     """Whether the question asks how many of something countable ("How many ogres has Charles slain?"), whose
     answer is a whole number; not a measure ("How many hours does he spend?") nor something else."""
     found = asks_for_quantity(question) and _HOW_MANY.search(ask(question))
-    return bool(found) and not _MEASURES.search(found.group(1))
+    return bool(found) and not _MEASURES.search(found.group(1)) or counts_periods(question)
+
+
+# "After how many weeks can he first afford the bike?": the periods until something is first reached, each whole.
+_PERIODS = re.compile(r"\bhow many (days|weeks|months|years)\b", re.IGNORECASE)
+_FIRST = re.compile(r"\b(?:can|could|will|would|does|do|is|are)\b[^?]*\bfirst\b|\bafford\b|\bafter how many\b",
+                    re.IGNORECASE)
+
+
+def counts_periods(question: str) -> bool:
+    """Whether the question counts the days, weeks, months or years until something is first reached ("After how
+    many weeks of saving can he first afford the bike?"): a whole number of them, a part of one counting as one
+    more (11.87 weeks of saving afford it only in the 12th)."""
+    asking = ask(question)
+    return asks_for_quantity(question) and bool(_PERIODS.search(asking) and _FIRST.search(asking))
 
 
 # "How many buses are needed", "enough boxes": a part of one more is one more, so a count rounds up; "need to share"
@@ -75,7 +95,7 @@ def counts_up(question: str) -> bool:
     """Whether the question counts what suffices ("How many vans are needed for 30 people?"): a fraction of a thing
     is then one thing more, where elsewhere it is no thing ("How many full boxes …", "How many tubes does he have?")."""
     asking = ask(question)
-    return bool(_ENOUGH.search(asking)) and not _FULL.search(asking)
+    return bool(_ENOUGH.search(asking)) and not _FULL.search(asking) or counts_periods(question)
 
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?!\w)")

@@ -45,7 +45,8 @@ class SqlTool:
                  value_limit: int = 2000, column_limit: int = 100, result_limit: int = 100_000,
                  privileges: tuple[str, ...] = (), tables: Mapping[str, Sequence[str]] | None = None,
                  listed: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
-                 names: Collection[str] = (), flags: Collection[str] = ()) -> None:
+                 names: Collection[str] = (), flags: Collection[str] = (),
+                 split_names: Mapping[str, tuple[str, str]] | None = None) -> None:
         self.url = url
         self.privileges = privileges
         """What the role may do beyond reading (see role_privileges): empty unless the caller allowed a privileged
@@ -74,6 +75,9 @@ class SqlTool:
         self.flags = frozenset(flags)
         """The names of boolean columns: a query comparing one with 1 or 0 compares it with true or false
         (`in_postgres_types`)."""
+        self.split_names = dict(split_names or {})
+        """Per table keeping a person's name in two columns, those columns (`split_name`): a query naming the whole
+        name in one of them, or in a name column the table lacks, compares the two joined (`whole_named`)."""
         self.grammar = _grammar(self.tables, f"{self.name}_arg")
         """Lark rules whose rule `sql_arg` derives the queries that fit the schema; None if no table can be named."""
 
@@ -94,10 +98,11 @@ class SqlTool:
             names = await held_names(conn, columns)
             tables = {table: [name for name, _ in cols] for table, cols in columns.items()}
             flags = {name for cols in columns.values() for name, kind in cols if kind == "boolean"}
+            split_names = {table: split for table, cols in columns.items() if (split := split_name(cols))}
         finally:
             await conn.close()
         return cls(url, schema_text, privileges=tuple(privileges), tables=tables, listed=listed, names=names,
-                   flags=flags, **options)
+                   flags=flags, split_names=split_names, **options)
 
     async def run(self, args: SqlArgs) -> dict[str, Any]:
         return await self._run(args.query, rewrites=2)
@@ -128,7 +133,9 @@ class SqlTool:
             # `e.name` where employees has `full_name` alone: the one column of the tables read whose name holds the
             # missing one's words is what the query meant (the general expert answered a run whose samples all
             # queried `name`).
-            rewritten = renamed_column(args.query, str(exc), self.tables)
+            rewritten = (renamed_column(args.query, str(exc), self.tables)
+                         or filtered_through_key(args.query, str(exc), self.tables)
+                         or whole_named(args.query, self.tables, self.split_names, error=str(exc)))
             return await self._instead(rewritten, rewrites, f"{type(exc).__name__}: {exc}{self._hint(exc)}")
         except asyncpg.UndefinedTableError as exc:
             # `s2.name` over `employees e2`: the bank's self-join examples name their copy s2, and the model copies
@@ -149,15 +156,29 @@ class SqlTool:
             if kept > self.result_limit and shown:
                 break
             shown.append(values)
-        if shown in ([], [[0]], [[None]]) and (problem := unlisted(args.query, self.listed, self.tables)):
-            if rewrites and (moved := moved_filter(args.query, self.listed, self.tables)) is not None:
+        if shown in ([], [[0]], [[None]]) and (found := await self._found_nothing(args.query, rewrites)):
+            return found
+        return {"columns": columns, "rows": shown, "truncated": len(rows) > len(shown)}
+
+    async def _found_nothing(self, query: str, rewrites: int) -> dict[str, Any] | None:
+        """For a query that found nothing (no rows, 0 or NULL): with rewrites left, the rows of the query with a whole
+        name compared with both its columns (`whole_named`) or a filter moved to the column holding its text
+        (`moved_filter`), if they run; a ValueError if a filter's text is one its column never holds; else None
+        (nothing is what there is)."""
+        if rewrites and (joined := whole_named(query, self.tables, self.split_names)) is not None:
+            # `first_name = 'Mei Zhou'`: a whole name compared with one of its two columns finds nobody. Only once
+            # the query found nothing, as a first name may have two words of its own ("Ana Lucia").
+            with contextlib.suppress(ValueError):
+                return await self._run(joined, rewrites=rewrites - 1)
+        if problem := unlisted(query, self.listed, self.tables):
+            if rewrites and (moved := moved_filter(query, self.listed, self.tables)) is not None:
                 # Rewritten here, not by the model: told that 'Ghent' is a value of departments.city, the small
                 # repair model added `AND city = 'Ghent'` to `name = 'Ghent'`, twice, and the run failed. Should the
                 # rewrite fail too, the reason the query as written found nothing is the one to give.
                 with contextlib.suppress(ValueError):
                     return await self._run(moved, rewrites=rewrites - 1)
             raise ValueError(f"the query found nothing: {problem}")
-        return {"columns": columns, "rows": shown, "truncated": len(rows) > len(shown)}
+        return None
 
     async def _instead(self, rewritten: str | None, rewrites: int, reason: str) -> dict[str, Any]:
         """The rewritten query's rows, if there is one and rewrites are left; else, or should it fail too, the
@@ -362,22 +383,36 @@ _NAME_TEXT = r"^[^[:space:]]+( [^[:space:]]+){1,3}$"
 
 async def held_names(conn: asyncpg.Connection, columns: dict[str, list[tuple[str, str]]]) -> set[str]:
     """The short texts of two to four words the text columns hold, in lower case (people's, places' and things'
-    names: "hugo wolff"), at most NAMES_READ a column from its first NAMES_SCANNED rows; a column too slow to read
-    in the start's statement timeout gives none."""
+    names: "hugo wolff"), and a person's name a table keeps in two columns (`split_name`) joined, at most NAMES_READ
+    a column from its first NAMES_SCANNED rows; a column too slow to read in the start's statement timeout gives
+    none."""
     names: set[str] = set()
     for table, cols in columns.items():
-        for name, kind in cols:
-            if kind not in _TEXT:
-                continue
-            column = f"{_quoted(name)}::text"  # a character(n) value without its padding
+        texts = [f"{_quoted(name)}::text" for name, kind in cols if kind in _TEXT]  # character(n) without padding
+        if (split := split_name(cols)) is not None:
+            texts.append(f"{_quoted(split[0])}::text || ' ' || {_quoted(split[1])}::text")
+        for text in texts:
             try:
-                rows = await conn.fetch(f"SELECT DISTINCT v FROM (SELECT {column} AS v FROM {_quoted(table)} "
+                rows = await conn.fetch(f"SELECT DISTINCT v FROM (SELECT {text} AS v FROM {_quoted(table)} "
                                         f"LIMIT {NAMES_SCANNED}) s WHERE octet_length(v) <= 240 AND v ~ $1 "
                                         f"LIMIT {NAMES_READ}", _NAME_TEXT)
             except asyncpg.QueryCanceledError:
                 continue
             names.update(row["v"].lower() for row in rows)
     return names
+
+
+_FIRST_NAME = re.compile(r"(?:first|given|fore)_?names?|first", re.IGNORECASE)
+_LAST_NAME = re.compile(r"(?:last|family|sur)_?names?|last", re.IGNORECASE)
+
+
+def split_name(cols: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """A table's first-name and last-name text columns (`first_name`, `last_name`; `given_name`, `surname`), if it
+    has one of each: a person's name it holds in two parts."""
+    text = [name for name, kind in cols if kind in _TEXT]
+    first = [name for name in text if _FIRST_NAME.fullmatch(name)]
+    last = [name for name in text if _LAST_NAME.fullmatch(name)]
+    return (first[0], last[0]) if len(first) == 1 and len(last) == 1 else None
 
 
 # `column = 'text'`, the column maybe qualified: a filter whose text a listed column may not hold.
@@ -520,6 +555,110 @@ def renamed_column(query: str, error: str, tables: Mapping[str, Sequence[str]]) 
     target = f"{qualifier}.{name}" if qualifier else name
     return re.sub(rf"'(?:[^']|'')*'|{pattern}",
                   lambda m: m.group(0) if m.group(0).startswith("'") else target, query, flags=re.IGNORECASE)
+
+
+# A missing column a person's whole name would be in: `name`, `full_name`, `fullname`; also `<table>_name`
+# (`staff_name`, `employee_name`), but not another thing's name (`team_name`).
+_NAME_COLUMN = re.compile(r"(?:full_?|(\w+)_)?name", re.IGNORECASE)
+
+
+def whole_named(query: str, tables: Mapping[str, Sequence[str]], split_names: Mapping[str, tuple[str, str]], *,
+                error: str | None = None) -> str | None:
+    """For a table keeping a person's name in two columns (`split_names`), the query comparing the two joined
+    (`first_name || ' ' || last_name`) where it named the whole name in one: with Postgres' `error` for a column
+    that does not exist, that column, if its name is a name column's (`name`, `full_name`) and its table (as
+    qualified, or the one table read) splits names, everywhere outside quoted text; without, each comparison of
+    the first or last name column with a text of several words (`first_name = 'Mei Zhou'`). None if nothing
+    changes."""
+    read = {alias.lower(): table for alias, table in _read_tables(query, tables).items()}
+    if error is not None:
+        found = _MISSING_COLUMN.search(error)
+        named = None if found is None else _NAME_COLUMN.fullmatch(found.group(2))
+        if found is None or named is None:
+            return None
+        qualifier, column = found.groups()
+        of = [read[qualifier]] if qualifier in read else [] if qualifier else sorted(set(read.values()))
+        if len(of) != 1 or of[0] not in split_names or named.group(1) and not of[0].startswith(named.group(1)):
+            return None
+        pattern = (rf"(?<![\w.]){re.escape(qualifier)}\.{re.escape(column)}(?!\w)" if qualifier
+                   else rf"(?<![\w.]){re.escape(column)}(?![\w.(])")
+        joined = _joined(qualifier, split_names[of[0]])
+        return re.sub(rf"'(?:[^']|'')*'|{pattern}", lambda m: m.group(0) if m.group(0).startswith("'") else joined,
+                      query, flags=re.IGNORECASE)
+
+    def whole(match: re.Match[str]) -> str:
+        qualifier, column, text = match.groups()
+        of = [read[qualifier.lower()]] if qualifier and qualifier.lower() in read else [] if qualifier else sorted(
+            {t for t in read.values() if t in split_names and column in split_names[t]})
+        if len(of) != 1 or column not in split_names.get(of[0], ()) or len(text.split()) < 2:
+            return match.group(0)
+        return f"{_joined(qualifier, split_names[of[0]])} = '{text}'"
+
+    rewritten = re.sub(rf"'(?:[^']|'')*'|{_EQUALS_TEXT.pattern}",
+                       lambda m: m.group(0) if m.group(0).startswith("'") else whole(m), query)
+    return None if rewritten == query else rewritten
+
+
+# A comparison of a column with a text, a number or a flag: `client = 'Verdant Bank'`, `budget > 10000`.
+_COMPARED = r"\s*(?:=|<>|!=|<=|>=|<|>|\bi?like\b)\s*(?:'(?:[^']|'')*'|-?\d+(?:\.\d+)?\b|\btrue\b|\bfalse\b)"
+
+
+def filtered_through_key(query: str, error: str, tables: Mapping[str, Sequence[str]]) -> str | None:
+    """For a query Postgres refused for a column its one table lacks (`error`), where exactly one other table has
+    that column and the two share a key (`allocations.project_id` and `projects.project_id`, or `projects.id`):
+    each comparison of that column (`client = 'Verdant Bank'`) as the rows whose key is among that table's rows
+    compared so (`project_id IN (SELECT project_id FROM projects WHERE client = 'Verdant Bank')`), outside quoted
+    text. None if there is not exactly one such table and key, or the column is used otherwise than compared (then
+    the query still fails, with its own reason). Three samples of five filtered a probe's allocations on a project's
+    client so, without the join."""
+    found = _MISSING_COLUMN.search(error)
+    if found is None:
+        return None
+    qualifier, column = found.groups()
+    read = {alias.lower(): table for alias, table in _read_tables(query, tables).items()}
+    if len(set(read.values())) != 1 or (qualifier and qualifier not in read):
+        return None
+    (table,) = set(read.values())
+    having = [other for other, columns in tables.items() if other != table and column in columns]
+    keys = [] if len(having) != 1 else _shared_keys(table, having[0], tables)
+    if len(keys) != 1:
+        return None
+    (own, theirs), other = keys[0], having[0]
+    prefix = rf"{re.escape(qualifier)}\." if qualifier else r"(?:\w+\.)?"
+    compared = rf"(?<![\w.]){prefix}{re.escape(column)}(?!\w)({_COMPARED})"
+    through = f"{qualifier}.{own}" if qualifier else own
+    pieces = re.split(rf"('(?:[^']|'')*'|{compared})", query, flags=re.IGNORECASE)
+    # re.split gives text, the match, the comparison's group, text, …: each match kept, or written through the key
+    rewritten, rest = [], []
+    for i in range(0, len(pieces), 3):
+        rewritten.append(pieces[i])
+        rest.append(pieces[i])
+        if i + 1 < len(pieces):
+            match, comparison = pieces[i + 1], pieces[i + 2]
+            rewritten.append(match if comparison is None else
+                             f"{through} IN (SELECT {theirs} FROM {other} WHERE {column}{comparison})")
+            rest.append(match if comparison is None else "")
+    if rewritten == [query] or re.search(rf"(?<![\w.]){prefix}{re.escape(column)}(?!\w)",
+                                         re.sub(r"'(?:[^']|'')*'", "''", "".join(rest)), re.IGNORECASE):
+        return None
+    return "".join(rewritten)
+
+
+def _shared_keys(table: str, other: str, tables: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """The keys by which `table`'s rows refer to `other`'s: a column `<other, singular>_id` of `table` matched with
+    `other`'s column of that name or its `id`."""
+    singular = other[:-3] + "y" if other.endswith("ies") else other[:-1] if other.endswith("s") else other
+    key = f"{singular}_id"
+    if key not in tables[table]:
+        return []
+    if key in tables[other]:
+        return [(key, key)]
+    return [(key, "id")] if "id" in tables[other] else []
+
+
+def _joined(qualifier: str | None, split: tuple[str, str]) -> str:
+    prefix = f"{qualifier}." if qualifier else ""
+    return f"({prefix}{split[0]} || ' ' || {prefix}{split[1]})"
 
 
 _MISSING_ALIAS = re.compile(r'missing FROM-clause entry for table "([a-z_]+)(\d)"')

@@ -59,6 +59,14 @@ async def test_the_sql_tool_moves_a_filter_on_a_city_to_the_city_column(probe):
     assert moved == direct and direct["rows"][0][0] > 0
 
 
+@pytest.mark.parametrize("probe", ["probe4"], indirect=True)
+async def test_a_name_kept_in_first_and_last_name_columns_is_a_name_the_database_holds(probe):
+    """probe4 keeps a person's name in `first_name` and `last_name`: the tool knows it whole, as a question names it."""
+    _, reader_url = probe
+    tool = await SqlTool.connect(reader_url)
+    assert {"aino virtanen", "lotte van der heijden"} <= tool.names and "aino" not in tool.names
+
+
 async def test_every_database_items_reference_query_gives_its_answer(probe):
     """One row, one column, equal to the expected answer, through the sql tool as an eval's runs would query."""
     name, reader_url = probe

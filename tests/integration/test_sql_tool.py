@@ -361,3 +361,78 @@ async def test_a_query_comparing_a_column_with_itself_is_refused_before_it_conne
     tool = SqlTool("postgresql://stepwise@127.0.0.1:1/nothing", "")
     with pytest.raises(ValueError, match=r"^the condition department_id = department_id compares a column with itself"):
         await query(tool, "SELECT count(*) FROM employees WHERE department_id = department_id")
+
+
+def test_a_person_is_named_in_two_columns_only_where_a_table_has_one_first_and_one_last_name_column():
+    """`split_name`: first_name/last_name, given_name/surname; not two candidates for a part, nor a non-text column."""
+    from stepwise.tools.sql import split_name
+
+    assert split_name([("id", "integer"), ("first_name", "text"), ("last_name", "text")]) == ("first_name", "last_name")
+    assert split_name([("given_name", "character varying"), ("surname", "text")]) == ("given_name", "surname")
+    assert split_name([("first_name", "text"), ("firstname", "text"), ("last_name", "text")]) is None
+    assert split_name([("first_name", "text"), ("last_name", "integer")]) is None
+    assert split_name([("name", "text"), ("first_seen", "date")]) is None
+
+
+def test_a_filter_on_a_column_of_a_table_the_query_does_not_read_goes_through_the_key_they_share():
+    """`filtered_through_key`: `client = 'X'` over allocations, where projects alone has client and allocations
+    refers to it by project_id (named alike or `id`); not where the column is also selected, nor two tables have it,
+    nor no key is shared, nor where the query reads several tables."""
+    from stepwise.tools.sql import filtered_through_key
+
+    tables = {"allocations": ["staff_id", "project_id", "weekly_hours"], "projects": ["project_id", "client"],
+              "staff": ["staff_id", "team"]}
+    error = 'column "client" does not exist'
+    query = "SELECT sum(weekly_hours) FROM allocations WHERE client = 'Bank' AND weekly_hours > 2"
+    assert filtered_through_key(query, error, tables) == (
+        "SELECT sum(weekly_hours) FROM allocations WHERE project_id IN (SELECT project_id FROM projects WHERE "
+        "client = 'Bank') AND weekly_hours > 2")
+    assert filtered_through_key("SELECT 1 FROM allocations a WHERE a.client LIKE 'B%'", 'column a.client does not '
+                                "exist", tables) == ("SELECT 1 FROM allocations a WHERE a.project_id IN (SELECT "
+                                                     "project_id FROM projects WHERE client LIKE 'B%')")
+    by_id = {"assignments": ["project_id", "hours"], "projects": ["id", "status"]}
+    assert filtered_through_key("SELECT sum(hours) FROM assignments WHERE status = 'open'",
+                                'column "status" does not exist', by_id) == (
+        "SELECT sum(hours) FROM assignments WHERE project_id IN (SELECT id FROM projects WHERE status = 'open')")
+    assert filtered_through_key("SELECT client FROM allocations WHERE client = 'Bank'", error, tables) is None
+    assert filtered_through_key("SELECT sum(weekly_hours) FROM allocations WHERE client = 'Bank' GROUP BY client",
+                                error, tables) is None
+    assert filtered_through_key("SELECT 1 FROM allocations WHERE team = 'x'", 'column "team" does not exist',
+                                tables) == ("SELECT 1 FROM allocations WHERE staff_id IN (SELECT staff_id FROM staff "
+                                            "WHERE team = 'x')")
+    offices = {**tables, "teams": ["team_id", "office"]}
+    assert filtered_through_key("SELECT 1 FROM allocations WHERE office = 'x'", 'column "office" does not exist',
+                                offices) is None  # allocations has no team_id
+    two = {**tables, "invoices": ["client"]}
+    assert filtered_through_key(query, error, two) is None
+    assert filtered_through_key("SELECT 1 FROM allocations a JOIN staff s ON s.staff_id = a.staff_id WHERE "
+                                "client = 'Bank'", error, tables) is None
+
+
+def test_a_whole_name_compared_with_one_of_its_two_columns_compares_both_joined():
+    """`whole_named`: `first_name = 'Mei Zhou'` (several words) and a missing `name`, `full_name` or `<table>_name`
+    column, on a table keeping names in two columns; a one-word first name, another thing's name (`team_name`), or
+    quoted text stay."""
+    from stepwise.tools.sql import whole_named
+
+    tables = {"staff": ["staff_id", "first_name", "last_name"], "teams": ["team_id", "name"]}
+    split = {"staff": ("first_name", "last_name")}
+    assert whole_named("SELECT staff_id FROM staff WHERE first_name = 'Mei Zhou'", tables, split) == (
+        "SELECT staff_id FROM staff WHERE (first_name || ' ' || last_name) = 'Mei Zhou'")
+    assert whole_named("SELECT 1 FROM staff s WHERE s.last_name = 'Mei Zhou'", tables, split) == (
+        "SELECT 1 FROM staff s WHERE (s.first_name || ' ' || s.last_name) = 'Mei Zhou'")
+    assert whole_named("SELECT 1 FROM staff WHERE first_name = 'Mei'", tables, split) is None
+    assert whole_named("SELECT 1 FROM staff WHERE x = 'first_name = ''A B'''", tables, split) is None
+    missing = "SELECT m.name FROM staff s JOIN staff m ON m.staff_id = s.staff_id WHERE s.staff_id = 1"
+    assert whole_named(missing, tables, split, error='column m.name does not exist') == (
+        "SELECT (m.first_name || ' ' || m.last_name) FROM staff s JOIN staff m ON m.staff_id = s.staff_id "
+        "WHERE s.staff_id = 1")
+    assert whole_named("SELECT staff_id FROM staff WHERE full_name = 'A B'", tables, split,
+                       error='column "full_name" does not exist') == (
+        "SELECT staff_id FROM staff WHERE (first_name || ' ' || last_name) = 'A B'")
+    assert whole_named("SELECT 1 FROM staff WHERE title = 'x'", tables, split,
+                       error='column "title" does not exist') is None
+    assert whole_named("SELECT 1 FROM staff WHERE staff_name = 'A B'", tables, split,
+                       error='column "staff_name" does not exist') is not None
+    assert whole_named("SELECT 1 FROM staff WHERE team_name = 'Design'", tables, split,
+                       error='column "team_name" does not exist') is None  # another thing's name

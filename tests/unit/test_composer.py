@@ -211,6 +211,17 @@ async def test_a_choice_whose_results_are_lettered_takes_the_options_in_the_orde
     assert report.answer.text == "Oak." and len(backend.calls) == 2
 
 
+def test_a_choice_of_speed_answered_with_times_goes_to_the_option_of_less_time():
+    """"Which route is faster?" with `time1`, `time2` (a number glued to a word letters the options too): the
+    faster is the one taking less time; with speeds, the larger; with prices asked cheaper, the smaller."""
+    question = "Route 1 is 18 km at 90 km/h. Route 2 is 22 km at 50 km/h. Which route is faster, Route 1 or Route 2?"
+    assert [o for _, o in ranked_options(question, ["time1", "time2"], [0.47, 0.44])] == ["Route 2", "Route 1"]
+    assert [o for _, o in ranked_options(question, ["speed_1", "speed_2"], [40, 50])] == ["Route 2", "Route 1"]
+    assert ranked_options("Who runs faster, Lena or Omar?", ["lena_minutes", "omar_minutes"],
+                          [5.4, 5.25])[0][1] == "Omar"
+    assert ranked_options("Which is cheaper, A or B?", ["cost1", "cost2"], [3, 4])[0][1] == "A"
+
+
 def _lookup() -> StubTool:
     """A tool without `show`: its calls are shown as their arguments."""
     return StubTool("lookup", "looks a word up.", "LookupArgs", "word", 1)

@@ -643,6 +643,41 @@ async def test_only_the_samples_using_the_most_of_the_questions_numbers_vote_maj
     assert len(backend.calls) == 1  # three samples agreed: no solution worked out in words is waited for
 
 
+async def test_a_number_only_on_a_line_the_answer_does_not_rest_on_is_not_used():
+    """Two samples leave the 4 weeks out (81), one writes them on a line it never uses, one uses them (324): only
+    the last uses every number, so it wins; the unused line's numbers count for nothing."""
+    question = ("A van drives 18 km and 42 km back, six days a week. It burns 1 litre per 8 km at 1.80 euros a litre. "
+                "How many euros does its diesel cost in 4 weeks?")
+    programs = ["km = (18 + 42) * 6\nanswer = km / 8 * 1.80", "days = 6 * 4\nkm = 18 + 42\nanswer = km / 8 * 1.80",
+                "km = (18 + 42) * 6\nanswer = km / 8 * 1.80",
+                "week = (18 + 42) * 6\nkm = week * 4\nlitres = km / 8\nanswer = litres * 1.80"]
+    report, _ = await run(Samples(programs, '{"text":"324","uses":[1]}'), question, samples=4)
+    assert report.answer.value == 324
+
+
+def test_the_lines_a_programs_answer_rests_on_are_kept_in_order_and_the_rest_dropped():
+    """`live`: lines reached from `answer`, through names and f-strings; a text that does not parse stays whole."""
+    from stepwise.reasoning.program_planner import live
+
+    assert live("d = 6 * 4\nkm = 18 + 7\nl = km / 8\nanswer = l") == "km = 18 + 7\nl = km / 8\nanswer = l"
+    assert live('p = read("x")\nq = 2\nanswer = read(f"{p} y")') == 'p = read("x")\nanswer = read(f"{p} y")'
+    assert live("a = 2\nb = a * 3\nc = 9\nanswer = b, a") == "a = 2\nb = a * 3\nanswer = b, a"
+    assert live("answer = 3 +") == "answer = 3 +"
+
+
+def test_for_a_question_asking_who_a_value_naming_someone_outvotes_numbers():
+    """Three samples answer "Who does Aino report to?" with the manager's id, two with a name: the name wins; asked
+    how many, or who of two options, the numbers keep their votes."""
+    texts = ['answer = sql("SELECT reports_to FROM staff")'] * 3 + ['answer = sql("SELECT first_name FROM staff")'] * 2
+    programs = [compile_program(t, {**default_tools(), "sql": Lookup()}, "general") for t in texts]
+    values = [10, 10, 10, {"columns": ["first_name", "last_name"], "rows": [["Kenji", "Watanabe"]]},
+              {"columns": ["first_name", "last_name"], "rows": [["Kenji", "Watanabe"]]}]
+    assert _vote(programs, values, _Rules(person=True)) == (3, 2)
+    assert _vote(programs, values, _Rules()) == (0, 3)
+    assert _vote(programs, values, _Rules(person=True, options=2)) == (0, 3)
+    assert _vote(programs, [10, 10, 10, 11, 11], _Rules(person=True)) == (0, 3)
+
+
 def test_a_negative_amount_loses_its_vote_to_a_sample_computing_one_that_is_not():
     """Word-problem programs computing -204, 42, 26, 1.5 and 10: the negative one loses its vote; with every sample
     negative, a difference's size asked (-204 and 204 one answer), or no word problem, nothing is taken away."""

@@ -103,3 +103,34 @@ def test_a_number_converted_to_a_unit_a_hundred_or_a_thousand_times_apart_counts
     assert numbers_used("answer = (3.60 / 2 - 1.50 / 0.75) * 100", frozenset({2.0, 3.6, 750.0, 1.5})) == 1.0
     assert numbers_used("answer = 150 * 4", frozenset({1.5, 4.0})) == 1.0
     assert numbers_used("answer = 3.60 / 2", frozenset({2.0, 3.6, 750.0})) == 2 / 3
+
+
+@pytest.mark.parametrize(("question", "periods"), [
+    ("He saves 45 euros a week. After how many weeks of saving can he first afford the bike?", True),
+    ("How many months will it take her to afford the car?", True),
+    ("After how many days is the tank full?", True),
+    ("How many weeks did she spend there first?", False),
+    ("How many days does the trip last?", False),
+    ("How many minutes pass until she gets home?", False),
+])
+def test_the_periods_until_something_is_first_reached_are_counted_whole_and_rounded_up(question, periods):
+    """Days, weeks, months or years "after" which, or until, something is first reached or afforded: a count of
+    whole periods (a part of one is one more); a time spent or lasting is a measure."""
+    from stepwise.reasoning.questions import counts_periods, counts_up
+
+    assert counts_periods(question) is periods
+    assert counts_things(question) is periods and counts_up(question) is periods
+
+
+@pytest.mark.parametrize(("question", "who"), [
+    ("Who does Aino Virtanen report to?", True),
+    ("To whom does the head of Sales report?", True),
+    ("Who founded the company that built the Varn Bridge?", True),
+    ("Whose bike is faster?", False),
+    ("How many people report to Kenji Watanabe?", False),
+])
+def test_a_question_asking_who_asks_for_a_person(question, who):
+    """"Who", "whom" and "to whom" ask for someone, whom a name answers; "whose" and "how many" do not."""
+    from stepwise.reasoning.questions import asks_who
+
+    assert asks_who(question) is who
