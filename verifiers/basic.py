@@ -119,8 +119,8 @@ class ExpertAnswered:
     ("Who founded the firm of Corwin Astley?" → "Corwin Astley": small models echo the subject), unless the question
     offers a choice ("… A or B?"); a reader asked the year a person was born or died must answer the year its
     passages give in brackets after that name (`_life_year_missed`), and one asked where a person was born the place
-    its passages say that person was born in (`_birthplace_missed`). Each asks for a retry, the reason as
-    feedback."""
+    its passages say that person was born in (`_birthplace_missed`), and one asked who held a post the one person
+    its passages say held it (`_holder_missed`). Each asks for a retry, the reason as feedback."""
 
     name = "expert_answered"
     kinds = frozenset({"expert"})
@@ -140,7 +140,8 @@ class ExpertAnswered:
             return Verdict(self.name, "retry",
                            f"the answer repeats {said!r}, which the question already gives; answer "
                            f"what it asks about {said}")
-        if (missed := _life_year_missed(resolved_input, said) or _birthplace_missed(resolved_input, said)) is not None:
+        if (missed := _life_year_missed(resolved_input, said) or _birthplace_missed(resolved_input, said)
+                or _holder_missed(resolved_input, said)) is not None:
             return Verdict(self.name, "retry", missed)
         return Verdict(self.name, "pass", f"{len(output)} characters")
 
@@ -215,6 +216,45 @@ def _birthplace_missed(resolved_input: Any, said: str) -> str | None:
     if re.search(rf"(?<!\w){re.escape(place)}(?!\w)", said, re.IGNORECASE):
         return None
     return f"the passages say {name} was born in {place}"
+
+
+# "Who was the first director of the Varnay Observatory?": a post (one to three lower-case words) and the thing.
+_POST_ASKED = re.compile(r"\s*[Ww]ho (?:was|is) the ((?:[a-z]+ ){0,2}[a-z]+) of (?:the )?"
+                         r"([A-Z][\w'’-]*(?: [A-Z][\w'’-]*)*)\s*\??\s*$")
+# A person's name of two to four words, maybe a link's text (`[Casimir Holt](casimir_holt.md)`).
+_PERSON = r"\[?([A-Z][\w'’-]+(?: (?:[a-z]{1,3} )?[A-Z][\w'’-]+){1,3})\]?"
+
+
+def _holder_missed(resolved_input: Any, said: str) -> str | None:
+    """Why a reader asked who held a post ("Who was the first director of the Varnay Observatory?") has answered
+    another person than the one its passages say held it, in so many words: "<post> of <thing> was <person>", "<person>
+    was the <post> of <thing>", or, in the thing's own article, "Its <post> was <person>"; None if it did not, or the
+    passages say no one such person. The small reader, given "Its first director was Casimir Holt" beside "… the
+    first director of the Varnay Observatory, which Odile Marchetti had founded", answered the founder."""
+    text = resolved_input if isinstance(resolved_input, str) else ""
+    if "Passages:" not in text or (asked := _POST_ASKED.match(_question(text))) is None:
+        return None
+    post, thing = asked.groups()
+    try:
+        passages = msgspec.json.decode(_passages(text).strip())
+    except msgspec.DecodeError:
+        return None
+    held = set()
+    of_thing = rf"of (?:the )?\[?{re.escape(thing)}\]?(?:\([^)]*\))?"
+    for passage in passages if isinstance(passages, list) else []:
+        if not (isinstance(passage, dict) and isinstance(words := passage.get("text"), str)):
+            continue
+        article = str(passage.get("source", "")).split(".md", 1)[0].replace("_", " ").lower()
+        own = rf"(?:{of_thing}\s+)?" if article == thing.lower() else rf"{of_thing}\s+"
+        for pattern in (rf"\b{re.escape(post)}\s+{own}(?:was|is)\s+{_PERSON}",
+                        rf"{_PERSON}(?:\([^)]*\))?\s+(?:was|is|became)\s+the\s+{re.escape(post)}\s+{of_thing}"):
+            held |= {found.group(1) for found in re.finditer(pattern, words)}
+    if len(held) != 1:
+        return None
+    (person,) = held
+    if re.search(rf"(?<!\w){re.escape(person)}(?!\w)", said, re.IGNORECASE):
+        return None
+    return f"the passages say the {post} of {thing} was {person}"
 
 
 def _passages(text: str) -> str:

@@ -234,6 +234,38 @@ async def test_a_reader_asked_where_a_person_was_born_answering_another_place_of
     assert (await ExpertAnswered().verify(step, dated, "Hemmingrove", no_model)).outcome == "pass"
 
 
+async def test_a_reader_asked_who_held_a_post_answering_another_person_of_the_passages_is_retried():
+    """"Its first director was Casimir Holt" in the observatory's own article, beside "… the first director of the
+    Varnay Observatory, which Odile Marchetti had founded": asked the first director, Odile Marchetti is retried with
+    feedback naming Casimir Holt, who passes; "<person> was the <post> of <thing>" says so too; "Its <post>" in
+    another thing's article, two holders, or a post the question does not ask decide nothing."""
+    own = "Marchetti never ran it. Its first director was [Casimir Holt](casimir_holt.md), appointed in 1866."
+    his = ("Casimir Holt (1833–1902) was an astronomer. In 1866 he was appointed the first director of the "
+           "[Varnay Observatory](varnay_observatory.md), which [Odile Marchetti](odile_marchetti.md) had founded.")
+
+    def reader(question: str, *passages: tuple[str, str]) -> str:
+        listed = ",".join(f'{{"source":"{source}:3","text":"{text}"}}' for source, text in passages)
+        return f"Answer from these passages only.\nPassages: [{listed}]\nQuestion: {question}"
+
+    asked = reader("Who was the first director of the Varnay Observatory?", ("varnay_observatory.md", own),
+                   ("casimir_holt.md", his))
+    step = ExpertStep(2, "general", asked)
+    wrong = await ExpertAnswered().verify(step, asked, "Odile Marchetti", no_model)
+    assert wrong.outcome == "retry"
+    assert wrong.reason == "the passages say the first director of Varnay Observatory was Casimir Holt"
+    assert (await ExpertAnswered().verify(step, asked, "Casimir Holt.", no_model)).outcome == "pass"
+    said = reader("Who was the captain of the Ottoline?", ("ness.md", "Bartholomew Ness was the captain of the "
+                                                                      "[Ottoline](ottoline.md) in 1887."))
+    assert (await ExpertAnswered().verify(step, said, "Mairead Quill", no_model)).outcome == "retry"
+    elsewhere = reader("Who was the first director of the Varnay Observatory?", ("istrel_gazette.md", own))
+    assert (await ExpertAnswered().verify(step, elsewhere, "Odile Marchetti", no_model)).outcome == "pass"
+    two = reader("Who was the captain of the Ottoline?", ("ottoline.md", "Its captain was Bartholomew Ness."),
+                 ("ottoline.md", "Its captain was Mairead Quill."))
+    assert (await ExpertAnswered().verify(step, two, "Ann Lee", no_model)).outcome == "pass"
+    founder = reader("Who was the founder of the Varnay Observatory?", ("varnay_observatory.md", own))
+    assert (await ExpertAnswered().verify(step, founder, "Odile Marchetti", no_model)).outcome == "pass"
+
+
 async def test_the_life_years_check_takes_only_the_name_right_before_the_brackets():
     """The name is looked for in a bounded window just before the years (a pattern anchored at the end of 60 KB of
     capitalised words took 24 s here): a name written further back, or one the question does not give, decides
