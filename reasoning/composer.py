@@ -219,7 +219,7 @@ def ranked_options(question: str, names: list[Any], values: list[Any]) -> list[t
         # for "by how much"); the composer model, shown such three, has answered that the documents do not say.
         kept = [i for i, name in enumerate(names) if _refers_to(name, offered)]
         if len(kept) == len(offered) and (named := _match(offered, [names[i] for i in kept])) is not None:
-            values = [values[i] for i in kept]
+            values, names = [values[i] for i in kept], [names[i] for i in kept]
     if named is None or not all(is_number(v) for v in values):
         return None
     if _SPEED.search(ask(question)) and all(_timed(name) for name in names):
@@ -231,11 +231,15 @@ def ranked_options(question: str, names: list[Any], values: list[Any]) -> list[t
 # A comparison of speed ("Which route is faster?"), which results naming times ("time_1", "hours_oak") answer the
 # other way round: the faster takes less time.
 _SPEED = re.compile(r"\b(faster|fastest|quicker|quickest|slower|slowest)\b", re.IGNORECASE)
-_TIME_WORDS = frozenset("time times hours hour minutes minute mins min seconds duration journey trip".split())
+_TIME_WORDS = frozenset("time hours hour minutes minute mins seconds duration journey trip".split())
+# Words of a rate (`km_per_hour`, `speed_a`, `words_per_minute`), which is larger for the faster.
+_RATE_WORDS = frozenset("per speed speeds rate rates kmh mph kph wpm velocity".split())
 
 
 def _timed(name: Any) -> bool:
-    return isinstance(name, str) and bool(_TIME_WORDS & set(_tokens(name)))
+    """Whether a result's name says it is a time taken (`time1`, `hours_oak`), not a rate (`km_per_hour`)."""
+    tokens = set(_tokens(name)) if isinstance(name, str) else set()
+    return bool(tokens & _TIME_WORDS) and not tokens & _RATE_WORDS
 
 
 def _tokens(name: str) -> list[str]:
@@ -269,7 +273,7 @@ def _refers_to(name: Any, offered: list[str], words: list[set[str]] | None = Non
         return []
     words = _option_words(offered) if words is None else words
     shared = set.intersection(*words) if words else set()
-    tokens = name.lower().split("_")
+    tokens = _tokens(name)
     # A word itself first: `per_pen_marlow` is Marlow's, though "pen" begins "Pendle".
     scores = [max(_refers(t, w - shared) for t in tokens) for w in words]
     return [o for o, score in zip(offered, scores, strict=True) if score and score == max(scores)]

@@ -46,6 +46,7 @@ from stepwise.reasoning.questions import (
 from stepwise.reasoning.router import Router
 from stepwise.reasoning.types import (
     MAX_TOOL_RESULT_BYTES,
+    NOT_IN_DOCUMENTS,
     Grammar,
     Message,
     Plan,
@@ -1022,9 +1023,11 @@ def _queries(program: Program) -> bool:
 
 
 def _holds_text(value: Any) -> bool:
-    """Whether a value says something in words: a text that is no number, or a list or table holding one."""
+    """Whether a value says something in words: a text that is no number, no date and no refusal to answer, or a
+    list or table holding one."""
     if isinstance(value, str):
-        return number_text(value) is None
+        return (number_text(value) is None and not re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}.*", value)
+                and NOT_IN_DOCUMENTS not in value.lower())
     if isinstance(value, list):
         return any(_holds_text(part) for part in value)
     return isinstance(value, dict) and is_table(value) and any(_holds_text(cell) for row in value["rows"]

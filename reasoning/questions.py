@@ -54,7 +54,8 @@ def asks_for_quantity(question: str) -> bool:
 def asks_who(question: str) -> bool:
     """Whether the question asks who someone is ("Who does Aino Virtanen report to?", "To whom …?"): a person, whom
     a name answers, never a number (a manager's id is no answer to whom someone reports to)."""
-    return bool(re.match(r"\s*(?:(?:to|for|with|by|from) )?(?:who|whom)\b", ask(question), re.IGNORECASE))
+    return bool(re.match(r"\s*(?:(?:in|on|at|by|from|to|for|with|under) )?(?:who|whom)\b", ask(question),
+                         re.IGNORECASE))
 
 
 def asks_for_difference(question: str) -> bool:
@@ -73,8 +74,8 @@ def counts_things(question: str) -> bool:
 
 # "After how many weeks can he first afford the bike?": the periods until something is first reached, each whole.
 _PERIODS = re.compile(r"\bhow many (days|weeks|months|years)\b", re.IGNORECASE)
-_FIRST = re.compile(r"\b(?:can|could|will|would|does|do|is|are)\b[^?]*\bfirst\b|\bafford\b|\bafter how many\b",
-                    re.IGNORECASE)
+_FIRST = re.compile(r"\bafter how many\b|\bfirst (?:afford|reach|exceed|have|save|buy|pass|overtake|be able)\b"
+                    r"|\bwill it take\b[^?]{0,80}?\b(?:afford|save|reach|buy|pay for|have enough)\b", re.IGNORECASE)
 
 
 def counts_periods(question: str) -> bool:
@@ -173,7 +174,7 @@ _LEAST = re.compile(r"\b(cheaper|cheapest|less|least|fewer|fewest|smaller|smalle
                     r"younger|youngest|slower|slowest|earlier|earliest|lighter|lightest|nearer|nearest|closer|closest|"
                     r"narrower|narrowest|shallower|shallowest|weaker|weakest|colder|coldest)\b", re.IGNORECASE)
 _MOST = re.compile(r"\b(more|most|larger|largest|bigger|biggest|greater|greatest|higher|highest|longer|longest|"
-                   r"older|oldest|faster|fastest|later|latest|heavier|heaviest|farther|farthest|further|furthest|"
+                   r"older|oldest|faster|fastest|quicker|quickest|later|latest|heavier|heaviest|farther|farthest|further|furthest|"
                    r"dearer|dearest|taller|tallest|wider|widest|deeper|deepest|richer|richest|stronger|strongest|"
                    r"warmer|warmest|hotter|hottest)\b", re.IGNORECASE)
 

@@ -111,7 +111,9 @@ class SqlTool:
         """The query's rows; with `rewrites` left, a filter on the wrong column moved, `= (SELECT …)` finding
         several rows widened to IN, a comparison Postgres has no operator for written in its types
         (`in_postgres_types`), a column no table read has renamed to the one that holds its words
-        (`renamed_column`), or an undefined alias to the one defined with its digit (`realiased`), and run again
+        (`renamed_column`), a person's whole name compared with both its columns (`whole_named`), a filter on
+        another table's column written through the key they share (`filtered_through_key`), or an undefined alias
+        to the one defined with its digit (`realiased`), and run again
         (at most that many runs more: a query of many such filters is not run once per filter)."""
         args = SqlArgs(query)
         if same := self_compared(args.query):
@@ -134,8 +136,8 @@ class SqlTool:
             # missing one's words is what the query meant (the general expert answered a run whose samples all
             # queried `name`).
             rewritten = (renamed_column(args.query, str(exc), self.tables)
-                         or filtered_through_key(args.query, str(exc), self.tables)
-                         or whole_named(args.query, self.tables, self.split_names, error=str(exc)))
+                         or whole_named(args.query, self.tables, self.split_names, error=str(exc))
+                         or filtered_through_key(args.query, str(exc), self.tables))
             return await self._instead(rewritten, rewrites, f"{type(exc).__name__}: {exc}{self._hint(exc)}")
         except asyncpg.UndefinedTableError as exc:
             # `s2.name` over `employees e2`: the bank's self-join examples name their copy s2, and the model copies
@@ -402,8 +404,8 @@ async def held_names(conn: asyncpg.Connection, columns: dict[str, list[tuple[str
     return names
 
 
-_FIRST_NAME = re.compile(r"(?:first|given|fore)_?names?|first", re.IGNORECASE)
-_LAST_NAME = re.compile(r"(?:last|family|sur)_?names?|last", re.IGNORECASE)
+_FIRST_NAME = re.compile(r"(?:first|given|fore)_?names?", re.IGNORECASE)
+_LAST_NAME = re.compile(r"(?:last|family|sur)_?names?", re.IGNORECASE)
 
 
 def split_name(cols: list[tuple[str, str]]) -> tuple[str, str] | None:
@@ -578,7 +580,8 @@ def whole_named(query: str, tables: Mapping[str, Sequence[str]], split_names: Ma
             return None
         qualifier, column = found.groups()
         of = [read[qualifier]] if qualifier in read else [] if qualifier else sorted(set(read.values()))
-        if len(of) != 1 or of[0] not in split_names or named.group(1) and not of[0].startswith(named.group(1)):
+        prefix = (named.group(1) or "").lower()
+        if len(of) != 1 or of[0] not in split_names or prefix and prefix not in (of[0].lower(), _singular(of[0])):
             return None
         pattern = (rf"(?<![\w.]){re.escape(qualifier)}\.{re.escape(column)}(?!\w)" if qualifier
                    else rf"(?<![\w.]){re.escape(column)}(?![\w.(])")
@@ -647,13 +650,18 @@ def filtered_through_key(query: str, error: str, tables: Mapping[str, Sequence[s
 def _shared_keys(table: str, other: str, tables: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
     """The keys by which `table`'s rows refer to `other`'s: a column `<other, singular>_id` of `table` matched with
     `other`'s column of that name or its `id`."""
-    singular = other[:-3] + "y" if other.endswith("ies") else other[:-1] if other.endswith("s") else other
-    key = f"{singular}_id"
+    key = f"{_singular(other)}_id"
     if key not in tables[table]:
         return []
     if key in tables[other]:
         return [(key, key)]
     return [(key, "id")] if "id" in tables[other] else []
+
+
+def _singular(table: str) -> str:
+    """A table's name for one of its rows: `projects` → `project`, `categories` → `category`, `staff` → `staff`."""
+    table = table.lower()
+    return table[:-3] + "y" if table.endswith("ies") else table[:-1] if table.endswith("s") else table
 
 
 def _joined(qualifier: str | None, split: tuple[str, str]) -> str:

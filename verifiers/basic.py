@@ -246,15 +246,32 @@ def _holder_missed(resolved_input: Any, said: str) -> str | None:
             continue
         article = str(passage.get("source", "")).split(".md", 1)[0].replace("_", " ").lower()
         own = rf"(?:{of_thing}\s+)?" if article == thing.lower() else rf"{of_thing}\s+"
-        for pattern in (rf"\b{re.escape(post)}\s+{own}(?:was|is)\s+{_PERSON}",
+        for pattern in (rf"\b(?:[Tt]he|[Ii]ts|[Tt]heir)\s+{re.escape(post)}\s+{own}(?:was|is)\s+{_PERSON}",
                         rf"{_PERSON}(?:\([^)]*\))?\s+(?:was|is|became)\s+the\s+{re.escape(post)}\s+{of_thing}"):
-            held |= {found.group(1) for found in re.finditer(pattern, words)}
+            held |= {person for found in re.finditer(pattern, words) if (person := _person(found.group(1)))}
     if len(held) != 1:
         return None
     (person,) = held
     if re.search(rf"(?<!\w){re.escape(person)}(?!\w)", said, re.IGNORECASE):
         return None
     return f"the passages say the {post} of {thing} was {person}"
+
+
+# Capitalised words before a name that are no part of it: a sentence's first word, a title.
+_NOT_NAME = frozenset("Later Then In After Before When While Since By From Professor Prof Sir Dr Doctor Captain Mr "
+                      "Mrs Ms Miss Lord Lady Dame Reverend Rev".split())
+
+
+def _person(words: str) -> str | None:
+    """A captured run of capitalised words as the person's name, without a title or a sentence's first word before
+    it; None if fewer than two words are left, or if it is a possessive ("Casimir Holt's student …": the holder is
+    someone named through that person)."""
+    if re.search(r"['’]s?$", words):
+        return None
+    parts = words.split()
+    while parts and parts[0] in _NOT_NAME:
+        parts.pop(0)
+    return " ".join(parts) if len(parts) >= 2 else None
 
 
 def _passages(text: str) -> str:

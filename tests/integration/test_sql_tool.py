@@ -372,6 +372,7 @@ def test_a_person_is_named_in_two_columns_only_where_a_table_has_one_first_and_o
     assert split_name([("first_name", "text"), ("firstname", "text"), ("last_name", "text")]) is None
     assert split_name([("first_name", "text"), ("last_name", "integer")]) is None
     assert split_name([("name", "text"), ("first_seen", "date")]) is None
+    assert split_name([("first", "text"), ("last", "text")]) is None  # a first and a last what?
 
 
 def test_a_filter_on_a_column_of_a_table_the_query_does_not_read_goes_through_the_key_they_share():
@@ -436,3 +437,5 @@ def test_a_whole_name_compared_with_one_of_its_two_columns_compares_both_joined(
                        error='column "staff_name" does not exist') is not None
     assert whole_named("SELECT 1 FROM staff WHERE team_name = 'Design'", tables, split,
                        error='column "team_name" does not exist') is None  # another thing's name
+    assert whole_named("SELECT 1 FROM staff WHERE st_name = 'A B'", tables, split,
+                       error='column "st_name" does not exist') is None  # not the table's name

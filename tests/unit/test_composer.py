@@ -212,14 +212,21 @@ async def test_a_choice_whose_results_are_lettered_takes_the_options_in_the_orde
 
 
 def test_a_choice_of_speed_answered_with_times_goes_to_the_option_of_less_time():
-    """"Which route is faster?" with `time1`, `time2` (a number glued to a word letters the options too): the
-    faster is the one taking less time; with speeds, the larger; with prices asked cheaper, the smaller."""
+    """"Which route is faster?" with `time1`, `time2` (a number glued to a word is a part of the name, matched to
+    the option of that number): the faster is the one taking less time, beside a difference too; with speeds or
+    rates (`km_per_hour_1`), the larger; with prices asked cheaper, the smaller."""
     question = "Route 1 is 18 km at 90 km/h. Route 2 is 22 km at 50 km/h. Which route is faster, Route 1 or Route 2?"
     assert [o for _, o in ranked_options(question, ["time1", "time2"], [0.47, 0.44])] == ["Route 2", "Route 1"]
     assert [o for _, o in ranked_options(question, ["speed_1", "speed_2"], [40, 50])] == ["Route 2", "Route 1"]
     assert ranked_options("Who runs faster, Lena or Omar?", ["lena_minutes", "omar_minutes"],
                           [5.4, 5.25])[0][1] == "Omar"
     assert ranked_options("Which is cheaper, A or B?", ["cost1", "cost2"], [3, 4])[0][1] == "A"
+    backwards = "Route 2 is 22 km at 50 km/h. Route 1 is 18 km at 90 km/h. Which route is faster, Route 1 or Route 2?"
+    assert ranked_options(backwards, ["time1", "time2"], [0.2, 0.44])[0][1] == "Route 1"  # by number, not order
+    assert ranked_options(question, ["km_per_hour_1", "km_per_hour_2"], [40, 50])[0][1] == "Route 2"  # a rate
+    assert ranked_options(question, ["route_1_minutes", "route_2_minutes", "difference"],
+                          [30, 20, 10])[0][1] == "Route 2"  # the times beside a difference
+    assert ranked_options("Which is quicker, Oak or Pine?", ["oak_hours", "pine_hours"], [3, 2])[0][1] == "Pine"
 
 
 def _lookup() -> StubTool:

@@ -667,7 +667,7 @@ def test_the_lines_a_programs_answer_rests_on_are_kept_in_order_and_the_rest_dro
 
 def test_for_a_question_asking_who_a_value_naming_someone_outvotes_numbers():
     """Three samples answer "Who does Aino report to?" with the manager's id, two with a name: the name wins; asked
-    how many, or who of two options, the numbers keep their votes."""
+    how many, or who of two options, or against a date or "not in the documents", the numbers keep their votes."""
     texts = ['answer = sql("SELECT reports_to FROM staff")'] * 3 + ['answer = sql("SELECT first_name FROM staff")'] * 2
     programs = [compile_program(t, {**default_tools(), "sql": Lookup()}, "general") for t in texts]
     values = [10, 10, 10, {"columns": ["first_name", "last_name"], "rows": [["Kenji", "Watanabe"]]},
@@ -676,6 +676,8 @@ def test_for_a_question_asking_who_a_value_naming_someone_outvotes_numbers():
     assert _vote(programs, values, _Rules()) == (0, 3)
     assert _vote(programs, values, _Rules(person=True, options=2)) == (0, 3)
     assert _vote(programs, [10, 10, 10, 11, 11], _Rules(person=True)) == (0, 3)
+    dated = [10, 10, 10, "2021-03-08", "It is not in the documents."]  # a date or a refusal names no one
+    assert _vote(programs, dated, _Rules(person=True)) == (0, 3)
 
 
 def test_a_negative_amount_loses_its_vote_to_a_sample_computing_one_that_is_not():

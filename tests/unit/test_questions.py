@@ -110,6 +110,9 @@ def test_a_number_converted_to_a_unit_a_hundred_or_a_thousand_times_apart_counts
     ("How many months will it take her to afford the car?", True),
     ("After how many days is the tank full?", True),
     ("How many weeks did she spend there first?", False),
+    ("How many weeks does she spend there first?", False),
+    ("How many months can she afford to stay?", False),
+    ("How many days does the first leg of the trip take?", False),
     ("How many days does the trip last?", False),
     ("How many minutes pass until she gets home?", False),
 ])
@@ -125,6 +128,7 @@ def test_the_periods_until_something_is_first_reached_are_counted_whole_and_roun
 @pytest.mark.parametrize(("question", "who"), [
     ("Who does Aino Virtanen report to?", True),
     ("To whom does the head of Sales report?", True),
+    ("Under whom did Aino work?", True),
     ("Who founded the company that built the Varn Bridge?", True),
     ("Whose bike is faster?", False),
     ("How many people report to Kenji Watanabe?", False),

@@ -237,8 +237,10 @@ async def test_a_reader_asked_where_a_person_was_born_answering_another_place_of
 async def test_a_reader_asked_who_held_a_post_answering_another_person_of_the_passages_is_retried():
     """"Its first director was Casimir Holt" in the observatory's own article, beside "… the first director of the
     Varnay Observatory, which Odile Marchetti had founded": asked the first director, Odile Marchetti is retried with
-    feedback naming Casimir Holt, who passes; "<person> was the <post> of <thing>" says so too; "Its <post>" in
-    another thing's article, two holders, or a post the question does not ask decide nothing."""
+    feedback naming Casimir Holt, who passes; "<person> was the <post> of <thing>" says so too (a title or a
+    sentence's first word before the name is no part of it); "Its <post>" in another thing's article, two holders,
+    another post ("deputy director"), a possessive ("Casimir Holt's student") or a post the question does not ask
+    decide nothing."""
     own = "Marchetti never ran it. Its first director was [Casimir Holt](casimir_holt.md), appointed in 1866."
     his = ("Casimir Holt (1833–1902) was an astronomer. In 1866 he was appointed the first director of the "
            "[Varnay Observatory](varnay_observatory.md), which [Odile Marchetti](odile_marchetti.md) had founded.")
@@ -264,6 +266,14 @@ async def test_a_reader_asked_who_held_a_post_answering_another_person_of_the_pa
     assert (await ExpertAnswered().verify(step, two, "Ann Lee", no_model)).outcome == "pass"
     founder = reader("Who was the founder of the Varnay Observatory?", ("varnay_observatory.md", own))
     assert (await ExpertAnswered().verify(step, founder, "Odile Marchetti", no_model)).outcome == "pass"
+    director = "Who was the director of the Varnay Observatory?"
+    later = reader(director, ("a.md", "Later Professor Casimir Holt was the director of the Varnay Observatory."))
+    assert (await ExpertAnswered().verify(step, later, "Casimir Holt", no_model)).outcome == "pass"
+    assert (await ExpertAnswered().verify(step, later, "Ann Lee", no_model)).reason.endswith("was Casimir Holt")
+    deputy = reader(director, ("a.md", "The deputy director of the Varnay Observatory was Bob Lane."))
+    assert (await ExpertAnswered().verify(step, deputy, "Ann Lee", no_model)).outcome == "pass"
+    student = reader(director, ("a.md", "The director of the Varnay Observatory was Casimir Holt's student Ann Lee."))
+    assert (await ExpertAnswered().verify(step, student, "Ann Lee", no_model)).outcome == "pass"
 
 
 async def test_the_life_years_check_takes_only_the_name_right_before_the_brackets():
