@@ -35,6 +35,7 @@ from stepwise.reasoning.questions import (
     asks_for_difference,
     asks_for_quantity,
     asks_who,
+    counts_periods,
     counts_things,
     counts_up,
     final_number,
@@ -199,10 +200,10 @@ class ProgramPlanner:
             values.append(None)
             if program is not None:
                 chosen, votes = len(texts) - 1, 0
-        if (chosen is not None and rules.whole and is_number(values[chosen]) and values[chosen] > 0
+        if (chosen is not None and (rules.whole or rules.periods) and is_number(values[chosen]) and values[chosen] > 0
                 and not _whole(values[chosen])
                 and _word_problem(programs, values, self.arithmetic)):
-            await self._count_whole(chosen, texts, programs, values, tools, up=rules.up)
+            await self._count_whole(chosen, texts, programs, values, tools, up=rules.up or rules.periods)
         ctx.sink.emit(ProgramsSampled(run_id=ctx.run_id, at=time.time(), programs=texts,
                                       values=[_shown(v) for v in values], errors=errors,
                                       chosen=chosen if chosen is not None else -1, votes=votes,
@@ -297,7 +298,7 @@ class ProgramPlanner:
         fit = self.fitting(question, allowed)
         queries = READ not in fit and self.names_row(question, allowed)
         return _Rules(magnitude=asks_for_difference(question), quantity=asks_for_quantity(question),
-                      whole=counts_things(question), up=counts_up(question),
+                      whole=counts_things(question), up=counts_up(question), periods=counts_periods(question),
                       stated=numbers_in(question), reads=READ in fit, queries=queries, person=asks_who(question),
                       options=len(offered := options(question)), asked=question if len(offered) > 1 else None,
                       words=_stems(question), arithmetic=self.arithmetic)
@@ -742,14 +743,22 @@ def _key(value: Any, magnitude: bool = False) -> Any:
 
 def _empty(value: Any) -> bool:
     """A value that answers nothing: a sandboxed program printing nothing, `None` (a function it called returned
-    nothing), or a query finding no rows (`[]`, or a table without rows). It has no vote: one such sample won a tie of
-    single votes over two that agreed but for a sign, and two queries finding nothing tied two finding the same
-    department in a probe's run (the tie went to an empty one). Where every sample finds nothing, their plans vote."""
+    nothing), a query finding no rows (`[]`, or a table without rows), or the documents' passages (`_passages`). It
+    has no vote: one such sample won a tie of single votes over two that agreed but for a sign, and two queries
+    finding nothing tied two finding the same department in a probe's run (the tie went to an empty one). Where every
+    sample finds nothing, their plans vote."""
     if isinstance(value, str):
         return value.strip().lower() in ("", "none")
     if isinstance(value, list):
-        return not value
+        return not value or _passages(value)
     return isinstance(value, dict) and is_table(value) and value["rows"] == []
+
+
+def _passages(value: list[Any]) -> bool:
+    """Whether a value is the documents' passages as a search returns them (`{"source", "text"}` each): what to
+    read an answer from, not one. A probe's sample wrote `docs("Lantern Fair")` as its answer, which outvoted four
+    samples that read or queried (no computed value), and the composer model then made a year up from the passages."""
+    return all(isinstance(p, dict) and "source" in p and "text" in p for p in value)
 
 
 class _Rules(msgspec.Struct, frozen=True):
@@ -763,6 +772,9 @@ class _Rules(msgspec.Struct, frozen=True):
     quantity: bool = False  # one quantity asked: a several-part answer votes by its last part (`last_part`)
     whole: bool = False
     up: bool = False  # a count of what suffices: a fraction rounds up (`counts_up`)
+    # The periods until something is first reached (`counts_periods`): the chosen fraction rounds up, but fractions
+    # keep their votes (11.87 weeks is the program's right answer before rounding; a loop's 0 weeks is not).
+    periods: bool = False
     stated: frozenset[float] = frozenset()  # every number the question states, 0 and 1 too
     reads: bool = False
     queries: bool = False

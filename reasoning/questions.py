@@ -69,7 +69,7 @@ def counts_things(question: str) -> bool:
     """Whether the question asks how many of something countable ("How many ogres has Charles slain?"), whose
     answer is a whole number; not a measure ("How many hours does he spend?") nor something else."""
     found = asks_for_quantity(question) and _HOW_MANY.search(ask(question))
-    return bool(found) and not _MEASURES.search(found.group(1)) or counts_periods(question)
+    return bool(found) and not _MEASURES.search(found.group(1))
 
 
 # "After how many weeks can he first afford the bike?": the periods until something is first reached, each whole.
@@ -96,7 +96,7 @@ def counts_up(question: str) -> bool:
     """Whether the question counts what suffices ("How many vans are needed for 30 people?"): a fraction of a thing
     is then one thing more, where elsewhere it is no thing ("How many full boxes …", "How many tubes does he have?")."""
     asking = ask(question)
-    return bool(_ENOUGH.search(asking)) and not _FULL.search(asking) or counts_periods(question)
+    return bool(_ENOUGH.search(asking)) and not _FULL.search(asking)
 
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?!\w)")

@@ -680,6 +680,28 @@ def test_for_a_question_asking_who_a_value_naming_someone_outvotes_numbers():
     assert _vote(programs, dated, _Rules(person=True)) == (0, 3)
 
 
+async def test_the_weeks_until_something_is_first_afforded_round_up_and_a_fraction_keeps_its_vote():
+    """11.87 weeks (two samples) against a loop's 0 and 17: the fraction wins (a period's fraction is no wrong
+    program, as 8.67 friends would be) and is rounded up: the 12th week affords it."""
+    question = ("Tomas has 230 euros and saves 45 euros a week. The bike costs 764.15 euros. After how many weeks "
+                "of saving can he first afford it?")
+    programs = ["weeks = 0\nanswer = weeks", "answer = (764.15 - 230) / 45", "answer = (764.15 - 230) / 45",
+                "answer = 764.15 / 45"]
+    report, _ = await run(Samples(programs, '{"text":"12","uses":[1]}'), question, samples=4)
+    assert report.answer.value == 12
+
+
+def test_the_documents_passages_as_a_programs_answer_have_no_vote():
+    """A sample answering with a search's passages (`docs("Lantern Fair")`) does not outvote samples that read or
+    query without a value computed now: their plans vote."""
+    texts = ['answer = read("When was the Lantern Fair first held?")', 'answer = docs("Lantern Fair")',
+             'answer = read("When was the Lantern Fair first held?")']
+    tools = {**default_tools(), "docs": DocSearch(DOCS)}
+    programs = [compile_program(t, tools, "general") for t in texts]
+    passages = [{"source": "a.md:3", "text": "The fair began in 1908.", "score": 2.0}]
+    assert _vote(programs, [None, passages, None]) == (0, 2)
+
+
 def test_a_negative_amount_loses_its_vote_to_a_sample_computing_one_that_is_not():
     """Word-problem programs computing -204, 42, 26, 1.5 and 10: the negative one loses its vote; with every sample
     negative, a difference's size asked (-204 and 204 one answer), or no word problem, nothing is taken away."""

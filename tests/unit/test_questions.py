@@ -117,12 +117,12 @@ def test_a_number_converted_to_a_unit_a_hundred_or_a_thousand_times_apart_counts
     ("How many minutes pass until she gets home?", False),
 ])
 def test_the_periods_until_something_is_first_reached_are_counted_whole_and_rounded_up(question, periods):
-    """Days, weeks, months or years "after" which, or until, something is first reached or afforded: a count of
-    whole periods (a part of one is one more); a time spent or lasting is a measure."""
-    from stepwise.reasoning.questions import counts_periods, counts_up
+    """Days, weeks, months or years "after" which, or until, something is first reached or afforded: whole periods
+    (the planner rounds a fraction up); a time spent or lasting is a measure. Neither is a count of things."""
+    from stepwise.reasoning.questions import counts_periods
 
     assert counts_periods(question) is periods
-    assert counts_things(question) is periods and counts_up(question) is periods
+    assert counts_things(question) is False
 
 
 @pytest.mark.parametrize(("question", "who"), [
