@@ -17,8 +17,8 @@ from stepwise.reasoning.types import EXPERT_SYSTEM, NOT_IN_DOCUMENTS
 __all__ = [
     "COMPOSE_REJECTED", "COMPOSE_SYSTEM", "COMPOSE_USER", "EXPERT_REJECTED", "EXPERT_SYSTEM", "FUNCTIONS_SEVERAL",
     "FUNCTIONS_SYSTEM", "FUNCTIONS_TEXT_TOO", "FUNCTIONS_TOOLS", "NOT_IN_DOCUMENTS", "PLAN_EXAMPLES", "PLAN_RULES",
-    "PLAN_TOOL_EXAMPLES", "PROGRAM_ARITHMETIC", "PROGRAM_CALLS", "PROGRAM_INVALID", "PROGRAM_REPLAN", "PROGRAM_SYSTEM",
-    "READER", "REPAIR_SYSTEM", "REPAIR_USER", "WORKED_MAX_TOKENS", "WORKED_SYSTEM",
+    "PLAN_TOOL_EXAMPLES", "PROGRAM_ARITHMETIC", "PROGRAM_CALLS", "PROGRAM_INVALID", "PROGRAM_QUERY", "PROGRAM_REPLAN",
+    "PROGRAM_SYSTEM", "READER", "REPAIR_SYSTEM", "REPAIR_USER", "WORKED_MAX_TOKENS", "WORKED_SYSTEM",
 ]
 
 # ---- an expert step (reasoning/engine.py)
@@ -152,6 +152,8 @@ PROGRAM_BROKE_RULE = "broke a rule"
 PROGRAM_FAILED = "failed"
 
 # When no sample compiled: the first one's error, and the shape again (greedy, once).
+PROGRAM_QUERY = ("That program asks about something the database holds, which only a query of the database "
+                 "knows. Write it again with sql(\"SELECT …\") queries of its tables.")
 PROGRAM_INVALID = ("That program was invalid ({error}). "
                    "Write it again: one `name = ...` per line, ending with `answer = ...`.")
 

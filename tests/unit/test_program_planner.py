@@ -691,6 +691,47 @@ async def test_the_weeks_until_something_is_first_afforded_round_up_and_a_fracti
     assert report.answer.value == 12
 
 
+class StaffDatabase:
+    """A stand-in for the sql tool over a staff table holding Lotte van der Heijden: a query of it finds Tallinn."""
+
+    name, deterministic, side_effect_free = "sql", False, True
+    description = "runs one read-only query:\n  table staff(first_name text, last_name text, office text)"
+    names = frozenset({"lotte van der heijden"})
+
+    class args_type(msgspec.Struct):
+        query: str
+
+    async def run(self, args):
+        if "FROM staff" not in args.query:
+            raise ValueError("syntax error at end of input")
+        return {"columns": ["office"], "rows": [["Tallinn"]], "truncated": False}
+
+
+async def test_a_question_naming_a_database_row_answered_by_asking_is_planned_again_to_query():
+    """Four samples ask the general expert where a person the database holds works, the fifth's query is broken:
+    the planner writes the program once more, told to query, and that program's query answers."""
+
+    class Twice(Samples):
+        async def generate(self, messages, **kwargs):
+            if isinstance(kwargs.get("constraint"), Grammar) and len(self.calls) == 1:
+                self.calls.append(kwargs)
+                self.told = messages[-1].content
+                return Completion('answer = sql("SELECT office FROM staff WHERE last_name = \'van der Heijden\'")',
+                                  Usage(10, 5, 0), 1.0, "test")
+            return await super().generate(messages, **kwargs)
+
+    asked = 'answer = ask("In which office does Lotte van der Heijden work?")'
+    backend = Twice([asked] * 4 + ['answer = sql("SELECT")'], '{"text":"Tallinn","uses":[1]}')
+    tools = {**default_tools(), "sql": StaffDatabase()}
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5),
+                         composer=lambda router: Composer(router))
+    recorder = ev.Recorder()
+    await engine.run("In which office does Lotte van der Heijden work?", RunOptions(deadline_s=10), sink=recorder)
+    report = fold(recorder.events)
+    assert [s.target for s in report.plan.steps] == ["sql"] and report.answer.value == "Tallinn"
+    assert "only a query of the database" in backend.told
+
+
 def test_the_documents_passages_as_a_programs_answer_have_no_vote():
     """A sample answering with a search's passages (`docs("Lantern Fair")`) does not outvote samples that read or
     query without a value computed now: their plans vote."""
