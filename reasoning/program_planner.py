@@ -25,7 +25,7 @@ import msgspec
 from stepwise.reasoning import prompts
 from stepwise.reasoning.composer import ranked_options
 from stepwise.reasoning.context import RunContext
-from stepwise.reasoning.errors import PlanInvalid
+from stepwise.reasoning.errors import PlanInvalid, ReasoningError
 from stepwise.reasoning.events import PlanProgress, PlanPurpose, ProgramsSampled
 from stepwise.reasoning.examples import ExampleBank
 from stepwise.reasoning.plan import as_value, is_number, is_table, last_part, number_text, substitute
@@ -236,11 +236,14 @@ class ProgramPlanner:
 
     async def _queried(self, messages: list[Message], ctx: RunContext, allowed: tuple[str, ...],
                        about: str | None) -> Plan | None:
-        """A greedy program written again, told to query the database; None if it still does not."""
+        """A greedy program written again, told to query the database (its own `programs_sampled` event follows the
+        first); None if it still does not query, or cannot be had (a backend's error, the run's budget spent): the
+        chosen program then runs. A query it writes may still fail as a step, to be repaired and replanned as any:
+        a made-up answer from the general expert is no better."""
         try:
             plan = await self._sample([*messages, Message("user", prompts.PROGRAM_QUERY)], ctx, allowed,
                                       purpose="replan", samples=1, about=about)
-        except PlanInvalid:
+        except ReasoningError:
             return None
         return plan if any(isinstance(s, ToolStep) and s.target == "sql" for s in plan.steps) else None
 
@@ -261,9 +264,10 @@ class ProgramPlanner:
     async def _count_whole(self, chosen: int, texts: list[str], programs: list[Program | None], values: list[Any],
                            tools: Mapping[str, Tool], *, up: bool) -> None:
         """The chosen program, in place, with its answer rounded to a whole number: the question counts things and
-        no sample computed a whole number (those that did would have won the vote). A part of a thing is no thing
-        ("half as many tubes as 11"), unless the question counts what suffices (`counts_up`: rounded up); a negative
-        difference is left to the composer, which states its size. Re-scoring
+        no sample computed a whole number (those that did would have won the vote), or it counts the periods until
+        something is first reached (`counts_periods`, rounded up; there a fraction may win over a whole number). A
+        part of a thing is no thing ("half as many tubes as 11"), unless the question counts what suffices
+        (`counts_up`: rounded up); a negative difference is left to the composer, which states its size. Re-scoring
         one run's recorded samples of 100 gsm_symbolic items: 5 such answers (all wrong), 3 made right."""
         counted = whole_count(texts[chosen], up=up)
         program = None if counted is None else self._compile(counted, tools)[0]
@@ -781,10 +785,11 @@ def _passages(value: list[Any]) -> bool:
 
 class _Rules(msgspec.Struct, frozen=True):
     """What the question says about its answer, for the vote: a difference's size (`magnitude`: 9 and -9 are one
-    answer), a count (`whole`; of what suffices, `up`), the numbers it states (`stated`; `given`, those but 0 and
-    1), names the documents hold (`reads`), a thing the database holds and none the documents name (`queries`), how many
-    options it offers to choose from (`options`); and the arithmetic tool (`arithmetic`), whose programs alone make a
-    word problem (None, as for a replan: no word-problem rule)."""
+    answer), a count (`whole`; of what suffices, `up`), periods until something is first reached (`periods`), the
+    numbers it states (`stated`; `given`, those but 0 and 1), names the documents hold (`reads`), a thing the database
+    holds and none the documents name (`queries`), how many options it offers to choose from (`options`); and the
+    arithmetic tool (`arithmetic`), whose programs alone make a word problem (None, as for a replan: no word-problem
+    rule)."""
 
     magnitude: bool = False
     quantity: bool = False  # one quantity asked: a several-part answer votes by its last part (`last_part`)

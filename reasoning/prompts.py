@@ -152,6 +152,7 @@ PROGRAM_BROKE_RULE = "broke a rule"
 PROGRAM_FAILED = "failed"
 
 # When no sample compiled: the first one's error, and the shape again (greedy, once).
+# A question naming a database row, whose chosen program only asked the general expert (program_planner._queried).
 PROGRAM_QUERY = ("That program asks about something the database holds, which only a query of the database "
                  "knows. Write it again with sql(\"SELECT …\") queries of its tables.")
 PROGRAM_INVALID = ("That program was invalid ({error}). "

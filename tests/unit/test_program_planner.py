@@ -9,6 +9,7 @@ import msgspec
 
 from stepwise.reasoning import events as ev
 from stepwise.reasoning.composer import Composer
+from stepwise.reasoning.errors import BackendError
 from stepwise.reasoning.options import RunOptions
 from stepwise.reasoning.program import compile_program
 from stepwise.reasoning.program_planner import ProgramPlanner, _Rules, _vote
@@ -681,7 +682,7 @@ def test_for_a_question_asking_who_a_value_naming_someone_outvotes_numbers():
 
 
 async def test_the_weeks_until_something_is_first_afforded_round_up_and_a_fraction_keeps_its_vote():
-    """11.87 weeks (two samples) against a loop's 0 and 17: the fraction wins (a period's fraction is no wrong
+    """11.87 weeks (two samples) against a loop's 0 and 16.98: the fraction wins (a period's fraction is no wrong
     program, as 8.67 friends would be) and is rounded up: the 12th week affords it."""
     question = ("Tomas has 230 euros and saves 45 euros a week. The bike costs 764.15 euros. After how many weeks "
                 "of saving can he first afford it?")
@@ -730,6 +731,37 @@ async def test_a_question_naming_a_database_row_answered_by_asking_is_planned_ag
     report = fold(recorder.events)
     assert [s.target for s in report.plan.steps] == ["sql"] and report.answer.value == "Tallinn"
     assert "only a query of the database" in backend.told
+
+
+async def test_a_replan_that_still_does_not_query_or_fails_leaves_the_chosen_program():
+    """Told to query, the planner asks again, or its backend fails: the sampled program that asks runs."""
+
+    class Again(Samples):
+        def __init__(self, *args, fail: bool) -> None:
+            super().__init__(*args)
+            self.fail = fail
+
+        async def generate(self, messages, **kwargs):
+            if isinstance(kwargs.get("constraint"), Grammar) and len(self.calls) == 1:
+                self.calls.append(kwargs)
+                if self.fail:
+                    raise BackendError("the model server went away")
+                return Completion('answer = ask("Where does Lotte van der Heijden work?")', Usage(10, 5, 0), 1.0,
+                                  "test")
+            return await super().generate(messages, **kwargs)
+
+    asked = 'answer = ask("In which office does Lotte van der Heijden work?")'
+    tools = {**default_tools(), "sql": StaffDatabase()}
+    for fail in (False, True):
+        backend = Again([asked] * 5, "Leeds", '{"text":"Leeds","uses":[1]}', fail=fail)
+        engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5),
+                             composer=lambda router: Composer(router))
+        recorder = ev.Recorder()
+        await engine.run("In which office does Lotte van der Heijden work?", RunOptions(deadline_s=10),
+                         sink=recorder)
+        report = fold(recorder.events)
+        assert report.status == "finished" and [s.kind for s in report.plan.steps] == ["expert"]
+        assert report.plan.steps[0].input == "In which office does Lotte van der Heijden work?"
 
 
 def test_the_documents_passages_as_a_programs_answer_have_no_vote():

@@ -116,7 +116,7 @@ def test_a_number_converted_to_a_unit_a_hundred_or_a_thousand_times_apart_counts
     ("How many days does the trip last?", False),
     ("How many minutes pass until she gets home?", False),
 ])
-def test_the_periods_until_something_is_first_reached_are_counted_whole_and_rounded_up(question, periods):
+def test_a_question_counts_the_periods_until_something_is_first_reached(question, periods):
     """Days, weeks, months or years "after" which, or until, something is first reached or afforded: whole periods
     (the planner rounds a fraction up); a time spent or lasting is a measure. Neither is a count of things."""
     from stepwise.reasoning.questions import counts_periods
