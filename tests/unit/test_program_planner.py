@@ -540,7 +540,7 @@ def test_a_query_finding_a_row_by_an_id_the_question_does_not_state_loses_its_vo
 def test_a_query_leaving_out_a_condition_the_question_states_loses_its_vote():
     """Four queries counting everyone in Field Operations lose to one also comparing a role with "Technician"; with
     no question words to match, when agreement is counted, or where the fifth only matches a LIKE pattern or bounds
-    the role, the four win as before."""
+    the role, the four win as before. A flag tested true (`billable = TRUE`) is a condition too; tested false, not."""
     from stepwise.reasoning.program import compile_program
     from stepwise.reasoning.program_planner import _Rules, _stems, _vote
 
@@ -565,6 +565,14 @@ def test_a_query_leaving_out_a_condition_the_question_states_loses_its_vote():
     bounded = technicians.replace("= 'Technician'", ">= 'Technician'")
     programs[2] = compile_program(bounded, tools, "general")
     assert _vote(programs, [7, 7, 5, 7], _Rules(words=words), texts=[""] * 4) == (0, 3)  # nor a bound
+    hours = 'answer = sql("SELECT sum(weekly_hours) FROM allocations WHERE client = \'Verdant Bank\'")'
+    billable = hours[:-2] + ' AND a.billable = TRUE")'
+    programs = [compile_program(text, tools, "general") for text in (hours, hours, billable)]
+    asked = _stems("How many billable hours a week are booked on Verdant Bank's projects?")
+    assert _vote(programs, [247, 247, 241], _Rules(words=asked), texts=[""] * 3) == (2, 1)  # a flag tested true
+    unasked = billable.replace("TRUE", "FALSE")
+    programs[2] = compile_program(unasked, tools, "general")
+    assert _vote(programs, [247, 247, 241], _Rules(words=asked), texts=[""] * 3) == (0, 2)  # false: no condition
 
 
 def test_a_query_finding_no_rows_has_no_vote():
