@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Annotated, Any
 
 import asyncpg
@@ -552,11 +552,8 @@ def renamed_column(query: str, error: str, tables: Mapping[str, Sequence[str]]) 
     if len(held) != 1:
         return None
     (name,) = held
-    pattern = (rf"(?<![\w.]){re.escape(qualifier)}\.{re.escape(column)}(?!\w)" if qualifier
-               else rf"(?<![\w.]){re.escape(column)}(?![\w.(])")
     target = f"{qualifier}.{name}" if qualifier else name
-    return re.sub(rf"'(?:[^']|'')*'|{pattern}",
-                  lambda m: m.group(0) if m.group(0).startswith("'") else target, query, flags=re.IGNORECASE)
+    return _outside_quotes(_named_column(qualifier, column), query, lambda _: target, flags=re.IGNORECASE)
 
 
 # A missing column a person's whole name would be in: `name`, `full_name`, `fullname`; also `<table>_name`
@@ -583,11 +580,8 @@ def whole_named(query: str, tables: Mapping[str, Sequence[str]], split_names: Ma
         prefix = (named.group(1) or "").lower()
         if len(of) != 1 or of[0] not in split_names or prefix and prefix not in (of[0].lower(), _singular(of[0])):
             return None
-        pattern = (rf"(?<![\w.]){re.escape(qualifier)}\.{re.escape(column)}(?!\w)" if qualifier
-                   else rf"(?<![\w.]){re.escape(column)}(?![\w.(])")
         joined = _joined(qualifier, split_names[of[0]])
-        return re.sub(rf"'(?:[^']|'')*'|{pattern}", lambda m: m.group(0) if m.group(0).startswith("'") else joined,
-                      query, flags=re.IGNORECASE)
+        return _outside_quotes(_named_column(qualifier, column), query, lambda _: joined, flags=re.IGNORECASE)
 
     def whole(match: re.Match[str]) -> str:
         qualifier, column, text = match.groups()
@@ -597,8 +591,7 @@ def whole_named(query: str, tables: Mapping[str, Sequence[str]], split_names: Ma
             return match.group(0)
         return f"{_joined(qualifier, split_names[of[0]])} = '{text}'"
 
-    rewritten = re.sub(rf"'(?:[^']|'')*'|{_EQUALS_TEXT.pattern}",
-                       lambda m: m.group(0) if m.group(0).startswith("'") else whole(m), query)
+    rewritten = _outside_quotes(_EQUALS_TEXT.pattern, query, whole)
     return None if rewritten == query else rewritten
 
 
@@ -685,8 +678,21 @@ def realiased(query: str, error: str, tables: Mapping[str, Sequence[str]]) -> st
     if len(defined) != 1:
         return None
     (alias,) = defined
-    return re.sub(rf"'(?:[^']|'')*'|(?<![\w.]){missing}\.", lambda m: m.group(0) if m.group(0).startswith("'")
-                  else f"{alias}.", query, flags=re.IGNORECASE)
+    return _outside_quotes(rf"(?<![\w.]){missing}\.", query, lambda _: f"{alias}.", flags=re.IGNORECASE)
+
+
+def _outside_quotes(pattern: str, query: str, replace: Callable[[re.Match[str]], str], *, flags: int = 0) -> str:
+    """`query` with each match of `pattern` outside single-quoted text (the grammar's only quoting, passed over
+    whole) replaced by what `replace` makes of it; the pattern's groups keep their numbers."""
+    return re.sub(rf"'(?:[^']|'')*'|{pattern}",
+                  lambda m: m.group(0) if m.group(0).startswith("'") else replace(m), query, flags=flags)
+
+
+def _named_column(qualifier: str | None, column: str) -> str:
+    """A column as a query names it: `q.column` with its qualifier, else the bare name (not a qualified one's, nor a
+    function's)."""
+    return (rf"(?<![\w.]){re.escape(qualifier)}\.{re.escape(column)}(?!\w)" if qualifier
+            else rf"(?<![\w.]){re.escape(column)}(?![\w.(])")
 
 
 def _read_tables(query: str, tables: Mapping[str, Sequence[str]]) -> dict[str, str]:

@@ -210,12 +210,8 @@ def _birthplace_missed(resolved_input: Any, said: str) -> str | None:
     places = {found.group(1) for found in re.finditer(
         rf"(?<![\w'’]){re.escape(name)}(?![\w'’])(?:(?!\bwho)[^.]){{0,{_SENTENCE}}}?\bborn (?:in|at) {_PLACE}",
         passages)}
-    if len(places) != 1:
-        return None
-    (place,) = places
-    if re.search(rf"(?<!\w){re.escape(place)}(?!\w)", said, re.IGNORECASE):
-        return None
-    return f"the passages say {name} was born in {place}"
+    place = _unsaid(places, said)
+    return None if place is None else f"the passages say {name} was born in {place}"
 
 
 # "Who was the first director of the Varnay Observatory?": a post (one to three lower-case words) and the thing.
@@ -249,12 +245,17 @@ def _holder_missed(resolved_input: Any, said: str) -> str | None:
         for pattern in (rf"\b(?:[Tt]he|[Ii]ts|[Tt]heir)\s+{re.escape(post)}\s+{own}(?:was|is)\s+{_PERSON}",
                         rf"{_PERSON}(?:\([^)]*\))?\s+(?:was|is|became)\s+the\s+{re.escape(post)}\s+{of_thing}"):
             held |= {person for found in re.finditer(pattern, words) if (person := _person(found.group(1)))}
-    if len(held) != 1:
+    person = _unsaid(held, said)
+    return None if person is None else f"the passages say the {post} of {thing} was {person}"
+
+
+def _unsaid(found: set[str], said: str) -> str | None:
+    """The one thing the passages say (a place, a person), if the answer does not say it; None if they say none or
+    several, or the answer says it."""
+    if len(found) != 1:
         return None
-    (person,) = held
-    if re.search(rf"(?<!\w){re.escape(person)}(?!\w)", said, re.IGNORECASE):
-        return None
-    return f"the passages say the {post} of {thing} was {person}"
+    (one,) = found
+    return None if re.search(rf"(?<!\w){re.escape(one)}(?!\w)", said, re.IGNORECASE) else one
 
 
 # Capitalised words before a name that are no part of it: a sentence's first word, a title.
