@@ -1,7 +1,8 @@
-"""The out-of-domain probe sets (evals/probe, probe2, probe3, probe4) against real parts: each set's company.sql loaded
-into a scratch database on the test Postgres and read through a read-only role; every database item's reference query,
-run by the sql tool, gives the item's answer; every document item's answer is in the set's articles, each hop's words
-in the article it names; every computed item's check, and every puzzle's solution, gives its answer."""
+"""The out-of-domain probe sets (evals/probe, probe2, probe3, probe4, probe5) against real parts: each set's
+company.sql loaded into a scratch database on the test Postgres and read through a read-only role; every database
+item's reference query, run by the sql tool, gives the item's answer; every document item's answer is in the set's
+articles, each hop's words in the article it names; every computed item's check, and every puzzle's solution, gives
+its answer."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from tests.conftest import ADMIN_URL, assert_one_cell, drop_scratch
 SETS = {"probe": {"sql": 12, "docs": 10}, "probe2": {"sql": 8, "docs": 8, "arithmetic": 6, "comparison": 5,
                                                      "game24": 5},
         "probe3": {"sql": 16, "docs": 6, "arithmetic": 5, "comparison": 3},
-        "probe4": {"sql": 8, "docs": 8, "arithmetic": 5, "comparison": 5, "game24": 4}}
+        "probe4": {"sql": 8, "docs": 8, "arithmetic": 5, "comparison": 5, "game24": 4},
+        "probe5": {"sql": 8, "docs": 8, "arithmetic": 5, "comparison": 5, "game24": 4}}
 SOURCES = {"probe3": "probe2"}  # probe3 asks new questions of probe2's database and articles
 
 
