@@ -33,8 +33,8 @@ from stepwise.reasoning.program import ANSWER, ASK, READ, Program, compile_progr
 from stepwise.reasoning.questions import (
     IMPLIED,
     asks_for_difference,
+    asks_for_name,
     asks_for_quantity,
-    asks_who,
     counts_periods,
     counts_things,
     counts_up,
@@ -43,6 +43,7 @@ from stepwise.reasoning.questions import (
     numbers_in,
     numbers_used,
     options,
+    units_mixed,
 )
 from stepwise.reasoning.router import Router
 from stepwise.reasoning.types import (
@@ -108,24 +109,40 @@ class ProgramPlanner:
     def fitting(self, question: str, allowed: tuple[str, ...]) -> set[str]:
         """The data calls the question seems to be about: `sql` when it names at least two words of the database
         (tables, columns, listed values), a name among them or a name of several words its rows hold, `read` when a
-        name in it (a capitalised word past the first) occurs in the documents. Their worked examples are then shown;
-        other data calls' are not."""
+        name in it (a capitalised word past the first, not one of a name the database holds) is one the documents
+        write capitalised. Their worked examples are then shown; other data calls' are not."""
         fit = set()
         known = _vocabulary(self.tools["sql"]) if "sql" in allowed else frozenset()
         if len(_stems(question) & known) >= 2 or self.names_row(question, allowed):
             fit.add("sql")
-        if "docs" in allowed and _names(question) & _vocabulary(self.tools["docs"]):
+        if "docs" in allowed and self._doc_names(question, allowed) & _capitalised(self.tools["docs"]):
             fit.add(READ)
         return fit
+
+    def _doc_names(self, question: str, allowed: tuple[str, ...]) -> set[str]:
+        """The question's names (`_names`) but the words of a name of several words the database holds and the
+        documents do not name whole: "Ashby Road Surgery" is the database's, whatever Ashby the documents name."""
+        held = name_phrases(question) & getattr(self.tools["sql"], "names", frozenset()) if "sql" in allowed else set()
+        text = _document_text(self.tools["docs"])
+        theirs = {word for name in held if not re.search(rf"\b{re.escape(name)}\b", text, re.IGNORECASE)
+                  for word in name.split()}
+        return _names(question) - theirs
 
     def names_row(self, question: str, allowed: tuple[str, ...]) -> bool:
         """Whether the question names something the database holds: a name among its listed values (a department
         "Research") or a name of several words one of its rows holds ("Hugo Wolff"), where one word alone ("Jonas")
-        may well be a coincidence. Two shared words are no name ("hours" and "budget" in a word problem)."""
+        may well be a coincidence — unless the question states no number and the documents name none of its names
+        ("What breed is the Whitfield family's dog Bramble?": a word problem names its people beside numbers). Two
+        shared words are no name ("hours" and "budget" in a word problem)."""
         if "sql" not in allowed:
             return False
-        held = getattr(self.tools["sql"], "names", frozenset())
-        return bool(_names(question) & _vocabulary(self.tools["sql"]) or name_phrases(question) & held)
+        sql = self.tools["sql"]
+        names = _names(question)
+        if names & _vocabulary(sql) or name_phrases(question) & getattr(sql, "names", frozenset()):
+            return True
+        return bool(names & getattr(sql, "words", frozenset()) and not given_numbers(question)
+                    and not ("docs" in allowed
+                             and self._doc_names(question, allowed) & _capitalised(self.tools["docs"])))
 
     def _messages(self, question: str, allowed: tuple[str, ...]) -> list[Message]:
         system, _ = self.prompt_for(allowed)
@@ -134,7 +151,7 @@ class ProgramPlanner:
                                       prefer=self.fitting(question, allowed), data=("sql", READ, "docs"))
         for example in examples:
             turns += [Message("user", example.question), Message("assistant", example.program)]
-        return [*turns, Message("user", question)]
+        return [*turns, Message("user", _with_units(question))]
 
     async def plan(self, question: str, ctx: RunContext, allowed: tuple[str, ...] | None = None,
                    on_step: Callable[[Step], None] | None = None) -> Plan:
@@ -302,7 +319,7 @@ class ProgramPlanner:
         first, then `worked_samples` sampled at the programs' temperature, at once. Their mistakes differ from the
         programs': on the 39 gsm_symbolic items of 100 whose five programs had no majority, the greedy one was right
         on 9, and its number made the vote right on 4 more of them (13, not 9), wrong on none."""
-        messages = [Message("system", prompts.WORKED_SYSTEM), Message("user", question)]
+        messages = [Message("system", prompts.WORKED_SYSTEM), Message("user", _with_units(question))]
         greedy = Sampling(max_tokens=prompts.WORKED_MAX_TOKENS, temperature=0.0)
         calls = [self.router.call(self.target, messages, ctx, purpose="verify", sampling=greedy)]
         if self.worked_samples:
@@ -321,7 +338,7 @@ class ProgramPlanner:
         queries = READ not in fit and self.names_row(question, allowed)
         return _Rules(magnitude=asks_for_difference(question), quantity=asks_for_quantity(question),
                       whole=counts_things(question), up=counts_up(question), periods=counts_periods(question),
-                      stated=numbers_in(question), reads=READ in fit, queries=queries, person=asks_who(question),
+                      stated=numbers_in(question), reads=READ in fit, queries=queries, named=asks_for_name(question),
                       options=len(offered := options(question)), asked=question if len(offered) > 1 else None,
                       words=_stems(question), arithmetic=self.arithmetic)
 
@@ -737,6 +754,13 @@ def _add_runs(run: list[str], found: set[str]) -> None:
 
 
 @functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)
+def _capitalised(docs: Tool) -> frozenset[str]:
+    """The capitalised words of the documents, lower case: the names they hold (a name in a question matches one of
+    these, not a common word written in lower case: "Road" in "Ashby Road Surgery" is not the documents' "road")."""
+    return frozenset(word.lower() for word in re.findall(r"\b[A-Z][a-z]{2,}", _document_text(docs)))
+
+
 def _vocabulary(tool: Tool) -> frozenset[str]:
     """What a data tool knows about, as words: a database's description (tables, columns, values, sample rows),
     the documents' passages."""
@@ -802,7 +826,7 @@ class _Rules(msgspec.Struct, frozen=True):
     reads: bool = False
     queries: bool = False
     options: int = 0
-    person: bool = False  # the question asks who (`asks_who`): a name answers it, a number (an id) does not
+    named: bool = False  # a name answers the question (`asks_for_name`), a number (an id) does not
     asked: str | None = None  # the question, when it offers options: each sample's choice votes (`_by_choice`)
     words: frozenset[str] = frozenset()  # the question's words (`_stems`), which queries' compared texts may hold
     arithmetic: str | None = None
@@ -850,9 +874,10 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
       than another's: a query leaving out a condition the question states ("How many technicians work in Field
       Operations?" counted everyone in Field Operations in four samples of five, `role = 'Technician'` in one). A
       LIKE's pattern does not count (`role ILIKE '%lead%'` would outvote `is_lead = TRUE`).
-    - for a question asking who (`person`, not offering options), a sample whose value holds no text, when another's
-      does: a person is named, and three samples of five answered "Who does Aino Virtanen report to?" with the
-      manager's id in a probe's run.
+    - for a question a name answers (`named`: who, or which thing, not offering options), a sample whose value
+      holds no text, when another's does: a person is named, and three samples of five answered "Who does Aino
+      Virtanen report to?" with the manager's id in a probe's run (and "Which department runs projects with the
+      largest combined budget?" with a department's id in another's).
     A question asking one quantity answered in several parts (`a, b, difference`) votes by the last part, which
     the composer answers with (`plan.last_part`): the same quantity as another sample's single value.
     Each worked solution's number (`worked`) is one more vote, for the value it equals, if a sample computed it; of
@@ -884,7 +909,7 @@ def _vote(programs: list[Program | None], values: list[Any], rules: _Rules = _Ru
             and _word_problem(programs, values, rules.arithmetic)):
         computed = [i for i in computed if not is_number(values[i]) or values[i] >= 0]
     computed = _by_choice(programs, values, computed, rules.asked)
-    if rules.person and rules.options <= 1 and any(_holds_text(values[i]) for i in computed):
+    if rules.named and rules.options <= 1 and any(_holds_text(values[i]) for i in computed):
         computed = [i for i in computed if _holds_text(values[i])]
     if computed:
         reached = {i: _reached_by(values[i], worked, magnitude) for i in computed}
@@ -1057,6 +1082,13 @@ def _asks_alone(program: Program) -> bool:
     """Whether the program asks the general expert, and neither reads the documents nor queries the database."""
     return (any(isinstance(step, ExpertStep) for step in program.plan.steps)
             and not _reads(program) and not _queries(program))
+
+
+def _with_units(question: str) -> str:
+    """The question as the model sees it: with how to convert between the units of a measure it states in two
+    (`units_mixed`)."""
+    rules = units_mixed(question)
+    return question + prompts.UNITS.format(rules="; ".join(rules)) if rules else question
 
 
 def _reads(program: Program) -> bool:

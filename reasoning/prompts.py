@@ -17,8 +17,9 @@ from stepwise.reasoning.types import EXPERT_SYSTEM, NOT_IN_DOCUMENTS
 __all__ = [
     "COMPOSE_REJECTED", "COMPOSE_SYSTEM", "COMPOSE_USER", "EXPERT_REJECTED", "EXPERT_SYSTEM", "FUNCTIONS_SEVERAL",
     "FUNCTIONS_SYSTEM", "FUNCTIONS_TEXT_TOO", "FUNCTIONS_TOOLS", "NOT_IN_DOCUMENTS", "PLAN_EXAMPLES", "PLAN_RULES",
-    "PLAN_TOOL_EXAMPLES", "PROGRAM_ARITHMETIC", "PROGRAM_CALLS", "PROGRAM_INVALID", "PROGRAM_QUERY", "PROGRAM_REPLAN",
-    "PROGRAM_SYSTEM", "READER", "REPAIR_SYSTEM", "REPAIR_USER", "WORKED_MAX_TOKENS", "WORKED_SYSTEM",
+    "PLAN_TOOL_EXAMPLES", "PROGRAM_ARITHMETIC", "PROGRAM_CALLS", "PROGRAM_INVALID", "PROGRAM_QUERY",
+    "PROGRAM_REPLAN", "PROGRAM_SYSTEM", "READER", "REPAIR_SYSTEM", "REPAIR_USER", "UNITS", "WORKED_MAX_TOKENS",
+    "WORKED_SYSTEM",
 ]
 
 # ---- an expert step (reasoning/engine.py)
@@ -107,6 +108,8 @@ NUMBER_WANTED = "reply with a number"
 
 # A worked solution in words, asked for when the sampled programs' values have no majority: its final number then
 # votes among theirs. The same words as the single-call baseline's (evals/modes.py), which is what it is.
+# After a question stating one measure in two units (questions.units_mixed): how to convert.
+UNITS = "\n(Units: {rules}. Convert to one unit before adding or comparing.)"
 WORKED_SYSTEM = "Solve the problem. Work it out briefly, then end with the final answer as a number."
 # Less room than the baseline's (evals/modes.DIRECT_MAX_TOKENS, 640): a solution cut off here votes its last number,
 # which is seldom a sample's value. Re-voting 40 gsm_symbolic items' samples with the numbers of solutions given 640
@@ -151,10 +154,10 @@ PROGRAM_STEP = "step {id}"  # a failed step without a name in the program
 PROGRAM_BROKE_RULE = "broke a rule"
 PROGRAM_FAILED = "failed"
 
-# When no sample compiled: the first one's error, and the shape again (greedy, once).
 # A question naming a database row, whose chosen program only asked the general expert (program_planner._queried).
 PROGRAM_QUERY = ("That program asks about something the database holds, which only a query of the database "
                  "knows. Write it again with sql(\"SELECT …\") queries of its tables.")
+# When no sample compiled: the first one's error, and the shape again (greedy, once).
 PROGRAM_INVALID = ("That program was invalid ({error}). "
                    "Write it again: one `name = ...` per line, ending with `answer = ...`.")
 

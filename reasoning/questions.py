@@ -9,8 +9,10 @@ import re
 # The question's last sentence asks to choose, or for yes or no, when it has one of these words or starts so.
 # A choice: the ask opens with a question word that names rather than counts ("Who has read more?"), or offers one
 # anywhere ("…, Corder's or Dunn's?", "which"). Mid-sentence "who" is a relative ("the one who goes farther").
-_CHOICE = re.compile(r"^((in|on|at|by|from|to|for|with) )?(which|who|whom|whose|where|when|why)\b"
-                     r"|\b(which|whether|or)\b", re.IGNORECASE)
+_CHOICE_OPENS = re.compile(r"^((in|on|at|by|from|to|for|with) )?(which|who|whom|whose|where|when|why)\b", re.IGNORECASE)
+_CHOICE = re.compile(_CHOICE_OPENS.pattern + r"|\b(which|whether|or)\b", re.IGNORECASE)
+# An ask opening so asks for a number, whatever "or" follows ("… cancelled or missed?", "… in 2024 or later?").
+_HOW_MUCH = re.compile(r"how (many|much|long|far|old|often|tall|high|heavy|big|wide|deep)\b", re.IGNORECASE)
 # A difference asked as "how much more", "by how much does the larger exceed …": a magnitude, never negative.
 _COMPARATIVE = re.compile(r"\b(more|less|fewer|farther|further|longer|shorter|larger|smaller|bigger|greater|higher|"
                           r"lower|older|younger|exceeds?|cheaper|dearer|heavier|lighter|faster|slower|earlier|later)\b",
@@ -48,7 +50,8 @@ def asks_for_quantity(question: str) -> bool:
     else the last sentence) neither offers a choice nor asks for yes or no, and asks one thing ("How much does she
     earn?", not "Which shop is cheaper?" or "How many work there, and how many days off do they get?")."""
     asking = ask(question)
-    return not _CHOICE.search(asking) and not _YES_NO.match(asking) and len(_ASKS.findall(asking)) < 2
+    offered = _CHOICE.search(asking) if not _HOW_MUCH.match(asking) else _CHOICE_OPENS.match(asking)
+    return not offered and not _YES_NO.match(asking) and len(_ASKS.findall(asking)) < 2
 
 
 def asks_who(question: str) -> bool:
@@ -56,6 +59,54 @@ def asks_who(question: str) -> bool:
     a name answers, never a number (a manager's id is no answer to whom someone reports to)."""
     return bool(re.match(r"\s*(?:(?:in|on|at|by|from|to|for|with|under) )?(?:who|whom)\b", ask(question),
                          re.IGNORECASE))
+
+
+def asks_for_name(question: str) -> bool:
+    """Whether a name answers the question: it asks who (`asks_who`), or which or what thing ("Which department runs
+    the most projects?", "In what office does …?"), not which quantity, time or choice of options ("In which year
+    …?", "What percentage …?", "Which is cheaper …?"): a row's id is no answer to it."""
+    found = _WHICH.match(ask(question))
+    return asks_who(question) or (found is not None and found.group(1).lower() not in _NOT_NAMED)
+
+
+# "(In) which/what <noun> …": the noun says what the answer names.
+_WHICH = re.compile(r"\s*(?:(?:in|on|at|by|from|to|for|with|under|of) )?(?:which|what)\s+([a-z]+)\b",
+                    re.IGNORECASE)
+# Words after "which"/"what" that ask no name: verbs ("What is …"), a choice among options ("which one", "which of"),
+# and quantities, times and measures, answered by a number or a date.
+_NOT_NAMED = frozenset("""is was are were be has have had does did do will would can could should may might must
+    one ones of kind kinds type sort year years month months week weeks day days date dates decade century time times
+    hour hours minute minutes age floor number numbers amount amounts percentage percent share fraction proportion
+    ratio price prices cost costs fee size level grade score rate total sum average value difference speed distance
+    length weight height width depth area volume temperature profit income salary pay balance budget""".split())
+
+
+def units_mixed(question: str) -> list[str]:
+    """How to convert between the units of one measure the question states in two sizes ("a 12-minute walk" and "at
+    76 km/h"; "£12 a month plus 4p a minute"): a 1.5B model adds the hours a distance over a speed gives to minutes,
+    and pence to pounds, unless reminded. Empty when it states each measure in one unit."""
+    return [rule for rule, (small, large) in _UNITS.items() if small.search(question) and large.search(question)]
+
+
+_UNITS = {
+    "1 hour = 60 minutes": (re.compile(r"\b(minutes?|mins?)\b|\d-minute\b", re.IGNORECASE),
+                            re.compile(r"\b(hours?|hrs?|km/h|kph|mph)\b|\d-hour\b|\bper hour\b|\ban hour\b",
+                                       re.IGNORECASE)),
+    "1 minute = 60 seconds": (re.compile(r"\bseconds?\b|\d-second\b", re.IGNORECASE),
+                              re.compile(r"\b(minutes?|mins?|hours?)\b|\d-(minute|hour)\b", re.IGNORECASE)),
+    "£1 = 100p": (re.compile(r"\d+(\.\d+)?p\b|\bpence\b|\bpennies\b", re.IGNORECASE),
+                  re.compile(r"£|\bpounds?\b(?! of)", re.IGNORECASE)),
+    "1 euro or dollar = 100 cents": (re.compile(r"\bcents?\b|¢", re.IGNORECASE),
+                                     re.compile(r"\$|\bdollars?\b|\beuros?\b|€", re.IGNORECASE)),
+    "1 litre = 1000 millilitres": (re.compile(r"\d\s*ml\b|\bmillilit(re|er)s?\b", re.IGNORECASE),
+                                   re.compile(r"\blit(re|er)s?\b|\d\s*l\b", re.IGNORECASE)),
+    "1 kilogram = 1000 grams": (re.compile(r"\d\s*g\b|\bgrams?\b", re.IGNORECASE),
+                                re.compile(r"\d\s*kg\b|\bkilograms?\b|\bkilos?\b", re.IGNORECASE)),
+    "1 kilometre = 1000 metres": (re.compile(r"\d\s*m\b|\bmet(re|er)s?\b", re.IGNORECASE),
+                                  re.compile(r"\d\s*km\b|\bkilomet(re|er)s?\b", re.IGNORECASE)),
+    "1 metre = 100 centimetres": (re.compile(r"\d\s*cm\b|\bcentimet(re|er)s?\b", re.IGNORECASE),
+                                  re.compile(r"\d\s*m\b|\bmet(re|er)s?\b", re.IGNORECASE)),
+}
 
 
 def asks_for_difference(question: str) -> bool:

@@ -45,7 +45,7 @@ class SqlTool:
                  value_limit: int = 2000, column_limit: int = 100, result_limit: int = 100_000,
                  privileges: tuple[str, ...] = (), tables: Mapping[str, Sequence[str]] | None = None,
                  listed: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
-                 names: Collection[str] = (), flags: Collection[str] = (),
+                 names: Collection[str] = (), words: Collection[str] = (), flags: Collection[str] = (),
                  split_names: Mapping[str, tuple[str, str]] | None = None) -> None:
         self.url = url
         self.privileges = privileges
@@ -72,6 +72,8 @@ class SqlTool:
         self.names = frozenset(names)
         """The texts of several words the database holds (`held_names`), in lower case: a question naming one ("Who
         is Dana Kell's manager?") is about the database, though its words are not the schema's."""
+        self.words = frozenset(words)
+        """The capitalised single words the database holds (`held_words`), in lower case."""
         self.flags = frozenset(flags)
         """The names of boolean columns: a query comparing one with 1 or 0 compares it with true or false
         (`in_postgres_types`)."""
@@ -96,13 +98,14 @@ class SqlTool:
             listed = await listed_values(conn, columns)
             schema_text = await describe(conn, sample_rows, columns, listed)
             names = await held_names(conn, columns)
+            words = await held_words(conn, columns)
             tables = {table: [name for name, _ in cols] for table, cols in columns.items()}
             flags = {name for cols in columns.values() for name, kind in cols if kind == "boolean"}
             split_names = {table: split for table, cols in columns.items() if (split := split_name(cols))}
         finally:
             await conn.close()
         return cls(url, schema_text, privileges=tuple(privileges), tables=tables, listed=listed, names=names,
-                   flags=flags, split_names=split_names, **options)
+                   words=words, flags=flags, split_names=split_names, **options)
 
     async def run(self, args: SqlArgs) -> dict[str, Any]:
         return await self._run(args.query, rewrites=2)
@@ -381,6 +384,7 @@ NAMES_SCANNED = 100_000  # rows read per column for them, so a large table costs
 # Two to four words: a name ("Hugo Wolff"), not a single word (listed values) nor a sentence. program_planner's
 # name_phrases reads runs of two to four capitalised words out of a question to match against these.
 _NAME_TEXT = r"^[^[:space:]]+( [^[:space:]]+){1,3}$"
+_WORD_TEXT = r"^[[:upper:]][[:lower:]][[:alpha:]'’-]{1,38}$"  # one capitalised word of a name, not a code ("ASH")
 
 
 async def held_names(conn: asyncpg.Connection, columns: dict[str, list[tuple[str, str]]]) -> set[str]:
@@ -402,6 +406,24 @@ async def held_names(conn: asyncpg.Connection, columns: dict[str, list[tuple[str
                 continue
             names.update(row["v"].lower() for row in rows)
     return names
+
+
+async def held_words(conn: asyncpg.Connection, columns: dict[str, list[tuple[str, str]]]) -> frozenset[str]:
+    """The capitalised single words the text columns hold ("Bramble", a pet's name; "Whitfield", a surname), in
+    lower case, bounded as `held_names` is: a name of one word a question may find a row by."""
+    words: set[str] = set()
+    for table, cols in columns.items():
+        for name, kind in cols:
+            if kind not in _TEXT:
+                continue
+            try:
+                rows = await conn.fetch(f"SELECT DISTINCT v FROM (SELECT {_quoted(name)}::text AS v FROM "
+                                        f"{_quoted(table)} LIMIT {NAMES_SCANNED}) s WHERE v ~ $1 LIMIT {NAMES_READ}",
+                                        _WORD_TEXT)
+            except asyncpg.QueryCanceledError:
+                continue
+            words.update(row["v"].lower() for row in rows)
+    return frozenset(words)
 
 
 _FIRST_NAME = re.compile(r"(?:first|given|fore)_?names?", re.IGNORECASE)

@@ -53,6 +53,13 @@ async def test_the_tool_knows_the_names_of_several_words_its_rows_hold(company_u
     assert "research" not in tool.names and len(tool.names) == 120
 
 
+async def test_the_tool_knows_the_capitalised_single_words_its_rows_hold(company_url):
+    """A one-word name ("Research") is known too, apart, in lower case; texts of several words, or not capitalised
+    ("employee 7"), are not such words."""
+    tool = await SqlTool.connect(company_url)
+    assert tool.words == {"research", "sales"}
+
+
 async def test_a_select_answers_within_the_row_limit(company_url):
     """Rows come back as JSON values with their columns; past the limit they are cut and the cut is said."""
     tool = await SqlTool.connect(company_url, row_limit=50)

@@ -181,6 +181,50 @@ def test_a_question_fits_the_database_when_it_names_a_row_by_a_name_of_several_w
     assert not planner._rules("Who is Ida Brandt's manager?", ("sql",)).queries
 
 
+def test_a_name_the_database_holds_fits_it_though_the_documents_use_one_of_its_words():
+    """"Ashby Road Surgery", a name the database holds, fits `sql` alone though the documents write "road" (in lower
+    case) and "Ashby" (capitalised, but never the surgery's name): the documents' names are their capitalised words,
+    and a name the database holds whole is not theirs. A name the documents hold whole still fits `read`."""
+    from stepwise.tools.docs import Passage
+
+    class Database:
+        description = "runs one query.\nTables: clinic(clinic_code, clinic_name); appointment(clinic_code, status)"
+        names = frozenset({"ashby road surgery", "lantern hall"})
+
+    class Documents:
+        passages = [Passage("roads.md:3", "The old road ran from Ashby to the mine."),
+                    Passage("hall.md:1", "Lantern Hall was built in 1851.")]
+
+    router = Router({"general": Expert(name="general", backend=Samples([]))}, "general")
+    planner = ProgramPlanner(router, {"sql": Database(), "docs": Documents()})
+    allowed = ("sql", "docs")
+    assert planner.fitting("How many appointments did Ashby Road Surgery cancel?", allowed) == {"sql"}
+    assert planner._rules("How many appointments did Ashby Road Surgery cancel?", allowed).queries
+    assert planner.fitting("Who owned Lantern Hall before the war?", allowed) == {"sql", "read"}
+
+
+def test_a_one_word_name_the_database_holds_fits_it_only_without_numbers_or_the_documents_naming_it():
+    """"Bramble" and "Whitfield", single words the database holds, make `sql` fit a question stating no number that
+    names nothing the documents do; beside numbers they are a word problem's people, and a name the documents write
+    capitalised is theirs."""
+    from stepwise.tools.docs import Passage
+
+    class Database:
+        description = "runs one query.\nTables: pet(pet_name, breed, owner_surname)"
+        names = frozenset()
+        words = frozenset({"bramble", "whitfield", "tomas"})
+
+    class Documents:
+        passages = [Passage("mine.md:3", "Tomas Rudd sank the first shaft.")]
+
+    router = Router({"general": Expert(name="general", backend=Samples([]))}, "general")
+    planner = ProgramPlanner(router, {"sql": Database(), "docs": Documents()})
+    allowed = ("sql", "docs")
+    assert planner.fitting("What breed is the Whitfield family's dog Bramble?", allowed) == {"sql"}
+    assert planner.fitting("Bramble eats 3 tins a day. How many tins does she eat in 7 days?", allowed) == set()
+    assert planner.fitting("Which shaft did Tomas sink?", allowed) == {"read"}
+
+
 def test_a_name_of_several_words_is_read_with_accents_apostrophes_hyphens_and_particles():
     """Names written as people write them are found whole: capitals of any script, O'Neil, Anna-Lena, "van", "de la"."""
     from stepwise.reasoning.program_planner import name_phrases
@@ -681,12 +725,12 @@ def test_for_a_question_asking_who_a_value_naming_someone_outvotes_numbers():
     programs = [compile_program(t, {**default_tools(), "sql": Lookup()}, "general") for t in texts]
     values = [10, 10, 10, {"columns": ["first_name", "last_name"], "rows": [["Kenji", "Watanabe"]]},
               {"columns": ["first_name", "last_name"], "rows": [["Kenji", "Watanabe"]]}]
-    assert _vote(programs, values, _Rules(person=True)) == (3, 2)
+    assert _vote(programs, values, _Rules(named=True)) == (3, 2)
     assert _vote(programs, values, _Rules()) == (0, 3)
-    assert _vote(programs, values, _Rules(person=True, options=2)) == (0, 3)
-    assert _vote(programs, [10, 10, 10, 11, 11], _Rules(person=True)) == (0, 3)
+    assert _vote(programs, values, _Rules(named=True, options=2)) == (0, 3)
+    assert _vote(programs, [10, 10, 10, 11, 11], _Rules(named=True)) == (0, 3)
     dated = [10, 10, 10, "2021-03-08", "It is not in the documents."]  # a date or a refusal names no one
-    assert _vote(programs, dated, _Rules(person=True)) == (0, 3)
+    assert _vote(programs, dated, _Rules(named=True)) == (0, 3)
 
 
 async def test_the_weeks_until_something_is_first_afforded_round_up_and_a_fraction_keeps_its_vote():
@@ -1108,3 +1152,15 @@ def test_to_a_question_asking_one_quantity_a_several_part_answer_votes_by_its_la
     assert _vote(programs, values, _Rules(magnitude=True, quantity=True))[1] == 2
     single = [compile_program("answer = 5 + 4", tools, "general")] * 3
     assert _vote(single, [[3, 9], [5, 9], 9], _Rules(quantity=True)) == (0, 1)
+
+
+def test_the_planner_and_the_worked_solution_see_how_to_convert_a_measure_stated_in_two_units():
+    """A question with minutes beside km/h is shown with "1 hour = 60 minutes" after it; one without mixed units is
+    shown as it is."""
+    router = Router({"general": Expert(name="general", backend=Samples([]))}, "general")
+    planner = ProgramPlanner(router, default_tools())
+    mixed = "A 12-minute walk, then 38 km at 76 km/h. How many minutes in all?"
+    shown = planner._messages(mixed, ("calculator",))[-1].content
+    assert shown.startswith(mixed) and "(Units: 1 hour = 60 minutes. Convert to one unit" in shown
+    plain = "Tom buys 3 boxes of 12 muffins. How many muffins?"
+    assert planner._messages(plain, ("calculator",))[-1].content == plain
