@@ -43,7 +43,6 @@ from stepwise.reasoning.questions import (
     numbers_in,
     numbers_used,
     options,
-    units_mixed,
 )
 from stepwise.reasoning.router import Router
 from stepwise.reasoning.types import (
@@ -151,7 +150,7 @@ class ProgramPlanner:
                                       prefer=self.fitting(question, allowed), data=("sql", READ, "docs"))
         for example in examples:
             turns += [Message("user", example.question), Message("assistant", example.program)]
-        return [*turns, Message("user", _with_units(question))]
+        return [*turns, Message("user", question)]
 
     async def plan(self, question: str, ctx: RunContext, allowed: tuple[str, ...] | None = None,
                    on_step: Callable[[Step], None] | None = None) -> Plan:
@@ -319,7 +318,7 @@ class ProgramPlanner:
         first, then `worked_samples` sampled at the programs' temperature, at once. Their mistakes differ from the
         programs': on the 39 gsm_symbolic items of 100 whose five programs had no majority, the greedy one was right
         on 9, and its number made the vote right on 4 more of them (13, not 9), wrong on none."""
-        messages = [Message("system", prompts.WORKED_SYSTEM), Message("user", _with_units(question))]
+        messages = [Message("system", prompts.WORKED_SYSTEM), Message("user", question)]
         greedy = Sampling(max_tokens=prompts.WORKED_MAX_TOKENS, temperature=0.0)
         calls = [self.router.call(self.target, messages, ctx, purpose="verify", sampling=greedy)]
         if self.worked_samples:
@@ -1082,13 +1081,6 @@ def _asks_alone(program: Program) -> bool:
     """Whether the program asks the general expert, and neither reads the documents nor queries the database."""
     return (any(isinstance(step, ExpertStep) for step in program.plan.steps)
             and not _reads(program) and not _queries(program))
-
-
-def _with_units(question: str) -> str:
-    """The question as the model sees it: with how to convert between the units of a measure it states in two
-    (`units_mixed`)."""
-    rules = units_mixed(question)
-    return question + prompts.UNITS.format(rules="; ".join(rules)) if rules else question
 
 
 def _reads(program: Program) -> bool:

@@ -18,7 +18,7 @@ __all__ = [
     "COMPOSE_REJECTED", "COMPOSE_SYSTEM", "COMPOSE_USER", "EXPERT_REJECTED", "EXPERT_SYSTEM", "FUNCTIONS_SEVERAL",
     "FUNCTIONS_SYSTEM", "FUNCTIONS_TEXT_TOO", "FUNCTIONS_TOOLS", "NOT_IN_DOCUMENTS", "PLAN_EXAMPLES", "PLAN_RULES",
     "PLAN_TOOL_EXAMPLES", "PROGRAM_ARITHMETIC", "PROGRAM_CALLS", "PROGRAM_INVALID", "PROGRAM_QUERY",
-    "PROGRAM_REPLAN", "PROGRAM_SYSTEM", "READER", "REPAIR_SYSTEM", "REPAIR_USER", "UNITS", "WORKED_MAX_TOKENS",
+    "PROGRAM_REPLAN", "PROGRAM_SYSTEM", "READER", "REPAIR_SYSTEM", "REPAIR_USER", "WORKED_MAX_TOKENS",
     "WORKED_SYSTEM",
 ]
 
@@ -108,8 +108,6 @@ NUMBER_WANTED = "reply with a number"
 
 # A worked solution in words, asked for when the sampled programs' values have no majority: its final number then
 # votes among theirs. The same words as the single-call baseline's (evals/modes.py), which is what it is.
-# After a question stating one measure in two units (questions.units_mixed): how to convert.
-UNITS = "\n(Units: {rules}. Convert to one unit before adding or comparing.)"
 WORKED_SYSTEM = "Solve the problem. Work it out briefly, then end with the final answer as a number."
 # Less room than the baseline's (evals/modes.DIRECT_MAX_TOKENS, 640): a solution cut off here votes its last number,
 # which is seldom a sample's value. Re-voting 40 gsm_symbolic items' samples with the numbers of solutions given 640

@@ -81,34 +81,6 @@ _NOT_NAMED = frozenset("""is was are were be has have had does did do will would
     length weight height width depth area volume temperature profit income salary pay balance budget""".split())
 
 
-def units_mixed(question: str) -> list[str]:
-    """How to convert between the units of one measure the question states in two sizes ("a 12-minute walk" and "at
-    76 km/h"; "£12 a month plus 4p a minute"): a 1.5B model adds the hours a distance over a speed gives to minutes,
-    and pence to pounds, unless reminded. Empty when it states each measure in one unit."""
-    return [rule for rule, (small, large) in _UNITS.items() if small.search(question) and large.search(question)]
-
-
-_UNITS = {
-    "1 hour = 60 minutes": (re.compile(r"\b(minutes?|mins?)\b|\d-minute\b", re.IGNORECASE),
-                            re.compile(r"\b(hours?|hrs?|km/h|kph|mph)\b|\d-hour\b|\bper hour\b|\ban hour\b",
-                                       re.IGNORECASE)),
-    "1 minute = 60 seconds": (re.compile(r"\bseconds?\b|\d-second\b", re.IGNORECASE),
-                              re.compile(r"\b(minutes?|mins?|hours?)\b|\d-(minute|hour)\b", re.IGNORECASE)),
-    "£1 = 100p": (re.compile(r"\d+(\.\d+)?p\b|\bpence\b|\bpennies\b", re.IGNORECASE),
-                  re.compile(r"£|\bpounds?\b(?! of)", re.IGNORECASE)),
-    "1 euro or dollar = 100 cents": (re.compile(r"\bcents?\b|¢", re.IGNORECASE),
-                                     re.compile(r"\$|\bdollars?\b|\beuros?\b|€", re.IGNORECASE)),
-    "1 litre = 1000 millilitres": (re.compile(r"\d\s*ml\b|\bmillilit(re|er)s?\b", re.IGNORECASE),
-                                   re.compile(r"\blit(re|er)s?\b|\d\s*l\b", re.IGNORECASE)),
-    "1 kilogram = 1000 grams": (re.compile(r"\d\s*g\b|\bgrams?\b", re.IGNORECASE),
-                                re.compile(r"\d\s*kg\b|\bkilograms?\b|\bkilos?\b", re.IGNORECASE)),
-    "1 kilometre = 1000 metres": (re.compile(r"\d\s*m\b|\bmet(re|er)s?\b", re.IGNORECASE),
-                                  re.compile(r"\d\s*km\b|\bkilomet(re|er)s?\b", re.IGNORECASE)),
-    "1 metre = 100 centimetres": (re.compile(r"\d\s*cm\b|\bcentimet(re|er)s?\b", re.IGNORECASE),
-                                  re.compile(r"\d\s*m\b|\bmet(re|er)s?\b", re.IGNORECASE)),
-}
-
-
 def asks_for_difference(question: str) -> bool:
     """Whether the question asks for one quantity by comparing two ("How many more eggs does the larger farm
     collect?", "Which is larger, …? By how much?"): its answer is the size of the difference."""

@@ -1152,15 +1152,3 @@ def test_to_a_question_asking_one_quantity_a_several_part_answer_votes_by_its_la
     assert _vote(programs, values, _Rules(magnitude=True, quantity=True))[1] == 2
     single = [compile_program("answer = 5 + 4", tools, "general")] * 3
     assert _vote(single, [[3, 9], [5, 9], 9], _Rules(quantity=True)) == (0, 1)
-
-
-def test_the_planner_and_the_worked_solution_see_how_to_convert_a_measure_stated_in_two_units():
-    """A question with minutes beside km/h is shown with "1 hour = 60 minutes" after it; one without mixed units is
-    shown as it is."""
-    router = Router({"general": Expert(name="general", backend=Samples([]))}, "general")
-    planner = ProgramPlanner(router, default_tools())
-    mixed = "A 12-minute walk, then 38 km at 76 km/h. How many minutes in all?"
-    shown = planner._messages(mixed, ("calculator",))[-1].content
-    assert shown.startswith(mixed) and "(Units: 1 hour = 60 minutes. Convert to one unit" in shown
-    plain = "Tom buys 3 boxes of 12 muffins. How many muffins?"
-    assert planner._messages(plain, ("calculator",))[-1].content == plain

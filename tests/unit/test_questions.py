@@ -159,21 +159,3 @@ def test_a_question_asking_who_or_which_thing_is_answered_by_a_name(question, na
     from stepwise.reasoning.questions import asks_for_name
 
     assert asks_for_name(question) is named
-
-
-@pytest.mark.parametrize(("question", "rules"), [
-    ("A 12-minute walk, then 38 km at 76 km/h. How many minutes in all?", ["1 hour = 60 minutes"]),
-    ("Ardent costs £12 a month plus 4p per minute. What does 350 minutes cost?", ["£1 = 100p"]),
-    ("A 2-litre bottle costs 3.60 euros and a 750 ml bottle 1.50 euros. Which is cheaper per litre?",
-     ["1 litre = 1000 millilitres"]),
-    ("Printer Z takes 2.8 seconds per page and Y prints 24 pages a minute. Which is faster?",
-     ["1 minute = 60 seconds"]),
-    ("She walks 3 km in 40 minutes. How many minutes does 6 km take?", []),
-    ("Tom buys 3 boxes of 12 muffins for $4 each. How much does he pay?", []),
-])
-def test_a_question_stating_one_measure_in_two_units_is_told_how_to_convert(question, rules):
-    """Minutes beside hours or a speed per hour, pence beside pounds, millilitres beside litres, seconds beside
-    minutes: each pair's conversion; a question keeping each measure in one unit gets none."""
-    from stepwise.reasoning.questions import units_mixed
-
-    assert units_mixed(question) == rules
