@@ -43,6 +43,7 @@ from stepwise.reasoning.questions import (
     numbers_in,
     numbers_used,
     options,
+    rounding,
 )
 from stepwise.reasoning.router import Router
 from stepwise.reasoning.types import (
@@ -221,6 +222,10 @@ class ProgramPlanner:
                 and not _whole(values[chosen])
                 and _word_problem(programs, values, self.arithmetic)):
             await self._count_whole(chosen, texts, programs, values, tools, up=rules.up or rules.periods)
+        digits = rounding(question) if question is not None else None
+        if (chosen is not None and digits is not None and is_number(values[chosen])
+                and round(values[chosen], digits) != values[chosen]):
+            await self._rounded(chosen, texts, programs, values, tools, digits)
         ctx.sink.emit(ProgramsSampled(run_id=ctx.run_id, at=time.time(), programs=texts,
                                       values=[_shown(v) for v in values], errors=errors,
                                       chosen=chosen if chosen is not None else -1, votes=votes,
@@ -290,6 +295,19 @@ class ProgramPlanner:
         value = None if program is None else await self._value(program, tools)
         if counted is not None and program is not None and _whole(value):
             texts[chosen], programs[chosen], values[chosen] = counted, program, value
+
+    async def _rounded(self, chosen: int, texts: list[str], programs: list[Program | None], values: list[Any],
+                       tools: Mapping[str, Tool], digits: int) -> None:
+        """The chosen program, in place, with its answer rounded as the question asks ("rounded to one decimal
+        place": a probe's average speed answered 17.1428571429 for 17.1; a query's value rounded on a line of its
+        own); left as it is if no rounded program computes a number."""
+        for apart in (False, True):
+            written = rounded_answer(texts[chosen], digits, apart=apart)
+            program = None if written is None else self._compile(written, tools)[0]
+            value = None if program is None else await self._value(program, tools)
+            if written is not None and program is not None and is_number(value):
+                texts[chosen], programs[chosen], values[chosen] = written, program, value
+                return
 
     def _rewritten(self, texts: list[str], question: str | None, allowed: tuple[str, ...]) -> list[str]:
         """The sampled programs as they run and are recorded, a replan's too: for a question naming a thing the
@@ -531,6 +549,20 @@ def reading(text: str) -> str | None:
 def whole_count(text: str, *, up: bool) -> str | None:
     """The program with the value of its `answer = …` line rounded to a whole number, down (`floor`) or `up`
     (`ceil`); None if it does not parse or its answer lists several parts."""
+    return _answer_wrapped(text, "ceil({})" if up else "floor({})")
+
+
+def rounded_answer(text: str, digits: int, *, apart: bool = False) -> str | None:
+    """The program with the value of its `answer = …` line rounded to `digits` decimal places (negative: to tens,
+    hundreds, …); `apart`, the value first given a line of its own (a tool's call, which arithmetic does not take
+    inside it: `unrounded = sql(…)`, `answer = round(unrounded, 2)`); None as for `whole_count`."""
+    return _answer_wrapped(text, f"round({{}}, {digits})", apart=apart)
+
+
+def _answer_wrapped(text: str, form: str, *, apart: bool = False) -> str | None:
+    """The program with its `answer = …` line's value written into `form` ("ceil({})"), or with the value on a line
+    of its own before and its name written into `form` (`apart`); None if it does not parse or its answer lists
+    several parts."""
     source = text.strip()
     body = _body(source)
     last = body[-1] if body else None
@@ -538,7 +570,12 @@ def whole_count(text: str, *, up: bool) -> str | None:
             and not isinstance(last.value, ast.Tuple)):
         return None
     written = ast.get_source_segment(source, last.value)
-    return _spliced(source, [(last.value, f"{'ceil' if up else 'floor'}({written})")])
+    if apart:
+        return _spliced(source, [(last, f"{_UNROUNDED} = {written}\n{ANSWER} = {form.format(_UNROUNDED)}")])
+    return _spliced(source, [(last.value, form.format(written))])
+
+
+_UNROUNDED = "unrounded"  # the answer's value before rounding, on its own line (`rounded_answer`)
 
 
 def names_documented(question: str, docs: Tool) -> bool:

@@ -81,6 +81,28 @@ _NOT_NAMED = frozenset("""is was are were be has have had does did do will would
     length weight height width depth area volume temperature profit income salary pay balance budget""".split())
 
 
+def rounding(question: str) -> int | None:
+    """The decimal places the question asks its answer rounded to ("to one decimal place": 1; "to the nearest cent":
+    2, or 0 asked in cents; "to the nearest whole number", "… minute": 0; "to the nearest hundred": -2), or None."""
+    found = _DECIMALS.search(question)
+    if found:
+        return _COUNTS[found.group(1).lower()]
+    found = _NEAREST.search(question)
+    if not found:
+        return None
+    word = found.group(1).lower()
+    if word in ("cent", "penny"):
+        return 0 if _IN_CENTS.search(question) else 2
+    return _PLACES.get(word, 0)
+
+
+_COUNTS = {"one": 1, "two": 2, "three": 3, "1": 1, "2": 2, "3": 3}
+_DECIMALS = re.compile(r"\bto (one|two|three|[123]) decimal places?\b", re.IGNORECASE)
+_NEAREST = re.compile(r"\bto the nearest ([a-z]+)", re.IGNORECASE)
+_PLACES = {"tenth": 1, "hundredth": 2, "thousandth": 3, "ten": -1, "hundred": -2, "thousand": -3}
+_IN_CENTS = re.compile(r"\b(?:in|how many) (?:cents|pence)\b", re.IGNORECASE)
+
+
 def asks_for_difference(question: str) -> bool:
     """Whether the question asks for one quantity by comparing two ("How many more eggs does the larger farm
     collect?", "Which is larger, …? By how much?"): its answer is the size of the difference."""

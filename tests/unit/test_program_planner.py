@@ -1152,3 +1152,29 @@ def test_to_a_question_asking_one_quantity_a_several_part_answer_votes_by_its_la
     assert _vote(programs, values, _Rules(magnitude=True, quantity=True))[1] == 2
     single = [compile_program("answer = 5 + 4", tools, "general")] * 3
     assert _vote(single, [[3, 9], [5, 9], 9], _Rules(quantity=True)) == (0, 1)
+
+
+async def test_an_answer_is_rounded_as_the_question_asks():
+    """Asked for an average speed rounded to one decimal place, the programs' 17.142857… is answered 17.1; a question
+    asking no rounding keeps every digit."""
+    program = "distance = 18 + 12\nhours = 18 / 24 + 12 / 16 + 15 / 60\nanswer = distance / hours"
+    asked = "She rides 18 km and 12 km in 1.75 hours. What is her average speed, rounded to one decimal place?"
+    report, _ = await run(Samples([program] * 3, '{"text":"17.1","uses":[1]}'), asked, samples=3)
+    assert report.answer.value == 17.1
+    report, _ = await run(Samples([program] * 3, '{"text":"17.1","uses":[1]}'), asked.split(", rounded")[0] + "?",
+                          samples=3)
+    assert abs(report.answer.value - 30 / 1.75) < 1e-9
+
+
+async def test_a_tools_answer_is_rounded_on_a_line_of_its_own():
+    """A query's value, which arithmetic does not take inside a call, is rounded on a line after it: 1,234 to the
+    nearest hundred is 1,200."""
+    tools = {**default_tools(), "lookup": Lookup()}
+    backend = Samples(['answer = lookup("1234")'] * 3, '{"text":"1200","uses":[2]}')
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=3),
+                         composer=lambda router: Composer(router))
+    recorder = ev.Recorder()
+    await engine.run("About how many people live there, to the nearest hundred?", RunOptions(deadline_s=10),
+                     sink=recorder)
+    report = fold(recorder.events)
+    assert report.answer.value == 1200 and [s.name for s in report.plan.steps] == ["unrounded", "answer"]

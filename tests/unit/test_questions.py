@@ -159,3 +159,20 @@ def test_a_question_asking_who_or_which_thing_is_answered_by_a_name(question, na
     from stepwise.reasoning.questions import asks_for_name
 
     assert asks_for_name(question) is named
+
+
+@pytest.mark.parametrize(("question", "digits"), [
+    ("What is her average speed, in km/h rounded to one decimal place?", 1),
+    ("What is the average fare, in euros, rounded to two decimal places?", 2),
+    ("How much does each pupil pay, in euros, to the nearest cent?", 2),
+    ("How many cents does each pupil pay, to the nearest cent?", 0),
+    ("What is the average salary? Round to the nearest whole number.", 0),
+    ("About how many people live there, to the nearest hundred?", -2),
+    ("How many minutes does the trip take?", None),
+])
+def test_a_question_says_how_its_answer_is_rounded(question, digits):
+    """Decimal places asked in words or as the nearest tenth, cent or whole number; a cent is two places of a euro
+    but none of an answer in cents; no such words, no rounding."""
+    from stepwise.reasoning.questions import rounding
+
+    assert rounding(question) == digits
