@@ -246,10 +246,12 @@ class ProgramPlanner:
             raise PlanInvalid(f"no sampled program compiled: {errors[0]}")
         program = programs[chosen]
         assert program is not None
-        if purpose == "plan" and rules.queries and _asks_alone(program):
+        if purpose == "plan" and rules.queries and _unqueried(program):
             # A question naming a row the database holds, answered by asking the general expert, which cannot know
             # the database: four samples of five did so in a probe's run ("In which office does Lotte van der
-            # Heijden work?"), the fifth's query broken, and the expert made an office up. Once more, told to query.
+            # Heijden work?"), the fifth's query broken, and the expert made an office up; or by reading documents
+            # that name nothing the question does (all five samples of "What breed is the Whitfield family's dog
+            # Bramble?" in another's). Once more, told to query.
             queried = await self._queried([*messages, Message("assistant", texts[chosen])], ctx, allowed, about)
             if queried is not None:
                 return queried
@@ -1114,10 +1116,9 @@ def _compared_words(program: Program | None) -> frozenset[str]:
     return _stems(" ".join(compared))
 
 
-def _asks_alone(program: Program) -> bool:
-    """Whether the program asks the general expert, and neither reads the documents nor queries the database."""
-    return (any(isinstance(step, ExpertStep) for step in program.plan.steps)
-            and not _reads(program) and not _queries(program))
+def _unqueried(program: Program) -> bool:
+    """Whether the program asks the general expert or reads the documents, and does not query the database."""
+    return any(isinstance(step, ExpertStep) for step in program.plan.steps) and not _queries(program)
 
 
 def _reads(program: Program) -> bool:

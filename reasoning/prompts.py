@@ -152,7 +152,8 @@ PROGRAM_STEP = "step {id}"  # a failed step without a name in the program
 PROGRAM_BROKE_RULE = "broke a rule"
 PROGRAM_FAILED = "failed"
 
-# A question naming a database row, whose chosen program only asked the general expert (program_planner._queried).
+# A question naming a database row, whose chosen program only asked the general expert or read the documents
+# (program_planner._queried).
 PROGRAM_QUERY = ("That program asks about something the database holds, which only a query of the database "
                  "knows. Write it again with sql(\"SELECT …\") queries of its tables.")
 # When no sample compiled: the first one's error, and the shape again (greedy, once).

@@ -1178,3 +1178,28 @@ async def test_a_tools_answer_is_rounded_on_a_line_of_its_own():
                      sink=recorder)
     report = fold(recorder.events)
     assert report.answer.value == 1200 and [s.name for s in report.plan.steps] == ["unrounded", "answer"]
+
+
+async def test_a_question_naming_a_database_row_answered_by_reading_is_planned_again_to_query():
+    """Every sample reads documents that name nothing the question does, for a person the database holds: the
+    planner writes the program once more, told to query, and that program's query answers."""
+
+    class Twice(Samples):
+        async def generate(self, messages, **kwargs):
+            if isinstance(kwargs.get("constraint"), Grammar) and len(self.calls) == 1:
+                self.calls.append(kwargs)
+                self.told = messages[-1].content
+                return Completion('answer = sql("SELECT office FROM staff WHERE last_name = \'van der Heijden\'")',
+                                  Usage(10, 5, 0), 1.0, "test")
+            return await super().generate(messages, **kwargs)
+
+    read = 'answer = read("In which office does Lotte van der Heijden work?")'
+    backend = Twice([read] * 5, '{"text":"Tallinn","uses":[1]}')
+    tools = {**default_tools(), "sql": StaffDatabase(), "docs": DocSearch(DOCS)}
+    engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5),
+                         composer=lambda router: Composer(router))
+    recorder = ev.Recorder()
+    await engine.run("In which office does Lotte van der Heijden work?", RunOptions(deadline_s=10), sink=recorder)
+    report = fold(recorder.events)
+    assert [s.target for s in report.plan.steps] == ["sql"] and report.answer.value == "Tallinn"
+    assert "only a query of the database" in backend.told
