@@ -747,8 +747,15 @@ def _content(text: str) -> frozenset[str]:
 
 
 def _names(text: str) -> set[str]:
-    """Capitalised words past a sentence's first word, lower case: the names a question mentions."""
-    return {m.group(1).lower() for m in re.finditer(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-z]{2,})", text.strip())} - _COMMON
+    """Capitalised words past a sentence's first word, lower case: the names a question mentions, not its months and
+    weekdays ("from 1 January to 31 March 2024" named the documents' March to a database question in a probe's run,
+    and its one sample reading them took the vote from four querying)."""
+    return ({m.group(1).lower() for m in re.finditer(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-z]{2,})", text.strip())}
+            - _COMMON - _CALENDAR)
+
+
+_CALENDAR = frozenset("""january february march april may june july august september october november december monday
+tuesday wednesday thursday friday saturday sunday""".split())
 
 
 def name_phrases(text: str) -> set[str]:

@@ -184,7 +184,8 @@ def test_a_question_fits_the_database_when_it_names_a_row_by_a_name_of_several_w
 def test_a_name_the_database_holds_fits_it_though_the_documents_use_one_of_its_words():
     """"Ashby Road Surgery", a name the database holds, fits `sql` alone though the documents write "road" (in lower
     case) and "Ashby" (capitalised, but never the surgery's name): the documents' names are their capitalised words,
-    and a name the database holds whole is not theirs. A name the documents hold whole still fits `read`."""
+    months and weekdays aside, and a name the database holds whole is not theirs. A name the documents hold whole
+    still fits `read`."""
     from stepwise.tools.docs import Passage
 
     class Database:
@@ -193,7 +194,7 @@ def test_a_name_the_database_holds_fits_it_though_the_documents_use_one_of_its_w
 
     class Documents:
         passages = [Passage("roads.md:3", "The old road ran from Ashby to the mine."),
-                    Passage("hall.md:1", "Lantern Hall was built in 1851.")]
+                    Passage("hall.md:1", "Lantern Hall was built in 1851 and opened in March 1852.")]
 
     router = Router({"general": Expert(name="general", backend=Samples([]))}, "general")
     planner = ProgramPlanner(router, {"sql": Database(), "docs": Documents()})
@@ -201,6 +202,8 @@ def test_a_name_the_database_holds_fits_it_though_the_documents_use_one_of_its_w
     assert planner.fitting("How many appointments did Ashby Road Surgery cancel?", allowed) == {"sql"}
     assert planner._rules("How many appointments did Ashby Road Surgery cancel?", allowed).queries
     assert planner.fitting("Who owned Lantern Hall before the war?", allowed) == {"sql", "read"}
+    # a month is no name: the documents' "March" does not make a database question theirs
+    assert planner.fitting("How much did Ashby Road Surgery charge from 1 January to 31 March?", allowed) == {"sql"}
 
 
 def test_a_one_word_name_the_database_holds_fits_it_only_without_numbers_or_the_documents_naming_it():
