@@ -108,14 +108,13 @@ class ProgramPlanner:
 
     def fitting(self, question: str, allowed: tuple[str, ...]) -> set[str]:
         """The data calls the question seems to be about: `sql` when it names at least two words of the database
-        (tables, columns, listed values), a name among them or a name of several words its rows hold, `read` when a
-        name in it (a capitalised word past the first, not one of a name the database holds) is one the documents
-        write capitalised. Their worked examples are then shown; other data calls' are not."""
+        (tables, columns, listed values) or a row (`names_row`), `read` when it names something the documents name
+        (`_documented`). Their worked examples are then shown; other data calls' are not."""
         fit = set()
         known = _vocabulary(self.tools["sql"]) if "sql" in allowed else frozenset()
         if len(_stems(question) & known) >= 2 or self.names_row(question, allowed):
             fit.add("sql")
-        if "docs" in allowed and self._doc_names(question, allowed) & _capitalised(self.tools["docs"]):
+        if self._documented(question, allowed):
             fit.add(READ)
         return fit
 
@@ -131,18 +130,22 @@ class ProgramPlanner:
     def names_row(self, question: str, allowed: tuple[str, ...]) -> bool:
         """Whether the question names something the database holds: a name among its listed values (a department
         "Research") or a name of several words one of its rows holds ("Hugo Wolff"), where one word alone ("Jonas")
-        may well be a coincidence — unless the question states no number and the documents name none of its names
-        ("What breed is the Whitfield family's dog Bramble?": a word problem names its people beside numbers). Two
-        shared words are no name ("hours" and "budget" in a word problem)."""
+        may well be a coincidence — unless the question also shares a word with the schema, states no number and
+        names nothing the documents name ("What breed is the Whitfield family's dog Bramble?", `breed` a column: a
+        word problem names its people beside numbers, and "When did Elizabeth become queen?" shares no word with a
+        staff table holding an Elizabeth). Two shared words are no name ("hours" and "budget" in a word problem)."""
         if "sql" not in allowed:
             return False
         sql = self.tools["sql"]
         names = _names(question)
         if names & _vocabulary(sql) or name_phrases(question) & getattr(sql, "names", frozenset()):
             return True
-        return bool(names & getattr(sql, "words", frozenset()) and not given_numbers(question)
-                    and not ("docs" in allowed
-                             and self._doc_names(question, allowed) & _capitalised(self.tools["docs"])))
+        return bool(names & getattr(sql, "words", frozenset()) and _stems(question) - names & _vocabulary(sql)
+                    and not given_numbers(question) and not self._documented(question, allowed))
+
+    def _documented(self, question: str, allowed: tuple[str, ...]) -> bool:
+        """Whether the question names something the documents name (`_doc_names`, their capitalised words)."""
+        return "docs" in allowed and bool(self._doc_names(question, allowed) & _capitalised(self.tools["docs"]))
 
     def _messages(self, question: str, allowed: tuple[str, ...]) -> list[Message]:
         system, _ = self.prompt_for(allowed)
@@ -222,7 +225,7 @@ class ProgramPlanner:
                 and not _whole(values[chosen])
                 and _word_problem(programs, values, self.arithmetic)):
             await self._count_whole(chosen, texts, programs, values, tools, up=rules.up or rules.periods)
-        digits = rounding(question) if question is not None else None
+        digits = rounding(about) if about is not None else None  # a replan's program answers the question too
         if (chosen is not None and digits is not None and is_number(values[chosen])
                 and round(values[chosen], digits) != values[chosen]):
             await self._rounded(chosen, texts, programs, values, tools, digits)
@@ -586,12 +589,14 @@ def names_documented(question: str, docs: Tool) -> bool:
     "prize" with documents about another prize, and a general question then read them."""
     text = _document_text(docs)
     return any(re.search(rf"\b{re.escape(name)}\b", text) for sentence in _sentences(question)
-               for name in re.findall(r"(?<=\s)[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*", sentence))
+               for name in re.findall(r"(?<=\s)[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*", sentence)
+               if name.lower() not in _CALENDAR)
 
 
 @functools.lru_cache(maxsize=8)
 def _document_text(docs: Tool) -> str:
-    """The documents' passages as one text, joined once per tool (the vocabulary and `names_documented` read it)."""
+    """The documents' passages as one text, joined once per tool (their vocabulary, their capitalised words and
+    `names_documented` read it)."""
     return " ".join(p.text for p in getattr(docs, "passages", ()))
 
 
@@ -798,7 +803,6 @@ def _add_runs(run: list[str], found: set[str]) -> None:
                  if capital[i] and capital[j - 1])
 
 
-@functools.lru_cache(maxsize=64)
 @functools.lru_cache(maxsize=8)
 def _capitalised(docs: Tool) -> frozenset[str]:
     """The capitalised words of the documents, lower case: the names they hold (a name in a question matches one of
@@ -806,6 +810,7 @@ def _capitalised(docs: Tool) -> frozenset[str]:
     return frozenset(word.lower() for word in re.findall(r"\b[A-Z][a-z]{2,}", _document_text(docs)))
 
 
+@functools.lru_cache(maxsize=64)
 def _vocabulary(tool: Tool) -> frozenset[str]:
     """What a data tool knows about, as words: a database's description (tables, columns, values, sample rows),
     the documents' passages."""

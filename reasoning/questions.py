@@ -9,10 +9,12 @@ import re
 # The question's last sentence asks to choose, or for yes or no, when it has one of these words or starts so.
 # A choice: the ask opens with a question word that names rather than counts ("Who has read more?"), or offers one
 # anywhere ("…, Corder's or Dunn's?", "which"). Mid-sentence "who" is a relative ("the one who goes farther").
-_CHOICE_OPENS = re.compile(r"^((in|on|at|by|from|to|for|with) )?(which|who|whom|whose|where|when|why)\b", re.IGNORECASE)
-_CHOICE = re.compile(_CHOICE_OPENS.pattern + r"|\b(which|whether|or)\b", re.IGNORECASE)
-# An ask opening so asks for a number, whatever "or" follows ("… cancelled or missed?", "… in 2024 or later?").
-_HOW_MUCH = re.compile(r"how (many|much|long|far|old|often|tall|high|heavy|big|wide|deep)\b", re.IGNORECASE)
+_CHOICE = re.compile(r"^((in|on|at|by|from|to|for|with) )?(which|who|whom|whose|where|when|why)\b"
+                     r"|\b(which|whether|or)\b", re.IGNORECASE)
+# An ask opening so asks for a number, whatever choice word follows ("… cancelled or missed?", "… in 2024 or
+# later?"), unless the question offers options (`options`).
+_HOW_MUCH = re.compile(r"(?:(?:by|in) )?how (many|much|long|far|old|often|tall|high|heavy|big|wide|deep)\b",
+                       re.IGNORECASE)
 # A difference asked as "how much more", "by how much does the larger exceed …": a magnitude, never negative.
 _COMPARATIVE = re.compile(r"\b(more|less|fewer|farther|further|longer|shorter|larger|smaller|bigger|greater|higher|"
                           r"lower|older|younger|exceeds?|cheaper|dearer|heavier|lighter|faster|slower|earlier|later)\b",
@@ -47,10 +49,13 @@ def chooses(question: str) -> bool:
 
 def asks_for_quantity(question: str) -> bool:
     """Whether the question asks for a number, so a number answers it: its ask (the last sentence that is a question,
-    else the last sentence) neither offers a choice nor asks for yes or no, and asks one thing ("How much does she
-    earn?", not "Which shop is cheaper?" or "How many work there, and how many days off do they get?")."""
+    else the last sentence) neither offers a choice (a "how many/much" ask only by naming options) nor asks for yes
+    or no, and asks one thing ("How much does she earn?", not "Which shop is cheaper?" or "How many work there, and
+    how many days off do they get?")."""
     asking = ask(question)
-    offered = _CHOICE.search(asking) if not _HOW_MUCH.match(asking) else _CHOICE_OPENS.match(asking)
+    # "How many appointments …, cancelled or missed?" asks a number; "How much does the cheaper plan cost, Alder or
+    # Birch?" offers options, and its answer names one.
+    offered = _CHOICE.search(asking) if not _HOW_MUCH.match(asking) or len(options(question)) > 1 else None
     return not offered and not _YES_NO.match(asking) and len(_ASKS.findall(asking)) < 2
 
 
@@ -78,12 +83,16 @@ _NOT_NAMED = frozenset("""is was are were be has have had does did do will would
     one ones of kind kinds type sort year years month months week weeks day days date dates decade century time times
     hour hours minute minutes age floor number numbers amount amounts percentage percent share fraction proportion
     ratio price prices cost costs fee size level grade score rate total sum average value difference speed distance
-    length weight height width depth area volume temperature profit income salary pay balance budget""".split())
+    length weight height width depth area volume temperature profit income salary pay balance budget discount
+    quantity interest minimum maximum population revenue tax wage capacity duration""".split())
 
 
 def rounding(question: str) -> int | None:
     """The decimal places the question asks its answer rounded to ("to one decimal place": 1; "to the nearest cent":
-    2, or 0 asked in cents; "to the nearest whole number", "… minute": 0; "to the nearest hundred": -2), or None."""
+    2, or 0 asked in cents; "to the nearest whole number", "… minute": 0; "to the nearest hundred": -2), or None: no
+    rounding asked, one up or down, or "the nearest" something that is no unit ("the nearest station")."""
+    if _ROUNDED_WAY.search(question):
+        return None
     found = _DECIMALS.search(question)
     if found:
         return _COUNTS[found.group(1).lower()]
@@ -91,15 +100,22 @@ def rounding(question: str) -> int | None:
     if not found:
         return None
     word = found.group(1).lower()
+    if word.endswith("s") and (word[:-1] in _PLACES or word[:-1] in _WHOLE_UNITS or word[:-1] == "cent"):
+        word = word[:-1]  # "to the nearest tenths", "… cents"
     if word in ("cent", "penny"):
         return 0 if _IN_CENTS.search(question) else 2
-    return _PLACES.get(word, 0)
+    return _PLACES.get(word, 0 if word in _WHOLE_UNITS else None)
 
 
 _COUNTS = {"one": 1, "two": 2, "three": 3, "1": 1, "2": 2, "3": 3}
 _DECIMALS = re.compile(r"\bto (one|two|three|[123]) decimal places?\b", re.IGNORECASE)
-_NEAREST = re.compile(r"\bto the nearest ([a-z]+)", re.IGNORECASE)
-_PLACES = {"tenth": 1, "hundredth": 2, "thousandth": 3, "ten": -1, "hundred": -2, "thousand": -3}
+_NEAREST = re.compile(r"\bto the nearest ((?:ten |hundred )?[a-z]+)", re.IGNORECASE)
+_PLACES = {"tenth": 1, "hundredth": 2, "thousandth": 3, "ten": -1, "hundred": -2, "thousand": -3,
+           "ten thousand": -4, "hundred thousand": -5, "million": -6}
+_WHOLE_UNITS = frozenset("""whole integer unit one dollar euro pound yen franc rupee minute hour second day week month
+    year metre meter kilometre kilometer mile foot inch yard gram kilogram kilo ounce litre liter gallon degree
+    percent person""".split())
+_ROUNDED_WAY = re.compile(r"\bround(?:ed|ing)? (?:it |the \w+ )?(?:up|down)\b", re.IGNORECASE)
 _IN_CENTS = re.compile(r"\b(?:in|how many) (?:cents|pence)\b", re.IGNORECASE)
 
 

@@ -384,7 +384,8 @@ NAMES_SCANNED = 100_000  # rows read per column for them, so a large table costs
 # Two to four words: a name ("Hugo Wolff"), not a single word (listed values) nor a sentence. program_planner's
 # name_phrases reads runs of two to four capitalised words out of a question to match against these.
 _NAME_TEXT = r"^[^[:space:]]+( [^[:space:]]+){1,3}$"
-_WORD_TEXT = r"^[[:upper:]][[:lower:]][[:alpha:]'’-]{1,38}$"  # one capitalised word of a name, not a code ("ASH")
+# One capitalised word of a name, as a question's names are read (program_planner._names), not a code ("ASH").
+_WORD_TEXT = r"^[A-Z][a-z]{2,39}$"
 
 
 async def held_names(conn: asyncpg.Connection, columns: dict[str, list[tuple[str, str]]]) -> set[str]:

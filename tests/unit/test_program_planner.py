@@ -207,9 +207,10 @@ def test_a_name_the_database_holds_fits_it_though_the_documents_use_one_of_its_w
 
 
 def test_a_one_word_name_the_database_holds_fits_it_only_without_numbers_or_the_documents_naming_it():
-    """"Bramble" and "Whitfield", single words the database holds, make `sql` fit a question stating no number that
-    names nothing the documents do; beside numbers they are a word problem's people, and a name the documents write
-    capitalised is theirs."""
+    """"Bramble" and "Whitfield", single words the database holds, make `sql` fit a question sharing a word with its
+    schema ("breed"), stating no number and naming nothing the documents do; beside numbers they are a word problem's
+    people, without a word of the schema a general question's, and a name the documents write capitalised is
+    theirs."""
     from stepwise.tools.docs import Passage
 
     class Database:
@@ -224,7 +225,9 @@ def test_a_one_word_name_the_database_holds_fits_it_only_without_numbers_or_the_
     planner = ProgramPlanner(router, {"sql": Database(), "docs": Documents()})
     allowed = ("sql", "docs")
     assert planner.fitting("What breed is the Whitfield family's dog Bramble?", allowed) == {"sql"}
-    assert planner.fitting("Bramble eats 3 tins a day. How many tins does she eat in 7 days?", allowed) == set()
+    assert planner.fitting("The Whitfields' dog Bramble eats 3 tins a day. How many tins does she eat in 7 days?",
+                           allowed) == set()
+    assert planner.fitting("When did Tomas Whitfield become a sailor?", ("sql",)) == set()  # no word of the schema
     assert planner.fitting("Which shaft did Tomas sink?", allowed) == {"read"}
 
 

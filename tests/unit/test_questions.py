@@ -169,10 +169,15 @@ def test_a_question_asking_who_or_which_thing_is_answered_by_a_name(question, na
     ("What is the average salary? Round to the nearest whole number.", 0),
     ("About how many people live there, to the nearest hundred?", -2),
     ("How many minutes does the trip take?", None),
+    ("How far is it from the farm to the nearest station?", None),
+    ("How much does he pay, rounded up to the nearest dollar?", None),
+    ("How many fans came, to the nearest ten thousand?", -4),
+    ("What is the average, to the nearest tenths?", 1),
 ])
 def test_a_question_says_how_its_answer_is_rounded(question, digits):
-    """Decimal places asked in words or as the nearest tenth, cent or whole number; a cent is two places of a euro
-    but none of an answer in cents; no such words, no rounding."""
+    """Decimal places asked in words or as the nearest tenth, cent, unit or ten thousand; a cent is two places of a
+    euro but none of an answer in cents; no such words, a rounding up or down, or the nearest thing that is no unit:
+    no rounding."""
     from stepwise.reasoning.questions import rounding
 
     assert rounding(question) == digits
