@@ -600,7 +600,7 @@ def _document_text(docs: Tool) -> str:
     return " ".join(p.text for p in getattr(docs, "passages", ()))
 
 
-def _spliced(source: str, edits: Sequence[tuple[ast.expr, str]]) -> str:
+def _spliced(source: str, edits: Sequence[tuple[ast.expr | ast.stmt, str]]) -> str:
     """`source` with each node's text replaced by the given text, by its position (the same words may stand at two
     places; ast counts columns in UTF-8 bytes), from the end so that no replacement moves another."""
     data = source.encode()
