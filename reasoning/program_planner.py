@@ -595,8 +595,8 @@ def names_documented(question: str, docs: Tool) -> bool:
 
 @functools.lru_cache(maxsize=8)
 def _document_text(docs: Tool) -> str:
-    """The documents' passages as one text, joined once per tool (their vocabulary, their capitalised words and
-    `names_documented` read it)."""
+    """The documents' passages as one text, joined once per tool (their capitalised words and `names_documented`
+    read it)."""
     return " ".join(p.text for p in getattr(docs, "passages", ()))
 
 
@@ -812,10 +812,9 @@ def _capitalised(docs: Tool) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=64)
 def _vocabulary(tool: Tool) -> frozenset[str]:
-    """What a data tool knows about, as words: a database's description (tables, columns, values, sample rows),
-    the documents' passages."""
-    text = _document_text(tool) if getattr(tool, "passages", None) is not None else tool.description
-    return _stems(text)
+    """What the database knows about, as words: its description (tables, columns, values, sample rows). The
+    documents' names are their capitalised words (`_capitalised`)."""
+    return _stems(tool.description)
 
 
 def _key(value: Any, magnitude: bool = False) -> Any:

@@ -766,21 +766,24 @@ class StaffDatabase:
         return {"columns": ["office"], "rows": [["Tallinn"]], "truncated": False}
 
 
+class Requeried(Samples):
+    """Samples, then the program written once more (told to query): a query of the staff table."""
+
+    async def generate(self, messages, **kwargs):
+        if isinstance(kwargs.get("constraint"), Grammar) and len(self.calls) == 1:
+            self.calls.append(kwargs)
+            self.told = messages[-1].content
+            return Completion('answer = sql("SELECT office FROM staff WHERE last_name = \'van der Heijden\'")',
+                              Usage(10, 5, 0), 1.0, "test")
+        return await super().generate(messages, **kwargs)
+
+
 async def test_a_question_naming_a_database_row_answered_by_asking_is_planned_again_to_query():
     """Four samples ask the general expert where a person the database holds works, the fifth's query is broken:
     the planner writes the program once more, told to query, and that program's query answers."""
 
-    class Twice(Samples):
-        async def generate(self, messages, **kwargs):
-            if isinstance(kwargs.get("constraint"), Grammar) and len(self.calls) == 1:
-                self.calls.append(kwargs)
-                self.told = messages[-1].content
-                return Completion('answer = sql("SELECT office FROM staff WHERE last_name = \'van der Heijden\'")',
-                                  Usage(10, 5, 0), 1.0, "test")
-            return await super().generate(messages, **kwargs)
-
     asked = 'answer = ask("In which office does Lotte van der Heijden work?")'
-    backend = Twice([asked] * 4 + ['answer = sql("SELECT")'], '{"text":"Tallinn","uses":[1]}')
+    backend = Requeried([asked] * 4 + ['answer = sql("SELECT")'], '{"text":"Tallinn","uses":[1]}')
     tools = {**default_tools(), "sql": StaffDatabase()}
     engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5),
                          composer=lambda router: Composer(router))
@@ -1190,17 +1193,8 @@ async def test_a_question_naming_a_database_row_answered_by_reading_is_planned_a
     """Every sample reads documents that name nothing the question does, for a person the database holds: the
     planner writes the program once more, told to query, and that program's query answers."""
 
-    class Twice(Samples):
-        async def generate(self, messages, **kwargs):
-            if isinstance(kwargs.get("constraint"), Grammar) and len(self.calls) == 1:
-                self.calls.append(kwargs)
-                self.told = messages[-1].content
-                return Completion('answer = sql("SELECT office FROM staff WHERE last_name = \'van der Heijden\'")',
-                                  Usage(10, 5, 0), 1.0, "test")
-            return await super().generate(messages, **kwargs)
-
     read = 'answer = read("In which office does Lotte van der Heijden work?")'
-    backend = Twice([read] * 5, '{"text":"Tallinn","uses":[1]}')
+    backend = Requeried([read] * 5, '{"text":"Tallinn","uses":[1]}')
     tools = {**default_tools(), "sql": StaffDatabase(), "docs": DocSearch(DOCS)}
     engine = engine_with(backend, tools, planner=lambda router: ProgramPlanner(router, tools, samples=5),
                          composer=lambda router: Composer(router))
